@@ -1,0 +1,1 @@
+"""milmer.benchmarks: latency, throughput and memory of the pipeline (``milmer bench``)."""

@@ -1,0 +1,1 @@
+"""milmer.export: checkpoint -> swin.onnx + fusion.onnx (+ TensorRT engines)."""

@@ -1,0 +1,1 @@
+"""milmer.runtime.backends"""

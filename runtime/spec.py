@@ -1,0 +1,362 @@
+"""The model's input contract: one frozen, JSON-serialisable spec.
+
+Everything a trained model expects of its inputs lives here: EEG channels and their order,
+sampling rate, window, filter and ICA settings, frames per window, crop rule, frame size,
+mean/std, which face detector made the crops, class names, the ONNX graphs' I/O names and the
+versions that produced it. Training writes it next to every checkpoint, export embeds it in both
+ONNX graphs' ``metadata_props`` and in ``spec.json``; the runtime reads it back and refuses a
+model whose pieces disagree. It is (de)serialised field by field, never with ``eval``/pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ._check import MilmerInputError, check_option
+
+__all__ = [
+    "SPEC_VERSION",
+    "DEAP_CHANNELS",
+    "CLASS_SCHEMES",
+    "DETECTORS",
+    "ICASpec",
+    "EEGSpec",
+    "FaceSpec",
+    "GraphSpec",
+    "ModelSpec",
+]
+
+SPEC_VERSION = 1
+
+#: DEAP's 32 EEG channels in the Geneva order used by ``data_preprocessed_python``.
+DEAP_CHANNELS: tuple[str, ...] = (
+    "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1",
+    "Oz", "Pz", "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2",
+    "P4", "P8", "PO4", "O2",
+)  # fmt: skip
+
+#: Label schemes and their class names (order = class index).
+CLASS_SCHEMES: dict[str, tuple[str, ...]] = {
+    "deap4": ("HAHV", "HALV", "LAHV", "LALV"),
+    "deap3-valence": ("low", "medium", "high"),
+    "deap3-arousal": ("low", "medium", "high"),
+    "deap2-valence": ("low", "high"),
+    "deap2-arousal": ("low", "high"),
+}
+
+#: Face detectors a spec may name. ``blazeface-short-range`` is mediapipe's bundled model.
+DETECTORS: tuple[str, ...] = ("blazeface-short-range", "opencv-haar")
+
+ImageNetMean = (0.485, 0.456, 0.406)
+ImageNetStd = (0.229, 0.224, 0.225)
+
+
+def _milmer_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("milmer")
+    except Exception:  # not installed (running from a source tree)
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class ICASpec:
+    """FastICA artefact removal, fitted on the continuous (band-passed) recording.
+
+    Components whose time course correlates with the EOG channels (or, when a file has none,
+    with the frontal ``proxy_channels``) beyond ``eog_threshold`` (z-score, MNE's
+    ``find_bads_eog``) are excluded.
+    """
+
+    enabled: bool = True
+    method: Literal["fastica"] = "fastica"
+    n_components: int | float | None = None  # None: MNE picks from the data rank
+    max_iter: int = 1000
+    random_state: int = 0
+    eog_threshold: float = 3.0
+    proxy_channels: tuple[str, ...] = ("Fp1", "Fp2")
+    max_excluded: int = 3
+
+    def __post_init__(self) -> None:
+        check_option("ica.method", self.method, ("fastica",))
+        if self.max_iter <= 0:
+            raise MilmerInputError(f"Invalid value for 'ica.max_iter': expected > 0, got {self.max_iter!r}.")
+        if not self.eog_threshold > 0:
+            raise MilmerInputError(
+                f"Invalid value for 'ica.eog_threshold': expected > 0, got {self.eog_threshold!r}."
+            )
+        if self.max_excluded < 0:
+            raise MilmerInputError(
+                f"Invalid value for 'ica.max_excluded': expected >= 0, got {self.max_excluded!r}."
+            )
+        object.__setattr__(self, "proxy_channels", tuple(self.proxy_channels))
+
+
+@dataclass(frozen=True)
+class EEGSpec:
+    """EEG input: ``(W, n_channels, window_samples)`` float32 windows."""
+
+    channels: tuple[str, ...] = DEAP_CHANNELS
+    sfreq: float = 128.0
+    window_s: float = 3.0
+    l_freq: float = 1.0
+    h_freq: float = 50.0
+    eog_channels: tuple[str, ...] = ("EOG", "hEOG", "vEOG", "EOG1", "EOG2", "HEOG", "VEOG")
+    ica: ICASpec = field(default_factory=ICASpec)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "eog_channels", tuple(self.eog_channels))
+        if len(self.channels) == 0 or len(set(c.lower() for c in self.channels)) != len(self.channels):
+            raise MilmerInputError(
+                f"Invalid value for 'eeg.channels': expected unique, non-empty names, got {self.channels!r}."
+            )
+        if not self.sfreq > 0:
+            raise MilmerInputError(f"Invalid value for 'eeg.sfreq': expected > 0, got {self.sfreq!r}.")
+        samples = self.window_s * self.sfreq
+        if not self.window_s > 0 or abs(samples - round(samples)) > 1e-9:
+            raise MilmerInputError(
+                "Invalid value for 'eeg.window_s': expected a positive duration that is a whole "
+                f"number of samples at {self.sfreq} Hz, got {self.window_s!r}."
+            )
+        if not 0 <= self.l_freq < self.h_freq < self.sfreq / 2:
+            raise MilmerInputError(
+                "Invalid values for 'eeg.l_freq'/'eeg.h_freq': expected 0 <= l_freq < h_freq < "
+                f"sfreq/2 = {self.sfreq / 2}, got {self.l_freq!r}/{self.h_freq!r}."
+            )
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sfreq))
+
+
+@dataclass(frozen=True)
+class FaceSpec:
+    """Face input: ``frames_per_window`` crops per EEG window, ``(H, W, 3)`` RGB uint8.
+
+    Crop rule: detector box expanded by ``box_expand`` on each side (+10 % of its size),
+    centre-padded with black to a square, resized to ``frame_size``. Normalisation
+    ``(x / 255 - mean) / std`` happens only when frames go into the backbone.
+    """
+
+    frames_per_window: int = 10
+    frame_size: int = 224
+    box_expand: float = 0.10
+    padding: Literal["center-black"] = "center-black"
+    mean: tuple[float, float, float] = ImageNetMean
+    std: tuple[float, float, float] = ImageNetStd
+    detector: str = "blazeface-short-range"
+    min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if self.frames_per_window <= 0:
+            raise MilmerInputError(
+                f"Invalid value for 'face.frames_per_window': expected > 0, got {self.frames_per_window!r}."
+            )
+        if self.frame_size <= 0:
+            raise MilmerInputError(f"Invalid value for 'face.frame_size': expected > 0, got {self.frame_size!r}.")
+        if not self.box_expand >= 0:
+            raise MilmerInputError(f"Invalid value for 'face.box_expand': expected >= 0, got {self.box_expand!r}.")
+        check_option("face.padding", self.padding, ("center-black",))
+        check_option("face.detector", self.detector, DETECTORS)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise MilmerInputError(
+                "Invalid value for 'face.mean'/'face.std': expected 3 values each, std > 0, "
+                f"got {self.mean!r}/{self.std!r}."
+            )
+        if not 0 < self.min_confidence < 1:
+            raise MilmerInputError(
+                f"Invalid value for 'face.min_confidence': expected in (0, 1), got {self.min_confidence!r}."
+            )
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Names and sizes of the two exported graphs' inputs and outputs.
+
+    ``swin.onnx``:   frames (N, 3, H, W) float32 -> tokens (N, tokens_per_frame, token_dim)
+    ``fusion.onnx``: eeg (B, C, T), tokens (B, F, tokens_per_frame, token_dim)
+                     -> logits (B, n_classes), probabilities (B, n_classes),
+                        mil_weights (B, F), selected (B, top_k) int64
+    """
+
+    backbone_input: str = "frames"
+    backbone_output: str = "tokens"
+    fusion_inputs: tuple[str, ...] = ("eeg", "tokens")
+    fusion_outputs: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selected")
+    tokens_per_frame: int = 49
+    token_dim: int = 768
+    top_k: int = 3
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion_inputs", tuple(self.fusion_inputs))
+        object.__setattr__(self, "fusion_outputs", tuple(self.fusion_outputs))
+        for name in ("tokens_per_frame", "token_dim", "top_k", "opset"):
+            if getattr(self, name) <= 0:
+                raise MilmerInputError(
+                    f"Invalid value for 'graph.{name}': expected > 0, got {getattr(self, name)!r}."
+                )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The whole input contract of a Milmer model (see module docstring)."""
+
+    eeg: EEGSpec = field(default_factory=EEGSpec)
+    face: FaceSpec = field(default_factory=FaceSpec)
+    graph: GraphSpec = field(default_factory=GraphSpec)
+    label_scheme: str = "deap4"
+    class_names: tuple[str, ...] = CLASS_SCHEMES["deap4"]
+    spec_version: int = SPEC_VERSION
+    versions: dict[str, str] = field(default_factory=lambda: {"milmer": _milmer_version()})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        check_option("label_scheme", self.label_scheme, tuple(CLASS_SCHEMES))
+        if self.class_names != CLASS_SCHEMES[self.label_scheme]:
+            raise MilmerInputError(
+                f"Invalid value for 'class_names': label scheme {self.label_scheme!r} has classes "
+                f"{CLASS_SCHEMES[self.label_scheme]!r}, got {self.class_names!r}."
+            )
+        if self.graph.top_k > self.face.frames_per_window:
+            raise MilmerInputError(
+                f"Invalid value for 'graph.top_k': expected <= face.frames_per_window = "
+                f"{self.face.frames_per_window}, got {self.graph.top_k!r}."
+            )
+        if self.spec_version != SPEC_VERSION:
+            raise MilmerInputError(
+                f"Invalid value for 'spec_version': this milmer reads spec version {SPEC_VERSION}, "
+                f"got {self.spec_version!r}; re-export the model with a matching milmer."
+            )
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def for_scheme(cls, label_scheme: str, **kwargs: Any) -> ModelSpec:
+        """A default spec for ``label_scheme`` with its class names filled in."""
+        check_option("label_scheme", label_scheme, tuple(CLASS_SCHEMES))
+        return cls(label_scheme=label_scheme, class_names=CLASS_SCHEMES[label_scheme], **kwargs)
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        """A copy with top-level fields changed (use ``dataclasses.replace`` on sub-specs)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        def convert(obj: Any) -> Any:
+            if dataclasses.is_dataclass(obj):
+                return {f.name: convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+            if isinstance(obj, tuple):
+                return [convert(x) for x in obj]
+            if isinstance(obj, dict):
+                return {str(k): convert(v) for k, v in obj.items()}
+            return obj
+
+        return convert(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Build a spec from :meth:`to_dict` output; unknown or missing keys are errors."""
+        if not isinstance(data, dict):
+            raise MilmerInputError(f"Invalid model spec: expected a JSON object, got {type(data).__name__}.")
+        version = data.get("spec_version")
+        if version != SPEC_VERSION:
+            raise MilmerInputError(
+                f"Invalid value for 'spec_version': this milmer reads spec version {SPEC_VERSION}, "
+                f"got {version!r}; re-export the model with a matching milmer."
+            )
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise MilmerInputError(f"Invalid model spec: not valid JSON ({err}).") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``spec.json`` atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json() + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ModelSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise MilmerInputError(f"Invalid value for 'spec': file not found: {str(path)!r}.")
+        return cls.from_json(path.read_text())
+
+    def fingerprint(self, *, include_versions: bool = False) -> str:
+        """sha256 of the canonical JSON (versions excluded by default): a cache key."""
+        d = self.to_dict()
+        if not include_versions:
+            d.pop("versions")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def preprocessing_fingerprint(self) -> str:
+        """sha256 over only what preprocessing depends on (EEG and face sub-specs)."""
+        d = {"eeg": self.to_dict()["eeg"], "face": self.to_dict()["face"]}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Construct dataclass ``cls`` from ``data`` recursively, rejecting unknown/missing keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise MilmerInputError(
+            f"Invalid model spec: unknown key(s) {', '.join(prefix + u for u in unknown)}; "
+            f"expected {', '.join(prefix + k for k in fields)}."
+        )
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise MilmerInputError(
+            f"Invalid model spec: missing key(s) {', '.join(prefix + m for m in missing)}."
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = _SUBSPECS.get((cls.__name__, name))
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise MilmerInputError(f"Invalid model spec: {prefix + name!r} must be an object.")
+            kwargs[name] = _build(sub, value, f"{prefix}{name}.")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise MilmerInputError(f"Invalid model spec at {prefix or 'top level'}: {err}.") from None
+
+
+_SUBSPECS: dict[tuple[str, str], type] = {
+    ("ModelSpec", "eeg"): EEGSpec,
+    ("ModelSpec", "face"): FaceSpec,
+    ("ModelSpec", "graph"): GraphSpec,
+    ("EEGSpec", "ica"): ICASpec,
+}

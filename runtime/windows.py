@@ -1,0 +1,50 @@
+"""The preprocessed form of a recording: what the model sees, window by window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EEGWindows", "FaceWindows"]
+
+
+@dataclass
+class EEGWindows:
+    """EEG cut into windows.
+
+    data:   (W, C, T) float32, channels in the spec's order, T = spec.eeg.window_samples
+    starts: (W,) float64 window start times in seconds from the EEG recording's start
+    info:   what preprocessing did (ICA components excluded, channels renamed, ...), JSON-able
+    """
+
+    data: np.ndarray
+    starts: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.data.ndim == 3 and self.data.dtype == np.float32, (self.data.shape, self.data.dtype)
+        assert self.starts.shape == (self.data.shape[0],), (self.starts.shape, self.data.shape)
+
+
+@dataclass
+class FaceWindows:
+    """Face crops for each EEG window.
+
+    frames:      (W, F, S, S, 3) uint8 RGB crops, F = frames per window, S = frame size
+    found:       (W, F) bool, True where the detector found a face in that frame (else the crop
+                 reuses the nearest detected box in the window)
+    timestamps:  (W, F) float64 video time (s) of each chosen frame
+    info:        counts and settings (detector, frames without a face, windows without a face)
+    """
+
+    frames: np.ndarray
+    found: np.ndarray
+    timestamps: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def window_has_face(self) -> np.ndarray:
+        """(W,) bool: at least one frame of the window had a detected face."""
+        return self.found.any(axis=1)

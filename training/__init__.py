@@ -1,0 +1,1 @@
+"""milmer.training: the Milmer network, DEAP data and training loops (needs torch)."""
