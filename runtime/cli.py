@@ -1,0 +1,204 @@
+"""Command line: ``milmer <command>`` and ``milmer-infer``.
+
+Exit codes: 0 success, 2 bad input or usage, 1 internal error. Bad input never prints a
+traceback; an internal error prints one only with ``MILMER_DEBUG=1``. Commands import their
+implementation lazily, so ``milmer --help`` and the runtime commands never load torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import typer
+
+from ._check import MilmerInputError
+
+__all__ = ["app", "main", "infer_main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="milmer",
+    help="Milmer: EEG + facial-video emotion recognition, from training to deployment.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
+
+
+def handle_errors(func: F) -> F:
+    """Map user errors to exit 2 and anything else to exit 1, without tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except MilmerInputError as err:
+            _err(f"Error: {err}")
+            raise typer.Exit(EXIT_USAGE) from None
+        except KeyboardInterrupt:
+            _err("Interrupted.")
+            raise typer.Exit(130) from None
+        except Exception as err:  # noqa: BLE001 - the CLI boundary
+            if os.environ.get("MILMER_DEBUG"):
+                raise
+            _err(
+                f"Internal error: {type(err).__name__}: {err}\n"
+                "This is a bug in milmer; rerun with MILMER_DEBUG=1 for the traceback and report it."
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load_spec(spec: Optional[Path]):
+    from .spec import ModelSpec
+
+    return ModelSpec.load(spec) if spec else ModelSpec()
+
+
+# --------------------------------------------------------------------------- demo-data
+@app.command("demo-data")
+@handle_errors
+def demo_data(
+    out: Path = typer.Option(..., "--out", help="Folder to write the synthetic DEAP-format data into."),
+    subjects: int = typer.Option(2, help="Number of synthetic participants."),
+    trials: int = typer.Option(8, help="Trials per participant (DEAP has 40)."),
+    trial_seconds: float = typer.Option(30.0, help="Seconds per trial after the 3 s baseline (DEAP: 60)."),
+    recording_seconds: float = typer.Option(60.0, help="Length of the continuous demo recording."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Write SYNTHETIC DEAP-format data (and one continuous recording) for demos and tests."""
+    from ._io import atomic_dir
+    from .demo import make_demo_data
+
+    with atomic_dir(out) as tmp:
+        manifest = make_demo_data(
+            tmp,
+            n_subjects=subjects,
+            n_trials=trials,
+            trial_s=trial_seconds,
+            recording_s=recording_seconds,
+            seed=seed,
+            progress=True,
+        )
+    typer.echo(f"Wrote synthetic DEAP-format data to {out} ({manifest.summary() if hasattr(manifest, 'summary') else ''}).")
+
+
+# --------------------------------------------------------------------------- preprocess
+@app.command("preprocess")
+@handle_errors
+def preprocess(
+    video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
+    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start (DEAP: 3)."),
+    detector: Optional[str] = typer.Option(
+        None, "--detector", help="Face detector: blazeface-short-range (default) or opencv-haar."
+    ),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="A spec.json to preprocess for."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+) -> None:
+    """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
+    import dataclasses
+
+    from .preprocess import preprocess_recording, write_preprocessed
+
+    spec = _load_spec(spec_file)
+    if detector is not None:
+        spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
+    result = preprocess_recording(
+        video, eeg, spec, offset_s=offset, baseline_s=baseline, progress=True, keep_trace=True
+    )
+    write_preprocessed(result, out, overwrite=overwrite)
+    _print_preprocess_summary(result, out)
+
+
+def _print_preprocess_summary(result: Any, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    r = result.report
+    fi, ei = r["face_info"], r["eeg_info"]
+    table = Table(title=f"Preprocessed -> {out}", show_header=False)
+    table.add_row("windows", f"{r['n_windows']} x {result.eeg.data.shape[1:]} EEG, {result.faces.frames.shape[1:]} faces")
+    table.add_row("ICA components removed", str(ei.get("ica_excluded")))
+    table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
+    table.add_row("windows without a face", str(fi.get("windows_without_face")))
+    table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
+    table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
+    Console().print(table)
+
+
+# --------------------------------------------------------------------------- entry points
+def main(argv: Optional[list[str]] = None) -> int:
+    """Console entry point ``milmer``."""
+    return _run(app, argv)
+
+
+infer_app = typer.Typer(
+    name="milmer-infer",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Predict emotions window by window from a face video and an EEG recording.",
+)
+
+
+@infer_app.command()
+@handle_errors
+def infer(
+    video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Exported model folder (default: the demo model, if one was made)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
+    batch: int = typer.Option(8, "--batch", help="Bags (windows) per backbone call."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
+    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+) -> None:
+    """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
+    from .infer import run_infer_cli
+
+    run_infer_cli(
+        video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
+        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet,
+    )
+
+
+def infer_main(argv: Optional[list[str]] = None) -> int:
+    """Console entry point ``milmer-infer``."""
+    return _run(infer_app, argv)
+
+
+def _run(typer_app: typer.Typer, argv: Optional[list[str]]) -> int:
+    try:
+        typer_app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+
+from milmer.runtime._check import MilmerInputError
+from milmer.runtime.spec import CLASS_SCHEMES, DEAP_CHANNELS, EEGSpec, FaceSpec, ModelSpec
+
+
+def test_defaults_match_the_paper():
+    spec = ModelSpec()
+    assert spec.eeg.channels == DEAP_CHANNELS and len(DEAP_CHANNELS) == 32
+    assert DEAP_CHANNELS[:4] == ("Fp1", "AF3", "F3", "F7") and DEAP_CHANNELS[-1] == "O2"
+    assert (spec.eeg.sfreq, spec.eeg.window_samples, spec.eeg.l_freq, spec.eeg.h_freq) == (128.0, 384, 1.0, 50.0)
+    assert (spec.face.frames_per_window, spec.face.frame_size, spec.face.box_expand) == (10, 224, 0.10)
+    assert spec.class_names == ("HAHV", "HALV", "LAHV", "LALV")
+    assert (spec.graph.tokens_per_frame, spec.graph.token_dim, spec.graph.top_k) == (49, 768, 3)
+
+
+def test_json_round_trip_is_exact():
+    spec = ModelSpec.for_scheme("deap3-valence")
+    text = spec.to_json()
+    back = ModelSpec.from_json(text)
+    assert back == spec
+    assert back.to_json() == text
+    assert isinstance(json.loads(text)["eeg"]["channels"], list)
+
+
+def test_save_load(tmp_path):
+    spec = ModelSpec()
+    path = spec.save(tmp_path / "spec.json")
+    assert ModelSpec.load(path) == spec
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_fingerprint_ignores_versions_but_not_settings():
+    a = ModelSpec()
+    b = ModelSpec(versions={"milmer": "9.9"})
+    assert a.fingerprint() == b.fingerprint()
+    c = ModelSpec(face=FaceSpec(frame_size=192))
+    assert a.fingerprint() != c.fingerprint()
+    assert a.preprocessing_fingerprint() != c.preprocessing_fingerprint()
+    assert len(a.fingerprint()) == 64
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: FaceSpec(detector="yolo"), r"'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"),
+        (lambda: EEGSpec(window_s=3.001), r"'eeg.window_s'"),
+        (lambda: EEGSpec(h_freq=70.0), r"h_freq < sfreq/2 = 64.0"),
+        (lambda: ModelSpec(label_scheme="deap5"), r"'label_scheme': expected one of 'deap4'"),
+        (lambda: ModelSpec(class_names=("a", "b", "c", "d")), r"label scheme 'deap4' has classes"),
+        (lambda: EEGSpec(channels=("Fp1", "FP1")), r"unique"),
+    ],
+)
+def test_invalid_values_are_named(make, match):
+    with pytest.raises(MilmerInputError, match=match):
+        make()
+
+
+def test_from_dict_rejects_unknown_and_missing_keys():
+    d = ModelSpec().to_dict()
+    d["face"]["colour"] = "rgb"
+    with pytest.raises(MilmerInputError, match=r"unknown key\(s\) face.colour"):
+        ModelSpec.from_dict(d)
+    d = ModelSpec().to_dict()
+    del d["eeg"]["ica"]["max_iter"]
+    with pytest.raises(MilmerInputError, match=r"missing key\(s\) eeg.ica.max_iter"):
+        ModelSpec.from_dict(d)
+
+
+def test_from_dict_rejects_other_spec_versions_and_bad_json():
+    d = ModelSpec().to_dict()
+    d["spec_version"] = 99
+    with pytest.raises(MilmerInputError, match="reads spec version 1, got 99"):
+        ModelSpec.from_dict(d)
+    with pytest.raises(MilmerInputError, match="not valid JSON"):
+        ModelSpec.from_json("{nope")
+
+
+def test_all_schemes_build():
+    for scheme, names in CLASS_SCHEMES.items():
+        assert ModelSpec.for_scheme(scheme).n_classes == len(names)
