@@ -1,0 +1,206 @@
+"""ONNX Runtime backend: CPU, CUDA or ONNX Runtime's TensorRT execution provider.
+
+``onnxruntime`` is imported when the runner is created, never at module import. A requested
+provider that this onnxruntime build lacks is an error, not a silent fall-back to CPU, and so is
+a session that loaded but dropped the provider (ORT does that when CUDA libraries are missing).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._check import MilmerInputError
+from .base import Device, Precision, Runner, TensorMeta
+
+__all__ = ["OrtRunner", "PROVIDERS", "ORT_DTYPES", "available_providers", "default_threads"]
+
+#: device -> execution providers in priority order (later ones take the nodes earlier ones cannot).
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+#: ONNX Runtime's tensor type strings -> numpy dtypes.
+ORT_DTYPES: dict[str, np.dtype] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(bool)": np.dtype(np.bool_),
+}
+
+_GPU_HINT = (
+    "install the GPU build (`pip uninstall onnxruntime && pip install onnxruntime-gpu`, or "
+    "`pip install milmer[gpu]`) with matching CUDA/cuDNN (and TensorRT for 'tensorrt')"
+)
+
+
+def available_providers() -> list[str]:
+    """The execution providers this onnxruntime build offers."""
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+def default_threads() -> int:
+    """CPU cores this process may use (affinity-aware, so containers are not oversubscribed)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class OrtRunner(Runner):
+    """Runs an ``.onnx`` graph with ONNX Runtime.
+
+    device:               'cpu', 'cuda' (CUDA EP, CPU for unsupported nodes) or 'tensorrt'
+                          (ORT's TensorRT EP, then CUDA, then CPU)
+    precision:            the graph file's precision; with 'tensorrt', 'fp16' lets TensorRT build
+                          fp16 kernels (``trt_fp16_enable``) and 'int8' enables int8 for QDQ graphs
+    intra_op_num_threads: CPU threads per operator; ``None``: the cores this process may use
+    trt_cache_dir:        where the TensorRT EP keeps engines and timing caches (``None``: an
+                          ``engines/ort-trt`` folder beside the graph)
+    trt_workspace_bytes:  TensorRT builder workspace limit
+    """
+
+    DEVICES: ClassVar[tuple[str, ...]] = tuple(PROVIDERS)
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        device: Device = "cpu",
+        precision: Precision = "fp32",
+        intra_op_num_threads: int | None = None,
+        trt_cache_dir: str | os.PathLike[str] | None = None,
+        trt_workspace_bytes: int = 4 << 30,
+    ) -> None:
+        super().__init__(model_path, device=device, precision=precision)
+        if intra_op_num_threads is not None and (
+            isinstance(intra_op_num_threads, bool)
+            or not isinstance(intra_op_num_threads, int)
+            or intra_op_num_threads <= 0
+        ):
+            raise MilmerInputError(
+                "Invalid value for 'intra_op_num_threads': expected a positive int or None, "
+                f"got {intra_op_num_threads!r}."
+            )
+        if isinstance(trt_workspace_bytes, bool) or not isinstance(trt_workspace_bytes, int) or trt_workspace_bytes <= 0:
+            raise MilmerInputError(
+                f"Invalid value for 'trt_workspace_bytes': expected a positive int, got {trt_workspace_bytes!r}."
+            )
+        self.intra_op_num_threads = intra_op_num_threads or default_threads()
+        self.trt_cache_dir = (
+            Path(trt_cache_dir) if trt_cache_dir is not None else self.model_path.parent / "engines" / "ort-trt"
+        )
+        self.trt_workspace_bytes = trt_workspace_bytes
+        # Fail at construction, before any model is loaded, when the provider cannot exist here.
+        reason = self.unavailable_reason(self.model_path, device=device, precision=precision)
+        if reason is not None:
+            raise MilmerInputError(reason)
+        self._session: Any = None
+        self._output_names: list[str] = []
+
+    @classmethod
+    def default_device(cls) -> str:
+        """'cuda' when this onnxruntime has the CUDA provider, else 'cpu'."""
+        return "cuda" if PROVIDERS["cuda"][0] in available_providers() else "cpu"
+
+    @classmethod
+    def unavailable_reason(
+        cls, model_path: str | os.PathLike[str], *, device: str, precision: Precision, **options: object
+    ) -> str | None:
+        requested = PROVIDERS[device][0]
+        available = available_providers()
+        if requested not in available:
+            return (
+                f"Invalid value for 'device': {device!r} needs onnxruntime's {requested}, but this "
+                f"onnxruntime offers only {', '.join(available)}; {_GPU_HINT}, or use device='cpu'."
+            )
+        return None
+
+    def provider_options(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(provider, options)`` pairs handed to ``InferenceSession(providers=...)``."""
+        result: list[tuple[str, dict[str, Any]]] = []
+        for provider in PROVIDERS[self.device]:
+            options: dict[str, Any] = {}
+            if provider == "TensorrtExecutionProvider":
+                options = {
+                    "trt_fp16_enable": self.precision == "fp16",
+                    "trt_int8_enable": self.precision == "int8",
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(self.trt_cache_dir),
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": str(self.trt_cache_dir),
+                    "trt_max_workspace_size": self.trt_workspace_bytes,
+                }
+            result.append((provider, options))
+        return result
+
+    def activate_impl(self) -> None:
+        import onnxruntime
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.intra_op_num_threads
+        if self.device == "tensorrt":
+            self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
+        pairs = self.provider_options()
+        load_errors = (
+            ort_errors.InvalidProtobuf,
+            ort_errors.InvalidGraph,
+            ort_errors.NoSuchFile,
+            ort_errors.NotImplemented,
+            ort_errors.InvalidArgument,
+            ort_errors.Fail,
+        )
+        try:
+            session = onnxruntime.InferenceSession(
+                str(self.model_path),
+                sess_options=options,
+                providers=[p for p, _ in pairs],
+                provider_options=[o for _, o in pairs],
+            )
+        except load_errors as err:
+            raise MilmerInputError(
+                f"Cannot load ONNX model {str(self.model_path)!r} (corrupt, truncated or not an ONNX "
+                f"file? re-export it): {err}"
+            ) from None
+        requested = PROVIDERS[self.device][0]
+        if requested not in session.get_providers():
+            raise MilmerInputError(
+                f"Invalid value for 'device': onnxruntime could not start {requested} for "
+                f"{self.model_path.name!r} (session has {', '.join(session.get_providers())}); "
+                f"check the CUDA/cuDNN/TensorRT libraries: {_GPU_HINT}."
+            )
+        self._session = session
+        self._output_names = [o.name for o in session.get_outputs()]
+
+    def deactivate_impl(self) -> None:
+        self._session = None
+        self._output_names = []
+
+    def input_metadata_impl(self) -> dict[str, TensorMeta]:
+        meta: dict[str, TensorMeta] = {}
+        for arg in self._session.get_inputs():
+            if arg.type not in ORT_DTYPES:
+                raise MilmerInputError(
+                    f"Unsupported input {arg.name!r} of type {arg.type} in {self.model_path.name!r}."
+                )
+            # ORT reports a dynamic axis as its dim_param (str) or None; fixed axes as int.
+            shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
+            labels = tuple(d if isinstance(d, str) else None for d in arg.shape)
+            meta[arg.name] = TensorMeta(ORT_DTYPES[arg.type], shape, labels)
+        return meta
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(self._output_names, feed)
+        return dict(zip(self._output_names, outputs))
