@@ -1,0 +1,161 @@
+"""Read EEG recordings: EDF/BDF/FIF/BrainVision through MNE, DEAP's pickled ``.dat`` files safely.
+
+DEAP ships its preprocessed data as Python pickles. Unpickling runs whatever callables the file
+names, so :func:`load_deap_dat` uses an unpickler that resolves only the few numpy names an
+array needs and refuses every other name before anything is called.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._check import MilmerInputError, check_path_exists, check_suffix
+from ..spec import DEAP_CHANNELS
+
+if TYPE_CHECKING:
+    import mne
+
+__all__ = [
+    "EEG_SUFFIXES",
+    "DEAP_EXTRA_CHANNELS",
+    "read_raw",
+    "load_deap_dat",
+    "deap_trial_to_raw",
+]
+
+#: File suffix -> name of the MNE reader in ``mne.io``.
+_READERS: dict[str, str] = {
+    ".edf": "read_raw_edf",
+    ".bdf": "read_raw_bdf",
+    ".fif": "read_raw_fif",
+    ".vhdr": "read_raw_brainvision",
+}
+EEG_SUFFIXES: tuple[str, ...] = tuple(_READERS)
+
+#: DEAP channels 33-40 and their MNE types, after the 32 EEG channels of ``DEAP_CHANNELS``.
+DEAP_EXTRA_CHANNELS: tuple[tuple[str, str], ...] = (
+    ("hEOG", "eog"), ("vEOG", "eog"), ("zEMG", "emg"), ("tEMG", "emg"),
+    ("GSR", "misc"), ("Respiration", "misc"), ("Plethysmograph", "misc"), ("Temperature", "misc"),
+)  # fmt: skip
+
+# DEAP stores biopotentials in microvolts; MNE works in volts. GSR, respiration, plethysmograph
+# and temperature are in their own units and stay as they are.
+_MICROVOLT_TYPES = ("eeg", "eog", "emg")
+
+# Everything a pickled dict of numpy arrays refers to, under numpy 1.x and 2.x module names.
+# ``_codecs.encode`` carries raw bytes in protocol-2 pickles written by Python 3.
+_PICKLE_ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")]
+    + [(f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")]
+    + [(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")]
+)
+
+
+def read_raw(path: str | os.PathLike[str]) -> mne.io.BaseRaw:
+    """Read an ``.edf``, ``.bdf``, ``.fif`` or ``.vhdr`` recording, preloaded, in volts."""
+    import mne
+
+    p = check_path_exists("eeg", path)
+    suffix = check_suffix("eeg", p, EEG_SUFFIXES)
+    reader = getattr(mne.io, _READERS[suffix])
+    # The reader's warnings (odd dates, a recording not stopped cleanly) are worth seeing only
+    # when the file could be read; they are then repeated with the file's name.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = reader(p, preload=True, verbose=False)
+        except Exception as err:  # MNE raises many types (ValueError, OSError, struct.error, ...)
+            raise MilmerInputError(
+                f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "
+                f"({type(err).__name__}: {err})."
+            ) from err
+    for w in caught:
+        warnings.warn(f"{p.name}: {w.message}", RuntimeWarning, stacklevel=2)
+    return raw
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the names in ``_PICKLE_ALLOWED``; refuses any other before it is called."""
+
+    def __init__(self, file: Any, source: Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise MilmerInputError(
+                f"Invalid value for 'eeg': refusing to unpickle {module}.{name} from "
+                f"{str(self._source)!r}: DEAP .dat files contain only numpy arrays."
+            )
+        return super().find_class(module, name)
+
+
+def load_deap_dat(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Load a DEAP ``data_preprocessed_python/sXX.dat`` file without running code from it.
+
+    Returns ``{'data': (trials, channels >= 32, samples) float, 'labels': (trials, 4) float}``;
+    ``data`` is in microvolts (DEAP's unit), ``labels`` are valence, arousal, dominance, liking.
+    """
+    p = check_path_exists("eeg", path)
+    try:
+        with p.open("rb") as fh:
+            obj = _NumpyOnlyUnpickler(fh, p).load()
+    except MilmerInputError:
+        raise
+    except Exception as err:  # truncated or not a pickle at all
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': the DEAP file {str(p)!r} could not be read "
+            f"({type(err).__name__}: {err})."
+        ) from err
+    return _check_deap_dict(obj, p)
+
+
+def _check_deap_dict(obj: Any, path: Path) -> dict[str, np.ndarray]:
+    where = f"Invalid value for 'eeg': {str(path)!r} is not a DEAP .dat file"
+    if not isinstance(obj, dict) or not {"data", "labels"} <= set(obj):
+        got = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise MilmerInputError(f"{where}: expected a dict with keys 'data' and 'labels', got {got}.")
+    data, labels = obj["data"], obj["labels"]
+    for key, arr in (("data", data), ("labels", labels)):
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+            kind = getattr(arr, "dtype", type(arr).__name__)
+            raise MilmerInputError(f"{where}: {key!r} must be a numeric numpy array, got {kind}.")
+    if data.ndim != 3 or data.shape[1] < len(DEAP_CHANNELS) or data.shape[2] == 0:
+        raise MilmerInputError(
+            f"{where}: 'data' must be (trials, channels >= {len(DEAP_CHANNELS)}, samples), "
+            f"got {data.shape}."
+        )
+    if labels.shape != (data.shape[0], 4):
+        raise MilmerInputError(
+            f"{where}: 'labels' must be (trials, 4) = ({data.shape[0]}, 4), got {labels.shape}."
+        )
+    return {"data": data, "labels": labels}
+
+
+def deap_trial_to_raw(trial: np.ndarray, sfreq: float = 128.0) -> mne.io.RawArray:
+    """One DEAP trial as an MNE recording with DEAP's channel names and types.
+
+    trial: (40, T) microvolts (GSR etc. in their own units), channels in DEAP's order: the 32
+    EEG channels of ``DEAP_CHANNELS`` then hEOG, vEOG (eog), zEMG, tEMG (emg), GSR,
+    Respiration, Plethysmograph, Temperature (misc). The result is in volts.
+    """
+    import mne
+
+    n_channels = len(DEAP_CHANNELS) + len(DEAP_EXTRA_CHANNELS)
+    trial = np.asarray(trial)
+    if trial.ndim != 2 or trial.shape[0] != n_channels or trial.shape[1] == 0:
+        raise MilmerInputError(
+            f"Invalid value for 'trial': expected a DEAP trial of shape ({n_channels}, samples), "
+            f"got {trial.shape}."
+        )
+    names = list(DEAP_CHANNELS) + [name for name, _ in DEAP_EXTRA_CHANNELS]
+    types = ["eeg"] * len(DEAP_CHANNELS) + [kind for _, kind in DEAP_EXTRA_CHANNELS]
+    scale = np.array([1e-6 if kind in _MICROVOLT_TYPES else 1.0 for kind in types])
+    info = mne.create_info(names, float(sfreq), types, verbose=False)
+    return mne.io.RawArray(trial.astype(np.float64) * scale[:, None], info, verbose=False)
