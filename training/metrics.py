@@ -1,0 +1,98 @@
+"""Classification metrics in numpy: accuracy, macro-F1, confusion matrix, mean +- std over folds.
+
+Definitions follow ``sklearn.metrics`` (the tests compare against it): macro-F1 is the unweighted
+mean of per-class F1 over all ``n_classes`` classes, and a class with no true and no predicted
+sample scores F1 = 0 (sklearn's ``zero_division=0``). Passing ``n_classes`` keeps a class that is
+absent from one fold's test set in the average, so folds are comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..runtime._check import MilmerInputError
+
+__all__ = ["confusion_matrix", "accuracy", "macro_f1", "per_class_f1", "classification_metrics", "summarize_folds"]
+
+
+def _labels(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true).astype(np.int64).ravel()
+    p = np.asarray(y_pred).astype(np.int64).ravel()
+    if t.shape != p.shape:
+        raise MilmerInputError(
+            f"Invalid values for 'y_true'/'y_pred': expected the same length, got {t.size} and {p.size}."
+        )
+    for name, arr in (("y_true", t), ("y_pred", p)):
+        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+            raise MilmerInputError(
+                f"Invalid value for {name!r}: expected class indices in [0, {n_classes - 1}], "
+                f"got values from {arr.min()} to {arr.max()}."
+            )
+    return t, p
+
+
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
+    t, p = _labels(y_true, y_pred, n_classes)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Share of samples predicted correctly (NaN for no samples)."""
+    t = np.asarray(y_true).ravel()
+    p = np.asarray(y_pred).ravel()
+    if t.shape != p.shape:
+        raise MilmerInputError(
+            f"Invalid values for 'y_true'/'y_pred': expected the same length, got {t.size} and {p.size}."
+        )
+    return float(np.mean(t == p)) if t.size else float("nan")
+
+
+def per_class_f1(cm: np.ndarray) -> np.ndarray:
+    """(n_classes,) F1 of each class from a confusion matrix; 0 where it is undefined."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)  # predicted + true = 2 tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> float:
+    """Unweighted mean F1 over all ``n_classes`` classes."""
+    return float(per_class_f1(confusion_matrix(y_true, y_pred, n_classes)).mean())
+
+
+def classification_metrics(
+    y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class F1 and the confusion matrix, JSON-ready."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    f1 = per_class_f1(cm)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    return {
+        "n": int(cm.sum()),
+        "accuracy": accuracy(y_true, y_pred),
+        "macro_f1": float(f1.mean()),
+        "per_class_f1": {name: float(v) for name, v in zip(names, f1)},
+        "confusion": cm.tolist(),
+        "class_names": names,
+    }
+
+
+def summarize_folds(per_fold: Sequence[Mapping[str, float]], keys: Sequence[str] = ("accuracy", "macro_f1")) -> dict[str, dict[str, float]]:
+    """``{key: {"mean", "std", "min", "max"}}`` over folds (population std, ``ddof=0``; 0 for one fold)."""
+    out: dict[str, dict[str, float]] = {}
+    for key in keys:
+        values = np.array([float(f[key]) for f in per_fold], dtype=np.float64)
+        if values.size == 0:
+            raise MilmerInputError("Invalid value for 'per_fold': expected at least one fold's metrics, got none.")
+        out[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "min": float(values.min()),
+            "max": float(values.max()),
+        }
+    return out
