@@ -1,1 +1,25 @@
-"""milmer.runtime.backends"""
+"""Inference backends behind one interface (see :mod:`.base`), chosen by :func:`make_runner`.
+
+Importing this package is cheap: ONNX Runtime, TensorRT and CUDA are imported only when a runner
+is created or activated.
+"""
+
+from .base import PRECISIONS, Device, Precision, Runner, TensorMeta
+from .ort import OrtRunner
+from .registry import AUTO_ORDER, BACKENDS, Backend, make_runner, resolve_backend
+from .trt import TrtRunner
+
+__all__ = [
+    "AUTO_ORDER",
+    "BACKENDS",
+    "Backend",
+    "Device",
+    "PRECISIONS",
+    "Precision",
+    "OrtRunner",
+    "Runner",
+    "TensorMeta",
+    "TrtRunner",
+    "make_runner",
+    "resolve_backend",
+]

@@ -1,0 +1,82 @@
+"""Backend table, make_runner and 'auto' selection."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from milmer.runtime._check import MilmerInputError
+from milmer.runtime.backends import BACKENDS, OrtRunner, TrtRunner, make_runner, resolve_backend
+from milmer.runtime.backends import ort as ort_backend
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+
+
+@pytest.fixture
+def cpu_only_ort(monkeypatch):
+    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CPUExecutionProvider"])
+
+
+def test_table():
+    assert BACKENDS == {"ort": OrtRunner, "trt": TrtRunner}
+
+
+def test_make_ort_runner_and_run(swin_path):
+    runner = make_runner("ort", swin_path, device="cpu", options={"ort": {"intra_op_num_threads": 1}})
+    assert isinstance(runner, OrtRunner) and runner.intra_op_num_threads == 1
+    with runner:
+        assert runner.infer({"frames": np.zeros((1, 3, 224, 224), np.float32)})["tokens"].shape == (1, 49, 8)
+
+
+def test_auto_resolves_to_ort_here(swin_path, no_tensorrt, cpu_only_ort):
+    assert resolve_backend(swin_path) == "ort"
+    runner = make_runner("auto", swin_path, options={"trt": {"engine_dir": "unused"}})
+    assert isinstance(runner, OrtRunner) and runner.device == "cpu"
+
+
+def test_auto_picks_trt_when_it_can_run(swin_path, monkeypatch):
+    seen = {}
+
+    def usable(cls, model_path, **kwargs):
+        seen.update(kwargs)
+        return None
+
+    monkeypatch.setattr(TrtRunner, "unavailable_reason", classmethod(usable))
+    runner = make_runner("auto", swin_path, precision="fp16", options={"trt": {"engine_dir": "e"}})
+    assert isinstance(runner, TrtRunner) and runner.device == "cuda" and runner.precision == "fp16"
+    assert seen == {"device": "cuda", "precision": "fp16", "engine_dir": "e"}
+    # An explicit CPU device rules TensorRT out.
+    assert isinstance(make_runner("auto", swin_path, device="cpu"), OrtRunner)
+
+
+def test_auto_with_nothing_able_to_run_explains(swin_path, no_tensorrt, cpu_only_ort):
+    with pytest.raises(MilmerInputError) as info:
+        make_runner("auto", swin_path, device="cuda")
+    message = str(info.value)
+    assert "No backend can run" in message and "on device 'cuda'" in message
+    assert "trt: TensorRT is not available" in message
+    assert "ort: Invalid value for 'device': 'cuda' needs onnxruntime's CUDAExecutionProvider" in message
+
+
+def test_invalid_arguments(swin_path):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$"):
+        make_runner("tensorrtt", swin_path)
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'\.$"):
+        make_runner("ort", swin_path, device="gpu")
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$"):
+        make_runner("trt", swin_path, device="cpu")
+    with pytest.raises(MilmerInputError, match=r"keys are backend names \('ort', 'trt'\), got 'onnx'"):
+        make_runner("ort", swin_path, options={"onnx": {}})
+    with pytest.raises(MilmerInputError, match=r"Invalid value for 'options\['ort'\]': got an unexpected keyword argument 'engine_dir'"):
+        make_runner("ort", swin_path, device="cpu", options={"ort": {"engine_dir": "x"}})
+
+
+def test_device_auto_for_ort_follows_providers(swin_path, cpu_only_ort, monkeypatch):
+    assert make_runner("ort", swin_path).device == "cpu"
+    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert make_runner("ort", swin_path).device == "cuda"
