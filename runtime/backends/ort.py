@@ -92,13 +92,19 @@ class OrtRunner(Runner):
                 "Invalid value for 'intra_op_num_threads': expected a positive int or None, "
                 f"got {intra_op_num_threads!r}."
             )
-        if isinstance(trt_workspace_bytes, bool) or not isinstance(trt_workspace_bytes, int) or trt_workspace_bytes <= 0:
+        if (
+            isinstance(trt_workspace_bytes, bool)
+            or not isinstance(trt_workspace_bytes, int)
+            or trt_workspace_bytes <= 0
+        ):
             raise MilmerInputError(
                 f"Invalid value for 'trt_workspace_bytes': expected a positive int, got {trt_workspace_bytes!r}."
             )
         self.intra_op_num_threads = intra_op_num_threads or default_threads()
         self.trt_cache_dir = (
-            Path(trt_cache_dir) if trt_cache_dir is not None else self.model_path.parent / "engines" / "ort-trt"
+            Path(trt_cache_dir)
+            if trt_cache_dir is not None
+            else self.model_path.parent / "engines" / "ort-trt"
         )
         self.trt_workspace_bytes = trt_workspace_bytes
         # Fail at construction, before any model is loaded, when the provider cannot exist here.

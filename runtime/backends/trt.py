@@ -88,7 +88,9 @@ def cuda_device_present() -> bool:
     return bool(count)
 
 
-def local_target(precision: Precision, *, onnx_sha256: str | None = None, device_index: int = 0) -> EngineTarget:
+def local_target(
+    precision: Precision, *, onnx_sha256: str | None = None, device_index: int = 0
+) -> EngineTarget:
     """This machine's TensorRT version and GPU (``device_index``) as an :class:`EngineTarget`.
 
     Export uses it to label the engines it builds; the runner to pick a fitting one.
@@ -130,7 +132,9 @@ class TrtRunner(Runner):
         device_index: int = 0,
     ) -> None:
         super().__init__(model_path, device=device, precision=precision)
-        self.engine_dir = Path(engine_dir) if engine_dir is not None else self.model_path.parent / ENGINE_DIRNAME
+        self.engine_dir = (
+            Path(engine_dir) if engine_dir is not None else self.model_path.parent / ENGINE_DIRNAME
+        )
         self.device_index = device_index
         self.engine_path: Path | None = None
         self.engine_meta: EngineMeta | None = None
@@ -157,8 +161,11 @@ class TrtRunner(Runner):
         """The engine this runner will load, checked against this machine (needs TensorRT + CUDA)."""
         if self.model_path.suffix.lower() == ".engine":
             meta = read_meta(self.model_path)
-            check_engine_meta(meta, local_target(self.precision, device_index=self.device_index),
-                              engine=f"engine {self.model_path.name!r}")
+            check_engine_meta(
+                meta,
+                local_target(self.precision, device_index=self.device_index),
+                engine=f"engine {self.model_path.name!r}",
+            )
             return self.model_path, meta
         target = local_target(
             self.precision, onnx_sha256=file_sha256(self.model_path), device_index=self.device_index
@@ -190,6 +197,7 @@ class TrtRunner(Runner):
         self._state = {
             "trt": trt,
             "cudart": cudart,
+            "logger": logger,  # TensorRT keeps a reference only; it must outlive the runtime
             "runtime": runtime,
             "engine": engine,
             "context": context,
@@ -213,6 +221,7 @@ class TrtRunner(Runner):
             del state["context"]
             del state["engine"]
             del state["runtime"]
+            del state["logger"]
 
     def input_metadata_impl(self) -> dict[str, TensorMeta]:
         engine = self._state["engine"]
@@ -250,7 +259,11 @@ class TrtRunner(Runner):
                     f"engine {str(self.engine_path)!r}."
                 )
             ptr = self._buffer(name, max(array.nbytes, 1))
-            _cuda(cudart, cudart.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, h2d, stream), "cudaMemcpyAsync")
+            _cuda(
+                cudart,
+                cudart.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, h2d, stream),
+                "cudaMemcpyAsync",
+            )
             context.set_tensor_address(name, ptr)
         results: dict[str, np.ndarray] = {}
         for name in s["outputs"]:
@@ -261,6 +274,10 @@ class TrtRunner(Runner):
             raise RuntimeError(f"TensorRT execution failed for {self.engine_path}; see TensorRT's log above.")
         for name, out in results.items():
             ptr = s["buffers"][name][0]
-            _cuda(cudart, cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, stream), "cudaMemcpyAsync")
+            _cuda(
+                cudart,
+                cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, stream),
+                "cudaMemcpyAsync",
+            )
         _cuda(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         return results

@@ -255,7 +255,9 @@ def check_engine_meta(meta: EngineMeta, expected: EngineTarget, *, engine: str =
     )
 
 
-def matching_engines(cache_dir: str | os.PathLike[str], target: EngineTarget) -> list[tuple[Path, EngineMeta]]:
+def matching_engines(
+    cache_dir: str | os.PathLike[str], target: EngineTarget
+) -> list[tuple[Path, EngineMeta]]:
     """``(engine path, meta)`` for every finished engine in ``cache_dir`` that fits ``target``.
 
     Sorted by largest maximum batch first (the profile's first axis), then by key.
@@ -285,11 +287,15 @@ def find_engine(cache_dir: str | os.PathLike[str], target: EngineTarget) -> tupl
     if found:
         return found[0]
     cache_dir = Path(cache_dir)
-    metas = [
-        (p.with_suffix(".engine"), read_meta(p))
-        for p in sorted(cache_dir.glob("*.json"))
-        if p.with_suffix(".engine").is_file()
-    ] if cache_dir.is_dir() else []
+    metas = (
+        [
+            (p.with_suffix(".engine"), read_meta(p))
+            for p in sorted(cache_dir.glob("*.json"))
+            if p.with_suffix(".engine").is_file()
+        ]
+        if cache_dir.is_dir()
+        else []
+    )
     if not metas:
         raise MilmerInputError(
             f"No TensorRT engine in {str(cache_dir)!r}; build one on this machine "

@@ -84,11 +84,26 @@ def test_infer_passes_contiguous_arrays_in_input_order(runner):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda f: f.pop("tokens"), r"^Invalid feed: missing input\(s\) 'tokens'; the graph takes 'eeg', 'tokens'\.$"),
-        (lambda f: f.update(frames=f["eeg"]), r"^Invalid feed: unexpected input\(s\) 'frames'; the graph takes 'eeg', 'tokens'\.$"),
-        (lambda f: f.update(eeg=f["eeg"].astype(np.float64)), r"^Invalid input 'eeg': expected dtype float32, got float64"),
-        (lambda f: f.update(eeg=f["eeg"].tolist()), r"^Invalid input 'eeg': expected a numpy array, got list\.$"),
-        (lambda f: f.update(eeg=f["eeg"][0]), r"^Invalid input 'eeg': expected shape \(B, 32, 384\), got \(32, 384\)\.$"),
+        (
+            lambda f: f.pop("tokens"),
+            r"^Invalid feed: missing input\(s\) 'tokens'; the graph takes 'eeg', 'tokens'\.$",
+        ),
+        (
+            lambda f: f.update(frames=f["eeg"]),
+            r"^Invalid feed: unexpected input\(s\) 'frames'; the graph takes 'eeg', 'tokens'\.$",
+        ),
+        (
+            lambda f: f.update(eeg=f["eeg"].astype(np.float64)),
+            r"^Invalid input 'eeg': expected dtype float32, got float64",
+        ),
+        (
+            lambda f: f.update(eeg=f["eeg"].tolist()),
+            r"^Invalid input 'eeg': expected a numpy array, got list\.$",
+        ),
+        (
+            lambda f: f.update(eeg=f["eeg"][0]),
+            r"^Invalid input 'eeg': expected shape \(B, 32, 384\), got \(32, 384\)\.$",
+        ),
         (
             lambda f: f.update(tokens=f["tokens"][:, :8]),
             r"^Invalid input 'tokens': expected shape \(B, 10, 49, 96\), got \(2, 8, 49, 96\)\.$",
@@ -130,7 +145,12 @@ def test_constructor_checks(tmp_path):
         EchoRunner(other)
     ok = tmp_path / "g.onnx"
     ok.write_bytes(b"x")
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'",
+    ):
         Runner.__init__(EchoRunner.__new__(EchoRunner), ok, device="cpu", precision="bf16")
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'device': expected one of 'cpu', got 'cuda'"):
+    with pytest.raises(
+        MilmerInputError, match=r"Invalid value for 'device': expected one of 'cpu', got 'cuda'"
+    ):
         Runner.__init__(EchoRunner.__new__(EchoRunner), ok, device="cuda", precision="fp32")

@@ -51,9 +51,14 @@ def test_shared_checks_apply(fusion_path):
     eeg = rng.standard_normal((2, 32, 384)).astype(np.float32)
     tokens = rng.standard_normal((2, 8, 49, 8)).astype(np.float32)
     with OrtRunner(fusion_path) as runner:
-        with pytest.raises(MilmerInputError, match=r"^Invalid input 'tokens': expected shape \(B, 10, 49, 8\), got \(2, 8, 49, 8\)\.$"):
+        with pytest.raises(
+            MilmerInputError,
+            match=r"^Invalid input 'tokens': expected shape \(B, 10, 49, 8\), got \(2, 8, 49, 8\)\.$",
+        ):
             runner.infer({"eeg": eeg, "tokens": tokens})
-        with pytest.raises(MilmerInputError, match=r"^Invalid input 'eeg': expected dtype float32, got float16"):
+        with pytest.raises(
+            MilmerInputError, match=r"^Invalid input 'eeg': expected dtype float32, got float16"
+        ):
             runner.infer({"eeg": eeg.astype(np.float16), "tokens": tokens[:, :1].repeat(10, axis=1)})
 
 
@@ -63,11 +68,15 @@ def test_session_options(swin_path):
         assert options.intra_op_num_threads == 1
         assert runner._session.get_providers() == ["CPUExecutionProvider"]
     assert OrtRunner(swin_path).intra_op_num_threads == ort_backend.default_threads() >= 1
-    with pytest.raises(MilmerInputError, match=r"'intra_op_num_threads': expected a positive int or None, got 0"):
+    with pytest.raises(
+        MilmerInputError, match=r"'intra_op_num_threads': expected a positive int or None, got 0"
+    ):
         OrtRunner(swin_path, intra_op_num_threads=0)
 
 
-@pytest.mark.parametrize(("device", "provider"), [("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")])
+@pytest.mark.parametrize(
+    ("device", "provider"), [("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")]
+)
 def test_unavailable_provider_is_an_error(swin_path, device, provider):
     available = ort_backend.available_providers()
     if provider in available:
@@ -87,8 +96,12 @@ def test_provider_dropped_by_session_is_an_error(swin_path, monkeypatch):
     real = ort_backend.available_providers()
     monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", *real])
     runner = OrtRunner(swin_path, device="cuda")
-    with pytest.warns(UserWarning), pytest.raises(
-        MilmerInputError, match=r"could not start CUDAExecutionProvider for 'swin\.onnx' \(session has CPUExecutionProvider\)"
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(
+            MilmerInputError,
+            match=r"could not start CUDAExecutionProvider for 'swin\.onnx' \(session has CPUExecutionProvider\)",
+        ),
     ):
         runner.activate()
     assert not runner.is_active
@@ -96,9 +109,17 @@ def test_provider_dropped_by_session_is_an_error(swin_path, monkeypatch):
 
 def test_tensorrt_provider_options(swin_path, tmp_path, monkeypatch):
     monkeypatch.setattr(
-        ort_backend, "available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        ort_backend,
+        "available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     )
-    runner = OrtRunner(swin_path, device="tensorrt", precision="fp16", trt_cache_dir=tmp_path / "c", trt_workspace_bytes=1 << 30)
+    runner = OrtRunner(
+        swin_path,
+        device="tensorrt",
+        precision="fp16",
+        trt_cache_dir=tmp_path / "c",
+        trt_workspace_bytes=1 << 30,
+    )
     (name, trt), (cuda, _), (cpu, _) = runner.provider_options()
     assert (name, cuda, cpu) == ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     assert trt == {
@@ -120,7 +141,9 @@ def test_corrupt_onnx_is_an_input_error(tmp_path):
     bad = tmp_path / "garbage.onnx"
     bad.write_bytes(b"\x08\x07not an onnx file at all" * 10)
     runner = OrtRunner(bad)
-    with pytest.raises(MilmerInputError, match=r"Cannot load ONNX model '.*garbage\.onnx' \(corrupt, truncated"):
+    with pytest.raises(
+        MilmerInputError, match=r"Cannot load ONNX model '.*garbage\.onnx' \(corrupt, truncated"
+    ):
         runner.activate()
     assert not runner.is_active
 

@@ -64,19 +64,33 @@ def test_auto_with_nothing_able_to_run_explains(swin_path, no_tensorrt, cpu_only
 
 
 def test_invalid_arguments(swin_path):
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$",
+    ):
         make_runner("tensorrtt", swin_path)
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'\.$"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'\.$",
+    ):
         make_runner("ort", swin_path, device="gpu")
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$",
+    ):
         make_runner("trt", swin_path, device="cpu")
     with pytest.raises(MilmerInputError, match=r"keys are backend names \('ort', 'trt'\), got 'onnx'"):
         make_runner("ort", swin_path, options={"onnx": {}})
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'options\['ort'\]': got an unexpected keyword argument 'engine_dir'"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"Invalid value for 'options\['ort'\]': got an unexpected keyword argument 'engine_dir'",
+    ):
         make_runner("ort", swin_path, device="cpu", options={"ort": {"engine_dir": "x"}})
 
 
 def test_device_auto_for_ort_follows_providers(swin_path, cpu_only_ort, monkeypatch):
     assert make_runner("ort", swin_path).device == "cpu"
-    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     assert make_runner("ort", swin_path).device == "cuda"

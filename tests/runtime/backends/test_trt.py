@@ -29,7 +29,10 @@ def test_activate_without_tensorrt_says_how_to_install(swin_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` fail
     runner = TrtRunner(swin_path)  # construction needs no TensorRT
     assert runner.engine_dir == swin_path.parent / "engines"
-    with pytest.raises(MilmerInputError, match=r"TensorRT is not available .*pip install milmer\[trt\] cuda-python.*or use backend='ort'"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"TensorRT is not available .*pip install milmer\[trt\] cuda-python.*or use backend='ort'",
+    ):
         runner.activate()
     assert not runner.is_active
     reason = TrtRunner.unavailable_reason(swin_path, device="cuda", precision="fp32")
@@ -37,7 +40,9 @@ def test_activate_without_tensorrt_says_how_to_install(swin_path, monkeypatch):
 
 
 def test_trt_runs_on_cuda_only(swin_path):
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'device': expected one of 'cuda', got 'cpu'"):
+    with pytest.raises(
+        MilmerInputError, match=r"Invalid value for 'device': expected one of 'cuda', got 'cpu'"
+    ):
         TrtRunner(swin_path, device="cpu")
 
 

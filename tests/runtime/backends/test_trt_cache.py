@@ -37,7 +37,10 @@ def make_meta(**changes) -> EngineMeta:
 
 
 def target_for(meta: EngineMeta, **changes) -> EngineTarget:
-    fields = {n: getattr(meta, n) for n in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "onnx_sha256")}
+    fields = {
+        n: getattr(meta, n)
+        for n in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "onnx_sha256")
+    }
     return EngineTarget(**{**fields, **changes})
 
 
@@ -51,7 +54,9 @@ def add_engine(cache, meta: EngineMeta, payload: bytes = b"engine") -> None:
 def test_file_sha256(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
-    assert file_sha256(path, chunk_bytes=2) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (
+        file_sha256(path, chunk_bytes=2) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
 
 
 def test_engine_key_is_pinned_and_order_free():
@@ -60,7 +65,9 @@ def test_engine_key_is_pinned_and_order_free():
     assert key == engine_key(**KEY_FIELDS)
     assert key == "3fbae036ca42734dde0a7131efd426a5fff0230390a15eac9dfd2b1a2c76fe1b"
     two = {"b": ((1, 2), (1, 2), (1, 2)), "a": ((1,), (2,), (3,))}
-    assert engine_key(**{**KEY_FIELDS, "profile": two}) == engine_key(**{**KEY_FIELDS, "profile": dict(reversed(two.items()))})
+    assert engine_key(**{**KEY_FIELDS, "profile": two}) == engine_key(
+        **{**KEY_FIELDS, "profile": dict(reversed(two.items()))}
+    )
     # JSON lists (as read back from disk) give the same key as tuples.
     as_lists = {k: [list(s) for s in v] for k, v in PROFILE.items()}
     assert engine_key(**{**KEY_FIELDS, "profile": as_lists}) == key
@@ -87,7 +94,9 @@ def test_meta_round_trip_and_paths(tmp_path):
     meta = make_meta(extra={"builder": "test"})
     assert meta.key == engine_key(**KEY_FIELDS)  # extra is not part of the key
     meta_path = write_meta(meta, tmp_path / "cache")
-    assert (tmp_path / "cache" / f"{meta.key}.engine", meta_path) == engine_paths(tmp_path / "cache", meta.key)
+    assert (tmp_path / "cache" / f"{meta.key}.engine", meta_path) == engine_paths(
+        tmp_path / "cache", meta.key
+    )
     assert meta_path.name == f"{meta.key}.json"
     assert read_meta(meta_path) == meta
     assert read_meta(meta_path.with_suffix(".engine")) == meta  # the engine's path finds its .json
@@ -95,7 +104,9 @@ def test_meta_round_trip_and_paths(tmp_path):
 
 
 def test_bad_meta_files(tmp_path):
-    with pytest.raises(MilmerInputError, match=r"metadata file not found: '.*x\.json'.*rebuild with: milmer export"):
+    with pytest.raises(
+        MilmerInputError, match=r"metadata file not found: '.*x\.json'.*rebuild with: milmer export"
+    ):
         read_meta(tmp_path / "x.engine")
     (tmp_path / "a.json").write_text("{not json")
     with pytest.raises(MilmerInputError, match=r"Invalid engine metadata: not valid JSON .*a\.json"):
@@ -103,9 +114,15 @@ def test_bad_meta_files(tmp_path):
     (tmp_path / "b.json").write_text('{"onnx_sha256": "x", "colour": "red"}')
     with pytest.raises(MilmerInputError, match=r"expected keys .*got \['colour', 'onnx_sha256'\]"):
         read_meta(tmp_path / "b.json")
-    with pytest.raises(MilmerInputError, match=r"'profile\['frames'\]': expected shapes of one rank with 0 < min <= opt <= max"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"'profile\['frames'\]': expected shapes of one rank with 0 < min <= opt <= max",
+    ):
         make_meta(profile={"frames": ((4, 3), (2, 3), (8, 3))})
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'tf32'"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'tf32'",
+    ):
         make_meta(precision="tf32")
 
 
@@ -140,13 +157,19 @@ def test_check_engine_meta_precision_and_graph():
 def test_find_engine(tmp_path):
     cache = tmp_path / "engines"
     meta = make_meta()
-    with pytest.raises(MilmerInputError, match=r"No TensorRT engine in '.*engines'; build one on this machine \(TensorRT 10\.3\.0 on 'NVIDIA GeForce RTX 4090' \(sm_89\)\)"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"No TensorRT engine in '.*engines'; build one on this machine \(TensorRT 10\.3\.0 on 'NVIDIA GeForce RTX 4090' \(sm_89\)\)",
+    ):
         find_engine(cache, target_for(meta))
     add_engine(cache, meta)
     assert find_engine(cache, target_for(meta)) == (cache / f"{meta.key}.engine", meta)
     bigger = make_meta(profile={"frames": ((1, 3, 224, 224), (10, 3, 224, 224), (80, 3, 224, 224))})
     add_engine(cache, bigger)
-    assert [m for _, m in matching_engines(cache, target_for(meta))] == [bigger, meta]  # larger max batch first
+    assert [m for _, m in matching_engines(cache, target_for(meta))] == [
+        bigger,
+        meta,
+    ]  # larger max batch first
     # A .json without its engine (an interrupted build) is ignored.
     write_meta(make_meta(precision="fp32"), cache)
     with pytest.raises(MilmerInputError, match=r"differs in precision: precision 'fp16' vs 'fp32'"):
@@ -160,18 +183,26 @@ def test_find_engine_explains_the_closest_mismatch(tmp_path):
     add_engine(cache, make_meta(gpu_name="Orin", compute_capability="8.7", tensorrt_version="10.5.0"))
     here = target_for(meta, gpu_name="Orin", compute_capability="8.7")
     # Closest: the Orin engine (differs only in TensorRT version), not the 4090 one.
-    with pytest.raises(MilmerInputError, match=r"differs in tensorrt_version: tensorrt_version '10\.5\.0' vs '10\.3\.0'\)"):
+    with pytest.raises(
+        MilmerInputError, match=r"differs in tensorrt_version: tensorrt_version '10\.5\.0' vs '10\.3\.0'\)"
+    ):
         find_engine(cache, here)
 
 
 def test_check_in_profile():
     check_in_profile("frames", (1, 3, 224, 224), PROFILE)
     check_in_profile("frames", (40, 3, 224, 224), PROFILE)
-    with pytest.raises(MilmerInputError, match=r"^Invalid input 'frames': shape \(41, 3, 224, 224\) is outside the engine's optimisation profile \(min \(1, 3, 224, 224\), max \(40, 3, 224, 224\)\)"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid input 'frames': shape \(41, 3, 224, 224\) is outside the engine's optimisation profile \(min \(1, 3, 224, 224\), max \(40, 3, 224, 224\)\)",
+    ):
         check_in_profile("frames", (41, 3, 224, 224), PROFILE)
     with pytest.raises(MilmerInputError, match=r"outside"):
         check_in_profile("frames", (2, 3, 224), PROFILE)
-    with pytest.raises(MilmerInputError, match=r"^Invalid input 'eeg': the engine's optimisation profile covers only 'frames'\.$"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid input 'eeg': the engine's optimisation profile covers only 'frames'\.$",
+    ):
         check_in_profile("eeg", (1, 32, 384), PROFILE)
 
 

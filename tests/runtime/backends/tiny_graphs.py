@@ -25,8 +25,16 @@ SPEC_KEY = "milmer.spec"
 
 
 def _model(nodes, inputs, outputs, weights, spec_json: str | None) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "tiny", inputs, outputs, initializer=[numpy_helper.from_array(w, n) for n, w in weights.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="milmer-tests")
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        inputs,
+        outputs,
+        initializer=[numpy_helper.from_array(w, n) for n, w in weights.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="milmer-tests"
+    )
     model.ir_version = 10
     if spec_json is not None:
         helper.set_model_props(model, {SPEC_KEY: spec_json})
@@ -39,12 +47,17 @@ def swin_weights(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
     return {"W": rng.standard_normal((3, spec.graph.token_dim)).astype(np.float32)}
 
 
-def make_swin(spec: ModelSpec, *, frame_size: int | None = None, spec_json: str | None = "", seed: int = 0) -> onnx.ModelProto:
+def make_swin(
+    spec: ModelSpec, *, frame_size: int | None = None, spec_json: str | None = "", seed: int = 0
+) -> onnx.ModelProto:
     """``frame_size`` overrides the spec's (for mismatch tests); ``spec_json=''`` embeds ``spec``."""
     g = spec.graph
     s = frame_size or spec.face.frame_size
     assert (s * s) % g.tokens_per_frame == 0, "S*S must split into tokens_per_frame groups"
-    weights = {"W": swin_weights(spec, seed)["W"], "shape": np.array([0, 3, g.tokens_per_frame, -1], np.int64)}
+    weights = {
+        "W": swin_weights(spec, seed)["W"],
+        "shape": np.array([0, 3, g.tokens_per_frame, -1], np.int64),
+    }
     nodes = [
         helper.make_node("Reshape", [g.backbone_input, "shape"], ["r"]),
         helper.make_node("ReduceMean", ["r"], ["m"], axes=[3], keepdims=0),
@@ -52,7 +65,11 @@ def make_swin(spec: ModelSpec, *, frame_size: int | None = None, spec_json: str 
         helper.make_node("MatMul", ["t", "W"], [g.backbone_output]),
     ]
     inputs = [helper.make_tensor_value_info(g.backbone_input, TensorProto.FLOAT, ["N", 3, s, s])]
-    outputs = [helper.make_tensor_value_info(g.backbone_output, TensorProto.FLOAT, ["N", g.tokens_per_frame, g.token_dim])]
+    outputs = [
+        helper.make_tensor_value_info(
+            g.backbone_output, TensorProto.FLOAT, ["N", g.tokens_per_frame, g.token_dim]
+        )
+    ]
     return _model(nodes, inputs, outputs, weights, spec.to_json() if spec_json == "" else spec_json)
 
 
@@ -72,11 +89,17 @@ def fusion_weights(spec: ModelSpec, seed: int = 1) -> dict[str, np.ndarray]:
     }
 
 
-def make_fusion(spec: ModelSpec, *, top_k: int | None = None, spec_json: str | None = "", seed: int = 1) -> onnx.ModelProto:
+def make_fusion(
+    spec: ModelSpec, *, top_k: int | None = None, spec_json: str | None = "", seed: int = 1
+) -> onnx.ModelProto:
     g = spec.graph
     eeg, tokens = g.fusion_inputs
     logits, probs, weights_out, selected = g.fusion_outputs
-    weights = {**fusion_weights(spec, seed), "axis2": np.array([2], np.int64), "k": np.array([top_k or g.top_k], np.int64)}
+    weights = {
+        **fusion_weights(spec, seed),
+        "axis2": np.array([2], np.int64),
+        "k": np.array([top_k or g.top_k], np.int64),
+    }
     nodes = [
         helper.make_node("ReduceMean", [eeg], ["e"], axes=[2], keepdims=0),
         helper.make_node("ReduceMean", [tokens], ["tm"], axes=[2], keepdims=0),
@@ -93,7 +116,9 @@ def make_fusion(spec: ModelSpec, *, top_k: int | None = None, spec_json: str | N
     f, p, d = spec.face.frames_per_window, g.tokens_per_frame, g.token_dim
     k = top_k or g.top_k
     inputs = [
-        helper.make_tensor_value_info(eeg, TensorProto.FLOAT, ["B", spec.eeg.n_channels, spec.eeg.window_samples]),
+        helper.make_tensor_value_info(
+            eeg, TensorProto.FLOAT, ["B", spec.eeg.n_channels, spec.eeg.window_samples]
+        ),
         helper.make_tensor_value_info(tokens, TensorProto.FLOAT, ["B", f, p, d]),
     ]
     outputs = [
@@ -110,7 +135,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def fusion_reference(spec: ModelSpec, eeg: np.ndarray, tokens: np.ndarray, seed: int = 1) -> dict[str, np.ndarray]:
+def fusion_reference(
+    spec: ModelSpec, eeg: np.ndarray, tokens: np.ndarray, seed: int = 1
+) -> dict[str, np.ndarray]:
     w = fusion_weights(spec, seed)
     tm = tokens.astype(np.float64).mean(axis=2)  # (B, F, D)
     s = (tm @ w["v"])[..., 0]  # (B, F)
