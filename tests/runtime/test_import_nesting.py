@@ -11,6 +11,9 @@ RUNTIME_MODULES = [
     "milmer.runtime.spec",
     "milmer.runtime.cli",
     "milmer.runtime.preprocess",
+    "milmer.runtime.backends",
+    "milmer.runtime.backends.trt",
+    "milmer.runtime.model_dir",
 ]
 
 
