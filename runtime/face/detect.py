@@ -61,10 +61,12 @@ class FaceDetector(ABC):
 
     def detect(self, frame_rgb: np.ndarray) -> Box | None:
         """frame_rgb: (H, W, 3) uint8 RGB. Returns the best face box (clipped to the frame) or None."""
-        if not isinstance(frame_rgb, np.ndarray) or frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 \
-                or frame_rgb.shape[2] != 3:
-            got = f"{frame_rgb.dtype} {frame_rgb.shape}" if isinstance(frame_rgb, np.ndarray) else type(frame_rgb).__name__
-            raise MilmerInputError(f"Invalid value for 'frame_rgb': expected an (H, W, 3) uint8 RGB array, got {got}.")
+        is_array = isinstance(frame_rgb, np.ndarray)
+        if not is_array or frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+            got = f"{frame_rgb.dtype} {frame_rgb.shape}" if is_array else type(frame_rgb).__name__
+            raise MilmerInputError(
+                f"Invalid value for 'frame_rgb': expected an (H, W, 3) uint8 RGB array, got {got}."
+            )
         box = self._detect_impl(np.ascontiguousarray(frame_rgb))
         return None if box is None else box.clip(frame_rgb.shape[1], frame_rgb.shape[0])
 

@@ -29,7 +29,7 @@ from ..spec import FaceSpec
 from ..windows import FaceWindows
 from .crop import center_square_box, crop_pad_resize, expand_box
 from .detect import Box, FaceDetector, make_detector
-from .video import VideoInfo, iter_frames_at, probe_video, sample_times
+from .video import VideoInfo, check_offset, iter_frames_at, probe_video, sample_times
 
 __all__ = ["FaceWindow", "FaceExtractionStats", "iter_face_windows", "extract_faces"]
 
@@ -110,8 +110,7 @@ def iter_face_windows(
     if not isinstance(spec_face, FaceSpec):
         raise MilmerInputError(f"Invalid value for 'spec_face': expected a FaceSpec, got {type(spec_face).__name__}.")
     check_positive("window_s", window_s)
-    if not math.isfinite(offset_s):
-        raise MilmerInputError(f"Invalid value for 'offset_s': expected a finite number of seconds, got {offset_s!r}.")
+    check_offset(offset_s)
     if detector is not None and detector.name != spec_face.detector:
         raise MilmerInputError(
             f"Invalid value for 'detector': the spec's crops come from {spec_face.detector!r}, "
@@ -122,9 +121,9 @@ def iter_face_windows(
     video_times = times + offset_s
     if times.size and not np.any((video_times >= 0) & (video_times < info.duration_s)):
         raise MilmerInputError(
-            f"Invalid value for 'offset_s': with offset_s={offset_s!r} the windows span video time "
-            f"{video_times.min():.3f}-{video_times.max():.3f} s, which misses the whole video "
-            f"(0-{info.duration_s:.3f} s of {Path(video_path).name!r})."
+            f"Invalid value for 'offset_s': with offset_s={offset_s!r} the frames sampled from the "
+            f"windows lie at video time {video_times.min():.3f}-{video_times.max():.3f} s, which misses "
+            f"the whole video (0-{info.duration_s:.3f} s of {Path(video_path).name!r})."
         )
     stats = stats if stats is not None else FaceExtractionStats()
     return _iter_windows(video_path, times, spec_face, offset_s, detector, info, stats)
@@ -232,7 +231,9 @@ def extract_faces(
     timestamps = np.full((n_windows, n_per), np.nan)
 
     def store(window: FaceWindow) -> None:
-        frames[window.index], found[window.index], timestamps[window.index] = window.crops, window.found, window.timestamps
+        frames[window.index] = window.crops
+        found[window.index] = window.found
+        timestamps[window.index] = window.timestamps
 
     if progress:
         from rich.console import Console

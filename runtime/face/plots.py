@@ -41,14 +41,12 @@ def save_montage(face_windows: FaceWindows, path: str | os.PathLike[str], max_wi
     for r in range(rows):
         for c in range(cols):
             y, x = _GAP + r * step, _GAP + c * step
-            grid[y : y + size, x : x + size] = frames[r, c]
+            tile = grid[y : y + size, x : x + size]  # a view: writes land in the grid
+            tile[:] = frames[r, c]
             if not found[r, c]:
-                # Drawn on the contiguous grid (cv2 would draw on a copy of a strided view),
-                # inside the tile so neighbouring tiles stay untouched.
-                half = thickness // 2
-                cv2.rectangle(
-                    grid, (x + half, y + half), (x + size - 1 - half, y + size - 1 - half), _RED_RGB, thickness
-                )
+                # A square outline inside the tile, so neighbouring tiles stay untouched.
+                tile[:thickness] = tile[-thickness:] = _RED_RGB
+                tile[:, :thickness] = tile[:, -thickness:] = _RED_RGB
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise MilmerInputError(f"Invalid value for 'path': cannot write {str(path)!r}.")

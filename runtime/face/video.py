@@ -11,6 +11,7 @@ EEG t = 0 (positive when the video started recording before the EEG).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "probe_video",
     "sample_times",
     "iter_frames_at",
+    "check_offset",
 ]
 
 #: Containers the runtime accepts (anything OpenCV's FFmpeg backend decodes in them works).
@@ -40,7 +42,7 @@ _PLAUSIBLE_FPS = (1.0, 480.0)
 # A frame is decoded to RGB (retrieve) only when the next requested time lies within this many
 # frame intervals after it: enough for the nearest-frame decision on constant-rate video with
 # timestamp jitter, while skipped frames cost only grab().
-_RETRIEVE_WITHIN_FRAMES = 2.0
+_RETRIEVE_WITHIN_FRAMES = 1.5
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ class FrameAt(NamedTuple):
     timestamp: float
 
 
+def check_offset(offset_s: float) -> float:
+    """Return ``offset_s`` (video time at EEG t = 0) if it is a finite number of seconds."""
+    if isinstance(offset_s, bool) or not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
+        raise MilmerInputError(
+            f"Invalid value for 'offset_s': expected a finite number of seconds, got {offset_s!r}."
+        )
+    return offset_s
+
+
 def _open(path: str | os.PathLike[str]) -> Any:
     """Validate ``path`` and return an opened ``cv2.VideoCapture``."""
     import cv2
@@ -85,7 +96,7 @@ def _open(path: str | os.PathLike[str]) -> Any:
     return cap
 
 
-def _frame_time(cap: Any, k: int, fps: float, prev: float | None) -> float:
+def _frame_time(cap: Any, fps: float, prev: float | None) -> float:
     """Timestamp (s) of the frame just grabbed, from its presentation time when the backend has one.
 
     Falls back to ``prev + 1 / fps`` when the reported time is missing or does not increase (some
@@ -202,11 +213,12 @@ def iter_frames_at(
     """
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or not np.all(np.isfinite(times)):
-        raise MilmerInputError(f"Invalid value for 'times': expected a 1-D array of finite seconds, got shape {times.shape}.")
+        raise MilmerInputError(
+            f"Invalid value for 'times': expected a 1-D array of finite seconds, got shape {times.shape}."
+        )
     if times.size > 1 and np.any(np.diff(times) < 0):
         raise MilmerInputError("Invalid value for 'times': expected non-decreasing seconds, got an unsorted array.")
-    if not math.isfinite(offset_s):
-        raise MilmerInputError(f"Invalid value for 'offset_s': expected a finite number of seconds, got {offset_s!r}.")
+    check_offset(offset_s)
     if info is None:
         info = probe_video(path)
     else:
@@ -234,9 +246,8 @@ def _stream(path: str | os.PathLike[str], vt: np.ndarray, info: VideoInfo) -> It
         i, n = 0, vt.size
         prev_t: float | None = None
         prev_frame: np.ndarray | None = None
-        k = 0
         while i < n and cap.grab():
-            t = _frame_time(cap, k, info.fps, prev_t)
+            t = _frame_time(cap, info.fps, prev_t)
             frame: np.ndarray | None = None
             while i < n and vt[i] <= t:
                 if prev_t is None:
@@ -257,7 +268,6 @@ def _stream(path: str | os.PathLike[str], vt: np.ndarray, info: VideoInfo) -> It
             if frame is None and i < n and vt[i] - t <= _RETRIEVE_WITHIN_FRAMES * interval:
                 frame = rgb(cap)
             prev_t, prev_frame = t, frame
-            k += 1
         # The stream ended: requests within the last frame's interval get it, the rest are past the end.
         while i < n:
             if prev_t is not None and prev_frame is not None and vt[i] < prev_t + interval:
