@@ -145,8 +145,8 @@ class EEGSpec:
 class FaceSpec:
     """Face input: ``frames_per_window`` crops per EEG window, ``(H, W, 3)`` RGB uint8.
 
-    Crop rule: detector box expanded by ``box_expand`` on each side (+10 % of its size),
-    centre-padded with black to a square, resized to ``frame_size``. Normalisation
+    Crop rule: the detector box grows by ``box_expand`` of its size (+10 %: half on each side,
+    so 5 % per side), is centre-padded with black to a square and resized to ``frame_size``. Normalisation
     ``(x / 255 - mean) / std`` happens only when frames go into the backbone.
     """
 

@@ -35,7 +35,8 @@ class FaceWindows:
     frames:      (W, F, S, S, 3) uint8 RGB crops, F = frames per window, S = frame size
     found:       (W, F) bool, True where the detector found a face in that frame (else the crop
                  reuses the nearest detected box in the window)
-    timestamps:  (W, F) float64 video time (s) of each chosen frame
+    timestamps:  (W, F) float64 video time (s) of each chosen frame; NaN where the sampled time
+                 lies outside the video (that crop is black)
     info:        counts and settings (detector, frames without a face, windows without a face)
     """
 
