@@ -1,0 +1,121 @@
+"""FastICA removes injected blinks (with an EOG channel and with the Fp1/Fp2 proxy) and leaves
+blink-free recordings alone. Synthetic data: see conftest.make_eeg (seed 0, 60 s, 32 ch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from milmer.runtime.eeg.plots import plot_ica_before_after
+from milmer.runtime.eeg.preprocess import ICATrace, array_to_raw, preprocess_raw
+from milmer.runtime.spec import DEAP_CHANNELS
+
+FP1, FP2, FZ = (DEAP_CHANNELS.index(c) for c in ("Fp1", "Fp2", "Fz"))
+WITH_EOG = list(DEAP_CHANNELS) + ["vEOG"]
+
+
+def _continuous(windows) -> np.ndarray:
+    """(W, C, T) -> (C, W*T) microvolts."""
+    return windows.data.transpose(1, 0, 2).reshape(windows.data.shape[1], -1).astype(np.float64)
+
+
+def _run(data, names, spec, **kwargs):
+    return preprocess_raw(array_to_raw(data, names, 128.0), spec, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def references(blinky, no_ica_spec):
+    """The band-passed brain signal alone and the band-passed contaminated signal, no ICA."""
+    clean = _continuous(_run(blinky.brain, DEAP_CHANNELS, no_ica_spec))
+    contaminated = _continuous(_run(blinky.eeg, DEAP_CHANNELS, no_ica_spec))
+    mask = np.zeros(clean.shape[1], bool)  # blink-locked samples: -0.25 s .. +0.75 s
+    for onset in blinky.onsets:
+        mask[max(onset - 32, 0) : onset + 96] = True
+    return clean, contaminated, mask
+
+
+@pytest.fixture(scope="module")
+def with_eog(blinky, eeg_spec):
+    return _run(np.vstack([blinky.eeg, blinky.eog]), WITH_EOG, eeg_spec, keep_trace=True)
+
+
+@pytest.fixture(scope="module")
+def with_proxy(blinky, eeg_spec):
+    return _run(blinky.eeg, DEAP_CHANNELS, eeg_spec)
+
+
+def _blink_power_reduction(out, references, channel):
+    """1 - (blink-locked residual power after ICA) / (blink power before), at one channel."""
+    clean, contaminated, mask = references
+    after = np.mean((_continuous(out)[channel] - clean[channel])[mask] ** 2)
+    before = np.mean((contaminated[channel] - clean[channel])[mask] ** 2)
+    return 1 - after / before
+
+
+def _brain_distortion(out, references, channel):
+    """Power ICA changed outside blinks, relative to the brain signal's power there."""
+    clean, _, mask = references
+    return np.mean((_continuous(out)[channel] - clean[channel])[~mask] ** 2) / np.mean(clean[channel][~mask] ** 2)
+
+
+# Measured on seed 0: 99.9 % of the blink power at Fp1, Fp2 and Fz is removed on both paths
+# (without ICA: 0 %), and the rest of the Fp1 signal changes by 2.6 % of its power.
+@pytest.mark.parametrize("path", ["with_eog", "with_proxy"])
+def test_ica_removes_blinks(request, references, path):
+    result = request.getfixturevalue(path)
+    out = result[0] if isinstance(result, tuple) else result
+    assert len(out.info["ica_excluded"]) == 1
+    for channel in (FP1, FP2, FZ):
+        assert _blink_power_reduction(out, references, channel) > 0.99
+    assert _brain_distortion(out, references, FP1) < 0.05
+    clean, contaminated, mask = references
+    blink_fp1 = contaminated[FP1] - clean[FP1]
+    assert np.corrcoef(contaminated[FP1], blink_fp1)[0, 1] > 0.9  # the blinks dominate Fp1 ...
+    assert abs(np.corrcoef(_continuous(out)[FP1], blink_fp1)[0, 1]) < 0.1  # ... and are gone
+
+
+def test_ica_info(with_eog, with_proxy):
+    out, _ = with_eog
+    info = out.info
+    json.dumps(info)
+    assert info["eog_source"] == "EOG channels ['vEOG']"
+    assert with_proxy.info["eog_source"] == "proxy Fp1/Fp2"
+    assert info["ica_n_components"] == 32
+    assert info["ica_scores_excluded"][0] > 0.99  # |correlation| with vEOG, measured 0.998
+    assert with_proxy.info["ica_scores_excluded"][0] > 0.95  # with Fp1/Fp2, measured 0.970
+    assert info["ica_scores_max"] == pytest.approx(info["ica_scores_excluded"][0], abs=1e-4)
+    assert set(info["timings"]) == {"resample", "filter", "ica", "window"}
+    assert out.data.shape == (20, 32, 384) and info["n_windows"] == 20
+
+
+def test_blink_free_recording_keeps_its_components(blink_free, eeg_spec):
+    # With an EOG channel that sees no blinks, nothing correlates: no component is removed
+    # (largest |correlation| measured 0.09).
+    with_eog = _run(np.vstack([blink_free.brain, blink_free.eog]), WITH_EOG, eeg_spec)
+    assert with_eog.info["ica_excluded"] == [] and with_eog.info["ica_scores_max"] < 0.2
+    # Fp1/Fp2 always correlate with some brain component; the z-score rule may remove at most
+    # one (seed 0: one, |correlation| 0.50), never a blink-sized 0.95.
+    proxy = _run(blink_free.brain, DEAP_CHANNELS, eeg_spec)
+    assert len(proxy.info["ica_excluded"]) <= 1
+    assert max(proxy.info["ica_scores_excluded"], default=0.0) < 0.7
+
+
+def test_trace_and_plot(with_eog, tmp_path):
+    out, trace = with_eog
+    assert isinstance(trace, ICATrace)
+    assert trace.channels == ("Fp1", "Fp2", "Fz", "Cz", "O1")
+    assert trace.before.shape == trace.after.shape == (5, 1280)
+    assert trace.excluded == tuple(out.info["ica_excluded"])
+    assert trace.times[0] == trace.start_s and trace.times[-1] == pytest.approx(trace.start_s + 1279 / 128)
+    # The excerpt shows blinks (~300 uV at Fp1 before ICA) and their removal.
+    assert np.abs(trace.before[0]).max() > 150 and np.abs(trace.after[0]).max() < 100
+    start = int(round(trace.start_s * 128))
+    np.testing.assert_allclose(trace.after, _continuous(out)[[0, 16, 18, 23, 13], start : start + 1280], atol=1e-3)
+
+    png = plot_ica_before_after(trace, tmp_path / "ica.png")
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert (width, height) == (1100, 550)
