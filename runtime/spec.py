@@ -72,7 +72,8 @@ class ICASpec:
 
     Components whose time course correlates with the EOG channels (or, when a file has none,
     with the frontal ``proxy_channels``) beyond ``eog_threshold`` (z-score, MNE's
-    ``find_bads_eog``) are excluded.
+    ``find_bads_eog``) and with an absolute correlation of at least ``min_correlation`` are
+    excluded (the z-score alone flags a pure-noise component now and then; blinks score > 0.9).
     """
 
     enabled: bool = True
@@ -81,6 +82,7 @@ class ICASpec:
     max_iter: int = 1000
     random_state: int = 0
     eog_threshold: float = 3.0
+    min_correlation: float = 0.7
     proxy_channels: tuple[str, ...] = ("Fp1", "Fp2")
     max_excluded: int = 3
 
@@ -91,6 +93,10 @@ class ICASpec:
         if not self.eog_threshold > 0:
             raise MilmerInputError(
                 f"Invalid value for 'ica.eog_threshold': expected > 0, got {self.eog_threshold!r}."
+            )
+        if not 0 <= self.min_correlation < 1:
+            raise MilmerInputError(
+                f"Invalid value for 'ica.min_correlation': expected in [0, 1), got {self.min_correlation!r}."
             )
         if self.max_excluded < 0:
             raise MilmerInputError(

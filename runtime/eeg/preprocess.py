@@ -8,7 +8,8 @@ Steps, in order (each an MNE call):
 3. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design);
 4. FastICA on the continuous band-passed recording; components that correlate with the EOG
    channels (or, without EOG, with the frontal proxy channels Fp1/Fp2) beyond
-   ``spec.ica.eog_threshold`` (MNE's iterative z-score) are removed, at most
+   ``spec.ica.eog_threshold`` (MNE's iterative z-score) and with |r| >= ``spec.ica.min_correlation``
+   are removed, at most
    ``spec.ica.max_excluded`` of them, the strongest first;
 5. drop ``baseline_s`` from the start and cut non-overlapping windows.
 
@@ -313,6 +314,9 @@ def _remove_eye_artefacts(
             work, ch_name=reference, threshold=cfg.eog_threshold, verbose=_MNE_QUIET
         )
         strength = np.abs(np.atleast_2d(np.asarray(scores))).max(axis=0)  # (n_components,)
+        # MNE's z-score rule alone also flags one component of pure noise fairly often
+        # (|r| 0.4-0.6); real blink components correlate at 0.95+.
+        found = [i for i in found if strength[i] >= cfg.min_correlation]
         excluded = _strongest(found, strength, cfg.max_excluded)
     if excluded:
         ica.apply(work, exclude=excluded, verbose=_MNE_QUIET)
