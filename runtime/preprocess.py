@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from ._check import MilmerInputError
 from ._io import atomic_dir, write_json_atomic
 from .spec import ModelSpec
 from .windows import EEGWindows, FaceWindows
 
-__all__ = ["Preprocessed", "preprocess_recording", "write_preprocessed"]
+__all__ = ["Coverage", "Preprocessed", "preprocess_recording", "window_coverage", "write_preprocessed"]
 
 
 @dataclass
@@ -29,6 +30,133 @@ class Preprocessed:
     faces: FaceWindows
     report: dict[str, Any] = field(default_factory=dict)
     ica_trace: Any = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which EEG windows the video covers; video time = EEG time + ``offset_s``.
+
+    covered: (W,) bool, True where the window's whole span lies inside the video. The EEG
+    windows are contiguous, so uncovered ones sit at the start (before the video starts) and/or
+    at the end (past the video's end), never in between.
+    """
+
+    covered: np.ndarray
+    starts: np.ndarray
+    window_s: float
+    video_duration_s: float
+    offset_s: float
+    eeg_duration_s: float
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.covered.size)
+
+    @property
+    def n_covered(self) -> int:
+        return int(self.covered.sum())
+
+    @property
+    def n_dropped(self) -> int:
+        return self.n_windows - self.n_covered
+
+    @property
+    def n_dropped_start(self) -> int:
+        """Windows that begin before the video does."""
+        return int(((self.starts + self.offset_s < 0) & ~self.covered).sum())
+
+    @property
+    def n_dropped_end(self) -> int:
+        """Windows that end past the video's end."""
+        return self.n_dropped - self.n_dropped_start
+
+    @property
+    def video_unused_end_s(self) -> float:
+        """Seconds of video after the EEG's end (0 when the EEG runs as long or longer)."""
+        return max(0.0, self.video_duration_s - self.offset_s - self.eeg_duration_s)
+
+    def select(self, eeg_windows: EEGWindows) -> EEGWindows:
+        """The covered windows only (data copied, ``info`` shared)."""
+        return EEGWindows(
+            data=np.ascontiguousarray(eeg_windows.data[self.covered]),
+            starts=eeg_windows.starts[self.covered],
+            info=eeg_windows.info,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_windows": self.n_windows,
+            "n_covered": self.n_covered,
+            "n_dropped_start": self.n_dropped_start,
+            "n_dropped_end": self.n_dropped_end,
+            "video_duration_s": round(float(self.video_duration_s), 4),
+            "eeg_duration_s": round(float(self.eeg_duration_s), 4),
+            "offset_s": float(self.offset_s),
+            "video_unused_end_s": round(self.video_unused_end_s, 4),
+        }
+
+    def describe(self) -> str | None:
+        """A warning for recordings of unequal length (None when nothing is left out).
+
+        Names the windows dropped on each side with their EEG times, and unused video past the
+        EEG's end when it is at least one window long.
+        """
+        w = self.window_s
+        parts = []
+        if self.n_dropped_start:
+            n = self.n_dropped_start
+            first = float(self.starts[0])
+            parts.append(
+                f"dropped {n} window{'s' * (n != 1)} ({n * w:g} s) at the start "
+                f"(EEG {first:.1f}-{first + n * w:.1f} s lies before the video starts)"
+            )
+        if self.n_dropped_end:
+            n = self.n_dropped_end
+            last_end = float(self.starts[-1]) + w
+            parts.append(
+                f"dropped {n} window{'s' * (n != 1)} ({n * w:g} s) at the end "
+                f"(EEG {last_end - n * w:.1f}-{last_end:.1f} s lies past the video's end)"
+            )
+        if self.video_unused_end_s >= w:
+            parts.append(
+                f"the last {self.video_unused_end_s:.1f} s of video come after the EEG's end and are not used"
+            )
+        if not parts:
+            return None
+        kept = self.starts[self.covered]
+        return (
+            f"The video ({self.video_duration_s:.1f} s, offset {self.offset_s:+.1f} s) and the EEG "
+            f"({self.eeg_duration_s:.1f} s) differ in length: predicting on the overlap only, "
+            f"{self.n_covered} of {self.n_windows} windows (EEG {kept[0]:.1f}-{kept[-1] + w:.1f} s); "
+            + "; ".join(parts)
+            + "."
+        )
+
+
+def window_coverage(
+    eeg_windows: EEGWindows, window_s: float, video_duration_s: float, offset_s: float = 0.0
+) -> Coverage:
+    """Which of ``eeg_windows`` lie wholly inside a video of ``video_duration_s`` seconds.
+
+    Raises MilmerInputError when the video covers none of them.
+    """
+    starts = np.asarray(eeg_windows.starts, dtype=np.float64)
+    ends = starts + window_s + offset_s
+    covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
+    if not covered.any():
+        raise MilmerInputError(
+            f"Invalid value for 'video': the video ({video_duration_s:.1f} s, offset {offset_s:+.1f} s) "
+            f"does not cover any {window_s:g} s EEG window "
+            f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s)."
+        )
+    return Coverage(
+        covered=covered,
+        starts=starts,
+        window_s=float(window_s),
+        video_duration_s=float(video_duration_s),
+        offset_s=float(offset_s),
+        eeg_duration_s=float(eeg_windows.info.get("duration_s", float(starts[-1] + window_s))),
+    )
 
 
 def preprocess_recording(
@@ -70,23 +198,9 @@ def preprocess_recording(
     if trace is None:
         trace = getattr(eeg_windows, "trace", None)
 
-    # Keep only windows whose whole span lies inside the video (video t = eeg t + offset).
-    ends = eeg_windows.starts + spec.eeg.window_s + offset_s
-    covered = (eeg_windows.starts + offset_s >= 0) & (ends <= info.duration_s + 1e-6)
-    dropped = int((~covered).sum())
-    if not covered.any():
-        from ._check import MilmerInputError
-
-        raise MilmerInputError(
-            f"Invalid value for 'video': the video ({info.duration_s:.1f} s, offset {offset_s:+.1f} s) "
-            f"does not cover any {spec.eeg.window_s:g} s EEG window "
-            f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s)."
-        )
-    eeg_windows = EEGWindows(
-        data=np.ascontiguousarray(eeg_windows.data[covered]),
-        starts=eeg_windows.starts[covered],
-        info=eeg_windows.info,
-    )
+    coverage = window_coverage(eeg_windows, spec.eeg.window_s, info.duration_s, offset_s)
+    dropped = coverage.n_dropped
+    eeg_windows = coverage.select(eeg_windows)
     t1 = time.perf_counter()
     faces = extract_faces(
         video, eeg_windows.starts, spec.face, spec.eeg.window_s, offset_s=offset_s, progress=progress

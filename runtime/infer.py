@@ -1,0 +1,134 @@
+"""``milmer-infer VIDEO EEG``: options checked, the model found, predictions printed and written.
+
+Without ``--model`` the demo model is used: ``milmer demo`` records where it wrote its model
+in ``$MILMER_HOME/demo-model.json`` (``MILMER_HOME`` defaults to ``~/.cache/milmer``) through
+:func:`record_demo_model`; :func:`default_model_dir` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from ._check import MilmerInputError, check_option
+from ._io import write_json_atomic
+from .backends.base import PRECISIONS
+from .backends.registry import BACKENDS, DEVICES
+
+__all__ = [
+    "DEMO_POINTER",
+    "milmer_home",
+    "record_demo_model",
+    "default_model_dir",
+    "check_infer_options",
+    "run_infer_cli",
+]
+
+#: File in :func:`milmer_home` naming the demo model directory.
+DEMO_POINTER = "demo-model.json"
+
+_NO_MODEL_HINT = (
+    "make one with `milmer demo --out DIR` (a demo model trained on synthetic data) or "
+    "`milmer export CKPT --out DIR` (from a trained checkpoint), then pass --model DIR"
+)
+
+
+def milmer_home() -> Path:
+    """``$MILMER_HOME``, else ``~/.cache/milmer``: where milmer keeps per-user state."""
+    env = os.environ.get("MILMER_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "milmer"
+
+
+def record_demo_model(path: str | os.PathLike[str]) -> Path:
+    """Remember ``path`` (a model directory) as the model ``milmer-infer`` uses without --model.
+
+    Writes ``{"model_dir": <absolute path>}`` to ``$MILMER_HOME/demo-model.json`` atomically and
+    returns the pointer file's path.
+    """
+    model_dir = Path(path).expanduser().resolve()
+    if not model_dir.is_dir():
+        raise MilmerInputError(f"Invalid value for 'path': not a model directory: {str(model_dir)!r}.")
+    return write_json_atomic(milmer_home() / DEMO_POINTER, {"model_dir": str(model_dir)})
+
+
+def default_model_dir() -> Path:
+    """The model directory recorded by :func:`record_demo_model`.
+
+    Raises MilmerInputError when no demo model was recorded, the pointer file is unreadable, or
+    the directory it names is gone, saying how to make a model.
+    """
+    pointer = milmer_home() / DEMO_POINTER
+    if not pointer.is_file():
+        raise MilmerInputError(f"No model given (--model) and no demo model was made; {_NO_MODEL_HINT}.")
+    try:
+        recorded = json.loads(pointer.read_text())["model_dir"]
+        if not isinstance(recorded, str):
+            raise TypeError(f"model_dir is {type(recorded).__name__}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise MilmerInputError(
+            f"No model given (--model) and the demo-model record {str(pointer)!r} is unreadable "
+            f"({err}); {_NO_MODEL_HINT}."
+        ) from None
+    model_dir = Path(recorded)
+    if not model_dir.is_dir():
+        raise MilmerInputError(
+            f"No model given (--model) and the demo model recorded in {str(pointer)!r} is gone "
+            f"({recorded!r}); {_NO_MODEL_HINT}."
+        )
+    return model_dir
+
+
+def check_infer_options(*, backend: str, device: str, precision: str, batch: int) -> None:
+    """Raise MilmerInputError naming the first option out of its allowed values."""
+    check_option("backend", backend, ("auto", *BACKENDS))
+    check_option("device", device, DEVICES)
+    check_option("precision", precision, PRECISIONS)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise MilmerInputError(f"Invalid value for 'batch': expected an integer >= 1, got {batch!r}.")
+
+
+def run_infer_cli(
+    *,
+    video: Path,
+    eeg: Path,
+    model: Path | None,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    batch: int = 8,
+    offset: float = 0.0,
+    baseline: float = 0.0,
+    out: Path | None = None,
+    quiet: bool = False,
+) -> None:
+    """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
+
+    Order: options, the --out suffix, the model directory (its spec and graphs), the input files;
+    then predict (a progress bar on stderr for long recordings), print the per-window table
+    (unless ``quiet``) and the summary, and write ``out`` atomically.
+    """
+    from rich.console import Console
+
+    from ._check import check_path_exists
+    from .pipeline import CoverageWarning, Pipeline
+    from .predictions import check_out_path, print_report, write_predictions
+
+    check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
+    if out is not None:
+        check_out_path(out)
+    model_dir = Path(model) if model is not None else default_model_dir()
+    check_path_exists("video", video)
+    check_path_exists("eeg", eeg)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            result = pipeline.predict(video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet)
+    for w in caught:
+        err.print(f"Warning: {w.message}", style="yellow", markup=False)
+    print_report(result, table=not quiet)
+    if out is not None:
+        path = write_predictions(result, out)
+        Console().print(f"Wrote {len(result.windows)} predictions to {path}", markup=False, highlight=False)

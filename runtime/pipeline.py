@@ -1,0 +1,494 @@
+"""Video + EEG -> one prediction per EEG window, streamed with flat memory.
+
+The EEG is preprocessed once (:func:`~.eeg.preprocess.preprocess_raw`), the windows the video
+does not cover are dropped with a warning (:func:`~.preprocess.window_coverage`), and the face
+crops are STREAMED window by window (:func:`~.face.extract.iter_face_windows`). Up to ``batch``
+windows (bags) are gathered into one preallocated buffer and scored together
+(:meth:`Pipeline.score_bags`): the frames of all bags go through the backbone in one call, then
+the fusion graph scores the bags with their EEG windows. Only one batch of crops is ever held,
+so an hour-long recording needs no more memory than a minute of it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from ._check import MilmerInputError, check_option
+from .backends.base import PRECISIONS, Precision, Runner
+from .backends.registry import BACKENDS, DEVICES, Backend, make_runner
+from .face import extract as face_extract
+from .face.extract import FaceExtractionStats, FaceWindow
+from .model_dir import ModelBundle, load_model_dir
+from .preprocess import Coverage, window_coverage
+from .spec import ModelSpec
+from .windows import EEGWindows
+
+__all__ = [
+    "BAG_OUTPUTS",
+    "CoverageWarning",
+    "Pipeline",
+    "PredictionResult",
+    "RunStats",
+    "STAGES",
+    "WindowPrediction",
+]
+
+#: Keys of :meth:`Pipeline.score_bags`' result, in the order of ``spec.graph.fusion_outputs``.
+BAG_OUTPUTS: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selected")
+#: Timed stages, in pipeline order (seconds in :attr:`RunStats.timings`).
+#: They do not overlap: their sum is the run's wall time less small overheads. 'faces' is the
+#: time spent waiting for the face iterator (decode + detect + crop; the split is in
+#: ``RunStats.face.timings``).
+STAGES: tuple[str, ...] = ("eeg_read", "eeg_preprocess", "faces", "normalise", "backbone", "fusion")
+#: A progress bar appears (with ``progress=True``) from this many windows on.
+PROGRESS_MIN_WINDOWS = 20
+
+
+class CoverageWarning(UserWarning):
+    """The video and the EEG differ in length; only their overlap is predicted."""
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """The model's answer for one EEG window.
+
+    index:         the window's position among all EEG windows of the recording
+    start, end:    EEG time (s) of the window
+    label:         the predicted class name (``class_names[class_index]``)
+    probabilities: (C,) float32 softmax over the classes
+    logits:        (C,) float32
+    mil_weights:   (F,) float32 the MIL attention weight of each frame (sums to 1)
+    selected:      (K,) int64 the top-k frames the fusion attended to, strongest first
+    found:         (F,) bool where the detector found a face in the frame
+    frame_times:   (F,) float64 video time (s) of each frame; NaN outside the video
+    """
+
+    index: int
+    start: float
+    end: float
+    label: str
+    class_index: int
+    probabilities: np.ndarray
+    logits: np.ndarray
+    mil_weights: np.ndarray
+    selected: np.ndarray
+    found: np.ndarray
+    frame_times: np.ndarray
+
+    @property
+    def selected_weights(self) -> np.ndarray:
+        """(K,) the MIL weights of the selected frames."""
+        return self.mil_weights[self.selected]
+
+    @property
+    def faces_found(self) -> int:
+        """Frames of the window with a detected face."""
+        return int(self.found.sum())
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.found.size)
+
+    @property
+    def window_has_face(self) -> bool:
+        return bool(self.found.any())
+
+
+@dataclass
+class RunStats:
+    """Counts and timings gathered while :meth:`Pipeline.run` streams (filled in as it goes).
+
+    timings: stage -> seconds summed over the run (:data:`STAGES`)
+    wall_s:  seconds from the call to :meth:`Pipeline.run` to the last prediction
+    """
+
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    n_windows: int = 0
+    n_frames: int = 0
+    n_batches: int = 0
+    max_batch: int = 0
+    wall_s: float = 0.0
+    coverage: Coverage | None = None
+    eeg_info: dict[str, Any] = field(default_factory=dict)
+    face: FaceExtractionStats = field(default_factory=FaceExtractionStats)
+
+
+@dataclass
+class PredictionResult:
+    """All windows of one recording and how they were computed."""
+
+    windows: list[WindowPrediction]
+    spec: ModelSpec
+    model_dir: Path
+    settings: dict[str, Any]
+    stats: RunStats
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.spec.class_names
+
+    @property
+    def seconds_covered(self) -> float:
+        """Recording time predicted on (windows x window length)."""
+        return len(self.windows) * self.spec.eeg.window_s
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing time / recording time covered; below 1 is faster than real time."""
+        return self.stats.wall_s / self.seconds_covered if self.seconds_covered else float("nan")
+
+    def class_counts(self) -> dict[str, int]:
+        """Predicted windows per class, every class listed."""
+        counts = dict.fromkeys(self.class_names, 0)
+        for w in self.windows:
+            counts[w.label] += 1
+        return counts
+
+
+def _check_batch(batch: int) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise MilmerInputError(f"Invalid value for 'batch': expected an integer >= 1, got {batch!r}.")
+    return int(batch)
+
+
+def _backend_name(runner: Runner) -> str:
+    return next(name for name, cls in BACKENDS.items() if isinstance(runner, cls))
+
+
+class Pipeline:
+    """An exported model ready to score recordings: both graphs loaded once.
+
+    model:            a model directory or a :class:`~.model_dir.ModelBundle` from
+                      :func:`~.model_dir.load_model_dir`
+    backend:          'auto' (TensorRT when it can run here, else ONNX Runtime), 'ort' or 'trt'
+    device:           'auto', 'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's TensorRT provider)
+    precision:        which graphs of the directory to load ('fp32', 'fp16', 'int8'); ``None``:
+                      the bundle's, or 'fp32' for a directory. A bundle loaded at another
+                      precision is an error.
+    batch:            windows (bags) scored per backbone call: ``batch * frames_per_window`` frames
+    intra_op_threads: ONNX Runtime CPU threads per operator (``None``: the cores available)
+
+    Use as a context manager (or call :meth:`close`) to free the sessions.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | ModelBundle,
+        *,
+        backend: Backend = "auto",
+        device: str = "auto",
+        precision: Precision | None = None,
+        batch: int = 8,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        check_option("backend", backend, ("auto", *BACKENDS))
+        check_option("device", device, DEVICES)
+        if precision is not None:
+            check_option("precision", precision, PRECISIONS)
+        self.batch = _check_batch(batch)
+        if isinstance(model, ModelBundle):
+            if precision is not None and precision != model.precision:
+                raise MilmerInputError(
+                    f"Invalid value for 'precision': the model bundle was loaded at "
+                    f"{model.precision!r}, got {precision!r}; load it with "
+                    f"load_model_dir(..., precision={precision!r})."
+                )
+            bundle = model
+        else:
+            bundle = load_model_dir(model, precision=precision or "fp32")
+        self.bundle = bundle
+        self.spec = bundle.spec
+        options = {"ort": {"intra_op_num_threads": intra_op_threads}} if intra_op_threads is not None else None
+        t0 = time.perf_counter()
+        self.swin = make_runner(
+            backend, bundle.swin_path, device=device, precision=bundle.precision, options=options
+        )
+        self.fusion = make_runner(
+            backend, bundle.fusion_path, device=device, precision=bundle.precision, options=options
+        )
+        self.swin.activate()
+        try:
+            self.fusion.activate()
+        except BaseException:
+            self.swin.deactivate()
+            raise
+        self.load_s = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release both sessions (idempotent)."""
+        self.swin.deactivate()
+        self.fusion.deactivate()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What runs where: backends and devices per graph, precision, batch, load time."""
+        return {
+            "backend": {"swin": _backend_name(self.swin), "fusion": _backend_name(self.fusion)},
+            "device": {"swin": self.swin.device, "fusion": self.fusion.device},
+            "precision": self.bundle.precision,
+            "batch": self.batch,
+            "model_load_s": round(self.load_s, 4),
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def score_bags(
+        self, eeg: np.ndarray, crops: np.ndarray, *, timings: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Score ``B`` bags: one backbone call on all their frames, one fusion call.
+
+        eeg:   (B, C, T) float32 EEG windows (spec channels, microvolts)
+        crops: (B, F, S, S, 3) uint8 RGB face crops
+        timings: if given, seconds are added under 'normalise', 'backbone' and 'fusion'
+
+        Returns logits (B, n_classes) float32, probabilities (B, n_classes) float32,
+        mil_weights (B, F) float32, selected (B, top_k) int64.
+        """
+        spec = self.spec
+        f, s = spec.face.frames_per_window, spec.face.frame_size
+        c, t = spec.eeg.n_channels, spec.eeg.window_samples
+        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 5 or crops.shape[1:] != (f, s, s, 3):
+            got = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
+            raise MilmerInputError(f"Invalid value for 'crops': expected (B, {f}, {s}, {s}, 3) uint8, got {got}.")
+        n = crops.shape[0]
+        if not isinstance(eeg, np.ndarray) or eeg.dtype != np.float32 or eeg.shape != (n, c, t):
+            got = f"{eeg.dtype} {eeg.shape}" if isinstance(eeg, np.ndarray) else type(eeg).__name__
+            raise MilmerInputError(f"Invalid value for 'eeg': expected ({n}, {c}, {t}) float32, got {got}.")
+        if n == 0:
+            raise MilmerInputError("Invalid value for 'crops': expected at least one bag, got 0.")
+        from .face.crop import normalize
+
+        g = spec.graph
+        clock = time.perf_counter()
+        frames = normalize(crops, spec.face.mean, spec.face.std).reshape(n * f, 3, s, s)  # (B*F, 3, S, S)
+        tick = time.perf_counter()
+        tokens = self.swin.infer({g.backbone_input: frames})[g.backbone_output]  # (B*F, P, D)
+        del frames
+        tock = time.perf_counter()
+        tokens = tokens.reshape(n, f, g.tokens_per_frame, g.token_dim)  # (B, F, P, D)
+        out = self.fusion.infer(dict(zip(g.fusion_inputs, (eeg, tokens))))
+        end = time.perf_counter()
+        if timings is not None:
+            timings["normalise"] = timings.get("normalise", 0.0) + tick - clock
+            timings["backbone"] = timings.get("backbone", 0.0) + tock - tick
+            timings["fusion"] = timings.get("fusion", 0.0) + end - tock
+        return {key: out[name] for key, name in zip(BAG_OUTPUTS, g.fusion_outputs)}
+
+    # ------------------------------------------------------------------ streaming
+    def run(
+        self,
+        video: str | os.PathLike[str],
+        eeg: str | os.PathLike[str],
+        *,
+        offset_s: float = 0.0,
+        baseline_s: float = 0.0,
+        progress: bool = False,
+        stats: RunStats | None = None,
+    ) -> Iterator[WindowPrediction]:
+        """Predict every EEG window the video covers, in time order, as a stream.
+
+        video, eeg: the face video and the EEG recording (EDF/BDF/FIF/BrainVision)
+        offset_s:   video time (s) at EEG t = 0
+        baseline_s: seconds to drop at the EEG's start (DEAP: 3)
+        progress:   show a progress bar on stderr (from :data:`PROGRESS_MIN_WINDOWS` windows)
+        stats:      filled in with counts, timings and coverage while the stream runs
+
+        The files are checked, the EEG preprocessed and the coverage decided here, before the
+        first prediction is asked for; a :class:`CoverageWarning` says which windows (seconds,
+        side) are left out when the video and the EEG differ in length.
+        """
+        from ._check import check_path_exists
+        from .eeg.io import read_raw
+        from .eeg.preprocess import preprocess_raw
+        from .face.video import check_offset, probe_video
+
+        stats = stats if stats is not None else RunStats()
+        started = time.perf_counter()
+        check_offset(offset_s)
+        check_path_exists("video", video)
+        check_path_exists("eeg", eeg)
+        info = probe_video(video)  # fail fast on a bad video before the slow EEG work
+        tick = time.perf_counter()
+        raw = read_raw(eeg)
+        tock = time.perf_counter()
+        eeg_windows = preprocess_raw(raw, self.spec.eeg, baseline_s=baseline_s)
+        del raw
+        stats.timings["eeg_read"] += tock - tick
+        stats.timings["eeg_preprocess"] += time.perf_counter() - tock
+        stats.eeg_info = eeg_windows.info
+        coverage = window_coverage(eeg_windows, self.spec.eeg.window_s, info.duration_s, offset_s)
+        stats.coverage = coverage
+        message = coverage.describe()
+        if message is not None:
+            warnings.warn(message, CoverageWarning, stacklevel=2)
+        indices = np.flatnonzero(coverage.covered)
+        kept = coverage.select(eeg_windows)
+        faces = face_extract.iter_face_windows(
+            video,
+            kept.starts,
+            self.spec.face,
+            self.spec.eeg.window_s,
+            offset_s=offset_s,
+            video_info=info,
+            stats=stats.face,
+        )
+        return self._stream(kept, indices, faces, stats, started, progress=progress)
+
+    def run_windows(
+        self,
+        eeg_windows: EEGWindows,
+        faces: Iterable[FaceWindow],
+        *,
+        stats: RunStats | None = None,
+    ) -> Iterator[WindowPrediction]:
+        """Predict already-cut windows: ``faces`` yields one :class:`FaceWindow` per EEG window.
+
+        eeg_windows: data (W, C, T) float32, starts (W,) seconds
+        faces:       any iterable of ``FaceWindow(index, crops (F, S, S, 3) uint8, found (F,),
+                     timestamps (F,))``, ``index`` into ``eeg_windows``; consumed lazily
+        """
+        stats = stats if stats is not None else RunStats()
+        indices = np.arange(len(eeg_windows.starts))
+        return self._stream(eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=False)
+
+    def _stream(
+        self,
+        eeg_windows: EEGWindows,
+        indices: np.ndarray,
+        faces: Iterator[FaceWindow],
+        stats: RunStats,
+        started: float,
+        *,
+        progress: bool,
+    ) -> Iterator[WindowPrediction]:
+        """Gather up to ``batch`` windows into one buffer, score them, yield their predictions.
+
+        indices: (W,) the recording-wide index of each row of ``eeg_windows``.
+        """
+        spec = self.spec
+        n_windows = len(indices)
+        f, s = spec.face.frames_per_window, spec.face.frame_size
+        size = min(self.batch, n_windows)
+        # One batch of crops and EEG, reused: a window's crops are copied in and then let go.
+        crop_buf = np.empty((size, f, s, s, 3), np.uint8)  # (B, F, S, S, 3)
+        eeg_buf = np.empty((size, spec.eeg.n_channels, spec.eeg.window_samples), np.float32)  # (B, C, T)
+        pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (row, found, frame times)
+        bar = _progress_bar(n_windows) if progress and n_windows >= PROGRESS_MIN_WINDOWS else None
+        try:
+            exhausted = False
+            while not exhausted:
+                tick = time.perf_counter()
+                window = next(faces, None)
+                stats.timings["faces"] += time.perf_counter() - tick
+                if window is None:
+                    exhausted = True
+                else:
+                    slot = len(pending)
+                    crop_buf[slot] = window.crops
+                    eeg_buf[slot] = eeg_windows.data[window.index]
+                    pending.append((int(window.index), np.asarray(window.found, bool), window.timestamps))
+                    window = None  # the crops now live in crop_buf only
+                if pending and (len(pending) == size or exhausted):
+                    yield from self._flush(crop_buf, eeg_buf, pending, eeg_windows, indices, stats)
+                    pending = []
+                    if bar is not None:
+                        bar[0].update(bar[1], completed=stats.n_windows)
+        finally:
+            stats.wall_s = time.perf_counter() - started
+            if bar is not None:
+                bar[0].stop()
+
+    def _flush(
+        self,
+        crop_buf: np.ndarray,
+        eeg_buf: np.ndarray,
+        pending: list[tuple[int, np.ndarray, np.ndarray]],
+        eeg_windows: EEGWindows,
+        indices: np.ndarray,
+        stats: RunStats,
+    ) -> Iterator[WindowPrediction]:
+        n = len(pending)
+        out = self.score_bags(eeg_buf[:n], crop_buf[:n], timings=stats.timings)
+        stats.n_batches += 1
+        stats.max_batch = max(stats.max_batch, n)
+        window_s = self.spec.eeg.window_s
+        names = self.spec.class_names
+        for b, (row, found, times) in enumerate(pending):
+            probs = out["probabilities"][b]
+            k = int(np.argmax(probs))
+            start = float(eeg_windows.starts[row])
+            stats.n_windows += 1
+            stats.n_frames += found.size
+            yield WindowPrediction(
+                index=int(indices[row]),
+                start=start,
+                end=start + window_s,
+                label=names[k],
+                class_index=k,
+                probabilities=probs.copy(),
+                logits=out["logits"][b].copy(),
+                mil_weights=out["mil_weights"][b].copy(),
+                selected=out["selected"][b].astype(np.int64),
+                found=found.copy(),
+                frame_times=np.asarray(times, np.float64).copy(),
+            )
+
+    def predict(
+        self,
+        video: str | os.PathLike[str],
+        eeg: str | os.PathLike[str],
+        *,
+        offset_s: float = 0.0,
+        baseline_s: float = 0.0,
+        progress: bool = False,
+    ) -> PredictionResult:
+        """All of :meth:`run`'s predictions with their settings, counts and timings."""
+        stats = RunStats()
+        windows = list(self.run(video, eeg, offset_s=offset_s, baseline_s=baseline_s, progress=progress, stats=stats))
+        settings = {
+            **self.settings,
+            "video": str(video),
+            "eeg": str(eeg),
+            "offset_s": float(offset_s),
+            "baseline_s": float(baseline_s),
+        }
+        return PredictionResult(
+            windows=windows, spec=self.spec, model_dir=self.bundle.dir, settings=settings, stats=stats
+        )
+
+
+def _progress_bar(total: int) -> tuple[Any, Any]:
+    """A started rich progress bar on stderr and its task (invisible when stderr is no terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("Predicting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("predict", total=total)
+    bar.start()
+    return bar, task
+

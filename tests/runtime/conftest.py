@@ -1,0 +1,91 @@
+"""Fixtures for the inference tests: a tiny model directory and a short synthetic recording.
+
+The model is the hand-built tiny swin/fusion pair of ``backends/tiny_graphs.py`` (8-dim tokens),
+the recording 12 s of 32-channel EEG at 128 Hz (EDF) and a 20 fps MJPG video of a real face
+(scikit-image's astronaut) drifting on a dark canvas.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EEG_SECONDS = 12.0
+VIDEO_FPS = 20.0
+WIDTH, HEIGHT, FACE_SIDE = 320, 240, 140
+
+
+def load_tiny_graphs():
+    """Import backends/tiny_graphs.py by path (tests run with --import-mode=importlib)."""
+    name = "milmer_tests_tiny_graphs"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "backends" / "tiny_graphs.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def write_edf(path: Path, seconds: float = EEG_SECONDS, seed: int = 0) -> Path:
+    """32 spec channels of smoothed noise (~20 uV) at 128 Hz, as EDF."""
+    import mne
+
+    from milmer.runtime.spec import DEAP_CHANNELS
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 128)
+    white = rng.standard_normal((len(DEAP_CHANNELS), n))
+    kernel = np.hanning(9) / np.hanning(9).sum()
+    smooth = np.array([np.convolve(row, kernel, mode="same") for row in white])
+    data = 20e-6 * smooth / smooth.std(axis=1, keepdims=True)
+    info = mne.create_info(list(DEAP_CHANNELS), 128.0, "eeg")
+    raw = mne.io.RawArray(data, info, verbose="error")
+    mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    return path
+
+
+def write_video(path: Path, seconds: float, fps: float = VIDEO_FPS, blank=lambda k: False) -> Path:
+    """A face on a dark canvas, drifting slowly; frames where ``blank(k)`` have no face."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut()[30:230, 125:325], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
+    assert writer.isOpened()
+    for k in range(int(round(seconds * fps))):
+        frame = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+        if not blank(k):
+            x, y = 20 + (k * 3) % 160, 20 + (k * 2) % 60
+            frame[y : y + FACE_SIDE, x : x + FACE_SIDE] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_graphs():
+    return load_tiny_graphs()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_graphs, tmp_path_factory) -> Path:
+    """spec.json, swin.onnx, fusion.onnx of the tiny graphs (default spec, 8-dim tokens)."""
+    return tiny_graphs.write_model_dir(tmp_path_factory.mktemp("model") / "tiny", tiny_graphs.tiny_spec())
+
+
+@pytest.fixture(scope="session")
+def recording(tmp_path_factory) -> tuple[Path, Path]:
+    """(video, eeg): 12 s each; frames 60-79 (3.0-4.0 s) have no face."""
+    root = tmp_path_factory.mktemp("recording")
+    video = write_video(root / "face.avi", EEG_SECONDS, blank=lambda k: 60 <= k < 80)
+    return video, write_edf(root / "eeg.edf")
+
+
+@pytest.fixture(scope="session")
+def short_video(tmp_path_factory) -> Path:
+    """8 s of video: covers two of the recording's four 3 s EEG windows."""
+    return write_video(tmp_path_factory.mktemp("short") / "short.avi", 8.0)
