@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 import pytest
 
 from milmer.runtime._check import MilmerInputError
@@ -109,3 +111,25 @@ def test_bad_csv_is_rejected(tmp_path):
     with pytest.raises(MilmerInputError, match="line 3: participant 1 trial 1 appears twice"):
         index_deap(root)
 
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from milmer.runtime.demo.make import make_demo_data
+
+    out = tmp_path_factory.mktemp("demo")
+    return make_demo_data(out, n_subjects=1, n_trials=4, trial_s=3.0, baseline_s=3.0, video_fps=10.0, recording_s=1.0)
+
+
+def test_demo_pairing_needs_the_csv(demo):
+    from milmer.runtime.eeg.io import load_deap_dat
+
+    index = index_deap(demo.deap_root)
+    assert [(r.trial, r.experiment_id) for r in index] == [(t.trial, t.experiment_id) for t in demo.trials]
+    # The demo presents the videos in a permuted order: 1->2, 2->4, 3->1, 4->3.
+    assert [r.row for r in index] == [1, 3, 0, 2]
+    labels = load_deap_dat(index[0].dat_path)["labels"]
+    assert all(np.array_equal(labels[r.row], r.ratings) for r in index)
+    # Pairing video sXX_trialYY with .dat row YY-1 would give every trial another trial's ratings.
+    assert sum(np.array_equal(labels[r.trial - 1], r.ratings) for r in index) == 0
+    assert index.skipped == []
