@@ -137,7 +137,8 @@ class CrossAttentionIntegration(nn.Module):
     """``n_queries`` learned queries attend over the bag tokens: (B, M, d) -> (B, N, d).
 
     The keys get a learned position embedding (which frame, which patch): attention itself is
-    blind to order. Output = LayerNorm(queries + attention).
+    blind to order. Output = LayerNorm(queries + attention). No attention dropout here: the
+    model's dropout lives in the fusion encoder.
     """
 
     def __init__(self, n_tokens: int, n_queries: int, d_model: int, n_heads: int) -> None:
