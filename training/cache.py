@@ -76,7 +76,9 @@ CACHE_FORMAT_VERSION = 1
 #: one means the Experiment_id mapping paired the video with the wrong EEG row.
 RATING_TOLERANCE = 1e-3
 
-_LIBRARIES = ("numpy", "scipy", "scikit-learn", "mne", "opencv-python-headless", "mediapipe")
+_LIBRARIES = (
+    "numpy", "scipy", "scikit-learn", "mne", "opencv-python-headless", "opencv-contrib-python", "mediapipe",
+)
 _SHARD_FILES = ("eeg.npy", "faces.npy", "found.npy", "timestamps.npy", "starts.npy")
 
 
@@ -304,8 +306,8 @@ class ShardedArray:
             out[j] = self[int(i)]
         return out
 
-    def __array__(self, dtype: Any = None) -> np.ndarray:
-        out = self[:]
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self[:]  # always a new array, whatever ``copy`` asks
         return out if dtype is None else out.astype(dtype)
 
 

@@ -45,10 +45,10 @@ class Fold:
     """Window indices of one fold. ``leaky``: test shares trials with training (``segment``)."""
 
     name: str
-    protocol: str
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    protocol: str
     leaky: bool
 
 
@@ -88,7 +88,7 @@ def _segment_folds(subject: np.ndarray, k: int, rng: np.random.Generator, val_fr
             n_val = _n_val(rest.size, val_fraction)
             val.append(rest[:n_val])
             train.append(rest[n_val:])
-        folds.append(Fold(f"segment-fold{i}", "segment", _idx(train), _idx(val), test, True))
+        folds.append(Fold(f"segment-fold{i}", _idx(train), _idx(val), test, "segment", True))
     return folds
 
 
@@ -139,7 +139,7 @@ def _trial_folds(
             test.append(rows[np.isin(t, held)])
             val.append(rows[np.isin(t, val_trials)])
             train.append(rows[~np.isin(t, held) & ~np.isin(t, val_trials)])
-        folds.append(Fold(f"trial-fold{i}", "trial", _idx(train), _idx(val), _idx(test), False))
+        folds.append(Fold(f"trial-fold{i}", _idx(train), _idx(val), _idx(test), "trial", False))
     return folds
 
 
@@ -156,7 +156,7 @@ def _loso_folds(subject: np.ndarray, rng: np.random.Generator, val_fraction: flo
         test = np.flatnonzero(subject == s)
         val = np.flatnonzero(np.isin(subject, val_subjects))
         train = np.flatnonzero((subject != s) & ~np.isin(subject, val_subjects))
-        folds.append(Fold(f"loso-s{int(s):02d}", "loso", _idx([train]), _idx([val]), _idx([test]), False))
+        folds.append(Fold(f"loso-s{int(s):02d}", _idx([train]), _idx([val]), _idx([test]), "loso", False))
     return folds
 
 
