@@ -245,8 +245,8 @@ def render_summary(result: PredictionResult) -> Table:
     table.add_row("classes", ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
     table.add_row(
         "faces",
-        f"{summary['frames_with_face']}/{summary['frames_total']} frames with a face, "
-        f"{summary['windows_without_face']} windows without",
+        f"{summary['frames_with_face']}/{summary['frames_total']} frames with a face; "
+        f"{summary['windows_without_face']} of {summary['n_windows']} windows without any",
     )
     coverage = summary["coverage"]
     if coverage is not None and (coverage["n_dropped_start"] or coverage["n_dropped_end"]):
