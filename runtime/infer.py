@@ -105,8 +105,8 @@ def run_infer_cli(
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
-    Order: options, the --out suffix, the model directory (its spec and graphs), the input files;
-    then predict (a progress bar on stderr for long recordings), print the per-window table
+    Order: options, the --out suffix, which model (``--model`` or the demo model), the input
+    files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
     (unless ``quiet``) and the summary, and write ``out`` atomically.
     """
     from rich.console import Console

@@ -356,6 +356,7 @@ class Pipeline:
         eeg_windows: EEGWindows,
         faces: Iterable[FaceWindow],
         *,
+        progress: bool = False,
         stats: RunStats | None = None,
     ) -> Iterator[WindowPrediction]:
         """Predict already-cut windows: ``faces`` yields one :class:`FaceWindow` per EEG window.
@@ -366,7 +367,7 @@ class Pipeline:
         """
         stats = stats if stats is not None else RunStats()
         indices = np.arange(len(eeg_windows.starts))
-        return self._stream(eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=False)
+        return self._stream(eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=progress)
 
     def _stream(
         self,
@@ -411,6 +412,10 @@ class Pipeline:
                     if bar is not None:
                         bar[0].update(bar[1], completed=stats.n_windows)
         finally:
+            # A consumer that stops early must not leave the video open or the detector running.
+            close = getattr(faces, "close", None)
+            if close is not None:
+                close()
             stats.wall_s = time.perf_counter() - started
             if bar is not None:
                 bar[0].stop()
@@ -474,18 +479,21 @@ class Pipeline:
         )
 
 
-def _progress_bar(total: int) -> tuple[Any, Any]:
-    """A started rich progress bar on stderr and its task (invisible when stderr is no terminal)."""
+def _progress_bar(total: int) -> tuple[Any, Any] | None:
+    """A started rich progress bar on stderr and its task; None when stderr is not a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None
     bar = Progress(
         TextColumn("Predicting"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("windows"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
     )
     task = bar.add_task("predict", total=total)

@@ -343,3 +343,24 @@ def test_run_checks_files_before_work(tiny_model, recording, tmp_path):
             pipe.run(video, tmp_path / "nope.edf")
         with pytest.raises(MilmerInputError, match=r"^Invalid value for 'offset_s': expected a finite number"):
             pipe.run(video, eeg, offset_s=float("nan"))
+
+
+def test_progress_bar_and_early_stop(tiny_model, capfd):
+    """A long stream with progress=True scores as usual (the bar stays off a non-terminal
+    stderr), and stopping early closes the face stream."""
+    closed = []
+    with Pipeline(tiny_model, batch=4, intra_op_threads=1) as pipe:
+        eeg, faces = _synthetic_stream(pipe.spec, 21)
+
+        def watched():
+            try:
+                yield from faces
+            finally:
+                closed.append(True)
+
+        stream = pipe.run_windows(eeg, watched(), progress=True)
+        first = [next(stream) for _ in range(5)]
+        stream.close()
+    assert [p.index for p in first] == [0, 1, 2, 3, 4]
+    assert closed == [True]
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,183 @@
+"""``milmer-infer``: option checks, the demo-model pointer, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from milmer.runtime._check import MilmerInputError
+from milmer.runtime.cli import infer_main
+from milmer.runtime.infer import (
+    DEMO_POINTER,
+    check_infer_options,
+    default_model_dir,
+    milmer_home,
+    record_demo_model,
+    run_infer_cli,
+)
+
+NO_MODEL = (
+    "No model given (--model) and no demo model was made; make one with `milmer demo --out DIR` "
+    "(a demo model trained on synthetic data) or `milmer export CKPT --out DIR` (from a trained "
+    "checkpoint), then pass --model DIR."
+)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty MILMER_HOME for every test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("MILMER_HOME", str(path))
+    return path
+
+
+def test_milmer_home_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("MILMER_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert milmer_home() == tmp_path / ".cache" / "milmer"
+
+
+def test_no_demo_model(home):
+    with pytest.raises(MilmerInputError, match=f"^{re.escape(NO_MODEL)}$"):
+        default_model_dir()
+
+
+def test_record_and_find_demo_model(home, tmp_path):
+    model = tmp_path / "demo-model"
+    model.mkdir()
+    pointer = record_demo_model(model)
+    assert pointer == home / DEMO_POINTER
+    assert json.loads(pointer.read_text()) == {"model_dir": str(model.resolve())}
+    assert default_model_dir() == model.resolve()
+    model.rmdir()
+    with pytest.raises(MilmerInputError, match=r"the demo model recorded in .* is gone .*milmer demo --out DIR"):
+        default_model_dir()
+    pointer.write_text("{not json")
+    with pytest.raises(MilmerInputError, match=r"demo-model record .* is unreadable .*milmer export CKPT --out DIR"):
+        default_model_dir()
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'path': not a model directory"):
+        record_demo_model(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"backend": "tensorrtt"}, "Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'."),
+        ({"device": "gpu"}, "Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'."),
+        ({"precision": "bf16"}, "Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'."),
+        ({"batch": 0}, "Invalid value for 'batch': expected an integer >= 1, got 0."),
+        ({"batch": True}, "Invalid value for 'batch': expected an integer >= 1, got True."),
+    ],
+)
+def test_bad_options(options, message):
+    kwargs = {"backend": "auto", "device": "cpu", "precision": "fp32", "batch": 8, **options}
+    with pytest.raises(MilmerInputError, match=f"^{re.escape(message)}$"):
+        check_infer_options(**kwargs)
+
+
+def test_cheap_checks_come_first(tmp_path, recording):
+    """Options, --out, the model's location, the input files, then the model itself."""
+    missing = tmp_path / "nothing"
+    kwargs = dict(video=missing / "v.avi", eeg=missing / "e.edf", model=None)
+    with pytest.raises(MilmerInputError, match="'backend'"):
+        run_infer_cli(**kwargs, backend="tensorrtt", out=tmp_path / "p.txt")
+    with pytest.raises(MilmerInputError, match="'out': unsupported file type '.txt'"):
+        run_infer_cli(**kwargs, out=tmp_path / "p.txt")
+    with pytest.raises(MilmerInputError, match="^No model given"):
+        run_infer_cli(**kwargs, out=tmp_path / "p.json")
+    with pytest.raises(MilmerInputError, match="'video': file not found"):
+        run_infer_cli(video=missing / "v.avi", eeg=missing / "e.edf", model=missing / "m")
+    with pytest.raises(MilmerInputError, match="'model_dir': not a directory"):
+        run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")
+
+
+# --------------------------------------------------------------------------- end to end
+def _run(capsys, argv):
+    code = infer_main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_end_to_end_json_with_the_demo_model(capsys, tiny_model, recording, tmp_path):
+    video, eeg = recording
+    record_demo_model(tiny_model)
+    out = tmp_path / "pred.json"
+    code, stdout, stderr = _run(capsys, [video, eeg, "--out", out, "--batch", "3", "--device", "cpu"])
+    assert code == 0, stderr
+    assert "Predictions per 3 s window" in stdout and "real-time factor" in stdout
+    assert f"Wrote 4 predictions to {out}" in stdout.replace("\n", "")
+    doc = json.loads(out.read_text())
+    assert doc["model"]["dir"] == str(tiny_model.resolve())
+    assert [w["start"] for w in doc["windows"]] == [0.0, 3.0, 6.0, 9.0]
+    assert [w["faces_found"] for w in doc["windows"]] == [10, 7, 10, 10]
+    assert doc["settings"]["batch"] == 3 and doc["summary"]["n_batches"] == 2
+    assert doc["summary"]["coverage"]["n_covered"] == 4
+
+
+def test_cli_csv_quiet_with_unequal_lengths(capsys, tiny_model, recording, short_video, tmp_path):
+    _, eeg = recording
+    out = tmp_path / "pred.csv"
+    code, stdout, stderr = _run(capsys, [short_video, eeg, "--model", tiny_model, "--out", out, "--quiet"])
+    assert code == 0, stderr
+    assert "Predictions per" not in stdout and "real-time factor" in stdout
+    assert re.search(r"Warning: The video \(8\.0 s, offset \+0\.0 s\) and the EEG \(12\.0 s\) differ", stderr)
+    assert "dropped 2 windows (6 s) at the end" in stderr.replace("\n", "")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found"
+    assert [line.split(",")[:2] for line in lines[1:]] == [["0.000", "3.000"], ["3.000", "6.000"]]
+
+
+def _corrupt_edf(path: Path) -> Path:
+    path.write_bytes(b"0       this is not an EDF header" + bytes(300))
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("missing video", r"Error: Invalid value for 'video': file not found"),
+        ("missing eeg", r"Error: Invalid value for 'eeg': file not found"),
+        ("corrupt eeg", r"Error: Invalid value for 'eeg': the \.edf file .* could not be read"),
+        ("bad backend", r"Error: Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\."),
+        ("bad batch", r"Error: Invalid value for 'batch': expected an integer >= 1, got 0\."),
+        ("no model", rf"Error: {re.escape(NO_MODEL)}"),
+        ("bad out", r"Error: Invalid value for 'out': unsupported file type '\.xlsx'"),
+    ],
+)
+def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording, tmp_path, case, pattern):
+    video, eeg = recording
+    out = tmp_path / "out" / "pred.json"
+    model = ["--model", tiny_model]
+    argv = {
+        "missing video": [tmp_path / "none.avi", eeg, *model],
+        "missing eeg": [video, tmp_path / "none.edf", *model],
+        "corrupt eeg": [video, _corrupt_edf(tmp_path / "bad.edf"), *model],
+        "bad backend": [video, eeg, *model, "--backend", "tensorrtt"],
+        "bad batch": [video, eeg, *model, "--batch", "0"],
+        "no model": [video, eeg],
+        "bad out": [video, eeg, *model],
+    }[case]
+    argv += ["--out", out.with_suffix(".xlsx") if case == "bad out" else out]
+    code, stdout, stderr = _run(capsys, argv)
+    assert code == 2, (stdout, stderr)
+    assert re.search(pattern, stderr.replace("\n", "")), stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_modules_import_without_heavy_libraries():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, json\n"
+        "import milmer.runtime.pipeline, milmer.runtime.infer, milmer.runtime.predictions\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    heavy = {"torch", "mne", "cv2", "mediapipe", "onnxruntime", "onnx", "matplotlib", "sklearn", "rich"}
+    assert not heavy & loaded, sorted(heavy & loaded)
