@@ -93,5 +93,11 @@ def normalize(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
         raise MilmerInputError(
             f"Invalid value for 'mean'/'std': expected 3 values each, std > 0, got {tuple(mean)!r}/{tuple(std)!r}."
         )
-    out = (frames.astype(np.float32) / np.float32(255.0) - m) / s
-    return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+    # A 256-entry table per channel holds exactly the float32 values of the formula, so one
+    # gather per channel writes the channels-first output: no full-size temporaries.
+    lut = (np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0) - m[:, None]) / s[:, None]
+    src = np.ascontiguousarray(np.moveaxis(frames, -1, -3))  # (..., 3, H, W) uint8: cheap
+    out = np.empty(src.shape, dtype=np.float32)
+    for c in range(3):
+        np.take(lut[c], src[..., c, :, :], out=out[..., c, :, :])
+    return out

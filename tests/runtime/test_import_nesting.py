@@ -14,6 +14,9 @@ RUNTIME_MODULES = [
     "milmer.runtime.backends",
     "milmer.runtime.backends.trt",
     "milmer.runtime.model_dir",
+    "milmer.runtime.pipeline",
+    "milmer.runtime.infer",
+    "milmer.runtime.predictions",
 ]
 
 
