@@ -120,6 +120,13 @@ class FaceRenderer:
             frame = cv2.convertScaleAbs(frame, alpha=1.0 + 0.03 * np.sin(2 * np.pi * flicker * t))
             yield cv2.add(frame, self._noise[noise_index[i]], dtype=cv2.CV_8U)
 
+    def expression(self, valence: float, arousal: float, closure: float = 0.0) -> np.ndarray:
+        """(210, 175, 3) uint8 BGR head crop (before pose and background) with an expression.
+
+        ``valence`` and ``arousal`` are drives in [-1, 1], ``closure`` the eyelid closure in [0, 1].
+        """
+        return np.ascontiguousarray(self._expression(valence, arousal, closure)[:, :, :3])
+
     # ------------------------------------------------------------------ internals
     def _with_alpha(self, face: np.ndarray) -> np.ndarray:
         """(H, W, 4) uint8 BGRA head crop (alpha = feathered head ellipse), mirrored if needed."""

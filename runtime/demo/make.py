@@ -144,6 +144,14 @@ class DemoManifest:
     def videos(self) -> tuple[Path, ...]:
         return tuple(t.video for t in self.trials)
 
+    def summary(self) -> str:
+        """One line for people: sizes, where, how long it took."""
+        c = self.config
+        return (
+            f"{c.n_subjects} subject(s) x {c.n_trials} trials of {c.baseline_s:g}+{c.trial_s:g} s, "
+            f"{c.recording_s:g} s recording, seed {c.seed}, in {self.seconds:.1f} s"
+        )
+
     def labels(self, subject: int) -> np.ndarray:
         """(n_trials, 4) float64 ratings of ``subject`` in experiment (``.dat`` row) order."""
         rows = sorted((t for t in self.trials if t.subject == subject), key=lambda t: t.experiment_id)

@@ -1,0 +1,126 @@
+"""Synthetic face videos: readable, detectable by BlazeFace, expressive, blinks aligned with vEOG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from milmer.runtime.demo.face_synth import FaceRenderer
+from milmer.runtime.demo.timeline import Blinks, StateTimeline
+
+NO_BLINKS = Blinks(np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    mp = pytest.importorskip("mediapipe")
+    with mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as detector:
+        yield detector
+
+
+def read_frames(path) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def test_videos_read_back_with_the_trial_duration(demo):
+    import cv2
+
+    for video in [*demo.videos, demo.recording_video]:
+        cap = cv2.VideoCapture(str(video))
+        assert cap.isOpened()
+        frames, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+        size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        cap.release()
+        seconds = 20.0 if video == demo.recording_video else 3.0 + 6.0  # baseline + trial
+        assert (fps, frames, size) == (25.0, seconds * 25, (320.0, 240.0))
+    # The header is not trusted alone: decoding yields exactly that many frames.
+    assert len(read_frames(demo.videos[0])) == 225
+
+
+def test_blazeface_finds_the_synthetic_faces(demo, blazeface):
+    import cv2
+
+    found, widths, total = 0, [], 0
+    for video in [*demo.videos, demo.recording_video]:
+        frames = read_frames(video)
+        for k in np.linspace(0, len(frames) - 1, 2 if video != demo.recording_video else 4).astype(int):
+            result = blazeface.process(cv2.cvtColor(frames[k], cv2.COLOR_BGR2RGB))
+            total += 1
+            if result.detections:
+                found += 1
+                widths.append(result.detections[0].location_data.relative_bounding_box.width * 320)
+    assert total == 20
+    assert found / total >= 0.95
+    assert found == 20  # pinned
+    assert 95 < min(widths) and max(widths) < 150
+
+
+def test_expressions_change_mouth_for_valence_and_eyes_for_arousal():
+    renderer = FaceRenderer(np.random.default_rng(0))
+
+    def changed(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """(mean row of pixels changed by > 20 grey levels, mean absolute difference)."""
+        diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
+        return float(np.nonzero(diff > 20)[0].mean()), float(diff.mean())
+
+    neutral = renderer.expression(0.0, 0.0)
+    smile_row, smile_diff = changed(renderer.expression(1.0, 0.0), renderer.expression(-1.0, 0.0))
+    eyes_row, eyes_diff = changed(renderer.expression(0.0, 1.0), renderer.expression(0.0, -1.0))
+    blink_row, blink_diff = changed(renderer.expression(0.0, 0.0, closure=1.0), neutral)
+    # In the 512x512 photo the mouth is at y ~140, the eyes at ~102 and the brows at ~92.
+    assert 130 < smile_row < 150 and 85 < eyes_row < 110 and 95 < blink_row < 110
+    assert np.array_equal(renderer.expression(0.0, 0.0), neutral)
+    assert [round(x, 2) for x in (smile_row, eyes_row, blink_row)] == [137.95, 93.08, 103.1]
+    assert [round(x, 3) for x in (smile_diff, eyes_diff, blink_diff)] == [0.969, 1.444, 1.589]
+
+
+def test_head_moves_more_with_arousal():
+    import cv2
+
+    renderer = FaceRenderer(np.random.default_rng(0))
+
+    def motion(arousal: float) -> float:
+        timeline = StateTimeline(np.array([0.0]), np.array([4.0]), np.array([0.0]), np.array([arousal]), ramp_s=0)
+        frames = np.stack(list(renderer.render(timeline, NO_BLINKS, 100, 25.0, np.random.default_rng(1))))
+        # Blur first so that the per-frame sensor noise does not swamp the motion.
+        smooth = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]).astype(np.float32)
+        return float(np.abs(np.diff(smooth, axis=0)).mean())
+
+    calm, excited = motion(-1.0), motion(1.0)
+    assert excited > 2 * calm
+    assert (round(calm, 3), round(excited, 3)) == (0.694, 1.653)
+
+
+def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
+    """Eyelid closures in the video peak at the same time as the vEOG blinks in the .dat row."""
+    import cv2
+
+    best_lags = []
+    for t in demo.trials[:4]:  # subject 1
+        veog = dats[t.subject]["data"][t.experiment_id - 1, 33]
+        dark = []
+        for frame in read_frames(t.video):
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            keypoints = blazeface.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).detections[0]
+            n = 0
+            for kp in keypoints.location_data.relative_keypoints[:2]:  # the eyes
+                x, y = int(round(kp.x * 320)), int(round(kp.y * 240))
+                skin = np.median(gray[y - 12 : y + 13, x - 14 : x + 15])
+                n += int((gray[y - 5 : y + 6, x - 8 : x + 9] < 0.6 * skin).sum())  # iris and pupil
+            dark.append(n)
+        closed = np.median(dark) - np.array(dark, dtype=np.float64)
+        veog_at_frames = np.interp(np.arange(len(dark)) / 25.0, np.arange(veog.size) / 128.0, veog)
+        lags = np.arange(-6, 7)
+        corr = [np.corrcoef(np.roll(closed, lag)[6:-6], veog_at_frames[6:-6])[0, 1] for lag in lags]
+        best_lags.append(int(lags[int(np.argmax(corr))]))
+    assert best_lags == [0, 0, 0, 0]
