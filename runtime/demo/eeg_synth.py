@@ -12,11 +12,14 @@ Signal model per channel (microvolts, before referencing):
   with valence. **Arousal** lowers alpha everywhere;
 - beta (13-30 Hz): over frontal and central sites, raised by **arousal**;
 - blinks: the vertical-EOG blink potential, strongest at Fp1/Fp2 (0.8 of vEOG) and decaying with
-  distance from the eyes (AF3/AF4 ~0.55, F3/F4 ~0.3, Cz <0.1, occipital ~0.02);
+  distance from the eyes (AF3/AF4 ~0.57, F3/F4 ~0.26, Cz ~0.05, occipital ~0.01);
 - saccades: steps on the horizontal EOG that leak with opposite signs into F7 and F8.
 
 Effect sizes are chosen so that per-3-s-window band power separates the classes well but not
-perfectly (see the tests for pinned figures).
+perfectly: a median split on the asymmetry index or on the beta/alpha ratio classifies ~80-88 %
+of windows, a logistic regression on log band powers ~86 % (valence) and ~92 % (arousal)
+(see the tests for pinned figures). The ``.dat`` rows are average-referenced like DEAP's, which
+spreads the blink with opposite sign and ~0.15 of its size onto posterior sites.
 """
 
 from __future__ import annotations

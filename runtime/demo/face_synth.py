@@ -13,7 +13,7 @@ textured background; each frame then gets
 - head motion (slow sinusoidal translation, scale and rotation), a slight illumination flicker
   and per-frame sensor noise; the codec adds compression artefacts.
 
-Faces stay large (about 110-130 px wide in a 320x240 frame) so mediapipe's BlazeFace
+Faces stay large (BlazeFace boxes about 105-140 px wide in a 320x240 frame) so mediapipe's BlazeFace
 short-range model finds them.
 """
 
@@ -34,8 +34,10 @@ FRAME_SIZE = (320, 240)
 # Landmarks of the astronaut photo, in pixels of the 512x512 image (measured with BlazeFace
 # keypoints and by eye). The head crop starts at (_CROP_X, _CROP_Y).
 _CROP_X, _CROP_Y, _CROP_W, _CROP_H = 140, 0, 175, 210
-_HEAD_CENTER = (226.0, 100.0)
-_HEAD_AXES = (75.0, 92.0)
+# The head mask is the union of two ellipses (centre x, centre y, semi-axis x, semi-axis y): one
+# around the hair, a narrower one around the face and chin, so little of the photo's backdrop
+# comes along.
+_HEAD_ELLIPSES = ((225.0, 78.0, 76.0, 68.0), (224.0, 128.0, 50.0, 52.0))
 _FACE_CENTER = (222.0, 125.0)
 _MOUTH_CORNERS = ((203.0, 140.0), (243.0, 141.0))
 _EYES = ((204.0, 102.0), (246.0, 103.0))
@@ -77,8 +79,9 @@ class FaceRenderer:
         yy, xx = np.mgrid[0:_CROP_H, 0:_CROP_W].astype(np.float32)
         self._grid = (xx, yy)
         self._fields = _expression_fields(xx, yy)
-        cx, cy = _HEAD_CENTER[0] - _CROP_X, _HEAD_CENTER[1] - _CROP_Y
-        inside = ((xx - cx) / _HEAD_AXES[0]) ** 2 + ((yy - cy) / _HEAD_AXES[1]) ** 2 <= 1.0
+        inside = np.zeros(xx.shape, dtype=bool)
+        for cx, cy, ax, ay in _HEAD_ELLIPSES:
+            inside |= ((xx - (cx - _CROP_X)) / ax) ** 2 + ((yy - (cy - _CROP_Y)) / ay) ** 2 <= 1.0
         self._alpha = np.round(255 * cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 5.0)).astype(np.uint8)
         self._last_key: tuple[float, float, float] | None = None
         self._last_face = self._with_alpha(self._face)
