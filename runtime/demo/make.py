@@ -200,15 +200,16 @@ astronaut photo bundled with scikit-image, warped into expressions. The layout a
 follow the DEAP dataset (Koelstra et al. 2012) so that the same code reads both; to use real
 DEAP, request it from its authors.
 
-Settings: {config.n_subjects} subject(s), {config.n_trials} trials each, {config.baseline_s:g} s baseline +
-{config.trial_s:g} s per trial, EEG 128 Hz, video {config.video_fps:g} fps, recording {config.recording_s:g} s, seed {config.seed}.
+Settings: {config.n_subjects} subject(s) x {config.n_trials} trials of {config.baseline_s:g} s baseline + {config.trial_s:g} s,
+EEG 128 Hz, video {config.video_fps:g} fps, recording {config.recording_s:g} s, seed {config.seed}.
 
 deap/data_preprocessed_python/sXX.dat  pickle (protocol 2, read with encoding='latin1'):
     data (trials, 40, samples) float64 in microvolts; labels (trials, 4) valence, arousal,
     dominance, liking (1-9). Rows are in EXPERIMENT order. Channels: 32 EEG (Geneva order),
     hEOG, vEOG, zEMG, tEMG, GSR, Respiration, Plethysmograph, Temperature. The first
-    {config.baseline_s:g} s of each trial is a neutral baseline. Unlike real DEAP, the EEG is NOT
-    EOG-reduced (it has blinks, so ICA has work to do) and not band-passed.
+    {config.baseline_s:g} s of each trial is a neutral baseline. Average reference like DEAP, but
+    unlike DEAP the EEG is NOT EOG-reduced (it keeps its blinks, so ICA has work to do) and
+    not band-passed.
 deap/face_video/sXX/sXX_trialYY.avi    numbered in PRESENTATION order; frame 0 = sample 0.
 deap/participant_ratings.csv           Trial (presentation) <-> Experiment_id (.dat row + 1).
 recording/eeg.edf, video.mp4           a continuous session (EEG 256 Hz with an 'EOG' channel);
