@@ -1,0 +1,223 @@
+"""``milmer export CKPT --out MODEL_DIR``: a training checkpoint -> a checked model directory.
+
+Steps, all inside a temporary folder that becomes ``MODEL_DIR`` only when every step passed
+(:func:`milmer.runtime._io.atomic_dir`): export ``swin.onnx`` and ``fusion.onnx``; verify them
+against PyTorch (:mod:`.verify`; over tolerance -> error, no folder); write ``spec.json`` and
+check the folder opens with the runtime's :func:`~milmer.runtime.model_dir.load_model_dir`;
+optionally write fp16/int8 variants and measure their agreement with fp32; optionally build
+TensorRT engines; always write ``trtexec.txt`` and ``export_report.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..runtime._check import MilmerInputError
+from ..runtime._io import atomic_dir, write_json_atomic
+from ..runtime.backends.trt_cache import file_sha256
+from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir
+from ..runtime.spec import ModelSpec
+from .inputs import demo_inputs, random_inputs
+from .onnx_graphs import EXPORTER, export_backbone, export_fusion, export_spec
+from .tensorrt_build import TRT_PRECISIONS, build_engines, check_bag_profile, check_workspace_gb, write_trtexec_file
+from .variants import VARIANTS, Agreement, agreement, make_variant
+from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
+
+if TYPE_CHECKING:
+    from ..training.model import MilmerModel
+
+__all__ = ["REPORT_FILE", "PARITY_BAGS", "AGREEMENT_BAGS", "load_for_export", "export_command"]
+
+REPORT_FILE = "export_report.json"
+#: Bags (random, demo) the fp32 graphs are verified on: 3 is not the traced batch (2), so a
+#: batch size baked into a graph shows; 2 is, so tracing itself is checked too.
+PARITY_BAGS = (3, 2)
+#: Bags (random, demo) the fp16/int8 variants are compared with fp32 on.
+AGREEMENT_BAGS = (8, 8)
+
+
+def load_for_export(ckpt: str | os.PathLike[str]) -> tuple[MilmerModel, ModelSpec]:
+    """The checkpoint's model (eval mode) and spec; unreadable checkpoints are input errors."""
+    from safetensors import SafetensorError
+
+    from ..training.checkpoint import load_checkpoint
+
+    path = Path(ckpt)
+    if not path.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for 'ckpt': checkpoint directory not found: {str(path)!r} "
+            "(expected a folder written by milmer train, with model.safetensors, config.json, spec.json)."
+        )
+    try:
+        model, _, spec, _ = load_checkpoint(path)
+    except (SafetensorError, OSError) as err:
+        raise MilmerInputError(
+            f"Invalid value for 'ckpt': cannot read the weights in {str(path)!r} (corrupt or truncated?): {err}"
+        ) from None
+    return model, spec
+
+
+def _files(model_dir: Path) -> dict[str, dict[str, Any]]:
+    """Relative path -> size in bytes (and sha256 for graphs) of every file written so far."""
+    result = {}
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        entry: dict[str, Any] = {"bytes": path.stat().st_size}
+        if path.suffix in (".onnx", ".engine"):
+            entry["sha256"] = file_sha256(path)
+        result[path.relative_to(model_dir).as_posix()] = entry
+    return result
+
+
+def _summary(out: Path, checks: list[ParityCheck], agreements: list[Agreement], files: dict[str, Any]) -> str:
+    worst: dict[str, float] = {}
+    for c in checks:
+        for o in c.outputs:
+            if o.name != "selected":
+                key = f"{c.graph}/{o.name}"
+                worst[key] = max(worst.get(key, 0.0), o.max_abs)
+    lines = [f"Exported {out}", "  fp32 ONNX Runtime vs PyTorch, max abs error (random + demo bags):"]
+    lines += [f"    {k:<28} {v:.2e}" for k, v in worst.items()]
+    for a in agreements:
+        lines.append(
+            f"  {a.precision} vs fp32 on {a.n_bags} {a.inputs} bags: top-1 agreement {a.top1_agreement:.0%}, "
+            f"selected {a.selected_agreement:.0%}, max |dp| {a.max_abs_probabilities:.2e}"
+        )
+    graphs = [n for n in files if n.endswith(".onnx")]
+    lines.append("  files: " + ", ".join(f"{n} ({files[n]['bytes'] / 1e6:.1f} MB)" for n in graphs))
+    return "\n".join(lines)
+
+
+def export_command(
+    ckpt: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    fp16: bool = False,
+    int8: bool = False,
+    trt: bool = False,
+    trt_profile: tuple[int, int, int] = (1, 8, 32),
+    workspace_gb: float = 4,
+    overwrite: bool = False,
+    progress: bool = True,
+    demo_windows: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Export checkpoint ``ckpt`` to model directory ``out``; returns ``out``.
+
+    fp16, int8:   also write ``swin.fp16.onnx``/``fusion.fp16.onnx`` (GPU) and/or the int8
+                  graphs (CPU), with their agreement with fp32 in the report
+    trt:          build TensorRT engines here (fp32, and fp16 with ``fp16``); needs TensorRT
+                  and a GPU, and they only run on this TensorRT version and GPU model
+    trt_profile:  (min, opt, max) bags per call for the engines and ``trtexec.txt``
+    workspace_gb: TensorRT builder workspace limit
+    overwrite:    replace an existing, non-empty ``out``
+    progress:     print each step to stderr
+    demo_windows: a ``milmer preprocess`` output (``windows.npz``) to verify on real windows;
+                  without it, synthetic face crops and EEG are used
+
+    Raises :class:`MilmerInputError` for a bad checkpoint or option, and
+    :class:`~.verify.ExportParityError` when a graph disagrees with PyTorch (no ``out`` then).
+    """
+    started = time.perf_counter()
+    bags = check_bag_profile(trt_profile)
+    check_workspace_gb(workspace_gb)
+    for name, value in (("fp16", fp16), ("int8", int8), ("trt", trt), ("overwrite", overwrite)):
+        if not isinstance(value, bool):
+            raise MilmerInputError(f"Invalid value for {name!r}: expected True or False, got {value!r}.")
+    if trt:
+        _check_trt_available()
+    log: Callable[[str], None] = (lambda m: print(f"[export] {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    out = Path(out)
+
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        log(f"loading {ckpt}")
+        model, spec = load_for_export(ckpt)
+        spec = export_spec(model, spec)
+        timings: dict[str, float] = {}
+        for stem, export in (("swin", export_backbone), ("fusion", export_fusion)):
+            log(f"exporting {graph_filename(stem, 'fp32')} with {EXPORTER}")
+            t0 = time.perf_counter()
+            export(model, tmp / graph_filename(stem, "fp32"), spec)
+            timings[f"export_{stem}_s"] = time.perf_counter() - t0
+        paths = [tmp / graph_filename(g, "fp32") for g in GRAPHS]
+
+        log("verifying ONNX Runtime against PyTorch")
+        t0 = time.perf_counter()
+        parity_sets = [
+            random_inputs(spec, PARITY_BAGS[0], seed=0),
+            demo_inputs(spec, PARITY_BAGS[1], windows=demo_windows, seed=1),
+        ]
+        checks = verify_export(model, spec, paths[0], paths[1], parity_sets)
+        timings["verify_s"] = time.perf_counter() - t0
+        spec.save(tmp / SPEC_FILE)
+        load_model_dir(tmp)  # what the runtime will check on load, checked now
+
+        agreements: list[Agreement] = []
+        variants = [p for p, wanted in zip(VARIANTS, (fp16, int8)) if wanted]
+        if variants:
+            agreement_sets = [
+                random_inputs(spec, AGREEMENT_BAGS[0], seed=2),
+                demo_inputs(spec, AGREEMENT_BAGS[1], windows=demo_windows, seed=3),
+            ]
+        for precision in variants:
+            log(f"writing the {precision} graphs and comparing them with fp32")
+            t0 = time.perf_counter()
+            make_variant(tmp, precision, spec)  # type: ignore[arg-type]
+            load_model_dir(tmp, precision=precision)  # type: ignore[arg-type]
+            found = agreement(tmp, precision, spec, agreement_sets)  # type: ignore[arg-type]
+            if not all(a.finite for a in found):
+                raise ExportParityError(f"The {precision} graphs produce non-finite outputs (overflow); not exported.")
+            agreements.extend(found)
+            timings[f"{precision}_s"] = time.perf_counter() - t0
+
+        trt_precisions = tuple(p for p in TRT_PRECISIONS if p == "fp32" or (p == "fp16" and fp16))
+        engines = []
+        if trt:
+            t0 = time.perf_counter()
+            engines = build_engines(tmp, trt_precisions, bags, workspace_gb=workspace_gb, log=log)
+            timings["tensorrt_s"] = time.perf_counter() - t0
+        write_trtexec_file(tmp, bags, trt_precisions, workspace_gb=workspace_gb)
+
+        timings["total_s"] = time.perf_counter() - started
+        files = _files(tmp)
+        report = {
+            "checkpoint": str(ckpt),
+            "exporter": EXPORTER,
+            "opset": spec.graph.opset,
+            "tolerance": {"atol": DEFAULT_ATOL, "rtol": DEFAULT_RTOL},
+            "inputs": {"parity_bags": list(PARITY_BAGS), "demo_source": str(demo_windows) if demo_windows else "synthetic"},
+            "parity": [c.to_dict() for c in checks],
+            "agreement": [a.__dict__ for a in agreements],
+            "tensorrt": {
+                "profile_bags": list(bags),
+                "workspace_gb": workspace_gb,
+                "engines": [
+                    {"graph": e.graph, "precision": e.precision, "file": e.engine_path.name, "seconds": round(e.seconds, 2)}
+                    for e in engines
+                ],
+            },
+            "files": files,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "versions": {**spec.versions, "python": platform.python_version()},
+            "spec_fingerprint": spec.fingerprint(),
+        }
+        write_json_atomic(tmp / REPORT_FILE, report)
+        log(format_checks(checks))
+    print(_summary(out, checks, agreements, files))
+    return out
+
+
+def _check_trt_available() -> None:
+    """Fail before the slow export when TensorRT engines cannot be built here."""
+    from ..runtime.backends.trt import cuda_device_present, import_tensorrt
+
+    import_tensorrt()
+    if not cuda_device_present():
+        raise MilmerInputError(
+            "Invalid value for 'trt': building TensorRT engines needs a CUDA GPU, and none was found; "
+            "export without --trt and build the engines on the target with the lines in trtexec.txt."
+        )
