@@ -82,22 +82,16 @@ def demo_data(
     trial_seconds: float = typer.Option(30.0, help="Seconds per trial after the 3 s baseline (DEAP: 60)."),
     recording_seconds: float = typer.Option(60.0, help="Length of the continuous demo recording."),
     seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo dataset in OUT."),
 ) -> None:
     """Write SYNTHETIC DEAP-format data (and one continuous recording) for demos and tests."""
-    from ._io import atomic_dir
     from .demo import make_demo_data
 
-    with atomic_dir(out) as tmp:
-        manifest = make_demo_data(
-            tmp,
-            n_subjects=subjects,
-            n_trials=trials,
-            trial_s=trial_seconds,
-            recording_s=recording_seconds,
-            seed=seed,
-            progress=True,
-        )
-    typer.echo(f"Wrote synthetic DEAP-format data to {out} ({manifest.summary() if hasattr(manifest, 'summary') else ''}).")
+    manifest = make_demo_data(
+        out, n_subjects=subjects, n_trials=trials, trial_s=trial_seconds,
+        recording_s=recording_seconds, seed=seed, progress=True, overwrite=overwrite,
+    )
+    typer.echo(f"Wrote synthetic DEAP-format data to {out}: {manifest.summary()}.")
 
 
 # --------------------------------------------------------------------------- preprocess
@@ -146,6 +140,66 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     Console().print(table)
 
 
+# --------------------------------------------------------------------------- train / export / bench
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@handle_errors
+def train(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config file (JSON or TOML)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (overrides out_dir in the config)."),
+) -> None:
+    """Train Milmer on DEAP-format data (needs the training extra). Extra KEY=VALUE arguments
+    override the config, e.g. ``epochs=5 protocol=loso model.d_model=64``."""
+    from milmer.training.experiment import train_command
+
+    run_dir = train_command(config, list(ctx.args), out)
+    typer.echo(f"Run folder: {run_dir}")
+
+
+@app.command("export")
+@handle_errors
+def export(
+    ckpt: Path = typer.Argument(..., help="Checkpoint folder written by training (e.g. RUN/best_model)."),
+    out: Path = typer.Option(..., "--out", help="Model folder to write (swin.onnx, fusion.onnx, spec.json)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write fp16 graphs (fp32 inputs/outputs)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
+    trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
+) -> None:
+    """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
+    from milmer.export.command import export_command
+
+    export_command(ckpt, out, fp16=fp16, int8=int8, trt=trt, overwrite=overwrite, progress=True)
+
+
+@app.command("bench")
+@handle_errors
+def bench(
+    out: Path = typer.Option(..., "--out", help="Folder for bench.json and the charts."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Exported model folder (default: build a full-size one)."),
+    quick: bool = typer.Option(False, "--quick", help="Few repeats and short recordings."),
+    tiny: bool = typer.Option(False, "--tiny", help="Benchmark the tiny demo architecture instead of full size."),
+    backend: str = typer.Option("ort", "--backend", help="ort or trt."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt."),
+) -> None:
+    """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
+    from milmer.benchmarks.command import bench_command
+
+    bench_command(model, out, quick=quick, tiny=tiny, backend=backend, device=device)
+
+
+@app.command("demo")
+@handle_errors
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo writes."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs per fold (default: the demo's)."),
+) -> None:
+    """The quick-start demo on SYNTHETIC data: generate -> preprocess -> train -> export -> infer."""
+    from milmer.export.demo import run_demo
+
+    run_demo(out, epochs=epochs)
+
+
 # --------------------------------------------------------------------------- entry points
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point ``milmer``."""
@@ -184,6 +238,10 @@ def infer(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet,
     )
+
+
+# `milmer infer` is the same command as `milmer-infer`.
+app.command("infer")(infer)
 
 
 def infer_main(argv: Optional[list[str]] = None) -> int:
