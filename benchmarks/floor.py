@@ -1,0 +1,232 @@
+"""The compute floor: how fast this machine multiplies matrices, and how many FLOPs each stage needs.
+
+Peaks (:func:`matmul_peak`) are measured on square GEMMs with ONNX Runtime (a one-node MatMul
+graph, fp32; MatMulInteger u8 x s8 for the int8 rate) and with numpy's BLAS; the best size
+counts. A stage's floor time is its FLOPs divided by the fp32 ONNX Runtime peak.
+
+FLOPs are counted two ways that must agree (the tests check it on a tiny model):
+
+- :func:`graph_flops`: run the fp32 ONNX graph once in ONNX Runtime with graph optimisation
+  off and profiling on, and read every MatMul / Gemm / Conv node's input and output shapes
+  from the profile: ``2 * prod(out) * K`` (K = the reduced dimension; for Conv
+  ``K = Cin / groups * kh * kw``). Works for any exported model directory.
+- :func:`swin_flops` / :func:`fusion_flops`: per-layer formulas from the Swin and Milmer
+  configs (used when the checkpoint is known).
+
+Only matrix products and convolutions are counted (2 FLOPs per multiply-add); LayerNorm,
+softmax, GELU and the other element-wise operators add about 1 % and are left out, as is usual
+for "GFLOPs" of vision models (Swin-T: 4.49 GMAC = 8.98 GFLOP at 224 x 224).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..runtime._check import MilmerInputError, check_option
+from .timing import TimingConfig, time_call
+
+__all__ = [
+    "COUNTED_OPS",
+    "matmul_peak",
+    "graph_flops",
+    "swin_flops",
+    "fusion_flops",
+]
+
+#: Operators whose FLOPs :func:`graph_flops` counts.
+COUNTED_OPS: tuple[str, ...] = ("MatMul", "Gemm", "Conv")
+
+PeakEngine = Literal["ort-fp32", "ort-int8", "numpy-fp32"]
+PEAK_ENGINES: tuple[str, ...] = ("ort-fp32", "ort-int8", "numpy-fp32")
+
+
+# ----------------------------------------------------------------------------- GEMM peak
+def _matmul_graph(n: int, int8: bool) -> bytes:
+    """A one-node ONNX graph ``C = A @ B`` with (n, n) inputs (MatMulInteger u8 x s8 for int8)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    a_type, b_type, c_type = (
+        (TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32) if int8 else (TensorProto.FLOAT,) * 3
+    )
+    node = helper.make_node("MatMulInteger" if int8 else "MatMul", ["A", "B"], ["C"])
+    graph = helper.make_graph(
+        [node],
+        "matmul_peak",
+        [helper.make_tensor_value_info("A", a_type, [n, n]), helper.make_tensor_value_info("B", b_type, [n, n])],
+        [helper.make_tensor_value_info("C", c_type, [n, n])],
+    )
+    # IR 8 / opset 17: what every onnxruntime >= 1.14 reads (newer onnx defaults to IR 10+).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def matmul_peak(
+    engine: PeakEngine,
+    sizes: Sequence[int] = (512, 1024, 2048),
+    timing: TimingConfig = TimingConfig(warmup=2, repeats=10),
+    *,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Median GFLOP/s (GOP/s for int8) of an (n, n) x (n, n) product, for each ``n`` in ``sizes``.
+
+    engine: 'ort-fp32' (ONNX Runtime MatMul), 'ort-int8' (MatMulInteger u8 x s8 -> int32) or
+            'numpy-fp32' (numpy's BLAS). ``threads``: ONNX Runtime intra-op threads (default:
+            the usable cores); numpy uses its BLAS's own thread setting.
+    Returns ``{'engine', 'peak_gflops', 'best_n', 'by_size': {n: {'gflops', 'median_s', 'p95_s'}}}``.
+    """
+    check_option("engine", engine, PEAK_ENGINES)
+    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
+        raise MilmerInputError(f"Invalid value for 'sizes': expected positive integers, got {tuple(sizes)!r}.")
+    rng = np.random.default_rng(0)
+    by_size: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        if engine == "numpy-fp32":
+            a, b = rng.standard_normal((2, n, n), dtype=np.float32)
+            out = np.empty((n, n), np.float32)
+            timed = time_call(lambda: np.matmul(a, b, out=out), timing, per="call")
+        else:
+            import onnxruntime
+
+            from ..runtime.backends.ort import default_threads
+
+            int8 = engine == "ort-int8"
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads or default_threads()
+            session = onnxruntime.InferenceSession(
+                _matmul_graph(n, int8), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            if int8:
+                feed = {
+                    "A": rng.integers(0, 256, (n, n), dtype=np.uint8),
+                    "B": rng.integers(-128, 128, (n, n), dtype=np.int8),
+                }
+            else:
+                feed = {"A": rng.standard_normal((n, n), dtype=np.float32), "B": rng.standard_normal((n, n), dtype=np.float32)}
+            timed = time_call(lambda: session.run(None, feed), timing, per="call")
+        flops = 2.0 * n**3
+        by_size[n] = {
+            "gflops": round(flops / timed.median_s / 1e9, 2),
+            "median_s": timed.median_s,
+            "p95_s": timed.p95_s,
+        }
+    best = max(by_size, key=lambda k: by_size[k]["gflops"])
+    return {"engine": engine, "peak_gflops": by_size[best]["gflops"], "best_n": best, "by_size": by_size}
+
+
+# ----------------------------------------------------------------------------- graph FLOPs
+def _shape(entry: Mapping[str, Sequence[int]]) -> tuple[int, ...]:
+    """A profile shape entry ``{'float': [1, 3, 224, 224]}`` -> (1, 3, 224, 224)."""
+    return tuple(int(d) for d in next(iter(entry.values())))
+
+
+def _node_flops(op: str, inputs: list[tuple[int, ...]], outputs: list[tuple[int, ...]]) -> int:
+    """FLOPs of one MatMul / Gemm / Conv from its runtime shapes (see the module docstring)."""
+    out = outputs[0]
+    if op == "MatMul":
+        k = inputs[0][-1]
+    elif op == "Gemm":  # A is (M, K) or, transposed, (K, M): either way K = size(A) / M
+        k = math.prod(inputs[0]) // out[0]
+    else:  # Conv: weight (Cout, Cin / groups, kh, kw)
+        k = math.prod(inputs[1][1:])
+    return 2 * math.prod(out) * k
+
+
+def graph_flops(path: str | Path, feed: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """FLOPs of one run of the ONNX graph at ``path`` on ``feed``, from ONNX Runtime's profile.
+
+    The graph runs once with optimisation disabled, so each profiled node is a node of the file.
+    Returns ``{'total': int, 'by_op': {op: int}, 'nodes': int}`` (``nodes``: counted nodes).
+    """
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory(prefix="milmer-flops-") as tmp:
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session.run(None, dict(feed))
+        events = json.loads(Path(session.end_profiling()).read_text())
+    by_op = dict.fromkeys(COUNTED_OPS, 0)
+    nodes = 0
+    for event in events:
+        args = event.get("args", {})
+        op = args.get("op_name")
+        if event.get("cat") != "Node" or op not in by_op or not event["name"].endswith("_kernel_time"):
+            continue
+        inputs = [_shape(e) for e in args["input_type_shape"]]
+        outputs = [_shape(e) for e in args["output_type_shape"]]
+        by_op[op] += _node_flops(op, inputs, outputs)
+        nodes += 1
+    return {"total": sum(by_op.values()), "by_op": by_op, "nodes": nodes}
+
+
+# ----------------------------------------------------------------------------- formulas
+def swin_flops(config: Mapping[str, Any], image_size: int | None = None) -> int:
+    """FLOPs of one image through a Hugging Face ``SwinModel`` (no pooler), from its config.
+
+    config: a ``SwinConfig.to_dict()`` (embed_dim, depths, num_heads, window_size, patch_size,
+    mlp_ratio, num_channels, image_size). Per block on N tokens of C channels with window w:
+    qkv ``2*N*C*3C``, scores and weighted sum ``2 * 2*N*w^2*C``, projection ``2*N*C^2``, MLP
+    ``2 * 2*N*C*rC``; attention runs on the grid padded to a multiple of w. Patch embedding is a
+    ``patch x patch`` convolution, patch merging a ``4C -> 2C`` linear on a quarter of the tokens.
+    """
+    size = int(image_size or config["image_size"])
+    patch, window = int(config["patch_size"]), int(config["window_size"])
+    c, channels = int(config["embed_dim"]), int(config.get("num_channels", 3))
+    ratio = float(config.get("mlp_ratio", 4.0))
+    depths = [int(d) for d in config["depths"]]
+    side = -(-size // patch)
+    total = 2 * side * side * c * channels * patch * patch
+    for stage, depth in enumerate(depths):
+        w = min(window, side)  # HF shrinks the window to a stage smaller than it
+        padded = -(-side // w) * w
+        n, n_att = side * side, padded * padded
+        hidden = int(c * ratio)
+        block = 2 * n_att * c * 3 * c + 2 * 2 * n_att * w * w * c + 2 * n_att * c * c + 2 * 2 * n * c * hidden
+        total += depth * block
+        if stage < len(depths) - 1:
+            side = (side + 1) // 2
+            total += 2 * side * side * 4 * c * 2 * c
+            c *= 2
+    return total
+
+
+def fusion_flops(config: Any, token_dim: int) -> int:
+    """FLOPs of one bag through ``forward_fusion`` of a Milmer model with ``config`` (a
+    :class:`milmer.training.config.ModelConfig`) and backbone tokens of size ``token_dim``.
+
+    Counts the EEG tokenizer, the token projection (when ``token_dim != d_model``), the MIL
+    scorer, the visual integration (cross-attention or MLP), the fusion (Transformer encoder or
+    concat head) and the classifier.
+    """
+    d, f, p = config.d_model, config.frames_per_window, config.tokens_per_frame
+    total = 0
+    if config.uses_eeg:
+        total += 2 * config.n_eeg_channels * config.eeg_samples * d
+    if config.uses_face:
+        if token_dim != d:
+            total += 2 * f * p * token_dim * d
+        if config.mil in ("amil", "topk"):
+            total += 2 * f * (d * config.mil_hidden + config.mil_hidden)
+        m, q = config.n_bag_tokens, config.n_queries
+        if config.visual_integration == "cross-attention":
+            total += 2 * q * d * d + 2 * 2 * m * d * d + 2 * 2 * q * m * d + 2 * q * d * d
+        elif config.visual_integration == "mlp":
+            total += 2 * d * m * q + 2 * 2 * q * d * d
+    if config.fusion == "transformer":
+        n = 1 + (config.n_eeg_channels if config.uses_eeg else 0) + config.n_face_tokens
+        layer = 2 * n * d * 3 * d + 2 * 2 * n * n * d + 2 * n * d * d + 2 * 2 * n * d * config.ffn_dim
+        total += config.n_layers * layer + 2 * d * config.n_classes
+    else:
+        total += 2 * 2 * d * d + 2 * d * config.n_classes
+    return total

@@ -1,0 +1,391 @@
+"""Derived figures of a benchmark: FLOPs, ratios to the compute floor and to the reference, int8
+against fp32, the targets (met or not), notes and a markdown summary.
+
+Everything here reads the raw measurements :func:`~.command.bench_command` gathered; nothing is
+measured. Ratios are ``measured time / floor time`` (>= 1; 1 would be GEMM peak throughout) and
+``reference time / our time`` (speed-ups).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .floor import fusion_flops, graph_flops, swin_flops
+from .stages import PREPROCESSING_STAGES
+
+__all__ = ["TARGETS", "count_flops", "summarize", "notes", "rounded", "markdown"]
+
+#: The CPU targets (reported, never asserted).
+TARGETS = {
+    "floor": ("end to end per 3 s window within 1.2x of the compute floor", 1.2),
+    "reference": (">= 3x faster end to end than the official-style PyTorch reference", 3.0),
+    "int8_speedup": ("int8 >= 1.8x faster than fp32 end to end", 1.8),
+    "int8_agreement": ("int8 predicts the fp32 class on >= 98 % of windows", 0.98),
+}
+# Checkpoint files read for the analytic FLOP count (training/checkpoint.py's names; importing
+# that module would import torch).
+_CKPT_CONFIG, _CKPT_BACKBONE = "config.json", "backbone_config.json"
+REFERENCE_LABEL = "reference (PyTorch)"
+
+
+def count_flops(bundle: Any, checkpoint: str | Path | None) -> dict[str, Any] | None:
+    """FLOPs per frame (backbone), per bag (fusion) and per window from the fp32 graphs of
+    ``bundle``'s folder (:func:`.floor.graph_flops`), cross-checked against the formulas when the
+    checkpoint's configs are at hand. None when the folder has no fp32 graphs."""
+    from ..runtime.model_dir import graph_filename
+
+    spec, g = bundle.spec, bundle.spec.graph
+    swin_path, fusion_path = (bundle.dir / graph_filename(stem, "fp32") for stem in ("swin", "fusion"))
+    if not (swin_path.is_file() and fusion_path.is_file()):
+        return None
+    f, s = spec.face.frames_per_window, spec.face.frame_size
+    rng = np.random.default_rng(0)
+    swin = graph_flops(swin_path, {g.backbone_input: np.zeros((1, 3, s, s), np.float32)})
+    tokens = rng.standard_normal((1, f, g.tokens_per_frame, g.token_dim)).astype(np.float32)
+    eeg = np.zeros((1, spec.eeg.n_channels, spec.eeg.window_samples), np.float32)
+    fusion = graph_flops(fusion_path, dict(zip(g.fusion_inputs, (eeg, tokens))))
+    result: dict[str, Any] = {
+        "method": (
+            "MatMul/Gemm/Conv shapes of the fp32 ONNX graphs profiled by ONNX Runtime (optimisation "
+            "off), 2 FLOPs per multiply-add; element-wise ops not counted"
+        ),
+        "swin_per_frame": swin["total"],
+        "fusion_per_bag": fusion["total"],
+        "per_window": f * swin["total"] + fusion["total"],
+        "by_op": {"swin": swin["by_op"], "fusion": fusion["by_op"]},
+        "analytic": None,
+    }
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and (ckpt / _CKPT_CONFIG).is_file() and (ckpt / _CKPT_BACKBONE).is_file():
+        from ..training.config import ModelConfig
+
+        swin_a = swin_flops(json.loads((ckpt / _CKPT_BACKBONE).read_text()), s)
+        fusion_a = fusion_flops(ModelConfig.load(ckpt / _CKPT_CONFIG), g.token_dim)
+        result["analytic"] = {
+            "swin_per_frame": swin_a,
+            "fusion_per_bag": fusion_a,
+            "matches_graph": swin_a == swin["total"] and fusion_a == fusion["total"],
+        }
+    return result
+
+
+def _agreement(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int, float]:
+    """(windows compared, same class, max |probability difference|) over windows both predicted."""
+    rows_b = {i: k for k, i in enumerate(b["index"])}
+    pairs = [(k, rows_b[i]) for k, i in enumerate(a["index"]) if i in rows_b]
+    same = sum(a["class_index"][i] == b["class_index"][j] for i, j in pairs)
+    diff = max(
+        (float(np.max(np.abs(np.subtract(a["probabilities"][i], b["probabilities"][j])))) for i, j in pairs),
+        default=float("nan"),
+    )
+    return len(pairs), same, diff
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0 or math.isnan(num) or math.isnan(den):
+        return None
+    return num / den
+
+
+def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, targets) from the raw measurements and every run's predictions."""
+    f = result["model"]["frames_per_window"]
+    peak = result["floor"]["peaks"]["ort-fp32"]["peak_gflops"] * 1e9  # FLOP/s
+    flops = result["floor"]["flops"]
+    floor_s = flops["per_window"] / peak if flops else None
+    pre = result["stages"]["preprocessing"]["stages"]
+    model_stages = result["stages"]["model"]
+    precisions = list(model_stages)
+    base = "fp32" if "fp32" in precisions else precisions[0]
+
+    per_window: dict[str, dict[str, float]] = {}
+    model_rows: dict[str, dict[str, Any]] = {}
+    for p, measured in model_stages.items():
+        st = measured["stages"]
+        per_window[p] = {k: pre[k]["per_window_s"] * 1e3 for k in PREPROCESSING_STAGES}
+        per_window[p].update({k: st[k]["per_window_s"] * 1e3 for k in ("backbone", "fusion")})
+        row: dict[str, Any] = {"session_s": measured["session_s"]}
+        for stage, count in (("backbone", f * flops["swin_per_frame"] if flops else None), ("fusion", flops["fusion_per_bag"] if flops else None)):
+            median = st[stage]["median_s"]
+            row[stage] = {
+                "median_ms": median * 1e3,
+                "p95_ms": st[stage]["p95_s"] * 1e3,
+                "gflops": count / median / 1e9 if count else None,
+                "ratio_to_floor": median / (count / peak) if count else None,
+            }
+        row["model_ms_per_window"] = sum(per_window[p][k] for k in ("normalise", "backbone", "fusion"))
+        model_rows[p] = row
+
+    runs = result["endtoend"]
+    lengths = sorted({r["recording_s"] for r in runs})
+    e2e = []
+    for r in runs:
+        per_window_s = r["per_window_s"]
+        e2e.append(
+            {
+                "precision": r["precision"],
+                "recording_s": r["recording_s"],
+                "n_windows": r["n_windows"],
+                "wall_s": r["wall_s"],
+                "real_time_factor": r["real_time_factor"],
+                "per_window_ms": per_window_s * 1e3 if per_window_s else None,
+                "ratio_to_floor": _ratio(per_window_s, floor_s),
+                "startup_s": r["startup_s"],
+                "import_s": r["import_s"],
+                "session_s": r["session_s"],
+                "total_s": r["startup_s"] + r["wall_s"],
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+        )
+    memory = {}
+    for p in precisions:
+        rows = sorted((r for r in e2e if r["precision"] == p), key=lambda r: r["recording_s"])
+        if rows:
+            memory[p] = {
+                "recording_s": [r["recording_s"] for r in rows],
+                "peak_rss_mb": [r["peak_rss_mb"] for r in rows],
+                "growth_mb": rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"],
+            }
+
+    summary: dict[str, Any] = {
+        "floor_ms_per_window": floor_s * 1e3 if floor_s else None,
+        "gemm_peak_gflops": result["floor"]["peaks"]["ort-fp32"]["peak_gflops"],
+        "per_window_stages_ms": per_window,
+        "model_stages": model_rows,
+        "endtoend": e2e,
+        "memory": memory,
+        "throughput": {
+            p: max((r for r in sweep["rows"] if "skipped" not in r), key=lambda r: r["bags_per_s"], default=None)
+            for p, sweep in result["throughput"].items()
+        },
+    }
+
+    # ------------------------------------------------------------------ versus fp32
+    versus: dict[str, Any] = {}
+    for p in precisions:
+        if p == base:
+            continue
+        pooled = [0, 0]
+        max_diff = 0.0
+        speedups = {}
+        for length in lengths:
+            if (p, length) in predictions and (base, length) in predictions:
+                n, same, diff = _agreement(predictions[(p, length)], predictions[(base, length)])
+                pooled[0] += n
+                pooled[1] += same
+                max_diff = max(max_diff, diff) if not math.isnan(diff) else max_diff
+            ours = next((r for r in e2e if r["precision"] == p and r["recording_s"] == length), None)
+            theirs = next((r for r in e2e if r["precision"] == base and r["recording_s"] == length), None)
+            if ours and theirs:
+                speedups[length] = _ratio(theirs["wall_s"], ours["wall_s"])
+        model_speedup = _ratio(
+            model_rows[base]["backbone"]["median_ms"] + model_rows[base]["fusion"]["median_ms"],
+            model_rows[p]["backbone"]["median_ms"] + model_rows[p]["fusion"]["median_ms"],
+        )
+        versus[p] = {
+            "against": base,
+            "model_speedup": model_speedup,
+            "endtoend_speedup": speedups,
+            "windows_compared": pooled[0],
+            "agreement": pooled[1] / pooled[0] if pooled[0] else None,
+            "max_probability_diff": max_diff if pooled[0] else None,
+        }
+    summary["versus_fp32"] = versus
+
+    # ------------------------------------------------------------------ versus the reference
+    ref = result.get("reference")
+    if ref is not None:
+        smp = ref["samples_s"]
+        model_s = np.add(np.add(smp["processor"], smp["backbone"]), smp["fusion"])  # per timed window
+        ref_model = float(np.median(model_s))
+        per_window[REFERENCE_LABEL] = {k: pre[k]["per_window_s"] * 1e3 for k in PREPROCESSING_STAGES if k != "normalise"}
+        per_window[REFERENCE_LABEL].update(
+            {"hf_processor": float(np.median(smp["processor"])) * 1e3, "backbone": float(np.median(smp["backbone"])) * 1e3, "fusion": float(np.median(smp["fusion"])) * 1e3}
+        )
+        extrapolated = {}
+        for length in lengths:
+            run = next((r for r in runs if r["precision"] == base and r["recording_s"] == length), None)
+            if run is None:
+                continue
+            shared = run["timings"]["eeg_read"] + run["timings"]["eeg_preprocess"] + run["timings"]["faces"]
+            extrapolated[length] = ref["startup_s"] + shared + run["n_windows"] * ref_model
+        parity = None
+        if ("reference", ref["recording_s"]) in predictions and (base, ref["recording_s"]) in predictions:
+            n, same, diff = _agreement(predictions[("reference", ref["recording_s"])], predictions[(base, ref["recording_s"])])
+            parity = {"against": base, "windows": n, "agreement": same / n if n else None, "max_probability_diff": diff}
+        summary["reference"] = {
+            "model_ms_per_window": {
+                "median": ref_model * 1e3,
+                "p95": float(np.percentile(model_s, 95)) * 1e3,
+                "timed_windows": ref["timed_windows"],
+            },
+            "startup_s": ref["startup_s"],
+            "peak_rss_mb": ref["peak_rss_mb"],
+            "extrapolated_total_s": extrapolated,
+            "model_speedup": {p: _ratio(ref_model * 1e3, model_rows[p]["model_ms_per_window"]) for p in precisions},
+            "endtoend_speedup": {
+                p: {
+                    r["recording_s"]: _ratio(extrapolated.get(r["recording_s"]), r["total_s"])
+                    for r in e2e
+                    if r["precision"] == p
+                }
+                for p in precisions
+            },
+            "startup_speedup": {
+                p: _ratio(ref["startup_s"], float(np.median([r["startup_s"] for r in e2e if r["precision"] == p])))
+                for p in precisions
+                if any(r["precision"] == p for r in e2e)
+            },
+            "parity": parity,
+        }
+
+    # ------------------------------------------------------------------ targets
+    longest = lengths[-1] if lengths else None
+    targets: list[dict[str, Any]] = []
+    for p in precisions:
+        row = next((r for r in e2e if r["precision"] == p and r["recording_s"] == longest), None)
+        text, limit = TARGETS["floor"]
+        value = row["ratio_to_floor"] if row else None
+        targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value <= limit})
+        if "reference" in summary:
+            text, limit = TARGETS["reference"]
+            value = summary["reference"]["endtoend_speedup"][p].get(longest)
+            targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit})
+    if "int8" in versus:
+        v = versus["int8"]
+        text, limit = TARGETS["int8_speedup"]
+        value = v["endtoend_speedup"].get(longest)
+        targets.append({"target": text, "precision": "int8", "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit, "model_only_speedup": v["model_speedup"]})
+        text, limit = TARGETS["int8_agreement"]
+        value = v["agreement"]
+        targets.append({"target": text, "precision": "int8", "value": value, "threshold": limit, "met": value is not None and value >= limit, "windows": v["windows_compared"]})
+    return summary, targets
+
+
+def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[str]:
+    """How the figures were obtained, in words, including anything that weakens them."""
+    out = []
+    if quiet["quiet"]:
+        out.append(f"Machine quiet at the start (1-min load {quiet['load_1min']} < {quiet['max_load']}); load at the end {result['load']['after']}.")
+    else:
+        out.append(
+            f"Machine NOT quiet: 1-min load {quiet['load_1min']} >= {quiet['max_load']} after waiting "
+            f"{quiet['waited_s']} s (other jobs were running); load at the end {result['load']['after']}. "
+            "Figures are slower and noisier than on an idle machine."
+        )
+    if result["model"]["built_here"]:
+        out.append(
+            "The model has the paper's sizes (Swin-T backbone, d_model 768) with RANDOM weights: latency "
+            "and memory depend on sizes, not weights; its predictions mean nothing, only the agreement between precisions."
+            if not result["model"]["tiny"]
+            else "TINY smoke-test model: figures say nothing about the real model's speed."
+        )
+    if result["floor"]["flops"]:
+        out.append(
+            "FLOPs: " + result["floor"]["flops"]["method"] + ". Floor time = FLOPs / the best fp32 ONNX Runtime "
+            "MatMul rate measured here (square GEMMs); ratio to floor = measured / floor time."
+        )
+    out.append(
+        "Per-stage figures: median (and p95) of repeated calls after warm-up; recording-level stages "
+        "(EEG read/resample/filter/ICA/windowing, video decoding) on the shortest recording, divided by its windows."
+    )
+    out.append(
+        "End to end: one fresh process per run (cold start); wall = Pipeline.predict; start-up = imports + "
+        "session creation; peak RSS = that process's ru_maxrss (os.wait4); batch "
+        f"{settings.pipeline_batch} bags per call."
+    )
+    if result.get("reference"):
+        ref = result["reference"]
+        out.append(
+            f"Reference: PyTorch eager, HF ViTImageProcessor (PIL backend) per frame, Swin once per frame, fusion "
+            f"in PyTorch, same checkpoint; {ref['timed_windows']} windows of the {ref['recording_s']} s recording "
+            f"timed after {ref['warmup_windows']} warm-up window(s). Its end-to-end time per recording is "
+            "EXTRAPOLATED: its start-up + the pipeline's own EEG and face-crop time for that recording (same code) "
+            "+ windows x its median model time per window."
+        )
+    skipped = [f"{p} batch {r['batch']}: {r['skipped']}" for p, s in result["throughput"].items() for r in s["rows"] if "skipped" in r]
+    if skipped:
+        out.append("Throughput sizes skipped: " + "; ".join(skipped) + ".")
+    if "fp16" in result["stages"]["model"] and result["settings"]["device"] == "cpu":
+        out.append("fp16 on CPU: ONNX Runtime has no fast fp16 kernels on x86; the fp16 graphs are meant for GPUs.")
+    if result["settings"]["device"] != "cpu":
+        out.append("GPU run: ratios to the floor use this machine's CPU GEMM peak and are not meaningful; compare with trtexec.")
+    return out
+
+
+def rounded(obj: Any, digits: int = 5) -> Any:
+    """``obj`` with floats rounded to ``digits`` significant digits (smaller, readable JSON)."""
+    if isinstance(obj, float):
+        return obj if not math.isfinite(obj) or obj == 0 else float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
+def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """A README-ready summary: stage latencies, floor and reference ratios, int8, memory, targets."""
+    s = result["summary"]
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gb']} GB; onnxruntime "
+        f"{m['libraries']['onnxruntime']}; backend {result['settings']['backend']}/{result['settings']['device']}.",
+        "",
+        "Per-stage latency, ms per 3 s window (median):",
+        "",
+    ]
+    cols = list(s["per_window_stages_ms"])
+    stages = list(dict.fromkeys(k for row in s["per_window_stages_ms"].values() for k in row))
+    lines += ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for stage in stages:
+        lines.append(f"| {stage} | " + " | ".join(_fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |")
+    lines.append("| **total** | " + " | ".join(_fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |")
+    lines += ["", f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s fp32 GEMM peak).", ""]
+    lines += ["| precision | backbone ms/bag | GFLOP/s | x floor | fusion ms/bag | x floor | vs fp32 | agreement |", "|---|---|---|---|---|---|---|---|"]
+    for p, row in s["model_stages"].items():
+        v = s["versus_fp32"].get(p, {})
+        lines.append(
+            f"| {p} | {_fmt(row['backbone']['median_ms'])} | {_fmt(row['backbone']['gflops'], '.0f')} | "
+            f"{_fmt(row['backbone']['ratio_to_floor'], '.2f')} | {_fmt(row['fusion']['median_ms'])} | "
+            f"{_fmt(row['fusion']['ratio_to_floor'], '.2f')} | {_fmt(v.get('model_speedup'), '.2f', 'x')} | "
+            f"{_fmt(v.get('agreement') * 100 if v.get('agreement') is not None else None, '.1f', ' %')} |"
+        )
+    ref = s.get("reference")
+    lines += ["", "| precision | recording | wall s | RTF | ms/window | x floor | x faster than reference | peak RSS MB | start-up s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in s["endtoend"]:
+        speed = ref["endtoend_speedup"][r["precision"]].get(r["recording_s"]) if ref else None
+        lines.append(
+            f"| {r['precision']} | {r['recording_s'] / 60:g} min | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
+            f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "
+            f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['startup_s'], '.1f')} |"
+        )
+    if ref:
+        lines += [
+            "",
+            f"Reference (PyTorch eager, per-frame processor + Swin): {_fmt(ref['model_ms_per_window']['median'], '.0f')} ms "
+            f"model time per window (p95 {_fmt(ref['model_ms_per_window']['p95'], '.0f')}), start-up {_fmt(ref['startup_s'])} s, "
+            f"peak RSS {_fmt(ref['peak_rss_mb'], '.0f')} MB; model-only speed-up: "
+            + ", ".join(f"{p} {_fmt(v, '.1f', 'x')}" for p, v in ref["model_speedup"].items())
+            + (
+                f"; parity with {ref['parity']['against']}: {ref['parity']['windows']} windows, max |dp| "
+                f"{ref['parity']['max_probability_diff']:.1e}"
+                if ref.get("parity")
+                else ""
+            )
+            + ".",
+        ]
+    lines += ["", "Targets (reported, not enforced):", ""]
+    for t in result["targets"]:
+        where = f" [{t['precision']}" + (f", {t['recording_s'] / 60:g} min]" if t.get("recording_s") else "]")
+        lines.append(f"- {t['target']}{where}: {_fmt(t['value'], '.3g')} -> {'met' if t['met'] else 'NOT met'}")
+    return "\n".join(lines)
