@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_di
 from ..runtime.spec import ModelSpec
 from .inputs import demo_inputs, random_inputs
 from .onnx_graphs import EXPORTER, export_backbone, export_fusion, export_spec
-from .tensorrt_build import TRT_PRECISIONS, build_engines, check_bag_profile, check_workspace_gb, write_trtexec_file
+from .tensorrt_build import TRT_PRECISIONS, TRTEXEC_FILE, build_engines, check_bag_profile, check_workspace_gb, write_trtexec_file
 from .variants import VARIANTS, Agreement, agreement, make_variant
 from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
 
@@ -90,6 +91,7 @@ def _summary(out: Path, checks: list[ParityCheck], agreements: list[Agreement], 
         )
     graphs = [n for n in files if n.endswith(".onnx")]
     lines.append("  files: " + ", ".join(f"{n} ({files[n]['bytes'] / 1e6:.1f} MB)" for n in graphs))
+    lines.append(f"  TensorRT engines with trtexec (e.g. on a Jetson): see {out / TRTEXEC_FILE}")
     return "\n".join(lines)
 
 
@@ -159,20 +161,23 @@ def export_command(
         agreements: list[Agreement] = []
         variants = [p for p, wanted in zip(VARIANTS, (fp16, int8)) if wanted]
         if variants:
+            t0 = time.perf_counter()
+            for precision in variants:
+                log(f"writing the {precision} graphs")
+                make_variant(tmp, precision, spec)  # type: ignore[arg-type]
+                load_model_dir(tmp, precision=precision)  # type: ignore[arg-type]
+            log(f"comparing {' and '.join(variants)} with fp32")
             agreement_sets = [
                 random_inputs(spec, AGREEMENT_BAGS[0], seed=2),
                 demo_inputs(spec, AGREEMENT_BAGS[1], windows=demo_windows, seed=3),
             ]
-        for precision in variants:
-            log(f"writing the {precision} graphs and comparing them with fp32")
-            t0 = time.perf_counter()
-            make_variant(tmp, precision, spec)  # type: ignore[arg-type]
-            load_model_dir(tmp, precision=precision)  # type: ignore[arg-type]
-            found = agreement(tmp, precision, spec, agreement_sets)  # type: ignore[arg-type]
-            if not all(a.finite for a in found):
-                raise ExportParityError(f"The {precision} graphs produce non-finite outputs (overflow); not exported.")
-            agreements.extend(found)
-            timings[f"{precision}_s"] = time.perf_counter() - t0
+            agreements = agreement(tmp, variants, spec, agreement_sets)  # type: ignore[arg-type]
+            overflow = sorted({a.precision for a in agreements if not a.finite})
+            if overflow:
+                raise ExportParityError(
+                    f"The {'/'.join(overflow)} graphs produce non-finite outputs (overflow); nothing exported."
+                )
+            timings["variants_s"] = time.perf_counter() - t0
 
         trt_precisions = tuple(p for p in TRT_PRECISIONS if p == "fp32" or (p == "fp16" and fp16))
         engines = []
@@ -191,7 +196,7 @@ def export_command(
             "tolerance": {"atol": DEFAULT_ATOL, "rtol": DEFAULT_RTOL},
             "inputs": {"parity_bags": list(PARITY_BAGS), "demo_source": str(demo_windows) if demo_windows else "synthetic"},
             "parity": [c.to_dict() for c in checks],
-            "agreement": [a.__dict__ for a in agreements],
+            "agreement": [asdict(a) for a in agreements],
             "tensorrt": {
                 "profile_bags": list(bags),
                 "workspace_gb": workspace_gb,

@@ -138,30 +138,34 @@ class Agreement:
 
 
 def agreement(
-    model_dir: str | os.PathLike[str], precision: Variant, spec: ModelSpec, input_sets: list[InputSet]
+    model_dir: str | os.PathLike[str], precisions: list[Variant], spec: ModelSpec, input_sets: list[InputSet]
 ) -> list[Agreement]:
-    """One :class:`Agreement` per input set for the ``precision`` graphs in ``model_dir``."""
+    """One :class:`Agreement` per precision and input set for the graphs in ``model_dir``."""
     model_dir = Path(model_dir)
-    _, probs, _, selected = spec.graph.fusion_outputs
-    logits = spec.graph.fusion_outputs[0]
-    paths = {p: [model_dir / graph_filename(g, p) for g in GRAPHS] for p in ("fp32", precision)}
+    logits, probs, _, selected = spec.graph.fusion_outputs
+
+    def graphs(precision: str) -> list[Path]:
+        return [model_dir / graph_filename(g, precision) for g in GRAPHS]
+
+    with OnnxModel(*graphs("fp32"), spec) as ref_model:
+        references = [ref_model.run(inputs) for inputs in input_sets]
     results = []
-    with OnnxModel(*paths["fp32"], spec) as ref_model, OnnxModel(*paths[precision], spec, precision=precision) as model:
-        for inputs in input_sets:
-            ref_tokens, ref = ref_model.run(inputs)
-            tokens, out = model.run(inputs)
-            finite = all(np.isfinite(a).all() for a in (tokens, out[logits], out[probs]))
-            results.append(
-                Agreement(
-                    precision=precision,
-                    inputs=inputs.name,
-                    n_bags=inputs.n_bags,
-                    top1_agreement=float(np.mean(out[probs].argmax(1) == ref[probs].argmax(1))),
-                    selected_agreement=float(np.mean((out[selected] == ref[selected]).all(1))),
-                    max_abs_probabilities=float(np.abs(out[probs] - ref[probs]).max()),
-                    max_abs_logits=float(np.abs(out[logits] - ref[logits]).max()),
-                    max_abs_tokens=float(np.abs(tokens - ref_tokens).max()),
-                    finite=bool(finite),
+    for precision in precisions:
+        with OnnxModel(*graphs(precision), spec, precision=precision) as model:
+            for inputs, (ref_tokens, ref) in zip(input_sets, references):
+                tokens, out = model.run(inputs)
+                finite = all(np.isfinite(a).all() for a in (tokens, out[logits], out[probs]))
+                results.append(
+                    Agreement(
+                        precision=precision,
+                        inputs=inputs.name,
+                        n_bags=inputs.n_bags,
+                        top1_agreement=float(np.mean(out[probs].argmax(1) == ref[probs].argmax(1))),
+                        selected_agreement=float(np.mean((out[selected] == ref[selected]).all(1))),
+                        max_abs_probabilities=float(np.abs(out[probs] - ref[probs]).max()),
+                        max_abs_logits=float(np.abs(out[logits] - ref[logits]).max()),
+                        max_abs_tokens=float(np.abs(tokens - ref_tokens).max()),
+                        finite=bool(finite),
+                    )
                 )
-            )
     return results
