@@ -14,7 +14,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,14 @@ from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_di
 from ..runtime.spec import ModelSpec
 from .inputs import demo_inputs, random_inputs
 from .onnx_graphs import EXPORTER, export_backbone, export_fusion, export_spec
-from .tensorrt_build import TRT_PRECISIONS, TRTEXEC_FILE, build_engines, check_bag_profile, check_workspace_gb, write_trtexec_file
+from .tensorrt_build import (
+    TRT_PRECISIONS,
+    TRTEXEC_FILE,
+    build_engines,
+    check_bag_profile,
+    check_workspace_gb,
+    write_trtexec_file,
+)
 from .variants import VARIANTS, Agreement, agreement, make_variant
 from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
 
@@ -132,13 +138,22 @@ def export_command(
             raise MilmerInputError(f"Invalid value for {name!r}: expected True or False, got {value!r}.")
     if trt:
         _check_trt_available()
-    log: Callable[[str], None] = (lambda m: print(f"[export] {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+
+    def log(message: str) -> None:
+        if progress:
+            print(f"[export] {message}", file=sys.stderr, flush=True)
+
     out = Path(out)
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         log(f"loading {ckpt}")
         model, spec = load_for_export(ckpt)
         spec = export_spec(model, spec)
+        # Built before the slow export, so a bad demo_windows file fails fast.
+        parity_sets = [
+            random_inputs(spec, PARITY_BAGS[0], seed=0),
+            demo_inputs(spec, PARITY_BAGS[1], windows=demo_windows, seed=1),
+        ]
         timings: dict[str, float] = {}
         for stem, export in (("swin", export_backbone), ("fusion", export_fusion)):
             log(f"exporting {graph_filename(stem, 'fp32')} with {EXPORTER}")
@@ -149,10 +164,6 @@ def export_command(
 
         log("verifying ONNX Runtime against PyTorch")
         t0 = time.perf_counter()
-        parity_sets = [
-            random_inputs(spec, PARITY_BAGS[0], seed=0),
-            demo_inputs(spec, PARITY_BAGS[1], windows=demo_windows, seed=1),
-        ]
         checks = verify_export(model, spec, paths[0], paths[1], parity_sets)
         timings["verify_s"] = time.perf_counter() - t0
         spec.save(tmp / SPEC_FILE)
@@ -194,14 +205,18 @@ def export_command(
             "exporter": EXPORTER,
             "opset": spec.graph.opset,
             "tolerance": {"atol": DEFAULT_ATOL, "rtol": DEFAULT_RTOL},
-            "inputs": {"parity_bags": list(PARITY_BAGS), "demo_source": str(demo_windows) if demo_windows else "synthetic"},
+            "inputs": {
+                "parity_bags": list(PARITY_BAGS),
+                "agreement_bags": list(AGREEMENT_BAGS),
+                "demo_source": str(demo_windows) if demo_windows else "synthetic",
+            },
             "parity": [c.to_dict() for c in checks],
             "agreement": [asdict(a) for a in agreements],
             "tensorrt": {
                 "profile_bags": list(bags),
                 "workspace_gb": workspace_gb,
                 "engines": [
-                    {"graph": e.graph, "precision": e.precision, "file": e.engine_path.name, "seconds": round(e.seconds, 2)}
+                    {"graph": e.graph, "precision": e.precision, "file": e.engine_path.name, "seconds": e.seconds}
                     for e in engines
                 ],
             },

@@ -165,7 +165,9 @@ def nonfinite_constants(model_proto: onnx.ModelProto) -> list[str]:
     from onnx import numpy_helper
 
     tensors = list(model_proto.graph.initializer)
-    tensors += [a.t for n in model_proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    for node in model_proto.graph.node:
+        if node.op_type == "Constant":
+            tensors += [a.t for a in node.attribute if a.name == "value"]
     bad = []
     for t in tensors:
         array = numpy_helper.to_array(t)

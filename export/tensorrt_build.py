@@ -82,7 +82,9 @@ def check_workspace_gb(workspace_gb: float) -> int:
     """The TensorRT workspace limit in bytes for ``workspace_gb`` GiB (a number in (0, 1024))."""
     ok = isinstance(workspace_gb, (int, float)) and not isinstance(workspace_gb, bool) and 0 < workspace_gb < 1024
     if not ok:
-        raise MilmerInputError(f"Invalid value for 'workspace_gb': expected a number in (0, 1024), got {workspace_gb!r}.")
+        raise MilmerInputError(
+            f"Invalid value for 'workspace_gb': expected a number in (0, 1024), got {workspace_gb!r}."
+        )
     return int(workspace_gb * (1 << 30))
 
 

@@ -119,7 +119,9 @@ def compare_float(name: str, got: np.ndarray, ref: np.ndarray, *, atol: float, r
     max_abs = float(diff.max()) if diff.size else 0.0
     max_rel = float((diff / np.maximum(np.abs(ref64), atol)).max()) if diff.size else 0.0
     passed = finite and bool(np.all(diff <= atol + rtol * np.abs(ref64)))
-    return OutputError(name, max_abs if finite else float("inf"), max_rel if finite else float("inf"), atol, rtol, passed)
+    if not finite:
+        max_abs = max_rel = float("inf")
+    return OutputError(name, max_abs, max_rel, atol, rtol, passed)
 
 
 def compare_selected(

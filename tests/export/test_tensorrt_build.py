@@ -94,3 +94,14 @@ def test_engines_build_and_match_onnx_runtime(exported, tmp_path):
         with TrtRunner(model_dir / name, precision=precision) as trt_runner:
             got = trt_runner.infer({"frames": frames})["tokens"]
         assert np.abs(got - expected).max() < atol, precision
+
+
+def test_engine_tools_import_without_torch():
+    """trtexec lines and engine registration run on a Jetson that has no PyTorch."""
+    import subprocess
+
+    code = (
+        "import sys; import milmer.export.tensorrt_build; "
+        "heavy = [m for m in ('torch', 'transformers', 'tensorrt') if m in sys.modules]; assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
