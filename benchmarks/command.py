@@ -274,11 +274,14 @@ def bench_command(
     started = time.perf_counter()
 
     built = model is None
+    build_s = None
     if model is None:
         from .model import build_bench_model
 
-        log(f"building the {'tiny' if tiny else 'full-size'} benchmark model (random weights)")
+        log(f"building (or reusing) the {'tiny' if tiny else 'full-size'} benchmark model (random weights)")
+        tick = time.perf_counter()
         model, checkpoint = build_bench_model(out, tiny=tiny, progress=progress)
+        build_s = time.perf_counter() - tick
     model = Path(model).resolve()
     available = available_precisions(model)
     chosen = settings.precisions or tuple(available)
@@ -308,6 +311,7 @@ def bench_command(
         "model": {
             "dir": str(model),
             "built_here": built,
+            "build_s": build_s,
             "tiny": tiny if built else None,
             "weights": "random (benchmark model)" if built else "as given",
             "precisions": list(chosen),

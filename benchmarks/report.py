@@ -86,6 +86,13 @@ def _agreement(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int, float]:
     return len(pairs), same, diff
 
 
+def _median_margin(predictions: list[dict[str, Any]]) -> float | None:
+    """Median gap between the top two class probabilities over all windows of ``predictions``:
+    how far a window is from flipping class (tiny for random weights)."""
+    margins = [float(np.diff(np.sort(p)[-2:])[0]) for pred in predictions for p in pred["probabilities"] if len(p) > 1]
+    return float(np.median(margins)) if margins else None
+
+
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or den == 0 or math.isnan(num) or math.isnan(den):
         return None
@@ -194,6 +201,7 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
             "windows_compared": pooled[0],
             "agreement": pooled[1] / pooled[0] if pooled[0] else None,
             "max_probability_diff": max_diff if pooled[0] else None,
+            "median_top2_margin": _median_margin([predictions[(base, n)] for n in lengths if (base, n) in predictions]),
         }
     summary["versus_fp32"] = versus
 
@@ -308,6 +316,18 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
             "EXTRAPOLATED: its start-up + the pipeline's own EEG and face-crop time for that recording (same code) "
             "+ windows x its median model time per window."
         )
+    for p, v in result["summary"]["versus_fp32"].items():
+        if v["agreement"] is not None and v["agreement"] < TARGETS["int8_agreement"][1] and v["median_top2_margin"] is not None:
+            out.append(
+                f"{p} agreed with {v['against']} on {v['agreement']:.1%} of {v['windows_compared']} windows; the "
+                f"{v['against']} median gap between the top two class probabilities is {v['median_top2_margin']:.2g} "
+                f"and the largest {p} probability change {v['max_probability_diff']:.2g}: "
+                + (
+                    "with random weights most windows sit next to a class boundary, so flips say little about a trained model."
+                    if result["model"]["built_here"]
+                    else "windows this close to a class boundary flip."
+                )
+            )
     skipped = [f"{p} batch {r['batch']}: {r['skipped']}" for p, s in result["throughput"].items() for r in s["rows"] if "skipped" in r]
     if skipped:
         out.append("Throughput sizes skipped: " + "; ".join(skipped) + ".")
@@ -331,6 +351,10 @@ def rounded(obj: Any, digits: int = 5) -> Any:
 
 def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _length(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -365,7 +389,7 @@ def markdown(result: dict[str, Any]) -> str:
     for r in s["endtoend"]:
         speed = ref["endtoend_speedup"][r["precision"]].get(r["recording_s"]) if ref else None
         lines.append(
-            f"| {r['precision']} | {r['recording_s'] / 60:g} min | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
+            f"| {r['precision']} | {_length(r['recording_s'])} | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
             f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "
             f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['startup_s'], '.1f')} |"
         )
@@ -386,6 +410,6 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     lines += ["", "Targets (reported, not enforced):", ""]
     for t in result["targets"]:
-        where = f" [{t['precision']}" + (f", {t['recording_s'] / 60:g} min]" if t.get("recording_s") else "]")
+        where = f" [{t['precision']}" + (f", {_length(t['recording_s'])}]" if t.get("recording_s") else "]")
         lines.append(f"- {t['target']}{where}: {_fmt(t['value'], '.3g')} -> {'met' if t['met'] else 'NOT met'}")
     return "\n".join(lines)

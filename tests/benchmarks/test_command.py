@@ -1,0 +1,98 @@
+"""``bench_command`` end to end on a tiny model: bench.json, bench.md and the charts."""
+
+from __future__ import annotations
+
+import pytest
+
+from milmer.benchmarks.command import BenchSettings, bench_command
+from milmer.benchmarks.floor import swin_flops
+from milmer.benchmarks.model import SWIN_TINY_TEST
+from milmer.runtime._check import MilmerInputError
+
+
+def test_writes_json_markdown_and_small_pngs(tiny_bench):
+    out, path, _ = tiny_bench
+    assert path == out / "bench.json"
+    assert "Targets (reported, not enforced)" in (out / "bench.md").read_text()
+    for name in ("stages", "throughput", "memory"):
+        png = (out / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 100_000
+
+
+def test_no_machine_paths_in_results(tiny_bench):
+    out, path, result = tiny_bench
+    assert str(out) not in path.read_text()
+    assert result["model"]["dir"] == "<model>" and result["model"]["built_here"] is True
+
+
+def test_flops_from_graph_match_the_formula(tiny_bench):
+    flops = tiny_bench[2]["floor"]["flops"]
+    assert flops["swin_per_frame"] == swin_flops(SWIN_TINY_TEST)
+    assert flops["analytic"]["matches_graph"] is True
+    assert flops["per_window"] == 10 * flops["swin_per_frame"] + flops["fusion_per_bag"]
+    peak = tiny_bench[2]["floor"]["peaks"]["ort-fp32"]["peak_gflops"]
+    assert tiny_bench[2]["summary"]["floor_ms_per_window"] == pytest.approx(flops["per_window"] / peak / 1e6, rel=1e-3)
+
+
+def test_stage_entries_are_per_window(tiny_bench):
+    pre = tiny_bench[2]["stages"]["preprocessing"]
+    assert pre["recording"]["n_windows"] == 2
+    detect = pre["stages"]["face_detect"]
+    assert detect["per"] == "frame" and detect["per_window_s"] == pytest.approx(10 * detect["median_s"], rel=1e-3)
+    ica = pre["stages"]["eeg_ica"]
+    assert ica["per"] == "recording" and ica["per_window_s"] == pytest.approx(ica["median_s"] / 2, rel=1e-3)
+    for precision in ("fp32", "int8"):
+        backbone = tiny_bench[2]["stages"]["model"][precision]["stages"]["backbone"]
+        assert backbone["n"] == 2 and backbone["min_s"] <= backbone["median_s"] <= backbone["p95_s"] <= backbone["max_s"]
+
+
+def test_throughput_rows(tiny_bench):
+    for precision in ("fp32", "int8"):
+        rows = tiny_bench[2]["throughput"][precision]["rows"]
+        assert [r["batch"] for r in rows] == [1, 2]
+        for r in rows:
+            assert r["bags_per_s"] == pytest.approx(r["batch"] / r["median_s"], rel=1e-3)
+
+
+def test_endtoend_runs_each_in_its_own_process(tiny_bench):
+    runs = tiny_bench[2]["endtoend"]
+    assert [(r["precision"], r["recording_s"]) for r in runs] == [("fp32", 6), ("int8", 6)]
+    for r in runs:
+        assert r["n_windows"] == 2 and r["real_time_factor"] == pytest.approx(r["wall_s"] / 6, rel=1e-3)
+        assert r["peak_rss_mb"] > r["rss_after_load_mb"] > 50
+        assert r["process_s"] > r["wall_s"] and r["import_s"] > 0 and r["session_s"] > 0
+
+
+def test_reference_matches_onnx_fp32(tiny_bench):
+    summary = tiny_bench[2]["summary"]
+    parity = summary["reference"]["parity"]
+    # Same checkpoint, same crops and EEG: PyTorch eager and ONNX Runtime agree.
+    assert parity["windows"] == 2 and parity["agreement"] == 1.0 and parity["max_probability_diff"] < 1e-4
+    assert tiny_bench[2]["reference"]["timed_windows"] == 1
+    assert set(summary["reference"]["endtoend_speedup"]) == {"fp32", "int8"}
+    assert summary["versus_fp32"]["int8"]["windows_compared"] == 2
+
+
+def test_targets_are_reported_consistently(tiny_bench):
+    targets = tiny_bench[2]["targets"]
+    assert len(targets) == 6  # floor and reference for fp32 and int8, int8 speed-up and agreement
+    for t in targets:
+        if t["value"] is not None:
+            below = t["target"].startswith("end to end")
+            assert t["met"] == (t["value"] <= t["threshold"] if below else t["value"] >= t["threshold"])
+
+
+def test_settings_are_validated():
+    with pytest.raises(MilmerInputError, match="'precisions': expected one of 'fp32', 'fp16', 'int8', got 'fp8'"):
+        BenchSettings(precisions=("fp8",))
+    with pytest.raises(MilmerInputError, match="'batch_sizes': expected an integer >= 1, got 0"):
+        BenchSettings(batch_sizes=(1, 0))
+    with pytest.raises(MilmerInputError, match="'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrt'"):
+        BenchSettings(backend="tensorrt")
+    assert BenchSettings.defaults(quick=True, repeats=7).repeats == 7
+    assert BenchSettings.defaults(quick=True).lengths_s == (12, 24)
+
+
+def test_tiny_and_model_do_not_mix(tmp_path):
+    with pytest.raises(MilmerInputError, match="'tiny' builds a model"):
+        bench_command(tmp_path, tmp_path / "out", tiny=True)
