@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["REPORT_FILE", "PARITY_BAGS", "AGREEMENT_BAGS", "load_for_export", "export_command"]
 
 REPORT_FILE = "export_report.json"
-#: Bags (random, demo) the fp32 graphs are verified on: 3 is not the traced batch (2), so a
-#: batch size baked into a graph shows; 2 is, so tracing itself is checked too.
+#: Bags (random, demo) the fp32 graphs are verified on. The graphs are traced at batch 2 (see
+#: onnx_graphs.TRACE_BATCH); 3 bags (30 frames) and 20 frames differ from it, so a batch size
+#: baked into a graph shows.
 PARITY_BAGS = (3, 2)
 #: Bags (random, demo) the fp16/int8 variants are compared with fp32 on.
 AGREEMENT_BAGS = (8, 8)

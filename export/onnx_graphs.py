@@ -21,6 +21,7 @@ model by :func:`export_spec`); the spec JSON is stored in each graph's ``metadat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -110,8 +111,6 @@ def export_spec(model: MilmerModel, spec: ModelSpec) -> ModelSpec:
     Raises :class:`MilmerInputError` if the model's config disagrees with the spec's input
     contract (frames, EEG channels/samples, frame size, classes).
     """
-    import dataclasses
-
     model.config.check_spec(spec)
     graph = dataclasses.replace(
         spec.graph,
