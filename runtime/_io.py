@@ -34,6 +34,7 @@ def atomic_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Itera
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    _chmod_like_new(tmp, 0o777)  # mkdtemp makes 0700; the result should look like a mkdir
     try:
         yield tmp
     except BaseException:
@@ -56,6 +57,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    _chmod_like_new(tmp, 0o666)
     try:
         yield tmp
     except BaseException:
@@ -69,6 +71,13 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
     return Path(path)
+
+
+def _chmod_like_new(path: Path, mode: int) -> None:
+    """Give ``path`` the permissions a plain mkdir/open would (``mode`` minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def _json_default(obj: Any) -> Any:

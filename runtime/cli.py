@@ -164,12 +164,35 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="Also write fp16 graphs (fp32 inputs/outputs)."),
     int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
+    trt_profile: str = typer.Option(
+        "1,8,32", "--trt-profile", help="TensorRT optimisation profile in bags: MIN,OPT,MAX."
+    ),
+    workspace_gb: float = typer.Option(4.0, "--workspace-gb", help="TensorRT builder workspace limit (GiB)."),
+    demo_windows: Optional[Path] = typer.Option(
+        None, "--demo-windows", help="windows.npz from `milmer preprocess`: real inputs for the parity check."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
     """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
     from milmer.export.command import export_command
 
-    export_command(ckpt, out, fp16=fp16, int8=int8, trt=trt, overwrite=overwrite, progress=True)
+    export_command(
+        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=_parse_profile(trt_profile),
+        workspace_gb=workspace_gb, overwrite=overwrite, progress=True, demo_windows=demo_windows,
+    )
+
+
+def _parse_profile(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise MilmerInputError(
+            f"Invalid value for 'trt_profile': expected three integers MIN,OPT,MAX, got {text!r}."
+        )
+    return values  # type: ignore[return-value]
 
 
 @app.command("bench")

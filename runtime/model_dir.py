@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._check import MilmerInputError, check_option
+from ._hints import export_hint
 from .backends.base import PRECISIONS, Precision
 from .backends.trt_cache import ENGINE_DIRNAME
 from .spec import ModelSpec
@@ -312,7 +313,7 @@ def load_model_dir(path: str | os.PathLike[str], *, precision: Precision = "fp32
         raise MilmerInputError(
             f"Invalid value for 'precision': {precision!r} needs {', '.join(absent)}, not in "
             f"{str(model_dir)!r}; available precisions: {', '.join(repr(p) for p in available)}. "
-            f"Export it with: milmer export CKPT --out DIR --precision {precision}."
+            f"Export it with: {export_hint(precision)}."
         )
     try:
         spec = ModelSpec.load(model_dir / SPEC_FILE)

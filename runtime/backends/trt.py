@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._check import MilmerInputError
+from .._hints import export_hint
 from .base import Precision, Runner, TensorMeta
 from .trt_cache import (
     ENGINE_DIRNAME,
@@ -183,7 +184,7 @@ class TrtRunner(Runner):
         if engine is None:
             raise MilmerInputError(
                 f"Cannot load TensorRT engine {str(engine_path)!r} (corrupt or truncated?); rebuild with: "
-                f"milmer export CKPT --out DIR --trt --precision {self.precision}."
+                f"{export_hint(self.precision, trt=True)}."
             )
         context = engine.create_execution_context()
         if context is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._check import MilmerInputError, check_option
+from .._hints import export_hint
 from .base import PRECISIONS, Precision
 
 __all__ = [
@@ -52,8 +53,7 @@ _TARGET_FIELDS = ("onnx_sha256", "tensorrt_version", "gpu_name", "compute_capabi
 
 
 def _rebuild_hint(precision: str | None = None) -> str:
-    flag = f" --precision {precision}" if precision else ""
-    return f"rebuild with: milmer export CKPT --out DIR --trt{flag}"
+    return f"rebuild with: {export_hint(precision, trt=True)}"
 
 
 def _normalise_profile(profile: Any) -> Profile:
@@ -300,7 +300,7 @@ def find_engine(cache_dir: str | os.PathLike[str], target: EngineTarget) -> tupl
         raise MilmerInputError(
             f"No TensorRT engine in {str(cache_dir)!r}; build one on this machine "
             f"({_describe(target.tensorrt_version, target.gpu_name, target.compute_capability)}) "
-            f"with: milmer export CKPT --out DIR --trt --precision {target.precision}, or use backend='ort'."
+            f"with: {export_hint(target.precision, trt=True)}, or use backend='ort'."
         )
     path, closest = min(metas, key=lambda pm: (len(pm[1].matches(target)), pm[0].name))
     check_engine_meta(closest, target, engine=f"engine {path.name!r}")

@@ -141,7 +141,7 @@ def test_check_engine_meta_names_the_differing_fields():
     assert (
         "engine was built for TensorRT 10.3.0 on 'NVIDIA GeForce RTX 4090' (sm_89), fp16 from swin.onnx (abababababab); "
         "this machine has TensorRT 10.5.0 on 'Orin' (sm_87) and wants fp16 from swin.onnx (abababababab); "
-        "rebuild with: milmer export CKPT --out DIR --trt --precision fp16."
+        "rebuild with: milmer export CKPT --out DIR --trt --fp16."
     ) in message
 
 
