@@ -1,0 +1,181 @@
+"""`milmer preprocess` and the CLI's exit codes: 0 ok, 2 bad input (no traceback), 1 internal.
+
+A failed command leaves no output folder behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milmer.runtime.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _write_raw(path: Path, seconds: float, *, edit=None, fmt: str = "edf") -> Path:
+    import mne
+
+    from milmer.runtime.spec import DEAP_CHANNELS
+
+    rng = np.random.default_rng(1)
+    n = int(seconds * 128)
+    data = 20e-6 * (rng.standard_normal((32, 32)) @ rng.uniform(-1, 1, (32, n)))
+    if edit is not None:
+        edit(data)
+    raw = mne.io.RawArray(data, mne.create_info(list(DEAP_CHANNELS), 128.0, "eeg"), verbose="error")
+    if fmt == "fif":
+        raw.save(path, overwrite=True, verbose="error")
+    else:
+        mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    return path
+
+
+@pytest.fixture(scope="module")
+def preprocessed(recording, tmp_path_factory):
+    video, eeg = recording
+    out = tmp_path_factory.mktemp("cli") / "pre"
+    code = main(["preprocess", str(video), str(eeg), "--out", str(out)])
+    return code, out
+
+
+def test_preprocess_writes_windows_report_and_pictures(preprocessed):
+    code, out = preprocessed
+    assert code == EXIT_OK
+    assert sorted(p.name for p in out.iterdir()) == ["eeg_ica.png", "faces.png", "report.json", "windows.npz"]
+    with np.load(out / "windows.npz") as z:
+        assert z["eeg"].shape == (4, 32, 384) and z["eeg"].dtype == np.float32
+        assert z["faces"].shape == (4, 10, 224, 224, 3) and z["faces"].dtype == np.uint8
+        np.testing.assert_allclose(z["starts"], [0.0, 3.0, 6.0, 9.0])
+        # The fixture video has no face at 3.0-4.0 s: the first 3-4 frames of window 1.
+        assert z["face_found"].sum(axis=1).tolist() == [10, 7, 10, 10]
+        assert z["window_has_face"].all()
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_windows"] == 4
+    assert report["face_info"]["frames_without_face"] == 3
+    assert report["face_info"]["detector"] == "blazeface-short-range"
+    assert "ica_excluded" in report["eeg_info"] and report["spec"]["eeg"]["sfreq"] == 128.0
+    for png in ("faces.png", "eeg_ica.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preprocess_refuses_a_non_empty_output_folder(recording, preprocessed, capsys):
+    video, eeg = recording
+    _, out = preprocessed
+    code, _, err = _run(["preprocess", video, eeg, "--out", out], capsys)
+    assert code == EXIT_USAGE
+    assert "is not empty" in err and "--overwrite" in err
+
+
+def _bad_eeg_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
+    corrupt = tmp / "corrupt.edf"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4000))
+    truncated = _write_raw(tmp / "full.edf", 12.0)
+    cut = tmp / "truncated.edf"
+    cut.write_bytes(truncated.read_bytes()[:300])
+    text = tmp / "eeg.txt"
+    text.write_text("1,2,3\n")
+
+    def nan(data):
+        data[5, 100:200] = np.nan
+
+    def flat(data):
+        data[[3, 20]] = 0.0
+
+    return {
+        "missing": (tmp / "nope.edf", r"'eeg': file not found"),
+        "corrupt": (corrupt, r"corrupt\.edf"),
+        "truncated": (cut, r"truncated\.edf"),
+        "unsupported": (text, r"unsupported file type '\.txt'.*'\.edf'"),
+        "too_short": (_write_raw(tmp / "short.edf", 2.0), r"3 s"),
+        "nan": (_write_raw(tmp / "nan_raw.fif", 12.0, edit=nan, fmt="fif"), r"channel\(s\) FC1 contain NaN"),
+        "flat": (_write_raw(tmp / "flat.edf", 12.0, edit=flat), r"F7, F8"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "truncated", "unsupported", "too_short", "nan", "flat"])
+def test_bad_eeg_exits_2_without_traceback_or_output(case, recording, tmp_path, capsys):
+    video, _ = recording
+    eeg, pattern = _bad_eeg_cases(tmp_path)[case]
+    out = tmp_path / "out"
+    code, _, err = _run(["preprocess", video, eeg, "--out", out], capsys)
+    assert code == EXIT_USAGE, err
+    assert err.startswith("Error: ") and "Traceback" not in err
+    import re
+
+    assert re.search(pattern, err, re.S), err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no partial folder
+
+
+@pytest.mark.parametrize(
+    "name, content, pattern",
+    [
+        ("nope.mp4", None, r"'video': file not found"),
+        ("clip.gif", b"GIF89a", r"unsupported file type '\.gif'"),
+        ("broken.mp4", b"\x00" * 2048, r"broken\.mp4"),
+    ],
+)
+def test_bad_video_exits_2(name, content, pattern, recording, tmp_path, capsys):
+    _, eeg = recording
+    video = tmp_path / name
+    if content is not None:
+        video.write_bytes(content)
+    out = tmp_path / "out"
+    code, _, err = _run(["preprocess", video, eeg, "--out", out], capsys)
+    assert code == EXIT_USAGE
+    import re
+
+    assert re.search(pattern, err), err
+    assert not out.exists()
+
+
+def test_bad_option_values_name_the_parameter(recording, tmp_path, capsys):
+    video, eeg = recording
+    code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o", "--detector", "yolo"], capsys)
+    assert code == EXIT_USAGE
+    assert "Invalid value for 'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'." in err
+    code, _, err = _run(["export", tmp_path, "--out", tmp_path / "m", "--trt-profile", "1,8"], capsys)
+    assert code == EXIT_USAGE
+    assert "Invalid value for 'trt_profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, err = _run(["preprocess"], capsys)
+    assert code == EXIT_USAGE and "Missing argument" in err
+    code, _, _ = _run(["no-such-command"], capsys)
+    assert code == EXIT_USAGE
+
+
+def test_internal_errors_exit_1_without_traceback(recording, tmp_path, capsys, monkeypatch):
+    import milmer.runtime.preprocess as pre
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(pre, "preprocess_recording", boom)
+    monkeypatch.delenv("MILMER_DEBUG", raising=False)
+    video, eeg = recording
+    code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o"], capsys)
+    assert code == EXIT_INTERNAL
+    assert "Internal error: RuntimeError: kaboom" in err and "MILMER_DEBUG=1" in err
+    assert "Traceback" not in err
+
+
+def test_atomic_dir_gives_normal_permissions(tmp_path):
+    import os
+
+    from milmer.runtime._io import atomic_dir
+
+    with atomic_dir(tmp_path / "made") as tmp:
+        (tmp / "x").write_text("1")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "made").stat().st_mode & 0o777 == 0o777 & ~umask
