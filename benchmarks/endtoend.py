@@ -1,8 +1,8 @@
 """End-to-end runs of ``Pipeline.predict`` on a whole recording, each in its own process.
 
-A fresh Python process per run makes the peak resident memory (``ru_maxrss`` of that child, read
-with ``os.wait4``) belong to that run alone, so runs on a 60 s and a 10 min recording show
-whether memory stays flat as recordings grow, and start-up is measured cold:
+A fresh Python process per run makes the peak resident memory belong to that run alone, so runs
+on a 60 s and a 10 min recording show whether memory stays flat as recordings grow, and start-up
+is measured cold:
 
 - ``import_s``:  importing the runtime and the libraries a run loads (ONNX Runtime, OpenCV, MNE,
   mediapipe, scikit-learn);
@@ -10,6 +10,12 @@ whether memory stays flat as recordings grow, and start-up is measured cold:
 - ``wall_s``:    ``predict`` from the call to the last window (EEG read and preprocessing, face
   crops, backbone, fusion), with the pipeline's per-stage split;
 - ``process_s``: the child's whole life as the parent saw it (interpreter start included).
+
+Peak memory is the child's ``VmHWM`` (/proc/self/status), the high-water mark of its own address
+space. Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` (``RUSAGE_SELF`` or from ``wait4``)
+starts at the parent's peak, which ``exec`` carries over (``signal->maxrss``), so every child of
+a benchmark that had just swept large batches would report that sweep's memory. ``ru_maxrss``
+is the fall-back where /proc is missing.
 
 The child writes a JSON file with these figures and every window's prediction (for the int8
 agreement and the reference parity). Run as ``python -m milmer.benchmarks.endtoend --help``.
@@ -30,21 +36,10 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-__all__ = ["run_endtoend", "spawn_worker", "endtoend_subprocess", "main"]
+__all__ = ["RUN_IMPORTS", "run_endtoend", "spawn_worker", "endtoend_subprocess", "main"]
 
 #: Libraries a prediction run imports; importing them up front puts their cost in start-up.
 RUN_IMPORTS: tuple[str, ...] = ("onnxruntime", "cv2", "mne", "mediapipe", "sklearn.decomposition")
-
-
-def current_rss_mb() -> float | None:
-    """This process's resident memory now (MiB), from /proc (None elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 def run_endtoend(
@@ -60,11 +55,10 @@ def run_endtoend(
 ) -> dict[str, Any]:
     """One cold ``predict`` in this process (see the module docstring); returns its figures."""
     import importlib
-    import resource
 
     tick = time.perf_counter()
     from ..runtime.pipeline import Pipeline
-    from .machine import peak_rss_mb
+    from .machine import current_rss_mb, own_peak_rss_mb
 
     for name in RUN_IMPORTS:
         importlib.import_module(name)
@@ -94,41 +88,30 @@ def run_endtoend(
         "face_timings": dict(stats.face.timings),
         "eeg_timings": dict(stats.eeg_info.get("timings", {})),
         "rss_after_load_mb": rss_after_load,
-        "self_peak_rss_mb": peak_rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+        "peak_rss_mb": own_peak_rss_mb(),
         "predictions": {
             "index": [w.index for w in result.windows],
             "class_index": [w.class_index for w in result.windows],
-            "probabilities": [[round(float(p), 6) for p in w.probabilities] for w in result.windows],
+            "probabilities": [[round(float(p), 8) for p in w.probabilities] for w in result.windows],
         },
     }
 
 
 def spawn_worker(module: str, args: Sequence[str], out_json: Path, log_dir: Path) -> dict[str, Any]:
-    """Run ``python -m module *args --json out_json`` and return its JSON plus, from the parent's
-    view, ``process_s`` (wall time) and ``peak_rss_mb`` (the child's own ``ru_maxrss``)."""
-    from .machine import peak_rss_mb
-
+    """Run ``python -m module *args --json out_json`` (output to ``log_dir``) and return its JSON
+    plus ``process_s``, the child's wall time as this process saw it."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / (out_json.stem + ".log")
     command = [sys.executable, "-m", module, *args, "--json", str(out_json)]
     tick = time.perf_counter()
     with log.open("w") as stream:
-        proc = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)
-        if hasattr(os, "wait4"):
-            # wait4 reports this child's own rusage; RUSAGE_CHILDREN would mix in earlier runs.
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            peak = peak_rss_mb(usage.ru_maxrss)
-        else:
-            proc.wait()
-            peak = None
+        returncode = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, check=False).returncode
     process_s = time.perf_counter() - tick
-    if proc.returncode != 0:
+    if returncode != 0:
         tail = log.read_text()[-3000:]
-        raise RuntimeError(f"{module} failed (exit {proc.returncode}); log {log}:\n{tail}")
+        raise RuntimeError(f"{module} failed (exit {returncode}); log {log}:\n{tail}")
     result = json.loads(out_json.read_text())
     result["process_s"] = process_s
-    result["peak_rss_mb"] = peak if peak is not None else result.get("self_peak_rss_mb")
     return result
 
 

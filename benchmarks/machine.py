@@ -24,6 +24,8 @@ __all__ = [
     "load_average",
     "machine_info",
     "peak_rss_mb",
+    "current_rss_mb",
+    "own_peak_rss_mb",
     "wait_until_quiet",
 ]
 
@@ -142,3 +144,31 @@ def wait_until_quiet(max_load: float, timeout_s: float, *, poll_s: float = 30.0,
         "load_1min": load,
         "max_load": max_load,
     }
+
+
+def _proc_status_mb(field: str) -> float | None:
+    """A kB field of /proc/self/status in MiB (None where there is no /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def current_rss_mb() -> float | None:
+    """This process's resident memory now (MiB)."""
+    return _proc_status_mb("VmRSS")
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak resident memory (MiB): /proc's VmHWM, else ``ru_maxrss``.
+
+    VmHWM first because on Linux a child's ``ru_maxrss`` starts at its parent's peak (``exec``
+    keeps it), so a benchmark's worker processes would all report the benchmark's own peak.
+    """
+    import resource
+
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else peak_rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

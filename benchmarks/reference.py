@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..runtime.spec import ModelSpec
-from .endtoend import RUN_IMPORTS, current_rss_mb, spawn_worker
+from .endtoend import RUN_IMPORTS, spawn_worker
+from .machine import current_rss_mb, own_peak_rss_mb
 
 __all__ = ["PROCESSOR_FILE", "write_processor_config", "run_reference", "reference_subprocess", "main"]
 
@@ -77,7 +78,6 @@ def run_reference(
     predictions of every scored window, torch's thread count and this process's peak RSS.
     """
     import importlib
-    import resource
 
     tick = time.perf_counter()
     import torch
@@ -87,7 +87,6 @@ def run_reference(
     from ..runtime.eeg.preprocess import preprocess_raw
     from ..runtime.face.extract import iter_face_windows
     from ..training.checkpoint import load_checkpoint
-    from .machine import peak_rss_mb
 
     for name in RUN_IMPORTS:
         importlib.import_module(name)
@@ -126,7 +125,7 @@ def run_reference(
                     samples[key].append(value)
             predictions["index"].append(int(window.index))
             predictions["class_index"].append(int(np.argmax(probs)))
-            predictions["probabilities"].append([round(float(p), 6) for p in probs])
+            predictions["probabilities"].append([round(float(p), 8) for p in probs])
     return {
         "import_s": import_s,
         "load_s": load_s,
@@ -139,7 +138,7 @@ def run_reference(
         "samples_s": samples,
         "torch_threads": torch.get_num_threads(),
         "rss_after_load_mb": rss_after_load,
-        "self_peak_rss_mb": peak_rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+        "peak_rss_mb": own_peak_rss_mb(),
         "predictions": predictions,
     }
 

@@ -304,7 +304,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
     )
     out.append(
         "End to end: one fresh process per run (cold start); wall = Pipeline.predict; start-up = imports + "
-        "session creation; peak RSS = that process's ru_maxrss (os.wait4); batch "
+        "session creation; peak RSS = that process's own high-water mark (VmHWM); batch "
         f"{settings.pipeline_batch} bags per call."
     )
     if result.get("reference"):

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..runtime._check import MilmerInputError
-from .machine import peak_rss_mb
+from .machine import own_peak_rss_mb
 from .stages import random_bags
 from .timing import Timing, TimingConfig
 
@@ -31,10 +30,6 @@ def check_batch_sizes(batch_sizes: Sequence[int]) -> tuple[int, ...]:
     if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
         raise MilmerInputError(f"Invalid value for 'batch_sizes': expected integers >= 1, got {sizes!r}.")
     return tuple(sorted(set(sizes)))
-
-
-def _self_rss_mb() -> float:
-    return peak_rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def measure_throughput(
@@ -64,7 +59,7 @@ def measure_throughput(
         model_dir, backend=backend, device=device, precision=precision, batch=max(sizes), intra_op_threads=threads  # type: ignore[arg-type]
     ) as pipe:
         f = pipe.spec.face.frames_per_window
-        base_rss = _self_rss_mb()
+        base_rss = own_peak_rss_mb()
         per_bag_s: float | None = None  # seconds per bag of the largest batch measured
         per_bag_mb: float | None = None  # peak-RSS growth per bag of the largest batch measured
         for batch in sizes:
@@ -87,7 +82,7 @@ def measure_throughput(
                 pipe.score_bags(eeg, crops)
                 samples.append(time.perf_counter() - tick)
             measured = Timing(tuple(samples), "call").to_dict()
-            rss = _self_rss_mb()
+            rss = own_peak_rss_mb()
             per_bag_s = measured["median_s"] / batch
             per_bag_mb = max(rss - base_rss, 0.0) / batch
             rows.append(
