@@ -12,24 +12,26 @@ Without ``model`` it builds the paper-size model with random weights (:mod:`.mod
 torch, imported only then); the reference needs the checkpoint the graphs were exported from
 (``checkpoint``; known when the model is built here) and is skipped otherwise.
 
-Running on a GPU (Jetson or desktop), unchanged::
+Running on a GPU (Jetson or desktop), unchanged. TensorRT engines are tied to the TensorRT
+version and the GPU, so build them on the machine that benchmarks them, either with
+``milmer export CKPT --out DIR --fp16 --trt`` or with the ``trtexec`` lines the export writes
+into ``DIR/trtexec.txt`` (then ``register_engine`` as that file shows); then::
 
-    milmer bench --model DIR --out OUT --backend trt --device cuda --precision fp16
+    milmer bench --model DIR --checkpoint CKPT --out OUT --backend trt --device cuda --precision fp16
     milmer bench --model DIR --out OUT --backend ort --device cuda          # ORT CUDA EP
     milmer bench --model DIR --out OUT --backend ort --device tensorrt      # ORT TensorRT EP
 
-The first TensorRT run builds engines into ``DIR/engines`` (minutes on a Jetson); run twice and
-keep the second result. Cross-check the backbone alone with TensorRT's own tool, with the same
-engine and the pipeline's shapes (F = 10 frames per bag, B bags)::
+With ``--backend trt`` the default precisions are fp32 and fp16 (TensorRT cannot run the int8
+graphs, which are ONNX Runtime's MatMulInteger); batch sizes beyond the engines' optimisation
+profile (32 bags by default) are recorded as skipped; the PyTorch reference runs on the GPU.
+Cross-check the backbone alone with TensorRT's own tool, same engine, the pipeline's shapes
+(F = 10 frames per bag times B bags; batch 8 is 80 frames)::
 
-    trtexec --loadEngine=DIR/engines/<swin engine>.engine --shapes=frames:80x3x224x224 \\
+    trtexec --loadEngine=DIR/engines/swin.fp16.trtexec.engine --shapes=frames:80x3x224x224 \\
             --warmUp=500 --iterations=100 --useCudaGraph
-    trtexec --onnx=DIR/swin.onnx --fp16 --minShapes=frames:1x3x224x224 \\
-            --optShapes=frames:80x3x224x224 --maxShapes=frames:160x3x224x224 --saveEngine=swin.engine
 
-(``frames:80x...`` is batch 8; use ``10 x batch``.) On a GPU the compute-floor ratios still
-refer to this machine's CPU GEMM peak and are not meaningful: compare GPU latencies with
-trtexec's. No GPU figures are published with milmer until someone measures them.
+On a GPU the compute-floor ratios still refer to the CPU's GEMM peak and mean nothing; compare
+with trtexec's GPU compute time. milmer publishes no GPU figures until someone measures them.
 """
 
 from __future__ import annotations
@@ -163,15 +165,21 @@ class BenchSettings:
 
 
 class _Log:
-    """Progress lines on stderr with the time since the run started."""
+    """Progress lines on stderr with the time since the run started; each line's 1-minute load
+    average is kept (``phases``), so a busy spell in the middle of a run shows in bench.json."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.started = time.perf_counter()
+        self.phases: list[dict[str, Any]] = []
 
     def __call__(self, message: str) -> None:
+        from .machine import load_average
+
+        elapsed = time.perf_counter() - self.started
+        self.phases.append({"t_s": round(elapsed, 1), "load_1min": load_average(), "phase": message})
         if self.enabled:
-            print(f"[bench {time.perf_counter() - self.started:6.0f} s] {message}", file=sys.stderr, flush=True)
+            print(f"[bench {elapsed:6.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def make_recordings(folder: Path, lengths_s: Sequence[int], log: Any = None) -> dict[int, dict[str, Path]]:
@@ -205,6 +213,11 @@ def _available_mb() -> float | None:
     return None
 
 
+def _torch_device(pipeline_settings: dict[str, Any]) -> str:
+    """The PyTorch device matching where the pipeline ran: 'cuda' for any GPU device, else 'cpu'."""
+    return "cpu" if pipeline_settings["device"]["swin"] == "cpu" else "cuda"
+
+
 def _scrub(obj: Any, replacements: dict[str, str]) -> Any:
     """``obj`` with every absolute path prefix in ``replacements`` rewritten (no machine paths in results)."""
     if isinstance(obj, dict):
@@ -235,6 +248,8 @@ def bench_command(
     reference_windows: int | None = None,
     pipeline_batch: int | None = None,
     threads: int | None = None,
+    max_call_s: float | None = None,
+    max_rss_mb: float | None = None,
     wait_quiet_s: float | None = None,
     progress: bool = True,
 ) -> Path:
@@ -264,6 +279,8 @@ def bench_command(
         reference_windows=reference_windows,
         pipeline_batch=pipeline_batch,
         threads=threads,
+        max_call_s=max_call_s,
+        max_rss_mb=max_rss_mb,
         wait_quiet_s=wait_quiet_s,
     )
     if model is not None and tiny:
@@ -284,7 +301,9 @@ def bench_command(
         build_s = time.perf_counter() - tick
     model = Path(model).resolve()
     available = available_precisions(model)
-    chosen = settings.precisions or tuple(available)
+    # TensorRT runs fp32 and fp16 engines; the int8 graphs are ONNX Runtime's (MatMulInteger).
+    runnable = tuple(p for p in available if p != "int8") if settings.backend == "trt" else tuple(available)
+    chosen = settings.precisions or runnable
     for p in chosen:
         check_option("precisions", p, available)
     swept = settings.throughput_precisions or tuple(p for p in chosen if p != "fp16") or chosen
@@ -294,12 +313,7 @@ def bench_command(
     recordings = make_recordings(out / "recordings", settings.lengths_s, log)
     shortest = min(recordings)
 
-    quiet = wait_until_quiet(settings.max_load, settings.wait_quiet_s, log=log) if settings.wait_quiet_s else {
-        "quiet": (load_average() or 0.0) < settings.max_load,
-        "waited_s": 0.0,
-        "load_1min": load_average(),
-        "max_load": settings.max_load,
-    }
+    quiet = wait_until_quiet(settings.max_load, settings.wait_quiet_s, log=log)
     log(f"load average {quiet['load_1min']} ({'quiet' if quiet['quiet'] else 'BUSY'})")
 
     result: dict[str, Any] = {
@@ -375,12 +389,14 @@ def bench_command(
         ref = reference_subprocess(
             Path(checkpoint), processor, recordings[shortest]["video"], recordings[shortest]["eeg"],
             out / "reference" / "reference.json", windows=settings.reference_windows, warmup=1,
+            device=_torch_device(result["stages"]["model"][chosen[0]]["settings"]),
         )  # fmt: skip
         ref["recording_s"] = shortest
         predictions[("reference", shortest)] = ref.pop("predictions")
         result["reference"] = ref
 
     result["load"]["after"] = load_average()
+    result["load"]["phases"] = log.phases
     result["summary"], result["targets"] = report.summarize(result, predictions)
     result["notes"] = report.notes(result, quiet, settings)
     result["duration_s"] = time.perf_counter() - started

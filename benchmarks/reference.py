@@ -8,7 +8,8 @@ This worker does exactly that with the checkpoint the ONNX graphs were exported 
   configured by a ``preprocessor_config.json`` written from the spec's frame size, mean and std
   (:func:`write_processor_config`), and called per frame;
 - ``MilmerModel.forward_backbone`` on one frame at a time, ``forward_fusion`` on one bag,
-  under ``torch.inference_mode`` with torch's default threads;
+  under ``torch.inference_mode`` with torch's default threads (on the GPU when the benchmark
+  runs on one);
 - EEG preprocessing and face crops use the same runtime code as the pipeline (the original code
   prepared them offline; here their cost is identical on both sides).
 
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime._check import MilmerInputError, check_option
 from ..runtime.spec import ModelSpec
 from .endtoend import RUN_IMPORTS, spawn_worker
 from .machine import current_rss_mb, own_peak_rss_mb
@@ -70,8 +72,11 @@ def run_reference(
     *,
     windows: int,
     warmup: int = 1,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Score the first ``warmup + windows`` windows the original way (module docstring).
+
+    device: 'cpu' or 'cuda' (PyTorch's device; timings then wait for the GPU to finish).
 
     Returns start-up (``import_s``, ``load_s``), EEG preprocessing seconds, per-window samples of
     ``faces``, ``processor``, ``backbone``, ``fusion`` and ``total`` for the timed windows, the
@@ -92,8 +97,14 @@ def run_reference(
         importlib.import_module(name)
     import_s = time.perf_counter() - tick
 
+    check_option("device", device, ("cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MilmerInputError("Invalid value for 'device': 'cuda' needs a CUDA build of PyTorch and a GPU; use 'cpu'.")
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
     tick = time.perf_counter()
     model, _, spec, _ = load_checkpoint(checkpoint)
+    model = model.to(device)
     processor = AutoImageProcessor.from_pretrained(processor_dir, backend="pil")
     load_s = time.perf_counter() - tick
     rss_after_load = current_rss_mb()
@@ -112,13 +123,15 @@ def run_reference(
             t0 = time.perf_counter()
             window = next(faces)
             t1 = time.perf_counter()
-            pixels = [processor(images=crop, return_tensors="pt")["pixel_values"] for crop in window.crops]
+            pixels = [processor(images=crop, return_tensors="pt")["pixel_values"].to(device) for crop in window.crops]
+            sync()
             t2 = time.perf_counter()
             tokens = torch.stack([model.forward_backbone(p)[0] for p in pixels])[None]  # (1, F, P, H)
+            sync()
             t3 = time.perf_counter()
-            eeg_t = torch.from_numpy(eeg_windows.data[window.index : window.index + 1])  # (1, C, T)
+            eeg_t = torch.from_numpy(eeg_windows.data[window.index : window.index + 1]).to(device)  # (1, C, T)
             logits, _, _ = model.forward_fusion(eeg_t, tokens)
-            probs = torch.softmax(logits, dim=-1)[0].numpy()
+            probs = torch.softmax(logits, dim=-1)[0].cpu().numpy()
             t4 = time.perf_counter()
             if i >= warmup:
                 for key, value in zip(keys, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
@@ -136,6 +149,7 @@ def run_reference(
         "warmup_windows": min(warmup, n),
         "timed_windows": len(samples["total"]),
         "samples_s": samples,
+        "device": device,
         "torch_threads": torch.get_num_threads(),
         "rss_after_load_mb": rss_after_load,
         "peak_rss_mb": own_peak_rss_mb(),
@@ -152,11 +166,12 @@ def reference_subprocess(
     *,
     windows: int,
     warmup: int,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """:func:`run_reference` in a fresh process (peak RSS and start-up of its own)."""
     args = [
         "--checkpoint", str(checkpoint), "--processor", str(processor_dir), "--video", str(video),
-        "--eeg", str(eeg), "--windows", str(windows), "--warmup", str(warmup),
+        "--eeg", str(eeg), "--windows", str(windows), "--warmup", str(warmup), "--device", device,
     ]  # fmt: skip
     return spawn_worker("milmer.benchmarks.reference", args, out_json, out_json.parent / "logs")
 
@@ -169,10 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eeg", required=True)
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--json", required=True)
     ns = parser.parse_args(argv)
     result = run_reference(
-        ns.checkpoint, ns.processor, ns.video, ns.eeg, windows=ns.windows, warmup=ns.warmup
+        ns.checkpoint, ns.processor, ns.video, ns.eeg, windows=ns.windows, warmup=ns.warmup, device=ns.device
     )
     Path(ns.json).write_text(json.dumps(result) + "\n")
     return 0

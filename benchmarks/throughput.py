@@ -5,7 +5,8 @@ fusion call on the B bags. Each batch size is timed after a warm-up call (which 
 Runtime grow its memory arena to the new size). Large batches cost seconds per call and gigabytes
 of activations, so a batch size is skipped, with the reason recorded, when the call time or the
 peak memory projected from the largest batch measured so far exceeds ``max_call_s`` or
-``max_rss_mb``; ``budget_s`` caps the repeats of each size (at least one timed call).
+``max_rss_mb``, or when the backend refuses it (a TensorRT engine's profile ends below it);
+``budget_s`` caps the repeats of each size (at least one timed call).
 """
 
 from __future__ import annotations
@@ -71,10 +72,14 @@ def measure_throughput(
                 rows.append({"batch": batch, "skipped": f"projected peak RSS {projected:.0f} MB > max_rss_mb {max_rss_mb:.0f}"})
                 continue
             crops, eeg = random_bags(pipe.spec, batch, seed=batch)
-            for _ in range(max(1, timing.warmup)):  # a new size needs its arena grown first
-                tick = time.perf_counter()
-                pipe.score_bags(eeg, crops)
-                first = time.perf_counter() - tick
+            try:
+                for _ in range(max(1, timing.warmup)):  # a new size needs its arena grown first
+                    tick = time.perf_counter()
+                    pipe.score_bags(eeg, crops)
+                    first = time.perf_counter() - tick
+            except MilmerInputError as err:  # e.g. beyond a TensorRT engine's optimisation profile
+                rows.append({"batch": batch, "skipped": str(err)})
+                continue
             repeats = max(1, min(timing.repeats, math.floor(budget_s / max(first, 1e-9))))
             samples = []
             for _ in range(repeats):
