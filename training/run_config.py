@@ -32,6 +32,8 @@ __all__ = [
     "AMP_MODES",
     "DEVICES",
     "KEEP_MODES",
+    "PRECOMPUTE_MODES",
+    "PRECOMPUTE_MAX_BYTES",
     "CONFIG_SUFFIXES",
     "TrainConfig",
     "load_train_config",
@@ -41,12 +43,16 @@ __all__ = [
 
 Protocol = Literal["segment", "trial", "loso"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
+Precompute = Literal["auto", "off"]
 Device = Literal["auto", "cpu", "cuda"]
 Keep = Literal["best", "last"]
 
 AMP_MODES: tuple[str, ...] = ("auto", "bf16", "fp16", "off")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 KEEP_MODES: tuple[str, ...] = ("best", "last")
+PRECOMPUTE_MODES: tuple[str, ...] = ("auto", "off")
+#: Largest size of precomputed backbone tokens kept in memory ('auto' falls back beyond it).
+PRECOMPUTE_MAX_BYTES = 8 * 1024**3
 CONFIG_SUFFIXES: tuple[str, ...] = (".json", ".toml")
 
 #: Fields holding file-system paths: relative paths in a config file are read from its folder.
@@ -120,6 +126,9 @@ class TrainConfig:
                           'fp16' or 'off'; autocast runs on CUDA only
         keep:             which checkpoint is tested and exported: 'best' (by validation
                           macro-F1) or 'last'
+        precompute_tokens: 'auto' runs a frozen backbone once over every window and trains the
+                          fusion on the stored tokens (when they fit in 8 GiB of memory; the
+                          same numbers as running it every step, far faster); 'off' never does
     Machine
         seed, workers (DataLoader/cache workers; None = automatic), device ('auto' = CUDA if
         available)
@@ -150,6 +159,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     amp: AmpMode = "auto"
     keep: Keep = "best"
+    precompute_tokens: Precompute = "auto"
     seed: int = 0
     workers: int | None = None
     device: Device = "auto"
@@ -163,6 +173,7 @@ class TrainConfig:
         check_option("protocol", self.protocol, PROTOCOLS)
         check_option("amp", self.amp, AMP_MODES)
         check_option("keep", self.keep, KEEP_MODES)
+        check_option("precompute_tokens", self.precompute_tokens, PRECOMPUTE_MODES)
         check_option("device", self.device, DEVICES)
         if self.subjects is not None:
             object.__setattr__(self, "subjects", _check_subjects("subjects", self.subjects))

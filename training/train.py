@@ -37,7 +37,7 @@ from ..runtime._io import atomic_dir, write_json_atomic
 from ..runtime.spec import ModelSpec
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state
 from .config import ModelConfig
-from .distributed import DistContext, init_distributed, mean_across, no_sync, unwrap_model, wrap_model
+from .distributed import DistContext, init_distributed, mean_across, no_sync, wrap_model
 from .metrics import accuracy, macro_f1
 from .model import MilmerModel
 from .run_config import TrainConfig
@@ -45,6 +45,8 @@ from .run_config import TrainConfig
 __all__ = [
     "History",
     "Evaluation",
+    "MilmerInputs",
+    "autocast",
     "seed_everything",
     "epoch_seed",
     "cosine_lambda",
@@ -131,12 +133,24 @@ class Evaluation:
         return macro_f1(self.y_true, self.y_pred, n_classes)
 
 
-def _logits(out: Any) -> Tensor:
-    """Milmer returns (logits, mil_weights, selected); plain classifiers return logits."""
-    return out[0] if isinstance(out, (tuple, list)) else out
+class MilmerInputs(nn.Module):
+    """Runs a Milmer model on whichever input a batch carries: ``frames`` (B, F, 3, S, S) go
+    through :meth:`forward`, precomputed backbone ``tokens`` (B, F, P, H) (a frozen backbone,
+    see :mod:`milmer.training.tokens`) through :meth:`forward_fusion` only.
+
+    The loop wraps this (not the bare model) in DDP, so both paths synchronise gradients.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, eeg: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.forward_fusion(eeg, x) if x.ndim == 4 else self.model(eeg, x)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to ``dtype`` on ``device`` (a no-op for None)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -152,17 +166,18 @@ def evaluate(
 ) -> Evaluation:
     """Mean cross-entropy and predictions of ``model`` (put in eval mode) over ``loader``.
 
-    loader yields ``(eeg (B, 32, 384), frames (B, F, 3, S, S), label (B,))``.
+    loader yields ``(eeg (B, 32, 384), frames (B, F, 3, S, S) or tokens (B, F, P, H), label (B,))``.
     """
     device = torch.device(device)
+    net = model if isinstance(model, MilmerInputs) else MilmerInputs(model)
     was_training = model.training
     model.eval()
     losses, trues, probs = [], [], []
     try:
-        for eeg, frames, label in loader:
-            eeg, frames, label = eeg.to(device), frames.to(device), label.to(device)
-            with _autocast(device, dtype):
-                logits = _logits(model(eeg, frames)).float()
+        for eeg, x, label in loader:
+            eeg, x, label = eeg.to(device), x.to(device), label.to(device)
+            with autocast(device, dtype):
+                logits = net(eeg, x)[0].float()
             losses.append(nn.functional.cross_entropy(logits, label, reduction="sum").item())
             trues.append(label.cpu().numpy())
             probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
@@ -248,7 +263,8 @@ def fit(
 ) -> History:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``run_dir/last`` when it exists.
 
-    train_loader / val_loader yield ``(eeg (B, 32, 384), frames (B, F, 3, S, S), label (B,))``;
+    train_loader / val_loader yield ``(eeg (B, 32, 384), frames (B, F, 3, S, S), label (B,))``,
+    or precomputed backbone ``tokens`` (B, F, P, H) in place of frames (frozen backbone only);
     ``val_loader`` None (or empty) trains without model selection (``cfg.keep`` must be 'last').
     spec: the input contract saved with every checkpoint (default ``cfg.model_spec()``).
     ctx: the process's place in a torchrun job (default: from the environment).
@@ -278,8 +294,8 @@ def fit(
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
 
     seed_everything(cfg.seed)
-    model = wrap_model(model, ctx)
-    raw = unwrap_model(model)
+    raw = model
+    net = wrap_model(MilmerInputs(raw), ctx)
     params = [p for p in raw.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
@@ -302,7 +318,7 @@ def fit(
             t0 = time.perf_counter()
             bar.reset(batch_task, total=n_batches)
             _set_epoch(train_loader, cfg.seed, epoch)
-            train_loss = _train_epoch(model, train_loader, optimizer, scheduler, scaler, dtype, cfg, ctx, bar, batch_task)
+            train_loss = _train_epoch(net, train_loader, optimizer, scheduler, scaler, dtype, cfg, ctx, bar, batch_task)
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "lr": float(optimizer.param_groups[0]["lr"]),
@@ -354,10 +370,10 @@ def _train_epoch(
     for group in _groups(loader, cfg.grad_accum):
         # Sum-of-losses / samples-in-step: k micro-batches of b equal one batch of k*b.
         n_group = sum(int(b[2].shape[0]) for b in group)
-        for i, (eeg, frames, label) in enumerate(group):
-            eeg, frames, label = eeg.to(device), frames.to(device), label.to(device)
-            with no_sync(model, skip=i < len(group) - 1), _autocast(device, dtype):
-                logits = _logits(model(eeg, frames)).float()
+        for i, (eeg, x, label) in enumerate(group):
+            eeg, x, label = eeg.to(device), x.to(device), label.to(device)
+            with no_sync(model, skip=i < len(group) - 1), autocast(device, dtype):
+                logits = model(eeg, x)[0].float()
                 loss_sum = nn.functional.cross_entropy(logits, label, reduction="sum")
                 loss = loss_sum / n_group
                 (scaler.scale(loss) if scaler is not None else loss).backward()

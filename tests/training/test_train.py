@@ -223,3 +223,15 @@ def test_history_file_is_json(tmp_path, make_cfg):
     cfg = make_cfg(epochs=1)
     fit(new_model(cfg), *loaders(), cfg, tmp_path / "r", progress=False)
     assert set(json.loads(Path(tmp_path / "r" / "history.json").read_text())) == {"best_epoch", "best_val_macro_f1", "resumed_from", "epochs"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cuda_trains_and_checkpoints(make_cfg, tmp_path, amp):
+    cfg = make_cfg(epochs=2, device="cuda", amp=amp)
+    history = fit(new_model(cfg), *loaders(), cfg, tmp_path / amp, progress=False)
+    assert all(np.isfinite(r["train_loss"]) for r in history.records)
+    assert history.records[-1]["train_loss"] < history.records[0]["train_loss"]
+    model = load_checkpoint(tmp_path / amp / "last")[0]
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32 under autocast

@@ -1,0 +1,388 @@
+"""A whole evaluation protocol: DEAP -> cache -> folds -> per-fold training and test -> report.
+
+``run_experiment(cfg)`` writes into ``cfg.out_dir``::
+
+    config.json                 the resolved TrainConfig (a re-run with the same config resumes)
+    fold_XX/                    one per fold trained
+        best/  last/            checkpoints (model + spec + config; last/ also training state)
+        history.json            per-epoch training records, rewritten every epoch
+        metrics.json            test metrics of the kept checkpoint, split sizes, history
+        confusion.png  curves.png
+    best_model                  link to (or copy of) the checkpoint of the best fold (for export)
+    report.json  report.md      per-fold and mean +- std accuracy and macro-F1, naming the protocol
+
+The protocol is named in every report; a 'segment' report opens with a warning that segments of
+one trial are on both sides of the split, so its figures are inflated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime._check import MilmerInputError
+from ..runtime._io import write_json_atomic
+from .run_config import TrainConfig, load_train_config
+from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
+
+__all__ = ["run_experiment", "train_command", "demo_train_config", "fold_dir_name", "BEST_MODEL"]
+
+BEST_MODEL = "best_model"
+CONFIG_FILE = "config.json"
+
+
+def fold_dir_name(index: int) -> str:
+    return f"fold_{index:02d}"
+
+
+def _auto_workers(workers: int | None) -> int:
+    """DataLoader workers: as given, else up to 4 while leaving one core to the main process."""
+    if workers is not None:
+        return workers
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse to mix two configurations in one run folder; the same config resumes."""
+    saved = run_dir / CONFIG_FILE
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        if previous != cfg.to_dict():
+            changed = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
+            raise MilmerInputError(
+                f"Invalid value for 'out_dir': {str(run_dir)!r} holds a run made with a different config "
+                f"(differs in: {', '.join(changed)}); choose another out_dir, or delete it to start over."
+            )
+    elif run_dir.is_dir() and any(run_dir.iterdir()) and not all(p.name == "cache" for p in run_dir.iterdir()):
+        raise MilmerInputError(
+            f"Invalid value for 'out_dir': folder {str(run_dir)!r} is not empty and holds no milmer run; choose another out_dir."
+        )
+
+
+def _load_data(cfg: TrainConfig, ctx: Any, progress: bool) -> tuple[Any, list[Any], np.ndarray]:
+    """Index DEAP and build (or reuse) the window cache; returns (cache, skipped, labels)."""
+    from .cache import build_cache
+    from .deap import index_deap
+    from .distributed import barrier
+
+    index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects)
+    # workers 0 (no DataLoader workers) builds the cache in this process too.
+    kwargs = dict(baseline_s=cfg.baseline_s, offset_s=cfg.offset_s, workers=None if cfg.workers is None else max(1, cfg.workers))
+    spec = cfg.model_spec()
+    # The main process builds; the others open the finished cache afterwards.
+    cache = build_cache(index.records, spec, cfg.cache_path, progress=progress, **kwargs) if ctx.is_main else None
+    barrier(ctx)
+    if cache is None:
+        cache = build_cache(index.records, spec, cfg.cache_path, progress=False, **kwargs)
+    return cache, list(index.skipped), cache.labels(cfg.label_scheme)
+
+
+def _class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
+    return np.bincount(labels, minlength=n_classes).astype(int).tolist()
+
+
+def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: Any, progress: bool) -> Any:
+    """Backbone tokens of every window when the backbone is frozen and they fit in memory, else None."""
+    from .dataset import WindowDataset
+    from .model import build_model
+    from .run_config import PRECOMPUTE_MAX_BYTES
+    from .tokens import backbone_tokens, token_bytes
+    from .train import amp_dtype, seed_everything
+
+    config = cfg.model_config()
+    if cfg.precompute_tokens == "off" or not (config.freeze_backbone and config.uses_face):
+        return None
+    seed_everything(cfg.seed)
+    model = build_model(config).to(ctx.device)  # the backbone is the pretrained one: the same for every fold
+    size = token_bytes(len(cache), model)
+    if size > PRECOMPUTE_MAX_BYTES:
+        if ctx.is_main:
+            print(f"precompute_tokens 'auto': the tokens of {len(cache)} windows need {size / 1024**3:.1f} GiB "
+                  f"(> {PRECOMPUTE_MAX_BYTES / 1024**3:.0f} GiB); running the frozen backbone every step instead.")  # fmt: skip
+        return None
+    frames = WindowDataset(cache, cfg.model_spec(), labels=labels)
+    return backbone_tokens(model, frames, batch_size=cfg.batch_size, device=ctx.device,
+                           dtype=amp_dtype(cfg.amp, ctx.device), progress=progress and ctx.is_main)  # fmt: skip
+
+
+def _run_fold(
+    cfg: TrainConfig,
+    fold: Fold,
+    index: int,
+    cache: Any,
+    labels: np.ndarray,
+    tokens: Any,
+    ctx: Any,
+    run_dir: Path,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train one fold, test its kept checkpoint, write its folder; returns its metrics."""
+    from .checkpoint import load_checkpoint
+    from .dataset import WindowDataset, make_loader
+    from .distributed import shard_loader
+    from .metrics import classification_metrics
+    from .model import build_model
+    from .plots import plot_confusion, plot_curves
+    from .tokens import TokenDataset
+    from .train import amp_dtype, evaluate, fit, seed_everything
+
+    spec = cfg.model_spec()
+    fold_dir = run_dir / fold_dir_name(index)
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed)  # the same initial weights for every fold
+    model = build_model(cfg.model_config())
+    workers = _auto_workers(cfg.workers)
+
+    def loader(idx: np.ndarray, shuffle: bool) -> Any:
+        if tokens is not None:  # in memory already: no worker processes
+            data, n_workers = TokenDataset(cache.eeg, tokens, labels, idx), 0
+        else:
+            data, n_workers = WindowDataset(cache, spec, idx, labels=labels), workers
+        return make_loader(data, batch_size=cfg.batch_size, shuffle=shuffle, seed=cfg.seed, num_workers=n_workers)
+
+    train_loader = shard_loader(loader(fold.train, True), ctx, seed=cfg.seed)
+    val_loader = loader(fold.val, False) if fold.val.size else None
+    history = fit(model, train_loader, val_loader, cfg, fold_dir, spec=spec, ctx=ctx, progress=progress,
+                  name=f"{fold_dir_name(index)} ({fold.name})")  # fmt: skip
+    tested = load_checkpoint(fold_dir / cfg.keep)[0].to(ctx.device)
+    ev = evaluate(tested, loader(fold.test, False), device=ctx.device, dtype=amp_dtype(cfg.amp, ctx.device))
+    result = {
+        "fold": index,
+        "name": fold.name,
+        "protocol": fold.protocol,
+        "leaky": fold.leaky,
+        "kept": cfg.keep,
+        "kept_epoch": history.best_epoch if cfg.keep == "best" else cfg.epochs,
+        "val_macro_f1": history.best_val_macro_f1 if cfg.keep == "best" else (history.records[-1]["val_macro_f1"]),
+        "sizes": {"train": int(fold.train.size), "val": int(fold.val.size), "test": int(fold.test.size)},
+        "test_class_counts": _class_counts(labels[fold.test], spec.n_classes),
+        "test_subjects": sorted({int(s) for s in cache.subject[fold.test]}),
+        "test": {"loss": ev.loss, **classification_metrics(ev.y_true, ev.y_pred, spec.n_classes, spec.class_names)},
+        "seconds": time.perf_counter() - t0,
+        "history": history.to_dict(),
+    }
+    if ctx.is_main:
+        title = f"{fold.name} - protocol '{fold.protocol}'" + (" (INFLATED)" if fold.leaky else "")
+        plot_confusion(result["test"]["confusion"], spec.class_names, fold_dir / "confusion.png", title=title)
+        plot_curves(history.records, fold_dir / "curves.png", title=title)
+        write_json_atomic(fold_dir / "metrics.json", result)
+    return result
+
+
+def _finished_fold(fold_dir: Path) -> dict[str, Any] | None:
+    path = fold_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _link_best_model(run_dir: Path, results: list[dict[str, Any]], keep: str) -> dict[str, Any]:
+    """Point ``best_model`` at the kept checkpoint of the fold with the best validation macro-F1
+    (test macro-F1 only when a fold has no validation split: choosing on test flatters it)."""
+    by_val = all(r["val_macro_f1"] is not None for r in results)
+    key = (lambda r: r["val_macro_f1"]) if by_val else (lambda r: r["test"]["macro_f1"])
+    best = max(results, key=key)  # max keeps the first (lowest fold index) on ties
+    target = Path(fold_dir_name(best["fold"])) / keep
+    link = run_dir / BEST_MODEL
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except OSError:  # file systems without symlinks: copy
+        shutil.copytree(run_dir / target, link)
+    return {"fold": best["fold"], "name": best["name"], "path": str(target),
+            "chosen_by": "validation macro-F1" if by_val else "test macro-F1 (no validation split)"}  # fmt: skip
+
+
+def _report(cfg: TrainConfig, results: list[dict[str, Any]], n_folds: int, data: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    from .metrics import summarize_folds
+
+    spec = cfg.model_spec()
+    test = [r["test"] for r in results]
+    pooled_true = np.concatenate([np.repeat(np.arange(spec.n_classes), np.asarray(r["test"]["confusion"]).sum(1)) for r in results])
+    majority = float(np.bincount(pooled_true, minlength=spec.n_classes).max() / pooled_true.size)
+    return {
+        "protocol": cfg.protocol,
+        "leaky": cfg.protocol in LEAKY_PROTOCOLS,
+        "caveat": protocol_caveat(cfg.protocol),
+        "label_scheme": cfg.label_scheme,
+        "class_names": list(spec.class_names),
+        "chance": {"uniform": 1.0 / spec.n_classes, "majority_class": majority},
+        "folds_total": n_folds,
+        "folds_run": [r["fold"] for r in results],
+        "summary": summarize_folds(test),
+        "per_fold": [
+            {k: r[k] for k in ("fold", "name", "sizes", "kept", "kept_epoch", "val_macro_f1", "test_subjects", "seconds")}
+            | {"accuracy": r["test"]["accuracy"], "macro_f1": r["test"]["macro_f1"], "n_test": r["test"]["n"]}
+            for r in results
+        ],
+        "best_model": best,
+        "data": data,
+        "config": cfg.to_dict(),
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    lines = [f"# Milmer results - protocol '{report['protocol']}', labels '{report['label_scheme']}'", ""]
+    if report["leaky"]:
+        lines += [f"> **WARNING - INFLATED FIGURES.** {report['caveat']}", ""]
+    lines += [
+        f"Protocol: **{report['protocol']}** ({len(report['folds_run'])} of {report['folds_total']} folds run). "
+        f"Classes: {', '.join(report['class_names'])}. Chance: {report['chance']['uniform']:.3f} (uniform), "
+        f"{report['chance']['majority_class']:.3f} (majority class of the test windows).",
+        "",
+        "| fold | train / val / test windows | epoch kept | test accuracy | test macro-F1 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["per_fold"]:
+        z = r["sizes"]
+        lines.append(f"| {r['name']} | {z['train']} / {z['val']} / {z['test']} | {r['kept']} ({r['kept_epoch']}) "
+                     f"| {r['accuracy']:.4f} | {r['macro_f1']:.4f} |")  # fmt: skip
+    lines.append(f"| **mean +- std** | | | **{s['accuracy']['mean']:.4f} +- {s['accuracy']['std']:.4f}** "
+                 f"| **{s['macro_f1']['mean']:.4f} +- {s['macro_f1']['std']:.4f}** |")  # fmt: skip
+    b = report["best_model"]
+    lines += ["", f"`{BEST_MODEL}` -> `{b['path']}` (chosen by {b['chosen_by']}).", ""]
+    if report["data"].get("skipped"):
+        lines += ["Skipped: " + "; ".join(report["data"]["skipped"]), ""]
+    return "\n".join(lines)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = f"protocol '{report['protocol']}'" + (" - INFLATED (segments of one trial on both sides)" if report["leaky"] else "")
+    table = Table(title=title)
+    for col in ("fold", "test windows", "accuracy", "macro-F1"):
+        table.add_column(col, justify="left" if col == "fold" else "right")
+    for r in report["per_fold"]:
+        table.add_row(r["name"], str(r["n_test"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}")
+    s = report["summary"]
+    table.add_row("mean +- std", "", f"{s['accuracy']['mean']:.4f} +- {s['accuracy']['std']:.4f}",
+                  f"{s['macro_f1']['mean']:.4f} +- {s['macro_f1']['std']:.4f}", style="bold")  # fmt: skip
+    console.print(table)
+    if report["leaky"]:
+        console.print(f"[bold red]WARNING:[/] {report['caveat']}")
+
+
+def run_experiment(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run ``cfg``'s protocol end to end (resuming finished folds and interrupted epochs) and
+    return the report written to ``out_dir/report.json``."""
+    import warnings
+
+    from .distributed import barrier, init_distributed, shutdown
+    from .splits import make_folds
+
+    ctx = init_distributed(cfg.device)
+    run_dir = Path(cfg.out_dir)
+    try:
+        _check_run_dir(run_dir, cfg)
+        barrier(ctx)  # every rank checks before the main one writes config.json
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(run_dir / CONFIG_FILE)
+        t0 = time.perf_counter()
+        cache, skipped, labels = _load_data(cfg, ctx, progress)
+        t_data = time.perf_counter() - t0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the 'segment' caveat goes into the report instead
+            folds = make_folds(cache.subject, cache.trial, labels, cfg.protocol, k=cfg.k_folds, seed=cfg.seed,
+                               val_fraction=cfg.val_fraction)  # fmt: skip
+        todo = [i for i in cfg.fold_indices(len(folds)) if _finished_fold(run_dir / fold_dir_name(i)) is None]
+        tokens = _precomputed_tokens(cfg, cache, labels, ctx, progress) if todo else None
+        results = []
+        for i in cfg.fold_indices(len(folds)):
+            done = _finished_fold(run_dir / fold_dir_name(i))
+            results.append(done if done is not None else _run_fold(cfg, folds[i], i, cache, labels, tokens, ctx, run_dir, progress))
+        data = {
+            "windows": int(len(cache)),
+            "subjects": sorted({int(s) for s in cache.subject}),
+            "class_counts": _class_counts(labels, cfg.model_spec().n_classes),
+            "skipped": [str(s) for s in skipped],
+            "cache": str(cache.folder),
+            "data_seconds": t_data,
+        }
+        report: dict[str, Any] = {}
+        if ctx.is_main:
+            best = _link_best_model(run_dir, results, cfg.keep)
+            report = _report(cfg, results, len(folds), data, best)
+            write_json_atomic(run_dir / "report.json", report)
+            (run_dir / "report.md").write_text(_markdown(report))
+            if progress:
+                _print_summary(report)
+        barrier(ctx)
+        return report
+    finally:
+        shutdown(ctx)
+
+
+def train_command(config_path: Path | None, overrides: list[str], out: Path | None) -> Path:
+    """``milmer train --config CFG [--out DIR] [key=value ...]``: run and return the run folder.
+
+    The config file (JSON or TOML) is read first, then ``--out`` (as ``out_dir``), then the
+    overrides (``epochs=5``, ``model.d_model=64``, ...).
+    """
+    values = {"out_dir": str(out)} if out is not None else {}
+    cfg = load_train_config(config_path, overrides, **values)
+    run_experiment(cfg, progress=True)
+    return Path(cfg.out_dir)
+
+
+def demo_train_config(
+    data_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None,
+    backbone_dir: str | os.PathLike[str],
+    protocol: str = "trial",
+    **changes: Any,
+) -> TrainConfig:
+    """Settings that train the tiny demo model on a CPU in about a minute per protocol.
+
+    Meant for data from ``make_demo_data`` (2 subjects x 8 trials of 30 s) and a tiny Swin
+    written by ``save_tiny_swin(backbone_dir)``: a small Milmer (d_model 64, 4 heads, FFN 128,
+    16 queries) on the face path with a frozen backbone, whose tokens are computed once
+    (``precompute_tokens``), so 60 epochs of the fusion take seconds; 2 of 4 folds; a higher
+    learning rate than the paper's (1e-3 vs 1e-4, demo only); the last epoch is kept (the demo's
+    validation split is one trial per subject, too small to pick epochs by).
+
+    Why the face path only: on the synthetic EEG, per-window band power separates the classes
+    only weakly (a logistic regression on log alpha/beta/theta power reaches ~0.45-0.6 on 'trial'
+    folds), and the full EEG + face model, from scratch on ~100 windows, memorises the training
+    trials' EEG (training accuracy 1.0, test at chance). The frozen tiny Swin's face tokens carry
+    the synthetic expressions well. ``spec.graph.token_dim`` is read from the backbone's
+    ``config.json``. ``changes`` override any field.
+    """
+    from .backbone import read_swin_config
+
+    swin = read_swin_config(backbone_dir)
+    token_dim = int(swin["embed_dim"] * 2 ** (len(swin["depths"]) - 1))
+    values: dict[str, Any] = dict(
+        data_root=str(data_root),
+        out_dir=str(out_dir),
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        protocol=protocol,
+        k_folds=4,
+        folds_to_run=2,
+        val_fraction=0.2,
+        keep="last",
+        epochs=60,
+        batch_size=8,
+        lr=1e-3,
+        workers=0,
+        device="cpu",
+        spec={"graph": {"token_dim": token_dim}},
+        model={
+            "d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_layers": 2, "n_queries": 16, "mil_hidden": 32,
+            "backbone_dir": str(backbone_dir), "freeze_backbone": True, "modality": "face",
+        },  # fmt: skip
+    )
+    values.update(changes)
+    return TrainConfig(**values)
