@@ -235,3 +235,50 @@ def test_amp_on_cuda_trains_and_checkpoints(make_cfg, tmp_path, amp):
     assert history.records[-1]["train_loss"] < history.records[0]["train_loss"]
     model = load_checkpoint(tmp_path / amp / "last")[0]
     assert next(model.parameters()).dtype == torch.float32  # weights stay fp32 under autocast
+
+
+DDP_SCRIPT = """
+import sys, numpy as np, torch
+sys.path.insert(0, {tests!r})
+from milmer.training.distributed import init_distributed, shard_loader, shutdown
+from milmer.training.model import build_model
+from milmer.training.run_config import TrainConfig
+from milmer.training.train import fit, seed_everything
+from test_train import MODEL, SPEC, loaders
+
+cfg = TrainConfig(data_root="d", out_dir={out!r}, spec=SPEC, model={{**MODEL, "backbone_dir": {swin!r}}}, epochs=2, lr=3e-3, device="cpu")
+ctx = init_distributed("cpu")
+seed_everything(0)
+model = build_model(cfg.model_config())
+train, val = loaders()
+history = fit(model, shard_loader(train, ctx, seed=0), val, cfg, {out!r}, ctx=ctx, progress=False)
+np.save({out!r} + f"/params{{ctx.rank}}.npy", torch.cat([p.detach().flatten() for p in model.parameters()]).numpy())
+print("RANK", ctx.rank, ctx.world_size, len(shard_loader(train, ctx, seed=0)), history.records[-1]["train_loss"])
+shutdown(ctx)
+"""
+
+
+def test_torchrun_two_cpu_processes_train_one_model(tiny_swin_dir, tmp_path):
+    """The DDP path for real: torchrun, two Gloo processes, a sharded loader, rank-0 writing."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "ddp.py"
+    out = tmp_path / "run"
+    out.mkdir()
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out), swin=str(tiny_swin_dir)))
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), str(script)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = sorted(line.split()[1:4] for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    assert ranks == [["0", "2", "3"], ["1", "2", "3"]]  # 48 windows / 2 ranks / batch 8 = 3 batches each
+    np.testing.assert_array_equal(np.load(out / "params0.npy"), np.load(out / "params1.npy"))  # replicas agree
+    assert json.loads((out / "history.json").read_text())["epochs"][-1]["epoch"] == 2
+    assert (out / "last" / "model.safetensors").is_file() and (out / "best" / "model.safetensors").is_file()
