@@ -1,9 +1,10 @@
 """Classification metrics in numpy: accuracy, macro-F1, confusion matrix, mean +- std over folds.
 
 Definitions follow ``sklearn.metrics`` (the tests compare against it): macro-F1 is the unweighted
-mean of per-class F1 over all ``n_classes`` classes, and a class with no true and no predicted
-sample scores F1 = 0 (sklearn's ``zero_division=0``). Passing ``n_classes`` keeps a class that is
-absent from one fold's test set in the average, so folds are comparable.
+mean of per-class F1 over the classes that occur in ``y_true`` or ``y_pred`` (sklearn's
+``f1_score(average="macro")``), so a class missing from a small fold's test set and never
+predicted does not cap the score; one that is predicted but absent scores 0. ``n_classes`` fixes
+the confusion matrix's size.
 """
 
 from __future__ import annotations
@@ -53,30 +54,37 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def per_class_f1(cm: np.ndarray) -> np.ndarray:
-    """(n_classes,) F1 of each class from a confusion matrix; 0 where it is undefined."""
+    """(n_classes,) F1 of each class from a confusion matrix; NaN for a class that is neither
+    true nor predicted anywhere."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     denom = cm.sum(axis=0) + cm.sum(axis=1)  # predicted + true = 2 tp + fp + fn
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return np.divide(2 * tp, denom, out=np.full_like(tp, np.nan), where=denom > 0)
+
+
+def _macro(f1: np.ndarray) -> float:
+    present = f1[~np.isnan(f1)]
+    return float(present.mean()) if present.size else float("nan")
 
 
 def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> float:
-    """Unweighted mean F1 over all ``n_classes`` classes."""
-    return float(per_class_f1(confusion_matrix(y_true, y_pred, n_classes)).mean())
+    """Unweighted mean F1 over the classes occurring in ``y_true`` or ``y_pred``."""
+    return _macro(per_class_f1(confusion_matrix(y_true, y_pred, n_classes)))
 
 
 def classification_metrics(
     y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, class_names: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class F1 and the confusion matrix, JSON-ready."""
+    """Accuracy, macro-F1, per-class F1 (None for a class that occurs nowhere) and the confusion
+    matrix, JSON-ready."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     f1 = per_class_f1(cm)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
     return {
         "n": int(cm.sum()),
         "accuracy": accuracy(y_true, y_pred),
-        "macro_f1": float(f1.mean()),
-        "per_class_f1": {name: float(v) for name, v in zip(names, f1)},
+        "macro_f1": _macro(f1),
+        "per_class_f1": {name: None if np.isnan(v) else float(v) for name, v in zip(names, f1)},
         "confusion": cm.tolist(),
         "class_names": names,
     }

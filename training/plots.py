@@ -47,7 +47,8 @@ def plot_confusion(
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
     n = len(class_names)
-    fig, axes = plt.subplots(1, 2, figsize=(4.2 * 2 + 1, 4.2))
+    side = 3.2 + 0.35 * n
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.5, side), layout="constrained")
     for ax, values, fmt, label in (
         (axes[0], cm, "{:d}", "count"),
         (axes[1], share, "{:.2f}", "share of true class"),
@@ -64,7 +65,7 @@ def plot_confusion(
                 v = values[i, j]
                 ax.text(j, i, fmt.format(v.item()), ha="center", va="center",
                         color="white" if top and v > top / 2 else "black", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        fig.colorbar(im, ax=ax, shrink=0.8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -82,7 +83,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[st
         pts = [(int(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")):
         x, y = series(key)
         if x:

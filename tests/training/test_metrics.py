@@ -18,20 +18,22 @@ def test_matches_sklearn_on_random_labels(seed):
     p = np.where(rng.random(57) < 0.5, t, rng.integers(0, 4, 57))
     np.testing.assert_array_equal(confusion_matrix(t, p, 4), skm.confusion_matrix(t, p, labels=range(4)))
     assert accuracy(t, p) == pytest.approx(skm.accuracy_score(t, p), abs=1e-12)
-    assert macro_f1(t, p, 4) == pytest.approx(skm.f1_score(t, p, labels=range(4), average="macro", zero_division=0), abs=1e-12)
+    assert macro_f1(t, p, 4) == pytest.approx(skm.f1_score(t, p, average="macro"), abs=1e-12)
 
 
-def test_absent_class_counts_as_zero_like_sklearn():
+def test_absent_classes_follow_sklearn():
     t = np.array([0, 0, 1, 1, 1])
-    p = np.array([0, 1, 1, 1, 0])  # classes 2 and 3 never occur
-    expected = skm.f1_score(t, p, labels=range(4), average="macro", zero_division=0)
-    assert macro_f1(t, p, 4) == pytest.approx(expected) == pytest.approx((0.5 + 2 / 3) / 4)
+    p = np.array([0, 1, 1, 1, 0])  # classes 2 and 3 occur nowhere: left out of the mean
+    assert macro_f1(t, p, 4) == pytest.approx(skm.f1_score(t, p, average="macro")) == pytest.approx((0.5 + 2 / 3) / 2)
+    p2 = np.array([0, 3, 1, 1, 0])  # class 3 predicted but never true: F1 0, in the mean
+    assert macro_f1(t, p2, 4) == pytest.approx(skm.f1_score(t, p2, average="macro")) == pytest.approx((0.5 + 0.8 + 0) / 3)
 
 
 def test_classification_metrics_and_bad_input():
-    m = classification_metrics([0, 1, 1, 2], [0, 1, 2, 2], 3, ["a", "b", "c"])
-    assert m["n"] == 4 and m["accuracy"] == 0.75 and m["confusion"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
-    assert m["per_class_f1"] == pytest.approx({"a": 1.0, "b": 2 / 3, "c": 2 / 3})
+    m = classification_metrics([0, 1, 1, 2], [0, 1, 2, 2], 4, ["a", "b", "c", "d"])
+    assert m["n"] == 4 and m["accuracy"] == 0.75 and m["confusion"][:3] == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0]]
+    assert m["per_class_f1"]["d"] is None and m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert {k: m["per_class_f1"][k] for k in "abc"} == pytest.approx({"a": 1.0, "b": 2 / 3, "c": 2 / 3})
     with pytest.raises(MilmerInputError, match=r"'y_pred': expected class indices in \[0, 2\], got values from 0 to 3"):
         confusion_matrix([0, 1], [0, 3], 3)
     with pytest.raises(MilmerInputError, match=r"expected the same length, got 2 and 3"):
