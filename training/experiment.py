@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime._check import MilmerInputError
-from ..runtime._io import write_json_atomic
+from ..runtime._io import atomic_file, write_json_atomic
 from .run_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
 
@@ -315,7 +315,8 @@ def run_experiment(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]
             best = _link_best_model(run_dir, results, cfg.keep)
             report = _report(cfg, results, len(folds), data, best)
             write_json_atomic(run_dir / "report.json", report)
-            (run_dir / "report.md").write_text(_markdown(report))
+            with atomic_file(run_dir / "report.md") as tmp:
+                tmp.write_text(_markdown(report))
             if progress:
                 _print_summary(report)
         barrier(ctx)
