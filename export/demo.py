@@ -150,18 +150,19 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="milmer demo (SYNTHETIC data: not a result on DEAP)")
-    table.add_column("protocol")
-    table.add_column("accuracy (mean +- std over folds)")
-    table.add_column("macro-F1")
-    table.add_column("note")
+    for col in ("protocol", "accuracy (mean +- std over folds)", "macro-F1", "chance"):
+        table.add_column(col)
     for p, r in summary["accuracy_by_protocol"].items():
         table.add_row(
-            p,
+            p + (" (INFLATED)" if r.get("caveat") else ""),
             f"{r['accuracy_mean']:.3f} +- {r['accuracy_std']:.3f}",
             f"{r['macro_f1_mean']:.3f} +- {r['macro_f1_std']:.3f}",
-            r.get("caveat") or "",
+            f"{r['chance']:.3f}",
         )
     console.print(table)
+    for p, r in summary["accuracy_by_protocol"].items():
+        if r.get("caveat"):
+            console.print(f"[bold red]Note on {p!r}:[/] {r['caveat']}")
     acc = summary.get("recording_accuracy_vs_truth")
     if acc is not None:
         console.print(f"Recording (exported ONNX model, ONNX Runtime): {acc:.1%} of windows match the true state.")
