@@ -1,0 +1,39 @@
+"""`milmer demo` end to end at tiny sizes: data -> preprocess -> train -> export -> infer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from milmer.runtime._check import MilmerInputError
+
+
+def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
+    from milmer.export.demo import run_demo
+    from milmer.runtime.infer import default_model_dir
+
+    monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
+    out = tmp_path / "demo"
+    summary = run_demo(out, protocols=("trial",), subjects=1, trials=4, trial_s=9.0, recording_s=12.0, epochs=3)
+
+    for rel in ("data/README.txt", "preprocessed/faces.png", "preprocessed/eeg_ica.png", "preprocessed/windows.npz",
+                "runs/trial/report.json", "model/swin.onnx", "model/fusion.onnx", "model/swin.int8.onnx",
+                "model/spec.json", "predictions.json", "demo_summary.json"):  # fmt: skip
+        assert (out / rel).is_file(), rel
+    assert summary["synthetic_data"] is True
+    assert set(summary["accuracy_by_protocol"]) == {"trial"}
+    acc = summary["accuracy_by_protocol"]["trial"]
+    assert 0.0 <= acc["accuracy_mean"] <= 1.0 and acc["chance"] == 0.25
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert len(predictions["windows"]) == 4  # 12 s recording -> four 3 s windows
+    assert json.loads((out / "demo_summary.json").read_text())["model_dir"] == str(out / "model")
+    # milmer-infer without --model now finds this model.
+    assert default_model_dir() == out / "model"
+
+
+def test_demo_rejects_unknown_protocols(tmp_path):
+    from milmer.export.demo import run_demo
+
+    with pytest.raises(MilmerInputError, match=r"'protocol': expected one of 'trial', 'loso', 'segment', got 'kfold'"):
+        run_demo(tmp_path / "d", protocols=("kfold",))
