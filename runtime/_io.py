@@ -13,7 +13,7 @@ from typing import Any
 
 from ._check import MilmerInputError
 
-__all__ = ["atomic_dir", "atomic_file", "write_json_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
 
 
 @contextlib.contextmanager
@@ -64,6 +64,24 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def read_json_file(path: str | os.PathLike[str], *, param: str, what: str) -> Any:
+    """Parse the JSON file ``path``; a missing file or bad JSON names ``param``/``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MilmerInputError(f"Invalid value for {param!r}: file not found: {str(path)!r}.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MilmerInputError(f"Invalid {what}: {str(path)!r} is not valid JSON ({err}).") from None
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:

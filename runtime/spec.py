@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._check import MilmerInputError, check_option
+from ._io import read_json_file, write_text_atomic
 
 __all__ = [
     "SPEC_VERSION",
@@ -303,18 +304,11 @@ class ModelSpec:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``spec.json`` atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json() + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelSpec:
-        path = Path(path)
-        if not path.is_file():
-            raise MilmerInputError(f"Invalid value for 'spec': file not found: {str(path)!r}.")
-        return cls.from_json(path.read_text())
+        return cls.from_dict(read_json_file(path, param="spec", what="model spec"))
 
     def fingerprint(self, *, include_versions: bool = False) -> str:
         """sha256 of the canonical JSON (versions excluded by default): a cache key."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..runtime._check import MilmerInputError, check_option
+from ..runtime._io import read_json_file, write_text_atomic
 from ..runtime.spec import ModelSpec
 
 __all__ = [
@@ -235,15 +236,8 @@ class ModelConfig:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the config as JSON atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json() + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise MilmerInputError(f"Invalid value for 'config': file not found: {str(path)!r}.")
-        return cls.from_json(path.read_text())
+        return cls.from_dict(read_json_file(path, param="config", what="model config"))

@@ -179,7 +179,7 @@ def test_corrupt_graph_and_spec(tmp_path, spec):
     (out / "spec.json").write_text("{")
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid model directory: spec\.json is unreadable: Invalid model spec: not valid JSON",
+        match=r"^Invalid model directory: spec\.json is unreadable: Invalid model spec: '.*spec\.json' is not valid JSON",
     ):
         load_model_dir(out)
 
