@@ -16,13 +16,13 @@ _DPI = 80
 _SIZE = (7.0, 3.6)
 
 
-def _figure() -> tuple[Any, Any]:
+def _figure(size: tuple[float, float] = _SIZE) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=_SIZE, dpi=_DPI)
+    fig, ax = plt.subplots(figsize=size, dpi=_DPI)
     return fig, ax
 
 
@@ -37,26 +37,39 @@ def _save(fig: Any, path: Path) -> Path:
 
 def stage_chart(result: dict[str, Any], path: Path) -> Path:
     """Stacked horizontal bars: milliseconds per 3 s window by stage, one bar per precision
-    (and one for the official-style reference when it ran)."""
+    (and one for the official-style reference when it ran). The axis ends a little past the
+    longest pipeline bar so its stages stay readable; a longer bar (the reference) is cut there
+    and labelled with its total."""
+    import matplotlib
+
+    from .report import REFERENCE_LABEL
+
     rows = result["summary"]["per_window_stages_ms"]
     labels = list(rows)
     stages = list(dict.fromkeys(stage for row in rows.values() for stage in row))
-    import matplotlib
+    totals = [sum(rows[label].values()) for label in labels]
+    floor = result["summary"].get("floor_ms_per_window")
+    ours = [t for label, t in zip(labels, totals) if label != REFERENCE_LABEL]
+    limit = 1.25 * max(ours + [floor or 0.0])
 
-    fig, ax = _figure()
+    fig, ax = _figure((8.5, 3.6))
     cmap = matplotlib.colormaps["tab20"]
     left = [0.0] * len(labels)
     for k, stage in enumerate(stages):
         values = [rows[label].get(stage, 0.0) for label in labels]
         ax.barh(labels, values, left=left, color=cmap(k % 20), label=stage)
         left = [a + b for a, b in zip(left, values)]
-    floor = result["summary"].get("floor_ms_per_window")
+    for y, total in enumerate(totals):
+        cut = total > limit
+        ax.text(min(total, limit), y, f"{total:,.0f} ms{' >' if cut else ''} ", va="center", ha="right" if cut else "left",
+                fontsize=7, color="white" if cut else "black", fontweight="bold" if cut else "normal")
     if floor:
         ax.axvline(floor, color="black", linestyle="--", linewidth=1, label="compute floor")
+    ax.set_xlim(0, limit * 1.12)
     ax.invert_yaxis()
     ax.set_xlabel("ms per 3 s window (median)")
     ax.set_title("Per-stage latency")
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
 
 

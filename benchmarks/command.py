@@ -51,7 +51,7 @@ from ..runtime.backends.base import PRECISIONS
 from ..runtime.backends.registry import BACKENDS, DEVICES
 from .timing import TimingConfig
 
-__all__ = ["BenchSettings", "bench_command", "make_recordings", "FULL_LENGTHS_S", "QUICK_LENGTHS_S"]
+__all__ = ["BenchSettings", "bench_command", "make_recordings", "publish_results", "FULL_LENGTHS_S", "QUICK_LENGTHS_S"]
 
 FULL_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 QUICK_BATCH_SIZES: tuple[int, ...] = (1, 2, 4)
@@ -406,7 +406,24 @@ def bench_command(
     result = _scrub(result, replacements)
     log("charts")
     result["charts"] = charts.draw_charts(result, out)
-    path = write_json_atomic(out / "bench.json", report.rounded(result))
+    result = report.rounded(result)
+    path = write_json_atomic(out / "bench.json", result)
     (out / "bench.md").write_text(report.markdown(result) + "\n")
     log(f"wrote {path} in {result['duration_s']:.0f} s")
     return path
+
+
+def publish_results(bench_json: Path, results_dir: Path) -> list[Path]:
+    """Copy a finished benchmark into ``results_dir`` as ``<kind>-<machine>.json`` (kind: 'cpu' or
+    the GPU device used) with its charts and markdown summary under the same name; returns the files."""
+    from ..runtime._io import write_json_atomic
+    from . import charts, report
+
+    result = json.loads(Path(bench_json).read_text())
+    kind = "cpu" if result["settings"]["device"] == "cpu" else result["settings"]["device"]
+    name = f"{kind}-{result['machine']['cpu_short_name']}"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    result["charts"] = charts.draw_charts(result, results_dir, prefix=f"{name}-")
+    paths = [write_json_atomic(results_dir / f"{name}.json", result), results_dir / f"{name}.md"]
+    paths[1].write_text(report.markdown(result) + "\n")
+    return paths + [results_dir / c for c in result["charts"].values()]

@@ -2,7 +2,8 @@
 against fp32, the targets (met or not), notes and a markdown summary.
 
 Everything here reads the raw measurements :func:`~.command.bench_command` gathered; nothing is
-measured. Ratios are ``measured time / floor time`` (>= 1; 1 would be GEMM peak throughout) and
+measured. Figures per recording length are keyed by the length as a string ('60', '600'), so a
+summary reads the same before and after a JSON round trip. Ratios are ``measured time / floor time`` (>= 1; 1 would be GEMM peak throughout) and
 ``reference time / our time`` (speed-ups).
 """
 
@@ -189,7 +190,7 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
             ours = next((r for r in e2e if r["precision"] == p and r["recording_s"] == length), None)
             theirs = next((r for r in e2e if r["precision"] == base and r["recording_s"] == length), None)
             if ours and theirs:
-                speedups[length] = _ratio(theirs["wall_s"], ours["wall_s"])
+                speedups[str(length)] = _ratio(theirs["wall_s"], ours["wall_s"])
         model_speedup = _ratio(
             model_rows[base]["backbone"]["median_ms"] + model_rows[base]["fusion"]["median_ms"],
             model_rows[p]["backbone"]["median_ms"] + model_rows[p]["fusion"]["median_ms"],
@@ -221,7 +222,7 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
             if run is None:
                 continue
             shared = run["timings"]["eeg_read"] + run["timings"]["eeg_preprocess"] + run["timings"]["faces"]
-            extrapolated[length] = ref["startup_s"] + shared + run["n_windows"] * ref_model
+            extrapolated[str(length)] = ref["startup_s"] + shared + run["n_windows"] * ref_model
         parity = None
         if ("reference", ref["recording_s"]) in predictions and (base, ref["recording_s"]) in predictions:
             n, same, diff = _agreement(predictions[("reference", ref["recording_s"])], predictions[(base, ref["recording_s"])])
@@ -238,7 +239,7 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
             "model_speedup": {p: _ratio(ref_model * 1e3, model_rows[p]["model_ms_per_window"]) for p in precisions},
             "endtoend_speedup": {
                 p: {
-                    r["recording_s"]: _ratio(extrapolated.get(r["recording_s"]), r["total_s"])
+                    str(r["recording_s"]): _ratio(extrapolated.get(str(r["recording_s"])), r["total_s"])
                     for r in e2e
                     if r["precision"] == p
                 }
@@ -262,12 +263,12 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
         targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value <= limit})
         if "reference" in summary:
             text, limit = TARGETS["reference"]
-            value = summary["reference"]["endtoend_speedup"][p].get(longest)
+            value = summary["reference"]["endtoend_speedup"][p].get(str(longest))
             targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit})
     if "int8" in versus:
         v = versus["int8"]
         text, limit = TARGETS["int8_speedup"]
-        value = v["endtoend_speedup"].get(longest)
+        value = v["endtoend_speedup"].get(str(longest))
         targets.append({"target": text, "precision": "int8", "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit, "model_only_speedup": v["model_speedup"]})
         text, limit = TARGETS["int8_agreement"]
         value = v["agreement"]
@@ -387,7 +388,7 @@ def markdown(result: dict[str, Any]) -> str:
     ref = s.get("reference")
     lines += ["", "| precision | recording | wall s | RTF | ms/window | x floor | x faster than reference | peak RSS MB | start-up s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in s["endtoend"]:
-        speed = ref["endtoend_speedup"][r["precision"]].get(r["recording_s"]) if ref else None
+        speed = ref["endtoend_speedup"][r["precision"]].get(str(r["recording_s"])) if ref else None
         lines.append(
             f"| {r['precision']} | {_length(r['recording_s'])} | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
             f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "

@@ -96,3 +96,15 @@ def test_settings_are_validated():
 def test_tiny_and_model_do_not_mix(tmp_path):
     with pytest.raises(MilmerInputError, match="'tiny' builds a model"):
         bench_command(tmp_path, tmp_path / "out", tiny=True)
+
+
+def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
+    from milmer.benchmarks.command import publish_results
+    from milmer.benchmarks.machine import cpu_short_name
+
+    out, path, result = tiny_bench
+    files = publish_results(path, tmp_path / "results")
+    stem = f"cpu-{cpu_short_name()}"
+    assert [f.name for f in files] == [f"{stem}.json", f"{stem}.md"] + [f"{stem}-{c}.png" for c in ("stages", "throughput", "memory")]
+    assert all(f.is_file() for f in files)
+    assert (tmp_path / "results" / f"{stem}.md").read_text() == (out / "bench.md").read_text()
