@@ -26,6 +26,7 @@ __all__ = [
     "peak_rss_mb",
     "current_rss_mb",
     "own_peak_rss_mb",
+    "reset_peak_rss",
     "wait_until_quiet",
 ]
 
@@ -172,3 +173,13 @@ def own_peak_rss_mb() -> float:
 
     peak = _proc_status_mb("VmHWM")
     return peak if peak is not None else peak_rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def reset_peak_rss() -> bool:
+    """Lower this process's peak (VmHWM) to its current RSS, so the next peak belongs to what runs
+    next (Linux >= 4.0: write '5' to /proc/self/clear_refs). False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

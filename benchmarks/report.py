@@ -142,6 +142,9 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
                 "wall_s": r["wall_s"],
                 "real_time_factor": r["real_time_factor"],
                 "per_window_ms": per_window_s * 1e3 if per_window_s else None,
+                "model_ms_per_window": 1e3 * sum(r["timings"][k] for k in ("normalise", "backbone", "fusion")) / r["n_windows"]
+                if r["n_windows"]
+                else None,
                 "ratio_to_floor": _ratio(per_window_s, floor_s),
                 "startup_s": r["startup_s"],
                 "import_s": r["import_s"],
@@ -375,7 +378,13 @@ def markdown(result: dict[str, Any]) -> str:
     for stage in stages:
         lines.append(f"| {stage} | " + " | ".join(_fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |")
     lines.append("| **total** | " + " | ".join(_fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |")
-    lines += ["", f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s fp32 GEMM peak).", ""]
+    lines += [
+        "",
+        f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s fp32 GEMM peak).",
+        "",
+        "Model stages, one bag (10 frames) per call:",
+        "",
+    ]
     lines += ["| precision | backbone ms/bag | GFLOP/s | x floor | fusion ms/bag | x floor | vs fp32 | agreement |", "|---|---|---|---|---|---|---|---|"]
     for p, row in s["model_stages"].items():
         v = s["versus_fp32"].get(p, {})
@@ -385,13 +394,29 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(row['fusion']['ratio_to_floor'], '.2f')} | {_fmt(v.get('model_speedup'), '.2f', 'x')} | "
             f"{_fmt(v.get('agreement') * 100 if v.get('agreement') is not None else None, '.1f', ' %')} |"
         )
+    lines += ["", "Throughput of batched bag scoring (bags/s; peak RSS MB):", ""]
+    sizes = sorted({r["batch"] for sweep in result["throughput"].values() for r in sweep["rows"]})
+    lines += ["| precision | " + " | ".join(f"batch {b}" for b in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for p, sweep in result["throughput"].items():
+        by_batch = {r["batch"]: r for r in sweep["rows"]}
+        cells = [
+            "skipped" if "skipped" in by_batch.get(b, {"skipped": 1}) else f"{by_batch[b]['bags_per_s']:.2f}; {by_batch[b]['peak_rss_mb']:.0f}"
+            for b in sizes
+        ]
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
     ref = s.get("reference")
-    lines += ["", "| precision | recording | wall s | RTF | ms/window | x floor | x faster than reference | peak RSS MB | start-up s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"End to end, {result['settings']['pipeline_batch']} bags per call (model = normalise + backbone + fusion):",
+        "",
+        "| precision | recording | wall s | RTF | ms/window | of which model | x floor | x faster than reference | peak RSS MB | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in s["endtoend"]:
         speed = ref["endtoend_speedup"][r["precision"]].get(str(r["recording_s"])) if ref else None
         lines.append(
             f"| {r['precision']} | {_length(r['recording_s'])} | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
-            f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "
+            f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['model_ms_per_window'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "
             f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['startup_s'], '.1f')} |"
         )
     if ref:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..runtime._check import MilmerInputError
-from .machine import own_peak_rss_mb
+from .machine import current_rss_mb, own_peak_rss_mb, reset_peak_rss
 from .stages import random_bags
 from .timing import Timing, TimingConfig
 
@@ -48,9 +48,11 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """Bags per second of :meth:`Pipeline.score_bags` for each batch size (module docstring).
 
-    Returns ``{'precision', 'settings', 'rows': [{'batch', 'median_s', 'p95_s', ...,
+    Returns ``{'precision', 'settings', 'base_rss_mb', 'rows': [{'batch', 'median_s', 'p95_s', ...,
     'bags_per_s', 'frames_per_s', 'ms_per_bag', 'peak_rss_mb'} | {'batch', 'skipped'}]}``;
-    ``peak_rss_mb`` is this process's peak so far (it only grows).
+    ``base_rss_mb`` is the resident memory with the sessions loaded, ``peak_rss_mb`` the process's
+    peak while that batch size ran (the peak is reset before each size where Linux allows it,
+    else it is the peak so far).
     """
     from ..runtime.pipeline import Pipeline
 
@@ -60,7 +62,8 @@ def measure_throughput(
         model_dir, backend=backend, device=device, precision=precision, batch=max(sizes), intra_op_threads=threads  # type: ignore[arg-type]
     ) as pipe:
         f = pipe.spec.face.frames_per_window
-        base_rss = own_peak_rss_mb()
+        reset_peak_rss()
+        base_rss = current_rss_mb() or own_peak_rss_mb()
         per_bag_s: float | None = None  # seconds per bag of the largest batch measured
         per_bag_mb: float | None = None  # peak-RSS growth per bag of the largest batch measured
         for batch in sizes:
@@ -72,6 +75,7 @@ def measure_throughput(
                 rows.append({"batch": batch, "skipped": f"projected peak RSS {projected:.0f} MB > max_rss_mb {max_rss_mb:.0f}"})
                 continue
             crops, eeg = random_bags(pipe.spec, batch, seed=batch)
+            reset_peak_rss()
             try:
                 for _ in range(max(1, timing.warmup)):  # a new size needs its arena grown first
                     tick = time.perf_counter()

@@ -48,3 +48,14 @@ def test_wait_until_quiet_gives_up_after_the_timeout(monkeypatch):
     monkeypatch.setattr(machine, "load_average", lambda: 3.0)
     result = machine.wait_until_quiet(0.7, 0.0)
     assert result == {"quiet": False, "waited_s": 0.0, "load_1min": 3.0, "max_load": 0.7}
+
+
+@pytest.mark.skipif(not machine.sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_reset_peak_rss_forgets_an_earlier_peak():
+    import numpy as np
+
+    ballast = np.ones(200 * 2**20 // 8)
+    del ballast
+    assert machine.own_peak_rss_mb() > machine.current_rss_mb() + 150
+    if machine.reset_peak_rss():
+        assert machine.own_peak_rss_mb() < machine.current_rss_mb() + 50
