@@ -76,10 +76,13 @@ def stage_chart(result: dict[str, Any], path: Path) -> Path:
 def throughput_chart(result: dict[str, Any], path: Path) -> Path:
     """Bags scored per second against bags per call, one line per precision."""
     fig, ax = _figure()
+    sizes: set[int] = set()
     for precision, sweep in result["throughput"].items():
         rows = [r for r in sweep["rows"] if "skipped" not in r]
+        sizes.update(r["batch"] for r in rows)
         ax.plot([r["batch"] for r in rows], [r["bags_per_s"] for r in rows], marker="o", label=precision)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(sizes), [str(b) for b in sorted(sizes)])
     ax.set_xlabel("bags per call (batch)")
     ax.set_ylabel("bags / s")
     ax.set_ylim(bottom=0)
@@ -100,7 +103,7 @@ def memory_chart(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("recording length (min)")
     ax.set_ylabel("peak RSS (MB)")
     ax.set_ylim(bottom=0)
-    ax.set_title("Peak memory of one run (own process)")
+    ax.set_title(f"Peak memory of one run (own process, {result['settings']['pipeline_batch']} bags per call)")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
