@@ -61,8 +61,16 @@ def stage_chart(result: dict[str, Any], path: Path) -> Path:
         left = [a + b for a, b in zip(left, values)]
     for y, total in enumerate(totals):
         cut = total > limit
-        ax.text(min(total, limit), y, f"{total:,.0f} ms{' >' if cut else ''} ", va="center", ha="right" if cut else "left",
-                fontsize=7, color="white" if cut else "black", fontweight="bold" if cut else "normal")
+        ax.text(
+            min(total, limit),
+            y,
+            f"{total:,.0f} ms{' >' if cut else ''} ",
+            va="center",
+            ha="right" if cut else "left",
+            fontsize=7,
+            color="white" if cut else "black",
+            fontweight="bold" if cut else "normal",
+        )
     if floor:
         ax.axvline(floor, color="black", linestyle="--", linewidth=1, label="compute floor")
     ax.set_xlim(0, limit * 1.12)

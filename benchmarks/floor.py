@@ -110,7 +110,10 @@ def matmul_peak(
                     "B": rng.integers(-128, 128, (n, n), dtype=np.int8),
                 }
             else:
-                feed = {"A": rng.standard_normal((n, n), dtype=np.float32), "B": rng.standard_normal((n, n), dtype=np.float32)}
+                feed = {
+                    "A": rng.standard_normal((n, n), dtype=np.float32),
+                    "B": rng.standard_normal((n, n), dtype=np.float32),
+                }
             timed = time_call(lambda: session.run(None, feed), timing, per="call")
         flops = 2.0 * n**3
         by_size[n] = {

@@ -100,7 +100,9 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def summarize(
+    result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary, targets) from the raw measurements and every run's predictions."""
     f = result["model"]["frames_per_window"]
     peak = result["floor"]["peaks"]["ort-fp32"]["peak_gflops"] * 1e9  # FLOP/s
@@ -118,7 +120,10 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
         per_window[p] = {k: pre[k]["per_window_s"] * 1e3 for k in PREPROCESSING_STAGES}
         per_window[p].update({k: st[k]["per_window_s"] * 1e3 for k in ("backbone", "fusion")})
         row: dict[str, Any] = {"session_s": measured["session_s"]}
-        for stage, count in (("backbone", f * flops["swin_per_frame"] if flops else None), ("fusion", flops["fusion_per_bag"] if flops else None)):
+        for stage, count in (
+            ("backbone", f * flops["swin_per_frame"] if flops else None),
+            ("fusion", flops["fusion_per_bag"] if flops else None),
+        ):
             median = st[stage]["median_s"]
             row[stage] = {
                 "median_ms": median * 1e3,
@@ -142,9 +147,11 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
                 "wall_s": r["wall_s"],
                 "real_time_factor": r["real_time_factor"],
                 "per_window_ms": per_window_s * 1e3 if per_window_s else None,
-                "model_ms_per_window": 1e3 * sum(r["timings"][k] for k in ("normalise", "backbone", "fusion")) / r["n_windows"]
-                if r["n_windows"]
-                else None,
+                "model_ms_per_window": (
+                    1e3 * sum(r["timings"][k] for k in ("normalise", "backbone", "fusion")) / r["n_windows"]
+                    if r["n_windows"]
+                    else None
+                ),
                 "ratio_to_floor": _ratio(per_window_s, floor_s),
                 "startup_s": r["startup_s"],
                 "import_s": r["import_s"],
@@ -215,9 +222,15 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
         smp = ref["samples_s"]
         model_s = np.add(np.add(smp["processor"], smp["backbone"]), smp["fusion"])  # per timed window
         ref_model = float(np.median(model_s))
-        per_window[REFERENCE_LABEL] = {k: pre[k]["per_window_s"] * 1e3 for k in PREPROCESSING_STAGES if k != "normalise"}
+        per_window[REFERENCE_LABEL] = {
+            k: pre[k]["per_window_s"] * 1e3 for k in PREPROCESSING_STAGES if k != "normalise"
+        }
         per_window[REFERENCE_LABEL].update(
-            {"hf_processor": float(np.median(smp["processor"])) * 1e3, "backbone": float(np.median(smp["backbone"])) * 1e3, "fusion": float(np.median(smp["fusion"])) * 1e3}
+            {
+                "hf_processor": float(np.median(smp["processor"])) * 1e3,
+                "backbone": float(np.median(smp["backbone"])) * 1e3,
+                "fusion": float(np.median(smp["fusion"])) * 1e3,
+            }
         )
         extrapolated = {}
         for length in lengths:
@@ -228,7 +241,9 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
             extrapolated[str(length)] = ref["startup_s"] + shared + run["n_windows"] * ref_model
         parity = None
         if ("reference", ref["recording_s"]) in predictions and (base, ref["recording_s"]) in predictions:
-            n, same, diff = _agreement(predictions[("reference", ref["recording_s"])], predictions[(base, ref["recording_s"])])
+            n, same, diff = _agreement(
+                predictions[("reference", ref["recording_s"])], predictions[(base, ref["recording_s"])]
+            )
             parity = {"against": base, "windows": n, "agreement": same / n if n else None, "max_probability_diff": diff}
         summary["reference"] = {
             "model_ms_per_window": {
@@ -263,19 +278,56 @@ def summarize(result: dict[str, Any], predictions: dict[tuple[str, int], dict[st
         row = next((r for r in e2e if r["precision"] == p and r["recording_s"] == longest), None)
         text, limit = TARGETS["floor"]
         value = row["ratio_to_floor"] if row else None
-        targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value <= limit})
+        targets.append(
+            {
+                "target": text,
+                "precision": p,
+                "recording_s": longest,
+                "value": value,
+                "threshold": limit,
+                "met": value is not None and value <= limit,
+            }
+        )
         if "reference" in summary:
             text, limit = TARGETS["reference"]
             value = summary["reference"]["endtoend_speedup"][p].get(str(longest))
-            targets.append({"target": text, "precision": p, "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit})
+            targets.append(
+                {
+                    "target": text,
+                    "precision": p,
+                    "recording_s": longest,
+                    "value": value,
+                    "threshold": limit,
+                    "met": value is not None and value >= limit,
+                }
+            )
     if "int8" in versus:
         v = versus["int8"]
         text, limit = TARGETS["int8_speedup"]
         value = v["endtoend_speedup"].get(str(longest))
-        targets.append({"target": text, "precision": "int8", "recording_s": longest, "value": value, "threshold": limit, "met": value is not None and value >= limit, "model_only_speedup": v["model_speedup"]})
+        targets.append(
+            {
+                "target": text,
+                "precision": "int8",
+                "recording_s": longest,
+                "value": value,
+                "threshold": limit,
+                "met": value is not None and value >= limit,
+                "model_only_speedup": v["model_speedup"],
+            }
+        )
         text, limit = TARGETS["int8_agreement"]
         value = v["agreement"]
-        targets.append({"target": text, "precision": "int8", "value": value, "threshold": limit, "met": value is not None and value >= limit, "windows": v["windows_compared"]})
+        targets.append(
+            {
+                "target": text,
+                "precision": "int8",
+                "value": value,
+                "threshold": limit,
+                "met": value is not None and value >= limit,
+                "windows": v["windows_compared"],
+            }
+        )
     return summary, targets
 
 
@@ -283,7 +335,9 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
     """How the figures were obtained, in words, including anything that weakens them."""
     out = []
     if quiet["quiet"]:
-        out.append(f"Machine quiet at the start (1-min load {quiet['load_1min']} < {quiet['max_load']}); load at the end {result['load']['after']}.")
+        out.append(
+            f"Machine quiet at the start (1-min load {quiet['load_1min']} < {quiet['max_load']}); load at the end {result['load']['after']}."
+        )
     else:
         out.append(
             f"Machine NOT quiet: 1-min load {quiet['load_1min']} >= {quiet['max_load']} after waiting "
@@ -321,7 +375,11 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
             "+ windows x its median model time per window."
         )
     for p, v in result["summary"]["versus_fp32"].items():
-        if v["agreement"] is not None and v["agreement"] < TARGETS["int8_agreement"][1] and v["median_top2_margin"] is not None:
+        if (
+            v["agreement"] is not None
+            and v["agreement"] < TARGETS["int8_agreement"][1]
+            and v["median_top2_margin"] is not None
+        ):
             out.append(
                 f"{p} agreed with {v['against']} on {v['agreement']:.1%} of {v['windows_compared']} windows; the "
                 f"{v['against']} median gap between the top two class probabilities is {v['median_top2_margin']:.2g} "
@@ -332,13 +390,20 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
                     else "windows this close to a class boundary flip."
                 )
             )
-    skipped = [f"{p} batch {r['batch']}: {r['skipped']}" for p, s in result["throughput"].items() for r in s["rows"] if "skipped" in r]
+    skipped = [
+        f"{p} batch {r['batch']}: {r['skipped']}"
+        for p, s in result["throughput"].items()
+        for r in s["rows"]
+        if "skipped" in r
+    ]
     if skipped:
         out.append("Throughput sizes skipped: " + "; ".join(skipped) + ".")
     if "fp16" in result["stages"]["model"] and result["settings"]["device"] == "cpu":
         out.append("fp16 on CPU: ONNX Runtime has no fast fp16 kernels on x86; the fp16 graphs are meant for GPUs.")
     if result["settings"]["device"] != "cpu":
-        out.append("GPU run: ratios to the floor use this machine's CPU GEMM peak and are not meaningful; compare with trtexec.")
+        out.append(
+            "GPU run: ratios to the floor use this machine's CPU GEMM peak and are not meaningful; compare with trtexec."
+        )
     return out
 
 
@@ -376,8 +441,12 @@ def markdown(result: dict[str, Any]) -> str:
     stages = list(dict.fromkeys(k for row in s["per_window_stages_ms"].values() for k in row))
     lines += ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for stage in stages:
-        lines.append(f"| {stage} | " + " | ".join(_fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |")
-    lines.append("| **total** | " + " | ".join(_fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |")
+        lines.append(
+            f"| {stage} | " + " | ".join(_fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |"
+        )
+    lines.append(
+        "| **total** | " + " | ".join(_fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |"
+    )
     lines += [
         "",
         f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s fp32 GEMM peak).",
@@ -385,7 +454,10 @@ def markdown(result: dict[str, Any]) -> str:
         "Model stages, one bag (10 frames) per call:",
         "",
     ]
-    lines += ["| precision | backbone ms/bag | GFLOP/s | x floor | fusion ms/bag | x floor | vs fp32 | agreement |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| precision | backbone ms/bag | GFLOP/s | x floor | fusion ms/bag | x floor | vs fp32 | agreement |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for p, row in s["model_stages"].items():
         v = s["versus_fp32"].get(p, {})
         lines.append(
@@ -400,7 +472,11 @@ def markdown(result: dict[str, Any]) -> str:
     for p, sweep in result["throughput"].items():
         by_batch = {r["batch"]: r for r in sweep["rows"]}
         cells = [
-            "skipped" if "skipped" in by_batch.get(b, {"skipped": 1}) else f"{by_batch[b]['bags_per_s']:.2f}; {by_batch[b]['peak_rss_mb']:.0f}"
+            (
+                "skipped"
+                if "skipped" in by_batch.get(b, {"skipped": 1})
+                else f"{by_batch[b]['bags_per_s']:.2f}; {by_batch[b]['peak_rss_mb']:.0f}"
+            )
             for b in sizes
         ]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")

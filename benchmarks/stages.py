@@ -133,9 +133,7 @@ def measure_preprocessing(
 
     stages["crop"] = _entry(time_call(_cycling(found, crop), timing, per="frame"), face.frames_per_window)
     crops, _ = random_bags(spec, 1)
-    stages["normalise"] = _entry(
-        time_call(lambda: normalize(crops, face.mean, face.std), timing, per="bag"), 1.0
-    )
+    stages["normalise"] = _entry(time_call(lambda: normalize(crops, face.mean, face.std), timing, per="bag"), 1.0)
     return {
         "recording": {
             "video": str(Path(video).name),

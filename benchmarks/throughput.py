@@ -68,11 +68,18 @@ def measure_throughput(
         per_bag_mb: float | None = None  # peak-RSS growth per bag of the largest batch measured
         for batch in sizes:
             if per_bag_s is not None and per_bag_s * batch > max_call_s:
-                rows.append({"batch": batch, "skipped": f"projected {per_bag_s * batch:.1f} s per call > max_call_s {max_call_s:g}"})
+                rows.append(
+                    {
+                        "batch": batch,
+                        "skipped": f"projected {per_bag_s * batch:.1f} s per call > max_call_s {max_call_s:g}",
+                    }
+                )
                 continue
             if max_rss_mb is not None and per_bag_mb is not None and base_rss + per_bag_mb * batch > max_rss_mb:
                 projected = base_rss + per_bag_mb * batch
-                rows.append({"batch": batch, "skipped": f"projected peak RSS {projected:.0f} MB > max_rss_mb {max_rss_mb:.0f}"})
+                rows.append(
+                    {"batch": batch, "skipped": f"projected peak RSS {projected:.0f} MB > max_rss_mb {max_rss_mb:.0f}"}
+                )
                 continue
             crops, eeg = random_bags(pipe.spec, batch, seed=batch)
             reset_peak_rss()

@@ -43,7 +43,9 @@ def test_stage_entries_are_per_window(tiny_bench):
     assert ica["per"] == "recording" and ica["per_window_s"] == pytest.approx(ica["median_s"] / 2, rel=1e-3)
     for precision in ("fp32", "int8"):
         backbone = tiny_bench[2]["stages"]["model"][precision]["stages"]["backbone"]
-        assert backbone["n"] == 2 and backbone["min_s"] <= backbone["median_s"] <= backbone["p95_s"] <= backbone["max_s"]
+        assert (
+            backbone["n"] == 2 and backbone["min_s"] <= backbone["median_s"] <= backbone["p95_s"] <= backbone["max_s"]
+        )
 
 
 def test_throughput_rows(tiny_bench):
@@ -105,6 +107,8 @@ def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
     out, path, result = tiny_bench
     files = publish_results(path, tmp_path / "results")
     stem = f"cpu-{cpu_short_name()}"
-    assert [f.name for f in files] == [f"{stem}.json", f"{stem}.md"] + [f"{stem}-{c}.png" for c in ("stages", "throughput", "memory")]
+    assert [f.name for f in files] == [f"{stem}.json", f"{stem}.md"] + [
+        f"{stem}-{c}.png" for c in ("stages", "throughput", "memory")
+    ]
     assert all(f.is_file() for f in files)
     assert (tmp_path / "results" / f"{stem}.md").read_text() == (out / "bench.md").read_text()

@@ -121,5 +121,7 @@ def test_matmul_peak_reports_each_size(engine):
 
 
 def test_matmul_peak_rejects_unknown_engine():
-    with pytest.raises(MilmerInputError, match="'engine': expected one of 'ort-fp32', 'ort-int8', 'numpy-fp32', got 'cuda'"):
+    with pytest.raises(
+        MilmerInputError, match="'engine': expected one of 'ort-fp32', 'ort-int8', 'numpy-fp32', got 'cuda'"
+    ):
         matmul_peak("cuda")  # type: ignore[arg-type]

@@ -27,7 +27,9 @@ def test_time_call_runs_warmup_untimed_then_repeats():
     assert timing.to_dict()["per"] == "frame" and timing.to_dict()["n"] == 4
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"repeats": 0}, "'repeats'.*>= 1, got 0"), ({"warmup": -1}, "'warmup'.*>= 0, got -1")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"repeats": 0}, "'repeats'.*>= 1, got 0"), ({"warmup": -1}, "'warmup'.*>= 0, got -1")]
+)
 def test_timing_config_rejects_bad_counts(kwargs, message):
     with pytest.raises(MilmerInputError, match=message):
         TimingConfig(**kwargs)
