@@ -198,17 +198,48 @@ def _parse_profile(text: str) -> tuple[int, int, int]:
 @app.command("bench")
 @handle_errors
 def bench(
-    out: Path = typer.Option(..., "--out", help="Folder for bench.json and the charts."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Exported model folder (default: build a full-size one)."),
+    out: Path = typer.Option(..., "--out", help="Folder for bench.json, bench.md and the charts."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Exported model folder (default: build a paper-size one)."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Checkpoint the model was exported from (for the PyTorch reference)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Few repeats and short recordings."),
     tiny: bool = typer.Option(False, "--tiny", help="Benchmark the tiny demo architecture instead of full size."),
     backend: str = typer.Option("ort", "--backend", help="ort or trt."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt."),
+    precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, fp16, int8 (repeatable)."),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Bags per call to sweep, e.g. 1,2,4,8."),
+    lengths: Optional[str] = typer.Option(None, "--lengths", help="End-to-end recording lengths (s), e.g. 60,600."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per measurement."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up runs."),
+    reference_windows: Optional[int] = typer.Option(None, "--reference-windows", help="Windows timed for the reference."),
+    pipeline_batch: Optional[int] = typer.Option(None, "--pipeline-batch", help="Bags per call end to end."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads."),
+    max_call_s: Optional[float] = typer.Option(None, "--max-call-s", help="Skip batch sizes slower than this per call."),
+    max_rss_mb: Optional[float] = typer.Option(None, "--max-rss-mb", help="Skip batch sizes needing more memory."),
+    wait_quiet: Optional[float] = typer.Option(None, "--wait-quiet", help="Wait up to S seconds for a quiet machine."),
 ) -> None:
     """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
     from milmer.benchmarks.command import bench_command
 
-    bench_command(model, out, quick=quick, tiny=tiny, backend=backend, device=device)
+    bench_command(
+        model, out, quick=quick, tiny=tiny, backend=backend, device=device, precisions=precision or None,
+        batch_sizes=_int_list("batch_sizes", batch_sizes), lengths_s=_int_list("lengths", lengths),
+        repeats=repeats, warmup=warmup, checkpoint=checkpoint, reference_windows=reference_windows,
+        pipeline_batch=pipeline_batch, threads=threads, max_call_s=max_call_s, max_rss_mb=max_rss_mb,
+        wait_quiet_s=wait_quiet,
+    )
+
+
+def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise MilmerInputError(
+            f"Invalid value for {name!r}: expected comma-separated integers, got {text!r}."
+        ) from None
 
 
 @app.command("demo")
@@ -248,7 +279,9 @@ def infer(
     backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
-    batch: int = typer.Option(8, "--batch", help="Bags (windows) per backbone call."),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
+    ),
     offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
     baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),

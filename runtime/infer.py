@@ -80,12 +80,12 @@ def default_model_dir() -> Path:
     return model_dir
 
 
-def check_infer_options(*, backend: str, device: str, precision: str, batch: int) -> None:
+def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
     """Raise MilmerInputError naming the first option out of its allowed values."""
     check_option("backend", backend, ("auto", *BACKENDS))
     check_option("device", device, DEVICES)
     check_option("precision", precision, PRECISIONS)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise MilmerInputError(f"Invalid value for 'batch': expected an integer >= 1, got {batch!r}.")
 
 
@@ -97,7 +97,7 @@ def run_infer_cli(
     backend: str = "auto",
     device: str = "auto",
     precision: str = "fp32",
-    batch: int = 8,
+    batch: int | None = None,
     offset: float = 0.0,
     baseline: float = 0.0,
     out: Path | None = None,

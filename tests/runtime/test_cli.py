@@ -179,3 +179,10 @@ def test_atomic_dir_gives_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "made").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_bench_list_options_are_validated_before_any_work(tmp_path, capsys):
+    code, _, err = _run(["bench", "--out", tmp_path / "b", "--batch-sizes", "1,a"], capsys)
+    assert code == EXIT_USAGE
+    assert "Invalid value for 'batch_sizes': expected comma-separated integers, got '1,a'." in err
+    assert not (tmp_path / "b").exists()

@@ -364,3 +364,13 @@ def test_progress_bar_and_early_stop(tiny_model, capfd):
     assert [p.index for p in first] == [0, 1, 2, 3, 4]
     assert closed == [True]
     assert capfd.readouterr().err == ""
+
+
+def test_default_batch_is_small_on_cpu_and_large_on_gpu(tiny_model):
+    from milmer.runtime.pipeline import Pipeline, default_batch
+
+    assert (default_batch("cpu"), default_batch("cuda"), default_batch("tensorrt")) == (2, 16, 16)
+    with Pipeline(tiny_model, backend="ort", device="auto") as pipe:
+        assert pipe.swin.device == "cpu" and pipe.batch == 2
+    with Pipeline(tiny_model, backend="ort", device="cpu", batch=5) as pipe:
+        assert pipe.batch == 5
