@@ -72,7 +72,7 @@ def batched(tiny_model, recording):
 
 @pytest.fixture(scope="module")
 def reference(tiny_graphs, tiny_model, recording):
-    """The lead's preprocessing path (same EEG and face functions) + the tiny graphs' numpy maths."""
+    """``milmer preprocess``'s path (same EEG and face functions) + the tiny graphs' numpy maths."""
     spec = load_model_dir(tiny_model).spec
     pre = preprocess_recording(*recording, spec)
     crops = pre.faces.frames  # (W, F, S, S, 3)
