@@ -78,7 +78,9 @@ class BenchSettings:
     recording_repeats:   timed calls of each recording-scale stage (EEG steps, decoding), after
                          one warm-up call
     reference_windows:   windows the PyTorch reference scores (after one warm-up window)
-    pipeline_batch:      bags per call in the end-to-end runs (``Pipeline(batch=...)``)
+    pipeline_batch:      bags per call in the end-to-end runs (``Pipeline(batch=...)``); ``None``:
+                         the pipeline's default for the device, as ``milmer-infer`` uses (the batch
+                         actually used is written into the results' settings)
     throughput_precisions: precisions swept for throughput (default: all but fp16, which has no
                          fast kernels on CPU)
     max_call_s, throughput_budget_s, max_rss_mb: throughput caps (see :mod:`.throughput`;
@@ -97,7 +99,7 @@ class BenchSettings:
     repeats: int = 10
     recording_repeats: int = 3
     reference_windows: int = 8
-    pipeline_batch: int = 8
+    pipeline_batch: int | None = None
     threads: int | None = None
     throughput_precisions: tuple[str, ...] | None = None
     max_call_s: float = 30.0
@@ -126,10 +128,11 @@ class BenchSettings:
             for v in values:
                 _check_int(name, v, 1)
         _check_int("warmup", self.warmup, 0)
-        for name in ("repeats", "recording_repeats", "reference_windows", "pipeline_batch"):
+        for name in ("repeats", "recording_repeats", "reference_windows"):
             _check_int(name, getattr(self, name), 1)
-        if self.threads is not None:
-            _check_int("threads", self.threads, 1)
+        for name in ("pipeline_batch", "threads"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
         for name in ("max_call_s", "throughput_budget_s", "max_load"):
             if not getattr(self, name) > 0:
                 raise MilmerInputError(f"Invalid value for {name!r}: expected > 0, got {getattr(self, name)!r}.")
@@ -381,6 +384,9 @@ def bench_command(
             )  # fmt: skip
             predictions[(p, length)] = run.pop("predictions")
             result["endtoend"].append({"precision": p, "recording_s": length, **run})
+    used = sorted({r["settings"]["batch"] for r in result["endtoend"]})
+    if settings.pipeline_batch is None and len(used) == 1:
+        result["settings"]["pipeline_batch"] = used[0]
 
     result["reference"] = None
     if checkpoint is not None:

@@ -50,10 +50,14 @@ def run_endtoend(
     precision: str = "fp32",
     backend: str = "ort",
     device: str = "cpu",
-    batch: int = 8,
+    batch: int | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """One cold ``predict`` in this process (see the module docstring); returns its figures."""
+    """One cold ``predict`` in this process (see the module docstring); returns its figures.
+
+    batch: bags per call; ``None`` uses the pipeline's own default for the device it runs on
+    (what ``milmer-infer`` does), recorded in ``settings['batch']``.
+    """
     import importlib
 
     tick = time.perf_counter()
@@ -124,14 +128,16 @@ def endtoend_subprocess(
     precision: str,
     backend: str,
     device: str,
-    batch: int,
+    batch: int | None,
     threads: int | None,
 ) -> dict[str, Any]:
     """:func:`run_endtoend` in a fresh process (see :func:`spawn_worker`)."""
     args = [
         "--model", str(model_dir), "--video", str(video), "--eeg", str(eeg), "--precision", precision,
-        "--backend", backend, "--device", device, "--batch", str(batch),
+        "--backend", backend, "--device", device,
     ]  # fmt: skip
+    if batch is not None:
+        args += ["--batch", str(batch)]
     if threads is not None:
         args += ["--threads", str(threads)]
     return spawn_worker("milmer.benchmarks.endtoend", args, out_json, out_json.parent / "logs")
@@ -145,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--backend", default="ort")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=None, help="default: the pipeline's for the device")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", required=True, help="where to write the figures")
     ns = parser.parse_args(argv)

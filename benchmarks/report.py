@@ -363,7 +363,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
     out.append(
         "End to end: one fresh process per run (cold start); wall = Pipeline.predict; start-up = imports + "
         "session creation; peak RSS = that process's own high-water mark (VmHWM); batch "
-        f"{settings.pipeline_batch} bags per call."
+        f"{result['settings']['pipeline_batch']} bags per call."
     )
     if result.get("reference"):
         ref = result["reference"]

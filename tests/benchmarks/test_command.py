@@ -112,3 +112,11 @@ def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
     ]
     assert all(f.is_file() for f in files)
     assert (tmp_path / "results" / f"{stem}.md").read_text() == (out / "bench.md").read_text()
+
+
+def test_end_to_end_uses_the_runtime_default_batch(tiny_bench):
+    """No pipeline_batch given: the runs use what milmer-infer uses on a CPU (2 bags per call)."""
+    out, _, result = tiny_bench
+    assert result["settings"]["pipeline_batch"] == 2
+    assert {r["settings"]["batch"] for r in result["endtoend"]} == {2}
+    assert "End to end, 2 bags per call" in (out / "bench.md").read_text()
