@@ -28,6 +28,18 @@ TARGETS = {
     "int8_speedup": ("int8 >= 1.8x faster than fp32 end to end", 1.8),
     "int8_agreement": ("int8 predicts the fp32 class on >= 98 % of windows", 0.98),
 }
+# How each target's value is compared with its threshold: the floor ratio must stay under it.
+_AT_MOST = {"floor"}
+
+
+def _target(name: str, value: float | None, precision: str, **context: Any) -> dict[str, Any]:
+    """One row of ``targets``: :data:`TARGETS`' text and threshold, the measured value, met or not;
+    ``context`` says what it was measured on (``recording_s``, ``windows``, ...)."""
+    text, limit = TARGETS[name]
+    met = value is not None and (value <= limit if name in _AT_MOST else value >= limit)
+    return {"target": text, "precision": precision, **context, "value": value, "threshold": limit, "met": met}
+
+
 # Checkpoint files read for the analytic FLOP count (training/checkpoint.py's names; importing
 # that module would import torch).
 _CKPT_CONFIG, _CKPT_BACKBONE = "config.json", "backbone_config.json"
@@ -276,58 +288,17 @@ def summarize(
     targets: list[dict[str, Any]] = []
     for p in precisions:
         row = next((r for r in e2e if r["precision"] == p and r["recording_s"] == longest), None)
-        text, limit = TARGETS["floor"]
-        value = row["ratio_to_floor"] if row else None
-        targets.append(
-            {
-                "target": text,
-                "precision": p,
-                "recording_s": longest,
-                "value": value,
-                "threshold": limit,
-                "met": value is not None and value <= limit,
-            }
-        )
+        targets.append(_target("floor", row["ratio_to_floor"] if row else None, p, recording_s=longest))
         if "reference" in summary:
-            text, limit = TARGETS["reference"]
             value = summary["reference"]["endtoend_speedup"][p].get(str(longest))
-            targets.append(
-                {
-                    "target": text,
-                    "precision": p,
-                    "recording_s": longest,
-                    "value": value,
-                    "threshold": limit,
-                    "met": value is not None and value >= limit,
-                }
-            )
+            targets.append(_target("reference", value, p, recording_s=longest))
     if "int8" in versus:
         v = versus["int8"]
-        text, limit = TARGETS["int8_speedup"]
-        value = v["endtoend_speedup"].get(str(longest))
         targets.append(
-            {
-                "target": text,
-                "precision": "int8",
-                "recording_s": longest,
-                "value": value,
-                "threshold": limit,
-                "met": value is not None and value >= limit,
-                "model_only_speedup": v["model_speedup"],
-            }
+            _target("int8_speedup", v["endtoend_speedup"].get(str(longest)), "int8", recording_s=longest,
+                    model_only_speedup=v["model_speedup"])  # fmt: skip
         )
-        text, limit = TARGETS["int8_agreement"]
-        value = v["agreement"]
-        targets.append(
-            {
-                "target": text,
-                "precision": "int8",
-                "value": value,
-                "threshold": limit,
-                "met": value is not None and value >= limit,
-                "windows": v["windows_compared"],
-            }
-        )
+        targets.append(_target("int8_agreement", v["agreement"], "int8", windows=v["windows_compared"]))
     return summary, targets
 
 

@@ -82,6 +82,10 @@ def test_targets_are_reported_consistently(tiny_bench):
         if t["value"] is not None:
             below = t["target"].startswith("end to end")
             assert t["met"] == (t["value"] <= t["threshold"] if below else t["value"] >= t["threshold"])
+    # Each row says what it was measured on.
+    assert [t["recording_s"] for t in targets[:5]] == [6] * 5
+    assert "model_only_speedup" in targets[4] and targets[4]["precision"] == "int8"
+    assert targets[5]["windows"] >= 1 and "recording_s" not in targets[5]
 
 
 def test_settings_are_validated():
