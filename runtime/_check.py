@@ -8,7 +8,7 @@ turns it into exit code 2 without a traceback. Anything else is an internal erro
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "check_positive",
     "check_path_exists",
     "check_suffix",
+    "check_keys",
 ]
 
 
@@ -73,3 +74,31 @@ def check_suffix(name: str, path: Path, allowed: Iterable[str]) -> str:
             f"for {path.name!r}; expected one of {options}."
         )
     return suffix
+
+
+def check_keys(
+    what: str,
+    data: Mapping[str, Any],
+    allowed: Sequence[str],
+    *,
+    required: Sequence[str] | None = None,
+    prefix: str = "",
+) -> None:
+    """Raise if ``data`` has keys outside ``allowed`` or lacks any of ``required`` (default: all).
+
+    ``what`` names the document ("model spec"); ``prefix`` is prepended to every key in the
+    message (``"face."`` for a nested section).
+    """
+    required = allowed if required is None else required
+    partial = set(required) != set(allowed)
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        some = "some of " if partial else ""
+        raise MilmerInputError(
+            f"Invalid {what}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"expected {some}{', '.join(prefix + k for k in allowed)}."
+        )
+    missing = sorted(set(required) - set(data))
+    if missing:
+        qualifier = "required " if partial else ""
+        raise MilmerInputError(f"Invalid {what}: missing {qualifier}key(s) {', '.join(prefix + k for k in missing)}.")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._check import MilmerInputError, check_option
+from ._check import MilmerInputError, check_keys, check_option
 from ._io import read_json_file, write_text_atomic
 
 __all__ = [
@@ -325,18 +325,7 @@ class ModelSpec:
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     """Construct dataclass ``cls`` from ``data`` recursively, rejecting unknown/missing keys."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise MilmerInputError(
-            f"Invalid model spec: unknown key(s) {', '.join(prefix + u for u in unknown)}; "
-            f"expected {', '.join(prefix + k for k in fields)}."
-        )
-    missing = sorted(set(fields) - set(data))
-    if missing:
-        raise MilmerInputError(
-            f"Invalid model spec: missing key(s) {', '.join(prefix + m for m in missing)}."
-        )
+    check_keys("model spec", data, [f.name for f in dataclasses.fields(cls)], prefix=prefix)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         sub = _SUBSPECS.get((cls.__name__, name))

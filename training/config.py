@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime._check import MilmerInputError, check_keys, check_option
 from ..runtime._io import read_json_file, write_text_atomic
 from ..runtime.spec import ModelSpec
 
@@ -212,15 +212,7 @@ class ModelConfig:
         """Build from :meth:`to_dict` output; unknown or missing keys are errors."""
         if not isinstance(data, dict):
             raise MilmerInputError(f"Invalid model config: expected a JSON object, got {type(data).__name__}.")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise MilmerInputError(
-                f"Invalid model config: unknown key(s) {', '.join(unknown)}; expected {', '.join(names)}."
-            )
-        missing = sorted(set(names) - set(data))
-        if missing:
-            raise MilmerInputError(f"Invalid model config: missing key(s) {', '.join(missing)}.")
+        check_keys("model config", data, [f.name for f in dataclasses.fields(cls)])
         return cls(**data)
 
     def to_json(self, *, indent: int | None = 2) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime._check import MilmerInputError, check_keys, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .config import ModelConfig
 from .splits import PROTOCOLS
@@ -279,15 +279,8 @@ class TrainConfig:
         """Build from a plain mapping; unknown keys are errors, missing ones take defaults."""
         if not isinstance(data, Mapping):
             raise MilmerInputError(f"Invalid training config: expected a table of values, got {type(data).__name__}.")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise MilmerInputError(
-                f"Invalid training config: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(names)}."
-            )
-        missing = [n for n in ("data_root", "out_dir") if n not in data]
-        if missing:
-            raise MilmerInputError(f"Invalid training config: missing required key(s) {', '.join(missing)}.")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        check_keys("training config", data, fields, required=("data_root", "out_dir"))
         return cls(**dict(data))
 
     def replace(self, **changes: Any) -> TrainConfig:
