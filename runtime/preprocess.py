@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ._check import MilmerInputError
 from ._io import atomic_dir, write_json_atomic
 from .spec import ModelSpec
 from .windows import EEGWindows, FaceWindows
+
+if TYPE_CHECKING:
+    from .eeg.preprocess import ICATrace
 
 __all__ = ["Coverage", "Preprocessed", "preprocess_recording", "window_coverage", "write_preprocessed"]
 
@@ -29,7 +32,7 @@ class Preprocessed:
     eeg: EEGWindows
     faces: FaceWindows
     report: dict[str, Any] = field(default_factory=dict)
-    ica_trace: Any = None
+    ica_trace: ICATrace | None = None  # before/after-ICA excerpt, with keep_trace=True
 
 
 @dataclass(frozen=True)
@@ -193,10 +196,10 @@ def preprocess_recording(
     info = probe_video(video)  # fail fast on a bad video before the slow EEG work
     raw = read_raw(eeg)
     t_read = time.perf_counter() - t0
-    result = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s, keep_trace=keep_trace)
-    eeg_windows, trace = (result if isinstance(result, tuple) else (result, None))
-    if trace is None:
-        trace = getattr(eeg_windows, "trace", None)
+    if keep_trace:
+        eeg_windows, trace = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s, keep_trace=True)
+    else:
+        eeg_windows, trace = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s), None
 
     coverage = window_coverage(eeg_windows, spec.eeg.window_s, info.duration_s, offset_s)
     dropped = coverage.n_dropped
