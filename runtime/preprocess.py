@@ -206,7 +206,8 @@ def preprocess_recording(
     eeg_windows = coverage.select(eeg_windows)
     t1 = time.perf_counter()
     faces = extract_faces(
-        video, eeg_windows.starts, spec.face, spec.eeg.window_s, offset_s=offset_s, progress=progress
+        video, eeg_windows.starts, spec.face, spec.eeg.window_s, offset_s=offset_s, progress=progress,
+        video_info=info,
     )
     t_face = time.perf_counter() - t1
     report = {

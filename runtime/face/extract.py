@@ -212,6 +212,7 @@ def extract_faces(
     *,
     offset_s: float = 0.0,
     progress: bool = False,
+    video_info: VideoInfo | None = None,
 ) -> FaceWindows:
     """All windows' crops from :func:`iter_face_windows`, as :class:`FaceWindows`.
 
@@ -220,7 +221,7 @@ def extract_faces(
     duration_s, width, height) and timings (decode, detect, crop: seconds).
     ``progress=True`` shows a progress bar on stderr.
     """
-    info = probe_video(video_path)
+    info = video_info if video_info is not None else probe_video(video_path)  # callers may have probed
     stats = FaceExtractionStats()
     windows = iter_face_windows(
         video_path, window_starts, spec_face, window_s, offset_s=offset_s, video_info=info, stats=stats

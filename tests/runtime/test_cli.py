@@ -186,3 +186,24 @@ def test_bench_list_options_are_validated_before_any_work(tmp_path, capsys):
     assert code == EXIT_USAGE
     assert "Invalid value for 'batch_sizes': expected comma-separated integers, got '1,a'." in err
     assert not (tmp_path / "b").exists()
+
+
+def test_preprocess_probes_the_video_once(recording, monkeypatch):
+    """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
+    import milmer.runtime.face.extract as extract
+    import milmer.runtime.face.video as video_mod
+    from milmer.runtime.preprocess import preprocess_recording
+
+    calls = []
+    real = video_mod.probe_video
+
+    def counting(path, **kwargs):
+        calls.append(path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(video_mod, "probe_video", counting)
+    monkeypatch.setattr(extract, "probe_video", counting)
+    video, eeg = recording
+    result = preprocess_recording(video, eeg)
+    assert result.report["n_windows"] == 4
+    assert len(calls) == 1
