@@ -1,6 +1,6 @@
 """Multi-GPU training through ``torchrun``: every helper is a no-op in a single process.
 
-``torchrun --nproc_per_node N -m milmer.runtime.cli train ...`` sets ``WORLD_SIZE``/``RANK``/
+``torchrun --nproc_per_node N -m milmer.app.cli train ...`` sets ``WORLD_SIZE``/``RANK``/
 ``LOCAL_RANK``; :func:`init_distributed` then joins the process group (NCCL on CUDA, Gloo on
 CPU) and pins one GPU per process. The training loop is the same code either way: it wraps the
 model with :func:`wrap_model`, shards the training set with :func:`shard_loader`, averages logged

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
+from milmer.app.cli import main
+from milmer.runtime.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 
 
 def _run(argv, capsys):

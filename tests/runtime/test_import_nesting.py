@@ -39,8 +39,9 @@ def test_cli_help_runs_without_torch():
     script = textwrap.dedent(
         """
         import sys
-        from milmer.runtime.cli import main, infer_main
-        for argv, fn in ((["--help"], main), (["--help"], infer_main)):
+        from milmer.app.cli import main
+        from milmer.runtime.cli import infer_main
+        for argv, fn in ((["--help"], main), (["--help"], infer_main), (["train", "--help"], main)):
             try:
                 fn(argv)
             except SystemExit:
@@ -67,4 +68,18 @@ def test_every_runtime_file_is_torch_free():
         for p in root.rglob("*.py")
         if re.search(r"^\s*(import torch|from torch)", p.read_text(), re.M)
     ]
+    assert offenders == []
+
+
+def test_runtime_never_imports_the_layers_above_it():
+    """runtime is the leaf: no module in it imports training, export, benchmarks or the app, not even
+    inside a function (the dependency arrows point training -> runtime <- export)."""
+    import pathlib
+    import re
+
+    import milmer.runtime
+
+    root = pathlib.Path(milmer.runtime.__file__).parent
+    pattern = re.compile(r"^\s*(from|import)\s+milmer\.(training|export|benchmarks|app)\b", re.M)
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []

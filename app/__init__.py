@@ -1,0 +1,1 @@
+"""The ``milmer`` command: the one place above the runtime, training, export and benchmark layers."""
