@@ -70,7 +70,7 @@ def _parse_profile(text: str) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3:
         raise MilmerInputError(
-            f"Invalid value for 'trt_profile': expected three integers MIN,OPT,MAX, got {text!r}."
+            f"Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got {text!r}."
         )
     return values  # type: ignore[return-value]
 
