@@ -15,7 +15,8 @@ from typing import Optional
 import typer
 
 from milmer.runtime._check import MilmerInputError
-from milmer.runtime.cli import app, handle_errors, run_app
+from milmer.runtime.backends.trt_cache import DEFAULT_BAG_PROFILE
+from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, handle_errors, run_app
 
 __all__ = ["app", "main"]
 
@@ -45,7 +46,7 @@ def export(
     int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
     trt_profile: str = typer.Option(
-        "1,8,32", "--trt-profile", help="TensorRT optimisation profile in bags: MIN,OPT,MAX."
+        ",".join(map(str, DEFAULT_BAG_PROFILE)), "--trt-profile", help="TensorRT optimisation profile in bags: MIN,OPT,MAX."
     ),
     workspace_gb: float = typer.Option(4.0, "--workspace-gb", help="TensorRT builder workspace limit (GiB)."),
     demo_windows: Optional[Path] = typer.Option(
@@ -85,9 +86,11 @@ def bench(
     ),
     quick: bool = typer.Option(False, "--quick", help="Few repeats and short recordings."),
     tiny: bool = typer.Option(False, "--tiny", help="Benchmark the tiny demo architecture instead of full size."),
-    backend: str = typer.Option("ort", "--backend", help="ort or trt."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt."),
-    precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, fp16, int8 (repeatable)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: Optional[list[str]] = typer.Option(
+        None, "--precision", help=PRECISION_HELP + " Repeatable (default: every precision in the model folder)."
+    ),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Bags per call to sweep, e.g. 1,2,4,8."),
     lengths: Optional[str] = typer.Option(None, "--lengths", help="End-to-end recording lengths (s), e.g. 60,600."),
     repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per measurement."),
@@ -101,6 +104,11 @@ def bench(
 ) -> None:
     """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
     from milmer.benchmarks.command import bench_command
+    from milmer.runtime.infer import check_infer_options
+
+    for p in precision or ["fp32"]:
+        check_infer_options(backend=backend, device=device, precision=p, batch=None)
+    backend, device = _resolve_auto(model, backend, device, (precision or ["fp32"])[0])
 
     bench_command(
         model, out, quick=quick, tiny=tiny, backend=backend, device=device, precisions=precision or None,
@@ -109,6 +117,25 @@ def bench(
         pipeline_batch=pipeline_batch, threads=threads, max_call_s=max_call_s, max_rss_mb=max_rss_mb,
         wait_quiet_s=wait_quiet,
     )
+
+
+def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: str) -> tuple[str, str]:
+    """Concrete backend and device for ``auto`` (printed as one line), so results name what ran."""
+    if "auto" not in (backend, device):
+        return backend, device
+    from milmer.runtime.backends.registry import choose
+    from milmer.runtime.infer import check_model_option
+    from milmer.runtime.model_dir import load_model_dir
+
+    if model is not None:
+        check_model_option(model, precision)
+        bundle = load_model_dir(model, precision=precision)  # type: ignore[arg-type]
+        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+    else:
+        # bench builds a fresh model, for which no TensorRT engine can exist yet: ONNX Runtime.
+        choice = choose("the model bench builds", backend="ort" if backend == "auto" else backend, device=device)
+    typer.echo(choice.note(), err=True)
+    return choice.backend, choice.device
 
 
 def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:

@@ -162,7 +162,7 @@ def write_trtexec_file(
     text = [
         "# TensorRT engines with trtexec (TensorRT 10.3 on JetPack 6, or 11.x), run inside this folder.",
         f"# Optimisation profile: {bags[0]}/{bags[1]}/{bags[2]} bags (min/opt/max) per call.",
-        "# Strongly typed: the precision comes from the graph file (*.fp16.onnx), not from --fp16.",
+        "# Strongly typed: the precision comes from the graph file (*.fp16.onnx), not from a builder flag.",
         "# Engines only run on the TensorRT version and GPU that built them; delete",
         f"# {ENGINE_DIRNAME}/{TRTEXEC_TIMING_CACHE} before building on another GPU or TensorRT version.",
         f"mkdir -p {ENGINE_DIRNAME}",
