@@ -231,3 +231,22 @@ def test_engine_for_other_precision_is_refused(swin_path, tmp_path):
     _build_engine(trt, swin_path, cache, "fp32", max_batch=4)
     with pytest.raises(MilmerInputError, match=r"differs in precision: precision 'fp32' vs 'fp16'"):
         TrtRunner(swin_path, precision="fp16", engine_dir=cache).activate()
+
+
+def test_trt_extra_stays_on_the_cuda_12_line():
+    """tensorrt-cu12 (the `tensorrt` metapackage pulls tensorrt-cu13 since 11.x) and cuda-python 12:
+    cuda-python 13 needs a CUDA 13 driver, and JetPack 6 is CUDA 12."""
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    extra = {r.name: r.specifier for r in map(Requirement, pyproject["project"]["optional-dependencies"]["trt"])}
+    assert set(extra) == {"tensorrt-cu12", "cuda-python"}
+    assert {v for v in ("9.3.0", "10.3.0", "10.16.0", "11.4.0.106") if v in extra["tensorrt-cu12"]} == {
+        "10.3.0", "10.16.0", "11.4.0.106"
+    }
+    assert {v for v in ("11.8.0", "12.0.0", "12.9.1", "13.0.0", "13.4.4") if v in extra["cuda-python"]} == {
+        "12.0.0", "12.9.1"
+    }
