@@ -165,13 +165,17 @@ class BlazeFaceDetector(FaceDetector):
     frames batched; the letterbox, anchor decoding and weighted non-maximum suppression are
     MediaPipe's, in numpy (:mod:`.blazeface`). Its SHA-256 must equal ``spec.DETECTOR_SHA256``.
 
-    Made for faces within ~2 m of the camera; it finds nothing when the face is under about a
-    fifth of the frame's longer side. One instance per video: loading the graph costs far more
-    than a detection.
+    Made for faces within ~2 m of the camera: it misses faces narrower than ~1/8 of the frame's
+    longer side (the astronaut photo's 95 px face: found in a 768 px square frame, not in an
+    896 px one). One instance per video: loading the graph costs far more than a detection.
 
     min_confidence: minimum face score in (0, 1) (MediaPipe's ``min_detection_confidence``)
-    device:         'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's execution providers)
+    device:         'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's execution providers; TensorRT
+                    builds an engine per batch size it meets and caches it in ``trt_cache_dir``)
     max_batch:      frames per graph call in :meth:`detect_batch` (bounds memory)
+    intra_op_num_threads: ONNX Runtime CPU threads (``None``: the cores this process may use)
+    trt_cache_dir:  TensorRT engine cache (``None``: ``$MILMER_HOME/ort-trt/blazeface``, not
+                    beside the graph, which may lie in a read-only install)
     model_path:     another copy of the graph (it must have the same SHA-256)
     """
 
@@ -184,6 +188,7 @@ class BlazeFaceDetector(FaceDetector):
         device: Literal["cpu", "cuda", "tensorrt"] = "cpu",
         max_batch: int = 64,
         intra_op_num_threads: int | None = None,
+        trt_cache_dir: str | os.PathLike[str] | None = None,
         model_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if not 0 < min_confidence < 1:
@@ -201,8 +206,13 @@ class BlazeFaceDetector(FaceDetector):
         self.min_confidence = float(min_confidence)
         self.device = device
         self.max_batch = max_batch
-        options = {"ort": {"intra_op_num_threads": intra_op_num_threads}}
-        self._runner: Any = make_runner("ort", path, device=device, precision="fp32", options=options)
+        ort_options: dict[str, Any] = {"intra_op_num_threads": intra_op_num_threads}
+        if device == "tensorrt":
+            from ..infer import milmer_home
+
+            default_cache = milmer_home() / "ort-trt" / "blazeface"
+            ort_options["trt_cache_dir"] = trt_cache_dir if trt_cache_dir is not None else default_cache
+        self._runner: Any = make_runner("ort", path, device=device, precision="fp32", options={"ort": ort_options})
         self._runner.activate()
         self._anchors = blazeface.ssd_anchors()
 

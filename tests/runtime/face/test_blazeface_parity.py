@@ -170,3 +170,19 @@ def test_live_parity_with_mediapipe(blazeface: BlazeFaceDetector) -> None:
     worst = compare(blazeface.detect_batch(frames), frames, records)
     assert worst["faces"] == len(frames)
     assert worst["min_iou"] >= MIN_IOU and worst["max_dscore"] <= MAX_DSCORE, worst
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", ["cuda", "tensorrt"])
+def test_gpu_parity_with_mediapipe(reference: dict, device: str, tmp_path: Path) -> None:
+    """The same reference on ONNX Runtime's CUDA / TensorRT providers (fp32; looser: GPU kernels)."""
+    import onnxruntime
+
+    provider = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}[device]
+    if provider not in onnxruntime.get_available_providers():
+        pytest.skip(f"this onnxruntime has no {provider}")
+    frames = _frames("carphone")
+    with BlazeFaceDetector(device=device, trt_cache_dir=tmp_path, max_batch=32) as det:  # type: ignore[arg-type]
+        worst = compare(det.detect_batch(frames), frames, reference["inputs"]["carphone"]["frames"])
+    assert worst["faces"] == 120
+    assert worst["min_iou"] >= 0.999 and worst["max_dscore"] <= 1e-3, worst

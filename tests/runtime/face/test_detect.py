@@ -92,6 +92,17 @@ def test_blazeface_options_are_checked() -> None:
         make_detector("opencv-haar", device="cuda")
 
 
+def test_blazeface_on_a_missing_gpu_provider_says_so() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(MilmerInputError, match="'device': 'cuda' needs onnxruntime's CUDAExecutionProvider"):
+        BlazeFaceDetector(device="cuda")
+    with pytest.raises(MilmerInputError, match="'device': 'tensorrt' needs onnxruntime's TensorrtExecutionProvider"):
+        make_detector("blazeface-short-range", device="tensorrt")
+
+
 def test_default_detector_never_imports_mediapipe() -> None:
     code = (
         "import sys\n"
@@ -165,3 +176,15 @@ def test_box_clip() -> None:
     kp = ((-3.0, 4.0),) * 6
     assert Box(-5, -2, 50, 300, 0.8, kp).clip(40, 100) == Box(0, 0, 40, 100, 0.8, kp)
     assert Box(50, 0, 60, 10).clip(40, 100) is None
+
+
+def test_detector_modules_import_lazily() -> None:
+    # ONNX Runtime and OpenCV load when a detector is made, never on import; onnx/tflite never.
+    code = (
+        "import sys\n"
+        "import milmer.runtime.face.detect, milmer.runtime.face.blazeface\n"
+        "heavy = ('cv2', 'onnxruntime', 'onnx', 'tflite', 'mediapipe')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
