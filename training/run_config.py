@@ -314,16 +314,19 @@ def config_keys_help() -> list[str]:
     """One ``key = default`` line per :class:`TrainConfig` field (JSON values; required keys say
     so), then one per settable ``model.`` key (:class:`ModelConfig` fields the spec does not
     fix): the list ``milmer train --help`` shows, generated from the dataclasses so it cannot
-    drift from them."""
+    drift from them. Aligned, except a line that would not fit 80 columns."""
     from .config import SPEC_FIELDS
 
-    top = dataclasses.fields(TrainConfig)
-    model = [f for f in dataclasses.fields(ModelConfig) if f.name not in SPEC_FIELDS]
-    names = [f.name for f in top] + [f"model.{f.name}" for f in model]
-    width = max(map(len, names))
-    values = [_default_text(f) for f in top] + [_default_text(f) for f in model]
-    lines = [f"{n:<{width}} = {v}" for n, v in zip(names, values)]
-    lines.append("spec.SECTION.KEY: any field of the input contract, e.g. spec.eeg.ica.enabled = false")
+    lines = []
+    for prefix, fields in (
+        ("", dataclasses.fields(TrainConfig)),
+        ("model.", [f for f in dataclasses.fields(ModelConfig) if f.name not in SPEC_FIELDS]),
+    ):
+        width = max(len(prefix + f.name) for f in fields)
+        for f in fields:
+            line = f"{prefix + f.name:<{width}} = {_default_text(f)}"
+            lines.append(line if len(line) <= 78 else f"{prefix + f.name} = {_default_text(f)}")  # 80-col help
+    lines.append("spec.SECTION.KEY: input-contract fields, e.g. spec.eeg.ica.enabled = false")
     return lines
 
 
