@@ -93,10 +93,19 @@ def _check_backbone(cfg: TrainConfig) -> None:
     """``model.backbone_dir`` loads as a Swin checkpoint whose tokens have ``spec.graph.token_dim``."""
     from .backbone import load_swin
 
-    token_dim = int(load_swin(cfg.model_config().backbone_dir).config.hidden_size)
+    path = cfg.model_config().backbone_dir
+    try:
+        token_dim = int(load_swin(path).config.hidden_size)
+    except MilmerInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a truncated file
+        raise MilmerInputError(
+            f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
+            f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
+        ) from None
     if token_dim != cfg.model_spec().graph.token_dim:
         raise MilmerInputError(
-            f"Invalid value for 'spec.graph.token_dim': the backbone in {cfg.model_config().backbone_dir!r} "
+            f"Invalid value for 'spec.graph.token_dim': the backbone in {path!r} "
             f"gives tokens of size {token_dim}, got {cfg.model_spec().graph.token_dim}; set "
             f"spec.graph.token_dim={token_dim}."
         )
