@@ -83,23 +83,39 @@ def test_ica_info(with_eog, with_proxy):
     assert info["eog_source"] == "EOG channels ['vEOG']"
     assert with_proxy.info["eog_source"] == "proxy Fp1/Fp2"
     assert info["ica_n_components"] == 32
-    assert info["ica_scores_excluded"][0] > 0.99  # |correlation| with vEOG, measured 0.998
-    assert with_proxy.info["ica_scores_excluded"][0] > 0.95  # with Fp1/Fp2, measured 0.970
+    assert info["ica_scores_excluded"][0] > 0.9  # |correlation| with vEOG, measured 0.998
+    assert with_proxy.info["ica_scores_excluded"][0] > 0.9  # with Fp1/Fp2, measured 0.970
     assert info["ica_scores_max"] == pytest.approx(info["ica_scores_excluded"][0], abs=1e-4)
     assert set(info["timings"]) == {"resample", "filter", "ica", "window"}
     assert out.data.shape == (20, 32, 384) and info["n_windows"] == 20
 
 
-def test_blink_free_recording_keeps_its_components(blink_free, eeg_spec):
-    # With an EOG channel that sees no blinks, nothing correlates: no component is removed
-    # (largest |correlation| measured 0.09).
+def test_blink_free_recording_keeps_its_components(blink_free, eeg_spec, no_ica_spec):
+    # The decision, not the solver's scores: on blink-free data nothing is removed, with an EOG
+    # channel and with the Fp1/Fp2 proxy, so the output is exactly the ICA-free output. (The
+    # proxy's largest |correlation| is a brain component's and moves with the FastICA solver
+    # version, 0.37-0.50 seen; ica.min_correlation 0.7 keeps it whatever it is.)
+    untouched = _run(blink_free.brain, DEAP_CHANNELS, no_ica_spec)
     with_eog = _run(np.vstack([blink_free.brain, blink_free.eog]), WITH_EOG, eeg_spec)
-    assert with_eog.info["ica_excluded"] == [] and with_eog.info["ica_scores_max"] < 0.2
-    # Fp1/Fp2 always correlate with some brain component; MNE's z-score rule flags one
-    # (seed 0: |correlation| 0.50), but ica.min_correlation (0.7) keeps it: nothing is removed.
     proxy = _run(blink_free.brain, DEAP_CHANNELS, eeg_spec)
-    assert proxy.info["ica_excluded"] == []
-    assert 0.4 < proxy.info["ica_scores_max"] < 0.7
+    for out in (with_eog, proxy):
+        assert out.info["ica_excluded"] == []
+        np.testing.assert_array_equal(out.data, untouched.data)
+
+
+@pytest.mark.parametrize(
+    ("found", "scores", "expected"),
+    [
+        ([3], [0.1, 0.2, 0.3, 0.55], []),  # a z-score outlier that is only a brain component
+        ([3], [0.1, 0.2, 0.3, 0.97], [3]),  # a blink component
+        ([0, 2, 3, 4], [0.95, 0.1, 0.71, 0.99, 0.8], [3, 0, 4]),  # strongest first, at most 3
+        ([], [0.99, 0.1], []),  # nothing is an outlier: nothing removed, however large
+    ],
+)
+def test_exclusion_rule(eeg_spec, found, scores, expected):
+    from milmer.runtime.eeg.preprocess import eye_components
+
+    assert eye_components(found, np.array(scores), eeg_spec.ica) == expected
 
 
 def test_trace_and_plot(with_eog, tmp_path):
