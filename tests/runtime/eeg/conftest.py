@@ -91,3 +91,9 @@ def blink_free() -> SyntheticEEG:
 def synth():
     """The generator itself, for tests that need their own seed or length."""
     return make_eeg
+
+
+@pytest.fixture(scope="session")
+def filter_only_spec() -> EEGSpec:
+    """Channel picking, resampling, band-pass and windows only: no reference, notch or ICA."""
+    return dataclasses.replace(EEGSpec(), ica=ICASpec(enabled=False), reference="as-recorded", line_noise="off")
