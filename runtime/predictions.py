@@ -7,12 +7,16 @@ JSON (``--out FILE.json``)::
      "settings": {backend, device, precision, batch, video, eeg, offset_s, baseline_s, ...},
      "windows": [{"index", "start", "end", "label", "class_index", "probabilities": {class: p},
                   "selected", "selected_weights", "mil_weights", "faces_found", "n_frames",
-                  "window_has_face", "frame_times"}, ...],
-     "summary": {...}}
+                  "window_has_face", "frame_times", "quality"}, ...],
+     "summary": {..., "eeg": {...}, "notes": [...]}}
 
 CSV (``--out FILE.csv``), one row per window::
 
-    start,end,label,p_<class>...,selected,mil_weights,faces_found
+    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality
+
+``quality`` lists what makes a window less trustworthy (``bad-span:<annotation>``,
+``interpolated:<channels>``, ``no-face``, ``some-frames-without-face``; ``;``-separated in the
+CSV, empty when nothing is known against it).
 
 with ``selected`` the top-k frame indices and ``mil_weights`` all ``F`` frame weights, each
 space-separated. Probabilities and weights have 6 decimals, times 3. A failed write leaves no
@@ -42,6 +46,7 @@ __all__ = [
     "check_out_path",
     "format_selected",
     "format_faces",
+    "format_quality",
     "prediction_record",
     "summary_dict",
     "result_to_dict",
@@ -78,6 +83,18 @@ def format_faces(window: WindowPrediction) -> str:
     return f"{window.faces_found}/{window.n_frames}"
 
 
+def format_quality(window: WindowPrediction) -> str:
+    """The window's flags, short (``'bad-span:BAD_move, interpolated:7 ch'``); ``'ok'`` when none."""
+    parts = []
+    for flag in window.flags:
+        kind, _, detail = flag.partition(":")
+        if kind == "interpolated":
+            parts.append(f"interpolated:{len(detail.split(','))} ch")
+        else:
+            parts.append(flag)
+    return ", ".join(parts) or "ok"
+
+
 def _clock(seconds: float) -> str:
     """``'0:03.0'``, ``'1:02:03.0'``: readable times for long recordings."""
     minutes, sec = divmod(float(seconds), 60.0)
@@ -107,6 +124,7 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
         "n_frames": window.n_frames,
         "window_has_face": window.window_has_face,
         "frame_times": [_r(t, 4) for t in window.frame_times],
+        "quality": list(window.flags),
     }
 
 
@@ -130,7 +148,16 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
         "timings_s": {k: _r(v, 4) for k, v in stats.timings.items()},
         "timings_ms_per_window": per_window,
         "face_timings_s": {k: _r(v, 4) for k, v in stats.face.timings.items()},
-        "eeg": {k: stats.eeg_info.get(k) for k in ("ica_excluded", "eog_source", "resampled_from", "duration_s")},
+        "eeg": {
+            k: stats.eeg_info.get(k)
+            for k in (
+                "ica_excluded", "ica_converged", "ica_n_components", "eog_source", "reference", "line_noise",
+                "channels", "bad_spans", "windows_dropped_gap", "resampled_from", "duration_s",
+            )
+        },
+        "eeg_source": stats.source,
+        "windows_flagged": sum(bool(w.flags) for w in result.windows),
+        "notes": list(stats.notes),
     }
 
 
@@ -160,7 +187,7 @@ def write_json(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
 
 
 def csv_header(class_names: tuple[str, ...]) -> list[str]:
-    return ["start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found"]
+    return ["start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found", "quality"]
 
 
 def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
@@ -180,6 +207,7 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
                     " ".join(str(i) for i in record["selected"]),
                     " ".join(f"{x:.{_P_DIGITS}f}" for x in w.mil_weights),
                     record["faces_found"],
+                    ";".join(w.flags),
                 ]
             )
     return Path(path)
@@ -214,6 +242,7 @@ def render_table(result: PredictionResult) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("frame:MIL weight", no_wrap=True)
     table.add_column("faces", justify="right", no_wrap=True)
+    table.add_column("quality")
     for w in result.windows:
         probs = [
             f"[bold]{p:.2f}[/bold]" if k == w.class_index else f"{p:.2f}" for k, p in enumerate(w.probabilities)
@@ -230,6 +259,7 @@ def render_table(result: PredictionResult) -> Table:
             *probs,
             format_selected(w),
             faces,
+            format_quality(w),
         )
     return table
 
@@ -254,6 +284,10 @@ def render_summary(result: PredictionResult) -> Table:
             "dropped windows",
             f"{coverage['n_dropped_start']} at the start, {coverage['n_dropped_end']} at the end (outside the video)",
         )
+    if summary["windows_flagged"]:
+        table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
+    for note in summary["notes"]:
+        table.add_row("eeg", note)
     stages = summary["timings_ms_per_window"]
     table.add_row(
         "ms per window",
