@@ -47,6 +47,8 @@ __all__ = [
     "format_selected",
     "format_faces",
     "format_quality",
+    "quality_legend",
+    "QUALITY_CODES",
     "prediction_record",
     "summary_dict",
     "result_to_dict",
@@ -83,16 +85,40 @@ def format_faces(window: WindowPrediction) -> str:
     return f"{window.faces_found}/{window.n_frames}"
 
 
+#: One letter per flag kind in the terminal table (the CSV and JSON spell flags out).
+QUALITY_CODES: dict[str, str] = {
+    "bad-span": "B",  # overlaps a BAD_* span of the EEG file
+    "interpolated": "I",  # some EEG channels were interpolated
+    "no-face": "F",  # no frame of the window had a face
+    "some-frames-without-face": "f",  # some frames had none
+}
+
+
 def format_quality(window: WindowPrediction) -> str:
-    """The window's flags, short (``'bad-span:BAD_move, interpolated:7 ch'``); ``'ok'`` when none."""
-    parts = []
+    """The window's flags as letters (:data:`QUALITY_CODES`, ``'?'`` for other kinds), ``'ok'``
+    when it has none: ``'BIF'``."""
+    letters = []
     for flag in window.flags:
-        kind, _, detail = flag.partition(":")
-        if kind == "interpolated":
-            parts.append(f"interpolated:{len(detail.split(','))} ch")
-        else:
-            parts.append(flag)
-    return ", ".join(parts) or "ok"
+        code = QUALITY_CODES.get(flag.partition(":")[0], "?")
+        if code not in letters:
+            letters.append(code)
+    return "".join(letters) or "ok"
+
+
+def quality_legend(windows: list[WindowPrediction]) -> str | None:
+    """``'quality: B = bad-span, I = interpolated (T7, T8)'`` for the kinds present, else None."""
+    seen: dict[str, set[str]] = {}
+    for w in windows:
+        for flag in w.flags:
+            kind, _, detail = flag.partition(":")
+            seen.setdefault(kind, set()).update(d for d in detail.split(",") if d)
+    if not seen:
+        return None
+    parts = []
+    for kind, details in seen.items():
+        extra = f" ({', '.join(sorted(details))})" if details else ""
+        parts.append(f"{QUALITY_CODES.get(kind, '?')} = {kind}{extra}")
+    return "quality: " + "; ".join(parts)
 
 
 def _clock(seconds: float) -> str:
@@ -234,7 +260,10 @@ def render_table(result: PredictionResult) -> Table:
 
     names = result.class_names
     title = f"Predictions per {result.spec.eeg.window_s:g} s window"
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    legend = quality_legend(result.windows)
+    table = Table(
+        title=title, caption=legend, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
+    )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("start", justify="right", no_wrap=True)
     table.add_column("label", no_wrap=True)
@@ -242,7 +271,7 @@ def render_table(result: PredictionResult) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("frame:MIL weight", no_wrap=True)
     table.add_column("faces", justify="right", no_wrap=True)
-    table.add_column("quality")
+    table.add_column("quality", no_wrap=True)
     for w in result.windows:
         probs = [
             f"[bold]{p:.2f}[/bold]" if k == w.class_index else f"{p:.2f}" for k, p in enumerate(w.probabilities)
