@@ -158,6 +158,10 @@ def run_infer_cli(
     model_dir = Path(model) if model is not None else default_model_dir()
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
+    if Path(eeg).suffix.lower() == ".dat" and trial is None:
+        from .eeg.deap import deap_trial
+
+        deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
         with warnings.catch_warnings(record=True) as caught:

@@ -147,10 +147,10 @@ class EEGInputOptions:
 
     def __post_init__(self) -> None:
         if self.eeg_unit is not None:
-            check_option("eeg_unit", self.eeg_unit, tuple(EEG_UNITS))
+            check_option("--eeg-unit", self.eeg_unit, tuple(EEG_UNITS))
         if isinstance(self.max_interpolated, bool) or not isinstance(self.max_interpolated, int) or self.max_interpolated < 0:
             raise MilmerInputError(
-                f"Invalid value for 'max_interpolated': expected an integer >= 0, got {self.max_interpolated!r}."
+                f"Invalid value for '--max-interpolated': expected an integer >= 0, got {self.max_interpolated!r}."
             )
 
 

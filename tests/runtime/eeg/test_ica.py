@@ -82,7 +82,7 @@ def test_ica_info(with_eog, with_proxy):
     json.dumps(info)
     assert info["eog_source"] == "EOG channels ['vEOG']"
     assert with_proxy.info["eog_source"] == "proxy Fp1/Fp2"
-    assert info["ica_n_components"] == 32
+    assert info["ica_n_components"] == 31  # the rank after the average reference
     assert info["ica_scores_excluded"][0] > 0.9  # |correlation| with vEOG, measured 0.998
     assert with_proxy.info["ica_scores_excluded"][0] > 0.9  # with Fp1/Fp2, measured 0.970
     assert info["ica_scores_max"] == pytest.approx(info["ica_scores_excluded"][0], abs=1e-4)
@@ -135,3 +135,25 @@ def test_trace_and_plot(with_eog, tmp_path):
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert (width, height) == (1100, 550)
+
+
+def test_ica_is_fitted_on_good_data_only(blinky, eeg_spec, references):
+    """A 1.5 mV movement artefact marked BAD_movement stays out of the ICA fit: the blinks are
+    still removed everywhere else (> 99 % at Fp1), and the windows it touches are flagged."""
+    import mne
+
+    data = blinky.eeg.copy()
+    span = slice(int(19.5 * 128), int(21.5 * 128))
+    data[:, span] += 1.5e-3 * np.hanning(span.stop - span.start)  # 1.5 mV, all channels, 2 s
+    raw = array_to_raw(data, DEAP_CHANNELS, 128.0)
+    raw.set_annotations(mne.Annotations([19.5], [2.0], ["BAD_movement"]))
+    out = preprocess_raw(raw, eeg_spec)
+    assert out.flags[6] == ("bad-span:BAD_movement",) and out.flags[7] == ("bad-span:BAD_movement",)
+    assert all(f == () for i, f in enumerate(out.flags) if i not in (6, 7))
+    assert len(out.info["ica_excluded"]) == 1
+    clean, contaminated, mask = references
+    outside = mask.copy()
+    outside[int(18 * 128) : int(24 * 128)] = False  # windows 6 and 7
+    after = np.mean((_continuous(out)[FP1] - clean[FP1])[outside] ** 2)
+    before = np.mean((contaminated[FP1] - clean[FP1])[outside] ** 2)
+    assert 1 - after / before > 0.99

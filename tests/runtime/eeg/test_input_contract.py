@@ -228,3 +228,15 @@ def test_deap_trial_is_mapped_through_the_ratings(tmp_path):
     assert "DEAP participant 7, trial 5 (presentation order) = experiment 36, row 35" in notes[0]
     with pytest.raises(MilmerInputError, match=r"'--trial': 's07\.dat' is a DEAP file of 40 trials; say which one with --trial N"):
         read_eeg(dat, RecordingOptions(), [])
+
+
+def test_a_spec_saved_before_reference_and_line_noise_keeps_its_preprocessing():
+    from milmer.runtime.spec import ModelSpec
+
+    old = ModelSpec().to_dict()
+    del old["eeg"]["reference"], old["eeg"]["line_noise"]
+    spec = ModelSpec.from_dict(old)
+    assert (spec.eeg.reference, spec.eeg.line_noise) == ("as-recorded", "off")
+    assert (EEGSpec().reference, EEGSpec().line_noise) == ("average", "auto")
+    with pytest.raises(MilmerInputError, match=r"'eeg.reference': expected one of 'average', 'as-recorded', got 'Cz'"):
+        EEGSpec(reference="Cz")
