@@ -140,7 +140,13 @@ def preprocess(
     spec = _load_spec(spec_file)
     if detector is not None:
         spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
-    result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
+        result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
+    for w in caught:
+        _err(f"Warning: {' '.join(str(w.message).split())}")
     write_preprocessed(result, out, overwrite=overwrite)
     _print_preprocess_summary(result, out)
 

@@ -145,7 +145,7 @@ def run_infer_cli(
     from rich.console import Console
 
     from ._check import check_path_exists
-    from .pipeline import CoverageWarning, Pipeline
+    from .pipeline import Pipeline
     from .predictions import check_out_path, print_report, write_predictions
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
@@ -165,10 +165,11 @@ def run_infer_cli(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CoverageWarning)
+            # Every warning (coverage, MNE, ...) is shown as one line, not as Python's file:line.
+            warnings.simplefilter("always")
             result = pipeline.predict(video, eeg, options=options, progress=not quiet)
     for w in caught:
-        err.print(f"Warning: {w.message}", style="yellow", markup=False)
+        err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)
