@@ -44,8 +44,8 @@ def cap(recording, tmp_path_factory):
     chans = "".join(f"Ch{i + 1}={n},,1,\u00b5V\n" for i, n in enumerate(names))
     path.write_text(
         "Brain Vision Data Exchange Header File Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
-        f"DataFile=cap.eeg\nMarkerFile=cap.vmrk\nDataFormat=BINARY\nDataOrientation=MULTIPLEXED\n"
-        f"NumberOfChannels=32\nSamplingInterval=7812.5\n[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n"
+        "DataFile=cap.eeg\nMarkerFile=cap.vmrk\nDataFormat=BINARY\nDataOrientation=MULTIPLEXED\n"
+        "NumberOfChannels=32\nSamplingInterval=7812.5\n[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n"
         "[Channel Infos]\n" + chans,
         encoding="utf-8",
     )

@@ -86,7 +86,7 @@ def test_ica_info(with_eog, with_proxy):
     assert info["ica_scores_excluded"][0] > 0.9  # |correlation| with vEOG, measured 0.998
     assert with_proxy.info["ica_scores_excluded"][0] > 0.9  # with Fp1/Fp2, measured 0.970
     assert info["ica_scores_max"] == pytest.approx(info["ica_scores_excluded"][0], abs=1e-4)
-    assert set(info["timings"]) == {"resample", "filter", "ica", "window"}
+    assert set(info["timings"]) == {"reference", "resample", "filter", "ica", "window"}
     assert out.data.shape == (20, 32, 384) and info["n_windows"] == 20
 
 
