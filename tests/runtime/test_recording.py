@@ -80,7 +80,10 @@ def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap,
 
     console = Console(width=200, record=True)
     console.print(render_table(result))
-    assert console.export_text().count("interpolated:7 ch") == 4
+    text = console.export_text()
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 4 and all(row[-1].startswith("I") for row in rows)
+    assert "quality: I = interpolated (AF3, AF4, Oz, PO3, PO4, T7, T8)" in " ".join(text.split())
 
 
 def test_open_recording_keeps_flags_of_selected_windows(cap):
