@@ -13,7 +13,8 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
    the stored reference electrode, more are refused;
 2. units: ``--eeg-unit`` overrides the file's unit field;
 3. reference: ``spec.reference`` (``'average'``: the mean of the good spec channels);
-4. line noise: notch ``spec.line_noise`` (50/60 Hz, from the file or detected) and harmonics;
+4. line noise: notch ``spec.line_noise`` (50/60 Hz, from the file or detected) and its harmonics
+   below the model's Nyquist (higher ones go with the resampling's anti-alias filter);
 5. resample to ``spec.sfreq`` (only when the rate differs);
 6. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design); gaps (``BAD_ACQ_SKIP``)
    are filtered as separate segments;
@@ -245,8 +246,12 @@ def preprocess_raw(
     )
     if spec_eeg.reference == "average":
         work.set_eeg_reference("average", projection=False, verbose=_MNE_QUIET)  # bads excluded
+    harmonics = np.empty(0)
     if line_freq:
-        harmonics = line_freq * np.arange(1, int((sfreq / 2 - 1) // line_freq) + 1)
+        # Harmonics above the model's Nyquist go with the resampling's anti-alias filter.
+        top = min(sfreq, spec_eeg.sfreq) / 2 - 1
+        harmonics = line_freq * np.arange(1, int(top // line_freq) + 1)
+    if line_freq and harmonics.size:
         work.notch_filter(harmonics, picks=["eeg", "eog"] if eog_names else "eeg", verbose=_MNE_QUIET)
     timings["reference"] = time.perf_counter() - tic
 

@@ -240,3 +240,21 @@ def test_a_spec_saved_before_reference_and_line_noise_keeps_its_preprocessing():
     assert (EEGSpec().reference, EEGSpec().line_noise) == ("average", "auto")
     with pytest.raises(MilmerInputError, match=r"'eeg.reference': expected one of 'average', 'as-recorded', got 'Cz'"):
         EEGSpec(reference="Cz")
+
+
+def test_line_frequency_stated_by_the_file_is_notched(tmp_path):
+    import mne
+
+    sf = 256.0
+    t = np.arange(int(12 * sf)) / sf
+    rng = np.random.default_rng(5)
+    data = rng.uniform(-1, 1, (32, t.size)) * 30e-6 + 100e-6 * np.sin(2 * np.pi * 60 * t) * rng.uniform(0.5, 1.5, (32, 1))
+    raw = mne.io.RawArray(data, mne.create_info(list(DEAP_CHANNELS), sf, "eeg"), verbose="error")
+    raw.info["line_freq"] = 60.0
+    path = tmp_path / "us_raw.fif"
+    raw.save(path, verbose="error")
+    out, _ = _run(path)
+    line = out.info["line_noise"]
+    assert (line["freq"], line["source"]) == (60.0, "the file")
+    assert line["share_before"] > 0.5 and line["share_after"] < 0.035
+    assert out.info["resampled_from"] == 256.0
