@@ -258,3 +258,10 @@ def test_line_frequency_stated_by_the_file_is_notched(tmp_path):
     assert (line["freq"], line["source"]) == (60.0, "the file")
     assert line["share_before"] > 0.5 and line["share_after"] < 0.035
     assert out.info["resampled_from"] == 256.0
+
+
+def test_duplicate_labels_in_a_file_are_reported_as_duplicates(tmp_path, files):
+    names = [c if c != "O2" else "Cz" for c in DEAP_CHANNELS]  # "Cz" twice, no O2
+    path = files.write_edf_plus(tmp_path / "dup.edf", files.brain(6.0) * 1e6, names, SF, list(range(6)))
+    with pytest.raises(MilmerInputError, match=r"duplicate channel labels: Cz \('Cz-0', 'Cz-1'\)\. .*--channel-map"):
+        _run(path)
