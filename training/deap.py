@@ -16,7 +16,6 @@ nothing, so the index reflects the data on disk.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runtime._check import MilmerInputError
+from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [
     "DAT_DIR",
@@ -40,11 +40,8 @@ log = logging.getLogger(__name__)
 
 DAT_DIR = "data_preprocessed_python"
 VIDEO_DIR = "face_video"
-RATINGS_CSV = "participant_ratings.csv"
 #: Subjects the Milmer paper left out (s11: incomplete face video). Not applied by default.
 PAPER_EXCLUDED_SUBJECTS: tuple[int, ...] = (11,)
-
-_CSV_COLUMNS = ("Participant_id", "Trial", "Experiment_id", "Valence", "Arousal", "Dominance", "Liking")
 
 
 @dataclass(frozen=True)
@@ -123,39 +120,9 @@ def _subject_ids(name: str, values: Iterable[int] | None) -> set[int] | None:
 
 
 def _read_ratings_csv(path: Path) -> dict[int, dict[int, tuple[int, tuple[float, float, float, float]]]]:
-    """{participant: {presentation trial: (experiment_id, (v, a, d, l))}} from the CSV."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in _CSV_COLUMNS if c not in header]
-        if missing:
-            raise MilmerInputError(
-                f"Invalid ratings file {str(path)!r}: missing column(s) {', '.join(missing)}; "
-                f"expected {', '.join(_CSV_COLUMNS)}, got {', '.join(header) or '(no header)'}."
-            )
-        reader.fieldnames = header
-        table: dict[int, dict[int, tuple[int, tuple[float, float, float, float]]]] = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                subject, trial, eid = (int(row[c]) for c in _CSV_COLUMNS[:3])
-                v, a, d, lk = (float(row[c]) for c in _CSV_COLUMNS[3:])
-            except (TypeError, ValueError):
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line} is not numeric: {dict(row)!r}."
-                ) from None
-            if not 1 <= eid <= 40 or not 1 <= trial <= 40:
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line}: expected Trial and Experiment_id "
-                    f"in 1-40, got Trial={trial}, Experiment_id={eid}."
-                )
-            per_subject = table.setdefault(subject, {})
-            if trial in per_subject:
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line}: participant {subject} trial {trial} "
-                    "appears twice."
-                )
-            per_subject[trial] = (eid, (v, a, d, lk))
-    return table
+    """{participant: {presentation trial: (experiment_id, (v, a, d, l))}} from the CSV (the
+    runtime's reader: ``milmer-infer --trial`` maps trials the same way)."""
+    return read_ratings_csv(path)
 
 
 def index_deap(
