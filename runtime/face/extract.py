@@ -82,7 +82,7 @@ FRAME_FLAGS: dict[str, int] = {
 # Image checks on the frames used: mean luma (0-255) below this is "dark"; a mean absolute
 # difference between colour channels below this is "grayscale".
 _DARK_LUMA = 40.0
-_GRAY_CHROMA = 2.0
+_GRAY_CHROMA = 5.0
 
 #: What each detector can see, for the no-face hint.
 _DETECTOR_RANGE = {
