@@ -137,15 +137,28 @@ class Coverage:
 
 
 def window_coverage(
-    eeg_windows: EEGWindows, window_s: float, video_duration_s: float, offset_s: float = 0.0
+    eeg_windows: EEGWindows,
+    window_s: float,
+    video_duration_s: float,
+    offset_s: float = 0.0,
+    *,
+    frames_per_window: int | None = None,
 ) -> Coverage:
-    """Which of ``eeg_windows`` lie wholly inside a video of ``video_duration_s`` seconds.
+    """Which of ``eeg_windows`` a video of ``video_duration_s`` seconds (its real end) covers.
 
+    With ``frames_per_window``, a window is covered when all its sampled frames lie inside the
+    video (:func:`~.face.video.covered_windows`: a 60 s recording at 29.97 fps measures 59.993 s
+    and still covers its last 3 s window); without it, when its whole span does.
     Raises MilmerInputError when the video covers none of them.
     """
     starts = np.asarray(eeg_windows.starts, dtype=np.float64)
-    ends = starts + window_s + offset_s
-    covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
+    if frames_per_window is not None:
+        from .face.video import covered_windows
+
+        covered = covered_windows(starts, window_s, frames_per_window, video_duration_s, offset_s)
+    else:
+        ends = starts + window_s + offset_s
+        covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
     if not covered.any():
         raise MilmerInputError(
             f"Invalid value for 'video': the video ({video_duration_s:.1f} s, offset {offset_s:+.1f} s) "
@@ -201,7 +214,9 @@ def preprocess_recording(
     else:
         eeg_windows, trace = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s), None
 
-    coverage = window_coverage(eeg_windows, spec.eeg.window_s, info.duration_s, offset_s)
+    coverage = window_coverage(
+        eeg_windows, spec.eeg.window_s, info.duration_s, offset_s, frames_per_window=spec.face.frames_per_window
+    )
     dropped = coverage.n_dropped
     eeg_windows = coverage.select(eeg_windows)
     t1 = time.perf_counter()
@@ -248,10 +263,11 @@ def write_preprocessed(
             face_found=result.faces.found,
             window_has_face=result.faces.window_has_face,
             frame_times=result.faces.timestamps,
+            **({"frame_flags": result.faces.flags} if result.faces.flags is not None else {}),
         )
         from .face.plots import save_montage
 
-        save_montage(result.faces, tmp / "faces.png", max_windows=n_montage)
+        save_montage(result.faces, tmp / "faces.png", max_windows=n_montage, window_starts=result.eeg.starts)
         if result.ica_trace is not None:
             from .eeg.plots import plot_ica_before_after
 
