@@ -41,6 +41,7 @@ __all__ = [
     "covered_windows",
     "iter_frames_at",
     "check_offset",
+    "display_matrix_rotation",
 ]
 
 #: Containers the runtime accepts (anything FFmpeg decodes in them works).
@@ -171,7 +172,7 @@ def _open(path: str | os.PathLike[str]) -> Any:
     p = check_path_exists("video", path)
     check_suffix("video", p, VIDEO_SUFFIXES)
     try:
-        container = av.open(str(p), metadata_errors="ignore")
+        container = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise MilmerInputError(
             f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec: {err})."
@@ -207,16 +208,41 @@ def _quarter_turns(rotation: float | None) -> int:
     return int(round(rotation / 90.0)) % 4 * 90
 
 
+def display_matrix_rotation(matrix: np.ndarray) -> float:
+    """Degrees counter-clockwise a display matrix turns the picture, as FFmpeg's ``av_display_rotation_get``.
+
+    matrix: (9,) int32, ``AV_FRAME_DATA_DISPLAYMATRIX`` (16.16 fixed point). NaN when singular.
+    """
+    m = np.asarray(matrix, np.float64).reshape(9) / 65536.0
+    scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if scale0 == 0.0 or scale1 == 0.0:
+        return math.nan
+    return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
+
+
 def _frame_rotation(frame: Any) -> int:
-    """The display rotation FFmpeg attached to a decoded frame (PyAV >= 14: ``VideoFrame.rotation``)."""
-    return _quarter_turns(getattr(frame, "rotation", 0))
+    """The display rotation FFmpeg attached to a decoded frame, as 0, 90, 180 or 270 degrees.
+
+    ``VideoFrame.rotation`` where PyAV has it, else read from the frame's DISPLAYMATRIX side data.
+    """
+    rotation = getattr(frame, "rotation", None)
+    if rotation is None:
+        rotation = 0.0
+        for sd in getattr(frame, "side_data", ()):
+            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
+                rotation = display_matrix_rotation(np.frombuffer(bytes(sd), np.int32))
+    return _quarter_turns(rotation)
+
+
+def _seconds(ts: int | None, time_base: Any) -> float | None:
+    """``ts * time_base`` in seconds; None without a timestamp or a time base (PyAV's Fraction or AVRational)."""
+    if ts is None or not time_base:
+        return None
+    return ts * time_base.numerator / time_base.denominator
 
 
 def _packet_time(packet: Any) -> float | None:
-    ts = packet.pts if packet.pts is not None else packet.dts
-    if ts is None or packet.time_base is None:
-        return None
-    return float(ts * packet.time_base)
+    return _seconds(packet.pts if packet.pts is not None else packet.dts, packet.time_base)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -239,10 +265,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     try:
         stream = _stream_of(container)
         nominal = _rate(stream.average_rate) or _rate(stream.base_rate)
-        header_duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            header_duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
+        header_duration = _seconds(stream.duration, stream.time_base)
+        if header_duration is None and container.duration is not None:
             header_duration = container.duration / 1_000_000  # AV_TIME_BASE
         times: list[float] = []
         n_untimed = corrupt = 0
@@ -424,7 +448,7 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
         def timed(frames: Any) -> Iterator[_Decoded]:
             nonlocal origin, prev
             for frame in frames:
-                t = None if frame.pts is None or frame.time_base is None else float(frame.pts * frame.time_base)
+                t = _seconds(frame.pts, frame.time_base)
                 if t is not None and origin is None:
                     origin = t
                 t = None if t is None or origin is None else t - origin

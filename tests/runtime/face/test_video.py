@@ -373,3 +373,19 @@ def test_carphone_with_a_rotation_tag_decodes_upright(tmp_path: Path, rotation: 
     got = [i.frame for i in iter_frames_at(tagged, times)]
     for r, g in zip(ref, got):  # the same decoded pixels, turned by the tag: bit-exact
         np.testing.assert_array_equal(g, np.rot90(r, rotation // 90))
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_display_matrix_rotation_matches_ffmpeg(tmp_path: Path, rotation: int) -> None:
+    import av
+
+    from milmer.runtime.face.video import display_matrix_rotation
+
+    path = avgen.write_video(tmp_path / "r.mp4", avgen.every(10, 2), rotation=rotation)
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        (entry,) = list(frame.side_data)
+        sd = entry if hasattr(entry, "type") else frame.side_data[entry]
+        matrix = np.frombuffer(bytes(sd), np.int32)
+    assert round(display_matrix_rotation(matrix)) % 360 == rotation == frame.rotation % 360
+    assert np.isnan(display_matrix_rotation(np.zeros(9, np.int32)))
