@@ -81,6 +81,9 @@ class VideoInfo:
     max_gap_s:         the longest interval between consecutive frames (s) ...
     max_gap_at_s:      ... and the video time of the frame after it
     corrupt_packets:   packets FFmpeg marked corrupt (the cut-off end of a truncated file)
+    start_s:           stream time (s) of the first frame shown: video time 0 (frames before it,
+                       the pre-roll a stream-copy trim keeps to decode from a keyframe, are not
+                       part of the video)
     """
 
     fps: float
@@ -94,6 +97,7 @@ class VideoInfo:
     max_gap_s: float = 0.0
     max_gap_at_s: float = 0.0
     corrupt_packets: int = 0
+    start_s: float = 0.0
 
     @property
     def interval_s(self) -> float:
@@ -335,6 +339,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         max_gap_s=float(gaps[g]) if g >= 0 else 0.0,
         max_gap_at_s=float(ts[g + 1] - ts[0]) if g >= 0 else 0.0,
         corrupt_packets=corrupt,
+        start_s=float(ts[0]) if ts.size else 0.0,
     )
 
 
@@ -434,24 +439,25 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
     """Every frame of the video in presentation order with strictly increasing video times.
 
     Corrupt packets (the cut-off end of a truncated file) are skipped, as are packets FFmpeg
-    cannot decode; times are ``pts * time_base`` minus the first frame's; a frame without a
-    usable timestamp gets the previous one plus one interval.
+    cannot decode; times are ``pts * time_base - info.start_s``; frames before ``start_s`` (a
+    trim's pre-roll, decoded only as references) are dropped; a frame without a usable
+    timestamp gets the previous one plus one interval.
     """
     import av
 
     container = _open(path)
     try:
         stream = _stream_of(container)
-        origin: float | None = None
         prev: float | None = None
+        eps = 1e-6
 
         def timed(frames: Any) -> Iterator[_Decoded]:
-            nonlocal origin, prev
+            nonlocal prev
             for frame in frames:
                 t = _seconds(frame.pts, frame.time_base)
-                if t is not None and origin is None:
-                    origin = t
-                t = None if t is None or origin is None else t - origin
+                t = None if t is None else t - info.start_s
+                if t is not None and t < -eps:
+                    continue  # pre-roll before the first frame shown
                 if prev is not None and (t is None or not t > prev):
                     t = prev + info.interval_s
                 elif t is None:
@@ -460,7 +466,7 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
                 yield _Decoded(frame, t, (_frame_rotation(frame) // 90) % 4)
 
         for packet in container.demux(stream):
-            if packet.is_corrupt or getattr(packet, "is_discard", False):
+            if packet.is_corrupt:
                 continue
             try:
                 frames = packet.decode()  # the final empty packet flushes the decoder

@@ -389,3 +389,40 @@ def test_display_matrix_rotation_matches_ffmpeg(tmp_path: Path, rotation: int) -
         matrix = np.frombuffer(bytes(sd), np.int32)
     assert round(display_matrix_rotation(matrix)) % 360 == rotation == frame.rotation % 360
     assert np.isnan(display_matrix_rotation(np.zeros(9, np.int32)))
+
+
+def test_stream_copy_trim_starts_at_the_cut_and_counts_only_shown_frames(tmp_path: Path) -> None:
+    # What `ffmpeg -ss 3.4 -i long.mp4 -c copy trim.mp4` writes: the packets from the keyframe
+    # before the cut (2.0 s), shifted so the cut is at 0; the 14 frames before it are pre-roll
+    # (negative times, marked discard through the MP4 edit list). OpenCV counts 80 frames.
+    import av
+    from fractions import Fraction
+
+    src = tmp_path / "long.mp4"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = avgen.W, avgen.H, "yuv420p"
+        stream.codec_context.gop_size = 20  # keyframes at 0, 2, 4, ... s
+        stream.codec_context.options = {"qscale": "2"}
+        for k in range(100):
+            frame = av.VideoFrame.from_ndarray(avgen.coded_frame(k), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    trim = tmp_path / "trim.mp4"
+    with av.open(str(src)) as inp, av.open(str(trim), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        for packet in inp.demux(ins):
+            if packet.dts is None or packet.pts * packet.time_base < 2:
+                continue
+            shift = int(round(Fraction(34, 10) / packet.time_base))
+            packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, outs
+            out.mux(packet)
+    info = probe_video(trim)
+    assert info.n_frames == 66 and info.duration_s == pytest.approx(6.6)  # frames 34-99
+    items = list(iter_frames_at(trim, np.array([0.0, 1.0, 6.55]), info=info))
+    assert [avgen.decode_index(i.frame) for i in items] == [34, 44, 99]
+    np.testing.assert_allclose([i.timestamp for i in items], [0.0, 1.0, 6.5], atol=1e-6)
