@@ -120,11 +120,20 @@ def preprocess(
     spec = _load_spec(spec_file)
     if detector is not None:
         spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
-    result = preprocess_recording(
-        video, eeg, spec, offset_s=offset, baseline_s=baseline, progress=True, keep_trace=True
-    )
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = preprocess_recording(
+            video, eeg, spec, offset_s=offset, baseline_s=baseline, progress=True, keep_trace=True
+        )
     write_preprocessed(result, out, overwrite=overwrite)
     _print_preprocess_summary(result, out)
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for w in caught:
+        err.print(f"Warning: {w.message}", style="yellow", markup=False)
 
 
 def _print_preprocess_summary(result: Any, out: Path) -> None:
@@ -138,6 +147,15 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
+    table.add_row("frames with several faces", str(fi.get("frames_several_faces", 0)))
+    table.add_row("frames far from their time", str(fi.get("frames_timing_off", 0)))
+    video = fi.get("video", {})
+    if video:
+        table.add_row(
+            "video",
+            f"{video.get('duration_s', 0):.2f} s, {video.get('n_frames')} frames at {video.get('fps', 0):.2f} fps, "
+            f"{video.get('width')}x{video.get('height')}, rotation {video.get('rotation', 0)}",
+        )
     table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)

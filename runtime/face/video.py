@@ -110,21 +110,25 @@ class VideoInfo:
         return self.nominal_fps is not None and abs(self.fps / self.nominal_fps - 1.0) > _FPS_MISMATCH
 
     @property
-    def truncated(self) -> bool:
-        """The header promises clearly more than the frames hold, or packets at the end are corrupt."""
-        if self.corrupt_packets:
-            return True
+    def header_too_long(self) -> bool:
+        """The header's duration clearly exceeds where the frames end."""
         h = self.header_duration_s
         return h is not None and h - self.duration_s > max(_HEADER_SLACK_S, _HEADER_SLACK_FRAC * h)
+
+    @property
+    def truncated(self) -> bool:
+        """The header promises clearly more than the frames hold, or packets are corrupt (cut off)."""
+        return bool(self.corrupt_packets) or self.header_too_long
 
     def notes(self) -> list[str]:
         """Sentences about what differs from a plain, complete, constant-rate, upright video."""
         out = []
         if self.truncated:
-            header = f"its header says {self.header_duration_s:.1f} s, " if self.header_duration_s else ""
+            header = f"its header says {self.header_duration_s:.1f} s, " if self.header_too_long else ""
+            corrupt = f", {self.corrupt_packets} corrupt packet(s) skipped" if self.corrupt_packets else ""
             out.append(
                 f"The video looks truncated: {header}its frames end at {self.duration_s:.2f} s "
-                f"({self.n_frames} frames); the video is taken to end there."
+                f"({self.n_frames} whole frames{corrupt}); the video is taken to end there."
             )
         if self.fps_mismatch:
             out.append(

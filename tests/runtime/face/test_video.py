@@ -209,7 +209,9 @@ def test_truncated_file_ends_where_its_frames_end(tmp_path: Path, name: str, fra
     assert info.n_frames == n
     assert info.duration_s == pytest.approx(n / 10, abs=1e-3)  # the real end, not the header's 20 s
     assert info.header_duration_s == pytest.approx(20.0, abs=0.01) and info.truncated
-    assert info.notes()[0].startswith(f"The video looks truncated: its header says 20.0 s, its frames end at {n / 10:.2f} s")
+    assert info.notes()[0].startswith(
+        f"The video looks truncated: its header says 20.0 s, its frames end at {n / 10:.2f} s ({n} whole frames"
+    )
     # The last frame is there; past the real end there is nothing (no black frame stands in).
     items = list(iter_frames_at(cut, np.array([(n - 1) / 10, n / 10 + 0.01, 15.0]), info=info))
     assert avgen.decode_index(items[0].frame) == n - 1
