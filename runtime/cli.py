@@ -188,13 +188,16 @@ def infer(
     baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+    faces: Optional[Path] = typer.Option(
+        None, "--faces", help="Also draw the first 4 windows' face crops (MIL-selected frames marked) to FILE.png."
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     from .infer import run_infer_cli
 
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
-        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet,
+        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, faces=faces,
     )
 
 

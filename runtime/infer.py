@@ -11,11 +11,15 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._check import MilmerInputError, check_option
+from ._check import MilmerInputError, check_option, check_suffix
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
+
+if TYPE_CHECKING:
+    from .pipeline import PredictionResult
 
 __all__ = [
     "DEMO_POINTER",
@@ -24,6 +28,7 @@ __all__ = [
     "default_model_dir",
     "check_infer_options",
     "run_infer_cli",
+    "write_faces_png",
 ]
 
 #: File in :func:`milmer_home` naming the demo model directory.
@@ -102,12 +107,16 @@ def run_infer_cli(
     baseline: float = 0.0,
     out: Path | None = None,
     quiet: bool = False,
+    faces: Path | None = None,
+    faces_windows: int = 4,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
     Order: options, the --out suffix, which model (``--model`` or the demo model), the input
     files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
-    (unless ``quiet``) and the summary, and write ``out`` atomically.
+    (unless ``quiet``) and the summary, and write ``out`` atomically. ``faces``: also draw the
+    crops of the first ``faces_windows`` windows to this PNG, the MIL-selected frames marked
+    (:func:`write_faces_png`).
     """
     from rich.console import Console
 
@@ -118,6 +127,8 @@ def run_infer_cli(
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
     if out is not None:
         check_out_path(out)
+    if faces is not None:
+        check_suffix("faces", Path(faces), (".png",))
     model_dir = Path(model) if model is not None else default_model_dir()
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
@@ -125,10 +136,41 @@ def run_infer_cli(
     with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CoverageWarning)
-            result = pipeline.predict(video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet)
+            result = pipeline.predict(
+                video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet,
+                keep_crops=faces_windows if faces is not None else 0,
+            )
     for w in caught:
         err.print(f"Warning: {w.message}", style="yellow", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)
         Console().print(f"Wrote {len(result.windows)} predictions to {path}", markup=False, highlight=False)
+    if faces is not None:
+        path = write_faces_png(result, faces)
+        Console().print(f"Wrote the face crops of {len(result.stats.kept_crops)} windows to {path}", markup=False, highlight=False)
+
+
+def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
+    """The montage of ``result.stats.kept_crops`` (see ``Pipeline.predict(keep_crops=...)``): rows
+    labelled with the window's time, crops with the frame's time, frames without a face in red,
+    the frames the MIL selected for the prediction marked (none for a window without a face)."""
+    import numpy as np
+
+    from .face.plots import save_montage
+    from .windows import FaceWindows
+
+    kept = result.stats.kept_crops
+    if not kept:
+        raise MilmerInputError("Invalid value for 'faces': no face windows were kept to draw.")
+    # kept_crops index into the covered windows, in order: the i-th kept is the i-th prediction.
+    preds = result.windows[: len(kept)]
+    fw = FaceWindows(
+        frames=np.stack([w.crops for w in kept]),
+        found=np.stack([np.asarray(w.found, bool) for w in kept]),
+        timestamps=np.stack([np.asarray(w.timestamps, np.float64) for w in kept]),
+    )
+    return save_montage(
+        fw, path, max_windows=len(kept), window_starts=np.array([p.start for p in preds]),
+        window_s=result.spec.eeg.window_s, selected=[p.selected for p in preds],
+    )

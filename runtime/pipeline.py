@@ -134,6 +134,8 @@ class RunStats:
     coverage: Coverage | None = None
     eeg_info: dict[str, Any] = field(default_factory=dict)
     face: FaceExtractionStats = field(default_factory=FaceExtractionStats)
+    #: Copies of the first ``keep_crops`` face windows (for a montage, :func:`~.face.plots.save_montage`).
+    kept_crops: list[FaceWindow] = field(default_factory=list)
 
 
 @dataclass
@@ -331,6 +333,7 @@ class Pipeline:
         progress: bool = False,
         stats: RunStats | None = None,
         predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> Iterator[WindowPrediction]:
         """Predict every EEG window the video covers, in time order, as a stream.
 
@@ -341,6 +344,7 @@ class Pipeline:
         stats:      filled in with counts, timings and coverage while the stream runs
         predict_without_face: score windows where no frame shows a face too (by default they
                     get no prediction: ``label`` None, see :class:`WindowPrediction`)
+        keep_crops: keep copies of the first this many face windows in ``stats.kept_crops``
 
         The files are checked, the EEG preprocessed and the coverage decided here, before the
         first prediction is asked for; a :class:`CoverageWarning` says which windows (seconds,
@@ -385,7 +389,8 @@ class Pipeline:
             stats=stats.face,
         )
         return self._stream(
-            kept, indices, faces, stats, started, progress=progress, predict_without_face=predict_without_face
+            kept, indices, faces, stats, started, progress=progress, predict_without_face=predict_without_face,
+            keep_crops=keep_crops,
         )
 
     def run_windows(
@@ -420,6 +425,7 @@ class Pipeline:
         *,
         progress: bool,
         predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> Iterator[WindowPrediction]:
         """Gather up to ``batch`` windows into one buffer, score them, yield their predictions.
 
@@ -447,6 +453,8 @@ class Pipeline:
                     exhausted = True
                 else:
                     found = np.asarray(window.found, bool)
+                    if len(stats.kept_crops) < keep_crops:
+                        stats.kept_crops.append(window._replace(crops=np.array(window.crops)))
                     slot = None
                     if predict_without_face or found.any():
                         slot = n_scored
@@ -530,13 +538,14 @@ class Pipeline:
         baseline_s: float = 0.0,
         progress: bool = False,
         predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> PredictionResult:
         """All of :meth:`run`'s predictions with their settings, counts and timings."""
         stats = RunStats()
         windows = list(
             self.run(
                 video, eeg, offset_s=offset_s, baseline_s=baseline_s, progress=progress, stats=stats,
-                predict_without_face=predict_without_face,
+                predict_without_face=predict_without_face, keep_crops=keep_crops,
             )
         )
         settings = {

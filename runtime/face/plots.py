@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def save_montage(
     *,
     window_starts: np.ndarray | None = None,
     window_s: float | None = None,
-    selected: np.ndarray | None = None,
+    selected: np.ndarray | Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Write a PNG grid of crops: one row per window (the first ``max_windows``), one column per frame.
 
@@ -59,7 +60,8 @@ def save_montage(
     seconds and ``window_s``); each tile is captioned with its frame's video time
     (:func:`frame_caption`). Frames without a face (``found`` False: a reused box, the centred
     square or a black frame outside the video) are outlined in red and captioned "no face".
-    ``selected``: (W, K) frame indices the MIL selected per window (from ``milmer-infer``):
+    ``selected``: per window, the frame indices the MIL selected ((W, K) array or a sequence
+    of (K,) arrays, empty for a window without a prediction; from ``milmer-infer --faces``):
     those tiles get a gold bar along their top edge. Returns the path written.
     """
     import cv2
