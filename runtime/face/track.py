@@ -83,7 +83,7 @@ class SubjectTracker:
     that frame or None.
     """
 
-    def __init__(self, *, max_shift: float = 0.5, shift_per_s: float = 0.5, max_scale: float = 1.5) -> None:
+    def __init__(self, *, max_shift: float = 1.0, shift_per_s: float = 0.5, max_scale: float = 1.5) -> None:
         check_positive("max_shift", max_shift)
         check_positive("shift_per_s", shift_per_s)
         if not max_scale > 1:
