@@ -148,7 +148,8 @@ def run_infer_cli(
         Console().print(f"Wrote {len(result.windows)} predictions to {path}", markup=False, highlight=False)
     if faces is not None:
         path = write_faces_png(result, faces)
-        Console().print(f"Wrote the face crops of {len(result.stats.kept_crops)} windows to {path}", markup=False, highlight=False)
+        n_kept = len(result.stats.kept_crops)
+        Console().print(f"Wrote the face crops of {n_kept} windows to {path}", markup=False, highlight=False)
 
 
 def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> Path:

@@ -31,7 +31,8 @@ def encode_index(frame: np.ndarray, k: int) -> np.ndarray:
 def decode_index(frame: np.ndarray) -> int:
     h, w = frame.shape[:2]
     block = w // CODE_BITS
-    return sum(int(frame[h - 6 : h - 2, b * block + 2 : (b + 1) * block - 2].mean() > 127) << b for b in range(CODE_BITS))
+    bits = (frame[h - 6 : h - 2, b * block + 2 : (b + 1) * block - 2].mean() > 127 for b in range(CODE_BITS))
+    return sum(int(bit) << b for b, bit in enumerate(bits))
 
 
 def coded_frame(k: int, *, level: int = 60, width: int = W, height: int = H) -> np.ndarray:
