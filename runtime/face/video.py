@@ -55,6 +55,8 @@ TIMING_TOLERANCE_FRAMES = 1.5
 # A header frame rate outside this range is treated as missing (some WebM/MKV files from browser
 # recorders report 0 or 1000 fps).
 _PLAUSIBLE_FPS = (1.0, 480.0)
+# Packets decoded at most while looking for the first frame (its size and rotation).
+_FIRST_FRAME_TRIES = 300
 # The measured and the header frame rate are reported as different beyond this relative gap
 # (29.97 vs 30 fps is 0.1 %; a webcam delivering 24 under a 30 fps header is 20 %).
 _FPS_MISMATCH = 0.05
@@ -277,7 +279,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         if header_duration is None and container.duration is not None:
             header_duration = container.duration / 1_000_000  # AV_TIME_BASE
         times: list[float] = []
-        n_untimed = corrupt = 0
+        n_untimed = corrupt = tries = 0
         first = None
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -287,7 +289,9 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
                 continue
             if getattr(packet, "is_discard", False):
                 continue
-            if first is None:
+            if first is None and tries < _FIRST_FRAME_TRIES:
+                # Decode until a frame comes out (a file cut mid-GOP starts with undecodable ones).
+                tries += 1
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:
