@@ -191,6 +191,9 @@ def infer(
     faces: Optional[Path] = typer.Option(
         None, "--faces", help="Also draw the first 4 windows' face crops (MIL-selected frames marked) to FILE.png."
     ),
+    predict_without_face: bool = typer.Option(
+        False, "--predict-without-face", help="Also predict windows in which no frame shows a face."
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     from .infer import run_infer_cli
@@ -198,6 +201,7 @@ def infer(
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, faces=faces,
+        predict_without_face=predict_without_face,
     )
 
 

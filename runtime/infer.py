@@ -109,6 +109,7 @@ def run_infer_cli(
     quiet: bool = False,
     faces: Path | None = None,
     faces_windows: int = 4,
+    predict_without_face: bool = False,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
@@ -116,7 +117,8 @@ def run_infer_cli(
     files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
     (unless ``quiet``) and the summary, and write ``out`` atomically. ``faces``: also draw the
     crops of the first ``faces_windows`` windows to this PNG, the MIL-selected frames marked
-    (:func:`write_faces_png`).
+    (:func:`write_faces_png`). Windows without a face get no prediction unless
+    ``predict_without_face``.
     """
     from rich.console import Console
 
@@ -138,7 +140,7 @@ def run_infer_cli(
             warnings.simplefilter("always", CoverageWarning)
             result = pipeline.predict(
                 video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet,
-                keep_crops=faces_windows if faces is not None else 0,
+                keep_crops=faces_windows if faces is not None else 0, predict_without_face=predict_without_face,
             )
     for w in caught:
         err.print(f"Warning: {w.message}", style="yellow", markup=False)

@@ -43,3 +43,10 @@ def test_infer_draws_faces_with_the_selected_frames(capsys, tiny_graphs, tmp_pat
         marked = [c for c in range(10) if gold[y, GAP + c * (S + GAP) + S // 2]]
         assert marked == sorted(w["selected"])
     assert "Wrote the face crops of 3 windows" in captured.out.replace("\n", "")
+    # Asked for, the faceless window is predicted too.
+    forced = tmp_path / "forced.json"
+    argv = [video, eeg, "--model", model, "--out", forced, "--quiet", "--predict-without-face"]
+    assert infer_main([str(a) for a in argv]) == 0
+    doc = json.loads(forced.read_text())
+    assert [w["predicted"] for w in doc["windows"]] == [True, True, True]
+    assert doc["windows"][1]["label"] in spec.class_names and doc["settings"]["predict_without_face"] is True
