@@ -183,6 +183,15 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
+    table.add_row("frames with several faces", str(fi.get("frames_several_faces", 0)))
+    table.add_row("frames far from their time", str(fi.get("frames_timing_off", 0)))
+    video = fi.get("video", {})
+    if video:
+        table.add_row(
+            "video",
+            f"{video.get('duration_s', 0):.2f} s, {video.get('n_frames')} frames at {video.get('fps', 0):.2f} fps, "
+            f"{video.get('width')}x{video.get('height')}, rotation {video.get('rotation', 0)}",
+        )
     table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
     flagged = sum(bool(f) for f in r.get("window_flags", []))
     table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
@@ -234,6 +243,12 @@ def infer(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+    faces: Optional[Path] = typer.Option(
+        None, "--faces", help="Also draw the first 4 windows' face crops (MIL-selected frames marked) to FILE.png."
+    ),
+    predict_without_face: bool = typer.Option(
+        False, "--predict-without-face", help="Also predict windows in which no frame shows a face."
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     from .infer import run_infer_cli
@@ -242,7 +257,7 @@ def infer(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
         channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
-        trial=trial,
+        trial=trial, faces=faces, predict_without_face=predict_without_face,
     )
 
 

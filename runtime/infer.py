@@ -11,13 +11,17 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._check import MilmerInputError, check_option, check_positive
+from ._check import MilmerInputError, check_option, check_positive, check_suffix
 from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
 from .recording import RecordingOptions
+
+if TYPE_CHECKING:
+    from .pipeline import PredictionResult
 
 __all__ = [
     "DEMO_POINTER",
@@ -28,6 +32,7 @@ __all__ = [
     "check_model_option",
     "recording_options",
     "run_infer_cli",
+    "write_faces_png",
 ]
 
 #: File in :func:`milmer_home` naming the demo model directory.
@@ -152,6 +157,9 @@ def run_infer_cli(
     interpolate_missing: bool = False,
     max_interpolated: int | None = None,
     trial: int | None = None,
+    faces: Path | None = None,
+    faces_windows: int = 4,
+    predict_without_face: bool = False,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
@@ -160,7 +168,9 @@ def run_infer_cli(
     backend and device (TensorRT > CUDA EP > CPU, see :func:`~.backends.registry.choose`, with a
     one-line note on stderr of what was picked and why better ones were skipped); then predict (a
     progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
-    the summary, and write ``out`` atomically.
+    the summary, and write ``out`` atomically. ``faces``: also draw the crops of the first
+    ``faces_windows`` windows to this PNG, the MIL-selected frames marked (:func:`write_faces_png`).
+    Windows without a face get no prediction unless ``predict_without_face``.
     """
     from rich.console import Console
 
@@ -177,6 +187,8 @@ def run_infer_cli(
     )
     if out is not None:
         check_out_path(out)
+    if faces is not None:
+        check_suffix("faces", Path(faces), (".png",))
     model_dir = Path(model) if model is not None else default_model_dir()
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
@@ -192,12 +204,44 @@ def run_infer_cli(
         err.print(choice.note(), markup=False)
     with Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch) as pipeline:  # type: ignore[arg-type]
         with warnings.catch_warnings(record=True) as caught:
-            # Every warning (coverage, MNE, ...) is shown as one line, not as Python's file:line.
+            # Every warning (coverage, faces, MNE, ...) is shown as one line, not as Python's file:line.
             warnings.simplefilter("always")
-            result = pipeline.predict(video, eeg, options=options, progress=not quiet)
+            result = pipeline.predict(
+                video, eeg, options=options, progress=not quiet,
+                keep_crops=faces_windows if faces is not None else 0, predict_without_face=predict_without_face,
+            )
     for w in caught:
         err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)
         Console().print(f"Wrote {len(result.windows)} predictions to {path}", markup=False, highlight=False)
+    if faces is not None:
+        path = write_faces_png(result, faces)
+        n_kept = len(result.stats.kept_crops)
+        Console().print(f"Wrote the face crops of {n_kept} windows to {path}", markup=False, highlight=False)
+
+
+def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
+    """The montage of ``result.stats.kept_crops`` (see ``Pipeline.predict(keep_crops=...)``): rows
+    labelled with the window's time, crops with the frame's time, frames without a face in red,
+    the frames the MIL selected for the prediction marked (none for a window without a face)."""
+    import numpy as np
+
+    from .face.plots import save_montage
+    from .windows import FaceWindows
+
+    kept = result.stats.kept_crops
+    if not kept:
+        raise MilmerInputError("Invalid value for 'faces': no face windows were kept to draw.")
+    # kept_crops index into the covered windows, in order: the i-th kept is the i-th prediction.
+    preds = result.windows[: len(kept)]
+    fw = FaceWindows(
+        frames=np.stack([w.crops for w in kept]),
+        found=np.stack([np.asarray(w.found, bool) for w in kept]),
+        timestamps=np.stack([np.asarray(w.timestamps, np.float64) for w in kept]),
+    )
+    return save_montage(
+        fw, path, max_windows=len(kept), window_starts=np.array([p.start for p in preds]),
+        window_s=result.spec.eeg.window_s, selected=[p.selected for p in preds],
+    )

@@ -49,6 +49,8 @@ BAG_OUTPUTS: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selec
 #: time spent waiting for the face iterator (decode + detect + crop; the split is in
 #: ``RunStats.face.timings``).
 STAGES: tuple[str, ...] = ("eeg_read", "eeg_preprocess", "faces", "normalise", "backbone", "fusion")
+#: Windows waiting for a batch to fill, at most (windows without a face take no batch slot).
+_MAX_PENDING = 64
 #: A progress bar appears (with ``progress=True``) from this many windows on.
 PROGRESS_MIN_WINDOWS = 20
 
@@ -72,12 +74,19 @@ class WindowPrediction:
     frame_times:   (F,) float64 video time (s) of each frame; NaN outside the video
     flags:         what makes the window less trustworthy (``EEGWindows.flags`` plus
                    ``'no-face'`` / ``'some-frames-without-face'``); empty when nothing is known
+    frame_flags:   (F,) uint8 bits of ``face.extract.FRAME_FLAGS`` (no face, timing off, several
+                   faces, outside the video); None when the face windows carried none
+
+    A window without any face gets no emotion prediction (unless asked for with
+    ``predict_without_face=True``): ``label`` is None, ``class_index`` -1, probabilities, logits
+    and MIL weights NaN and ``selected`` empty; :attr:`predicted` is False. Its ``flags`` hold
+    ``'no-face'``.
     """
 
     index: int
     start: float
     end: float
-    label: str
+    label: str | None
     class_index: int
     probabilities: np.ndarray
     logits: np.ndarray
@@ -86,6 +95,12 @@ class WindowPrediction:
     found: np.ndarray
     frame_times: np.ndarray
     flags: tuple[str, ...] = ()
+    frame_flags: np.ndarray | None = None
+
+    @property
+    def predicted(self) -> bool:
+        """The model scored this window (False for a window without a face)."""
+        return self.label is not None
 
     @property
     def selected_weights(self) -> np.ndarray:
@@ -125,6 +140,8 @@ class RunStats:
     notes: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     face: FaceExtractionStats = field(default_factory=FaceExtractionStats)
+    #: Copies of the first ``keep_crops`` face windows (for a montage, :func:`~.face.plots.save_montage`).
+    kept_crops: list[FaceWindow] = field(default_factory=list)
 
 
 @dataclass
@@ -155,7 +172,8 @@ class PredictionResult:
         """Predicted windows per class, every class listed."""
         counts = dict.fromkeys(self.class_names, 0)
         for w in self.windows:
-            counts[w.label] += 1
+            if w.label is not None:  # windows without a face have no class
+                counts[w.label] += 1
         return counts
 
 
@@ -321,6 +339,8 @@ class Pipeline:
         options: RecordingOptions | None = None,
         progress: bool = False,
         stats: RunStats | None = None,
+        predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> Iterator[WindowPrediction]:
         """Predict every EEG window the video covers, in time order, as a stream.
 
@@ -330,6 +350,9 @@ class Pipeline:
         options:    all recording options (:class:`~.recording.RecordingOptions`)
         progress:   show a progress bar on stderr (from :data:`PROGRESS_MIN_WINDOWS` windows)
         stats:      filled in with counts, timings and coverage while the stream runs
+        predict_without_face: score windows where no frame shows a face too (by default they
+                    get no prediction: ``label`` None, see :class:`WindowPrediction`)
+        keep_crops: keep copies of the first this many face windows in ``stats.kept_crops``
 
         The recording comes in through :func:`~.recording.open_recording` (files checked, EEG
         preprocessed, coverage decided) before the first prediction is asked for; a :class:`CoverageWarning` says which windows (seconds,
@@ -338,6 +361,7 @@ class Pipeline:
         stats = stats if stats is not None else RunStats()
         started = time.perf_counter()
         options = options or RecordingOptions(offset_s=offset_s, baseline_s=baseline_s)
+        # The coverage rule (a window is covered when its sampled frames are) is open_recording's.
         rec = open_recording(video, eeg, self.spec, options)
         stats.timings["eeg_read"] += rec.timings["eeg_read"]
         stats.timings["eeg_preprocess"] += rec.timings["eeg_preprocess"]
@@ -358,7 +382,10 @@ class Pipeline:
             video_info=rec.video_info,
             stats=stats.face,
         )
-        return self._stream(kept, indices, faces, stats, started, progress=progress)
+        return self._stream(
+            kept, indices, faces, stats, started, progress=progress, predict_without_face=predict_without_face,
+            keep_crops=keep_crops,
+        )
 
     def run_windows(
         self,
@@ -367,6 +394,7 @@ class Pipeline:
         *,
         progress: bool = False,
         stats: RunStats | None = None,
+        predict_without_face: bool = False,
     ) -> Iterator[WindowPrediction]:
         """Predict already-cut windows: ``faces`` yields one :class:`FaceWindow` per EEG window.
 
@@ -376,7 +404,10 @@ class Pipeline:
         """
         stats = stats if stats is not None else RunStats()
         indices = np.arange(len(eeg_windows.starts))
-        return self._stream(eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=progress)
+        return self._stream(
+            eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=progress,
+            predict_without_face=predict_without_face,
+        )
 
     def _stream(
         self,
@@ -387,10 +418,13 @@ class Pipeline:
         started: float,
         *,
         progress: bool,
+        predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> Iterator[WindowPrediction]:
         """Gather up to ``batch`` windows into one buffer, score them, yield their predictions.
 
-        indices: (W,) the recording-wide index of each row of ``eeg_windows``.
+        indices: (W,) the recording-wide index of each row of ``eeg_windows``. Windows without
+        a face take no slot in the buffer and are not scored (unless ``predict_without_face``).
         """
         spec = self.spec
         n_windows = len(indices)
@@ -399,7 +433,9 @@ class Pipeline:
         # One batch of crops and EEG, reused: a window's crops are copied in and then let go.
         crop_buf = np.empty((size, f, s, s, 3), np.uint8)  # (B, F, S, S, 3)
         eeg_buf = np.empty((size, spec.eeg.n_channels, spec.eeg.window_samples), np.float32)  # (B, C, T)
-        pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (row, found, frame times)
+        # (row, found, frame times, frame flags, slot in the buffers or None when not scored)
+        pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, int | None]] = []
+        n_scored = 0
         bar = _progress_bar(n_windows) if progress and n_windows >= PROGRESS_MIN_WINDOWS else None
         try:
             exhausted = False
@@ -410,14 +446,23 @@ class Pipeline:
                 if window is None:
                     exhausted = True
                 else:
-                    slot = len(pending)
-                    crop_buf[slot] = window.crops
-                    eeg_buf[slot] = eeg_windows.data[window.index]
-                    pending.append((int(window.index), np.asarray(window.found, bool), window.timestamps))
+                    found = np.asarray(window.found, bool)
+                    if len(stats.kept_crops) < keep_crops:
+                        stats.kept_crops.append(window._replace(crops=np.array(window.crops)))
+                    slot = None
+                    if predict_without_face or found.any():
+                        slot = n_scored
+                        crop_buf[slot] = window.crops
+                        eeg_buf[slot] = eeg_windows.data[window.index]
+                        n_scored += 1
+                    flags = getattr(window, "flags", None)
+                    pending.append((int(window.index), found, window.timestamps, flags, slot))
                     window = None  # the crops now live in crop_buf only
-                if pending and (len(pending) == size or exhausted):
-                    yield from self._flush(crop_buf, eeg_buf, pending, eeg_windows, indices, stats)
-                    pending = []
+                # Faceless windows wait with the batch (they hold no crops); a long faceless
+                # stretch is let out every _MAX_PENDING windows.
+                if pending and (n_scored == size or len(pending) >= _MAX_PENDING or exhausted):
+                    yield from self._flush(crop_buf, eeg_buf, pending, n_scored, eeg_windows, indices, stats)
+                    pending, n_scored = [], 0
                     if bar is not None:
                         bar[0].update(bar[1], completed=stats.n_windows)
         finally:
@@ -433,36 +478,51 @@ class Pipeline:
         self,
         crop_buf: np.ndarray,
         eeg_buf: np.ndarray,
-        pending: list[tuple[int, np.ndarray, np.ndarray]],
+        pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, int | None]],
+        n_scored: int,
         eeg_windows: EEGWindows,
         indices: np.ndarray,
         stats: RunStats,
     ) -> Iterator[WindowPrediction]:
-        n = len(pending)
-        out = self.score_bags(eeg_buf[:n], crop_buf[:n], timings=stats.timings)
-        stats.n_batches += 1
-        stats.max_batch = max(stats.max_batch, n)
+        out: dict[str, np.ndarray] = {}
+        if n_scored:
+            out = self.score_bags(eeg_buf[:n_scored], crop_buf[:n_scored], timings=stats.timings)
+            stats.n_batches += 1
+            stats.max_batch = max(stats.max_batch, n_scored)
         window_s = self.spec.eeg.window_s
         names = self.spec.class_names
-        for b, (row, found, times) in enumerate(pending):
-            probs = out["probabilities"][b]
-            k = int(np.argmax(probs))
+        n_classes = len(names)
+        for row, found, times, flags, b in pending:
             start = float(eeg_windows.starts[row])
             stats.n_windows += 1
             stats.n_frames += found.size
-            yield WindowPrediction(
+            common = dict(
                 index=int(indices[row]),
                 start=start,
                 end=start + window_s,
+                found=found.copy(),
+                frame_times=np.asarray(times, np.float64).copy(),
+                frame_flags=None if flags is None else np.asarray(flags, np.uint8).copy(),
+                # quality: the EEG window's flags, then 'no-face' / 'some-frames-without-face'
+                flags=tuple(eeg_windows.flags[row] if eeg_windows.flags else ()) + face_flags(found),
+            )
+            if b is None:  # no face in the window: no emotion prediction
+                nan_c = np.full(n_classes, np.nan, np.float32)
+                yield WindowPrediction(
+                    label=None, class_index=-1, probabilities=nan_c, logits=nan_c.copy(),
+                    mil_weights=np.full(found.size, np.nan, np.float32), selected=np.zeros(0, np.int64), **common,
+                )
+                continue
+            probs = out["probabilities"][b]
+            k = int(np.argmax(probs))
+            yield WindowPrediction(
                 label=names[k],
                 class_index=k,
                 probabilities=probs.copy(),
                 logits=out["logits"][b].copy(),
                 mil_weights=out["mil_weights"][b].copy(),
                 selected=out["selected"][b].astype(np.int64),
-                found=found.copy(),
-                frame_times=np.asarray(times, np.float64).copy(),
-                flags=tuple(eeg_windows.flags[row] if eeg_windows.flags else ()) + face_flags(found),
+                **common,
             )
 
     def predict(
@@ -474,11 +534,18 @@ class Pipeline:
         baseline_s: float | None = None,
         options: RecordingOptions | None = None,
         progress: bool = False,
+        predict_without_face: bool = False,
+        keep_crops: int = 0,
     ) -> PredictionResult:
         """All of :meth:`run`'s predictions with their settings, counts and timings."""
         stats = RunStats()
         options = options or RecordingOptions(offset_s=offset_s, baseline_s=baseline_s)
-        windows = list(self.run(video, eeg, options=options, progress=progress, stats=stats))
+        windows = list(
+            self.run(
+                video, eeg, options=options, progress=progress, stats=stats,
+                predict_without_face=predict_without_face, keep_crops=keep_crops,
+            )
+        )
         eeg_opts = options.eeg
         settings = {
             **self.settings,
@@ -490,6 +557,7 @@ class Pipeline:
             "eeg_unit": eeg_opts.eeg_unit,
             "channel_map": eeg_opts.channel_map if isinstance(eeg_opts.channel_map, (str, type(None))) else dict(eeg_opts.channel_map),
             "interpolate_missing": eeg_opts.interpolate_missing,
+            "predict_without_face": bool(predict_without_face),
         }
         return PredictionResult(
             windows=windows, spec=self.spec, model_dir=self.bundle.dir, settings=settings, stats=stats

@@ -7,7 +7,7 @@ JSON (``--out FILE.json``)::
      "settings": {backend, device, precision, batch, video, eeg, offset_s, baseline_s, ...},
      "windows": [{"index", "start", "end", "label", "class_index", "probabilities": {class: p},
                   "selected", "selected_weights", "mil_weights", "faces_found", "n_frames",
-                  "window_has_face", "frame_times", "quality"}, ...],
+                  "window_has_face", "predicted", "frame_times", "frame_flags", "quality"}, ...],
      "summary": {..., "eeg": {...}, "notes": [...]}}
 
 CSV (``--out FILE.csv``), one row per window::
@@ -19,7 +19,9 @@ CSV (``--out FILE.csv``), one row per window::
 CSV, empty when nothing is known against it).
 
 with ``selected`` the top-k frame indices and ``mil_weights`` all ``F`` frame weights, each
-space-separated. Probabilities and weights have 6 decimals, times 3. A failed write leaves no
+space-separated. A window without a face gets no prediction: JSON ``"label": null``,
+``"predicted": false`` and null probabilities; CSV label ``no_face`` and empty probabilities and
+weights; the table says "no face". Probabilities and weights have 6 decimals, times 3. A failed write leaves no
 file behind (and an existing file untouched).
 """
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUT_SUFFIXES",
+    "NO_FACE_LABEL",
     "FORMAT_VERSION",
     "check_out_path",
     "format_selected",
@@ -60,6 +63,8 @@ __all__ = [
     "print_report",
 ]
 
+#: The CSV label (and table text) of a window without a face, which gets no emotion prediction.
+NO_FACE_LABEL = "no_face"
 #: File types ``--out`` writes.
 OUT_SUFFIXES: tuple[str, ...] = (".json", ".csv")
 FORMAT_VERSION = 1
@@ -149,7 +154,9 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
         "faces_found": window.faces_found,
         "n_frames": window.n_frames,
         "window_has_face": window.window_has_face,
+        "predicted": window.predicted,
         "frame_times": [_r(t, 4) for t in window.frame_times],
+        "frame_flags": None if window.frame_flags is None else [int(f) for f in window.frame_flags],
         "quality": list(window.flags),
     }
 
@@ -167,6 +174,7 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
         "frames_with_face": frames_with_face,
         "frames_total": sum(w.n_frames for w in result.windows),
         "windows_without_face": sum(not w.window_has_face for w in result.windows),
+        "windows_without_prediction": sum(not w.predicted for w in result.windows),
         "coverage": stats.coverage.to_dict() if stats.coverage is not None else None,
         "n_batches": stats.n_batches,
         "wall_s": _r(stats.wall_s, 4),
@@ -228,10 +236,10 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
                 [
                     f"{w.start:.{_T_DIGITS}f}",
                     f"{w.end:.{_T_DIGITS}f}",
-                    record["label"],
-                    *(f"{p:.{_P_DIGITS}f}" for p in w.probabilities),
+                    record["label"] if w.predicted else NO_FACE_LABEL,
+                    *(f"{p:.{_P_DIGITS}f}" if w.predicted else "" for p in w.probabilities),
                     " ".join(str(i) for i in record["selected"]),
-                    " ".join(f"{x:.{_P_DIGITS}f}" for x in w.mil_weights),
+                    " ".join(f"{x:.{_P_DIGITS}f}" for x in w.mil_weights) if w.predicted else "",
                     record["faces_found"],
                     ";".join(w.flags),
                 ]
@@ -274,7 +282,8 @@ def render_table(result: PredictionResult) -> Table:
     table.add_column("quality", no_wrap=True)
     for w in result.windows:
         probs = [
-            f"[bold]{p:.2f}[/bold]" if k == w.class_index else f"{p:.2f}" for k, p in enumerate(w.probabilities)
+            f"[bold]{p:.2f}[/bold]" if k == w.class_index else f"{p:.2f}" if w.predicted else "-"
+            for k, p in enumerate(w.probabilities)
         ]
         faces = format_faces(w)
         if not w.window_has_face:
@@ -284,7 +293,7 @@ def render_table(result: PredictionResult) -> Table:
         table.add_row(
             str(w.index),
             _clock(w.start),
-            f"[bold]{w.label}[/bold]",
+            f"[bold]{w.label}[/bold]" if w.predicted else "[red]no face[/red]",
             *probs,
             format_selected(w),
             faces,
@@ -305,7 +314,12 @@ def render_summary(result: PredictionResult) -> Table:
     table.add_row(
         "faces",
         f"{summary['frames_with_face']}/{summary['frames_total']} frames with a face; "
-        f"{summary['windows_without_face']} of {summary['n_windows']} windows without any",
+        f"{summary['windows_without_face']} of {summary['n_windows']} windows without any"
+        + (
+            f" ({summary['windows_without_prediction']} not predicted)"
+            if summary["windows_without_prediction"]
+            else ""
+        ),
     )
     coverage = summary["coverage"]
     if coverage is not None and (coverage["n_dropped_start"] or coverage["n_dropped_end"]):

@@ -115,10 +115,11 @@ def write_preprocessed(
             window_has_face=result.faces.window_has_face,
             frame_times=result.faces.timestamps,
             eeg_flags=np.array([";".join(f) for f in (result.eeg.flags or [])], dtype=str),
+            **({"frame_flags": result.faces.flags} if result.faces.flags is not None else {}),
         )
         from .face.plots import save_montage
 
-        save_montage(result.faces, tmp / "faces.png", max_windows=n_montage)
+        save_montage(result.faces, tmp / "faces.png", max_windows=n_montage, window_starts=result.eeg.starts)
         if result.ica_trace is not None:
             from .eeg.plots import plot_ica_before_after
 

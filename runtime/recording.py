@@ -65,7 +65,7 @@ class RecordingOptions:
 class Coverage:
     """Which EEG windows the video covers; video time = EEG time + ``offset_s``.
 
-    covered: (W,) bool, True where the window's whole span lies inside the video. The EEG
+    covered: (W,) bool, True where the video covers the window (:func:`window_coverage`). The EEG
     windows are contiguous, so uncovered ones sit at the start (before the video starts) and/or
     at the end (past the video's end), never in between.
     """
@@ -159,8 +159,7 @@ class Coverage:
 
 
 #: ``video_covered(video_starts, video_ends) -> (W,) bool``: which windows (in VIDEO seconds)
-#: the video covers; the default is "inside [0, duration]". The face path may pass a stricter
-#: rule (a window is covered when its sampled frames are).
+#: the video covers, on top of the span or sampled-frames rule of :func:`window_coverage`.
 CoveragePredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -170,17 +169,27 @@ def window_coverage(
     video_duration_s: float,
     offset_s: float = 0.0,
     *,
+    frames_per_window: int | None = None,
     video_covered: CoveragePredicate | np.ndarray | None = None,
 ) -> Coverage:
-    """Which of ``eeg_windows`` the video covers: wholly inside a video of ``video_duration_s``
-    seconds, and where ``video_covered`` (a (W,) bool mask or a predicate on the windows' video
-    times) says so.
+    """Which of ``eeg_windows`` a video of ``video_duration_s`` seconds (its real end) covers.
+
+    With ``frames_per_window``, a window is covered when all its sampled frames lie inside the
+    video (:func:`~.face.video.covered_windows`: a 60 s recording at 29.97 fps measures 59.993 s
+    and still covers its last 3 s window); without it, when its whole span does. Where
+    ``video_covered`` (a (W,) bool mask or a predicate on the windows' video times) is given, it
+    must say so too.
 
     Raises MilmerInputError when the video covers none of them.
     """
     starts = np.asarray(eeg_windows.starts, dtype=np.float64)
     ends = starts + window_s + offset_s
-    covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
+    if frames_per_window is not None:
+        from .face.video import covered_windows
+
+        covered = covered_windows(starts, window_s, frames_per_window, video_duration_s, offset_s)
+    else:
+        covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
     if video_covered is not None:
         extra = video_covered(starts + offset_s, ends) if callable(video_covered) else video_covered
         covered &= np.asarray(extra, bool)
@@ -206,6 +215,7 @@ def select_windows(
     video_duration_s: float,
     offset_s: float = 0.0,
     *,
+    frames_per_window: int | None = None,
     video_covered: CoveragePredicate | np.ndarray | None = None,
 ) -> tuple[EEGWindows, np.ndarray, Coverage]:
     """The windows to predict: those the video covers (:func:`window_coverage`).
@@ -213,7 +223,10 @@ def select_windows(
     Returns the kept windows (flags kept), their indices (K,) among ``eeg_windows`` and the
     coverage. Per-window face flags are added by the face path after extraction.
     """
-    coverage = window_coverage(eeg_windows, window_s, video_duration_s, offset_s, video_covered=video_covered)
+    coverage = window_coverage(
+        eeg_windows, window_s, video_duration_s, offset_s, frames_per_window=frames_per_window,
+        video_covered=video_covered,
+    )
     return coverage.select(eeg_windows), np.flatnonzero(coverage.covered), coverage
 
 
@@ -301,7 +314,8 @@ def open_recording(
 
     Order: the offset and both paths, the video's probe (fails fast before the slow EEG work),
     the EEG read (:func:`read_eeg`), preprocessed (:func:`~.eeg.preprocess.preprocess_raw`),
-    the windows the video covers (:func:`select_windows`). Raises MilmerInputError for anything
+    the windows the video covers (:func:`select_windows`: those whose ``spec.face.frames_per_window``
+    sampled frames lie in the video). Raises MilmerInputError for anything
     the recording cannot be used for, naming the option that helps.
     """
     from ._check import check_path_exists
@@ -327,7 +341,8 @@ def open_recording(
     notes.extend(eeg_windows.info.get("notes", []))
     notes.extend(summary_notes(eeg_windows.info))
     kept, indices, coverage = select_windows(
-        eeg_windows, spec.eeg.window_s, info.duration_s, options.offset_s, video_covered=video_covered
+        eeg_windows, spec.eeg.window_s, info.duration_s, options.offset_s,
+        frames_per_window=spec.face.frames_per_window, video_covered=video_covered,
     )
     return Recording(
         video=video_path, eeg=eeg_path, video_info=info, windows=kept, indices=indices, coverage=coverage,

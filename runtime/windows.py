@@ -56,12 +56,15 @@ class FaceWindows:
     timestamps:  (W, F) float64 video time (s) of each chosen frame; NaN where the sampled time
                  lies outside the video (that crop is black)
     info:        counts and settings (detector, frames without a face, windows without a face)
+    flags:       (W, F) uint8 per-frame flags (bits of ``face.extract.FRAME_FLAGS``: no face,
+                 timing off, several faces, outside the video); None when not known
     """
 
     frames: np.ndarray
     found: np.ndarray
     timestamps: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    flags: np.ndarray | None = None
 
     @property
     def window_has_face(self) -> np.ndarray:

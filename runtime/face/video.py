@@ -1,11 +1,20 @@
-"""Reading face video: probe its geometry and frame rate, and stream the frames nearest given times.
+"""Reading face video with PyAV (FFmpeg): probe its real timing, stream upright frames nearest given times.
 
-Frames are chosen by TIME (the frame whose timestamp is nearest each requested time), never by
-chunking decoded frames, so videos at 20, 25, 29.97 or 50 fps give the same instants for the
-same EEG windows. The video is streamed once and never held in memory.
+Everything about time comes from the frames' own presentation timestamps (PTS), never from the
+container header: a file cut short (a recorder that crashed, a copy that stopped) ends where its
+frames end; a webcam that delivered 24 fps under a 30 fps header keeps its real times; a dropout
+shows as a gap. Frames are turned upright by the stream's display matrix (phones store portrait
+video landscape with a 90/180/270 degree rotation tag). Each frame keeps its own size, so a
+resolution change mid-stream (a camera switch) loses no pixels.
 
-Time convention: ``video_time = eeg_time + offset_s``, i.e. ``offset_s`` is the video time at
-EEG t = 0 (positive when the video started recording before the EEG).
+Frames are chosen by TIME (the frame whose timestamp is nearest each requested time, looking
+back as well as forward), so videos at 20, 25, 29.97 or 50 fps give the same instants for the
+same EEG windows. The video is streamed once and never held in memory: one decoded frame is
+kept for the look-back, and only requested frames are converted to RGB.
+
+Time convention: video time 0 is the first frame's timestamp; ``video_time = eeg_time +
+offset_s``, i.e. ``offset_s`` is the video time at EEG t = 0 (positive when the video started
+recording before the EEG).
 """
 
 from __future__ import annotations
@@ -24,36 +33,118 @@ from .._check import MilmerInputError, check_path_exists, check_positive, check_
 
 __all__ = [
     "VIDEO_SUFFIXES",
+    "TIMING_TOLERANCE_FRAMES",
     "VideoInfo",
     "FrameAt",
     "probe_video",
     "sample_times",
+    "covered_windows",
     "iter_frames_at",
     "check_offset",
+    "display_matrix_rotation",
 ]
 
-#: Containers the runtime accepts (anything OpenCV's FFmpeg backend decodes in them works).
+#: Containers the runtime accepts (anything FFmpeg decodes in them works).
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
-# A header frame rate outside this range is treated as missing (some WebM/MKV files from browser
-# recorders report 0 or 1000 fps); the rate is then measured from the frame timestamps.
-_PLAUSIBLE_FPS = (1.0, 480.0)
+#: A frame farther than this many frame intervals from its requested time is flagged (a gap in
+#: the video, e.g. a webcam dropout): the nearest frame of constant-rate video is never more than
+#: half an interval away, so 1.5 leaves room for timestamp jitter.
+TIMING_TOLERANCE_FRAMES = 1.5
 
-# A frame is decoded to RGB (retrieve) only when the next requested time lies within this many
-# frame intervals after it: enough for the nearest-frame decision on constant-rate video with
-# timestamp jitter, while skipped frames cost only grab().
-_RETRIEVE_WITHIN_FRAMES = 1.5
+# A header frame rate outside this range is treated as missing (some WebM/MKV files from browser
+# recorders report 0 or 1000 fps).
+_PLAUSIBLE_FPS = (1.0, 480.0)
+# Packets decoded at most while looking for the first frame (its size and rotation).
+_FIRST_FRAME_TRIES = 300
+# The measured and the header frame rate are reported as different beyond this relative gap
+# (29.97 vs 30 fps is 0.1 %; a webcam delivering 24 under a 30 fps header is 20 %).
+_FPS_MISMATCH = 0.05
+# The header's duration is reported as wrong (a truncated file) when it exceeds the frames' by
+# more than this many seconds and this fraction.
+_HEADER_SLACK_S, _HEADER_SLACK_FRAC = 1.0, 0.02
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe_video` learned: frame rate (Hz), frame count, duration (s), size (px)."""
+    """What :func:`probe_video` learned from the frames' timestamps (not the header).
+
+    fps:               frame rate (Hz) from the timestamps: 1 / the mean interval between
+                       consecutive frames, leaving out gaps over 1.5 typical intervals (dropouts);
+                       the header's when fewer than 2 frames carry timestamps
+    n_frames:          frames in the stream (a truncated file: the ones actually there)
+    duration_s:        ``t_last + 1 / fps`` (video time starts at 0 with the first frame; the last
+                       frame is shown for one interval): where the video really ends
+    width, height:     size (px) of the first frame, upright (after ``rotation``)
+    rotation:          degrees counter-clockwise the frames are turned to be upright (0, 90, 180,
+                       270), from the stream's display matrix
+    nominal_fps:       the header's frame rate (None when missing or implausible)
+    header_duration_s: the container header's duration (None when missing)
+    max_gap_s:         the longest interval between consecutive frames (s) ...
+    max_gap_at_s:      ... and the video time of the frame after it
+    corrupt_packets:   packets FFmpeg marked corrupt (the cut-off end of a truncated file)
+    start_s:           stream time (s) of the first frame shown: video time 0 (frames before it,
+                       the pre-roll a stream-copy trim keeps to decode from a keyframe, are not
+                       part of the video)
+    """
 
     fps: float
     n_frames: int
     duration_s: float
     width: int
     height: int
+    rotation: int = 0
+    nominal_fps: float | None = None
+    header_duration_s: float | None = None
+    max_gap_s: float = 0.0
+    max_gap_at_s: float = 0.0
+    corrupt_packets: int = 0
+    start_s: float = 0.0
+
+    @property
+    def interval_s(self) -> float:
+        """Mean seconds between frames (``1 / fps``)."""
+        return 1.0 / self.fps
+
+    @property
+    def fps_mismatch(self) -> bool:
+        """The header's frame rate differs from the timestamps' by more than 5 %."""
+        return self.nominal_fps is not None and abs(self.fps / self.nominal_fps - 1.0) > _FPS_MISMATCH
+
+    @property
+    def header_too_long(self) -> bool:
+        """The header's duration clearly exceeds where the frames end."""
+        h = self.header_duration_s
+        return h is not None and h - self.duration_s > max(_HEADER_SLACK_S, _HEADER_SLACK_FRAC * h)
+
+    @property
+    def truncated(self) -> bool:
+        """The header promises clearly more than the frames hold, or packets are corrupt (cut off)."""
+        return bool(self.corrupt_packets) or self.header_too_long
+
+    def notes(self) -> list[str]:
+        """Sentences about what differs from a plain, complete, constant-rate, upright video."""
+        out = []
+        if self.truncated:
+            header = f"its header says {self.header_duration_s:.1f} s, " if self.header_too_long else ""
+            corrupt = f", {self.corrupt_packets} corrupt packet(s) skipped" if self.corrupt_packets else ""
+            out.append(
+                f"The video looks truncated: {header}its frames end at {self.duration_s:.2f} s "
+                f"({self.n_frames} whole frames{corrupt}); the video is taken to end there."
+            )
+        if self.fps_mismatch:
+            out.append(
+                f"The video's header says {self.nominal_fps:.2f} fps but its frames' timestamps give "
+                f"{self.fps:.2f} fps; the timestamps are used."
+            )
+        if self.max_gap_s > TIMING_TOLERANCE_FRAMES * self.interval_s and self.n_frames > 1:
+            out.append(
+                f"The video has a gap of {self.max_gap_s:.2f} s without frames before "
+                f"{self.max_gap_at_s:.2f} s (a dropped connection or a paused recorder?)."
+            )
+        if self.rotation:
+            out.append(f"The video carries a rotation tag: frames are turned {self.rotation} degrees to be upright.")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,13 +154,16 @@ class FrameAt(NamedTuple):
     """One answer of :func:`iter_frames_at`.
 
     index:     position of the request in ``times``
-    frame:     (H, W, 3) uint8 RGB, read-only; None when the time lies outside the video
+    frame:     (H, W, 3) uint8 RGB, upright, read-only; None when the time lies outside the video.
+               H and W are the frame's own (they change when the resolution changes mid-stream)
     timestamp: video time (s) of the frame returned; NaN when ``frame`` is None
+    error_s:   ``timestamp`` minus the requested video time (s); NaN when ``frame`` is None
     """
 
     index: int
     frame: np.ndarray | None
     timestamp: float
+    error_s: float = math.nan
 
 
 def check_offset(offset_s: float) -> float:
@@ -82,92 +176,179 @@ def check_offset(offset_s: float) -> float:
 
 
 def _open(path: str | os.PathLike[str]) -> Any:
-    """Validate ``path`` and return an opened ``cv2.VideoCapture``."""
-    import cv2
+    """Validate ``path`` and return an opened PyAV input container with at least one video stream."""
+    import av
 
     p = check_path_exists("video", path)
     check_suffix("video", p, VIDEO_SUFFIXES)
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        cap.release()
+    try:
+        container = av.open(str(p))
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise MilmerInputError(
-            f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec)."
+            f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec: {err})."
+        ) from None
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        container.close()
+        raise MilmerInputError(
+            f"Invalid value for 'video': {p.name!r} has no video stream (it holds {', '.join(kinds)})."
         )
-    return cap
+    return container
 
 
-def _frame_time(cap: Any, fps: float, prev: float | None) -> float:
-    """Timestamp (s) of the frame just grabbed, from its presentation time when the backend has one.
-
-    Falls back to ``prev + 1 / fps`` when the reported time is missing or does not increase (some
-    backends report 0 for every frame), so timestamps are always strictly increasing.
-    """
-    import cv2
-
-    t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-    if prev is None:
-        return t if math.isfinite(t) and t >= 0 else 0.0
-    if not (math.isfinite(t) and t > prev):
-        return prev + 1.0 / fps
-    return t
+def _stream_of(container: Any) -> Any:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame + slice threads: decoding is most of the cost
+    return stream
 
 
-def _fps_from_timestamps(n: int, first: float, last: float) -> float | None:
-    """Mean frame rate over ``n`` frames spanning ``first..last`` seconds, or None if unmeasurable."""
-    if n < 2 or not last > first:
+def _rate(value: Any) -> float | None:
+    """A header rate (Fraction or None) as a plausible float, else None."""
+    try:
+        rate = float(value) if value else 0.0
+    except (TypeError, ZeroDivisionError):
         return None
-    return (n - 1) / (last - first)
+    return rate if _PLAUSIBLE_FPS[0] <= rate <= _PLAUSIBLE_FPS[1] else None
 
 
-def probe_video(path: str | os.PathLike[str], *, count_frames: bool = False) -> VideoInfo:
-    """Frame rate, frame count, duration and size of a video; checks that it decodes.
+def _quarter_turns(rotation: float | None) -> int:
+    """A display-matrix rotation (degrees counter-clockwise, [-180, 180]) as 0, 90, 180 or 270."""
+    if rotation is None or not math.isfinite(rotation):
+        return 0
+    return int(round(rotation / 90.0)) % 4 * 90
 
-    The header's frame rate and count are used when plausible (fps within 1-480 Hz, count > 0).
-    Otherwise, or with ``count_frames=True``, the video is streamed once (grab only) and the
-    count and rate come from the frames' own timestamps: ``fps = (n - 1) / (t_last - t_first)``.
-    ``duration_s = n_frames / fps`` (the last frame is shown for one interval).
+
+def display_matrix_rotation(matrix: np.ndarray) -> float:
+    """Degrees counter-clockwise a display matrix turns the picture, as FFmpeg's ``av_display_rotation_get``.
+
+    matrix: (9,) int32, ``AV_FRAME_DATA_DISPLAYMATRIX`` (16.16 fixed point). NaN when singular.
+    """
+    m = np.asarray(matrix, np.float64).reshape(9) / 65536.0
+    scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if scale0 == 0.0 or scale1 == 0.0:
+        return math.nan
+    return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
+
+
+def _frame_rotation(frame: Any) -> int:
+    """The display rotation FFmpeg attached to a decoded frame, as 0, 90, 180 or 270 degrees.
+
+    ``VideoFrame.rotation`` where PyAV has it, else read from the frame's DISPLAYMATRIX side data.
+    """
+    rotation = getattr(frame, "rotation", None)
+    if rotation is None:
+        rotation = 0.0
+        for sd in getattr(frame, "side_data", ()):
+            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
+                rotation = display_matrix_rotation(np.frombuffer(bytes(sd), np.int32))
+    return _quarter_turns(rotation)
+
+
+def _seconds(ts: int | None, time_base: Any) -> float | None:
+    """``ts * time_base`` in seconds; None without a timestamp or a time base (PyAV's Fraction or AVRational)."""
+    if ts is None or not time_base:
+        return None
+    return ts * time_base.numerator / time_base.denominator
+
+
+def _packet_time(packet: Any) -> float | None:
+    return _seconds(packet.pts if packet.pts is not None else packet.dts, packet.time_base)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Frame rate, frame count, real duration, upright size, rotation and gaps of a video.
+
+    One pass over the file's packets (demuxing without decoding, except the first frame, which
+    checks that the codec works and gives the size and rotation). Timing comes from the packets'
+    presentation timestamps: ``n_frames`` counts packets that are not corrupt and not marked for
+    discard (the pre-roll a stream-copy trim keeps), ``fps`` is 1 / the mean interval between
+    frames without gaps, ``duration_s = t_last - t_first + 1 / fps``. Without timestamps the header rate is used.
 
     Raises MilmerInputError (parameter 'video') for a missing file, an unsupported suffix, a file
-    that cannot be opened or whose first frame cannot be decoded, a video without frames, and a
-    frame rate that cannot be determined.
+    that cannot be opened, a file without a video stream (e.g. audio only), a video whose first
+    frame cannot be decoded or that has no frames, and a frame rate that cannot be determined.
     """
-    import cv2
+    import av
 
-    cap = _open(path)
     name = Path(path).name
+    container = _open(path)
     try:
-        header_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        header_n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if not cap.grab():
-            raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
-        ok, first = cap.retrieve()
-        if not ok or first is None:
-            raise MilmerInputError(f"Invalid value for 'video': cannot decode the first frame of {name!r}.")
-        height, width = first.shape[:2]
-        header_ok = _PLAUSIBLE_FPS[0] <= header_fps <= _PLAUSIBLE_FPS[1] and header_n > 0
-        if header_ok and not count_frames:
-            return VideoInfo(header_fps, header_n, header_n / header_fps, width, height)
-
-        # Count by streaming, keeping the backend's raw presentation times of the first and last frame.
-        t_first = t_last = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        n = 1
-        while cap.grab():
-            t_last = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            n += 1
+        stream = _stream_of(container)
+        nominal = _rate(stream.average_rate) or _rate(stream.base_rate)
+        header_duration = _seconds(stream.duration, stream.time_base)
+        if header_duration is None and container.duration is not None:
+            header_duration = container.duration / 1_000_000  # AV_TIME_BASE
+        times: list[float] = []
+        n_untimed = corrupt = tries = 0
+        first = None
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the flush packet at the end
+            if packet.is_corrupt:
+                corrupt += 1
+                continue
+            if getattr(packet, "is_discard", False):
+                continue
+            if first is None and tries < _FIRST_FRAME_TRIES:
+                # Decode until a frame comes out (a file cut mid-GOP starts with undecodable ones).
+                tries += 1
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    frames = []
+                first = frames[0] if frames else None
+            t = _packet_time(packet)
+            if t is None:
+                n_untimed += 1
+            else:
+                times.append(t)
+        if first is None:
+            # The decoder may hold the first frame back (B-frames, frame threads): flush it.
+            try:
+                first = next(iter(stream.decode(None)), None)
+            except av.error.FFmpegError:
+                first = None
+    except av.error.FFmpegError as err:
+        raise MilmerInputError(f"Invalid value for 'video': cannot read {name!r} ({err}).") from None
     finally:
-        cap.release()
-    measured = _fps_from_timestamps(n, t_first, t_last)
-    if header_ok:
-        # The header rate is right for constant-rate video; the count is what was decoded.
-        fps = header_fps
-    elif measured is not None:
-        fps = measured
+        container.close()
+    n = len(times) + n_untimed
+    if n == 0:
+        raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
+    if first is None:
+        raise MilmerInputError(f"Invalid value for 'video': cannot decode the first frame of {name!r}.")
+    rotation = _frame_rotation(first)
+    width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+    ts = np.sort(np.asarray(times, np.float64))  # (n,) presentation order (B-frames come out of order)
+    gaps = np.diff(ts) if ts.size > 1 else np.zeros(0)
+    if ts.size >= 2 and ts[-1] > ts[0] and n_untimed == 0:
+        # The mean interval between frames, leaving out gaps (dropouts) of over 1.5 typical
+        # intervals, which would otherwise lower the rate of the frames that are there.
+        regular = gaps[gaps <= TIMING_TOLERANCE_FRAMES * np.median(gaps)]
+        fps = 1.0 / float(regular.mean()) if regular.size and regular.mean() > 0 else (ts.size - 1) / (ts[-1] - ts[0])
+        span = ts[-1] - ts[0]
+    elif nominal is not None:
+        fps, span = nominal, (n - 1) / nominal
     else:
         raise MilmerInputError(
-            f"Invalid value for 'video': cannot determine the frame rate of {name!r} (header says "
-            f"{header_fps!r} fps, {n} frame(s) decoded without usable timestamps)."
+            f"Invalid value for 'video': cannot determine the frame rate of {name!r} (the header has "
+            f"none and {n} frame(s) lack usable timestamps)."
         )
-    return VideoInfo(fps, n, n / fps, width, height)
+    g = int(np.argmax(gaps)) if gaps.size else -1
+    return VideoInfo(
+        fps=float(fps),
+        n_frames=n,
+        duration_s=float(span + 1.0 / fps),
+        width=int(width),
+        height=int(height),
+        rotation=rotation,
+        nominal_fps=nominal,
+        header_duration_s=header_duration,
+        max_gap_s=float(gaps[g]) if g >= 0 else 0.0,
+        max_gap_at_s=float(ts[g + 1] - ts[0]) if g >= 0 else 0.0,
+        corrupt_packets=corrupt,
+        start_s=float(ts[0]) if ts.size else 0.0,
+    )
 
 
 def sample_times(window_starts: np.ndarray, window_s: float, n_frames: int) -> np.ndarray:
@@ -188,6 +369,21 @@ def sample_times(window_starts: np.ndarray, window_s: float, n_frames: int) -> n
     return starts[:, None] + offsets[None, :]
 
 
+def covered_windows(
+    window_starts: np.ndarray, window_s: float, frames_per_window: int, video_duration_s: float, offset_s: float = 0.0
+) -> np.ndarray:
+    """(W,) bool: True where every frame sampled from the window (:func:`sample_times`) lies in the video.
+
+    A window is covered when its sampled instants are, not its whole span: a 60 s recording at
+    29.97 fps measures 59.993 s, and its last 3 s window samples up to 59.85 s, which the video
+    holds. Video time ``t`` is inside when ``0 <= t < video_duration_s`` (:class:`VideoInfo`'s
+    real duration, which ends one interval after the last frame).
+    """
+    check_offset(offset_s)
+    t = sample_times(window_starts, window_s, frames_per_window) + offset_s  # (W, F) video time
+    return np.all((t >= 0.0) & (t < video_duration_s), axis=1)
+
+
 def iter_frames_at(
     path: str | os.PathLike[str],
     times: np.ndarray,
@@ -195,21 +391,23 @@ def iter_frames_at(
     *,
     info: VideoInfo | None = None,
 ) -> Iterator[FrameAt]:
-    """Stream the video once, yielding the frame nearest each requested time.
+    """Stream the video once, yielding the upright frame nearest each requested time.
 
     times:    (N,) non-decreasing EEG times in seconds; the frame sought is the one whose
-              timestamp is nearest ``times[i] + offset_s`` (``offset_s`` = video time at EEG
-              t = 0). Ties go to the earlier frame. Several requests may get the same frame.
+              presentation timestamp is nearest ``times[i] + offset_s`` (``offset_s`` = video
+              time at EEG t = 0), before or after it. Ties go to the earlier frame. Several
+              requests may get the same frame.
     info:     the video's :class:`VideoInfo` if already probed (else it is probed here).
 
-    Yields :class:`FrameAt` ``(index, frame, timestamp)`` in request order. The video covers
-    ``[t_first, t_last + 1 / fps)`` (each frame is shown for one interval); a request outside
-    that range (before the start, or past the end, including frames a truncated file lacks) gets
-    ``frame=None`` and ``timestamp=NaN``, and the caller decides what to do with it.
+    Yields :class:`FrameAt` ``(index, frame, timestamp, error_s)`` in request order. The video
+    covers ``[0, info.duration_s)``; a request outside it (before the start, or past the real
+    end of a truncated file) gets ``frame=None`` and NaN times. After a gap the nearest frame may
+    be far from the request: ``error_s`` says how far (flag it beyond
+    :data:`TIMING_TOLERANCE_FRAMES` intervals).
 
-    Frames are skipped with ``grab()`` and converted to RGB (``retrieve()``) only near a
-    requested time, so only one or two decoded frames are alive at a time. The yielded arrays
-    are read-only; a duplicated request yields the same array object.
+    Only one decoded frame besides the current one is kept (for the look-back) and only
+    requested frames are converted to RGB. The yielded arrays are read-only; a duplicated
+    request yields the same array object.
     """
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or not np.all(np.isfinite(times)):
@@ -222,58 +420,103 @@ def iter_frames_at(
     if info is None:
         info = probe_video(path)
     else:
-        _open(path).release()  # fail now, not at the first next(), on a bad file
+        _open(path).close()  # fail now, not at the first next(), on a bad file
     return _stream(path, times + offset_s, info)
+
+
+class _Decoded:
+    """A decoded frame with its video time; converted to upright RGB once, on demand."""
+
+    __slots__ = ("frame", "t", "_rgb", "_turns")
+
+    def __init__(self, frame: Any, t: float, turns: int) -> None:
+        self.frame, self.t, self._rgb, self._turns = frame, t, None, turns
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            out = self.frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored
+            if self._turns:
+                out = np.ascontiguousarray(np.rot90(out, self._turns))  # counter-clockwise
+            out.flags.writeable = False
+            self._rgb = out
+            self.frame = None  # the RGB copy is all that is needed now
+        return self._rgb
+
+
+def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_Decoded]:
+    """Every frame of the video in presentation order with strictly increasing video times.
+
+    Corrupt packets (the cut-off end of a truncated file) are skipped, as are packets FFmpeg
+    cannot decode; times are ``pts * time_base - info.start_s``; frames before ``start_s`` (a
+    trim's pre-roll, decoded only as references) are dropped; a frame without a usable
+    timestamp gets the previous one plus one interval.
+    """
+    import av
+
+    container = _open(path)
+    try:
+        stream = _stream_of(container)
+        prev: float | None = None
+        eps = 1e-6
+
+        def timed(frames: Any) -> Iterator[_Decoded]:
+            nonlocal prev
+            for frame in frames:
+                t = _seconds(frame.pts, frame.time_base)
+                t = None if t is None else t - info.start_s
+                if t is not None and t < -eps:
+                    continue  # pre-roll before the first frame shown
+                if prev is not None and (t is None or not t > prev):
+                    t = prev + info.interval_s
+                elif t is None:
+                    t = 0.0
+                prev = t
+                yield _Decoded(frame, t, (_frame_rotation(frame) // 90) % 4)
+
+        for packet in container.demux(stream):
+            if packet.is_corrupt:
+                continue
+            try:
+                frames = packet.decode()  # the final empty packet flushes the decoder
+            except av.error.FFmpegError:
+                continue
+            yield from timed(frames)
+    finally:
+        container.close()
 
 
 def _stream(path: str | os.PathLike[str], vt: np.ndarray, info: VideoInfo) -> Iterator[FrameAt]:
     """Generator behind :func:`iter_frames_at`; ``vt`` are sorted video times (validated)."""
-    import cv2
+    end = info.duration_s
+    i, n = 0, vt.size
 
-    interval = 1.0 / info.fps
-    missing = math.nan
+    def answer(k: int, d: _Decoded) -> FrameAt:
+        return FrameAt(k, d.rgb(), d.t, d.t - vt[k])
 
-    def rgb(cap: Any) -> np.ndarray:
-        ok, bgr = cap.retrieve()
-        if not ok or bgr is None:
-            raise MilmerInputError(f"Invalid value for 'video': cannot decode a frame of {Path(path).name!r}.")
-        out = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        out.flags.writeable = False
-        return out
+    def missing(k: int) -> FrameAt:
+        return FrameAt(k, None, math.nan, math.nan)
 
-    cap = _open(path)
+    # Requests before the video starts.
+    while i < n and vt[i] < 0.0:
+        yield missing(i)
+        i += 1
+    prev: _Decoded | None = None
+    frames = _decoded_frames(path, info)
     try:
-        i, n = 0, vt.size
-        prev_t: float | None = None
-        prev_frame: np.ndarray | None = None
-        while i < n and cap.grab():
-            t = _frame_time(cap, info.fps, prev_t)
-            frame: np.ndarray | None = None
-            while i < n and vt[i] <= t:
-                if prev_t is None:
-                    # The first frame: earlier requests are before the video starts.
-                    if vt[i] < t:
-                        yield FrameAt(i, None, missing)
-                    else:
-                        frame = frame if frame is not None else rgb(cap)
-                        yield FrameAt(i, frame, t)
-                elif vt[i] - prev_t <= t - vt[i] and prev_frame is not None:
-                    yield FrameAt(i, prev_frame, prev_t)
+        for cur in frames:
+            if i >= n or vt[i] >= end:
+                break
+            while i < n and vt[i] <= cur.t and vt[i] < end:
+                # The nearest of the frame before the request and the one at/after it.
+                if prev is not None and vt[i] - prev.t <= cur.t - vt[i]:
+                    yield answer(i, prev)
                 else:
-                    # This frame is nearer (or the previous one was skipped: only possible on
-                    # variable-rate video with a gap over _RETRIEVE_WITHIN_FRAMES intervals).
-                    frame = frame if frame is not None else rgb(cap)
-                    yield FrameAt(i, frame, t)
+                    yield answer(i, cur)
                 i += 1
-            if frame is None and i < n and vt[i] - t <= _RETRIEVE_WITHIN_FRAMES * interval:
-                frame = rgb(cap)
-            prev_t, prev_frame = t, frame
-        # The stream ended: requests within the last frame's interval get it, the rest are past the end.
+            prev = cur
+        # The frames ended: requests up to the real end get the last frame; the rest are past it.
         while i < n:
-            if prev_t is not None and prev_frame is not None and vt[i] < prev_t + interval:
-                yield FrameAt(i, prev_frame, prev_t)
-            else:
-                yield FrameAt(i, None, missing)
+            yield answer(i, prev) if prev is not None and vt[i] < end else missing(i)
             i += 1
     finally:
-        cap.release()
+        frames.close()

@@ -51,8 +51,14 @@ def write_edf(path: Path, seconds: float = EEG_SECONDS, seed: int = 0) -> Path:
     return path
 
 
+def _bounce(v: int, span: int) -> int:
+    """0 .. span and back: the face moves like a head, it never jumps."""
+    v %= 2 * span
+    return v if v <= span else 2 * span - v
+
+
 def write_video(path: Path, seconds: float, fps: float = VIDEO_FPS, blank=lambda k: False) -> Path:
-    """A face on a dark canvas, drifting slowly; frames where ``blank(k)`` have no face."""
+    """A face on a dark canvas, drifting slowly to and fro; frames where ``blank(k)`` have no face."""
     import cv2
     from skimage import data
 
@@ -62,7 +68,7 @@ def write_video(path: Path, seconds: float, fps: float = VIDEO_FPS, blank=lambda
     for k in range(int(round(seconds * fps))):
         frame = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
         if not blank(k):
-            x, y = 20 + (k * 3) % 160, 20 + (k * 2) % 60
+            x, y = 20 + _bounce(k * 3, 160), 20 + _bounce(k * 2, 60)
             frame[y : y + FACE_SIDE, x : x + FACE_SIDE] = face
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()

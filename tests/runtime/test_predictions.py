@@ -114,7 +114,9 @@ def test_json_content_is_pinned(result, tmp_path):
         "faces_found": 10,
         "n_frames": 10,
         "window_has_face": True,
+        "predicted": True,
         "frame_times": [3.15, 3.45, 3.75, 4.05, 4.35, 4.65, 4.95, 5.25, 5.55, 5.85],
+        "frame_flags": None,
         "quality": [],
     }
     assert (doc["windows"][1]["label"], doc["windows"][1]["window_has_face"]) == ("LALV", False)
@@ -126,6 +128,7 @@ def test_json_content_is_pinned(result, tmp_path):
         "frames_with_face": 10,
         "frames_total": 20,
         "windows_without_face": 1,
+        "windows_without_prediction": 0,
         "coverage": {
             "n_windows": 4, "n_covered": 2, "n_dropped_start": 1, "n_dropped_end": 1,
             "video_duration_s": 8.5, "eeg_duration_s": 12.0, "offset_s": -3.0, "video_unused_end_s": 0.0,

