@@ -424,6 +424,10 @@ def iter_frames_at(
     return _stream(path, times + offset_s, info)
 
 
+#: Distances to two frames closer than this (s) are a tie (float rounding of sampled times).
+_TIE_S = 1e-9
+
+
 class _Decoded:
     """A decoded frame with its video time; converted to upright RGB once, on demand."""
 
@@ -507,8 +511,9 @@ def _stream(path: str | os.PathLike[str], vt: np.ndarray, info: VideoInfo) -> It
             if i >= n or vt[i] >= end:
                 break
             while i < n and vt[i] <= cur.t and vt[i] < end:
-                # The nearest of the frame before the request and the one at/after it.
-                if prev is not None and vt[i] - prev.t <= cur.t - vt[i]:
+                # The nearest of the frame before the request and the one at/after it; a tie (up
+                # to float rounding: 3.45 s lies 0.05000000000000027 s after 3.4 s) goes to the earlier.
+                if prev is not None and vt[i] - prev.t <= cur.t - vt[i] + _TIE_S:
                     yield answer(i, prev)
                 else:
                     yield answer(i, cur)

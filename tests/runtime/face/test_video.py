@@ -117,6 +117,14 @@ def test_frames_chosen_by_time_at_other_rates(tmp_path: Path, fps: float, fourcc
         assert expected == [5, 8, 10, 13, 15, 18, 20, 23, 25, 28, 36, 39, 41, 44, 46]
 
 
+def test_a_request_halfway_between_frames_gets_the_earlier_one(tmp_path: Path) -> None:
+    # 3 s windows, 10 frames each, of a 10 fps video: every instant (x.x5 s) lies halfway between
+    # two frames, up to float rounding (3.45 - 3.4 > 3.5 - 3.45 in floats); the earlier one wins.
+    path = code_video(tmp_path, "ten.avi", 10.0, 70)
+    times = sample_times(np.array([3.0]), 3.0, 10).ravel()
+    assert chosen(path, times) == [31, 34, 37, 40, 43, 46, 49, 52, 55, 58]
+
+
 def test_requests_outside_the_video_are_missing(tmp_path: Path) -> None:
     path = code_video(tmp_path, "two_s.avi", 20, 40)  # covers video time [0, 2.0)
     times = np.array([-0.3, -0.01, 0.0, 0.02, 0.03, 1.97, 1.999, 2.0, 2.5])
