@@ -102,12 +102,15 @@ def run_infer_cli(
     baseline: float = 0.0,
     out: Path | None = None,
     quiet: bool = False,
+    server: str | None = None,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
     Order: options, the --out suffix, which model (``--model`` or the demo model), the input
     files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
     (unless ``quiet``) and the summary, and write ``out`` atomically.
+    With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
+    (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
@@ -118,11 +121,21 @@ def run_infer_cli(
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
     if out is not None:
         check_out_path(out)
-    model_dir = Path(model) if model is not None else default_model_dir()
+    if server is not None and model is not None:
+        raise MilmerInputError(
+            f"Invalid value for 'model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+        )
+    model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
+    if server is not None:
+        from .serve.client import RemotePipeline
+
+        opened: Pipeline = RemotePipeline(server, batch=batch)
+    else:
+        opened = Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch)  # type: ignore[arg-type]
+    with opened as pipeline:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CoverageWarning)
             result = pipeline.predict(video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet)
