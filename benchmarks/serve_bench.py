@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         assert server.stdout is not None
         for line in server.stdout:  # the ready line
-            if line.startswith("Serving"):
+            if "Serving" in line:
                 break
         else:
             raise RuntimeError(f"milmer serve exited with {server.wait()}")
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        name = f"serve-{info.get('cpu_short_name', 'cpu')}"
+        name = f"cpu-{info.get('cpu_short_name', 'unknown')}-serve"
         (args.out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         (args.out / f"{name}.md").write_text(text)
     return 0
