@@ -20,8 +20,21 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from ._check import MilmerInputError
+from .backends.base import PRECISIONS
+from .backends.registry import BACKEND_NAMES, BACKENDS, DEVICES
 
-__all__ = ["app", "infer_main", "handle_errors", "run_app", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE"]
+__all__ = [
+    "app",
+    "infer_main",
+    "handle_errors",
+    "run_app",
+    "EXIT_OK",
+    "EXIT_INTERNAL",
+    "EXIT_USAGE",
+    "BACKEND_HELP",
+    "DEVICE_HELP",
+    "PRECISION_HELP",
+]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +47,14 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# --backend / --device / --precision: choices from the backend table, shared with `milmer bench`.
+BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({BACKEND_NAMES.get(k, k)})" for k in BACKENDS) + "."
+DEVICE_HELP = (
+    f"{', '.join(DEVICES)}. auto: TensorRT (with an engine) > CUDA > CPU, with a note of what was "
+    "picked; tensorrt: ONNX Runtime's TensorRT EP (only on request: it builds engines on first use)."
+)
+PRECISION_HELP = f"{', '.join(PRECISIONS)}: which graphs of the model folder to run."
 
 
 def _err(message: str) -> None:
@@ -160,9 +181,9 @@ def infer(
     model: Optional[Path] = typer.Option(
         None, "--model", help="Exported model folder (default: the demo model, if one was made)."
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
     ),

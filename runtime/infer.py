@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from ._check import MilmerInputError, check_option
+from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
@@ -23,6 +24,7 @@ __all__ = [
     "record_demo_model",
     "default_model_dir",
     "check_infer_options",
+    "check_model_option",
     "run_infer_cli",
 ]
 
@@ -81,12 +83,27 @@ def default_model_dir() -> Path:
 
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
-    """Raise MilmerInputError naming the first option out of its allowed values."""
-    check_option("backend", backend, ("auto", *BACKENDS))
-    check_option("device", device, DEVICES)
-    check_option("precision", precision, PRECISIONS)
+    """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
+    come from the backend table, :mod:`.backends.registry`)."""
+    check_option("--backend", backend, ("auto", *BACKENDS))
+    check_option("--device", device, DEVICES)
+    check_option("--precision", precision, PRECISIONS)
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise MilmerInputError(f"Invalid value for 'batch': expected an integer >= 1, got {batch!r}.")
+        raise MilmerInputError(f"Invalid value for '--batch': expected an integer >= 1, got {batch!r}.")
+
+
+def check_model_option(model_dir: Path, precision: str) -> None:
+    """``--model`` is a directory holding ``--precision``'s graphs (the full check is on load)."""
+    from .model_dir import available_precisions
+
+    if not model_dir.is_dir():
+        raise MilmerInputError(f"Invalid value for '--model': not a model directory: {str(model_dir)!r}.")
+    available = available_precisions(model_dir)
+    if available and precision not in available:
+        raise MilmerInputError(
+            f"Invalid value for '--precision': {precision!r} needs the {precision} graphs, which {str(model_dir)!r} "
+            f"lacks; it has {', '.join(repr(p) for p in available)}. Export them with: {export_hint(precision)}."
+        )
 
 
 def run_infer_cli(
@@ -107,14 +124,19 @@ def run_infer_cli(
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
     Order: options, the --out suffix, which model (``--model`` or the demo model), the input
-    files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
-    (unless ``quiet``) and the summary, and write ``out`` atomically.
+    files' existence, the model directory's contents (spec and graphs); then, for ``auto``, the
+    backend and device (TensorRT > CUDA EP > CPU, see :func:`~.backends.registry.choose`, with a
+    one-line note on stderr of what was picked and why better ones were skipped); then predict (a
+    progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
+    the summary, and write ``out`` atomically.
     With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
     (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
     from ._check import check_path_exists
+    from .backends.registry import choose
+    from .model_dir import load_model_dir
     from .pipeline import CoverageWarning, Pipeline
     from .predictions import check_out_path, print_report, write_predictions
 
@@ -129,12 +151,19 @@ def run_infer_cli(
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    opened: Pipeline
     if server is not None:
         from .serve.client import RemotePipeline
 
-        opened: Pipeline = RemotePipeline(server, batch=batch)
+        opened = RemotePipeline(server, batch=batch)
     else:
-        opened = Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch)  # type: ignore[arg-type]
+        assert model_dir is not None
+        check_model_option(model_dir, precision)
+        bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        if "auto" in (backend, device) and not quiet:
+            err.print(choice.note(), markup=False)
+        opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]
     with opened as pipeline:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CoverageWarning)

@@ -163,6 +163,7 @@ def index_deap(
     *,
     subjects: Iterable[int] | None = None,
     exclude_subjects: Iterable[int] = (),
+    param: str = "root",
 ) -> DeapIndex:
     """Pair every face video under ``root`` with its EEG row and ratings.
 
@@ -171,20 +172,27 @@ def index_deap(
     subjects:         participants to index (default: every ``sXX.dat`` present); a named
                       subject without a ``.dat`` file is an error
     exclude_subjects: participants to leave out (the paper: ``PAPER_EXCLUDED_SUBJECTS``)
+    param:            the name errors give ``root`` (a caller's option, e.g. ``'data_root'``)
 
     Subjects without a video folder or CSV rows, and trials without a video file, are skipped
     and listed in the result's ``skipped`` (each also logged as a warning).
     """
     root = Path(root)
+    if not root.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for {param!r}: {'not a folder' if root.exists() else 'folder not found'}: "
+            f"{str(root)!r}; expected the DEAP layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, "
+            f"{RATINGS_CSV})."
+        )
     dat_dir, video_dir, csv_path = root / DAT_DIR, root / VIDEO_DIR, root / RATINGS_CSV
     if not dat_dir.is_dir():
         raise MilmerInputError(
-            f"Invalid value for 'root': {str(root)!r} has no {DAT_DIR}/ folder; expected the DEAP "
+            f"Invalid value for {param!r}: {str(root)!r} has no {DAT_DIR}/ folder; expected the DEAP "
             f"layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, {RATINGS_CSV})."
         )
     if not csv_path.is_file():
         raise MilmerInputError(
-            f"Invalid value for 'root': {str(root)!r} has no {RATINGS_CSV}; it maps the videos' "
+            f"Invalid value for {param!r}: {str(root)!r} has no {RATINGS_CSV}; it maps the videos' "
             "presentation order to the .dat rows' experiment order and is required."
         )
     wanted = _subject_ids("subjects", subjects)
@@ -229,7 +237,7 @@ def index_deap(
         log.warning("DEAP index: skipped %s", item)
     if not records:
         raise MilmerInputError(
-            f"Invalid value for 'root': no usable trial (EEG + face video) under {str(root)!r} for "
+            f"Invalid value for {param!r}: no usable trial (EEG + face video) under {str(root)!r} for "
             f"subjects {chosen}; skipped: {'; '.join(map(str, skipped)) or 'none'}."
         )
     return DeapIndex(root, records, skipped)

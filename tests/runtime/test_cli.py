@@ -145,7 +145,7 @@ def test_bad_option_values_name_the_parameter(recording, tmp_path, capsys):
     assert "Invalid value for 'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'." in err
     code, _, err = _run(["export", tmp_path, "--out", tmp_path / "m", "--trt-profile", "1,8"], capsys)
     assert code == EXIT_USAGE
-    assert "Invalid value for 'trt_profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
+    assert "Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
 
 
 def test_usage_errors_exit_2(capsys):
