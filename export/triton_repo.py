@@ -304,15 +304,15 @@ def write_triton_repo(
 
     The model directory is checked first (:func:`load_model_dir`); ``out`` is written atomically.
     """
-    check_option("backend", backend, TRITON_BACKENDS)
-    check_option("precision", precision, PRECISIONS)
-    check_option("device", device, ("gpu", "cpu"))
+    check_option("--backend", backend, TRITON_BACKENDS)
+    check_option("--precision", precision, PRECISIONS)
+    check_option("--device", device, ("gpu", "cpu"))
     bags = check_bag_profile(tuple(profile) if isinstance(profile, list) else profile)
     if isinstance(max_queue_delay_us, bool) or not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0:
-        raise MilmerInputError(f"Invalid value for 'max_queue_delay_us': expected an integer >= 0, got {max_queue_delay_us!r}.")
+        raise MilmerInputError(f"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got {max_queue_delay_us!r}.")
     if backend == "tensorrt" and (device != "gpu" or precision == "int8"):
         raise MilmerInputError(
-            f"Invalid value for 'backend': 'tensorrt' runs on a GPU at fp32 or fp16, got device {device!r}, precision {precision!r}."
+            f"Invalid value for '--backend': 'tensorrt' runs on a GPU at fp32 or fp16, got device {device!r}, precision {precision!r}."
         )
     import onnx
 

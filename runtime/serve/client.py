@@ -46,7 +46,7 @@ def parse_server_url(url: str) -> str:
         port = None
     if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
         raise MilmerInputError(
-            f"Invalid value for 'server': expected http://HOST:PORT (Triton's HTTP port, 8000 by default), got {url!r}."
+            f"Invalid value for '--server': expected http://HOST:PORT (Triton's HTTP port, 8000 by default), got {url!r}."
         )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{host}:{port}"
@@ -65,10 +65,10 @@ def connect(url: str, *, timeout_s: float = 60.0) -> Any:
         live = client.is_server_live()
     except (InferenceServerException, OSError) as err:
         client.close()
-        raise MilmerInputError(f"Invalid value for 'server': no Triton server answers at {url!r} ({err}).") from None
+        raise MilmerInputError(f"Invalid value for '--server': no Triton server answers at {url!r} ({err}).") from None
     if not live:
         client.close()
-        raise MilmerInputError(f"Invalid value for 'server': the Triton server at {url!r} is not live.")
+        raise MilmerInputError(f"Invalid value for '--server': the Triton server at {url!r} is not live.")
     return client
 
 
@@ -80,13 +80,13 @@ def _read_spec(client: Any, url: str, model_name: str) -> tuple[ModelSpec, int]:
         ready = client.is_model_ready(model_name)
         config = client.get_model_config(model_name) if ready else None
     except InferenceServerException as err:
-        raise MilmerInputError(f"Invalid value for 'server': {url!r} cannot describe model {model_name!r}: {err}") from None
+        raise MilmerInputError(f"Invalid value for '--server': {url!r} cannot describe model {model_name!r}: {err}") from None
     if config is None:
-        raise MilmerInputError(f"Invalid value for 'server': the server at {url!r} has no ready model {model_name!r}.")
+        raise MilmerInputError(f"Invalid value for '--server': the server at {url!r} has no ready model {model_name!r}.")
     text = config.get("parameters", {}).get(SPEC_PARAMETER, {}).get("string_value") or _ask_spec_model(client)
     if not text:
         raise MilmerInputError(
-            f"Invalid value for 'server': model {model_name!r} at {url!r} carries no {SPEC_PARAMETER!r} "
+            f"Invalid value for '--server': model {model_name!r} at {url!r} carries no {SPEC_PARAMETER!r} "
             f"parameter and the server has no {SPEC_MODEL_NAME!r} model; serve a milmer model (milmer serve, "
             "or a repository from milmer export-triton)."
         )

@@ -62,17 +62,17 @@ class ServeConfig:
         for name in ("http_port", "grpc_port", "metrics_port"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise MilmerInputError(f"Invalid value for '{name.replace('_', '-')}': expected a port 1-65535, got {value!r}.")
+                raise MilmerInputError(f"Invalid value for '--{name.replace('_', '-')}': expected a port 1-65535, got {value!r}.")
         ports = (self.http_port, self.grpc_port, self.metrics_port)
         if len(set(ports)) != 3:
             raise MilmerInputError(
                 f"Invalid values for '--http-port'/'--grpc-port'/'--metrics-port': expected three different ports, got {ports}."
             )
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise MilmerInputError(f"Invalid value for 'max-batch': expected an integer >= 1, got {self.max_batch!r}.")
+            raise MilmerInputError(f"Invalid value for '--max-batch': expected an integer >= 1, got {self.max_batch!r}.")
         if isinstance(self.max_queue_delay_us, bool) or not isinstance(self.max_queue_delay_us, int) or self.max_queue_delay_us < 0:
             raise MilmerInputError(
-                f"Invalid value for 'max-queue-delay-us': expected an integer >= 0, got {self.max_queue_delay_us!r}."
+                f"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got {self.max_queue_delay_us!r}."
             )
 
     def urls(self) -> dict[str, str]:

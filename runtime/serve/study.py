@@ -141,9 +141,9 @@ def score_study(
     from ..predictions import write_predictions
     from .client import RemotePipeline
 
-    check_option("format", fmt, ("json", "csv"))
+    check_option("--format", fmt, ("json", "csv"))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MilmerInputError(f"Invalid value for 'workers': expected an integer >= 1, got {workers!r}.")
+        raise MilmerInputError(f"Invalid value for '--workers': expected an integer >= 1, got {workers!r}.")
     entries = read_manifest(manifest)
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -162,10 +162,10 @@ def test_cli_and_bad_options(exported, tmp_path, capsys):
     assert not config.optimization.HasField("execution_accelerators")
     assert main(["export-triton", str(exported), "--out", str(out)]) == 2
     assert "is not empty; choose another folder or pass --overwrite" in capsys.readouterr().err
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'backend': expected one of .*'onnxruntime', 'tensorrt'.*got 'trt'"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--backend': expected one of .*'onnxruntime', 'tensorrt'.*got 'trt'"):
         write_triton_repo(exported, tmp_path / "x", backend="trt")  # type: ignore[arg-type]
     with pytest.raises(MilmerInputError, match=r"'tensorrt' runs on a GPU at fp32 or fp16, got device 'cpu'"):
         write_triton_repo(exported, tmp_path / "x", backend="tensorrt", device="cpu")
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'trt_profile'"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--trt-profile': expected \(min, opt, max\) bags"):
         write_triton_repo(exported, tmp_path / "x", profile=(8, 4, 16))
     assert not (tmp_path / "x").exists()

@@ -40,7 +40,7 @@ def test_server_url(url, address):
 
 @pytest.mark.parametrize("url", ["grpc://127.0.0.1:8001", "http://127.0.0.1", "http://host:port", "http://h:8000/v2", ""])
 def test_bad_server_url_names_the_option(url):
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'server': expected http://HOST:PORT .*got"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--server': expected http://HOST:PORT .*got"):
         parse_server_url(url)
 
 
@@ -52,11 +52,11 @@ def test_serve_config_checks_ports_and_batcher():
     }
     with pytest.raises(MilmerInputError, match=r"expected three different ports, got \(8000, 8000, 8002\)"):
         ServeConfig(grpc_port=8000)
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'http-port': expected a port 1-65535, got 70000"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--http-port': expected a port 1-65535, got 70000"):
         ServeConfig(http_port=70000)
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'max-batch': expected an integer >= 1, got 0"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--max-batch': expected an integer >= 1, got 0"):
         ServeConfig(max_batch=0)
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'max-queue-delay-us': expected an integer >= 0, got -1"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got -1"):
         ServeConfig(max_queue_delay_us=-1)
 
 
@@ -92,7 +92,7 @@ def test_no_server_answering_is_a_usage_error(recording, capsys):
         port = s.getsockname()[1]
     video, eeg = recording
     assert infer_main([str(video), str(eeg), "--server", f"http://127.0.0.1:{port}"]) == 2
-    assert f"Invalid value for 'server': no Triton server answers at 'http://127.0.0.1:{port}'" in capsys.readouterr().err
+    assert f"Invalid value for '--server': no Triton server answers at 'http://127.0.0.1:{port}'" in capsys.readouterr().err
 
 
 def test_manifest(tmp_path):
