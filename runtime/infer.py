@@ -160,6 +160,7 @@ def run_infer_cli(
     faces: Path | None = None,
     faces_windows: int = 4,
     predict_without_face: bool = False,
+    server: str | None = None,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
@@ -171,6 +172,8 @@ def run_infer_cli(
     the summary, and write ``out`` atomically. ``faces``: also draw the crops of the first
     ``faces_windows`` windows to this PNG, the MIL-selected frames marked (:func:`write_faces_png`).
     Windows without a face get no prediction unless ``predict_without_face``.
+    With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
+    (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
@@ -189,20 +192,32 @@ def run_infer_cli(
         check_out_path(out)
     if faces is not None:
         check_suffix("faces", Path(faces), (".png",))
-    model_dir = Path(model) if model is not None else default_model_dir()
+    if server is not None and model is not None:
+        raise MilmerInputError(
+            f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+        )
+    model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
     if Path(eeg).suffix.lower() == ".dat" and trial is None:
         from .eeg.deap import deap_trial
 
         deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
-    check_model_option(model_dir, precision)
-    bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
-    choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if "auto" in (backend, device) and not quiet:
-        err.print(choice.note(), markup=False)
-    with Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch) as pipeline:  # type: ignore[arg-type]
+    opened: Pipeline
+    if server is not None:
+        from .serve.client import RemotePipeline
+
+        opened = RemotePipeline(server, batch=batch)
+    else:
+        assert model_dir is not None
+        check_model_option(model_dir, precision)
+        bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        if "auto" in (backend, device) and not quiet:
+            err.print(choice.note(), markup=False)
+        opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]
+    with opened as pipeline:
         with warnings.catch_warnings(record=True) as caught:
             # Every warning (coverage, faces, MNE, ...) is shown as one line, not as Python's file:line.
             warnings.simplefilter("always")
