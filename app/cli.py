@@ -132,8 +132,11 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
         bundle = load_model_dir(model, precision=precision)  # type: ignore[arg-type]
         choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     else:
+        import dataclasses
+
         # bench builds a fresh model, for which no TensorRT engine can exist yet: ONNX Runtime.
         choice = choose("the model bench builds", backend="ort" if backend == "auto" else backend, device=device)
+        choice = dataclasses.replace(choice, asked=(backend, device))
     typer.echo(choice.note(), err=True)
     return choice.backend, choice.device
 
