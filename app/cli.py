@@ -55,10 +55,11 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
     """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
+    profile = _parse_profile(trt_profile)  # options first: the export stack (torch) loads slowly
     from milmer.export.command import export_command
 
     export_command(
-        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=_parse_profile(trt_profile),
+        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=profile,
         workspace_gb=workspace_gb, overwrite=overwrite, progress=True, demo_windows=demo_windows,
     )
 
