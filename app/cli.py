@@ -46,7 +46,9 @@ def export(
     int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
     trt_profile: str = typer.Option(
-        ",".join(map(str, DEFAULT_BAG_PROFILE)), "--trt-profile", help="TensorRT optimisation profile in bags: MIN,OPT,MAX."
+        ",".join(map(str, DEFAULT_BAG_PROFILE)),
+        "--trt-profile",
+        help="TensorRT optimisation profile in bags: MIN,OPT,MAX.",
     ),
     workspace_gb: float = typer.Option(4.0, "--workspace-gb", help="TensorRT builder workspace limit (GiB)."),
     demo_windows: Optional[Path] = typer.Option(
@@ -131,7 +133,8 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
     if model is not None:
         check_model_option(model, precision)
         bundle = load_model_dir(model, precision=precision)  # type: ignore[arg-type]
-        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        graphs = [bundle.swin_path, bundle.fusion_path]
+        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     else:
         import dataclasses
 
