@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from milmer.runtime._check import MilmerInputError
 from milmer.runtime.backends.trt_cache import DEFAULT_BAG_PROFILE
@@ -22,15 +23,63 @@ __all__ = ["app", "main"]
 
 
 # --------------------------------------------------------------------------- train / export / bench
-@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def _lazy_epilog(make: Callable[[], str]) -> type[TyperCommand]:
+    """A command class whose help epilog is ``make()``, built only when help is shown: the text
+    comes from config dataclasses whose modules import numpy, which ``milmer --help`` avoids."""
+
+    class Command(TyperCommand):
+        @property  # type: ignore[override]
+        def epilog(self) -> str:
+            return make()
+
+        @epilog.setter
+        def epilog(self, value: object) -> None:  # click's __init__ assigns it; ignored
+            pass
+
+    return Command
+
+
+def _train_epilog() -> str:
+    """The config keys with their defaults, generated from ``TrainConfig`` (torch-free import)."""
+    from milmer.training.run_config import config_keys_help
+
+    # \b keeps click/typer from re-wrapping the lines that follow it.
+    return (
+        "Config keys (in the file, or KEY=VALUE after the options) and their defaults; data_root "
+        "and out_dir are required (--out may give out_dir):\n\n\b\n" + "\n".join(config_keys_help())
+    )
+
+
+_TRAIN_HELP = "\n\n".join((
+    "Train Milmer on DEAP-format data (needs the training extra).",
+    "Extra KEY=VALUE arguments override the config file, e.g. epochs=5 protocol=loso model.d_model=64 "
+    "(dotted keys for tables; values are JSON, else text).",
+    "Relative paths in the config file are read from the config file's folder; relative paths in --out "
+    "and in KEY=VALUE from the working directory.",
+    "Everything (paths, the DEAP layout, the backbone checkpoint, option values) is checked before any "
+    "work, and a run that fails to start leaves no run folder. Preprocessed windows are cached in "
+    "cache_dir (default: $MILMER_CACHE_DIR, else ~/.cache/milmer/windows), shared by runs and kept when "
+    "a run folder is deleted. Rerunning with the same config resumes the run.",
+))  # fmt: skip
+
+
+@app.command(
+    "train",
+    cls=_lazy_epilog(_train_epilog),
+    help=_TRAIN_HELP,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
+)
 @handle_errors
 def train(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config file (JSON or TOML)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (overrides out_dir in the config)."),
+    config: Path = typer.Option(
+        ..., "--config", help="Training config file (JSON or TOML). Relative paths in it are read from its folder."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Run folder (sets out_dir; relative to the working directory)."
+    ),
 ) -> None:
-    """Train Milmer on DEAP-format data (needs the training extra). Extra KEY=VALUE arguments
-    override the config, e.g. ``epochs=5 protocol=loso model.d_model=64``."""
+    """``milmer train``: see :data:`_TRAIN_HELP` (the docstring is not the help text)."""
     from milmer.training.experiment import train_command
 
     run_dir = train_command(config, list(ctx.args), out)
@@ -79,7 +128,34 @@ def _parse_profile(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-@app.command("bench")
+def _bench_epilog() -> str:
+    """The defaults of the options above that show none, from ``BenchSettings`` (full / --quick)."""
+    from milmer.benchmarks.command import BenchSettings
+    from milmer.runtime.pipeline import DEFAULT_BATCH, DEFAULT_BATCH_GPU
+
+    full, quick = BenchSettings.defaults(quick=False), BenchSettings.defaults(quick=True)
+
+    def text(value: object) -> str:
+        return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    rows = [(f"--{opt}", text(getattr(full, key)), text(getattr(quick, key))) for opt, key in (
+        ("batch-sizes", "batch_sizes"), ("lengths", "lengths_s"), ("repeats", "repeats"), ("warmup", "warmup"),
+        ("reference-windows", "reference_windows"), ("max-call-s", "max_call_s"), ("wait-quiet", "wait_quiet_s"),
+    )]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    cpu_batch = ", ".join(f"{d} {b}" for d, b in DEFAULT_BATCH.items())
+    return "\n\n".join((
+        "Defaults (full run | with --quick):\n\b\n"
+        + "\n".join(f"{o:<{width}}  {f} | {q}" for o, f, q in rows),
+        "\b\n--model: none, a paper-size model with random weights is built into OUT/model (--tiny: a small "
+        "one)\n--precision: every graph in the model folder (--backend trt: fp32 and fp16)\n"
+        f"--pipeline-batch: the pipeline's default for the device ({cpu_batch}, GPU {DEFAULT_BATCH_GPU})\n"
+        "--threads: ONNX Runtime's default (the cores this process may use)\n"
+        "--max-rss-mb: half the memory available at the start",
+    ))  # fmt: skip
+
+
+@app.command("bench", cls=_lazy_epilog(_bench_epilog))
 @handle_errors
 def bench(
     out: Path = typer.Option(..., "--out", help="Folder for bench.json, bench.md and the charts."),

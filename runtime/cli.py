@@ -123,10 +123,25 @@ def demo_data(
 @handle_errors
 def preprocess(
     video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
-    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start (DEAP: 3)."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
+    eeg_unit: Optional[str] = typer.Option(
+        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
+    ),
+    channel_map: Optional[str] = typer.Option(
+        None, "--channel-map",
+        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+    ),
+    interpolate_missing: bool = typer.Option(
+        False, "--interpolate-missing",
+        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
+    ),
+    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
+    trial: Optional[int] = typer.Option(
+        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
+    ),
     detector: Optional[str] = typer.Option(
         None, "--detector", help="Face detector: blazeface-short-range (default) or opencv-haar."
     ),
@@ -136,14 +151,23 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
+    from .infer import recording_options
     from .preprocess import preprocess_recording, write_preprocessed
 
+    options = recording_options(
+        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+    )
     spec = _load_spec(spec_file)
     if detector is not None:
         spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
-    result = preprocess_recording(
-        video, eeg, spec, offset_s=offset, baseline_s=baseline, progress=True, keep_trace=True
-    )
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
+        result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
+    for w in caught:
+        _err(f"Warning: {' '.join(str(w.message).split())}")
     write_preprocessed(result, out, overwrite=overwrite)
     _print_preprocess_summary(result, out)
 
@@ -160,6 +184,10 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
     table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
+    flagged = sum(bool(f) for f in r.get("window_flags", []))
+    table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
+    for note in r.get("notes", []):
+        table.add_row("eeg", note)
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)
 
@@ -177,7 +205,7 @@ infer_app = typer.Typer(
 @handle_errors
 def infer(
     video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
     model: Optional[Path] = typer.Option(
         None, "--model", help="Exported model folder (default: the demo model, if one was made)."
     ),
@@ -187,8 +215,23 @@ def infer(
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
     ),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
-    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
+    eeg_unit: Optional[str] = typer.Option(
+        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
+    ),
+    channel_map: Optional[str] = typer.Option(
+        None, "--channel-map",
+        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+    ),
+    interpolate_missing: bool = typer.Option(
+        False, "--interpolate-missing",
+        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
+    ),
+    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
+    trial: Optional[int] = typer.Option(
+        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
 ) -> None:
@@ -197,7 +240,9 @@ def infer(
 
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
-        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet,
+        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
+        channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
+        trial=trial,
     )
 
 

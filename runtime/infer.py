@@ -12,11 +12,12 @@ import os
 import warnings
 from pathlib import Path
 
-from ._check import MilmerInputError, check_option
+from ._check import MilmerInputError, check_option, check_positive
 from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
+from .recording import RecordingOptions
 
 __all__ = [
     "DEMO_POINTER",
@@ -25,6 +26,7 @@ __all__ = [
     "default_model_dir",
     "check_infer_options",
     "check_model_option",
+    "recording_options",
     "run_infer_cli",
 ]
 
@@ -107,6 +109,32 @@ def check_model_option(model_dir: Path, precision: str) -> None:
         )
 
 
+def recording_options(
+    *,
+    offset: float = 0.0,
+    baseline: float | None = None,
+    eeg_unit: str | None = None,
+    channel_map: str | None = None,
+    interpolate_missing: bool = False,
+    max_interpolated: int | None = None,
+    trial: int | None = None,
+) -> RecordingOptions:
+    """The recording options of ``milmer-infer`` and ``milmer preprocess``, checked (the channel
+    map is parsed here, before any slow work)."""
+    from .eeg.channels import parse_channel_map
+    from .eeg.preprocess import MAX_INTERPOLATED, EEGInputOptions
+
+    if baseline is not None:
+        check_positive("baseline", baseline, allow_zero=True)
+    if channel_map is not None:
+        parse_channel_map(channel_map)
+    eeg = EEGInputOptions(
+        eeg_unit=eeg_unit, channel_map=channel_map, interpolate_missing=interpolate_missing,
+        max_interpolated=MAX_INTERPOLATED if max_interpolated is None else max_interpolated,
+    )
+    return RecordingOptions(offset_s=offset, baseline_s=baseline, trial=trial, eeg=eeg)
+
+
 def run_infer_cli(
     *,
     video: Path,
@@ -117,9 +145,14 @@ def run_infer_cli(
     precision: str = "fp32",
     batch: int | None = None,
     offset: float = 0.0,
-    baseline: float = 0.0,
+    baseline: float | None = None,
     out: Path | None = None,
     quiet: bool = False,
+    eeg_unit: str | None = None,
+    channel_map: str | None = None,
+    interpolate_missing: bool = False,
+    max_interpolated: int | None = None,
+    trial: int | None = None,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
@@ -135,15 +168,23 @@ def run_infer_cli(
     from ._check import check_path_exists
     from .backends.registry import choose
     from .model_dir import load_model_dir
-    from .pipeline import CoverageWarning, Pipeline
+    from .pipeline import Pipeline
     from .predictions import check_out_path, print_report, write_predictions
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
+    options = recording_options(
+        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+    )
     if out is not None:
         check_out_path(out)
     model_dir = Path(model) if model is not None else default_model_dir()
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
+    if Path(eeg).suffix.lower() == ".dat" and trial is None:
+        from .eeg.deap import deap_trial
+
+        deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
     check_model_option(model_dir, precision)
     bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
     graphs = [bundle.swin_path, bundle.fusion_path]
@@ -153,10 +194,11 @@ def run_infer_cli(
         err.print(choice.note(), markup=False)
     with Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch) as pipeline:  # type: ignore[arg-type]
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CoverageWarning)
-            result = pipeline.predict(video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet)
+            # Every warning (coverage, MNE, ...) is shown as one line, not as Python's file:line.
+            warnings.simplefilter("always")
+            result = pipeline.predict(video, eeg, options=options, progress=not quiet)
     for w in caught:
-        err.print(f"Warning: {w.message}", style="yellow", markup=False)
+        err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)

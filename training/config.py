@@ -25,6 +25,7 @@ __all__ = [
     "FUSIONS",
     "MIL_MODES",
     "VISUAL_INTEGRATIONS",
+    "EEG_TOKENS",
     "SPEC_FIELDS",
     "ModelConfig",
 ]
@@ -36,10 +37,12 @@ Modality = Literal["eeg", "face", "both"]
 Fusion = Literal["transformer", "concat"]
 MilMode = Literal["first-frame", "mean", "amil", "topk"]
 VisualIntegration = Literal["none", "mlp", "cross-attention"]
+EEGTokens = Literal["mlp", "spectral"]
 
 MODALITIES: tuple[str, ...] = ("eeg", "face", "both")
 FUSIONS: tuple[str, ...] = ("transformer", "concat")
 MIL_MODES: tuple[str, ...] = ("first-frame", "mean", "amil", "topk")
+EEG_TOKENS: tuple[str, ...] = ("mlp", "spectral")
 VISUAL_INTEGRATIONS: tuple[str, ...] = ("none", "mlp", "cross-attention")
 
 #: ModelConfig fields set from the ModelSpec by :meth:`ModelConfig.from_spec`.
@@ -48,6 +51,7 @@ SPEC_FIELDS: tuple[str, ...] = (
     "frames_per_window",
     "n_eeg_channels",
     "eeg_samples",
+    "eeg_sfreq",
     "frame_size",
     "tokens_per_frame",
     "top_k",
@@ -74,6 +78,10 @@ class ModelConfig:
     - ``mil`` over the ``frames_per_window`` frames of a bag: ``'topk'`` (attention MIL scores,
       the ``top_k`` best frames' tokens scaled by their renormalised weights), ``'amil'``
       (attention-weighted sum of all frames), ``'mean'`` (plain mean), ``'first-frame'``.
+    - ``eeg_tokens``: ``'mlp'`` (the paper's: each channel's ``eeg_samples`` raw samples,
+      LayerNorm'd, through an MLP to ``d_model``) or ``'spectral'`` (each channel's log power in
+      the delta/theta/alpha/beta/gamma bands, computed inside the graph by a fixed DFT, through an
+      MLP to ``d_model``: the usual DEAP features; needs ``eeg_sfreq``).
     - ``visual_integration`` of the MIL output tokens: ``'cross-attention'`` (``n_queries``
       learned queries attend over them), ``'mlp'`` (a learned token-mixing MLP maps them to
       ``n_queries`` tokens), ``'none'`` (they enter the fusion as they are).
@@ -91,9 +99,11 @@ class ModelConfig:
     frames_per_window: int = 10
     n_eeg_channels: int = 32
     eeg_samples: int = 384
+    eeg_sfreq: float = 128.0
     frame_size: int = 224
     tokens_per_frame: int = 49
     modality: Modality = "both"
+    eeg_tokens: EEGTokens = "mlp"
     fusion: Fusion = "transformer"
     mil: MilMode = "topk"
     top_k: int = 3
@@ -112,7 +122,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
                 raise MilmerInputError(f"Invalid value for {name!r}: expected a number in [0, 1), got {value!r}.")
+        if not isinstance(self.eeg_sfreq, (int, float)) or isinstance(self.eeg_sfreq, bool) or not self.eeg_sfreq > 0:
+            raise MilmerInputError(f"Invalid value for 'eeg_sfreq': expected a number > 0 (Hz), got {self.eeg_sfreq!r}.")
         check_option("modality", self.modality, MODALITIES)
+        check_option("eeg_tokens", self.eeg_tokens, EEG_TOKENS)
         check_option("fusion", self.fusion, FUSIONS)
         check_option("mil", self.mil, MIL_MODES)
         check_option("visual_integration", self.visual_integration, VISUAL_INTEGRATIONS)
@@ -172,7 +185,7 @@ class ModelConfig:
         if tied:
             raise MilmerInputError(
                 f"Invalid override(s) {', '.join(repr(t) for t in tied)}: these come from the model spec "
-                "(face.frames_per_window, eeg channels/window, face.frame_size, graph.tokens_per_frame, "
+                "(face.frames_per_window, eeg channels/window/sfreq, face.frame_size, graph.tokens_per_frame, "
                 "graph.top_k, class_names); change the spec instead."
             )
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
@@ -183,6 +196,7 @@ class ModelConfig:
             frames_per_window=spec.face.frames_per_window,
             n_eeg_channels=spec.eeg.n_channels,
             eeg_samples=spec.eeg.window_samples,
+            eeg_sfreq=float(spec.eeg.sfreq),
             frame_size=spec.face.frame_size,
             tokens_per_frame=spec.graph.tokens_per_frame,
             top_k=spec.graph.top_k,

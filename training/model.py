@@ -18,6 +18,7 @@ scaled by their attention weights); cross-attention compresses the K*P selected 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,6 +36,10 @@ __all__ = [
     "MILPooling",
     "CrossAttentionIntegration",
     "MLPIntegration",
+    "NoIntegration",
+    "SpectralEEGTokenizer",
+    "EEG_BANDS",
+    "band_power_matrices",
     "TransformerFusion",
     "ConcatFusion",
     "MilmerModel",
@@ -47,29 +52,100 @@ def _init_embedding(t: Tensor) -> Tensor:
 
 
 class EEGTokenizer(nn.Module):
-    """Each channel's window becomes one token: eeg (B, C, T) -> (B, C, d).
+    """Each channel's window becomes one token: eeg (B, C, T) -> (B, C, d) (paper Sec. 4.1).
 
     LayerNorm over the T samples of each channel (EEG amplitudes vary a lot between subjects and
-    channels), then Linear(T -> d) + ReLU.
+    channels), then the paper's per-channel MLP that maps the T samples up to d:
+    Linear(T -> d), GELU, Linear(d -> d).
     """
 
     def __init__(self, n_samples: int, d_model: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(n_samples)
-        self.proj = nn.Linear(n_samples, d_model)
+        self.mlp = nn.Sequential(nn.Linear(n_samples, d_model), nn.GELU(), nn.Linear(d_model, d_model))
 
     def forward(self, eeg: Tensor) -> Tensor:
-        return torch.relu(self.proj(self.norm(eeg)))
+        return self.mlp(self.norm(eeg))
+
+
+#: The standard EEG bands (Hz, [low, high)) of DEAP's spectral features: delta, theta, alpha,
+#: beta, gamma (Koelstra et al. 2012 use theta 4-8, slow alpha 8-10, alpha 8-12, beta 12-30,
+#: gamma 30+; the differential-entropy literature, e.g. Zheng & Lu 2015, the same five bands).
+EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+
+
+def band_power_matrices(n_samples: int, sfreq: float, bands: tuple[tuple[float, float], ...] = EEG_BANDS) -> tuple[Tensor, Tensor]:
+    """Constant matrices of a Hann-windowed real DFT restricted to the bins inside ``bands``.
+
+    Returns ``dft`` (T, 2 * n_bins) float32 (the windowed cos and sin rows of every kept bin,
+    so ``x @ dft`` gives their real and imaginary parts) and ``pool`` (n_bins, n_bands) float32
+    (averages each band's bin powers). Raises if a band holds no DFT bin at this window length.
+    """
+    import math
+
+    freqs = torch.arange(n_samples // 2 + 1, dtype=torch.float64) * (sfreq / n_samples)
+    in_band = [(freqs >= lo) & (freqs < hi) for lo, hi in bands]
+    for (lo, hi), mask in zip(bands, in_band):
+        if not bool(mask.any()):
+            raise MilmerInputError(
+                f"Invalid EEG window for spectral tokens: band {lo:g}-{hi:g} Hz holds no DFT bin at "
+                f"{n_samples} samples and {sfreq:g} Hz (bin spacing {sfreq / n_samples:g} Hz)."
+            )
+    keep = torch.stack(in_band).any(0)
+    bins = torch.nonzero(keep).squeeze(1)  # (n_bins,)
+    t = torch.arange(n_samples, dtype=torch.float64)
+    window = torch.hann_window(n_samples, periodic=True, dtype=torch.float64)
+    phase = 2 * math.pi * t[:, None] * bins[None, :].double() / n_samples  # (T, n_bins)
+    dft = torch.cat([window[:, None] * torch.cos(phase), window[:, None] * torch.sin(phase)], dim=1)
+    pool = torch.stack([mask[bins].double() / mask.sum() for mask in in_band], dim=1)  # (n_bins, n_bands)
+    return dft.float(), pool.float()
+
+
+class SpectralEEGTokenizer(nn.Module):
+    """Per-channel log band power tokens: eeg (B, C, T) -> (B, C, d) (an ablation, not the paper's).
+
+    The usual DEAP features: for each channel the log power in the delta, theta, alpha, beta and
+    gamma bands (:data:`EEG_BANDS`), from a Hann-windowed real DFT computed as one MatMul with
+    constant cos/sin matrices (exports to ONNX and TensorRT as MatMul/Mul/Add/Log only). The
+    (C, 5) log powers of a window are normalised together (LayerNorm over channels and bands:
+    removes the window's overall gain, keeps asymmetries and band ratios), then a per-channel MLP
+    Linear(5 -> d), GELU, Linear(d -> d) makes the token. Log band power is where emotion
+    shows in EEG (frontal alpha asymmetry, beta/alpha); a linear map of raw samples cannot read it.
+    """
+
+    def __init__(self, n_channels: int, n_samples: int, sfreq: float, d_model: int) -> None:
+        super().__init__()
+        dft, pool = band_power_matrices(n_samples, sfreq)
+        self.register_buffer("dft", dft, persistent=False)
+        self.register_buffer("pool", pool, persistent=False)
+        n_bands = pool.shape[1]
+        self.norm = nn.LayerNorm([n_channels, n_bands])
+        self.mlp = nn.Sequential(nn.Linear(n_bands, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+
+    def band_power(self, eeg: Tensor) -> Tensor:
+        """eeg (B, C, T) -> log band power (B, C, n_bands), natural log of (signal units)^2."""
+        eeg = eeg - eeg.mean(-1, keepdim=True)
+        spec = eeg @ self.dft  # (B, C, 2 * n_bins): real parts, then imaginary parts
+        re, im = spec.chunk(2, dim=-1)
+        power = (re * re + im * im) @ self.pool  # (B, C, n_bands)
+        return torch.log(power + 1e-6)
+
+    def forward(self, eeg: Tensor) -> Tensor:
+        return self.mlp(self.norm(self.band_power(eeg)))
 
 
 class MILPooling(nn.Module):
     """Multiple-instance pooling over the F frames of a bag: tokens (B, F, P, d) ->
-    (bag (B, M, d), weights (B, F), selected (B, K) int64).
+    (bag (B, M, d), bag_log_weights (B, M) | None, weights (B, F), selected (B, K) int64).
 
     - ``'topk'``: attention MIL (Ilse et al. 2018) scores each frame from its mean token,
-      ``a = softmax_F(w^T tanh(V x))``; the K best frames (in temporal order) are kept and their
-      tokens multiplied by ``K * a_k / sum_K a`` (renormalised over the K and scaled so that equal
-      weights leave the tokens unchanged); this product is what trains V and w. M = K * P.
+      ``a = softmax_F(w^T tanh(V x))``; the K best frames (in temporal order) are kept, M = K * P.
+      ``bag_log_weights`` is ``log(K * a_k / sum_K a)`` for each of frame k's P tokens (0 when
+      the K weights are equal). The visual integration applies it where no normalisation can
+      undo it (an additive attention bias in the cross-attention, a scale after the LayerNorm in
+      the MLP): this is what trains V and w. Scaling the tokens themselves does not, because the
+      LayerNorm that follows removes any positive per-token scale (the scorer's gradient was
+      ~1e-4 of the other parameters').
     - ``'amil'``: the attention-weighted sum of all frames' tokens; M = P; ``selected`` are the K
       highest-weighted frames (temporal order).
     - ``'mean'``: the mean frame; weights 1/F; ``selected`` = frames 0..K-1.
@@ -108,51 +184,61 @@ class MILPooling(nn.Module):
         ones = torch.ones_like(tokens[:, :, 0, 0])
         return ones / ones.shape[1]
 
-    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
         if self.mode == "mean":
             weights = self.uniform_weights(tokens)
-            return tokens.mean(1), weights, self.first_k(weights)
+            return tokens.mean(1), None, weights, self.first_k(weights)
         if self.mode == "first-frame":
             column = tokens[:, :, 0, 0]
             weights = torch.cat([torch.ones_like(column[:, :1]), torch.zeros_like(column[:, 1:])], dim=1)
-            return tokens[:, 0], weights, self.first_k(weights)
+            return tokens[:, 0], None, weights, self.first_k(weights)
 
         assert self.scorer is not None
         scores = self.scorer(tokens.mean(2)).squeeze(-1)  # (B, F)
         weights = torch.softmax(scores, dim=1)
-        top_w, top_i = torch.topk(weights, self.top_k, dim=1)  # (B, K), best first
+        top_s, top_i = torch.topk(scores, self.top_k, dim=1)  # (B, K), best first
         selected, order = torch.sort(top_i, dim=1)  # temporal order: deterministic outputs
         if self.mode == "amil":
-            return (weights[:, :, None, None] * tokens).sum(1), weights, selected
+            return (weights[:, :, None, None] * tokens).sum(1), None, weights, selected
 
-        top_w = torch.gather(top_w, 1, order)
-        scale = top_w * (self.top_k / top_w.sum(1, keepdim=True))  # (B, K)
-        index = selected[:, :, None, None].expand(-1, -1, tokens.shape[2], tokens.shape[3])
-        chosen = torch.gather(tokens, 1, index)  # (B, K, P, d)
-        bag = (chosen * scale[:, :, None, None]).flatten(1, 2)  # (B, K*P, d)
-        return bag, weights, selected
+        top_s = torch.gather(top_s, 1, order)  # (B, K)
+        # log(K * a_k / sum_K a) = log K + log_softmax over the K scores (finite, stable).
+        log_w = torch.log_softmax(top_s, dim=1) + math.log(self.top_k)  # (B, K)
+        p, d = tokens.shape[2], tokens.shape[3]
+        index = selected[:, :, None, None].expand(-1, -1, p, d)
+        bag = torch.gather(tokens, 1, index).flatten(1, 2)  # (B, K*P, d)
+        bag_log_w = log_w[:, :, None].expand(-1, -1, p).flatten(1, 2)  # (B, K*P)
+        return bag, bag_log_w, weights, selected
 
 
 class CrossAttentionIntegration(nn.Module):
     """``n_queries`` learned queries attend over the bag tokens: (B, M, d) -> (B, N, d).
 
     The keys get a learned position embedding (which frame, which patch): attention itself is
-    blind to order. Output = LayerNorm(queries + attention). No attention dropout here: the
-    model's dropout lives in the fusion encoder.
+    blind to order. ``bag_log_weights`` (B, M) (the MIL weights, see :class:`MILPooling`) is
+    added to every query's attention logits, so a frame with weight ``a`` gets ``a`` times the
+    attention it would otherwise get (renormalised): the MIL scorer steers what the queries read.
+    Output = LayerNorm(queries + attention). No attention dropout here: the model's dropout
+    lives in the fusion encoder.
     """
 
     def __init__(self, n_tokens: int, n_queries: int, d_model: int, n_heads: int) -> None:
         super().__init__()
+        self.n_heads = n_heads
         self.queries = nn.Parameter(_init_embedding(torch.empty(n_queries, d_model)))
         self.key_pos = nn.Parameter(_init_embedding(torch.empty(n_tokens, d_model)))
         self.kv_norm = nn.LayerNorm(d_model)
         self.attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
         self.out_norm = nn.LayerNorm(d_model)
 
-    def forward(self, bag: Tensor) -> Tensor:
+    def forward(self, bag: Tensor, bag_log_weights: Tensor | None = None) -> Tensor:
         kv = self.kv_norm(bag + self.key_pos)  # (B, M, d)
         q = self.queries.expand(bag.shape[0], -1, -1)  # (B, N, d)
-        out, _ = self.attn(q, kv, kv, need_weights=False)
+        bias = None
+        if bag_log_weights is not None:  # float additive mask (B * heads, N, M): no boolean masks
+            n, m = q.shape[1], kv.shape[1]
+            bias = bag_log_weights[:, None, None, :].expand(-1, self.n_heads, n, -1).reshape(-1, n, m)
+        out, _ = self.attn(q, kv, kv, attn_mask=bias, need_weights=False)
         return self.out_norm(q + out)
 
 
@@ -160,7 +246,9 @@ class MLPIntegration(nn.Module):
     """A token-mixing MLP maps the bag tokens to ``n_queries`` tokens: (B, M, d) -> (B, N, d).
 
     The MLP counterpart of the cross-attention (same output size, for the ablation):
-    LayerNorm, Linear(M -> N) across tokens, then a residual per-token MLP d -> d -> d (GELU).
+    LayerNorm, then the MIL weights ``exp(bag_log_weights)`` scale the normalised tokens (after
+    the norm, which would otherwise undo them), Linear(M -> N) across tokens, then a residual
+    per-token MLP d -> d -> d (GELU).
     """
 
     def __init__(self, n_tokens: int, n_queries: int, d_model: int) -> None:
@@ -169,9 +257,22 @@ class MLPIntegration(nn.Module):
         self.token_mix = nn.Linear(n_tokens, n_queries)
         self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model))
 
-    def forward(self, bag: Tensor) -> Tensor:
-        mixed = self.token_mix(self.norm(bag).transpose(1, 2)).transpose(1, 2)  # (B, N, d)
+    def forward(self, bag: Tensor, bag_log_weights: Tensor | None = None) -> Tensor:
+        x = self.norm(bag)
+        if bag_log_weights is not None:
+            x = x * torch.exp(bag_log_weights)[:, :, None]
+        mixed = self.token_mix(x.transpose(1, 2)).transpose(1, 2)  # (B, N, d)
         return mixed + self.mlp(mixed)
+
+
+class NoIntegration(nn.Module):
+    """The bag tokens enter the fusion as they are, scaled by the MIL weights: (B, M, d) -> (B, M, d).
+
+    The fusion encoder is pre-norm, so the scale survives in its residual stream.
+    """
+
+    def forward(self, bag: Tensor, bag_log_weights: Tensor | None = None) -> Tensor:
+        return bag if bag_log_weights is None else bag * torch.exp(bag_log_weights)[:, :, None]
 
 
 class TransformerFusion(nn.Module):
@@ -263,7 +364,13 @@ class MilmerModel(nn.Module):
         self.token_dim: int = int(backbone.config.hidden_size)
         self.backbone = backbone
         d = config.d_model
-        self.eeg_tokenizer = EEGTokenizer(config.eeg_samples, d) if config.uses_eeg else None
+        self.eeg_tokenizer: nn.Module | None = None
+        if config.uses_eeg:
+            self.eeg_tokenizer = (
+                SpectralEEGTokenizer(config.n_eeg_channels, config.eeg_samples, config.eeg_sfreq, d)
+                if config.eeg_tokens == "spectral"
+                else EEGTokenizer(config.eeg_samples, d)
+            )
         self.token_proj: nn.Module | None = None
         self.visual: nn.Module | None = None
         if config.uses_face:
@@ -273,7 +380,7 @@ class MilmerModel(nn.Module):
             elif config.visual_integration == "mlp":
                 self.visual = MLPIntegration(config.n_bag_tokens, config.n_queries, d)
             else:
-                self.visual = nn.Identity()
+                self.visual = NoIntegration()
         # With modality 'eeg' a parameter-free 'mean' pooling still produces the uniform
         # mil_weights / selected outputs, so every variant has the same graph I/O.
         mil_mode = config.mil if config.uses_face else "mean"
@@ -310,10 +417,10 @@ class MilmerModel(nn.Module):
         eeg_tokens = self.eeg_tokenizer(eeg) if self.eeg_tokenizer is not None else None  # (B, C, d)
         face_tokens = None
         if self.token_proj is not None and self.visual is not None:
-            bag, weights, selected = self.mil(self.token_proj(tokens))  # (B, M, d)
-            face_tokens = self.visual(bag)  # (B, N, d)
+            bag, bag_log_w, weights, selected = self.mil(self.token_proj(tokens))  # (B, M, d), (B, M)
+            face_tokens = self.visual(bag, bag_log_w)  # (B, N, d)
         else:
-            _, weights, selected = self.mil(tokens)
+            _, _, weights, selected = self.mil(tokens)
         return self.fusion(eeg_tokens, face_tokens), weights, selected
 
     def forward(self, eeg: Tensor, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -4,10 +4,14 @@ The face is the astronaut photo bundled with scikit-image (``skimage.data.astron
 512x512, public domain, NASA). Her head is cut out with a feathered ellipse and placed on a
 textured background; each frame then gets
 
+- **brief expressions**: the face is neutral except for one short expression (about 0.75 s,
+  2-3 of the 10 frames a model samples) at a random moment inside every 3 s window of the
+  session (windows counted from time 0, the grid the model's windows follow), so most frames of
+  a bag carry no class: the situation multiple-instance learning is for. Within an expression:
 - **valence**: mouth corners displaced up and outward (a broader smile) for positive valence,
   down and inward for negative, with ``cv2.remap`` and a smooth Gaussian displacement field;
 - **arousal**: eyes opened wider and brows raised for high arousal (narrower eyes, lowered
-  brows for low), and more head motion;
+  brows for low); head motion grows with arousal all the time;
 - **blinks**: the eyelid closes at the times of the EEG blinks (same ``Blinks`` object), so a
   blink in the video lines up with the blink on the vertical EOG;
 - head motion (slow sinusoidal translation, scale and rotation), a slight illumination flicker
@@ -26,10 +30,15 @@ import numpy as np
 
 from .timeline import Blinks, StateTimeline
 
-__all__ = ["FRAME_SIZE", "FaceRenderer"]
+__all__ = ["BURST_PERIOD_S", "BURST_S", "FRAME_SIZE", "FaceRenderer", "expression_envelope"]
 
 #: Default (width, height) of the synthetic video frames.
 FRAME_SIZE = (320, 240)
+#: One brief expression per period (s): the model's 3 s window.
+BURST_PERIOD_S = 3.0
+#: Length of a brief expression at full strength (s), plus 0.1 s raised-cosine ramps each side.
+BURST_S = 0.75
+_BURST_RAMP_S = 0.1
 
 # Landmarks of the astronaut photo, in pixels of the 512x512 image (measured with BlazeFace
 # keypoints and by eye). The head crop starts at (_CROP_X, _CROP_Y).
@@ -107,6 +116,7 @@ class FaceRenderer:
 
         times = np.arange(n_frames) / fps
         valence, arousal = timeline.at(times)
+        envelope = expression_envelope(times, rng)
         closure = blinks.closure(times)
         motion = _Motion(
             freqs=rng.uniform([0.15, 0.2, 0.1, 0.1], [0.4, 0.5, 0.3, 0.3]),
@@ -118,7 +128,7 @@ class FaceRenderer:
         for i, t in enumerate(times):
             lively = 1.0 + 0.6 * arousal[i]  # high arousal moves more
             offsets = lively * motion.amps * np.sin(2 * np.pi * motion.freqs * t + motion.phases)
-            face = self._expression(valence[i], arousal[i], closure[i])
+            face = self._expression(envelope[i] * valence[i], envelope[i] * arousal[i], closure[i])
             frame = self._compose(face, offsets)
             frame = cv2.convertScaleAbs(frame, alpha=1.0 + 0.03 * np.sin(2 * np.pi * flicker * t))
             yield cv2.add(frame, self._noise[noise_index[i]], dtype=cv2.CV_8U)
@@ -179,6 +189,22 @@ class FaceRenderer:
         fg = cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
         frame[y0:y1, x0:x1] = cv2.blendLinear(fg, frame[y0:y1, x0:x1], weight, 1.0 - weight)
         return frame
+
+
+def expression_envelope(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n,) float64 in [0, 1]: 1 during the brief expression of each :data:`BURST_PERIOD_S`
+    period (one per period, ``BURST_S`` long at a uniform random moment inside it, raised-cosine
+    ramps of 0.1 s), 0 elsewhere. ``times`` in seconds from the session's start."""
+    times = np.asarray(times, dtype=np.float64)
+    n_periods = int(np.floor(times.max() / BURST_PERIOD_S)) + 1 if times.size else 0
+    margin = _BURST_RAMP_S + 0.05
+    onsets = np.arange(n_periods) * BURST_PERIOD_S + rng.uniform(margin, BURST_PERIOD_S - BURST_S - margin, n_periods)
+    period = np.clip(np.floor(times / BURST_PERIOD_S).astype(int), 0, max(n_periods - 1, 0))
+    phase = times - onsets[period] if n_periods else times
+    # 0 before onset - ramp, rising ramp, flat top of BURST_S, falling ramp, 0 after.
+    rise = np.clip((phase + _BURST_RAMP_S) / _BURST_RAMP_S, 0.0, 1.0)
+    fall = np.clip((BURST_S + _BURST_RAMP_S - phase) / _BURST_RAMP_S, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * np.minimum(rise, fall))
 
 
 def _expression_fields(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:

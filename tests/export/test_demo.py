@@ -15,16 +15,25 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"
-    summary = run_demo(out, protocols=("trial",), subjects=1, trials=4, trial_s=9.0, recording_s=12.0, epochs=3)
+    summary = run_demo(out, protocols=("trial",), subjects=1, trials=4, trial_s=9.0, recording_s=12.0, epochs=3,
+                       ablations={"concat fusion": {"fusion": "concat"}})  # fmt: skip
 
     for rel in ("data/README.txt", "preprocessed/faces.png", "preprocessed/eeg_ica.png", "preprocessed/windows.npz",
-                "runs/trial/report.json", "model/swin.onnx", "model/fusion.onnx", "model/swin.int8.onnx",
+                "runs/trial/report.json", "runs/trial-concat-fusion/report.json", "model/swin.onnx", "model/fusion.onnx", "model/swin.int8.onnx",
                 "model/spec.json", "predictions.json", "demo_summary.json"):  # fmt: skip
         assert (out / rel).is_file(), rel
     assert summary["synthetic_data"] is True
     assert set(summary["accuracy_by_protocol"]) == {"trial"}
     acc = summary["accuracy_by_protocol"]["trial"]
     assert 0.0 <= acc["accuracy_mean"] <= 1.0 and acc["chance"] == 0.25
+    # Every fold is run (4 trials of one subject: 4 folds) and no validation trial is held out.
+    assert acc["folds"] == acc["folds_total"] == 4
+    report = json.loads((out / "runs/trial/report.json").read_text())
+    assert all(f["sizes"]["val"] == 0 for f in report["per_fold"])
+    assert report["config"]["model"]["fusion"] == "transformer" and report["config"]["model"]["mil"] == "topk"
+    ablations = summary["ablations"]["models"]
+    assert list(ablations) == ["paper (transformer fusion, top-K MIL, cross-attention)", "concat fusion"]
+    assert ablations["paper (transformer fusion, top-K MIL, cross-attention)"]["accuracy_mean"] == acc["accuracy_mean"]
     predictions = json.loads((out / "predictions.json").read_text())
     assert len(predictions["windows"]) == 4  # 12 s recording -> four 3 s windows
     assert json.loads((out / "demo_summary.json").read_text())["model_dir"] == str(out / "model")

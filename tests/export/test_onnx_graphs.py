@@ -101,3 +101,34 @@ def test_sdpa_attention_is_refused(tiny_model, monkeypatch):
     monkeypatch.setattr(model.backbone.config, "_attn_implementation", "sdpa")
     with pytest.raises(MilmerInputError, match="attention implementation 'sdpa'; export needs 'eager'"):
         check_exportable(model)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{"eeg_tokens": "spectral"}, {"eeg_tokens": "spectral", "visual_integration": "mlp", "n_layers": 1}],
+    ids=["spectral-cross-attention", "spectral-mlp"],
+)
+def test_spectral_eeg_and_mil_weighting_export_with_parity(tiny_model, tmp_path, variant):
+    """Spectral EEG tokens (a DFT as MatMul with constant cos/sin matrices) and the MIL weights
+    (attention bias / post-norm scale) export to plain ops and match PyTorch in ONNX Runtime."""
+    from milmer.export.onnx_graphs import export_fusion
+    from milmer.training.model import MilmerModel
+
+    base, spec = tiny_model
+    config = base.config.replace(**variant)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MilmerModel(config, base.backbone).eval()
+    path = export_fusion(model, tmp_path / "fusion.onnx", spec)
+    ops = Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    # No DFT/STFT, no boolean masks (Where on a mask), TopK + gather for the selection.
+    assert not {"DFT", "STFT", "Where", "Not"} & set(ops) and ops["TopK"] == 1 and ops["MatMul"] >= 2
+    gen = torch.Generator().manual_seed(5)
+    eeg, tokens = 20 * torch.randn(3, 32, 384, generator=gen), torch.randn(3, 10, 49, 64, generator=gen)
+    with torch.no_grad():
+        logits, weights, selected = model.forward_fusion(eeg, tokens)
+    with OrtRunner(path) as runner:
+        out = runner.infer({"eeg": eeg.numpy(), "tokens": tokens.numpy()})
+    assert np.abs(out["logits"] - logits.numpy()).max() < PARITY_ATOL
+    assert np.abs(out["mil_weights"] - weights.numpy()).max() < PARITY_ATOL
+    np.testing.assert_array_equal(out["selected"], selected.numpy())

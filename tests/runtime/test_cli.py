@@ -227,3 +227,27 @@ def test_preprocess_probes_the_video_once(recording, monkeypatch):
     result = preprocess_recording(video, eeg)
     assert result.report["n_windows"] == 4
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("command", [["preprocess"], ["infer"]])
+def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_path, capsys):
+    code, out, _ = _run([*command, "--help"], capsys)
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0
+    for option in ("--eeg-unit", "--channel-map", "--interpolate-missing", "--max-interpolated", "--trial"):
+        assert option in text
+    assert "the model's 32 channels" in text
+    assert "positive when the video started first, negative when the EEG did" in text
+    video, eeg = recording
+    extra = ["--out", tmp_path / "o"] if command == ["preprocess"] else ["--model", tiny_model]
+    code, _, err = _run([*command, video, eeg, *extra, "--eeg-unit", "furlong"], capsys)
+    assert code == EXIT_USAGE
+    assert "Invalid value for '--eeg-unit': expected one of 'V', 'mV', 'uV', 'nV', got 'furlong'." in err
+    code, _, err = _run([*command, video, eeg, *extra, "--channel-map", "Fp1"], capsys)
+    assert code == EXIT_USAGE and "Invalid value for '--channel-map': expected a preset (biosemi32)" in err
+    dat = tmp_path / "s01.dat"
+    dat.write_bytes(b"")
+    code, _, err = _run([*command, video, dat, *extra], capsys)
+    assert code == EXIT_USAGE
+    assert "'s01.dat' is a DEAP file of 40 trials; say which one with --trial N" in " ".join(err.split())
+    assert not (tmp_path / "o").exists()

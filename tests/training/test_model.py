@@ -26,14 +26,14 @@ def test_stage_shapes(tiny_config, make_model, inputs):
         assert eeg_tokens.shape == (2, 32, 32)
         projected = model.token_proj(tokens.reshape(2, 10, 49, 64))
         assert projected.shape == (2, 10, 49, 32)
-        bag, weights, selected = model.mil(projected)
-        assert bag.shape == (2, 3 * 49, 32)
+        bag, bag_log_w, weights, selected = model.mil(projected)
+        assert bag.shape == (2, 3 * 49, 32) and bag_log_w.shape == (2, 3 * 49)
         assert weights.shape == (2, 10)
         torch.testing.assert_close(weights.sum(1), torch.ones(2))
         assert selected.shape == (2, 3) and selected.dtype == torch.int64
         assert torch.all(selected[:, 1:] > selected[:, :-1])
         assert isinstance(model.visual, CrossAttentionIntegration)
-        assert model.visual(bag).shape == (2, 8, 32)
+        assert model.visual(bag, bag_log_w).shape == (2, 8, 32)
         logits, mil_weights, mil_selected = model(eeg, frames)
     assert logits.shape == (2, 4)
     assert torch.equal(mil_weights, weights) and torch.equal(mil_selected, selected)
@@ -43,10 +43,10 @@ def test_pinned_outputs_for_fixed_seed(tiny_config, make_model, inputs):
     model = make_model(tiny_config, seed=0).eval()
     with torch.no_grad():
         logits, weights, selected = model(*inputs)
-    expected_logits = torch.tensor([[0.6821112, -0.9869339, 0.3410058, 0.3659416], [0.6396625, -0.5416409, 0.9243836, 0.6338287]])
+    expected_logits = torch.tensor([[-0.1117186, -0.3233768, -0.5855076, 0.8243061], [-0.4350570, -0.0511678, -0.5248604, 0.6821117]])
     torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(weights[:, :3], torch.tensor([[0.1006941, 0.0978822, 0.1000679], [0.1009410, 0.0981563, 0.0981705]]), atol=1e-5, rtol=0)
-    assert selected.tolist() == [[3, 7, 8], [4, 6, 9]]
+    torch.testing.assert_close(weights[:, :3], torch.tensor([[0.0999196, 0.0970966, 0.1013144], [0.1037991, 0.1030704, 0.1038984]]), atol=1e-5, rtol=0)
+    assert selected.tolist() == [[2, 4, 8], [0, 1, 2]]
     # Same seed, same numbers; another seed, other numbers.
     with torch.no_grad():
         assert torch.equal(make_model(tiny_config, seed=0).eval()(*inputs)[0], logits)
@@ -67,14 +67,15 @@ def test_forward_equals_backbone_then_fusion(tiny_config, make_model, inputs):
 def test_topk_bag_matches_loop_reference(tokens):
     torch.manual_seed(0)
     mil = MILPooling("topk", 64, 16, 3)
-    bag, weights, selected = mil(tokens)
+    bag, bag_log_w, weights, selected = mil(tokens)
     expected_selected = torch.sort(torch.topk(weights, 3, dim=1).indices, dim=1).values
     assert torch.equal(selected, expected_selected)
     for b in range(2):
         w = weights[b, selected[b]]
         scale = 3 * w / w.sum()
         for j in range(3):
-            torch.testing.assert_close(bag[b, j * 49 : (j + 1) * 49], tokens[b, selected[b, j]] * scale[j])
+            torch.testing.assert_close(bag[b, j * 49 : (j + 1) * 49], tokens[b, selected[b, j]])
+            torch.testing.assert_close(bag_log_w[b, j * 49 : (j + 1) * 49].exp(), scale[j].expand(49))
     pooled = tokens.mean(2)
     V, w_ = mil.V, mil.w
     torch.testing.assert_close(weights, torch.softmax(w_(torch.tanh(V(pooled))).squeeze(-1), dim=1))
@@ -83,16 +84,17 @@ def test_topk_bag_matches_loop_reference(tokens):
 def test_amil_mean_and_first_frame_pooling(tokens):
     torch.manual_seed(0)
     amil = MILPooling("amil", 64, 16, 3)
-    bag, weights, selected = amil(tokens)
+    bag, log_w, weights, selected = amil(tokens)
+    assert log_w is None
     torch.testing.assert_close(bag, torch.einsum("bf,bfpd->bpd", weights, tokens))
     assert torch.equal(selected, torch.sort(torch.topk(weights, 3, dim=1).indices, dim=1).values)
 
-    bag, weights, selected = MILPooling("mean", 64, 16, 3)(tokens)
+    bag, _, weights, selected = MILPooling("mean", 64, 16, 3)(tokens)
     torch.testing.assert_close(bag, tokens.mean(1))
     assert torch.equal(weights, torch.full((2, 10), 0.1))
     assert selected.tolist() == [[0, 1, 2], [0, 1, 2]]
 
-    bag, weights, selected = MILPooling("first-frame", 64, 16, 2)(tokens)
+    bag, _, weights, selected = MILPooling("first-frame", 64, 16, 2)(tokens)
     assert torch.equal(bag, tokens[:, 0])
     assert weights.tolist() == [[1.0] + [0.0] * 9] * 2
     assert selected.tolist() == [[0, 1], [0, 1]]
@@ -115,7 +117,7 @@ def test_full_size_parameter_counts():
     assert _count(model.mil) == 768 * 128 + 128 + 128 + 1 < 1_000_000
     assert _count(model.backbone) == 27_519_354
     assert isinstance(model.token_proj, nn.Identity)  # Swin-T's 768 == d_model
-    assert _count(model) == 41_551_231
+    assert _count(model) == 42_141_823  # the EEG MLP's second Linear (768 x 768) since the paper's MLP
 
 
 def test_token_projection_only_when_sizes_differ(tiny_config, make_model):
@@ -136,6 +138,9 @@ VARIANTS = [
     {"fusion": "concat", "mil": "mean", "visual_integration": "mlp"},
     {"top_k": 1},
     {"top_k": 10, "visual_integration": "mlp"},
+    {"eeg_tokens": "spectral"},
+    {"eeg_tokens": "spectral", "fusion": "concat"},
+    {"eeg_tokens": "spectral", "modality": "eeg"},
 ]
 
 
