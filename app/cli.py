@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperCommand
 
 from milmer.runtime._check import MilmerInputError
-from milmer.runtime.backends.trt_cache import DEFAULT_BAG_PROFILE
+from milmer.runtime._choices import DEFAULT_BAG_PROFILE
 from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, handle_errors, run_app
 
 __all__ = ["app", "main"]
