@@ -49,7 +49,7 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 # --backend / --device / --precision: choices from the backend table, shared with `milmer bench`.
-BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({BACKEND_NAMES.get(k, k)})" for k in BACKENDS) + "."
+BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({BACKEND_NAMES.get(k, k)})" for k in BACKENDS)
 DEVICE_HELP = (
     f"{', '.join(DEVICES)}. auto: TensorRT (with an engine) > CUDA > CPU, with a note of what was "
     "picked; tensorrt: ONNX Runtime's TensorRT EP (only on request: it builds engines on first use)."
