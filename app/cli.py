@@ -128,6 +128,30 @@ def _parse_profile(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+@app.command("export-triton")
+@handle_errors
+def export_triton(
+    model: Path = typer.Argument(..., help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
+    out: Path = typer.Option(..., "--out", help="Triton model repository to write."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="Triton backend: onnxruntime or tensorrt."),
+    precision: str = typer.Option("fp32", "--precision", help="Graphs to serve: fp32, fp16 (or int8 on CPU)."),
+    device: str = typer.Option("gpu", "--device", help="Instance kind: gpu or cpu (onnxruntime only)."),
+    trt_profile: str = typer.Option(
+        "1,8,32", "--trt-profile", help="Bags MIN,OPT,MAX: batch limits, preferred batch and engine shapes."
+    ),
+    max_queue_delay_us: int = typer.Option(2000, "--max-queue-delay-us", help="Dynamic batcher queue delay."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing repository folder."),
+) -> None:
+    """Write a model repository for the stock Triton server: backbone + fusion as an ensemble."""
+    from milmer.export.triton_repo import write_triton_repo
+
+    repo = write_triton_repo(
+        model, out, backend=backend, precision=precision, device=device,  # type: ignore[arg-type]
+        profile=_parse_profile(trt_profile), max_queue_delay_us=max_queue_delay_us, overwrite=overwrite,
+    )
+    typer.echo(f"Wrote Triton model repository {repo} (model 'milmer'); see {repo / 'README.md'}.")
+
+
 def _bench_epilog() -> str:
     """The defaults of the options above that show none, from ``BenchSettings`` (full / --quick)."""
     from milmer.benchmarks.command import BenchSettings

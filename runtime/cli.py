@@ -233,6 +233,9 @@ def infer(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="Score on a Triton server (http://HOST:PORT, see `milmer serve`); preprocessing stays local."
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     from .infer import run_infer_cli
@@ -241,12 +244,72 @@ def infer(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
         channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
-        trial=trial,
+        trial=trial, server=server,
     )
 
 
 # `milmer infer` is the same command as `milmer-infer`.
 app.command("infer")(infer)
+
+
+# --------------------------------------------------------------------------- serve / score-study
+@app.command("serve")
+@handle_errors
+def serve(
+    model: Path = typer.Option(..., "--model", help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    http_port: int = typer.Option(8000, "--http-port", help="Triton HTTP port (clients: --server http://HOST:PORT)."),
+    grpc_port: int = typer.Option(8001, "--grpc-port", help="Triton gRPC port."),
+    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
+    max_batch: int = typer.Option(8, "--max-batch", help="Most bags Triton's dynamic batcher puts into one model call."),
+    max_queue_delay_us: int = typer.Option(
+        2000, "--max-queue-delay-us", help="Microseconds a request may wait for others to fill a batch."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
+) -> None:
+    """Serve the model with NVIDIA Triton Inference Server: clients send bags, Triton batches them."""
+    from .serve.server import ServeConfig, serve as run_server
+
+    config = ServeConfig(
+        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+        max_batch=max_batch, max_queue_delay_us=max_queue_delay_us,
+    )
+
+    def ready(urls: dict[str, str]) -> None:
+        typer.echo(
+            f"Serving {model} as model 'milmer' (Ctrl-C stops): HTTP {urls['http']}, gRPC {urls['grpc']}, "
+            f"metrics {urls['metrics']}; clients: milmer-infer VIDEO EEG --server {urls['http']}",
+        )
+        sys.stdout.flush()
+
+    run_server(model, config, backend=backend, device=device, precision=precision, on_ready=ready)
+    typer.echo("Server stopped.")
+
+
+@app.command("score-study")
+@handle_errors
+def score_study(
+    manifest: Path = typer.Argument(..., help="CSV with columns id, video, eeg[, offset, baseline]."),
+    server: str = typer.Option(..., "--server", help="Triton server running the model: http://HOST:PORT."),
+    out: Path = typer.Option(..., "--out", help="Folder for one result file per recording (reruns skip done ones)."),
+    workers: int = typer.Option(2, "--workers", help="Recordings in progress at once (= most requests in flight)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Bags per request (default 4)."),
+    fmt: str = typer.Option("json", "--format", help="Result file format: json or csv."),
+) -> None:
+    """Score every recording of a manifest against a server; resumable, failures reported per recording."""
+    from .serve.study import FAILURES_FILE, score_study as run_study
+
+    report = run_study(manifest, server, out, workers=workers, batch=batch, fmt=fmt, progress=True)  # type: ignore[arg-type]
+    typer.echo(
+        f"Scored {len(report.scored)}, skipped {len(report.skipped)} already scored, failed {len(report.failed)}; results in {out}"
+    )
+    for ident, error in sorted(report.failed.items()):
+        _err(f"Failed {ident}: {error}")
+    if not report.ok:
+        _err(f"Failures are listed in {out / FAILURES_FILE}; rerun the same command to retry them.")
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 def infer_main(argv: Optional[list[str]] = None) -> int:

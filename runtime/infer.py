@@ -153,6 +153,7 @@ def run_infer_cli(
     interpolate_missing: bool = False,
     max_interpolated: int | None = None,
     trial: int | None = None,
+    server: str | None = None,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
@@ -162,6 +163,8 @@ def run_infer_cli(
     one-line note on stderr of what was picked and why better ones were skipped); then predict (a
     progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
     the summary, and write ``out`` atomically.
+    With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
+    (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
@@ -178,21 +181,33 @@ def run_infer_cli(
     )
     if out is not None:
         check_out_path(out)
-    model_dir = Path(model) if model is not None else default_model_dir()
+    if server is not None and model is not None:
+        raise MilmerInputError(
+            f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+        )
+    model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
     if Path(eeg).suffix.lower() == ".dat" and trial is None:
         from .eeg.deap import deap_trial
 
         deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
-    check_model_option(model_dir, precision)
-    bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
-    graphs = [bundle.swin_path, bundle.fusion_path]
-    choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if "auto" in (backend, device) and not quiet:
-        err.print(choice.note(), markup=False)
-    with Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch) as pipeline:  # type: ignore[arg-type]
+    opened: Pipeline
+    if server is not None:
+        from .serve.client import RemotePipeline
+
+        opened = RemotePipeline(server, batch=batch)
+    else:
+        assert model_dir is not None
+        check_model_option(model_dir, precision)
+        bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+        graphs = [bundle.swin_path, bundle.fusion_path]
+        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        if "auto" in (backend, device) and not quiet:
+            err.print(choice.note(), markup=False)
+        opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]
+    with opened as pipeline:
         with warnings.catch_warnings(record=True) as caught:
             # Every warning (coverage, MNE, ...) is shown as one line, not as Python's file:line.
             warnings.simplefilter("always")

@@ -115,8 +115,8 @@ def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
     """Check everything a run needs before any work; returns the DEAP index (a ``DeapIndex``).
 
     In order: ``out_dir`` (a writable folder that is new, empty, or holds a run of this same
-    config), ``cache_dir`` (writable), ``data_root`` (DEAP's layout, at least one usable trial)
-    and ``model.backbone_dir`` (config and weights load as a Swin encoder; its token size matches
+    config), ``cache_dir`` (writable), ``data_root`` (DEAP's layout, at least one usable trial;
+    'loso' needs two subjects), ``folds_to_run`` (in range) and ``model.backbone_dir`` (config and weights load as a Swin encoder; its token size matches
     the spec). Option values were checked when ``cfg`` was built. Creates nothing.
     ``out_name`` is how errors name the run folder (``"'--out'"`` when the CLI's option set it).
     Raises :class:`MilmerInputError` naming the key and the path.
@@ -126,6 +126,12 @@ def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
     _check_run_dir(Path(cfg.out_dir), cfg, out_name)
     _check_writable_folder("'cache_dir'", cfg.cache_path)
     index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
+    if cfg.protocol == "loso" and len(index.subjects) < 2:
+        raise MilmerInputError(
+            f"Invalid value for 'protocol': 'loso' needs >= 2 subjects, got {index.subjects} from data_root "
+            f"{str(cfg.data_root)!r} (subjects {cfg.subjects}, exclude_subjects {list(cfg.exclude_subjects)})."
+        )
+    cfg.fold_indices(len(index.subjects) if cfg.protocol == "loso" else cfg.k_folds)  # folds_to_run in range
     _check_backbone(cfg)
     return index
 
@@ -170,7 +176,10 @@ def _run_folder(run_dir: Path, cfg: TrainConfig, ctx: Any) -> Iterator[None]:
                 shutil.rmtree(run_dir, ignore_errors=True)
             else:  # it was empty (check_run refuses anything else without config.json)
                 for child in run_dir.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
         raise
 
 

@@ -242,3 +242,13 @@ def test_a_failure_after_a_finished_epoch_keeps_the_run_to_resume(deap, tmp_path
     with pytest.raises(KeyboardInterrupt):
         run_experiment(_config(deap, out_dir=str(tmp_path / "run")), progress=False)
     assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "fold_00" / "last").is_dir()
+
+
+def test_fold_choices_the_data_cannot_give_are_refused_before_any_cache_is_built(deap, tmp_path, monkeypatch):
+    monkeypatch.setenv("MILMER_CACHE_DIR", str(tmp_path / "cache"))
+    _forbid(monkeypatch, "build_cache")
+    with pytest.raises(MilmerInputError, match=r"'protocol': 'loso' needs >= 2 subjects, got \[1\] from data_root"):
+        check_run(_config(deap, protocol="loso", out_dir=str(tmp_path / "run")))
+    with pytest.raises(MilmerInputError, match=r"'folds_to_run': protocol 'trial' gave 2 folds \(indices 0-1\), got \[2\]"):
+        run_experiment(_config(deap, folds_to_run=[0, 2], out_dir=str(tmp_path / "run")), progress=False)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
