@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperCommand
 
 from milmer.runtime._check import MilmerInputError
-from milmer.runtime.backends.trt_cache import DEFAULT_BAG_PROFILE
+from milmer.runtime._choices import DEFAULT_BAG_PROFILE
 from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, handle_errors, run_app
 
 __all__ = ["app", "main"]
@@ -95,7 +95,9 @@ def export(
     int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
     trt_profile: str = typer.Option(
-        ",".join(map(str, DEFAULT_BAG_PROFILE)), "--trt-profile", help="TensorRT optimisation profile in bags: MIN,OPT,MAX."
+        ",".join(map(str, DEFAULT_BAG_PROFILE)),
+        "--trt-profile",
+        help="TensorRT optimisation profile in bags: MIN,OPT,MAX.",
     ),
     workspace_gb: float = typer.Option(4.0, "--workspace-gb", help="TensorRT builder workspace limit (GiB)."),
     demo_windows: Optional[Path] = typer.Option(
@@ -104,10 +106,11 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
     """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
+    profile = _parse_profile(trt_profile)  # options first: the export stack (torch) loads slowly
     from milmer.export.command import export_command
 
     export_command(
-        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=_parse_profile(trt_profile),
+        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=profile,
         workspace_gb=workspace_gb, overwrite=overwrite, progress=True, demo_windows=demo_windows,
     )
 
@@ -230,10 +233,14 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
     if model is not None:
         check_model_option(model, precision)
         bundle = load_model_dir(model, precision=precision)  # type: ignore[arg-type]
-        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        graphs = [bundle.swin_path, bundle.fusion_path]
+        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     else:
+        import dataclasses
+
         # bench builds a fresh model, for which no TensorRT engine can exist yet: ONNX Runtime.
         choice = choose("the model bench builds", backend="ort" if backend == "auto" else backend, device=device)
+        choice = dataclasses.replace(choice, asked=(backend, device))
     typer.echo(choice.note(), err=True)
     return choice.backend, choice.device
 

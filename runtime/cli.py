@@ -20,8 +20,7 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from ._check import MilmerInputError
-from .backends.base import PRECISIONS
-from .backends.registry import BACKEND_NAMES, BACKENDS, DEVICES
+from ._choices import BACKEND_NAMES, DEVICES, PRECISIONS
 
 __all__ = [
     "app",
@@ -48,8 +47,8 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# --backend / --device / --precision: choices from the backend table, shared with `milmer bench`.
-BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({BACKEND_NAMES.get(k, k)})" for k in BACKENDS) + "."
+# --backend / --device / --precision: the backend table's choices (numpy-free), shared with `milmer bench`.
+BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({v})" for k, v in BACKEND_NAMES.items())
 DEVICE_HELP = (
     f"{', '.join(DEVICES)}. auto: TensorRT (with an engine) > CUDA > CPU, with a note of what was "
     "picked; tensorrt: ONNX Runtime's TensorRT EP (only on request: it builds engines on first use)."

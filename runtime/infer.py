@@ -108,8 +108,9 @@ def check_model_option(model_dir: Path, precision: str) -> None:
     available = available_precisions(model_dir)
     if available and precision not in available:
         raise MilmerInputError(
-            f"Invalid value for '--precision': {precision!r} needs the {precision} graphs, which {str(model_dir)!r} "
-            f"lacks; it has {', '.join(repr(p) for p in available)}. Export them with: {export_hint(precision)}."
+            f"Invalid value for '--precision': {precision!r} needs the {precision} graphs, which "
+            f"{str(model_dir)!r} lacks; it has {', '.join(repr(p) for p in available)}. "
+            f"Export them with: {export_hint(precision)}."
         )
 
 
@@ -213,7 +214,8 @@ def run_infer_cli(
         assert model_dir is not None
         check_model_option(model_dir, precision)
         bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
-        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        graphs = [bundle.swin_path, bundle.fusion_path]
+        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
         if "auto" in (backend, device) and not quiet:
             err.print(choice.note(), markup=False)
         opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]

@@ -6,7 +6,17 @@ is created or activated.
 
 from .base import PRECISIONS, Device, Precision, Runner, TensorMeta
 from .ort import OrtRunner
-from .registry import AUTO_ORDER, BACKENDS, DEVICES, Backend, Choice, auto_candidates, choose, make_runner, resolve_backend
+from .registry import (
+    AUTO_ORDER,
+    BACKENDS,
+    DEVICES,
+    Backend,
+    Choice,
+    auto_candidates,
+    choose,
+    make_runner,
+    resolve_backend,
+)
 from .trt import TrtRunner
 
 __all__ = [

@@ -18,13 +18,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
 Device = Literal["cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = _choices.PRECISIONS
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
 from .ort import OrtRunner
@@ -43,8 +44,8 @@ Backend = Literal["auto", "ort", "trt"]
 
 #: backend name -> runner class.
 BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner}
-#: What ``--help`` says each backend is.
-BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT"}
+#: What ``--help`` says each backend is (numpy-free copy in :mod:`milmer.runtime._choices`).
+BACKEND_NAMES: dict[str, str] = dict(_choices.BACKEND_NAMES)
 #: The order in which ``auto`` tries backends (each on its ``AUTO_DEVICES``, best first).
 AUTO_ORDER: tuple[str, ...] = ("trt", "ort")
 #: Every device some backend runs on, plus 'auto'.

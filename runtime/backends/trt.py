@@ -136,24 +136,29 @@ def local_target(
         onnx_sha256=onnx_sha256,
     )
 
+
 def numpy_dtype(trt: Any, dtype: Any) -> np.dtype:
     """The numpy dtype of TensorRT ``DataType`` ``dtype`` (the types milmer's graphs use)."""
-    names = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64,
-             "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+    names = {
+        "FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64,
+        "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_,
+    }
     for name, np_type in names.items():
         if getattr(trt.DataType, name, None) == dtype:
             return np.dtype(np_type)
     raise MilmerInputError(f"TensorRT engine uses data type {dtype}, which milmer's graphs never do.")
 
 
-#: Engine I/O: name -> (dtype, dims with None for a dynamic axis), inputs and outputs in engine order.
-EngineIO = tuple[dict[str, tuple[np.dtype, tuple[int | None, ...]]], dict[str, tuple[np.dtype, tuple[int | None, ...]]]]
+#: One engine tensor: (dtype, dims with None for a dynamic axis).
+IOEntry = tuple[np.dtype, tuple[int | None, ...]]
+#: Engine I/O: name -> :data:`IOEntry`, inputs and outputs in engine order.
+EngineIO = tuple[dict[str, IOEntry], dict[str, IOEntry]]
 
 
 def engine_io(trt: Any, engine: Any) -> EngineIO:
     """The inputs and outputs of a deserialised ``engine`` (``get_tensor_shape`` gives -1 for dynamic)."""
-    inputs: dict[str, tuple[np.dtype, tuple[int | None, ...]]] = {}
-    outputs: dict[str, tuple[np.dtype, tuple[int | None, ...]]] = {}
+    inputs: dict[str, IOEntry] = {}
+    outputs: dict[str, IOEntry] = {}
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         dims = tuple(int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name))
@@ -188,7 +193,9 @@ def check_engine(trt: Any, engine: Any, profile: Profile, *, engine_name: str, h
             if not ok:
                 problems.append(f"input {name!r} shape {dims} does not fit min {lo} / max {hi}")
     if problems:
-        raise MilmerInputError(f"TensorRT engine {engine_name} does not fit its profile: {'; '.join(problems)}; {hint}.")
+        raise MilmerInputError(
+            f"TensorRT engine {engine_name} does not fit its profile: {'; '.join(problems)}; {hint}."
+        )
     return inputs, outputs
 
 

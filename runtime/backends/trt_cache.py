@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 from .._hints import export_hint
 from .base import PRECISIONS, Precision
@@ -334,9 +335,8 @@ def check_in_profile(name: str, shape: Shape, profile: Profile) -> None:
 
 # ---------------------------------------------------------------------- optimisation profiles in bags
 BagProfile = tuple[int, int, int]
-#: ``milmer export --trt-profile`` default: 1 to 32 bags per call, tuned for 8 (the runtime's GPU
-#: default batch, 16 bags, and a recording's last, shorter batch all fall inside it).
-DEFAULT_BAG_PROFILE: BagProfile = (1, 8, 32)
+#: ``milmer export --trt-profile`` default (see :mod:`milmer.runtime._choices`).
+DEFAULT_BAG_PROFILE: BagProfile = _choices.DEFAULT_BAG_PROFILE
 
 
 def check_bag_profile(bags: Any) -> BagProfile:

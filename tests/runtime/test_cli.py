@@ -189,6 +189,25 @@ def test_bench_list_options_are_validated_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_bench_backend_and_device_default_to_auto(tmp_path, capsys, monkeypatch):
+    """`milmer bench` resolves auto once, says what it picked, and names CLI options in errors."""
+    import sys
+
+    from milmer.app import cli as app_cli
+    from milmer.runtime.backends import ort as ort_backend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CPUExecutionProvider"])
+    assert app_cli._resolve_auto(None, "auto", "auto", "fp32") == ("ort", "cpu")
+    err = capsys.readouterr().err.replace("\n", "")
+    assert err.startswith("Using ONNX Runtime on cpu (--backend auto --device auto); skipped ort on cuda: ")
+    assert app_cli._resolve_auto(None, "ort", "cpu", "fp32") == ("ort", "cpu")
+    assert capsys.readouterr().err == ""
+    assert main(["bench", "--out", str(tmp_path / "b"), "--device", "gpu"]) == EXIT_USAGE
+    assert "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'." in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_preprocess_probes_the_video_once(recording, monkeypatch):
     """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
     import milmer.runtime.face.extract as extract

@@ -63,6 +63,16 @@ def test_auto_picks_trt_when_it_can_run(swin_path, monkeypatch):
     assert isinstance(make_runner("auto", swin_path, device="cpu"), OrtRunner)
 
 
+def test_cli_choices_agree_with_the_table():
+    """The numpy-free names `milmer --help` shows are the registry's."""
+    from milmer.runtime import _choices
+    from milmer.runtime.backends import PRECISIONS
+    from milmer.runtime.backends.registry import BACKEND_NAMES
+
+    assert list(_choices.BACKEND_NAMES) == list(BACKENDS) == list(BACKEND_NAMES)
+    assert _choices.DEVICES == DEVICES and _choices.PRECISIONS == PRECISIONS
+
+
 def test_candidates_come_from_the_table():
     """TensorRT > CUDA EP > CPU; ORT's TensorRT EP only on request."""
     assert auto_candidates() == [("trt", "cuda"), ("ort", "cuda"), ("ort", "cpu")]
