@@ -7,8 +7,8 @@ Usage (the model ships in the mediapipe 0.10.21 wheel, Apache-2.0; later wheels 
         --out runtime/face/models/blazeface_short_range.onnx
 
 The graph is rebuilt op by op from the TFLite flatbuffer (parsed with the ``tflite`` package)
-with the ONNX helper API, rather than with ``tflite2onnx``: that tool fixes the batch at 1 in
-its Reshape constants and needs numpy<2. The network is the same, laid out NCHW:
+with the ONNX helper API, rather than with ``tflite2onnx`` (0.4.1, last released 2022), whose
+graph fixes the batch at 1 in its Reshape constants. The network is the same, laid out NCHW:
 
 - ``input``: (B, 3, 128, 128) float32, RGB in [-1, 1] (the letterboxed frame)
 - ``regressors``: (B, 896, 16) float32: per anchor box dx, dy, w, h and 6 keypoints (x, y), in

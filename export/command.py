@@ -239,6 +239,6 @@ def _check_trt_available() -> None:
     import_tensorrt()
     if not cuda_device_present():
         raise MilmerInputError(
-            "Invalid value for 'trt': building TensorRT engines needs a CUDA GPU, and none was found; "
+            "Invalid value for '--trt': building TensorRT engines needs a CUDA GPU, and none was found; "
             "export without --trt and build the engines on the target with the lines in trtexec.txt."
         )

@@ -2,8 +2,14 @@
 
 - **fp16** (``swin.fp16.onnx``, ``fusion.fp16.onnx``): ``onnxruntime.transformers.float16``
   with ``keep_io_types=True``, so inputs and outputs stay float32 and the runtime feeds the same
-  arrays; TopK stays in float32 (the converter's default block list). For GPUs (CUDA / TensorRT):
-  on a CPU it runs but is no faster than fp32.
+  arrays. The ops of :func:`fp16_op_block_list` stay float32: the converter's default block list
+  (TopK among them) plus LayerNormalization. TensorRT builds these graphs strongly typed
+  (TensorRT 11 has no other mode), so each layer runs in the type the graph gives it, and a
+  float16 LayerNormalization would sum squares of the residual stream in float16, where they
+  overflow (max 65504).
+  Softmax stays float16 so attention remains one float16 MatMul-Softmax-MatMul block that
+  TensorRT can fuse; its max-subtracted exponentials cannot overflow. For GPUs (CUDA /
+  TensorRT): on a CPU it runs but is no faster than fp32.
 - **int8** (``swin.int8.onnx``, ``fusion.int8.onnx``): ONNX Runtime *dynamic* quantisation of
   the MatMul/Gemm weights (int8, per output channel); activations are quantised per batch at
   run time, so no calibration set is needed. Chosen for CPUs over static QDQ quantisation
@@ -31,7 +37,17 @@ from .inputs import InputSet
 from .onnx_graphs import embed_spec
 from .verify import OnnxModel
 
-__all__ = ["Variant", "VARIANTS", "Agreement", "convert_fp16", "quantize_int8", "make_variant", "agreement"]
+__all__ = [
+    "Variant",
+    "VARIANTS",
+    "FP16_KEEP_FLOAT32",
+    "Agreement",
+    "fp16_op_block_list",
+    "convert_fp16",
+    "quantize_int8",
+    "make_variant",
+    "agreement",
+]
 
 Variant = Literal["fp16", "int8"]
 VARIANTS: tuple[str, ...] = ("fp16", "int8")
@@ -51,12 +67,49 @@ def _save_with_spec(model_proto: object, path: Path, spec: ModelSpec) -> Path:
     return path
 
 
+#: Op types kept in float32 in the fp16 graphs, besides the converter's own default block list.
+FP16_KEEP_FLOAT32: tuple[str, ...] = ("LayerNormalization",)
+
+
+def fp16_op_block_list() -> list[str]:
+    """The converter's default block list (ops without float16 kernels, TopK) + :data:`FP16_KEEP_FLOAT32`."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
+
+    return list(dict.fromkeys([*DEFAULT_OP_BLOCK_LIST, *FP16_KEEP_FLOAT32]))
+
+
 def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], spec: ModelSpec) -> Path:
-    """Write the float16 version of graph ``src`` to ``dst`` (float32 I/O, spec embedded)."""
+    """Write the float16 version of graph ``src`` to ``dst``: float32 I/O, the ops of
+    :func:`fp16_op_block_list` (LayerNormalization, TopK, ...) in float32, spec embedded."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(_load(Path(src)), keep_io_types=True)
+    model = convert_float_to_float16(_load(Path(src)), keep_io_types=True, op_block_list=fp16_op_block_list())
+    _sort_topologically(model.graph)
     return _save_with_spec(model, Path(dst), spec)
+
+
+def _sort_topologically(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node follows its producers, as the ONNX spec requires.
+
+    The fp16 converter appends the Cast nodes it inserts (graph I/O, float32 islands) at the end.
+    Stable: nodes already in order keep their order.
+    """
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise RuntimeError(f"fp16 graph has a cycle or a missing input at node {pending[0].name!r}")
+        ids = {id(n) for n in ready}
+        for node in ready:
+            ordered.append(node)
+            known.update(node.output)
+        pending = [n for n in pending if id(n) not in ids]
+    nodes = [type(n)() for n in ordered]
+    for new, old in zip(nodes, ordered):
+        new.CopyFrom(old)
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _prepare_for_quantization(model_proto: Any) -> Any:

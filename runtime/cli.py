@@ -20,8 +20,20 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from ._check import MilmerInputError
+from ._choices import BACKEND_NAMES, DEVICES, PRECISIONS
 
-__all__ = ["app", "infer_main", "handle_errors", "run_app", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE"]
+__all__ = [
+    "app",
+    "infer_main",
+    "handle_errors",
+    "run_app",
+    "EXIT_OK",
+    "EXIT_INTERNAL",
+    "EXIT_USAGE",
+    "BACKEND_HELP",
+    "DEVICE_HELP",
+    "PRECISION_HELP",
+]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +46,14 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# --backend / --device / --precision: the backend table's choices (numpy-free), shared with `milmer bench`.
+BACKEND_HELP = "auto (the best that runs here), " + ", ".join(f"{k} ({v})" for k, v in BACKEND_NAMES.items())
+DEVICE_HELP = (
+    f"{', '.join(DEVICES)}. auto: TensorRT (with an engine) > CUDA > CPU, with a note of what was "
+    "picked; tensorrt: ONNX Runtime's TensorRT EP (only on request: it builds engines on first use)."
+)
+PRECISION_HELP = f"{', '.join(PRECISIONS)}: which graphs of the model folder to run."
 
 
 def _err(message: str) -> None:
@@ -102,10 +122,25 @@ def demo_data(
 @handle_errors
 def preprocess(
     video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
-    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start (DEAP: 3)."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
+    eeg_unit: Optional[str] = typer.Option(
+        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
+    ),
+    channel_map: Optional[str] = typer.Option(
+        None, "--channel-map",
+        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+    ),
+    interpolate_missing: bool = typer.Option(
+        False, "--interpolate-missing",
+        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
+    ),
+    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
+    trial: Optional[int] = typer.Option(
+        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
+    ),
     detector: Optional[str] = typer.Option(
         None, "--detector", help="Face detector: blazeface-short-range (default) or opencv-haar."
     ),
@@ -115,14 +150,23 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
+    from .infer import recording_options
     from .preprocess import preprocess_recording, write_preprocessed
 
+    options = recording_options(
+        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+    )
     spec = _load_spec(spec_file)
     if detector is not None:
         spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
-    result = preprocess_recording(
-        video, eeg, spec, offset_s=offset, baseline_s=baseline, progress=True, keep_trace=True
-    )
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
+        result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
+    for w in caught:
+        _err(f"Warning: {' '.join(str(w.message).split())}")
     write_preprocessed(result, out, overwrite=overwrite)
     _print_preprocess_summary(result, out)
 
@@ -139,6 +183,10 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
     table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
+    flagged = sum(bool(f) for f in r.get("window_flags", []))
+    table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
+    for note in r.get("notes", []):
+        table.add_row("eeg", note)
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)
 
@@ -156,32 +204,112 @@ infer_app = typer.Typer(
 @handle_errors
 def infer(
     video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr)."),
+    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
     model: Optional[Path] = typer.Option(
         None, "--model", help="Exported model folder (default: the demo model, if one was made)."
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
     ),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0."),
-    baseline: float = typer.Option(0.0, "--baseline", help="Seconds to drop at the EEG start."),
+    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
+    eeg_unit: Optional[str] = typer.Option(
+        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
+    ),
+    channel_map: Optional[str] = typer.Option(
+        None, "--channel-map",
+        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+    ),
+    interpolate_missing: bool = typer.Option(
+        False, "--interpolate-missing",
+        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
+    ),
+    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
+    trial: Optional[int] = typer.Option(
+        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="Score on a Triton server (http://HOST:PORT, see `milmer serve`); preprocessing stays local."
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     from .infer import run_infer_cli
 
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
-        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet,
+        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
+        channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
+        trial=trial, server=server,
     )
 
 
 # `milmer infer` is the same command as `milmer-infer`.
 app.command("infer")(infer)
+
+
+# --------------------------------------------------------------------------- serve / score-study
+@app.command("serve")
+@handle_errors
+def serve(
+    model: Path = typer.Option(..., "--model", help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    http_port: int = typer.Option(8000, "--http-port", help="Triton HTTP port (clients: --server http://HOST:PORT)."),
+    grpc_port: int = typer.Option(8001, "--grpc-port", help="Triton gRPC port."),
+    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
+    max_batch: int = typer.Option(8, "--max-batch", help="Most bags Triton's dynamic batcher puts into one model call."),
+    max_queue_delay_us: int = typer.Option(
+        2000, "--max-queue-delay-us", help="Microseconds a request may wait for others to fill a batch."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
+) -> None:
+    """Serve the model with NVIDIA Triton Inference Server: clients send bags, Triton batches them."""
+    from .serve.server import ServeConfig, serve as run_server
+
+    config = ServeConfig(
+        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+        max_batch=max_batch, max_queue_delay_us=max_queue_delay_us,
+    )
+
+    def ready(urls: dict[str, str]) -> None:
+        typer.echo(
+            f"Serving {model} as model 'milmer' (Ctrl-C stops): HTTP {urls['http']}, gRPC {urls['grpc']}, "
+            f"metrics {urls['metrics']}; clients: milmer-infer VIDEO EEG --server {urls['http']}",
+        )
+        sys.stdout.flush()
+
+    run_server(model, config, backend=backend, device=device, precision=precision, on_ready=ready)
+    typer.echo("Server stopped.")
+
+
+@app.command("score-study")
+@handle_errors
+def score_study(
+    manifest: Path = typer.Argument(..., help="CSV with columns id, video, eeg[, offset, baseline]."),
+    server: str = typer.Option(..., "--server", help="Triton server running the model: http://HOST:PORT."),
+    out: Path = typer.Option(..., "--out", help="Folder for one result file per recording (reruns skip done ones)."),
+    workers: int = typer.Option(2, "--workers", help="Recordings in progress at once (= most requests in flight)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Bags per request (default 4)."),
+    fmt: str = typer.Option("json", "--format", help="Result file format: json or csv."),
+) -> None:
+    """Score every recording of a manifest against a server; resumable, failures reported per recording."""
+    from .serve.study import FAILURES_FILE, score_study as run_study
+
+    report = run_study(manifest, server, out, workers=workers, batch=batch, fmt=fmt, progress=True)  # type: ignore[arg-type]
+    typer.echo(
+        f"Scored {len(report.scored)}, skipped {len(report.skipped)} already scored, failed {len(report.failed)}; results in {out}"
+    )
+    for ident, error in sorted(report.failed.items()):
+        _err(f"Failed {ident}: {error}")
+    if not report.ok:
+        _err(f"Failures are listed in {out / FAILURES_FILE}; rerun the same command to retry them.")
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 def infer_main(argv: Optional[list[str]] = None) -> int:

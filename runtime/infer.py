@@ -12,10 +12,12 @@ import os
 import warnings
 from pathlib import Path
 
-from ._check import MilmerInputError, check_option
+from ._check import MilmerInputError, check_option, check_positive
+from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
+from .recording import RecordingOptions
 
 __all__ = [
     "DEMO_POINTER",
@@ -23,6 +25,8 @@ __all__ = [
     "record_demo_model",
     "default_model_dir",
     "check_infer_options",
+    "check_model_option",
+    "recording_options",
     "run_infer_cli",
 ]
 
@@ -81,12 +85,54 @@ def default_model_dir() -> Path:
 
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
-    """Raise MilmerInputError naming the first option out of its allowed values."""
-    check_option("backend", backend, ("auto", *BACKENDS))
-    check_option("device", device, DEVICES)
-    check_option("precision", precision, PRECISIONS)
+    """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
+    come from the backend table, :mod:`.backends.registry`)."""
+    check_option("--backend", backend, ("auto", *BACKENDS))
+    check_option("--device", device, DEVICES)
+    check_option("--precision", precision, PRECISIONS)
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise MilmerInputError(f"Invalid value for 'batch': expected an integer >= 1, got {batch!r}.")
+        raise MilmerInputError(f"Invalid value for '--batch': expected an integer >= 1, got {batch!r}.")
+
+
+def check_model_option(model_dir: Path, precision: str) -> None:
+    """``--model`` is a directory holding ``--precision``'s graphs (the full check is on load)."""
+    from .model_dir import available_precisions
+
+    if not model_dir.is_dir():
+        raise MilmerInputError(f"Invalid value for '--model': not a model directory: {str(model_dir)!r}.")
+    available = available_precisions(model_dir)
+    if available and precision not in available:
+        raise MilmerInputError(
+            f"Invalid value for '--precision': {precision!r} needs the {precision} graphs, which "
+            f"{str(model_dir)!r} lacks; it has {', '.join(repr(p) for p in available)}. "
+            f"Export them with: {export_hint(precision)}."
+        )
+
+
+def recording_options(
+    *,
+    offset: float = 0.0,
+    baseline: float | None = None,
+    eeg_unit: str | None = None,
+    channel_map: str | None = None,
+    interpolate_missing: bool = False,
+    max_interpolated: int | None = None,
+    trial: int | None = None,
+) -> RecordingOptions:
+    """The recording options of ``milmer-infer`` and ``milmer preprocess``, checked (the channel
+    map is parsed here, before any slow work)."""
+    from .eeg.channels import parse_channel_map
+    from .eeg.preprocess import MAX_INTERPOLATED, EEGInputOptions
+
+    if baseline is not None:
+        check_positive("baseline", baseline, allow_zero=True)
+    if channel_map is not None:
+        parse_channel_map(channel_map)
+    eeg = EEGInputOptions(
+        eeg_unit=eeg_unit, channel_map=channel_map, interpolate_missing=interpolate_missing,
+        max_interpolated=MAX_INTERPOLATED if max_interpolated is None else max_interpolated,
+    )
+    return RecordingOptions(offset_s=offset, baseline_s=baseline, trial=trial, eeg=eeg)
 
 
 def run_infer_cli(
@@ -99,35 +145,75 @@ def run_infer_cli(
     precision: str = "fp32",
     batch: int | None = None,
     offset: float = 0.0,
-    baseline: float = 0.0,
+    baseline: float | None = None,
     out: Path | None = None,
     quiet: bool = False,
+    eeg_unit: str | None = None,
+    channel_map: str | None = None,
+    interpolate_missing: bool = False,
+    max_interpolated: int | None = None,
+    trial: int | None = None,
+    server: str | None = None,
 ) -> None:
     """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
 
     Order: options, the --out suffix, which model (``--model`` or the demo model), the input
-    files' existence, the model directory's contents (spec and graphs); then predict (a progress bar on stderr for long recordings), print the per-window table
-    (unless ``quiet``) and the summary, and write ``out`` atomically.
+    files' existence, the model directory's contents (spec and graphs); then, for ``auto``, the
+    backend and device (TensorRT > CUDA EP > CPU, see :func:`~.backends.registry.choose`, with a
+    one-line note on stderr of what was picked and why better ones were skipped); then predict (a
+    progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
+    the summary, and write ``out`` atomically.
+    With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
+    (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
     from ._check import check_path_exists
-    from .pipeline import CoverageWarning, Pipeline
+    from .backends.registry import choose
+    from .model_dir import load_model_dir
+    from .pipeline import Pipeline
     from .predictions import check_out_path, print_report, write_predictions
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
+    options = recording_options(
+        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+    )
     if out is not None:
         check_out_path(out)
-    model_dir = Path(model) if model is not None else default_model_dir()
+    if server is not None and model is not None:
+        raise MilmerInputError(
+            f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+        )
+    model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
+    if Path(eeg).suffix.lower() == ".dat" and trial is None:
+        from .eeg.deap import deap_trial
+
+        deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with Pipeline(model_dir, backend=backend, device=device, precision=precision, batch=batch) as pipeline:  # type: ignore[arg-type]
+    opened: Pipeline
+    if server is not None:
+        from .serve.client import RemotePipeline
+
+        opened = RemotePipeline(server, batch=batch)
+    else:
+        assert model_dir is not None
+        check_model_option(model_dir, precision)
+        bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+        graphs = [bundle.swin_path, bundle.fusion_path]
+        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        if "auto" in (backend, device) and not quiet:
+            err.print(choice.note(), markup=False)
+        opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]
+    with opened as pipeline:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CoverageWarning)
-            result = pipeline.predict(video, eeg, offset_s=offset, baseline_s=baseline, progress=not quiet)
+            # Every warning (coverage, MNE, ...) is shown as one line, not as Python's file:line.
+            warnings.simplefilter("always")
+            result = pipeline.predict(video, eeg, options=options, progress=not quiet)
     for w in caught:
-        err.print(f"Warning: {w.message}", style="yellow", markup=False)
+        err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)

@@ -1,7 +1,7 @@
 """Video + EEG -> one prediction per EEG window, streamed with flat memory.
 
-The EEG is preprocessed once (:func:`~.eeg.preprocess.preprocess_raw`), the windows the video
-does not cover are dropped with a warning (:func:`~.preprocess.window_coverage`), and the face
+The recording comes in through :func:`~.recording.open_recording` (EEG checked and preprocessed,
+windows the video does not cover dropped with a warning), and the face
 crops are STREAMED window by window (:func:`~.face.extract.iter_face_windows`). Up to ``batch``
 windows (bags) are gathered into one preallocated buffer and scored together
 (:meth:`Pipeline.score_bags`): the frames of all bags go through the backbone in one call, then
@@ -28,7 +28,7 @@ from .backends.registry import BACKENDS, DEVICES, Backend, make_runner
 from .face import extract as face_extract
 from .face.extract import FaceExtractionStats, FaceWindow
 from .model_dir import ModelBundle, load_model_dir
-from .preprocess import Coverage, window_coverage
+from .recording import Coverage, RecordingOptions, open_recording
 from .spec import ModelSpec
 from .windows import EEGWindows
 
@@ -70,6 +70,8 @@ class WindowPrediction:
     selected:      (K,) int64 the top-k frames the fusion attended to, strongest first
     found:         (F,) bool where the detector found a face in the frame
     frame_times:   (F,) float64 video time (s) of each frame; NaN outside the video
+    flags:         what makes the window less trustworthy (``EEGWindows.flags`` plus
+                   ``'no-face'`` / ``'some-frames-without-face'``); empty when nothing is known
     """
 
     index: int
@@ -83,6 +85,7 @@ class WindowPrediction:
     selected: np.ndarray
     found: np.ndarray
     frame_times: np.ndarray
+    flags: tuple[str, ...] = ()
 
     @property
     def selected_weights(self) -> np.ndarray:
@@ -119,6 +122,8 @@ class RunStats:
     wall_s: float = 0.0
     coverage: Coverage | None = None
     eeg_info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
     face: FaceExtractionStats = field(default_factory=FaceExtractionStats)
 
 
@@ -312,55 +317,45 @@ class Pipeline:
         eeg: str | os.PathLike[str],
         *,
         offset_s: float = 0.0,
-        baseline_s: float = 0.0,
+        baseline_s: float | None = None,
+        options: RecordingOptions | None = None,
         progress: bool = False,
         stats: RunStats | None = None,
     ) -> Iterator[WindowPrediction]:
         """Predict every EEG window the video covers, in time order, as a stream.
 
-        video, eeg: the face video and the EEG recording (EDF/BDF/FIF/BrainVision)
-        offset_s:   video time (s) at EEG t = 0
-        baseline_s: seconds to drop at the EEG's start (DEAP: 3)
+        video, eeg: the face video and the EEG recording (EDF/BDF/FIF/BrainVision, DEAP .dat)
+        offset_s:   video time (s) at EEG t = 0 (ignored when ``options`` is given)
+        baseline_s: seconds to drop at the EEG's start (None: 3 for DEAP .dat, else 0)
+        options:    all recording options (:class:`~.recording.RecordingOptions`)
         progress:   show a progress bar on stderr (from :data:`PROGRESS_MIN_WINDOWS` windows)
         stats:      filled in with counts, timings and coverage while the stream runs
 
-        The files are checked, the EEG preprocessed and the coverage decided here, before the
-        first prediction is asked for; a :class:`CoverageWarning` says which windows (seconds,
+        The recording comes in through :func:`~.recording.open_recording` (files checked, EEG
+        preprocessed, coverage decided) before the first prediction is asked for; a :class:`CoverageWarning` says which windows (seconds,
         side) are left out when the video and the EEG differ in length.
         """
-        from ._check import check_path_exists
-        from .eeg.io import read_raw
-        from .eeg.preprocess import preprocess_raw
-        from .face.video import check_offset, probe_video
-
         stats = stats if stats is not None else RunStats()
         started = time.perf_counter()
-        check_offset(offset_s)
-        check_path_exists("video", video)
-        check_path_exists("eeg", eeg)
-        info = probe_video(video)  # fail fast on a bad video before the slow EEG work
-        tick = time.perf_counter()
-        raw = read_raw(eeg)
-        tock = time.perf_counter()
-        eeg_windows = preprocess_raw(raw, self.spec.eeg, baseline_s=baseline_s)
-        del raw
-        stats.timings["eeg_read"] += tock - tick
-        stats.timings["eeg_preprocess"] += time.perf_counter() - tock
-        stats.eeg_info = eeg_windows.info
-        coverage = window_coverage(eeg_windows, self.spec.eeg.window_s, info.duration_s, offset_s)
-        stats.coverage = coverage
-        message = coverage.describe()
+        options = options or RecordingOptions(offset_s=offset_s, baseline_s=baseline_s)
+        rec = open_recording(video, eeg, self.spec, options)
+        stats.timings["eeg_read"] += rec.timings["eeg_read"]
+        stats.timings["eeg_preprocess"] += rec.timings["eeg_preprocess"]
+        stats.eeg_info = rec.eeg_info
+        stats.coverage = rec.coverage
+        stats.notes = list(rec.notes)
+        stats.source = rec.source
+        message = rec.coverage.describe()
         if message is not None:
             warnings.warn(message, CoverageWarning, stacklevel=2)
-        indices = np.flatnonzero(coverage.covered)
-        kept = coverage.select(eeg_windows)
+        kept, indices = rec.windows, rec.indices
         faces = face_extract.iter_face_windows(
-            video,
+            rec.video,
             kept.starts,
             self.spec.face,
             self.spec.eeg.window_s,
-            offset_s=offset_s,
-            video_info=info,
+            offset_s=options.offset_s,
+            video_info=rec.video_info,
             stats=stats.face,
         )
         return self._stream(kept, indices, faces, stats, started, progress=progress)
@@ -467,6 +462,7 @@ class Pipeline:
                 selected=out["selected"][b].astype(np.int64),
                 found=found.copy(),
                 frame_times=np.asarray(times, np.float64).copy(),
+                flags=tuple(eeg_windows.flags[row] if eeg_windows.flags else ()) + face_flags(found),
             )
 
     def predict(
@@ -475,22 +471,36 @@ class Pipeline:
         eeg: str | os.PathLike[str],
         *,
         offset_s: float = 0.0,
-        baseline_s: float = 0.0,
+        baseline_s: float | None = None,
+        options: RecordingOptions | None = None,
         progress: bool = False,
     ) -> PredictionResult:
         """All of :meth:`run`'s predictions with their settings, counts and timings."""
         stats = RunStats()
-        windows = list(self.run(video, eeg, offset_s=offset_s, baseline_s=baseline_s, progress=progress, stats=stats))
+        options = options or RecordingOptions(offset_s=offset_s, baseline_s=baseline_s)
+        windows = list(self.run(video, eeg, options=options, progress=progress, stats=stats))
+        eeg_opts = options.eeg
         settings = {
             **self.settings,
             "video": str(video),
             "eeg": str(eeg),
-            "offset_s": float(offset_s),
-            "baseline_s": float(baseline_s),
+            "offset_s": float(options.offset_s),
+            "baseline_s": stats.eeg_info.get("baseline_s"),
+            "trial": options.trial,
+            "eeg_unit": eeg_opts.eeg_unit,
+            "channel_map": eeg_opts.channel_map if isinstance(eeg_opts.channel_map, (str, type(None))) else dict(eeg_opts.channel_map),
+            "interpolate_missing": eeg_opts.interpolate_missing,
         }
         return PredictionResult(
             windows=windows, spec=self.spec, model_dir=self.bundle.dir, settings=settings, stats=stats
         )
+
+
+def face_flags(found: np.ndarray) -> tuple[str, ...]:
+    """A window's face flags from its per-frame detections ``found`` (F,) bool."""
+    if not found.any():
+        return ("no-face",)
+    return () if found.all() else ("some-frames-without-face",)
 
 
 def _progress_bar(total: int) -> tuple[Any, Any] | None:

@@ -7,12 +7,16 @@ JSON (``--out FILE.json``)::
      "settings": {backend, device, precision, batch, video, eeg, offset_s, baseline_s, ...},
      "windows": [{"index", "start", "end", "label", "class_index", "probabilities": {class: p},
                   "selected", "selected_weights", "mil_weights", "faces_found", "n_frames",
-                  "window_has_face", "frame_times"}, ...],
-     "summary": {...}}
+                  "window_has_face", "frame_times", "quality"}, ...],
+     "summary": {..., "eeg": {...}, "notes": [...]}}
 
 CSV (``--out FILE.csv``), one row per window::
 
-    start,end,label,p_<class>...,selected,mil_weights,faces_found
+    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality
+
+``quality`` lists what makes a window less trustworthy (``bad-span:<annotation>``,
+``interpolated:<channels>``, ``no-face``, ``some-frames-without-face``; ``;``-separated in the
+CSV, empty when nothing is known against it).
 
 with ``selected`` the top-k frame indices and ``mil_weights`` all ``F`` frame weights, each
 space-separated. Probabilities and weights have 6 decimals, times 3. A failed write leaves no
@@ -42,6 +46,9 @@ __all__ = [
     "check_out_path",
     "format_selected",
     "format_faces",
+    "format_quality",
+    "quality_legend",
+    "QUALITY_CODES",
     "prediction_record",
     "summary_dict",
     "result_to_dict",
@@ -78,6 +85,42 @@ def format_faces(window: WindowPrediction) -> str:
     return f"{window.faces_found}/{window.n_frames}"
 
 
+#: One letter per flag kind in the terminal table (the CSV and JSON spell flags out).
+QUALITY_CODES: dict[str, str] = {
+    "bad-span": "B",  # overlaps a BAD_* span of the EEG file
+    "interpolated": "I",  # some EEG channels were interpolated
+    "no-face": "F",  # no frame of the window had a face
+    "some-frames-without-face": "f",  # some frames had none
+}
+
+
+def format_quality(window: WindowPrediction) -> str:
+    """The window's flags as letters (:data:`QUALITY_CODES`, ``'?'`` for other kinds), ``'ok'``
+    when it has none: ``'BIF'``."""
+    letters = []
+    for flag in window.flags:
+        code = QUALITY_CODES.get(flag.partition(":")[0], "?")
+        if code not in letters:
+            letters.append(code)
+    return "".join(letters) or "ok"
+
+
+def quality_legend(windows: list[WindowPrediction]) -> str | None:
+    """``'quality: B = bad-span, I = interpolated (T7, T8)'`` for the kinds present, else None."""
+    seen: dict[str, set[str]] = {}
+    for w in windows:
+        for flag in w.flags:
+            kind, _, detail = flag.partition(":")
+            seen.setdefault(kind, set()).update(d for d in detail.split(",") if d)
+    if not seen:
+        return None
+    parts = []
+    for kind, details in seen.items():
+        extra = f" ({', '.join(sorted(details))})" if details else ""
+        parts.append(f"{QUALITY_CODES.get(kind, '?')} = {kind}{extra}")
+    return "quality: " + "; ".join(parts)
+
+
 def _clock(seconds: float) -> str:
     """``'0:03.0'``, ``'1:02:03.0'``: readable times for long recordings."""
     minutes, sec = divmod(float(seconds), 60.0)
@@ -107,6 +150,7 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
         "n_frames": window.n_frames,
         "window_has_face": window.window_has_face,
         "frame_times": [_r(t, 4) for t in window.frame_times],
+        "quality": list(window.flags),
     }
 
 
@@ -130,7 +174,16 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
         "timings_s": {k: _r(v, 4) for k, v in stats.timings.items()},
         "timings_ms_per_window": per_window,
         "face_timings_s": {k: _r(v, 4) for k, v in stats.face.timings.items()},
-        "eeg": {k: stats.eeg_info.get(k) for k in ("ica_excluded", "eog_source", "resampled_from", "duration_s")},
+        "eeg": {
+            k: stats.eeg_info.get(k)
+            for k in (
+                "ica_excluded", "ica_converged", "ica_n_components", "eog_source", "reference", "line_noise",
+                "channels", "bad_spans", "windows_dropped_gap", "resampled_from", "duration_s",
+            )
+        },
+        "eeg_source": stats.source,
+        "windows_flagged": sum(bool(w.flags) for w in result.windows),
+        "notes": list(stats.notes),
     }
 
 
@@ -160,7 +213,7 @@ def write_json(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
 
 
 def csv_header(class_names: tuple[str, ...]) -> list[str]:
-    return ["start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found"]
+    return ["start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found", "quality"]
 
 
 def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
@@ -180,6 +233,7 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
                     " ".join(str(i) for i in record["selected"]),
                     " ".join(f"{x:.{_P_DIGITS}f}" for x in w.mil_weights),
                     record["faces_found"],
+                    ";".join(w.flags),
                 ]
             )
     return Path(path)
@@ -206,7 +260,10 @@ def render_table(result: PredictionResult) -> Table:
 
     names = result.class_names
     title = f"Predictions per {result.spec.eeg.window_s:g} s window"
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    legend = quality_legend(result.windows)
+    table = Table(
+        title=title, caption=legend, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
+    )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("start", justify="right", no_wrap=True)
     table.add_column("label", no_wrap=True)
@@ -214,6 +271,7 @@ def render_table(result: PredictionResult) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("frame:MIL weight", no_wrap=True)
     table.add_column("faces", justify="right", no_wrap=True)
+    table.add_column("quality", no_wrap=True)
     for w in result.windows:
         probs = [
             f"[bold]{p:.2f}[/bold]" if k == w.class_index else f"{p:.2f}" for k, p in enumerate(w.probabilities)
@@ -230,6 +288,7 @@ def render_table(result: PredictionResult) -> Table:
             *probs,
             format_selected(w),
             faces,
+            format_quality(w),
         )
     return table
 
@@ -254,6 +313,10 @@ def render_summary(result: PredictionResult) -> Table:
             "dropped windows",
             f"{coverage['n_dropped_start']} at the start, {coverage['n_dropped_end']} at the end (outside the video)",
         )
+    if summary["windows_flagged"]:
+        table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
+    for note in summary["notes"]:
+        table.add_row("eeg", note)
     stages = summary["timings_ms_per_window"]
     table.add_row(
         "ms per window",

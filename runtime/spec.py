@@ -26,6 +26,8 @@ __all__ = [
     "DEAP_CHANNELS",
     "CLASS_SCHEMES",
     "DETECTORS",
+    "REFERENCES",
+    "LINE_NOISE",
     "DETECTOR_SHA256",
     "ICASpec",
     "EEGSpec",
@@ -115,9 +117,26 @@ class ICASpec:
         object.__setattr__(self, "proxy_channels", tuple(self.proxy_channels))
 
 
+#: ``EEGSpec.reference`` values: ``'average'`` re-references the spec's channels to their mean
+#: (DEAP's preprocessed data is average-referenced); ``'as-recorded'`` keeps the file's reference.
+REFERENCES: tuple[str, ...] = ("average", "as-recorded")
+#: ``EEGSpec.line_noise`` values: ``'auto'`` notches the mains frequency the file states (FIF's
+#: ``line_freq``) or, failing that, a 50 or 60 Hz peak found in the recording; ``'50'``/``'60'``
+#: always notch that frequency (and its harmonics below Nyquist); ``'off'`` never notches.
+LINE_NOISE: tuple[str, ...] = ("auto", "50", "60", "off")
+#: What a spec written before ``reference``/``line_noise`` existed was trained with.
+_EEG_LEGACY = {"reference": "as-recorded", "line_noise": "off"}
+
+
 @dataclass(frozen=True)
 class EEGSpec:
-    """EEG input: ``(W, n_channels, window_samples)`` float32 windows."""
+    """EEG input: ``(W, n_channels, window_samples)`` float32 windows.
+
+    Preprocessing order (``runtime/eeg/preprocess.py``): pick and order ``channels``,
+    re-reference (``reference``), remove mains noise (``line_noise``), resample to ``sfreq``,
+    band-pass ``l_freq``-``h_freq``, ICA (``ica``), cut ``window_s`` windows. DEAP training and
+    inference run the same code with the same spec.
+    """
 
     channels: tuple[str, ...] = DEAP_CHANNELS
     sfreq: float = 128.0
@@ -126,8 +145,12 @@ class EEGSpec:
     h_freq: float = 50.0
     eog_channels: tuple[str, ...] = ("EOG", "hEOG", "vEOG", "EOG1", "EOG2", "HEOG", "VEOG")
     ica: ICASpec = field(default_factory=ICASpec)
+    reference: str = "average"
+    line_noise: str = "auto"
 
     def __post_init__(self) -> None:
+        check_option("eeg.reference", self.reference, REFERENCES)
+        check_option("eeg.line_noise", self.line_noise, LINE_NOISE)
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "eog_channels", tuple(self.eog_channels))
         if len(self.channels) == 0 or len(set(c.lower() for c in self.channels)) != len(self.channels):
@@ -339,6 +362,9 @@ class ModelSpec:
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     """Construct dataclass ``cls`` from ``data`` recursively, rejecting unknown/missing keys."""
+    if cls is EEGSpec and isinstance(data, dict):
+        # A spec saved before these keys existed describes a model trained without them.
+        data = {**_EEG_LEGACY, **data}
     check_keys("model spec", data, [f.name for f in dataclasses.fields(cls)], prefix=prefix)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():

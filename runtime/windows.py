@@ -17,15 +17,33 @@ class EEGWindows:
     data:   (W, C, T) float32, channels in the spec's order, T = spec.eeg.window_samples
     starts: (W,) float64 window start times in seconds from the EEG recording's start
     info:   what preprocessing did (ICA components excluded, channels renamed, ...), JSON-able
+    flags:  (W,) per window, what makes it less trustworthy: ``'bad-span:<annotation>'`` (it
+            overlaps a BAD_* span of the file), ``'interpolated:<channels>'`` (some of its
+            channels were interpolated); empty when nothing is known against it
     """
 
     data: np.ndarray
     starts: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    flags: list[tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         assert self.data.ndim == 3 and self.data.dtype == np.float32, (self.data.shape, self.data.dtype)
         assert self.starts.shape == (self.data.shape[0],), (self.starts.shape, self.data.shape)
+        if self.flags is None:
+            self.flags = [() for _ in range(self.data.shape[0])]
+        self.flags = [tuple(f) for f in self.flags]
+        assert len(self.flags) == self.data.shape[0], (len(self.flags), self.data.shape)
+
+    def select(self, mask: np.ndarray) -> EEGWindows:
+        """The windows where ``mask`` (W,) bool is True (data copied, ``info`` shared)."""
+        assert self.flags is not None
+        return EEGWindows(
+            data=np.ascontiguousarray(self.data[mask]),
+            starts=self.starts[mask],
+            info=self.info,
+            flags=[f for f, m in zip(self.flags, mask) if m],
+        )
 
 
 @dataclass

@@ -9,6 +9,11 @@ implementation, in ``milmer.runtime``)::
 so window ``i``'s frames are sampled from video time ``eeg.starts[i] + offset_s`` onwards, the
 same 3 s as its EEG (``starts`` count from the trial's first sample, baseline included).
 
+Where: ``cache_root`` is the training config's ``cache_dir``, else :func:`default_cache_root`
+(``$MILMER_CACHE_DIR``, else ``$MILMER_HOME/windows``, else ``~/.cache/milmer/windows``). It is
+shared by every run and never lives inside a run folder, so deleting a run keeps the hours of
+preprocessing that real DEAP takes.
+
 Layout under ``cache_root``::
 
     deap-<config key>/                 one folder per configuration
@@ -58,8 +63,10 @@ __all__ = [
     "PREPROCESSING_CODE_VERSION",
     "CACHE_FORMAT_VERSION",
     "RATING_TOLERANCE",
+    "CACHE_DIR_ENV",
     "cache_config",
     "cache_dir",
+    "default_cache_root",
     "build_cache",
     "open_cache",
     "CachedWindows",
@@ -75,6 +82,9 @@ CACHE_FORMAT_VERSION = 1
 #: Largest allowed difference between the CSV's ratings and the ``.dat`` row's labels; a larger
 #: one means the Experiment_id mapping paired the video with the wrong EEG row.
 RATING_TOLERANCE = 1e-3
+
+#: Environment variable naming the shared cache root (see :func:`default_cache_root`).
+CACHE_DIR_ENV = "MILMER_CACHE_DIR"
 
 _LIBRARIES = (
     "numpy", "scipy", "scikit-learn", "mne", "opencv-python-headless", "opencv-contrib-python", "mediapipe",
@@ -111,6 +121,18 @@ def cache_config(spec: ModelSpec, *, baseline_s: float = 3.0, offset_s: float = 
         "offset_s": float(offset_s),
         "libraries": _library_versions(),
     }
+
+
+def default_cache_root() -> Path:
+    """The shared cache root when a config names no ``cache_dir`` (an absolute path).
+
+    ``$MILMER_CACHE_DIR`` if set, else ``windows/`` under milmer's per-user folder
+    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.infer.milmer_home`).
+    """
+    from ..runtime.infer import milmer_home
+
+    env = os.environ.get(CACHE_DIR_ENV)
+    return (Path(env).expanduser() if env else milmer_home() / "windows").absolute()
 
 
 def cache_dir(cache_root: str | os.PathLike[str], config: dict[str, Any]) -> Path:

@@ -16,7 +16,6 @@ nothing, so the index reflects the data on disk.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runtime._check import MilmerInputError
+from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [
     "DAT_DIR",
@@ -40,11 +40,8 @@ log = logging.getLogger(__name__)
 
 DAT_DIR = "data_preprocessed_python"
 VIDEO_DIR = "face_video"
-RATINGS_CSV = "participant_ratings.csv"
 #: Subjects the Milmer paper left out (s11: incomplete face video). Not applied by default.
 PAPER_EXCLUDED_SUBJECTS: tuple[int, ...] = (11,)
-
-_CSV_COLUMNS = ("Participant_id", "Trial", "Experiment_id", "Valence", "Arousal", "Dominance", "Liking")
 
 
 @dataclass(frozen=True)
@@ -123,39 +120,9 @@ def _subject_ids(name: str, values: Iterable[int] | None) -> set[int] | None:
 
 
 def _read_ratings_csv(path: Path) -> dict[int, dict[int, tuple[int, tuple[float, float, float, float]]]]:
-    """{participant: {presentation trial: (experiment_id, (v, a, d, l))}} from the CSV."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in _CSV_COLUMNS if c not in header]
-        if missing:
-            raise MilmerInputError(
-                f"Invalid ratings file {str(path)!r}: missing column(s) {', '.join(missing)}; "
-                f"expected {', '.join(_CSV_COLUMNS)}, got {', '.join(header) or '(no header)'}."
-            )
-        reader.fieldnames = header
-        table: dict[int, dict[int, tuple[int, tuple[float, float, float, float]]]] = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                subject, trial, eid = (int(row[c]) for c in _CSV_COLUMNS[:3])
-                v, a, d, lk = (float(row[c]) for c in _CSV_COLUMNS[3:])
-            except (TypeError, ValueError):
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line} is not numeric: {dict(row)!r}."
-                ) from None
-            if not 1 <= eid <= 40 or not 1 <= trial <= 40:
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line}: expected Trial and Experiment_id "
-                    f"in 1-40, got Trial={trial}, Experiment_id={eid}."
-                )
-            per_subject = table.setdefault(subject, {})
-            if trial in per_subject:
-                raise MilmerInputError(
-                    f"Invalid ratings file {str(path)!r}: line {line}: participant {subject} trial {trial} "
-                    "appears twice."
-                )
-            per_subject[trial] = (eid, (v, a, d, lk))
-    return table
+    """{participant: {presentation trial: (experiment_id, (v, a, d, l))}} from the CSV (the
+    runtime's reader: ``milmer-infer --trial`` maps trials the same way)."""
+    return read_ratings_csv(path)
 
 
 def index_deap(
@@ -163,6 +130,7 @@ def index_deap(
     *,
     subjects: Iterable[int] | None = None,
     exclude_subjects: Iterable[int] = (),
+    param: str = "root",
 ) -> DeapIndex:
     """Pair every face video under ``root`` with its EEG row and ratings.
 
@@ -171,20 +139,27 @@ def index_deap(
     subjects:         participants to index (default: every ``sXX.dat`` present); a named
                       subject without a ``.dat`` file is an error
     exclude_subjects: participants to leave out (the paper: ``PAPER_EXCLUDED_SUBJECTS``)
+    param:            the name errors give ``root`` (a caller's option, e.g. ``'data_root'``)
 
     Subjects without a video folder or CSV rows, and trials without a video file, are skipped
     and listed in the result's ``skipped`` (each also logged as a warning).
     """
     root = Path(root)
+    if not root.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for {param!r}: {'not a folder' if root.exists() else 'folder not found'}: "
+            f"{str(root)!r}; expected the DEAP layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, "
+            f"{RATINGS_CSV})."
+        )
     dat_dir, video_dir, csv_path = root / DAT_DIR, root / VIDEO_DIR, root / RATINGS_CSV
     if not dat_dir.is_dir():
         raise MilmerInputError(
-            f"Invalid value for 'root': {str(root)!r} has no {DAT_DIR}/ folder; expected the DEAP "
+            f"Invalid value for {param!r}: {str(root)!r} has no {DAT_DIR}/ folder; expected the DEAP "
             f"layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, {RATINGS_CSV})."
         )
     if not csv_path.is_file():
         raise MilmerInputError(
-            f"Invalid value for 'root': {str(root)!r} has no {RATINGS_CSV}; it maps the videos' "
+            f"Invalid value for {param!r}: {str(root)!r} has no {RATINGS_CSV}; it maps the videos' "
             "presentation order to the .dat rows' experiment order and is required."
         )
     wanted = _subject_ids("subjects", subjects)
@@ -229,7 +204,7 @@ def index_deap(
         log.warning("DEAP index: skipped %s", item)
     if not records:
         raise MilmerInputError(
-            f"Invalid value for 'root': no usable trial (EEG + face video) under {str(root)!r} for "
+            f"Invalid value for {param!r}: no usable trial (EEG + face video) under {str(root)!r} for "
             f"subjects {chosen}; skipped: {'; '.join(map(str, skipped)) or 'none'}."
         )
     return DeapIndex(root, records, skipped)

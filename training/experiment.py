@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from ..runtime._io import atomic_file, write_json_atomic
 from .run_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
 
-__all__ = ["run_experiment", "train_command", "demo_train_config", "fold_dir_name", "BEST_MODEL"]
+__all__ = ["run_experiment", "check_run", "train_command", "demo_train_config", "fold_dir_name", "BEST_MODEL"]
 
 BEST_MODEL = "best_model"
 CONFIG_FILE = "config.json"
@@ -48,30 +50,97 @@ def _auto_workers(workers: int | None) -> int:
     return min(4, max(0, (os.cpu_count() or 1) - 1))
 
 
-def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable_folder(name: str, path: Path) -> None:
+    """``path`` is a folder we can write, or can be created under one (nothing is created)."""
+    if path.exists() and not path.is_dir():
+        raise MilmerInputError(f"Invalid value for {name}: {str(path)!r} exists and is not a folder.")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for {name}: cannot create {str(path)!r}: {str(base)!r} is a file, not a folder."
+        )
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise MilmerInputError(f"Invalid value for {name}: cannot write {str(path)!r}: {str(base)!r} is not writable.")
+
+
+def _check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") -> None:
     """Refuse to mix two configurations in one run folder; the same config resumes."""
+    _check_writable_folder(out_name, run_dir)
     saved = run_dir / CONFIG_FILE
     if saved.is_file():
         previous = json.loads(saved.read_text())
         if previous != cfg.to_dict():
             changed = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
             raise MilmerInputError(
-                f"Invalid value for 'out_dir': {str(run_dir)!r} holds a run made with a different config "
-                f"(differs in: {', '.join(changed)}); choose another out_dir, or delete it to start over."
+                f"Invalid value for {out_name}: {str(run_dir)!r} holds a run made with a different config "
+                f"(differs in: {', '.join(changed)}); choose another folder, or delete this one to start over "
+                f"(the preprocessed-window cache is kept elsewhere, in {str(cfg.cache_path)!r})."
             )
-    elif run_dir.is_dir() and any(run_dir.iterdir()) and not all(p.name == "cache" for p in run_dir.iterdir()):
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
         raise MilmerInputError(
-            f"Invalid value for 'out_dir': folder {str(run_dir)!r} is not empty and holds no milmer run; choose another out_dir."
+            f"Invalid value for {out_name}: folder {str(run_dir)!r} is not empty and holds no milmer run; choose another folder."
         )
 
 
-def _load_data(cfg: TrainConfig, ctx: Any, progress: bool) -> tuple[Any, list[Any], np.ndarray]:
-    """Index DEAP and build (or reuse) the window cache; returns (cache, skipped, labels)."""
-    from .cache import build_cache
+def _check_backbone(cfg: TrainConfig) -> None:
+    """``model.backbone_dir`` loads as a Swin checkpoint whose tokens have ``spec.graph.token_dim``."""
+    from .backbone import load_swin
+
+    path = cfg.model_config().backbone_dir
+    try:
+        token_dim = int(load_swin(path).config.hidden_size)
+    except MilmerInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a truncated file
+        raise MilmerInputError(
+            f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
+            f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
+        ) from None
+    if token_dim != cfg.model_spec().graph.token_dim:
+        raise MilmerInputError(
+            f"Invalid value for 'spec.graph.token_dim': the backbone in {path!r} "
+            f"gives tokens of size {token_dim}, got {cfg.model_spec().graph.token_dim}; set "
+            f"spec.graph.token_dim={token_dim}."
+        )
+
+
+def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
+    """Check everything a run needs before any work; returns the DEAP index (a ``DeapIndex``).
+
+    In order: ``out_dir`` (a writable folder that is new, empty, or holds a run of this same
+    config), ``cache_dir`` (writable), ``data_root`` (DEAP's layout, at least one usable trial;
+    'loso' needs two subjects), ``folds_to_run`` (in range) and ``model.backbone_dir`` (config and weights load as a Swin encoder; its token size matches
+    the spec). Option values were checked when ``cfg`` was built. Creates nothing.
+    ``out_name`` is how errors name the run folder (``"'--out'"`` when the CLI's option set it).
+    Raises :class:`MilmerInputError` naming the key and the path.
+    """
     from .deap import index_deap
+
+    _check_run_dir(Path(cfg.out_dir), cfg, out_name)
+    _check_writable_folder("'cache_dir'", cfg.cache_path)
+    index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
+    if cfg.protocol == "loso" and len(index.subjects) < 2:
+        raise MilmerInputError(
+            f"Invalid value for 'protocol': 'loso' needs >= 2 subjects, got {index.subjects} from data_root "
+            f"{str(cfg.data_root)!r} (subjects {cfg.subjects}, exclude_subjects {list(cfg.exclude_subjects)})."
+        )
+    cfg.fold_indices(len(index.subjects) if cfg.protocol == "loso" else cfg.k_folds)  # folds_to_run in range
+    _check_backbone(cfg)
+    return index
+
+
+def _load_data(cfg: TrainConfig, index: Any, ctx: Any, progress: bool) -> tuple[Any, list[Any], np.ndarray]:
+    """Build (or reuse) the window cache of ``index``'s trials; returns (cache, skipped, labels)."""
+    from .cache import build_cache
     from .distributed import barrier
 
-    index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects)
     # workers 0 (no DataLoader workers) builds the cache in this process too.
     kwargs = dict(baseline_s=cfg.baseline_s, offset_s=cfg.offset_s, workers=None if cfg.workers is None else max(1, cfg.workers))
     spec = cfg.model_spec()
@@ -81,6 +150,37 @@ def _load_data(cfg: TrainConfig, ctx: Any, progress: bool) -> tuple[Any, list[An
     if cache is None:
         cache = build_cache(index.records, spec, cfg.cache_path, progress=False, **kwargs)
     return cache, list(index.skipped), cache.labels(cfg.label_scheme)
+
+
+def _resumable(run_dir: Path) -> bool:
+    """Whether any fold of ``run_dir`` finished an epoch (``last/``) or its test (metrics.json)."""
+    return any((d / "last").is_dir() or (d / "metrics.json").is_file() for d in run_dir.glob("fold_*"))
+
+
+@contextmanager
+def _run_folder(run_dir: Path, cfg: TrainConfig, ctx: Any) -> Iterator[None]:
+    """Create ``run_dir`` with ``config.json`` (main process) for the block; if the block fails
+    before any fold finished an epoch, remove what this call created, so the corrected rerun
+    is not refused for holding "a run made with a different config"."""
+    created_dir = not run_dir.exists()
+    fresh = not (run_dir / CONFIG_FILE).is_file()
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            cfg.save(run_dir / CONFIG_FILE)
+    try:
+        yield
+    except BaseException:
+        if ctx.is_main and fresh and not _resumable(run_dir):
+            if created_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:  # it was empty (check_run refuses anything else without config.json)
+                for child in run_dir.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+        raise
 
 
 def _class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
@@ -273,9 +373,15 @@ def _print_summary(report: dict[str, Any]) -> None:
         console.print(f"[bold red]WARNING:[/] {report['caveat']}")
 
 
-def run_experiment(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_experiment(cfg: TrainConfig, *, progress: bool = True, out_name: str = "'out_dir'") -> dict[str, Any]:
     """Run ``cfg``'s protocol end to end (resuming finished folds and interrupted epochs) and
-    return the report written to ``out_dir/report.json``."""
+    return the report written to ``out_dir/report.json``.
+
+    Everything is checked first (:func:`check_run`); ``config.json`` is written only when the
+    first fold starts, and a start that fails before any epoch finished removes the run folder
+    again. ``out_name``: how errors name the run folder (``"'--out'"`` from the CLI option).
+    Raises :class:`MilmerInputError` for bad input (before any work where it can be known).
+    """
     import warnings
 
     from .distributed import barrier, init_distributed, shutdown
@@ -284,24 +390,26 @@ def run_experiment(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]
     ctx = init_distributed(cfg.device)
     run_dir = Path(cfg.out_dir)
     try:
-        _check_run_dir(run_dir, cfg)
-        barrier(ctx)  # every rank checks before the main one writes config.json
-        if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(run_dir / CONFIG_FILE)
+        # Everything is checked before any work, and the run folder is made only once training
+        # starts: a failed start leaves nothing behind (the shared cache keeps finished trials).
+        index = check_run(cfg, out_name=out_name)
+        barrier(ctx)
         t0 = time.perf_counter()
-        cache, skipped, labels = _load_data(cfg, ctx, progress)
+        cache, skipped, labels = _load_data(cfg, index, ctx, progress)
         t_data = time.perf_counter() - t0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the 'segment' caveat goes into the report instead
             folds = make_folds(cache.subject, cache.trial, labels, cfg.protocol, k=cfg.k_folds, seed=cfg.seed,
                                val_fraction=cfg.val_fraction)  # fmt: skip
-        todo = [i for i in cfg.fold_indices(len(folds)) if _finished_fold(run_dir / fold_dir_name(i)) is None]
+        fold_ids = cfg.fold_indices(len(folds))
+        todo = [i for i in fold_ids if _finished_fold(run_dir / fold_dir_name(i)) is None]
         tokens = _precomputed_tokens(cfg, cache, labels, ctx, progress) if todo else None
+        barrier(ctx)  # every rank has checked before the main one creates the run folder
         results = []
-        for i in cfg.fold_indices(len(folds)):
-            done = _finished_fold(run_dir / fold_dir_name(i))
-            results.append(done if done is not None else _run_fold(cfg, folds[i], i, cache, labels, tokens, ctx, run_dir, progress))
+        with _run_folder(run_dir, cfg, ctx):
+            for i in fold_ids:
+                done = _finished_fold(run_dir / fold_dir_name(i))
+                results.append(done if done is not None else _run_fold(cfg, folds[i], i, cache, labels, tokens, ctx, run_dir, progress))
         data = {
             "windows": int(len(cache)),
             "subjects": sorted({int(s) for s in cache.subject}),
@@ -325,15 +433,22 @@ def run_experiment(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]
         shutdown(ctx)
 
 
-def train_command(config_path: Path | None, overrides: list[str], out: Path | None) -> Path:
+def train_command(config_path: Path, overrides: list[str], out: Path | None) -> Path:
     """``milmer train --config CFG [--out DIR] [key=value ...]``: run and return the run folder.
 
-    The config file (JSON or TOML) is read first, then ``--out`` (as ``out_dir``), then the
-    overrides (``epochs=5``, ``model.d_model=64``, ...).
+    The config file (JSON or TOML; relative paths in it are read from its folder) is read first,
+    then ``--out`` (as ``out_dir``), then the overrides (``epochs=5``, ``model.d_model=64``, ...;
+    relative paths from the working directory). Errors name ``--config`` / ``--out`` where those
+    options gave the value.
     """
+    from ..runtime._check import check_path_exists, check_suffix
+    from .run_config import CONFIG_SUFFIXES
+
+    check_suffix("--config", check_path_exists("--config", config_path), CONFIG_SUFFIXES)
     values = {"out_dir": str(out)} if out is not None else {}
     cfg = load_train_config(config_path, overrides, **values)
-    run_experiment(cfg, progress=True)
+    out_given = out is not None and not any(o.strip().startswith("out_dir=") for o in overrides)
+    run_experiment(cfg, progress=True, out_name="'--out'" if out_given else "'out_dir'")
     return Path(cfg.out_dir)
 
 

@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_curves"]
+__all__ = ["plot_confusion", "plot_curves", "confusion_summary", "NO_VALIDATION"]
+
+#: What the scores panel of curves.png says when the run had no validation split.
+NO_VALIDATION = "no validation set\n(no validation loss, accuracy or macro-F1)"
 
 
 def _pyplot() -> Any:
@@ -31,6 +34,19 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def confusion_summary(cm: np.ndarray | Sequence[Sequence[int]]) -> str:
+    """``n 24 | accuracy 0.833 | macro-F1 0.829`` of a (C, C) count matrix (rows = true class);
+    macro-F1 over the classes that occur (as :func:`.metrics.macro_f1`, sklearn's definition)."""
+    from .metrics import per_class_f1
+
+    cm = np.asarray(cm, dtype=np.int64)
+    n = int(cm.sum())
+    if n == 0:
+        return "n 0 | accuracy - | macro-F1 -"
+    f1 = per_class_f1(cm)
+    return f"n {n} | accuracy {np.trace(cm) / n:.3f} | macro-F1 {float(np.mean(f1[~np.isnan(f1)])):.3f}"
+
+
 def plot_confusion(
     cm: np.ndarray | Sequence[Sequence[int]],
     class_names: Sequence[str],
@@ -40,7 +56,8 @@ def plot_confusion(
 ) -> Path:
     """Counts (left) and row-normalised shares (right) of a confusion matrix, rows = true class.
 
-    cm: (C, C) counts.
+    cm: (C, C) counts. The figure's title ends with a line giving the number of windows n, the
+    accuracy and the macro-F1 computed from ``cm`` (definitions of :mod:`.metrics`).
     """
     plt = _pyplot()
     cm = np.asarray(cm, dtype=np.int64)
@@ -66,8 +83,7 @@ def plot_confusion(
                 ax.text(j, i, fmt.format(v.item()), ha="center", va="center",
                         color="white" if top and v > top / 2 else "black", fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    if title:
-        fig.suptitle(title)
+    fig.suptitle("\n".join(filter(None, (title, confusion_summary(cm)))))
     return _save(fig, path)
 
 
@@ -76,6 +92,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[st
 
     history: per-epoch records with ``epoch``, ``train_loss`` and, when there is a validation
     split, ``val_loss``, ``val_accuracy``, ``val_macro_f1`` (missing or None values are skipped).
+    Without any validation score the right panel says :data:`NO_VALIDATION` instead of axes.
     """
     plt = _pyplot()
 
@@ -95,12 +112,16 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[st
         x, y = series(key)
         if x:
             ax_score.plot(x, y, marker="o", ms=3, label=label)
-    ax_score.set_xlabel("epoch")
-    ax_score.set_ylim(0, 1)
+    ax_loss.grid(alpha=0.3)
     if ax_score.lines:
+        ax_score.set_xlabel("epoch")
+        ax_score.set_ylim(0, 1)
         ax_score.legend()
-    for ax in (ax_loss, ax_score):
-        ax.grid(alpha=0.3)
+        ax_score.grid(alpha=0.3)
+    else:  # e.g. loso or val_fraction 0: say so rather than draw empty axes
+        ax_score.set_axis_off()
+        ax_score.text(0.5, 0.5, NO_VALIDATION, ha="center", va="center", fontsize=13, color="0.35",
+                      transform=ax_score.transAxes)  # fmt: skip
     if title:
         fig.suptitle(title)
     return _save(fig, path)

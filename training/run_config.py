@@ -39,6 +39,7 @@ __all__ = [
     "load_train_config",
     "apply_overrides",
     "parse_overrides",
+    "config_keys_help",
 ]
 
 Protocol = Literal["segment", "trial", "loso"]
@@ -102,8 +103,9 @@ class TrainConfig:
 
     Data
         data_root:        DEAP folder (``data_preprocessed_python/``, ``face_video/``, ratings CSV)
-        cache_dir:        preprocessed-window cache (default ``<out_dir>/cache``); share it between
-                          runs, preprocessing the whole of DEAP takes hours
+        cache_dir:        root of the preprocessed-window cache, shared by runs and kept apart
+                          from them (default ``$MILMER_CACHE_DIR``, else
+                          ``~/.cache/milmer/windows``); preprocessing all of DEAP takes hours
         out_dir:          the run folder (folds, checkpoints, report); re-running with the same
                           config resumes it, a different config is refused
         subjects, exclude_subjects: which participants (default all on disk; the paper drops 11)
@@ -247,7 +249,10 @@ class TrainConfig:
 
     @property
     def cache_path(self) -> Path:
-        return Path(self.cache_dir) if self.cache_dir is not None else Path(self.out_dir) / "cache"
+        """The cache root: ``cache_dir``, else :func:`milmer.training.cache.default_cache_root`."""
+        from .cache import default_cache_root
+
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_root()
 
     def fold_indices(self, n_folds: int) -> list[int]:
         """The fold indices this run trains, given the protocol produced ``n_folds`` folds."""
@@ -293,6 +298,36 @@ class TrainConfig:
         with atomic_file(path) as tmp:
             tmp.write_text(self.to_json())
         return Path(path)
+
+
+def _default_text(f: dataclasses.Field[Any]) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "(required)"
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def config_keys_help() -> list[str]:
+    """One ``key = default`` line per :class:`TrainConfig` field (JSON values; required keys say
+    so), then one per settable ``model.`` key (:class:`ModelConfig` fields the spec does not
+    fix): the list ``milmer train --help`` shows, generated from the dataclasses so it cannot
+    drift from them. Aligned, except a line that would not fit 80 columns."""
+    from .config import SPEC_FIELDS
+
+    lines = []
+    for prefix, fields in (
+        ("", dataclasses.fields(TrainConfig)),
+        ("model.", [f for f in dataclasses.fields(ModelConfig) if f.name not in SPEC_FIELDS]),
+    ):
+        width = max(len(prefix + f.name) for f in fields)
+        for f in fields:
+            line = f"{prefix + f.name:<{width}} = {_default_text(f)}"
+            lines.append(line if len(line) <= 78 else f"{prefix + f.name} = {_default_text(f)}")  # 80-col help
+    lines.append("spec.SECTION.KEY: input-contract fields, e.g. spec.eeg.ica.enabled = false")
+    return lines
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any], prefix: str) -> dict[str, Any]:

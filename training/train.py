@@ -22,7 +22,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,13 +240,24 @@ def _groups(loader: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield group
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, console: Any = None) -> Any:
+    """Two bars that fit 80 columns: ``epoch`` (with the last epoch's loss and validation
+    scores) and ``batch``; the fold's name is printed above them (:func:`fit`). Fixed-width
+    columns, so rich never has to cut a column short with '…'."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled,
+        TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, disable=not enabled,
     )  # fmt: skip
+
+
+def _epoch_info(record: Mapping[str, Any]) -> str:
+    """``loss 1.234 val acc 0.500 F1 0.400`` (34 characters at most): the epoch bar's text."""
+    info = f"loss {record['train_loss']:.3f}"
+    if record.get("val_accuracy") is not None:
+        info += f" val acc {record['val_accuracy']:.3f} F1 {record['val_macro_f1']:.3f}"
+    return info
 
 
 def fit(
@@ -311,9 +322,11 @@ def fit(
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     bar = _progress(progress and ctx.is_main)
+    if progress and ctx.is_main:
+        bar.console.print(f"[bold]{name}[/]: {cfg.epochs} epochs of {n_batches} batches")
     with bar:
-        epochs_task = bar.add_task(f"{name} epochs", total=cfg.epochs, completed=start, info="")
-        batch_task = bar.add_task("  batches", total=n_batches, info="")
+        epochs_task = bar.add_task("epoch", total=cfg.epochs, completed=start, info="")
+        batch_task = bar.add_task("batch", total=n_batches, info="")
         for epoch in range(start + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             bar.reset(batch_task, total=n_batches)
@@ -343,10 +356,7 @@ def fit(
                     _write_checkpoint(run_dir / BEST, raw, config, spec, extra)
                 _write_last(last, raw, config, spec, extra, optimizer, scheduler, scaler, history)
                 write_json_atomic(run_dir / HISTORY, history.to_dict())
-            info = f"loss {record['train_loss']:.4f}"
-            if has_val:
-                info += f"  val acc {record['val_accuracy']:.3f} F1 {record['val_macro_f1']:.3f}"
-            bar.update(epochs_task, advance=1, info=info)
+            bar.update(epochs_task, advance=1, info=_epoch_info(record))
     return history
 
 

@@ -6,13 +6,25 @@ is created or activated.
 
 from .base import PRECISIONS, Device, Precision, Runner, TensorMeta
 from .ort import OrtRunner
-from .registry import AUTO_ORDER, BACKENDS, Backend, make_runner, resolve_backend
+from .registry import (
+    AUTO_ORDER,
+    BACKENDS,
+    DEVICES,
+    Backend,
+    Choice,
+    auto_candidates,
+    choose,
+    make_runner,
+    resolve_backend,
+)
 from .trt import TrtRunner
 
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "Backend",
+    "Choice",
+    "DEVICES",
     "Device",
     "PRECISIONS",
     "Precision",
@@ -20,6 +32,8 @@ __all__ = [
     "Runner",
     "TensorMeta",
     "TrtRunner",
+    "auto_candidates",
+    "choose",
     "make_runner",
     "resolve_backend",
 ]

@@ -18,13 +18,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
 Device = Literal["cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = _choices.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,15 @@ class Runner(ABC):
 
     #: Devices this backend can run on (checked in ``__init__``).
     DEVICES: ClassVar[tuple[str, ...]] = ()
+    #: Devices ``--device auto`` may pick for this backend, best first (a subset of ``DEVICES``;
+    #: devices that only make sense on request, like ONNX Runtime's TensorRT EP, are left out).
+    AUTO_DEVICES: ClassVar[tuple[str, ...]] = ()
     #: Model-file suffixes this backend loads.
     SUFFIXES: ClassVar[tuple[str, ...]] = (".onnx",)
 
     def __init__(self, model_path: str | os.PathLike[str], *, device: str, precision: Precision) -> None:
-        check_option("device", device, self.DEVICES)
-        check_option("precision", precision, PRECISIONS)
+        check_option("--device", device, self.DEVICES)
+        check_option("--precision", precision, PRECISIONS)
         path = Path(model_path)
         if not path.is_file():
             raise MilmerInputError(f"Invalid value for 'model_path': file not found: {str(path)!r}.")
@@ -86,15 +90,13 @@ class Runner(ABC):
 
     # ------------------------------------------------------------------ backend selection
     @classmethod
-    def default_device(cls) -> str:
-        """The device ``device='auto'`` means for this backend."""
-        return cls.DEVICES[0]
-
-    @classmethod
     def unavailable_reason(
         cls, model_path: str | os.PathLike[str], *, device: str, precision: Precision, **options: object
     ) -> str | None:
-        """Why this backend cannot run ``model_path`` here (``None``: it can). Cheap; loads nothing."""
+        """Why this backend cannot run ``model_path`` on ``device`` here (``None``: it can).
+
+        Cheap (loads no model) and never raises for a missing library, driver or device: 'auto'
+        reads the reason and moves on to the next candidate."""
         return None
 
     # ------------------------------------------------------------------ lifecycle

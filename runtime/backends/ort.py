@@ -3,6 +3,15 @@
 ``onnxruntime`` is imported when the runner is created, never at module import. A requested
 provider that this onnxruntime build lacks is an error, not a silent fall-back to CPU, and so is
 a session that loaded but dropped the provider (ORT does that when CUDA libraries are missing).
+
+The TensorRT EP gets the graph's optimisation profile (``trt_profile_min/opt/max_shapes``: 1 to
+32 bags by default, as ``milmer export --trt``), so a batch of another size (the last, shorter
+batch of a recording) runs on the same engine instead of rebuilding it mid-recording; engines
+and timing caches are cached on disk. It gets no ``trt_fp16_enable``: the fp16 graph carries its
+types (LayerNormalization in float32), which the EP keeps by building a strongly typed network
+when no precision flag is set, and TensorRT 11 has no FP16 builder flag at all. The int8 graphs
+are dynamically quantised for CPUs, which TensorRT cannot run, so int8 with the TensorRT EP is
+refused. Never run here: no GPU, and this onnxruntime has only the CPU provider.
 """
 
 from __future__ import annotations
@@ -15,8 +24,9 @@ import numpy as np
 
 from .._check import MilmerInputError
 from .base import Device, Precision, Runner, TensorMeta
+from .trt_cache import DEFAULT_BAG_PROFILE, Profile, bag_profiles, profile_option
 
-__all__ = ["OrtRunner", "PROVIDERS", "ORT_DTYPES", "available_providers", "default_threads"]
+__all__ = ["OrtRunner", "PROVIDERS", "ORT_DTYPES", "available_providers", "default_threads", "graph_trt_profile"]
 
 #: device -> execution providers in priority order (later ones take the nodes earlier ones cannot).
 PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -39,8 +49,36 @@ ORT_DTYPES: dict[str, np.dtype] = {
 
 _GPU_HINT = (
     "install the GPU build (`pip uninstall onnxruntime && pip install onnxruntime-gpu`, or "
-    "`pip install milmer[gpu]`) with matching CUDA/cuDNN (and TensorRT for 'tensorrt')"
+    "`pip install \"milmer[gpu]\"`; on Jetson NVIDIA's onnxruntime-gpu wheel for JetPack) with matching "
+    "CUDA/cuDNN (and TensorRT for --device tensorrt)"
 )
+_INT8_ON_TENSORRT = (
+    "Invalid combination of '--precision' 'int8' and '--device' 'tensorrt': milmer's int8 graphs are "
+    "dynamically quantised for CPUs (DynamicQuantizeLinear, MatMulInteger), which TensorRT cannot run, "
+    "so the TensorRT EP would hand them to CUDA or the CPU and gain nothing; use --precision fp16 or "
+    "fp32 with --device tensorrt, or --precision int8 with --device cpu"
+)
+
+
+def graph_trt_profile(model_path: str | os.PathLike[str], bags: tuple[int, int, int] = DEFAULT_BAG_PROFILE) -> Profile:
+    """The optimisation profile of a milmer graph file for ``bags`` (min, opt, max) per call,
+    from the spec embedded in the graph; the same shapes ``milmer export --trt`` builds with."""
+    from ..model_dir import SPEC_METADATA_KEY, read_graph_info
+    from ..spec import ModelSpec
+
+    info = read_graph_info(model_path)
+    text = info.metadata.get(SPEC_METADATA_KEY)
+    if text is None:
+        raise MilmerInputError(
+            f"{Path(model_path).name} carries no {SPEC_METADATA_KEY!r} metadata, so its TensorRT optimisation "
+            "profile is unknown; pass trt_profile= (input name -> (min, opt, max) shapes)."
+        )
+    for profile in bag_profiles(ModelSpec.from_json(text), bags).values():
+        if sorted(profile) == sorted(info.inputs):
+            return profile
+    raise MilmerInputError(
+        f"{Path(model_path).name} has inputs {sorted(info.inputs)}, neither milmer graph's; pass trt_profile=."
+    )
 
 
 def available_providers() -> list[str]:
@@ -68,9 +106,13 @@ class OrtRunner(Runner):
     trt_cache_dir:        where the TensorRT EP keeps engines and timing caches (``None``: an
                           ``engines/ort-trt`` folder beside the graph)
     trt_workspace_bytes:  TensorRT builder workspace limit
+    trt_profile:          the TensorRT EP's optimisation profile, input name -> (min, opt, max)
+                          shapes (``None``: :func:`graph_trt_profile` of the graph, 1 to 32 bags)
     """
 
     DEVICES: ClassVar[tuple[str, ...]] = tuple(PROVIDERS)
+    #: ORT's TensorRT EP builds its engines on first use (minutes for Swin-T): only on request.
+    AUTO_DEVICES: ClassVar[tuple[str, ...]] = ("cuda", "cpu")
 
     def __init__(
         self,
@@ -81,6 +123,7 @@ class OrtRunner(Runner):
         intra_op_num_threads: int | None = None,
         trt_cache_dir: str | os.PathLike[str] | None = None,
         trt_workspace_bytes: int = 4 << 30,
+        trt_profile: Profile | None = None,
     ) -> None:
         super().__init__(model_path, device=device, precision=precision)
         if intra_op_num_threads is not None and (
@@ -107,6 +150,7 @@ class OrtRunner(Runner):
             else self.model_path.parent / "engines" / "ort-trt"
         )
         self.trt_workspace_bytes = trt_workspace_bytes
+        self.trt_profile = trt_profile
         # Fail at construction, before any model is loaded, when the provider cannot exist here.
         reason = self.unavailable_reason(self.model_path, device=device, precision=precision)
         if reason is not None:
@@ -115,20 +159,20 @@ class OrtRunner(Runner):
         self._output_names: list[str] = []
 
     @classmethod
-    def default_device(cls) -> str:
-        """'cuda' when this onnxruntime has the CUDA provider, else 'cpu'."""
-        return "cuda" if PROVIDERS["cuda"][0] in available_providers() else "cpu"
-
-    @classmethod
     def unavailable_reason(
         cls, model_path: str | os.PathLike[str], *, device: str, precision: Precision, **options: object
     ) -> str | None:
+        if device == "tensorrt" and precision == "int8":
+            return _INT8_ON_TENSORRT + "."
         requested = PROVIDERS[device][0]
-        available = available_providers()
+        try:
+            available = available_providers()
+        except ImportError as err:
+            return f"onnxruntime is not installed ({err}); install `milmer[cpu]` or `milmer[gpu]`"
         if requested not in available:
             return (
-                f"Invalid value for 'device': {device!r} needs onnxruntime's {requested}, but this "
-                f"onnxruntime offers only {', '.join(available)}; {_GPU_HINT}, or use device='cpu'."
+                f"Invalid value for '--device': {device!r} needs onnxruntime's {requested}, but this "
+                f"onnxruntime offers only {', '.join(available)}; {_GPU_HINT}, or use --device cpu."
             )
         return None
 
@@ -138,9 +182,11 @@ class OrtRunner(Runner):
         for provider in PROVIDERS[self.device]:
             options: dict[str, Any] = {}
             if provider == "TensorrtExecutionProvider":
+                profile = self.trt_profile if self.trt_profile is not None else graph_trt_profile(self.model_path)
                 options = {
-                    "trt_fp16_enable": self.precision == "fp16",
-                    "trt_int8_enable": self.precision == "int8",
+                    "trt_profile_min_shapes": profile_option(profile, 0),
+                    "trt_profile_opt_shapes": profile_option(profile, 1),
+                    "trt_profile_max_shapes": profile_option(profile, 2),
                     "trt_engine_cache_enable": True,
                     "trt_engine_cache_path": str(self.trt_cache_dir),
                     "trt_timing_cache_enable": True,
@@ -184,7 +230,7 @@ class OrtRunner(Runner):
         requested = PROVIDERS[self.device][0]
         if requested not in session.get_providers():
             raise MilmerInputError(
-                f"Invalid value for 'device': onnxruntime could not start {requested} for "
+                f"Invalid value for '--device': onnxruntime could not start {requested} for "
                 f"{self.model_path.name!r} (session has {', '.join(session.get_providers())}); "
                 f"check the CUDA/cuDNN/TensorRT libraries: {_GPU_HINT}."
             )

@@ -1,7 +1,13 @@
-"""Backend table and :func:`make_runner`.
+"""Backend table, 'auto' selection (:func:`choose`) and :func:`make_runner`.
 
 Adding a backend adds a file with a :class:`~.base.Runner` subclass and one entry in
-:data:`BACKENDS` (and, if ``'auto'`` should consider it, in :data:`AUTO_ORDER`).
+:data:`BACKENDS`; its place in :data:`AUTO_ORDER` and its ``AUTO_DEVICES`` decide whether and
+when ``auto`` picks it. The CLI builds its ``--backend``/``--device`` choices from these tables.
+
+``--backend auto --device auto`` takes the first candidate of :func:`auto_candidates` that can run
+every graph here: TensorRT with a fitting engine on a CUDA GPU, then ONNX Runtime's CUDA EP, then
+ONNX Runtime on the CPU. ONNX Runtime's TensorRT EP runs only on request (``--device tensorrt``):
+it builds its engines on first use, which takes minutes.
 """
 
 from __future__ import annotations
@@ -9,15 +15,28 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
 from .ort import OrtRunner
 from .trt import TrtRunner
 
-__all__ = ["Backend", "BACKENDS", "AUTO_ORDER", "DEVICES", "resolve_backend", "make_runner"]
+__all__ = [
+    "Backend",
+    "BACKENDS",
+    "BACKEND_NAMES",
+    "AUTO_ORDER",
+    "DEVICES",
+    "Choice",
+    "auto_candidates",
+    "choose",
+    "resolve_backend",
+    "make_runner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +44,9 @@ Backend = Literal["auto", "ort", "trt"]
 
 #: backend name -> runner class.
 BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner}
-#: The order in which ``backend='auto'`` tries backends: the first that can run wins.
+#: What ``--help`` says each backend is (numpy-free copy in :mod:`milmer.runtime._choices`).
+BACKEND_NAMES: dict[str, str] = dict(_choices.BACKEND_NAMES)
+#: The order in which ``auto`` tries backends (each on its ``AUTO_DEVICES``, best first).
 AUTO_ORDER: tuple[str, ...] = ("trt", "ort")
 #: Every device some backend runs on, plus 'auto'.
 DEVICES: tuple[str, ...] = ("auto", *dict.fromkeys(d for cls in BACKENDS.values() for d in cls.DEVICES))
@@ -42,6 +63,97 @@ def _check_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[str,
     return {k: dict(v) for k, v in options.items()}
 
 
+def auto_candidates(backend: str = "auto", device: str = "auto") -> list[tuple[str, str]]:
+    """``(backend, device)`` pairs ``auto`` tries, best first, for the given ``--backend``/``--device``.
+
+    An explicit device narrows the list to backends that run on it (for a backend that runs
+    there, even when ``auto`` would not pick that device on its own, e.g. 'tensorrt').
+    """
+    check_option("--backend", backend, ("auto", *BACKENDS))
+    check_option("--device", device, DEVICES)
+    names = AUTO_ORDER if backend == "auto" else (backend,)
+    pairs = []
+    for name in names:
+        cls = BACKENDS[name]
+        if device == "auto":
+            pairs += [(name, d) for d in cls.AUTO_DEVICES]
+        elif device in cls.DEVICES:
+            pairs.append((name, device))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``auto`` picked, and why it skipped the better candidates.
+
+    skipped: ``((backend, device), reason)`` for each candidate tried before the chosen one
+    """
+
+    backend: str
+    device: str
+    skipped: tuple[tuple[tuple[str, str], str], ...] = ()
+    asked: tuple[str, str] = ("auto", "auto")
+
+    def note(self) -> str:
+        """One line: ``Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda:
+        REASON | skipped ort on cuda: REASON.``"""
+        line = (
+            f"Using {BACKEND_NAMES.get(self.backend, self.backend)} on {self.device} "
+            f"(--backend {self.asked[0]} --device {self.asked[1]})"
+        )
+        skipped = [f"skipped {b} on {d}: {reason.rstrip('.')}" for (b, d), reason in self.skipped]
+        return "; ".join([line, " | ".join(skipped)] if skipped else [line]) + "."
+
+
+def choose(
+    model_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: Precision = "fp32",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Choice:
+    """The first of :func:`auto_candidates` that can run every graph of ``model_paths`` here.
+
+    With an explicit backend and device nothing is probed (the runner's own checks then speak).
+    Raises :class:`MilmerInputError` listing every candidate's reason when none can run.
+    """
+    check_option("--precision", precision, PRECISIONS)
+    options = _check_options(options)
+    paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
+    candidates = auto_candidates(backend, device)
+    if backend != "auto" and device != "auto":
+        if not candidates:
+            allowed = ", ".join(repr(d) for d in ("auto", *BACKENDS[backend].DEVICES))
+            raise MilmerInputError(
+                f"Invalid value for '--device': backend {backend!r} runs on {allowed}, got {device!r}."
+            )
+        return Choice(backend, device, asked=(backend, device))
+    skipped: list[tuple[tuple[str, str], str]] = []
+    for name, dev in candidates:
+        cls = BACKENDS[name]
+        reason = next(
+            (
+                r
+                for r in (
+                    cls.unavailable_reason(p, device=dev, precision=precision, **options.get(name, {}))
+                    for p in paths
+                )
+                if r is not None
+            ),
+            None,
+        )
+        if reason is None:
+            return Choice(name, dev, tuple(skipped), asked=(backend, device))
+        log.info("auto skips %s on %s: %s", name, dev, reason)
+        skipped.append(((name, dev), reason))
+    where = ", ".join(os.fspath(p) for p in paths)
+    tried = " | ".join(f"{b} on {d}: {r}" for (b, d), r in skipped) or "no backend runs on that device"
+    raise MilmerInputError(
+        f"No backend can run {where} with --backend {backend} --device {device} --precision {precision}: {tried}"
+    )
+
+
 def resolve_backend(
     model_path: str | os.PathLike[str],
     *,
@@ -49,29 +161,8 @@ def resolve_backend(
     precision: Precision = "fp32",
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
-    """The backend ``'auto'`` picks: the first of :data:`AUTO_ORDER` that runs on ``device`` and
-    can run ``model_path`` here (TensorRT needs TensorRT, a CUDA device and a fitting engine)."""
-    check_option("device", device, DEVICES)
-    options = _check_options(options)
-    reasons = []
-    for name in AUTO_ORDER:
-        cls = BACKENDS[name]
-        if device != "auto" and device not in cls.DEVICES:
-            reasons.append(f"{name}: does not run on {device!r}")
-            continue
-        reason = cls.unavailable_reason(
-            model_path,
-            device=cls.default_device() if device == "auto" else device,
-            precision=precision,
-            **options.get(name, {}),
-        )
-        if reason is None:
-            return name
-        log.info("backend 'auto' skips %r: %s", name, reason)
-        reasons.append(f"{name}: {reason}")
-    raise MilmerInputError(
-        f"No backend can run {os.fspath(model_path)!r} on device {device!r}: " + " | ".join(reasons)
-    )
+    """The backend ``--backend auto`` picks for ``model_path`` on ``device`` (see :func:`choose`)."""
+    return choose(model_path, device=device, precision=precision, options=options).backend
 
 
 def make_runner(
@@ -84,30 +175,22 @@ def make_runner(
 ) -> Runner:
     """A (not yet active) runner for ``model_path``; use it as ``with make_runner(...) as r:``.
 
-    backend:   'ort', 'trt', or 'auto' (TensorRT when it can run here, else ONNX Runtime)
-    device:    'auto' (the backend's best: CUDA where available), 'cpu', 'cuda' or 'tensorrt'
-               (ONNX Runtime's TensorRT provider)
+    backend:   'ort', 'trt', or 'auto' (see :func:`choose`)
+    device:    'auto' (the best this machine offers), 'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's
+               TensorRT EP, only on request)
     precision: the graph's precision ('fp32', 'fp16', 'int8')
     options:   per-backend keyword arguments, e.g. ``{'ort': {'intra_op_num_threads': 2},
                'trt': {'engine_dir': 'engines'}}``; only the chosen backend's are used
     """
-    check_option("backend", backend, ("auto", *BACKENDS))
-    check_option("device", device, DEVICES)
-    check_option("precision", precision, PRECISIONS)
+    check_option("--backend", backend, ("auto", *BACKENDS))
+    check_option("--device", device, DEVICES)
+    check_option("--precision", precision, PRECISIONS)
     options = _check_options(options)
-    if backend == "auto":
-        backend = resolve_backend(model_path, device=device, precision=precision, options=options)  # type: ignore[assignment]
-    cls = BACKENDS[backend]
-    if device == "auto":
-        device = cls.default_device()
-    if device not in cls.DEVICES:
-        allowed = ", ".join(repr(d) for d in ("auto", *cls.DEVICES))
-        raise MilmerInputError(
-            f"Invalid value for 'device': backend {backend!r} runs on {allowed}, got {device!r}."
-        )
-    kwargs = options.get(backend, {})
+    choice = choose(model_path, backend=backend, device=device, precision=precision, options=options)
+    cls = BACKENDS[choice.backend]
+    kwargs = options.get(choice.backend, {})
     try:
-        inspect.signature(cls).bind(model_path, device=device, precision=precision, **kwargs)
+        inspect.signature(cls).bind(model_path, device=choice.device, precision=precision, **kwargs)
     except TypeError as err:
-        raise MilmerInputError(f"Invalid value for 'options[{backend!r}]': {err}.") from None
-    return cls(model_path, device=device, precision=precision, **kwargs)
+        raise MilmerInputError(f"Invalid value for 'options[{choice.backend!r}]': {err}.") from None
+    return cls(model_path, device=choice.device, precision=precision, **kwargs)

@@ -16,11 +16,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import _choices
 from .._check import MilmerInputError, check_option
 from .._hints import export_hint
 from .base import PRECISIONS, Precision
+
+if TYPE_CHECKING:
+    from ..spec import ModelSpec
 
 __all__ = [
     "ENGINE_DIRNAME",
@@ -38,6 +42,11 @@ __all__ = [
     "matching_engines",
     "find_engine",
     "check_in_profile",
+    "BagProfile",
+    "DEFAULT_BAG_PROFILE",
+    "check_bag_profile",
+    "bag_profiles",
+    "profile_option",
 ]
 
 #: Default engine cache folder, inside a model directory.
@@ -322,3 +331,54 @@ def check_in_profile(name: str, shape: Shape, profile: Profile) -> None:
             f"profile (min {lo}, max {hi}); split the batch or rebuild the engine with a larger "
             f"profile (milmer export CKPT --out DIR --trt)."
         )
+
+
+# ---------------------------------------------------------------------- optimisation profiles in bags
+BagProfile = tuple[int, int, int]
+#: ``milmer export --trt-profile`` default (see :mod:`milmer.runtime._choices`).
+DEFAULT_BAG_PROFILE: BagProfile = _choices.DEFAULT_BAG_PROFILE
+
+
+def check_bag_profile(bags: Any) -> BagProfile:
+    """``(min, opt, max)`` bags per call, integers with ``1 <= min <= opt <= max``."""
+    ok = (
+        isinstance(bags, (tuple, list))
+        and len(bags) == 3
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bags)
+        and 1 <= bags[0] <= bags[1] <= bags[2]
+    )
+    if not ok:
+        raise MilmerInputError(
+            f"Invalid value for '--trt-profile': expected (min, opt, max) bags with 1 <= min <= opt <= max, "
+            f"got {bags!r}."
+        )
+    return (int(bags[0]), int(bags[1]), int(bags[2]))
+
+
+def bag_profiles(spec: ModelSpec, bags: BagProfile) -> dict[str, Profile]:
+    """Graph stem -> optimisation profile (input name -> (min, opt, max) shapes) for ``bags``.
+
+    The fusion graph's batch axis B takes the bags as they are; the backbone's frame axis N takes
+    ``bags * frames_per_window`` (the runtime sends all frames of a batch of bags in one call).
+    """
+    bags = check_bag_profile(bags)
+    g, f, s = spec.graph, spec.face.frames_per_window, spec.face.frame_size
+    eeg, tokens = g.fusion_inputs
+
+    def triple(shape: tuple[int, ...], scale: int = 1) -> tuple[Shape, Shape, Shape]:
+        lo, opt, hi = ((b * scale, *shape) for b in bags)
+        return lo, opt, hi
+
+    return {
+        "swin": {g.backbone_input: triple((3, s, s), f)},
+        "fusion": {
+            eeg: triple((spec.eeg.n_channels, spec.eeg.window_samples)),
+            tokens: triple((f, g.tokens_per_frame, g.token_dim)),
+        },
+    }
+
+
+def profile_option(profile: Profile, which: int) -> str:
+    """``frames:10x3x224x224,...``: one of a profile's shapes (0 min, 1 opt, 2 max) in the syntax
+    of trtexec ``--minShapes`` and ONNX Runtime's ``trt_profile_min_shapes``."""
+    return ",".join(f"{name}:{'x'.join(str(d) for d in shapes[which])}" for name, shapes in profile.items())

@@ -1,20 +1,51 @@
 """Match a recording's channel names to the spec's EEG channels.
 
 Files name the same electrode in many ways: ``Fp1``, ``FP1``, ``EEG Fp1``, ``EEG FP1-REF``,
-``Fp1-A1``, and old 10-20 names (``T3`` for ``T7``). Names are compared in a canonical form
-(lower case, modality prefix and reference suffix removed, old names translated), so a spec
-written with DEAP's names matches all of these.
+``Fp1-A1``, ``EEG Fp1-CPz`` (a reference shared by every label), BCI2000's ``Fc5.`` and
+``C3..`` (names padded with dots), and old 10-20 names (``T3`` for ``T7``). Names are compared in
+a canonical form (lower case, modality prefix, padding dots and the shared reference suffix
+removed, old names translated), so a spec written with DEAP's names matches all of these.
+
+BioSemi caps are often saved with letter-number labels (``A1``..``A32``, ``B1``..). Those are
+electrode positions in the cap's own layout, not 10-20 sites: a 128-channel file's ``C3`` and
+``F4`` are electrodes of bundles C and F. A letter-number label set is therefore never matched
+by name; the 32-channel layout (DEAP's own cap, a BioSemi ActiveTwo 32) is the named preset
+``biosemi32`` (:data:`MONTAGE_PRESETS`), applied when the file's EEG labels are exactly
+``A1``..``A32``. Anything else: a channel map (``--channel-map old=new,...`` or a file).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .._check import MilmerInputError
 from ..spec import EEGSpec
 
-__all__ = ["canonical_name", "map_channels", "find_eog"]
+__all__ = [
+    "BIOSEMI32",
+    "MONTAGE_PRESETS",
+    "ChannelMatch",
+    "canonical_name",
+    "match_channels",
+    "map_channels",
+    "parse_channel_map",
+    "find_eog",
+]
+
+#: BioSemi ActiveTwo 32-channel cap: label ``A{k}`` is electrode ``BIOSEMI32[k - 1]``.
+BIOSEMI32: tuple[str, ...] = (
+    "Fp1", "AF3", "F7", "F3", "FC1", "FC5", "T7", "C3", "CP1", "CP5", "P7", "P3", "Pz", "PO3",
+    "O1", "Oz", "O2", "PO4", "P4", "P8", "CP6", "CP2", "C4", "T8", "FC6", "FC2", "F4", "F8",
+    "AF4", "Fp2", "Fz", "Cz",
+)  # fmt: skip
+#: Named channel maps (``--channel-map biosemi32``): file label -> 10-20 name.
+MONTAGE_PRESETS: dict[str, dict[str, str]] = {
+    "biosemi32": {f"A{k}": name for k, name in enumerate(BIOSEMI32, start=1)},
+}
 
 # Old 10-20 temporal names -> 10-10 names (same electrode positions).
 _OLD_NAMES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
@@ -22,51 +53,211 @@ _OLD_NAMES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
 _PREFIX = re.compile(r"^(eeg|eog)[\s_-]+")
 # "Fp1-REF", "Fp1-A1", "Fp1:LE": the reference a channel was recorded against.
 _REF_SUFFIX = re.compile(r"[\s_:-]+(ref|le|re|a1|a2|m1|m2|avg|ave|ar|lm|rm)$")
+# BioSemi letter-number labels: bundle letter A-H, electrode 1-32.
+_LETTER_NUMBER = re.compile(r"^[A-Ha-h]([1-9]|[12][0-9]|3[0-2])$")
+# MNE makes repeated labels unique as "Fp1-0", "Fp1-1", ...
+_MNE_DEDUP = re.compile(r"^(.*)-(\d+)$")
+# Labels that are never EEG electrodes (BioSemi's extra inputs and trigger channel, ...).
+_NOT_EEG = re.compile(r"^(.*eog.*|exg\d+|status|trigger|stim.*|sti\s*\d*|edf annotations|bdf annotations|ecg.*|ekg.*|emg.*|gsr.*|resp.*|erg.*|temp.*|plet.*)$")
 
 
 def canonical_name(name: str) -> str:
-    """The form names are compared in: ``'EEG FP1-REF'`` -> ``'fp1'``, ``'T3'`` -> ``'t7'``."""
-    key = name.strip().lower()
+    """The form names are compared in: ``'EEG FP1-REF'`` -> ``'fp1'``, ``'C3..'`` -> ``'c3'``,
+    ``'T3'`` -> ``'t7'``."""
+    key = name.strip().lower().rstrip(".").strip()
     key = _PREFIX.sub("", key)
     key = _REF_SUFFIX.sub("", key)
     key = key.replace(" ", "")
     return _OLD_NAMES.get(key, key)
 
 
-def map_channels(ch_names: Sequence[str], spec_eeg: EEGSpec) -> list[int]:
-    """For each spec channel, in spec order, its index in ``ch_names``.
+def _shared_suffix(labels: Sequence[str]) -> str | None:
+    """``'-CPz'`` when every label ends in the same ``-X`` reference suffix (at least 2 labels)."""
+    parts = [lab.strip().rsplit("-", 1) for lab in labels]
+    if len(parts) < 2 or any(len(p) != 2 or not p[0].strip() for p in parts):
+        return None
+    suffixes = {p[1].strip().lower() for p in parts}
+    if len(suffixes) != 1:
+        return None
+    suffix = suffixes.pop()
+    return None if not suffix or suffix.isdigit() else "-" + labels[0].strip().rsplit("-", 1)[1]
 
-    An exact (case-sensitive) match wins when several file channels share a canonical name;
-    otherwise such a tie is an error. All missing channels are reported at once.
+
+@dataclass(frozen=True)
+class ChannelMatch:
+    """How a recording's channels map onto the spec's.
+
+    picks:      spec channel -> index in the file's channel list (channels found)
+    missing:    spec channels not in the file, in spec order
+    renamed:    file label -> spec name, for labels that differ from the spec's name
+    how:        what made the names match (preset, channel map, shared reference suffix), for the report
     """
-    by_key: dict[str, list[int]] = {}
+
+    picks: dict[str, int]
+    missing: tuple[str, ...]
+    renamed: dict[str, str] = field(default_factory=dict)
+    how: tuple[str, ...] = ()
+
+
+def parse_channel_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``--channel-map``: a preset name (``biosemi32``), ``'old=new,old2=new2'``, or a file.
+
+    A file holds a JSON object ``{"old": "new"}`` or ``old=new`` lines (``#`` comments). Returns
+    file label -> spec name.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    text = str(value).strip()
+    if text.lower() in MONTAGE_PRESETS:
+        return dict(MONTAGE_PRESETS[text.lower()])
+    path = Path(text)
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long old=new list is no file name
+        is_file = False
+    if "=" not in text and not is_file:
+        raise MilmerInputError(
+            f"Invalid value for '--channel-map': expected a preset ({', '.join(MONTAGE_PRESETS)}), "
+            f"'old=new,...' or a file of old=new lines or a JSON object, got {text!r} (no such file)."
+        )
+    if is_file:
+        body = path.read_text(encoding="utf-8")
+        if body.lstrip().startswith("{"):
+            try:
+                data = json.loads(body)
+            except json.JSONDecodeError as err:
+                raise MilmerInputError(f"Invalid value for '--channel-map': {str(path)!r} is not valid JSON ({err}).") from None
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise MilmerInputError(f"Invalid value for '--channel-map': {str(path)!r} must hold an object of names.")
+            return {str(k): v for k, v in data.items()}
+        items = [line.split("#", 1)[0].strip() for line in body.splitlines()]
+    else:
+        items = [item.strip() for item in text.split(",")]
+    mapping: dict[str, str] = {}
+    for item in filter(None, items):
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise MilmerInputError(f"Invalid value for '--channel-map': expected old=new, got {item!r}.")
+        mapping[old.strip()] = new.strip()
+    return mapping
+
+
+def _eeg_like(ch_names: Sequence[str], types: Sequence[str] | None) -> list[int]:
+    """Indices of labels that may be EEG electrodes (not EOG/trigger/extra inputs)."""
+    out = []
     for i, name in enumerate(ch_names):
+        kind = types[i] if types is not None else "eeg"
+        if kind in ("stim", "eog", "ecg", "emg", "resp", "bio", "syst"):
+            continue
+        if _NOT_EEG.match(name.strip().lower()):
+            continue
+        out.append(i)
+    return out
+
+
+def match_channels(
+    ch_names: Sequence[str],
+    spec_eeg: EEGSpec,
+    *,
+    types: Sequence[str] | None = None,
+    channel_map: str | Mapping[str, str] | None = None,
+) -> ChannelMatch:
+    """Find each spec channel in ``ch_names`` (see the module docstring for the rules).
+
+    Raises MilmerInputError for duplicate labels (two file channels for one spec channel), a
+    channel map naming labels the file lacks, and letter-number label sets without a map.
+    Missing channels are returned, not raised: the caller interpolates or refuses them.
+    """
+    mapping = parse_channel_map(channel_map)
+    how: list[str] = []
+    names = list(ch_names)
+    if mapping:
+        absent = [old for old in mapping if old not in names]
+        if absent:
+            raise MilmerInputError(
+                f"Invalid value for '--channel-map': the recording has no channel(s) {', '.join(absent)}; "
+                f"it has {', '.join(names)}."
+            )
+        names = [mapping.get(n, n) for n in names]
+        preset = next((k for k, v in MONTAGE_PRESETS.items() if v == mapping), None)
+        how.append(f"channel map {preset or 'given'} ({len(mapping)} labels)")
+    else:
+        eeg_idx = _eeg_like(names, types)
+        labels = [names[i] for i in eeg_idx]
+        if labels and all(_LETTER_NUMBER.match(lab.strip()) for lab in labels):
+            if sorted(lab.strip().upper() for lab in labels) == sorted(MONTAGE_PRESETS["biosemi32"]):
+                preset = {k: v for k, v in MONTAGE_PRESETS["biosemi32"].items()}
+                by_upper = {k.upper(): v for k, v in preset.items()}
+                names = [by_upper.get(n.strip().upper(), n) if i in eeg_idx else n for i, n in enumerate(names)]
+                how.append("preset biosemi32 (labels A1..A32: BioSemi ActiveTwo 32-channel cap)")
+            else:
+                raise MilmerInputError(
+                    f"Invalid value for 'eeg': the recording's {len(labels)} EEG labels are BioSemi "
+                    f"letter-number positions ({', '.join(labels[:6])}, ...), not 10-20 names; their "
+                    "C3, F4, ... are cap electrodes, not the 10-20 sites. Only the 32-channel cap "
+                    "(A1..A32) has a preset; give --channel-map old=new,... (or a file) naming the "
+                    f"model's {spec_eeg.n_channels} channels."
+                )
+        else:
+            suffix = _shared_suffix(labels)
+            if suffix is not None:
+                names = [n[: -len(suffix)] if i in eeg_idx else n for i, n in enumerate(names)]
+                how.append(f"reference suffix {suffix!r} shared by every label removed")
+
+    # Duplicates: the same canonical name twice, or MNE's "X-0", "X-1" for a repeated label "X".
+    dedup_bases = [m.group(1) for m in map(_MNE_DEDUP.match, (n.strip() for n in names)) if m]
+    by_key: dict[str, list[int]] = {}
+    made_unique: set[int] = set()
+    for i, name in enumerate(names):
+        m = _MNE_DEDUP.match(name.strip())
+        if m and dedup_bases.count(m.group(1)) > 1:
+            made_unique.add(i)
+            name = m.group(1)
         by_key.setdefault(canonical_name(name), []).append(i)
 
-    indices: list[int] = []
+    picks: dict[str, int] = {}
     missing: list[str] = []
+    duplicates: list[str] = []
     for wanted in spec_eeg.channels:
         candidates = by_key.get(canonical_name(wanted), [])
-        exact = [i for i in candidates if ch_names[i] == wanted]
+        exact = [i for i in candidates if names[i] == wanted]
         if len(candidates) == 1:
-            indices.append(candidates[0])
-        elif len(exact) == 1:
-            indices.append(exact[0])
+            picks[wanted] = candidates[0]
         elif not candidates:
             missing.append(wanted)
+        elif len(exact) == 1 and not made_unique.intersection(candidates):
+            picks[wanted] = exact[0]  # "Fp1" beside an alias "FP1": the exact name wins
         else:
-            names = ", ".join(repr(ch_names[i]) for i in candidates)
-            raise MilmerInputError(
-                f"Invalid value for 'eeg': channel {wanted!r} matches several channels of the "
-                f"recording ({names}); keep only one of them."
-            )
-    if missing:
+            duplicates.append(f"{wanted} ({', '.join(repr(ch_names[i]) for i in candidates)})")
+    if duplicates:
         raise MilmerInputError(
-            f"Invalid value for 'eeg': the recording lacks {len(missing)} of the model's "
-            f"{spec_eeg.n_channels} EEG channels: {', '.join(missing)}. "
-            f"The recording has {len(ch_names)} channels: {', '.join(ch_names)}."
+            f"Invalid value for 'eeg': duplicate channel labels: {'; '.join(duplicates)}. The file "
+            "names one electrode more than once; rename the extra ones with --channel-map "
+            "old=new,... (or drop them) so each model channel has one source."
         )
-    return indices
+    renamed = {ch_names[i]: name for name, i in picks.items() if ch_names[i] != name}
+    return ChannelMatch(picks=picks, missing=tuple(missing), renamed=renamed, how=tuple(how))
+
+
+def map_channels(ch_names: Sequence[str], spec_eeg: EEGSpec, **kwargs: object) -> list[int]:
+    """For each spec channel, in spec order, its index in ``ch_names``; missing channels are an
+    error listing all of them (see :func:`match_channels` for the matching rules)."""
+    match = match_channels(ch_names, spec_eeg, **kwargs)  # type: ignore[arg-type]
+    if match.missing:
+        raise MilmerInputError(missing_message(match.missing, ch_names, spec_eeg))
+    return [match.picks[c] for c in spec_eeg.channels]
+
+
+def missing_message(missing: Sequence[str], ch_names: Sequence[str], spec_eeg: EEGSpec, extra: str = "") -> str:
+    return (
+        f"Invalid value for 'eeg': the recording lacks {len(missing)} of the model's "
+        f"{spec_eeg.n_channels} EEG channels: {', '.join(missing)}. "
+        f"The recording has {len(ch_names)} channels: {', '.join(ch_names)}. "
+        + (extra or "The model needs all of its 32 channels; rename channels with --channel-map old=new,... "
+           "or let milmer interpolate a few from their neighbours with --interpolate-missing.")
+    )
 
 
 def find_eog(ch_names: Sequence[str], types: Sequence[str], spec_eeg: EEGSpec) -> list[str]:

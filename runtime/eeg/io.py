@@ -27,6 +27,8 @@ __all__ = [
     "read_raw",
     "load_deap_dat",
     "deap_trial_to_raw",
+    "edf_record_onsets",
+    "insert_gaps",
 ]
 
 #: File suffix -> name of the MNE reader in ``mne.io``.
@@ -57,15 +59,21 @@ _PICKLE_ALLOWED: frozenset[tuple[str, str]] = frozenset(
 )
 
 
-def read_raw(path: str | os.PathLike[str]) -> mne.io.BaseRaw:
-    """Read an ``.edf``, ``.bdf``, ``.fif`` or ``.vhdr`` recording, preloaded, in volts."""
+def read_raw(path: str | os.PathLike[str], notes: list[str] | None = None) -> mne.io.BaseRaw:
+    """Read an ``.edf``, ``.bdf``, ``.fif`` or ``.vhdr`` recording, preloaded, in volts.
+
+    The reader's warnings (odd dates, a recording not stopped cleanly) are appended to ``notes``
+    as one line each, prefixed with the file's name; without ``notes`` they are re-issued as
+    ``RuntimeWarning``. Discontinuous EDF+D/BDF+D files are put on their true time axis
+    (:func:`insert_gaps`): sample ``k`` of the result is at ``k / sfreq`` seconds after the
+    recording's start, the gaps are annotated ``BAD_ACQ_SKIP``.
+    """
     import mne
 
     p = check_path_exists("eeg", path)
     suffix = check_suffix("eeg", p, EEG_SUFFIXES)
     reader = getattr(mne.io, _READERS[suffix])
-    # The reader's warnings (odd dates, a recording not stopped cleanly) are worth seeing only
-    # when the file could be read; they are then repeated with the file's name.
+    # The reader's warnings are worth seeing only when the file could be read.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -75,9 +83,95 @@ def read_raw(path: str | os.PathLike[str]) -> mne.io.BaseRaw:
                 f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "
                 f"({type(err).__name__}: {err})."
             ) from err
-    for w in caught:
-        warnings.warn(f"{p.name}: {w.message}", RuntimeWarning, stacklevel=2)
+    lines = [f"{p.name}: {' '.join(str(w.message).split())}" for w in caught]
+    if suffix in (".edf", ".bdf"):
+        onsets = edf_record_onsets(p)
+        if onsets is not None:
+            raw, gaps = insert_gaps(raw, onsets[0], onsets[1])
+            lines.append(
+                f"{p.name}: discontinuous recording (EDF+D): {len(gaps)} gap(s) "
+                + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in gaps)
+                + " put at their true times and marked BAD_ACQ_SKIP"
+            )
+    if notes is not None:
+        notes.extend(lines)
+    else:
+        for line in lines:
+            warnings.warn(line, RuntimeWarning, stacklevel=2)
     return raw
+
+
+def edf_record_onsets(path: str | os.PathLike[str]) -> tuple[np.ndarray, float] | None:
+    """Data-record onsets (s) of a discontinuous EDF+D/BDF+D file and the record length (s).
+
+    None for continuous files (plain EDF, EDF+C). EDF+ (https://www.edfplus.info/specs/edfplus.html):
+    the first TAL of each record's annotation signal is ``+<onset>\\x14\\x14``, the record's
+    start in seconds after the file's start time.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 256 or head[192:197] not in (b"EDF+D", b"BDF+D"):
+            return None
+        width = 3 if head[0:1] == b"\xff" else 2
+        n_records = int(head[236:244].decode("ascii").strip())
+        record_s = float(head[244:252].decode("ascii").strip())
+        ns = int(head[252:256].decode("ascii").strip())
+        sig = fh.read(256 * ns)
+        labels = [sig[16 * i : 16 * (i + 1)].decode("latin1").strip() for i in range(ns)]
+        off = ns * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)
+        spr = [int(sig[off + 8 * i : off + 8 * (i + 1)].decode("ascii").strip()) for i in range(ns)]
+        ann = [i for i, lab in enumerate(labels) if lab in ("EDF Annotations", "BDF Annotations")]
+        if not ann:
+            return None
+        start = sum(spr[: ann[0]]) * width
+        length = spr[ann[0]] * width
+        record_bytes = sum(spr) * width
+        onsets = []
+        for k in range(n_records):
+            fh.seek(256 * (ns + 1) + k * record_bytes + start)
+            tal = fh.read(length)
+            head_tal = tal.split(b"\x14", 1)[0].decode("latin1").strip("\x00 ")
+            onsets.append(float(head_tal))
+    onsets_arr = np.asarray(onsets) - onsets[0]
+    return onsets_arr, record_s
+
+
+def insert_gaps(raw: mne.io.BaseRaw, onsets: np.ndarray, record_s: float) -> tuple[mne.io.BaseRaw, list[tuple[float, float]]]:
+    """Put the data records of ``raw`` (read as if contiguous) at their ``onsets`` (s).
+
+    Gaps are filled with a straight line between the samples on either side (so filters do not
+    ring at a step) and annotated ``BAD_ACQ_SKIP`` (MNE's filters, ICA and epoching skip them).
+    The file's own annotations already carry true times and are kept. Returns the new recording
+    and the gaps as (start, end) seconds.
+    """
+    import mne
+
+    sfreq = float(raw.info["sfreq"])
+    spr = int(round(record_s * sfreq))
+    data = raw.get_data()  # (C, n_records * spr)
+    n_total = int(round((onsets[-1] + record_s) * sfreq))
+    out = np.empty((data.shape[0], n_total))
+    filled = np.zeros(n_total, bool)
+    for k, onset in enumerate(onsets):
+        at = int(round(onset * sfreq))
+        out[:, at : at + spr] = data[:, k * spr : (k + 1) * spr]
+        filled[at : at + spr] = True
+    gaps: list[tuple[float, float]] = []
+    idx = np.flatnonzero(~filled)
+    if idx.size:
+        breaks = np.flatnonzero(np.diff(idx) > 1)
+        for a, b in zip(np.r_[idx[0], idx[breaks + 1]], np.r_[idx[breaks], idx[-1]]):
+            left, right = out[:, a - 1], out[:, b + 1] if b + 1 < n_total else out[:, a - 1]
+            ramp = np.linspace(0, 1, b - a + 3)[1:-1]
+            out[:, a : b + 1] = left[:, None] + (right - left)[:, None] * ramp[None, :]
+            gaps.append((a / sfreq, (b + 1) / sfreq))
+    new = mne.io.RawArray(out, raw.info.copy(), verbose=False)
+    new._orig_units = dict(getattr(raw, "_orig_units", {}) or {})
+    annotations = raw.annotations.copy()
+    for a, b in gaps:
+        annotations.append(a, b - a, "BAD_ACQ_SKIP")
+    new.set_annotations(annotations)
+    return new, gaps
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

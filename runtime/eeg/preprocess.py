@@ -1,47 +1,68 @@
 """EEG preprocessing: one recording -> the model's ``(W, 32, 384)`` windows.
 
-Steps, in order (each an MNE call):
+Steps, in order (each an MNE call where MNE has one), so that any recording ends up in the
+state of DEAP's preprocessed data (32 channels in the spec's order, average reference, no mains
+hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forward:
 
-1. pick the spec's channels in the spec's order (:func:`~.channels.map_channels`) plus any EOG
-   channels, and refuse recordings with non-finite values, flat channels or less than one window;
-2. resample to ``spec.sfreq`` (only when the rate differs);
-3. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design);
-4. FastICA on the continuous band-passed recording; components that correlate with the EOG
-   channels (or, without EOG, with the frontal proxy channels Fp1/Fp2) beyond
+1. channels: find the spec's channels (:func:`~.channels.match_channels`: aliases, shared
+   reference suffixes, BioSemi presets, ``--channel-map``) plus any EOG channels; picked
+   channels the reader typed non-EEG are used as EEG (a BrainVision ``μV`` unit MNE does not
+   know is applied); missing channels and channels the file marks bad (``info['bads']``) are
+   interpolated with ``--interpolate-missing`` (spherical splines, standard 10-20 positions,
+   at most ``max_interpolated``) or refused; non-finite values are refused; one flat channel is
+   the stored reference electrode, more are refused;
+2. units: ``--eeg-unit`` overrides the file's unit field;
+3. reference: ``spec.reference`` (``'average'``: the mean of the good spec channels);
+4. line noise: notch ``spec.line_noise`` (50/60 Hz, from the file or detected) and its harmonics
+   below the model's Nyquist (higher ones go with the resampling's anti-alias filter);
+5. resample to ``spec.sfreq`` (only when the rate differs);
+6. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design); gaps (``BAD_ACQ_SKIP``)
+   are filtered as separate segments;
+7. scale check: a robust amplitude per channel within :data:`~.units.PLAUSIBLE_UV`, else refused;
+8. interpolate the missing/bad channels, then average-reference again;
+9. FastICA fitted on good data only (``BAD_*`` spans left out); components that correlate with
+   the EOG channels (or, without EOG, with the frontal proxy channels Fp1/Fp2) beyond
    ``spec.ica.eog_threshold`` (MNE's iterative z-score) and with |r| >= ``spec.ica.min_correlation``
-   are removed, at most
-   ``spec.ica.max_excluded`` of them, the strongest first;
-5. drop ``baseline_s`` from the start and cut non-overlapping windows.
+   are removed, at most ``spec.ica.max_excluded`` of them, the strongest first
+   (:func:`eye_components`);
+10. drop ``baseline_s`` from the start and cut non-overlapping windows on the recording's true
+    time axis; windows that cross a gap are dropped, windows that overlap a ``BAD_*`` span or
+    hold interpolated channels are flagged (``EEGWindows.flags``).
 
 Output unit: **microvolts** (float32), the scale of DEAP's ``.dat`` files, so a model trained on
 DEAP sees numbers of the same size at inference.
 
 DEAP training and inference share this code: training calls
 ``preprocess_raw(deap_trial_to_raw(trial), spec.eeg, baseline_s=3.0)``, inference calls
-``preprocess_raw(read_raw(path), spec.eeg)``. :func:`preprocess_array` wraps other in-memory
-sources (a stream buffer, a numpy file).
+``preprocess_raw(read_raw(path), spec.eeg, options=...)``. :func:`preprocess_array` wraps other
+in-memory sources (a stream buffer, a numpy file).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from .._check import MilmerInputError, check_option, check_positive
-from ..spec import EEGSpec
+from ..spec import EEGSpec, ICASpec
 from ..windows import EEGWindows
-from .channels import canonical_name, find_eog, map_channels
+from .channels import ChannelMatch, canonical_name, find_eog, match_channels, missing_message
+from .quality import detect_line_freq, line_share, window_spans
+from .units import EEG_UNITS, check_amplitude, robust_amplitude_uv, unit_factor
 
 if TYPE_CHECKING:
     import mne
 
 __all__ = [
     "FLAT_STD_V",
+    "MAX_INTERPOLATED",
+    "EEGInputOptions",
+    "eye_components",
     "ICATrace",
     "array_to_raw",
     "bandpass",
@@ -52,6 +73,8 @@ __all__ = [
 
 #: A channel whose standard deviation is below this (volts) carries no signal.
 FLAT_STD_V = 1e-12
+#: Default limit on interpolated channels (a quarter of DEAP's 32).
+MAX_INTERPOLATED = 8
 #: Channels and length of the before/after-ICA excerpt kept with ``keep_trace=True``.
 TRACE_CHANNELS: tuple[str, ...] = ("Fp1", "Fp2", "Fz", "Cz", "O1")
 TRACE_SECONDS = 10.0
@@ -107,45 +130,131 @@ def cut_windows(
     return np.ascontiguousarray(windows), starts
 
 
+@dataclass(frozen=True)
+class EEGInputOptions:
+    """How to bring a user's recording to the spec (the CLI's EEG options).
+
+    eeg_unit:            the unit the file's numbers are in, overriding its unit field
+                         (``--eeg-unit``: 'V', 'mV', 'uV', 'nV'); None trusts the file
+    channel_map:         ``--channel-map``: a preset (``biosemi32``), ``'old=new,...'``, a file, or a dict
+    interpolate_missing: interpolate missing and bad-marked channels (``--interpolate-missing``)
+    max_interpolated:    refuse when more channels than this would be interpolated
+    """
+
+    eeg_unit: str | None = None
+    channel_map: str | Mapping[str, str] | None = None
+    interpolate_missing: bool = False
+    max_interpolated: int = MAX_INTERPOLATED
+
+    def __post_init__(self) -> None:
+        if self.eeg_unit is not None:
+            check_option("--eeg-unit", self.eeg_unit, tuple(EEG_UNITS))
+        if isinstance(self.max_interpolated, bool) or not isinstance(self.max_interpolated, int) or self.max_interpolated < 0:
+            raise MilmerInputError(
+                f"Invalid value for '--max-interpolated': expected an integer >= 0, got {self.max_interpolated!r}."
+            )
+
+
 @overload
 def preprocess_raw(
-    raw: mne.io.BaseRaw, spec_eeg: EEGSpec, *, baseline_s: float = ..., keep_trace: Literal[False] = ...
+    raw: mne.io.BaseRaw, spec_eeg: EEGSpec, *, baseline_s: float = ..., keep_trace: Literal[False] = ...,
+    options: EEGInputOptions | None = ...,
 ) -> EEGWindows: ...
 @overload
 def preprocess_raw(
-    raw: mne.io.BaseRaw, spec_eeg: EEGSpec, *, baseline_s: float = ..., keep_trace: Literal[True]
+    raw: mne.io.BaseRaw, spec_eeg: EEGSpec, *, baseline_s: float = ..., keep_trace: Literal[True],
+    options: EEGInputOptions | None = ...,
 ) -> tuple[EEGWindows, ICATrace]: ...
 def preprocess_raw(
-    raw: mne.io.BaseRaw, spec_eeg: EEGSpec, *, baseline_s: float = 0.0, keep_trace: bool = False
+    raw: mne.io.BaseRaw,
+    spec_eeg: EEGSpec,
+    *,
+    baseline_s: float = 0.0,
+    keep_trace: bool = False,
+    options: EEGInputOptions | None = None,
 ) -> EEGWindows | tuple[EEGWindows, ICATrace]:
     """Preprocess one recording (see the module docstring); ``raw`` is not modified.
 
     Returns windows ``data: (W, n_channels, window_samples) float32`` in microvolts, ``starts``
-    in seconds from the recording's start (baseline included) and ``info``: ``ica_excluded``,
-    ``ica_n_components``, ``eog_source``, ``ica_scores_max`` (largest |correlation| of a
-    component with the EOG/proxy signal), ``ica_converged``, ``resampled_from``, ``n_windows``,
-    ``duration_s``, ``timings`` and more. With ``keep_trace=True`` also an :class:`ICATrace`.
+    in seconds from the recording's start (baseline and gaps included), ``flags`` per window and
+    ``info``: ``ica_excluded``, ``ica_n_components``, ``eog_source``, ``ica_scores_max``,
+    ``ica_converged``, ``reference``, ``line_noise`` (frequency, source, share before/after),
+    ``channels`` (mapped, renamed, interpolated, bad in the file, retyped, reference electrode),
+    ``windows_dropped_gap``, ``resampled_from``, ``n_windows``, ``duration_s``, ``timings``.
+    With ``keep_trace=True`` also an :class:`ICATrace`.
     """
     import mne
 
+    options = options or EEGInputOptions()
     check_positive("baseline_s", baseline_s, allow_zero=True)
     sfreq = float(raw.info["sfreq"])
     duration = raw.n_times / sfreq
     _check_long_enough(duration, baseline_s, spec_eeg)
+    notes: list[str] = []
 
-    picks = map_channels(raw.ch_names, spec_eeg)
-    eeg = raw.get_data(picks=picks)  # (C, T) volts
-    _check_signal(eeg, spec_eeg.channels)
+    types = raw.get_channel_types()
+    match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+    bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
+    present = [c for c in spec_eeg.channels if c in match.picks]
+    picks = [match.picks[c] for c in present]
+    unit_fields = {c: _unit_field(raw, raw.ch_names[match.picks[c]]) for c in present}
+    eeg = _to_volts(raw, picks, options.eeg_unit)  # (C_present, T)
+    retyped = {}
+    for c, i in zip(present, picks):
+        if types[i] != "eeg":
+            retyped[raw.ch_names[i]] = f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
+    _check_finite(eeg, present)
+    flat = [c for c, std in zip(present, eeg.std(axis=1)) if std < FLAT_STD_V and c not in bads_in_file]
+    reference_channel = None
+    if len(flat) == 1 and spec_eeg.reference == "average" and len(present) > 1:
+        reference_channel = flat[0]  # the electrode the others were recorded against, stored as zeros
+        notes.append(f"{reference_channel} is flat: taken as the recording's reference electrode; "
+                     "the average reference restores it")
+        flat = []
+    to_interpolate = list(match.missing) + bads_in_file + (flat if options.interpolate_missing else [])
+    if flat:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': channel(s) {', '.join(flat)} are flat (standard deviation "
+            f"< {FLAT_STD_V:g} V): disconnected electrodes"
+            + (" (one flat channel alone is taken as the reference electrode)" if spec_eeg.reference == "average" else "")
+            + "; mark them bad in the file or let milmer interpolate them with --interpolate-missing."
+        )
+    _check_interpolation(to_interpolate, match, bads_in_file, raw.ch_names, spec_eeg, options)
+
     eog_names, eog_ignored = _usable_eog(raw, spec_eeg)
     eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
 
-    # A fresh recording with the spec's names: later steps look channels up by those names.
+    # A fresh recording with the spec's names (missing channels as zeros, marked bad): later
+    # steps look channels up by those names.
+    full = np.zeros((spec_eeg.n_channels, raw.n_times))
+    for c, row in zip(present, eeg):
+        full[spec_eeg.channels.index(c)] = row
     info = mne.create_info(
-        list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * len(picks) + ["eog"] * len(eog_names)
+        list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
     )
-    work = mne.io.RawArray(np.concatenate([eeg, eog]), info, verbose=_MNE_QUIET)
+    work = mne.io.RawArray(np.concatenate([full, eog]), info, verbose=_MNE_QUIET)
+    work.info["bads"] = list(to_interpolate)
+    work.set_annotations(_relative_annotations(raw))
+    good = [c for c in spec_eeg.channels if c not in to_interpolate]
 
     timings: dict[str, float] = {}
+    tic = time.perf_counter()
+    line_freq, line_source = _line_freq(raw, work, good, spec_eeg)
+    band = (max(spec_eeg.l_freq, 1.0), spec_eeg.sfreq / 2)
+    share_before = (
+        line_share(_good_data(work, good), sfreq, line_freq, band) if line_freq else None
+    )
+    if spec_eeg.reference == "average":
+        work.set_eeg_reference("average", projection=False, verbose=_MNE_QUIET)  # bads excluded
+    harmonics = np.empty(0)
+    if line_freq:
+        # Harmonics above the model's Nyquist go with the resampling's anti-alias filter.
+        top = min(sfreq, spec_eeg.sfreq) / 2 - 1
+        harmonics = line_freq * np.arange(1, int(top // line_freq) + 1)
+    if line_freq and harmonics.size:
+        work.notch_filter(harmonics, picks=["eeg", "eog"] if eog_names else "eeg", verbose=_MNE_QUIET)
+    timings["reference"] = time.perf_counter() - tic
+
     tic = time.perf_counter()
     if sfreq != spec_eeg.sfreq:
         work.resample(spec_eeg.sfreq, verbose=_MNE_QUIET)
@@ -155,6 +264,13 @@ def preprocess_raw(
     bandpass(work, spec_eeg)
     timings["filter"] = time.perf_counter() - tic
 
+    amplitude = robust_amplitude_uv(_good_data(work, good))
+    check_amplitude(amplitude, good, unit_fields, options.eeg_unit)
+    if to_interpolate:
+        tic = time.perf_counter()
+        _interpolate(work, spec_eeg)
+        timings["interpolate"] = time.perf_counter() - tic
+
     before = work.get_data(picks="eeg") if keep_trace else None
     tic = time.perf_counter()
     ica_info = _remove_eye_artefacts(work, spec_eeg, eog_names)
@@ -162,20 +278,58 @@ def preprocess_raw(
 
     tic = time.perf_counter()
     data_uv = (work.get_data(picks="eeg") * 1e6).astype(np.float32)  # (C, T) microvolts
+    share_after = line_share(_good_data(work, spec_eeg.channels), spec_eeg.sfreq, line_freq, band) if line_freq else None
     skip = int(round(baseline_s * spec_eeg.sfreq))
     windows, starts = cut_windows(data_uv, spec_eeg.sfreq, spec_eeg.window_samples, skip)
     # _check_long_enough guarantees a window: round(T * ratio) >= window + round(baseline * sfreq).
     assert len(windows) > 0, (data_uv.shape, skip)
+    ann = work.annotations
+    keep, spans = window_spans(starts, spec_eeg.window_s, ann.onset, ann.duration, ann.description)
+    interp_flag = ("interpolated:" + ",".join(to_interpolate),) if to_interpolate else ()
+    flags = [tuple(f"bad-span:{d}" for d in spans[i]) + interp_flag for i in np.flatnonzero(keep)]
+    dropped_gap = [round(float(t), 3) for t in starts[~keep]]
+    if dropped_gap:
+        notes.append(
+            f"dropped {len(dropped_gap)} window(s) that cross a recording gap (EEG starts "
+            + ", ".join(f"{t:g}" for t in dropped_gap) + " s)"
+        )
+    windows, starts = np.ascontiguousarray(windows[keep]), starts[keep]
+    if not len(windows):
+        raise MilmerInputError(
+            "Invalid value for 'eeg': every window crosses a recording gap (BAD_ACQ_SKIP); no "
+            f"{spec_eeg.window_s:g} s stretch of continuous recording is left."
+        )
     timings["window"] = time.perf_counter() - tic
 
-    renamed = {raw.ch_names[i]: name for i, name in zip(picks, spec_eeg.channels) if raw.ch_names[i] != name}
+    renamed = {raw.ch_names[i]: c for c, i in match.picks.items() if raw.ch_names[i] != c}
     result = EEGWindows(
         data=windows,
         starts=starts,
+        flags=flags,
         info={
             **ica_info,
             "eog_ignored": eog_ignored,
             "channels_renamed": renamed,
+            "channels": {
+                "mapped_by": list(match.how),
+                "interpolated": list(to_interpolate),
+                "missing": list(match.missing),
+                "bad_in_file": bads_in_file,
+                "retyped": retyped,
+                "reference_electrode": reference_channel,
+                "eeg_unit": options.eeg_unit or "from the file",
+                "amplitude_uv_median": round(float(np.median(amplitude)), 3),
+            },
+            "reference": (f"average of {len(good)} channels" if spec_eeg.reference == "average" else "as recorded"),
+            "line_noise": {
+                "freq": line_freq,
+                "source": line_source,
+                "share_before": None if share_before is None else round(share_before, 4),
+                "share_after": None if share_after is None else round(share_after, 4),
+            },
+            "bad_spans": sorted({d for d in ann.description if d.upper().startswith("BAD") and d.upper() != "BAD_ACQ_SKIP"}),
+            "windows_dropped_gap": dropped_gap,
+            "notes": notes,
             "resampled_from": None if sfreq == spec_eeg.sfreq else sfreq,
             "baseline_s": float(baseline_s),
             "n_windows": int(len(windows)),
@@ -247,20 +401,124 @@ def _check_long_enough(duration: float, baseline_s: float, spec_eeg: EEGSpec) ->
         )
 
 
-def _check_signal(eeg: np.ndarray, names: Sequence[str]) -> None:
-    """eeg: (C, T) volts. Refuse non-finite samples and flat channels, naming the channels."""
-    finite = np.isfinite(eeg)
-    bad = [name for name, ok in zip(names, finite.all(axis=1)) if not ok]
+def _check_finite(eeg: np.ndarray, names: Sequence[str]) -> None:
+    """eeg: (C, T) volts. Refuse non-finite samples, naming the channels."""
+    bad = [name for name, ok in zip(names, np.isfinite(eeg).all(axis=1)) if not ok]
     if bad:
         raise MilmerInputError(
             f"Invalid value for 'eeg': channel(s) {', '.join(bad)} contain NaN or infinite values."
         )
-    flat = [name for name, std in zip(names, eeg.std(axis=1)) if std < FLAT_STD_V]
-    if flat:
+
+
+def _unit_field(raw: mne.io.BaseRaw, name: str) -> str:
+    """The file's unit field for channel ``name`` ('' when blank or the format has none)."""
+    unit = (getattr(raw, "_orig_units", None) or {}).get(name, "")
+    return "" if unit in (None, "n/a") else str(unit)
+
+
+# Channel types MNE scales by the file's unit field (a 'misc' channel is left as stored).
+_SCALED_TYPES = ("eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs")
+
+
+def _to_volts(raw: mne.io.BaseRaw, picks: Sequence[int], eeg_unit: str | None) -> np.ndarray:
+    """(C, T) volts of ``picks``: the reader's values, with ``eeg_unit`` (the unit the file's
+    numbers are in) replacing the unit field, and voltage units applied to channels the reader
+    left unscaled (BrainVision 'μV' with a Greek mu: typed 'misc')."""
+    data = raw.get_data(picks=list(picks))
+    types = raw.get_channel_types()
+    for row, i in enumerate(picks):
+        name = raw.ch_names[i]
+        factor = unit_factor(_unit_field(raw, name))
+        applied = factor if (factor is not None and types[i] in _SCALED_TYPES) else 1.0
+        stored = data[row] / applied  # the file's numbers
+        if eeg_unit is not None:
+            data[row] = stored * EEG_UNITS[eeg_unit]
+        elif applied == 1.0 and factor is not None:
+            data[row] = stored * factor
+    return data
+
+
+def _check_interpolation(
+    to_interpolate: Sequence[str],
+    match: ChannelMatch,
+    bads_in_file: Sequence[str],
+    ch_names: Sequence[str],
+    spec_eeg: EEGSpec,
+    options: EEGInputOptions,
+) -> None:
+    if not to_interpolate:
+        return
+    if not options.interpolate_missing:
+        if match.missing:
+            extra = ""
+            if bads_in_file:
+                extra = f"The file also marks {', '.join(bads_in_file)} bad. "
+            raise MilmerInputError(missing_message(match.missing, ch_names, spec_eeg) + (" " + extra if extra else ""))
         raise MilmerInputError(
-            f"Invalid value for 'eeg': channel(s) {', '.join(flat)} are flat (standard deviation "
-            f"< {FLAT_STD_V:g} V): disconnected electrodes or a wrong unit."
+            f"Invalid value for 'eeg': the file marks channel(s) {', '.join(bads_in_file)} bad "
+            "(info['bads']); the model needs all of its channels. Let milmer interpolate them from "
+            "their neighbours with --interpolate-missing (flagged in every output), or repair the file."
         )
+    if len(to_interpolate) > options.max_interpolated:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': {len(to_interpolate)} of the model's {spec_eeg.n_channels} "
+            f"channels would be interpolated ({', '.join(to_interpolate)}); at most "
+            f"{options.max_interpolated} are (--max-interpolated). Interpolated channels carry no "
+            f"signal of their own: the model needs a {spec_eeg.n_channels}-channel recording "
+            "(a consumer headset with a few electrodes is not enough)."
+        )
+
+
+def _relative_annotations(raw: mne.io.BaseRaw) -> mne.Annotations:
+    """``raw``'s annotations with onsets in seconds from its first sample, no orig_time."""
+    import mne
+
+    ann = raw.annotations
+    shift = raw.first_time if ann.orig_time is not None else 0.0
+    return mne.Annotations(ann.onset - shift, ann.duration, ann.description, orig_time=None)
+
+
+def _good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
+    """(C, T') volts of ``channels`` with BAD_* spans (gaps, artefacts) left out."""
+    data = work.get_data(picks=list(channels), reject_by_annotation="omit")
+    return data if data.shape[1] else work.get_data(picks=list(channels))
+
+
+def _line_freq(
+    raw: mne.io.BaseRaw, work: mne.io.BaseRaw, good: Sequence[str], spec_eeg: EEGSpec
+) -> tuple[float | None, str]:
+    """The mains frequency to notch and where it came from (spec, the file, detection)."""
+    if spec_eeg.line_noise == "off":
+        return None, "off in the spec"
+    if spec_eeg.line_noise in ("50", "60"):
+        return float(spec_eeg.line_noise), "the spec"
+    stated = raw.info.get("line_freq")
+    nyquist = raw.info["sfreq"] / 2
+    if stated and stated < nyquist:
+        return float(stated), "the file"
+    found = detect_line_freq(_good_data(work, good), float(raw.info["sfreq"]))
+    return (found, "detected") if found else (None, "none found")
+
+
+def _interpolate(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
+    """Spherical-spline interpolation of ``work.info['bads']`` from standard 10-20 positions,
+    then the average reference again (it now includes the interpolated channels)."""
+    import mne
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # renamed 'colin27_1005' in MNE 1.14
+        montage = mne.channels.make_standard_montage("standard_1005")
+    known = {n.lower() for n in montage.ch_names}
+    unknown = [c for c in spec_eeg.channels if c.lower() not in known]
+    if unknown:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': cannot interpolate: channel(s) {', '.join(unknown)} have no "
+            "standard 10-20 position."
+        )
+    work.set_montage(montage, match_case=False, on_missing="ignore", verbose=_MNE_QUIET)
+    work.interpolate_bads(reset_bads=True, verbose=_MNE_QUIET)
+    if spec_eeg.reference == "average":
+        work.set_eeg_reference("average", projection=False, verbose=_MNE_QUIET)
 
 
 def _usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[str, str]]:
@@ -295,8 +553,14 @@ def _remove_eye_artefacts(
         reference = [by_key[k] for k in map(canonical_name, cfg.proxy_channels) if k in by_key]
         source = f"proxy {'/'.join(reference)}" if reference else "none (no EOG or proxy channels)"
 
+    n_components = cfg.n_components
+    if n_components is None:
+        # The data's rank (average reference and interpolation each remove one): FastICA on a
+        # zero-variance direction would divide by ~0.
+        sv = np.linalg.svd(_good_data(work, list(spec_eeg.channels)), compute_uv=False)
+        n_components = int((sv > sv[0] * 1e-6).sum())
     ica = ICA(
-        n_components=cfg.n_components,
+        n_components=n_components,
         method=cfg.method,
         max_iter=cfg.max_iter,
         random_state=cfg.random_state,
@@ -305,7 +569,9 @@ def _remove_eye_artefacts(
     with warnings.catch_warnings():
         # Recorded in info["ica_converged"] instead of printed once per recording.
         warnings.filterwarnings("ignore", message="FastICA did not converge")
-        ica.fit(work, picks="eeg", verbose=_MNE_QUIET)
+        # BAD_* spans (artefacts, gaps) are left out of the fit: a 1 mV movement artefact would
+        # take the components meant for the blinks.
+        ica.fit(work, picks="eeg", reject_by_annotation=True, verbose=_MNE_QUIET)
 
     excluded: list[int] = []
     strength = np.zeros(ica.n_components_)
@@ -314,10 +580,7 @@ def _remove_eye_artefacts(
             work, ch_name=reference, threshold=cfg.eog_threshold, verbose=_MNE_QUIET
         )
         strength = np.abs(np.atleast_2d(np.asarray(scores))).max(axis=0)  # (n_components,)
-        # MNE's z-score rule alone also flags one component of pure noise fairly often
-        # (|r| 0.4-0.6); real blink components correlate at 0.95+.
-        found = [i for i in found if strength[i] >= cfg.min_correlation]
-        excluded = _strongest(found, strength, cfg.max_excluded)
+        excluded = eye_components(found, strength, cfg)
     if excluded:
         ica.apply(work, exclude=excluded, verbose=_MNE_QUIET)
     return {
@@ -328,6 +591,19 @@ def _remove_eye_artefacts(
         "ica_scores_excluded": [round(float(strength[i]), 4) for i in excluded],
         "ica_converged": bool(ica.n_iter_ < cfg.max_iter),
     }
+
+
+def eye_components(found: Sequence[int], strength: np.ndarray, cfg: ICASpec) -> list[int]:
+    """The decision rule: which of MNE's z-score outliers ``found`` are removed.
+
+    strength: (n_components,) |correlation| of each component with the EOG/proxy signal.
+    A component is removed when it is an outlier AND ``strength >= cfg.min_correlation``, at
+    most ``cfg.max_excluded``, strongest first. The z-score rule alone also flags a component of
+    pure brain signal fairly often (|r| 0.35-0.6, moving with the FastICA solver's version);
+    blink components correlate at 0.95+, so the decision has a wide margin on either side.
+    """
+    kept = [int(i) for i in found if strength[i] >= cfg.min_correlation]
+    return _strongest(kept, strength, cfg.max_excluded)
 
 
 def _strongest(found: Sequence[int], strength: np.ndarray, limit: int) -> list[int]:

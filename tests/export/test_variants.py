@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from milmer.export.variants import quantize_int8
+from milmer.export.variants import fp16_op_block_list, quantize_int8
 from milmer.runtime.backends.ort import OrtRunner
 from milmer.runtime.model_dir import read_graph_info
 from milmer.runtime.spec import ModelSpec
@@ -37,6 +37,37 @@ def test_fp16_graph_holds_float16_weights(exported):
     types = {t.data_type for t in proto.graph.initializer if len(t.dims) >= 2}
     assert types == {TensorProto.FLOAT16}
     assert (exported / "swin.fp16.onnx").stat().st_size < 0.85 * (exported / "swin.onnx").stat().st_size
+
+
+def elem_types(proto: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> ONNX elem type, from shape inference on a copy without stale value_info."""
+    import copy
+
+    proto = copy.deepcopy(proto)
+    del proto.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True).graph  # strict: fails unless topologically sorted
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.input, *inferred.output, *inferred.value_info]}
+    types.update({t.name: t.data_type for t in inferred.initializer})
+    return types
+
+
+def test_fp16_graphs_keep_layernorm_in_float32(exported):
+    """TensorRT builds fp16 graphs strongly typed: a float16 LayerNormalization would run in float16."""
+    assert "LayerNormalization" in fp16_op_block_list() and "TopK" in fp16_op_block_list()
+    assert "Softmax" not in fp16_op_block_list()  # stays fp16: attention fuses as one fp16 block
+    for stem, n_layernorms in (("swin", 15), ("fusion", 8)):  # tiny Swin: 2+1+1+1 blocks x 2 + 5 norms
+        proto = onnx.load(str(exported / f"{stem}.fp16.onnx"))
+        types = elem_types(proto)
+        norms = [n for n in proto.graph.node if n.op_type == "LayerNormalization"]
+        assert len(norms) == n_layernorms, stem
+        for node in norms:
+            names = [n for n in (*node.input, *node.output) if n]
+            assert {types[n] for n in names} == {TensorProto.FLOAT}, (stem, node.name)
+        # ...and the rest of the graph is float16: MatMul runs on float16 inputs.
+        matmuls = [n for n in proto.graph.node if n.op_type == "MatMul"]
+        assert matmuls and all(types[n.input[0]] == TensorProto.FLOAT16 for n in matmuls), stem
+        softmax = [n for n in proto.graph.node if n.op_type == "Softmax"]
+        assert softmax and all(types[n.input[0]] == TensorProto.FLOAT16 for n in softmax), stem
 
 
 def test_int8_quantisation_of_a_weight_shared_by_two_gemms(tmp_path):

@@ -145,7 +145,7 @@ def test_bad_option_values_name_the_parameter(recording, tmp_path, capsys):
     assert "Invalid value for 'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'." in err
     code, _, err = _run(["export", tmp_path, "--out", tmp_path / "m", "--trt-profile", "1,8"], capsys)
     assert code == EXIT_USAGE
-    assert "Invalid value for 'trt_profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
+    assert "Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
 
 
 def test_usage_errors_exit_2(capsys):
@@ -189,6 +189,25 @@ def test_bench_list_options_are_validated_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_bench_backend_and_device_default_to_auto(tmp_path, capsys, monkeypatch):
+    """`milmer bench` resolves auto once, says what it picked, and names CLI options in errors."""
+    import sys
+
+    from milmer.app import cli as app_cli
+    from milmer.runtime.backends import ort as ort_backend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CPUExecutionProvider"])
+    assert app_cli._resolve_auto(None, "auto", "auto", "fp32") == ("ort", "cpu")
+    err = capsys.readouterr().err.replace("\n", "")
+    assert err.startswith("Using ONNX Runtime on cpu (--backend auto --device auto); skipped ort on cuda: ")
+    assert app_cli._resolve_auto(None, "ort", "cpu", "fp32") == ("ort", "cpu")
+    assert capsys.readouterr().err == ""
+    assert main(["bench", "--out", str(tmp_path / "b"), "--device", "gpu"]) == EXIT_USAGE
+    assert "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'." in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_preprocess_probes_the_video_once(recording, monkeypatch):
     """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
     import milmer.runtime.face.extract as extract
@@ -208,3 +227,27 @@ def test_preprocess_probes_the_video_once(recording, monkeypatch):
     result = preprocess_recording(video, eeg)
     assert result.report["n_windows"] == 4
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("command", [["preprocess"], ["infer"]])
+def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_path, capsys):
+    code, out, _ = _run([*command, "--help"], capsys)
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0
+    for option in ("--eeg-unit", "--channel-map", "--interpolate-missing", "--max-interpolated", "--trial"):
+        assert option in text
+    assert "the model's 32 channels" in text
+    assert "positive when the video started first, negative when the EEG did" in text
+    video, eeg = recording
+    extra = ["--out", tmp_path / "o"] if command == ["preprocess"] else ["--model", tiny_model]
+    code, _, err = _run([*command, video, eeg, *extra, "--eeg-unit", "furlong"], capsys)
+    assert code == EXIT_USAGE
+    assert "Invalid value for '--eeg-unit': expected one of 'V', 'mV', 'uV', 'nV', got 'furlong'." in err
+    code, _, err = _run([*command, video, eeg, *extra, "--channel-map", "Fp1"], capsys)
+    assert code == EXIT_USAGE and "Invalid value for '--channel-map': expected a preset (biosemi32)" in err
+    dat = tmp_path / "s01.dat"
+    dat.write_bytes(b"")
+    code, _, err = _run([*command, video, dat, *extra], capsys)
+    assert code == EXIT_USAGE
+    assert "'s01.dat' is a DEAP file of 40 trials; say which one with --trial N" in " ".join(err.split())
+    assert not (tmp_path / "o").exists()

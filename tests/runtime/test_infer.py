@@ -65,11 +65,11 @@ def test_record_and_find_demo_model(home, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"backend": "tensorrtt"}, "Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'."),
-        ({"device": "gpu"}, "Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'."),
-        ({"precision": "bf16"}, "Invalid value for 'precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'."),
-        ({"batch": 0}, "Invalid value for 'batch': expected an integer >= 1, got 0."),
-        ({"batch": True}, "Invalid value for 'batch': expected an integer >= 1, got True."),
+        ({"backend": "tensorrtt"}, "Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'."),
+        ({"device": "gpu"}, "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'."),
+        ({"precision": "bf16"}, "Invalid value for '--precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'."),
+        ({"batch": 0}, "Invalid value for '--batch': expected an integer >= 1, got 0."),
+        ({"batch": True}, "Invalid value for '--batch': expected an integer >= 1, got True."),
     ],
 )
 def test_bad_options(options, message):
@@ -82,7 +82,7 @@ def test_cheap_checks_come_first(tmp_path, recording):
     """Options, --out, the model's location, the input files, then the model itself."""
     missing = tmp_path / "nothing"
     kwargs = dict(video=missing / "v.avi", eeg=missing / "e.edf", model=None)
-    with pytest.raises(MilmerInputError, match="'backend'"):
+    with pytest.raises(MilmerInputError, match="'--backend'"):
         run_infer_cli(**kwargs, backend="tensorrtt", out=tmp_path / "p.txt")
     with pytest.raises(MilmerInputError, match="'out': unsupported file type '.txt'"):
         run_infer_cli(**kwargs, out=tmp_path / "p.txt")
@@ -90,7 +90,7 @@ def test_cheap_checks_come_first(tmp_path, recording):
         run_infer_cli(**kwargs, out=tmp_path / "p.json")
     with pytest.raises(MilmerInputError, match="'video': file not found"):
         run_infer_cli(video=missing / "v.avi", eeg=missing / "e.edf", model=missing / "m")
-    with pytest.raises(MilmerInputError, match="'model_dir': not a directory"):
+    with pytest.raises(MilmerInputError, match="^Invalid value for '--model': not a model directory"):
         run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")
 
 
@@ -126,7 +126,7 @@ def test_cli_csv_quiet_with_unequal_lengths(capsys, tiny_model, recording, short
     assert re.search(r"Warning: The video \(8\.0 s, offset \+0\.0 s\) and the EEG \(12\.0 s\) differ", stderr)
     assert "dropped 2 windows (6 s) at the end" in stderr.replace("\n", "")
     lines = out.read_text().splitlines()
-    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found"
+    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality"
     assert [line.split(",")[:2] for line in lines[1:]] == [["0.000", "3.000"], ["3.000", "6.000"]]
 
 
@@ -141,8 +141,12 @@ def _corrupt_edf(path: Path) -> Path:
         ("missing video", r"Error: Invalid value for 'video': file not found"),
         ("missing eeg", r"Error: Invalid value for 'eeg': file not found"),
         ("corrupt eeg", r"Error: Invalid value for 'eeg': the \.edf file .* could not be read"),
-        ("bad backend", r"Error: Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\."),
-        ("bad batch", r"Error: Invalid value for 'batch': expected an integer >= 1, got 0\."),
+        ("bad backend", r"Error: Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\."),
+        ("bad batch", r"Error: Invalid value for '--batch': expected an integer >= 1, got 0\."),
+        ("precision not exported", r"Error: Invalid value for '--precision': 'int8' needs the int8 graphs, which .* lacks; "
+         r"it has 'fp32'\. Export them with: milmer export CKPT --out DIR --int8\."),
+        ("trt without device", r"Error: No backend can run .*swin\.onnx.* with --backend trt --device auto --precision fp32: "
+         r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),
         ("bad out", r"Error: Invalid value for 'out': unsupported file type '\.xlsx'"),
     ],
@@ -157,6 +161,8 @@ def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording,
         "corrupt eeg": [video, _corrupt_edf(tmp_path / "bad.edf"), *model],
         "bad backend": [video, eeg, *model, "--backend", "tensorrtt"],
         "bad batch": [video, eeg, *model, "--batch", "0"],
+        "precision not exported": [video, eeg, *model, "--precision", "int8"],
+        "trt without device": [video, eeg, *model, "--backend", "trt"],  # the README's line, minus fp16
         "no model": [video, eeg],
         "bad out": [video, eeg, *model],
     }[case]
@@ -166,6 +172,38 @@ def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording,
     assert re.search(pattern, stderr.replace("\n", "")), stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_device_defaults_to_auto_with_a_note(capsys, tiny_model, recording, monkeypatch):
+    """No --device: the best backend here is picked, said in one line with why better ones were
+    skipped, and handed to the pipeline as a concrete backend and device."""
+    import sys as _sys
+
+    from milmer.runtime import pipeline
+
+    monkeypatch.setitem(_sys.modules, "tensorrt", None)  # as on this CI machine, whatever is installed
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_pipeline(model, **kwargs):
+        seen.update(kwargs, precision=model.precision)
+        raise Stop  # the choice is what this test is about, not the inference
+
+    monkeypatch.setattr(pipeline, "Pipeline", fake_pipeline)
+    video, eeg = recording
+    with pytest.raises(Stop):
+        run_infer_cli(video=video, eeg=eeg, model=tiny_model)
+    assert seen == {"backend": "ort", "device": "cpu", "batch": None, "precision": "fp32"}
+    note = capsys.readouterr().err.replace("\n", "")
+    assert "Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda: TensorRT is not available" in note
+    assert "| skipped ort on cuda: Invalid value for '--device': 'cuda' needs onnxruntime's CUDAExecutionProvider" in note
+    with pytest.raises(Stop):
+        run_infer_cli(video=video, eeg=eeg, model=tiny_model, backend="ort", device="cpu")
+    assert capsys.readouterr().err == ""  # nothing was chosen for the user: no note
+    help_text = _run(capsys, ["--help"])[1].replace("\n", " ")
+    assert "auto, cpu, cuda, tensorrt" in " ".join(help_text.replace("│", " ").split())
 
 
 def test_modules_import_without_heavy_libraries():

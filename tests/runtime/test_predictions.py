@@ -18,7 +18,7 @@ from milmer.runtime.spec import ModelSpec
 from milmer.runtime.windows import EEGWindows
 
 
-def _window(index, probs, weights, selected, found):
+def _window(index, probs, weights, selected, found, flags=()):
     probs = np.asarray(probs, np.float32)
     k = int(np.argmax(probs))
     return WindowPrediction(
@@ -33,6 +33,7 @@ def _window(index, probs, weights, selected, found):
         selected=np.asarray(selected, np.int64),
         found=np.asarray(found, bool),
         frame_times=3.0 * index + 0.15 + 0.3 * np.arange(len(found)),
+        flags=tuple(flags),
     )
 
 
@@ -41,7 +42,10 @@ def result() -> PredictionResult:
     w = np.full(10, 0.04, np.float32)
     w[[2, 5, 7]] = [0.31, 0.22, 0.19]  # sums to 1 with the seven 0.04s... (0.72 + 0.28)
     first = _window(1, [0.7, 0.1, 0.15, 0.05], w, [2, 5, 7], [True] * 10)
-    second = _window(2, [0.1, 0.2, 0.3, 0.4], np.full(10, 0.1, np.float32), [0, 1, 2], [False] * 10)
+    second = _window(
+        2, [0.1, 0.2, 0.3, 0.4], np.full(10, 0.1, np.float32), [0, 1, 2], [False] * 10,
+        flags=("bad-span:BAD_move", "interpolated:T7,T8", "no-face"),
+    )
     eeg = EEGWindows(np.zeros((4, 1, 1), np.float32), np.arange(4) * 3.0, {"duration_s": 12.0})
     stats = RunStats(
         timings={"eeg_read": 0.01, "eeg_preprocess": 0.5, "faces": 0.2, "normalise": 0.02, "backbone": 0.4, "fusion": 0.02},
@@ -52,6 +56,7 @@ def result() -> PredictionResult:
         wall_s=1.5,
         coverage=window_coverage(eeg, 3.0, 8.5, -3.0),
         eeg_info={"ica_excluded": [1], "eog_source": "proxy Fp1/Fp2", "resampled_from": None, "duration_s": 12.0},
+        notes=["interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)"],
     )
     return PredictionResult(
         windows=[first, second],
@@ -77,9 +82,10 @@ def test_csv_content_is_pinned(result, tmp_path):
     out = predictions.write_predictions(result, tmp_path / "pred.CSV")
     weights = " ".join(["0.040000"] * 2 + ["0.310000", "0.040000", "0.040000", "0.220000", "0.040000", "0.190000"] + ["0.040000"] * 2)
     assert out.read_text().splitlines() == [
-        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found",
-        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10",
-        "6.000,9.000,LALV,0.100000,0.200000,0.300000,0.400000,0 1 2," + " ".join(["0.100000"] * 10) + ",0",
+        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality",
+        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10,",
+        "6.000,9.000,LALV,0.100000,0.200000,0.300000,0.400000,0 1 2," + " ".join(["0.100000"] * 10)
+        + ',0,"bad-span:BAD_move;interpolated:T7,T8;no-face"',
     ]
 
 
@@ -109,8 +115,10 @@ def test_json_content_is_pinned(result, tmp_path):
         "n_frames": 10,
         "window_has_face": True,
         "frame_times": [3.15, 3.45, 3.75, 4.05, 4.35, 4.65, 4.95, 5.25, 5.55, 5.85],
+        "quality": [],
     }
     assert (doc["windows"][1]["label"], doc["windows"][1]["window_has_face"]) == ("LALV", False)
+    assert doc["windows"][1]["quality"] == ["bad-span:BAD_move", "interpolated:T7,T8", "no-face"]
     assert doc["summary"] == {
         "n_windows": 2,
         "seconds_covered": 6.0,
@@ -130,7 +138,14 @@ def test_json_content_is_pinned(result, tmp_path):
             "eeg_read": 5.0, "eeg_preprocess": 250.0, "faces": 100.0, "normalise": 10.0, "backbone": 200.0, "fusion": 10.0,
         },  # fmt: skip
         "face_timings_s": {"decode": 0.0, "detect": 0.0, "crop": 0.0},
-        "eeg": {"ica_excluded": [1], "eog_source": "proxy Fp1/Fp2", "resampled_from": None, "duration_s": 12.0},
+        "eeg": {
+            "ica_excluded": [1], "ica_converged": None, "ica_n_components": None, "eog_source": "proxy Fp1/Fp2",
+            "reference": None, "line_noise": None, "channels": None, "bad_spans": None, "windows_dropped_gap": None,
+            "resampled_from": None, "duration_s": 12.0,
+        },  # fmt: skip
+        "eeg_source": {},
+        "windows_flagged": 1,
+        "notes": ["interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)"],
     }
 
 
@@ -188,9 +203,12 @@ def test_table_and_summary_render(result):
     assert "Predictions per 3 s window" in text
     rows = [line.split() for line in text.splitlines() if line.strip().startswith(("1 ", "2 "))]
     assert rows == [
-        ["1", "0:03.0", "HAHV", "0.70", "0.10", "0.15", "0.05", "2:0.31", "5:0.22", "7:0.19", "10/10"],
-        ["2", "0:06.0", "LALV", "0.10", "0.20", "0.30", "0.40", "0:0.10", "1:0.10", "2:0.10", "0/10"],
+        ["1", "0:03.0", "HAHV", "0.70", "0.10", "0.15", "0.05", "2:0.31", "5:0.22", "7:0.19", "10/10", "ok"],
+        ["2", "0:06.0", "LALV", "0.10", "0.20", "0.30", "0.40", "0:0.10", "1:0.10", "2:0.10", "0/10", "BIF"],
     ]
+    assert "quality: B = bad-span (BAD_move); I = interpolated (T7, T8); F = no-face" in text
+    assert "1 of 2 (see the quality column)" in text
+    assert "interpolated 2 channel(s) from their neighbours: T7, T8" in text
     assert "HAHV 1, HALV 0, LAHV 0, LALV 1" in text
     assert "10/20 frames with a face; 1 of 2 windows without any" in text
     assert "1 at the start, 1 at the end (outside the video)" in text
@@ -211,4 +229,5 @@ def test_table_fits_80_columns(result):
     console.print(predictions.render_table(result))
     text = console.export_text()
     assert "…" not in text and "2:0.31 5:0.22 7:0.19" in text
+    assert " BIF" in text and " ok" in text
     assert max(len(line) for line in text.splitlines()) <= 80

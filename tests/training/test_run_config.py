@@ -17,12 +17,43 @@ def make(**kw):
     return TrainConfig(**{**BASE, **kw})
 
 
-def test_defaults_are_the_papers_training_settings():
+def test_defaults_are_the_papers_training_settings(monkeypatch):
+    monkeypatch.delenv("MILMER_CACHE_DIR", raising=False)
+    monkeypatch.setenv("MILMER_HOME", "/home/u/.milmer")
     cfg = make()
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.min_lr_ratio, cfg.seed) == (100, 14, 1e-4, 0.01, 0.1, 0)
     assert cfg.protocol == "trial" and cfg.label_scheme == "deap4" and cfg.keep == "best"
-    assert cfg.cache_path == Path("/runs/a/cache")
+    # The window cache is shared by runs and lives outside every run folder.
+    assert cfg.cache_path == Path("/home/u/.milmer/windows")
     assert cfg.model_config().n_classes == 4
+
+
+def test_cache_root_from_the_environment_or_the_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("MILMER_CACHE_DIR", str(tmp_path / "shared"))
+    assert make().cache_path == tmp_path / "shared"
+    assert make(cache_dir="/fast/cache").cache_path == Path("/fast/cache")
+    monkeypatch.delenv("MILMER_CACHE_DIR")
+    monkeypatch.delenv("MILMER_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert make().cache_path == tmp_path / "home" / ".cache" / "milmer" / "windows"
+
+
+def test_config_keys_help_lists_every_key_with_its_default():
+    import dataclasses
+
+    from milmer.training.config import SPEC_FIELDS, ModelConfig
+    from milmer.training.run_config import config_keys_help
+
+    lines = config_keys_help()
+    keys = {line.split("=")[0].strip(): line.split("=", 1)[1].strip() for line in lines if " = " in line and ":" not in line}
+    assert list(keys)[:3] == ["data_root", "out_dir", "cache_dir"]
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(keys)
+    assert {f"model.{f.name}" for f in dataclasses.fields(ModelConfig) if f.name not in SPEC_FIELDS} <= set(keys)
+    assert not any(f"model.{name}" in keys for name in SPEC_FIELDS)  # set through the spec, not model
+    assert keys["data_root"] == "(required)" and keys["epochs"] == "100" and keys["lr"] == "0.0001"
+    assert keys["protocol"] == '"trial"' and keys["exclude_subjects"] == "[]" and keys["cache_dir"] == "null"
+    assert keys["model.d_model"] == "768" and keys["model.freeze_backbone"] == "false"
+    assert max(map(len, lines)) <= 78  # fits an 80-column terminal with the help's margin
 
 
 @pytest.mark.parametrize(

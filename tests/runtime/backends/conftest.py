@@ -9,15 +9,38 @@ from pathlib import Path
 import pytest
 
 
-def load_tiny_graphs():
-    """Import tiny_graphs.py by path (tests run with --import-mode=importlib)."""
-    name = "milmer_tests_tiny_graphs"
+def _load(name: str, filename: str):
+    """Import a helper module of this folder by path (tests run with --import-mode=importlib)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("tiny_graphs.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def load_tiny_graphs():
+    return _load("milmer_tests_tiny_graphs", "tiny_graphs.py")
+
+
+def load_fake_tensorrt():
+    """Typed stand-ins for TensorRT 10.3 / 11.x and cudart (see fake_tensorrt.py)."""
+    return _load("milmer_tests_fake_tensorrt", "fake_tensorrt.py")
+
+
+#: The TensorRT versions milmer supports: JetPack 6's, and what `pip install tensorrt` gives today.
+TRT_VERSIONS = ("10.3.0", "11.1.0")
+
+
+@pytest.fixture(params=TRT_VERSIONS)
+def fake_trt(request, monkeypatch):
+    """(tensorrt, cudart) stand-ins of one supported TensorRT version, with one GPU ('Orin', sm_87)."""
+    return load_fake_tensorrt().install(monkeypatch, request.param)
+
+
+@pytest.fixture(scope="session")
+def fake():
+    return load_fake_tensorrt()
 
 
 @pytest.fixture(scope="session")

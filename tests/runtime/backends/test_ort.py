@@ -84,7 +84,7 @@ def test_unavailable_provider_is_an_error(swin_path, device, provider):
     with pytest.raises(MilmerInputError) as info:
         OrtRunner(swin_path, device=device)
     message = str(info.value)
-    assert f"'{device}' needs onnxruntime's {provider}" in message
+    assert f"Invalid value for '--device': '{device}' needs onnxruntime's {provider}" in message
     assert f"offers only {', '.join(available)}" in message
     assert "onnxruntime-gpu" in message
 
@@ -100,19 +100,26 @@ def test_provider_dropped_by_session_is_an_error(swin_path, monkeypatch):
         pytest.warns(UserWarning),
         pytest.raises(
             MilmerInputError,
-            match=r"could not start CUDAExecutionProvider for 'swin\.onnx' \(session has CPUExecutionProvider\)",
+            match=r"'--device': onnxruntime could not start CUDAExecutionProvider for 'swin\.onnx' \(session has CPUExecutionProvider\)",
         ),
     ):
         runner.activate()
     assert not runner.is_active
 
 
-def test_tensorrt_provider_options(swin_path, tmp_path, monkeypatch):
+@pytest.fixture
+def trt_ep(monkeypatch):
+    """Pretend this onnxruntime has the TensorRT and CUDA EPs (options are built, no session)."""
     monkeypatch.setattr(
         ort_backend,
         "available_providers",
         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     )
+
+
+def test_tensorrt_provider_options(swin_path, fusion_path, tmp_path, trt_ep):
+    """The EP gets the graph's optimisation profile (1-32 bags: frames x10), so a shorter last batch
+    does not rebuild the engine; engines and timings are cached; no precision flag (strong typing)."""
     runner = OrtRunner(
         swin_path,
         device="tensorrt",
@@ -123,18 +130,36 @@ def test_tensorrt_provider_options(swin_path, tmp_path, monkeypatch):
     (name, trt), (cuda, _), (cpu, _) = runner.provider_options()
     assert (name, cuda, cpu) == ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     assert trt == {
-        "trt_fp16_enable": True,
-        "trt_int8_enable": False,
+        "trt_profile_min_shapes": "frames:10x3x224x224",
+        "trt_profile_opt_shapes": "frames:80x3x224x224",
+        "trt_profile_max_shapes": "frames:320x3x224x224",
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(tmp_path / "c"),
         "trt_timing_cache_enable": True,
         "trt_timing_cache_path": str(tmp_path / "c"),
         "trt_max_workspace_size": 1 << 30,
     }
+    fusion = OrtRunner(fusion_path, device="tensorrt").provider_options()[0][1]
+    assert fusion["trt_profile_max_shapes"] == "eeg:32x32x384,tokens:32x10x49x8"
+    assert fusion["trt_profile_min_shapes"] == "eeg:1x32x384,tokens:1x10x49x8"
     default = OrtRunner(swin_path, device="tensorrt")
-    assert default.provider_options()[0][1]["trt_fp16_enable"] is False
     assert default.trt_cache_dir == swin_path.parent / "engines" / "ort-trt"
+    custom = {"frames": ((2, 3, 224, 224), (4, 3, 224, 224), (6, 3, 224, 224))}
+    assert OrtRunner(swin_path, device="tensorrt", trt_profile=custom).provider_options()[0][1][
+        "trt_profile_opt_shapes"
+    ] == "frames:4x3x224x224"
     assert OrtRunner(swin_path, device="cpu").provider_options() == [("CPUExecutionProvider", {})]
+
+
+def test_int8_with_tensorrt_ep_is_refused(swin_path, trt_ep):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid combination of '--precision' 'int8' and '--device' 'tensorrt': milmer's int8 graphs are "
+        r"dynamically quantised for CPUs .* use --precision fp16 or fp32 with --device tensorrt, or --precision "
+        r"int8 with --device cpu\.$",
+    ):
+        OrtRunner(swin_path, device="tensorrt", precision="int8")
+    assert OrtRunner(swin_path, device="cuda", precision="int8").device == "cuda"
 
 
 def test_corrupt_onnx_is_an_input_error(tmp_path):

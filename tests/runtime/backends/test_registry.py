@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from milmer.runtime._check import MilmerInputError
-from milmer.runtime.backends import BACKENDS, OrtRunner, TrtRunner, make_runner, resolve_backend
+from milmer.runtime.backends import (
+    BACKENDS,
+    DEVICES,
+    OrtRunner,
+    TrtRunner,
+    auto_candidates,
+    choose,
+    make_runner,
+    resolve_backend,
+)
 from milmer.runtime.backends import ort as ort_backend
 
 
@@ -54,29 +63,73 @@ def test_auto_picks_trt_when_it_can_run(swin_path, monkeypatch):
     assert isinstance(make_runner("auto", swin_path, device="cpu"), OrtRunner)
 
 
+def test_cli_choices_agree_with_the_table():
+    """The numpy-free names `milmer --help` shows are the registry's."""
+    from milmer.runtime import _choices
+    from milmer.runtime.backends import PRECISIONS
+    from milmer.runtime.backends.registry import BACKEND_NAMES
+
+    assert list(_choices.BACKEND_NAMES) == list(BACKENDS) == list(BACKEND_NAMES)
+    assert _choices.DEVICES == DEVICES and _choices.PRECISIONS == PRECISIONS
+
+
+def test_candidates_come_from_the_table():
+    """TensorRT > CUDA EP > CPU; ORT's TensorRT EP only on request."""
+    assert auto_candidates() == [("trt", "cuda"), ("ort", "cuda"), ("ort", "cpu")]
+    assert auto_candidates("ort") == [("ort", "cuda"), ("ort", "cpu")]
+    assert auto_candidates("auto", "tensorrt") == [("ort", "tensorrt")]
+    assert auto_candidates("auto", "cuda") == [("trt", "cuda"), ("ort", "cuda")]
+    assert auto_candidates("trt", "cpu") == []
+    assert DEVICES == ("auto", "cpu", "cuda", "tensorrt")
+
+
+def test_auto_note_says_what_was_picked_and_why_others_were_skipped(swin_path, fusion_path, no_tensorrt, cpu_only_ort):
+    choice = choose([swin_path, fusion_path])
+    assert (choice.backend, choice.device) == ("ort", "cpu")
+    note = choice.note()
+    assert note.startswith("Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda: TensorRT is not available")
+    assert " | skipped ort on cuda: Invalid value for '--device': 'cuda' needs onnxruntime's CUDAExecutionProvider" in note
+    assert "\n" not in note and note.endswith("or use --device cpu.")
+    explicit = choose(swin_path, backend="ort", device="cpu")
+    assert explicit.skipped == () and explicit.note() == "Using ONNX Runtime on cpu (--backend ort --device cpu)."
+
+
+def test_auto_needs_every_graph_to_run(swin_path, fusion_path, monkeypatch, cpu_only_ort):
+    """TensorRT with an engine for the backbone only is skipped: both graphs run on one backend."""
+    monkeypatch.setattr(
+        TrtRunner,
+        "unavailable_reason",
+        classmethod(lambda cls, p, **kw: None if str(p).endswith("swin.onnx") else "no engine for fusion.onnx"),
+    )
+    assert choose(swin_path).backend == "trt"
+    choice = choose([swin_path, fusion_path])
+    assert (choice.backend, choice.device) == ("ort", "cpu")
+    assert choice.skipped[0] == (("trt", "cuda"), "no engine for fusion.onnx")
+
+
 def test_auto_with_nothing_able_to_run_explains(swin_path, no_tensorrt, cpu_only_ort):
     with pytest.raises(MilmerInputError) as info:
         make_runner("auto", swin_path, device="cuda")
     message = str(info.value)
-    assert "No backend can run" in message and "on device 'cuda'" in message
-    assert "trt: TensorRT is not available" in message
-    assert "ort: Invalid value for 'device': 'cuda' needs onnxruntime's CUDAExecutionProvider" in message
+    assert "No backend can run" in message and "with --backend auto --device cuda --precision fp32" in message
+    assert "trt on cuda: TensorRT is not available" in message
+    assert "ort on cuda: Invalid value for '--device': 'cuda' needs onnxruntime's CUDAExecutionProvider" in message
 
 
 def test_invalid_arguments(swin_path):
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$",
+        match=r"^Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$",
     ):
         make_runner("tensorrtt", swin_path)
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'\.$",
+        match=r"^Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'\.$",
     ):
         make_runner("ort", swin_path, device="gpu")
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$",
+        match=r"^Invalid value for '--device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$",
     ):
         make_runner("trt", swin_path, device="cpu")
     with pytest.raises(MilmerInputError, match=r"keys are backend names \('ort', 'trt'\), got 'onnx'"):

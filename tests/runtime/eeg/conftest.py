@@ -91,3 +91,108 @@ def blink_free() -> SyntheticEEG:
 def synth():
     """The generator itself, for tests that need their own seed or length."""
     return make_eeg
+
+
+@pytest.fixture(scope="session")
+def filter_only_spec() -> EEGSpec:
+    """Channel picking, resampling, band-pass and windows only: no reference, notch or ICA."""
+    return dataclasses.replace(EEGSpec(), ica=ICASpec(enabled=False), reference="as-recorded", line_noise="off")
+
+
+# ---------------------------------------------------------------- small recording files
+def brain(seconds: float, seed: int = 0, n: int = 32) -> np.ndarray:
+    """(n, T) volts at 128 Hz: uniform sources randomly mixed, ~20 uV per channel (non-Gaussian:
+    FastICA converges fast)."""
+    rng = np.random.default_rng(seed)
+    sources = rng.uniform(-1.0, 1.0, (n, int(seconds * SFREQ)))
+    mixed = rng.standard_normal((n, n)) @ sources
+    return 20e-6 * mixed / mixed.std(axis=1, keepdims=True)
+
+
+def write_edf_plus(path, data, ch_names, sfreq, record_onsets, *, units=None, record_s=1.0):
+    """An EDF+ file written byte by byte: data (C, T) in the numbers to store, ``units`` the
+    unit fields (default 'uV'), record k at ``record_onsets[k]`` s (EDF+D when not contiguous:
+    pyedflib and MNE's export write EDF+C only)."""
+    data = np.asarray(data, float)
+    c, t = data.shape
+    spr = int(round(sfreq * record_s))
+    n_rec = t // spr
+    assert len(record_onsets) == n_rec
+    contiguous = np.allclose(np.diff(record_onsets), record_s)
+    units = ["uV"] * c if units is None else units
+    ann_bytes, ns = 60, c + 1
+
+    def f(s, n):
+        s = str(s)
+        assert len(s) <= n, (s, n)
+        return s.ljust(n).encode("ascii")
+
+    def text(v):  # the EDF field holds 8 characters
+        return next(t for t in (f"{v:.3g}", f"{v:.2g}", f"{v:.1g}") if len(t) <= 8)
+
+    def num(v):
+        return float(text(v))
+
+    pmin = np.array([num(v) for v in data.min(axis=1) - np.abs(data.min(axis=1)) * 0.1 - 1e-9])
+    pmax = np.array([num(v) for v in data.max(axis=1) + np.abs(data.max(axis=1)) * 0.1 + 1e-9])
+    labels = list(ch_names) + ["EDF Annotations"]
+    hdr = f("0", 8) + f("X X X X", 80) + f("Startdate 01-JAN-2020 X X X", 80) + f("01.01.20", 8) + f("00.00.00", 8)
+    hdr += f(256 * (ns + 1), 8) + f("EDF+C" if contiguous else "EDF+D", 44) + f(n_rec, 8) + f(f"{record_s:g}", 8) + f(ns, 4)
+    hdr += b"".join(f(lab, 16) for lab in labels) + b"".join(f("", 80) for _ in labels)
+    hdr += b"".join(f(u, 8) for u in units) + f("", 8)
+    hdr += b"".join(f(text(v), 8) for v in pmin) + f("-1", 8)
+    hdr += b"".join(f(text(v), 8) for v in pmax) + f("1", 8)
+    hdr += b"".join(f("-32768", 8) for _ in range(c)) + f("-32768", 8)
+    hdr += b"".join(f("32767", 8) for _ in range(c)) + f("32767", 8)
+    hdr += b"".join(f("", 80) for _ in labels)
+    hdr += b"".join(f(spr, 8) for _ in range(c)) + f(ann_bytes // 2, 8)
+    hdr += b"".join(f("", 32) for _ in labels)
+    gain = (pmax - pmin) / 65535.0
+    digital = np.clip(np.round((data - pmin[:, None]) / gain[:, None] - 32768), -32768, 32767).astype("<i2")
+    out = bytearray(hdr)
+    for k in range(n_rec):
+        for ch in range(c):
+            out += digital[ch, k * spr : (k + 1) * spr].tobytes()
+        out += f"+{record_onsets[k]:g}\x14\x14\x00".encode().ljust(ann_bytes, b"\x00")
+    path.write_bytes(bytes(out))
+    return path
+
+
+def write_brainvision(path, data, ch_names, sfreq, units):
+    """A BrainVision triplet (.vhdr/.vmrk/.eeg, float32): data (C, T) the numbers to store,
+    ``units`` the unit field of each channel as written (e.g. a Greek mu)."""
+    stem = path.with_suffix("")
+    (stem.with_suffix(".eeg")).write_bytes(np.asarray(data, "<f4").T.tobytes())
+    chans = "".join(f"Ch{i + 1}={n},,1,{u}\n" for i, (n, u) in enumerate(zip(ch_names, units)))
+    path.write_text(
+        "Brain Vision Data Exchange Header File Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        f"DataFile={stem.name}.eeg\nMarkerFile={stem.name}.vmrk\nDataFormat=BINARY\n"
+        f"DataOrientation=MULTIPLEXED\nNumberOfChannels={len(ch_names)}\nSamplingInterval={1e6 / sfreq:g}\n"
+        "[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n[Channel Infos]\n" + chans,
+        encoding="utf-8",
+    )
+    stem.with_suffix(".vmrk").write_text(
+        "Brain Vision Data Exchange Marker File, Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        f"DataFile={stem.name}.eeg\n[Marker Infos]\nMk1=New Segment,,1,1,0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_fif(path, data, ch_names, sfreq=SFREQ, *, bads=(), annotations=None, types="eeg"):
+    import mne
+
+    raw = mne.io.RawArray(data, mne.create_info(list(ch_names), sfreq, types), verbose="error")
+    raw.info["bads"] = list(bads)
+    if annotations is not None:
+        raw.set_annotations(mne.Annotations(*annotations))
+    raw.save(path, overwrite=True, verbose="error")
+    return path
+
+
+@pytest.fixture(scope="session")
+def files():
+    """The writers above, for tests (conftest functions are not importable by module name)."""
+    import sys
+
+    return sys.modules[__name__]

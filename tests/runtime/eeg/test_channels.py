@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from milmer.runtime._check import MilmerInputError
-from milmer.runtime.eeg.channels import canonical_name, find_eog, map_channels
+from milmer.runtime.eeg.channels import canonical_name, find_eog, map_channels, match_channels, parse_channel_map
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
 
 
@@ -24,6 +26,8 @@ from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
         ("t6", "p8"),
         ("EOG vEOG", "veog"),
         ("Fp1-F3", "fp1-f3"),  # a bipolar derivation is not Fp1
+        ("Fc5.", "fc5"),  # BCI2000 pads labels with dots
+        ("C3..", "c3"),
     ],
 )
 def test_canonical_name(name, key):
@@ -52,7 +56,7 @@ def test_map_channels_prefers_an_exact_name_over_an_alias():
 
 def test_map_channels_refuses_two_aliases_of_one_channel():
     names = list(DEAP_CHANNELS[1:]) + ["FP1", "EEG Fp1-REF"]
-    with pytest.raises(MilmerInputError, match=r"channel 'Fp1' matches several .*'FP1', 'EEG Fp1-REF'"):
+    with pytest.raises(MilmerInputError, match=r"duplicate channel labels: Fp1 \('FP1', 'EEG Fp1-REF'\)"):
         map_channels(names, EEGSpec())
 
 
@@ -75,3 +79,66 @@ def test_find_eog_by_type_and_by_name():
 def test_find_eog_never_returns_an_eeg_channel():
     spec = EEGSpec(eog_channels=("Fp1", "vEOG"))
     assert find_eog(["Fp1", "vEOG"], ["eog", "eeg"], spec) == ["vEOG"]
+
+
+def test_reference_suffix_shared_by_every_label_is_removed():
+    names = [f"EEG {c}-CPz" for c in DEAP_CHANNELS] + ["EOG vEOG"]
+    match = match_channels(names, EEGSpec())
+    assert [match.picks[c] for c in DEAP_CHANNELS] == list(range(32))
+    assert match.how == ("reference suffix '-CPz' shared by every label removed",)
+    # A bipolar montage shares no suffix: nothing is stripped, nothing matches.
+    bipolar = [f"{a}-{b}" for a, b in zip(DEAP_CHANNELS, DEAP_CHANNELS[1:] + DEAP_CHANNELS[:1])]
+    assert len(match_channels(bipolar, EEGSpec()).missing) == 32
+
+
+def test_bci2000_dotted_labels():
+    names = [c + "." * (1 + (len(c) < 3)) for c in DEAP_CHANNELS]  # "Fp1.", "F3..", ...
+    assert map_channels(names, EEGSpec()) == list(range(32))
+
+
+def test_biosemi32_labels_use_the_cap_layout():
+    names = [f"A{k}" for k in range(1, 33)] + [f"EXG{k}" for k in range(1, 9)] + ["Status"]
+    match = match_channels(names, EEGSpec())
+    assert not match.missing
+    # Spec (Geneva) order -> BioSemi label: Fp1=A1, AF3=A2, F3=A4, F7=A3, ..., Cz=A32.
+    assert [names[match.picks[c]] for c in DEAP_CHANNELS[:4]] == ["A1", "A2", "A4", "A3"]
+    assert names[match.picks["Cz"]] == "A32" and names[match.picks["O2"]] == "A17"
+    assert match.how[0].startswith("preset biosemi32")
+    assert match_channels(names, EEGSpec(), channel_map="biosemi32").picks == match.picks
+
+
+def test_biosemi128_labels_are_never_read_as_10_20_names():
+    names = [f"{b}{k}" for b in "ABCD" for k in range(1, 33)]  # holds "C3", "D4", ... as bundle electrodes
+    with pytest.raises(MilmerInputError, match=r"letter-number positions \(A1, A2, .*not 10-20 names.*--channel-map"):
+        match_channels(names, EEGSpec())
+
+
+def test_duplicate_labels_are_reported_as_duplicates():
+    # MNE renames a repeated label "Cz" to "Cz-0", "Cz-1".
+    names = [c for c in DEAP_CHANNELS if c != "Cz"] + ["Cz-0", "Cz-1"]
+    with pytest.raises(MilmerInputError, match=r"duplicate channel labels: Cz \('Cz-0', 'Cz-1'\)"):
+        match_channels(names, EEGSpec())
+
+
+@pytest.mark.parametrize("form", ["text", "file", "json"])
+def test_channel_map(tmp_path, form):
+    names = [f"ch{i}" for i in range(32)]
+    pairs = {f"ch{i}": c for i, c in enumerate(DEAP_CHANNELS)}
+    if form == "text":
+        value = ",".join(f"{k}={v}" for k, v in pairs.items())
+    elif form == "file":
+        value = tmp_path / "map.txt"
+        value.write_text("# my cap\n" + "\n".join(f"{k} = {v}" for k, v in pairs.items()))
+    else:
+        value = tmp_path / "map.json"
+        value.write_text(json.dumps(pairs))
+    match = match_channels(names, EEGSpec(), channel_map=str(value))
+    assert [match.picks[c] for c in DEAP_CHANNELS] == list(range(32))
+    assert match.renamed["ch0"] == "Fp1"
+
+
+def test_channel_map_errors():
+    with pytest.raises(MilmerInputError, match=r"'--channel-map': the recording has no channel\(s\) X9"):
+        match_channels(list(DEAP_CHANNELS), EEGSpec(), channel_map="X9=Fp1")
+    with pytest.raises(MilmerInputError, match=r"'--channel-map': expected a preset \(biosemi32\)"):
+        parse_channel_map("nonsense")

@@ -27,9 +27,9 @@ def _gain_db(windows, channel, ref_rms):
     return 20 * np.log10(np.sqrt(np.mean(middle.astype(np.float64) ** 2)) / ref_rms)
 
 
-def test_bandpass_response(no_ica_spec):
+def test_bandpass_response(filter_only_spec):
     freqs = list(FILTER_GAIN_DB) + [10.0] * (32 - len(FILTER_GAIN_DB))
-    out = preprocess_array(_sines(freqs), DEAP_CHANNELS, 128.0, no_ica_spec, unit="uV")
+    out = preprocess_array(_sines(freqs), DEAP_CHANNELS, 128.0, filter_only_spec, unit="uV")
     gains = {f: _gain_db(out.data, i, 50 / np.sqrt(2)) for i, f in enumerate(FILTER_GAIN_DB)}
     for f, expected in FILTER_GAIN_DB.items():
         assert gains[f] == pytest.approx(expected, abs=0.3), (f, gains)
@@ -37,12 +37,12 @@ def test_bandpass_response(no_ica_spec):
     assert gains[60.0] < -20 and gains[0.1] < -30  # stop bands
 
 
-def test_output_is_microvolts_in_spec_order(no_ica_spec):
+def test_output_is_microvolts_in_spec_order(filter_only_spec):
     # Channel k of the spec carries a (2 + k/2) Hz sine; the file lists them reversed, with aliases.
     freqs = 2 + np.arange(32) / 2
     names = [{"T7": "T3", "P8": "T6"}.get(c, f"EEG {c.upper()}-REF") for c in DEAP_CHANNELS]
     data = _sines(freqs)[::-1] * 1e-6
-    out = preprocess_array(data, names[::-1], 128.0, no_ica_spec)
+    out = preprocess_array(data, names[::-1], 128.0, filter_only_spec)
     spectrum = np.abs(np.fft.rfft(out.data[5], axis=-1))  # window 5: (32, 193)
     peak_hz = np.fft.rfftfreq(384, 1 / 128)[spectrum.argmax(axis=-1)]
     np.testing.assert_allclose(peak_hz, freqs, atol=0.34)  # 1/3 Hz bins
@@ -51,14 +51,14 @@ def test_output_is_microvolts_in_spec_order(no_ica_spec):
     assert out.info["channels_renamed"]["EEG FP1-REF"] == "Fp1"
 
 
-def test_windows_starts_and_baseline(no_ica_spec):
+def test_windows_starts_and_baseline(filter_only_spec):
     data = _sines([10.0] * 32, seconds=20.0)
-    out = preprocess_array(data, DEAP_CHANNELS, 128.0, no_ica_spec, unit="uV", baseline_s=3.0)
+    out = preprocess_array(data, DEAP_CHANNELS, 128.0, filter_only_spec, unit="uV", baseline_s=3.0)
     assert out.data.shape == (5, 32, 384)  # 17 s after the baseline: 5 windows, 2 s tail dropped
     np.testing.assert_array_equal(out.starts, [3.0, 6.0, 9.0, 12.0, 15.0])
     assert out.info["n_windows"] == 5 and out.info["duration_s"] == 20.0 and out.info["baseline_s"] == 3.0
     assert out.info["unit"] == "uV" and out.info["eog_source"] == "ICA disabled"
-    full = preprocess_array(data, DEAP_CHANNELS, 128.0, no_ica_spec, unit="uV")
+    full = preprocess_array(data, DEAP_CHANNELS, 128.0, filter_only_spec, unit="uV")
     assert full.data.shape == (6, 32, 384)
     # The baseline is cut after filtering: window k after baseline = samples 384 * (k + 1) ...
     np.testing.assert_array_equal(out.data[0], full.data[1])
@@ -74,16 +74,16 @@ def test_cut_windows_splits_time_only():
     np.testing.assert_allclose(starts, [0.5, 3.5, 6.5])
 
 
-def test_resample_from_256_hz(no_ica_spec):
+def test_resample_from_256_hz(filter_only_spec):
     seconds = 12.0
     t = np.arange(int(seconds * 256)) / 256
     tone = 40 * np.sin(2 * np.pi * 10 * t)
     alias = 40 * np.sin(2 * np.pi * 100 * t)  # above the new Nyquist: would fold to 28 Hz
     data = np.tile(tone + alias, (32, 1))
-    out = preprocess_array(data, DEAP_CHANNELS, 256.0, no_ica_spec, unit="uV")
+    out = preprocess_array(data, DEAP_CHANNELS, 256.0, filter_only_spec, unit="uV")
     assert out.data.shape == (4, 32, 384) and out.info["resampled_from"] == 256.0
     reference = preprocess_array(_sines([10.0] * 32, seconds=seconds, amp_uv=40), DEAP_CHANNELS, 128.0,
-                                 no_ica_spec, unit="uV")  # fmt: skip
+                                 filter_only_spec, unit="uV")  # fmt: skip
     assert reference.info["resampled_from"] is None
     # Same 10 Hz tone as sampling at 128 Hz directly (middle windows); a 28 Hz alias of the
     # 40 uV 100 Hz tone would break this by tens of uV.
@@ -98,14 +98,14 @@ def test_resample_from_256_hz(no_ica_spec):
         ([31], 0.0, r"channel\(s\) O2 are flat \(standard deviation < 1e-12 V\)"),
     ],
 )
-def test_bad_signal_errors(no_ica_spec, channels, value, match):
+def test_bad_signal_errors(filter_only_spec, channels, value, match):
     data = _sines([10.0] * 32, seconds=4.0) * 1e-6
     if value == 0.0:
         data[channels] = value  # the whole channel
     else:
         data[channels, 100] = value  # one sample
     with pytest.raises(MilmerInputError, match=match):
-        preprocess_array(data, DEAP_CHANNELS, 128.0, no_ica_spec)
+        preprocess_array(data, DEAP_CHANNELS, 128.0, filter_only_spec)
 
 
 def test_too_short_errors(eeg_spec):
@@ -137,11 +137,11 @@ def test_strongest_components_cap():
     assert _strongest([2], strength, 0) == []
 
 
-def test_raw_is_not_modified(no_ica_spec):
+def test_raw_is_not_modified(filter_only_spec):
     import mne
 
     data = _sines([10.0] * 32, seconds=6.0, amp_uv=1.0) * 1e-6
     raw = mne.io.RawArray(data.copy(), mne.create_info(list(DEAP_CHANNELS), 128.0, "eeg"), verbose="error")
-    preprocess_raw(raw, dataclasses.replace(no_ica_spec, sfreq=64.0, h_freq=30.0))
+    preprocess_raw(raw, dataclasses.replace(filter_only_spec, sfreq=64.0, h_freq=30.0))
     np.testing.assert_array_equal(raw.get_data(), data)
     assert raw.info["sfreq"] == 128.0

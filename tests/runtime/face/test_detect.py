@@ -97,9 +97,9 @@ def test_blazeface_on_a_missing_gpu_provider_says_so() -> None:
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
-    with pytest.raises(MilmerInputError, match="'device': 'cuda' needs onnxruntime's CUDAExecutionProvider"):
+    with pytest.raises(MilmerInputError, match="'--device': 'cuda' needs onnxruntime's CUDAExecutionProvider"):
         BlazeFaceDetector(device="cuda")
-    with pytest.raises(MilmerInputError, match="'device': 'tensorrt' needs onnxruntime's TensorrtExecutionProvider"):
+    with pytest.raises(MilmerInputError, match="'--device': 'tensorrt' needs onnxruntime's TensorrtExecutionProvider"):
         make_detector("blazeface-short-range", device="tensorrt")
 
 

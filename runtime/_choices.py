@@ -1,0 +1,21 @@
+"""The CLI's choices for --backend, --device and --precision, importable without numpy.
+
+``milmer --help`` must load no numpy, and importing :mod:`.backends` loads it, so the help text
+is built from these names. :mod:`.backends.registry` builds the same lists from its runner
+table, and ``tests/runtime/backends/test_registry.py`` checks that the two agree: adding a
+backend adds its entry here and in the registry's table.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "DEFAULT_BAG_PROFILE"]
+
+#: backend -> what it is, in the registry's table order.
+BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT"}
+#: Every device some backend runs on, plus 'auto'.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+#: Graph precisions a model folder may hold.
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: ``--trt-profile`` default, (min, opt, max) bags per call: 1 to 32, tuned for 8 (the runtime's GPU
+#: default batch, 16 bags, and a recording's last, shorter batch all fall inside it).
+DEFAULT_BAG_PROFILE: tuple[int, int, int] = (1, 8, 32)

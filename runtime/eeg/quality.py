@@ -1,0 +1,86 @@
+"""Line noise and per-window quality flags.
+
+Line noise: DEAP's training data has none (low-passed at 45 Hz), so mains hum left in a user's
+recording is a signal the model never saw; it is notched at the frequency the spec names, the
+file states or the recording shows (:func:`detect_line_freq`), and its share of the power is
+reported before and after preprocessing (:func:`line_share`).
+
+Flags: windows that overlap a ``BAD_*`` annotation are flagged (``bad-span``) and windows that
+cross a gap (``BAD_ACQ_SKIP``) are dropped (:func:`window_spans`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["LINE_FREQS", "detect_line_freq", "line_share", "window_spans"]
+
+LINE_FREQS: tuple[float, ...] = (50.0, 60.0)
+#: A peak this many times the neighbouring spectrum's median counts as mains hum.
+PEAK_RATIO = 5.0
+GAP = "BAD_ACQ_SKIP"
+
+
+def _psd(data: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
+    """data (C, T) -> frequencies (F,), mean PSD over channels (F,) (Welch, 4 s segments)."""
+    from scipy.signal import welch
+
+    nper = int(min(data.shape[1], 4 * sfreq))
+    freqs, psd = welch(data, fs=sfreq, nperseg=nper, axis=-1)
+    return freqs, psd.mean(axis=0)
+
+
+def detect_line_freq(data: np.ndarray, sfreq: float) -> float | None:
+    """50 or 60 when the spectrum of ``data`` (C, T) has a clear peak there, else None."""
+    freqs, psd = _psd(data, sfreq)
+    best, best_ratio = None, PEAK_RATIO
+    for f0 in LINE_FREQS:
+        if f0 + 5 >= sfreq / 2:
+            continue
+        peak = psd[np.abs(freqs - f0) <= 0.5].mean()
+        around = psd[(np.abs(freqs - f0) >= 2) & (np.abs(freqs - f0) <= 5)]
+        ratio = peak / max(np.median(around), 1e-300)
+        if ratio > best_ratio:
+            best, best_ratio = f0, ratio
+    return best
+
+
+def line_share(data: np.ndarray, sfreq: float, f0: float, band: tuple[float, float]) -> float | None:
+    """Share of the power in ``band`` (Hz) that lies within ``f0`` +- 1 Hz; data (C, T).
+
+    None when ``f0`` lies outside the band or above Nyquist.
+    """
+    hi = min(band[1], sfreq / 2)
+    if not band[0] < f0 < hi:
+        return None
+    freqs, psd = _psd(data, sfreq)
+    inside = (freqs >= band[0]) & (freqs <= hi)
+    total = psd[inside].sum()
+    return float(psd[inside & (np.abs(freqs - f0) <= 1.0)].sum() / total) if total > 0 else None
+
+
+def window_spans(
+    starts: np.ndarray, window_s: float, onsets: Sequence[float], durations: Sequence[float], descriptions: Sequence[str]
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """For each window [start, start + window_s): whether it crosses a gap, and its BAD_* spans.
+
+    Returns keep (W,) bool (False: overlaps ``BAD_ACQ_SKIP``) and, per window, the descriptions
+    of the other ``BAD_*`` annotations it overlaps.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    ends = starts + window_s
+    keep = np.ones(starts.size, bool)
+    flags: list[list[str]] = [[] for _ in range(starts.size)]
+    for onset, duration, desc in zip(onsets, durations, descriptions):
+        if not desc.upper().startswith("BAD"):
+            continue
+        overlap = (starts < onset + max(duration, 1e-9)) & (ends > onset)
+        if desc.upper() == GAP:
+            keep &= ~overlap
+        else:
+            for i in np.flatnonzero(overlap):
+                if desc not in flags[i]:
+                    flags[i].append(desc)
+    return keep, [tuple(f) for f in flags]

@@ -1,0 +1,12 @@
+"""Serving bags with NVIDIA Triton Inference Server (through PyTriton), and its clients.
+
+- :mod:`.protocol`: the served model's name, tensors, shapes and dtypes (one source for both ends)
+- :mod:`.server`: ``milmer serve --model DIR``: our runtime (backbone + fusion) bound into Triton
+  with its dynamic batcher, so bags from many clients are scored in shared batches
+- :mod:`.client`: :class:`~.client.RemotePipeline`, the local pipeline with scoring on a server
+  (``milmer-infer VIDEO EEG --server URL``)
+- :mod:`.study`: score a manifest of recordings concurrently against a server
+
+PyTriton (``nvidia-pytriton``) and ``tritonclient`` are imported lazily, only when a server is
+started or contacted; nothing here imports torch.
+"""

@@ -1,0 +1,100 @@
+"""The one recording-in step end to end: a 32-channel BrainVision cap lacking seven of the
+model's channels is interpolated (opt-in), predicted, and flagged in every output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from milmer.runtime._check import MilmerInputError
+from milmer.runtime.eeg.preprocess import EEGInputOptions
+from milmer.runtime.recording import RecordingOptions, open_recording
+from milmer.runtime.spec import DEAP_CHANNELS, ICASpec
+
+LACKING = ("AF3", "AF4", "PO3", "PO4", "Oz", "T7", "T8")
+FLAG = "interpolated:AF3,T7,PO3,Oz,AF4,T8,PO4"
+
+
+@pytest.fixture(scope="module")
+def haar_model(tiny_graphs, tmp_path_factory):
+    spec = tiny_graphs.tiny_spec()
+    spec = spec.replace(
+        face=dataclasses.replace(spec.face, detector="opencv-haar"),
+        eeg=dataclasses.replace(spec.eeg, ica=ICASpec(enabled=False)),
+    )
+    return tiny_graphs.write_model_dir(tmp_path_factory.mktemp("model") / "haar", spec)
+
+
+@pytest.fixture(scope="module")
+def cap(recording, tmp_path_factory):
+    """The recording's 12 s of EEG as a BrainVision file whose cap lacks seven channels."""
+    import mne
+
+    raw = mne.io.read_raw_edf(recording[1], preload=True, verbose="error")
+    keep = [c for c in DEAP_CHANNELS if c not in LACKING]
+    data = raw.get_data(picks=keep) * 1e6
+    names = keep + ["FT9", "FT10", "TP9", "TP10", "F5", "F6", "P5"]
+    data = np.vstack([data, data[:7] * 0.5])
+    path = tmp_path_factory.mktemp("bv") / "cap.vhdr"
+    stem = path.with_suffix("")
+    stem.with_suffix(".eeg").write_bytes(data.astype("<f4").T.tobytes())
+    chans = "".join(f"Ch{i + 1}={n},,1,\u00b5V\n" for i, n in enumerate(names))
+    path.write_text(
+        "Brain Vision Data Exchange Header File Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        "DataFile=cap.eeg\nMarkerFile=cap.vmrk\nDataFormat=BINARY\nDataOrientation=MULTIPLEXED\n"
+        "NumberOfChannels=32\nSamplingInterval=7812.5\n[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n"
+        "[Channel Infos]\n" + chans,
+        encoding="utf-8",
+    )
+    stem.with_suffix(".vmrk").write_text(
+        "Brain Vision Data Exchange Marker File, Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        "DataFile=cap.eeg\n[Marker Infos]\nMk1=New Segment,,1,1,0\n",
+        encoding="utf-8",
+    )
+    return recording[0], path
+
+
+def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap, tmp_path):
+    from milmer.runtime.pipeline import Pipeline
+    from milmer.runtime.predictions import render_table, result_to_dict, write_csv
+
+    video, eeg = cap
+    options = RecordingOptions(eeg=EEGInputOptions(interpolate_missing=True))
+    with Pipeline(haar_model, intra_op_threads=1) as pipe:
+        with pytest.raises(MilmerInputError, match=r"lacks 7 of the model's 32 EEG channels.*--interpolate-missing"):
+            pipe.predict(video, eeg)
+        result = pipe.predict(video, eeg, options=options)
+    assert [w.start for w in result.windows] == [0.0, 3.0, 6.0, 9.0]
+    assert all(FLAG in w.flags for w in result.windows)
+    doc = result_to_dict(result)
+    json.dumps(doc)
+    assert all(FLAG in w["quality"] for w in doc["windows"])
+    assert doc["summary"]["eeg"]["channels"]["interpolated"] == ["AF3", "T7", "PO3", "Oz", "AF4", "T8", "PO4"]
+    assert any(n.startswith("interpolated 7 channel(s) from their neighbours") for n in doc["summary"]["notes"])
+    rows = write_csv(result, tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0].endswith(",quality") and all(FLAG in r for r in rows[1:])
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render_table(result))
+    text = console.export_text()
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 4 and all(row[-1].startswith("I") for row in rows)
+    assert "quality: I = interpolated (AF3, AF4, Oz, PO3, PO4, T7, T8)" in " ".join(text.split())
+
+
+def test_open_recording_keeps_flags_of_selected_windows(cap):
+    from milmer.runtime.spec import ModelSpec
+
+    spec = ModelSpec()
+    spec = spec.replace(eeg=dataclasses.replace(spec.eeg, ica=ICASpec(enabled=False)))
+    video, eeg = cap
+    rec = open_recording(
+        video, eeg, spec, RecordingOptions(offset_s=-3.0, eeg=EEGInputOptions(interpolate_missing=True))
+    )
+    # Video time = EEG time - 3 s: the first window lies before the video starts.
+    assert rec.indices.tolist() == [1, 2, 3] and rec.windows.starts.tolist() == [3.0, 6.0, 9.0]
+    assert rec.windows.flags == [(FLAG,)] * 3
