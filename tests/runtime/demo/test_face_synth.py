@@ -123,7 +123,8 @@ def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
         corrs.append([np.corrcoef(np.roll(closed, lag)[6:-6], veog_at_frames[6:-6])[0, 1] for lag in lags])
     corrs = np.array(corrs)  # (trials, lags)
     assert list(lags[np.argmax(corrs, axis=1)]) == [0, 0, 0, 0]
-    assert [round(c, 2) for c in corrs[:, 6]] == [0.46, 0.58, 0.77, 0.58]  # pinned, at lag 0
+    at_zero = [round(float(c), 2) for c in corrs[:, 6]]
+    assert at_zero == [0.6, 0.73, 0.76, 0.67], at_zero  # pinned, at lag 0 (ONNX BlazeFace eye keypoints)
 
 
 def test_expression_is_brief_inside_every_window():
