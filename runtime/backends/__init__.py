@@ -1,10 +1,11 @@
 """Inference backends behind one interface (see :mod:`.base`), chosen by :func:`make_runner`.
 
-Importing this package is cheap: ONNX Runtime, TensorRT and CUDA are imported only when a runner
+Importing this package is cheap: ONNX Runtime, OpenVINO, TensorRT and CUDA are imported only when a runner
 is created or activated.
 """
 
 from .base import PRECISIONS, Device, Precision, Runner, TensorMeta
+from .openvino import OpenVinoRunner
 from .ort import OrtRunner
 from .registry import AUTO_ORDER, BACKENDS, Backend, make_runner, resolve_backend
 from .trt import TrtRunner
@@ -16,6 +17,7 @@ __all__ = [
     "Device",
     "PRECISIONS",
     "Precision",
+    "OpenVinoRunner",
     "OrtRunner",
     "Runner",
     "TensorMeta",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .._check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
+from .openvino import OpenVinoRunner
 from .ort import OrtRunner
 from .trt import TrtRunner
 
@@ -21,12 +22,14 @@ __all__ = ["Backend", "BACKENDS", "AUTO_ORDER", "DEVICES", "resolve_backend", "m
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "ort", "trt"]
+Backend = Literal["auto", "ort", "trt", "openvino"]
 
 #: backend name -> runner class.
-BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner}
-#: The order in which ``backend='auto'`` tries backends: the first that can run wins.
-AUTO_ORDER: tuple[str, ...] = ("trt", "ort")
+BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner, "openvino": OpenVinoRunner}
+#: The order in which ``backend='auto'`` tries backends: the first that can run wins, except that
+#: with ``device='auto'`` a backend whose default device is a GPU goes before the CPU-only ones
+#: (ONNX Runtime's CUDA provider before OpenVINO; OpenVINO before ONNX Runtime on an x86 CPU).
+AUTO_ORDER: tuple[str, ...] = ("trt", "openvino", "ort")
 #: Every device some backend runs on, plus 'auto'.
 DEVICES: tuple[str, ...] = ("auto", *dict.fromkeys(d for cls in BACKENDS.values() for d in cls.DEVICES))
 
@@ -50,21 +53,19 @@ def resolve_backend(
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """The backend ``'auto'`` picks: the first of :data:`AUTO_ORDER` that runs on ``device`` and
-    can run ``model_path`` here (TensorRT needs TensorRT, a CUDA device and a fitting engine)."""
+    can run ``model_path`` here (TensorRT needs TensorRT, a CUDA device and a fitting engine;
+    OpenVINO an x86 CPU and the ``openvino`` package). With ``device='auto'`` GPU backends go first."""
     check_option("device", device, DEVICES)
     options = _check_options(options)
     reasons = []
-    for name in AUTO_ORDER:
+    candidates = [(name, BACKENDS[name].default_device() if device == "auto" else device) for name in AUTO_ORDER]
+    candidates.sort(key=lambda c: c[1] == "cpu")  # stable: GPU devices first, then AUTO_ORDER
+    for name, wanted in candidates:
         cls = BACKENDS[name]
-        if device != "auto" and device not in cls.DEVICES:
+        if wanted not in cls.DEVICES:
             reasons.append(f"{name}: does not run on {device!r}")
             continue
-        reason = cls.unavailable_reason(
-            model_path,
-            device=cls.default_device() if device == "auto" else device,
-            precision=precision,
-            **options.get(name, {}),
-        )
+        reason = cls.unavailable_reason(model_path, device=wanted, precision=precision, **options.get(name, {}))
         if reason is None:
             return name
         log.info("backend 'auto' skips %r: %s", name, reason)
@@ -84,12 +85,14 @@ def make_runner(
 ) -> Runner:
     """A (not yet active) runner for ``model_path``; use it as ``with make_runner(...) as r:``.
 
-    backend:   'ort', 'trt', or 'auto' (TensorRT when it can run here, else ONNX Runtime)
+    backend:   'ort', 'trt', 'openvino', or 'auto' (TensorRT when it can run here, else ONNX
+               Runtime's CUDA provider, else OpenVINO on an x86 CPU, else ONNX Runtime)
     device:    'auto' (the backend's best: CUDA where available), 'cpu', 'cuda' or 'tensorrt'
                (ONNX Runtime's TensorRT provider)
     precision: the graph's precision ('fp32', 'fp16', 'int8')
     options:   per-backend keyword arguments, e.g. ``{'ort': {'intra_op_num_threads': 2},
-               'trt': {'engine_dir': 'engines'}}``; only the chosen backend's are used
+               'trt': {'engine_dir': 'engines'}, 'openvino': {'inference_precision': 'bf16'}}``;
+               only the chosen backend's are used
     """
     check_option("backend", backend, ("auto", *BACKENDS))
     check_option("device", device, DEVICES)
