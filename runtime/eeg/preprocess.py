@@ -46,6 +46,7 @@ __all__ = [
     "array_to_raw",
     "bandpass",
     "cut_windows",
+    "fit_decimation",
     "preprocess_raw",
     "preprocess_array",
 ]
@@ -123,7 +124,8 @@ def preprocess_raw(
     Returns windows ``data: (W, n_channels, window_samples) float32`` in microvolts, ``starts``
     in seconds from the recording's start (baseline included) and ``info``: ``ica_excluded``,
     ``ica_n_components``, ``eog_source``, ``ica_scores_max`` (largest |correlation| of a
-    component with the EOG/proxy signal), ``ica_converged``, ``resampled_from``, ``n_windows``,
+    component with the EOG/proxy signal), ``ica_converged``, ``ica_fit_decim`` (ICA fitted on
+    every k-th sample, ``ICASpec.max_fit_s``), ``resampled_from``, ``n_windows``,
     ``duration_s``, ``timings`` and more. With ``keep_trace=True`` also an :class:`ICATrace`.
     """
     import mne
@@ -287,7 +289,8 @@ def _remove_eye_artefacts(
     cfg = spec_eeg.ica
     if not cfg.enabled:
         return {"ica_excluded": [], "ica_n_components": 0, "eog_source": "ICA disabled",
-                "ica_scores_max": None, "ica_scores_excluded": [], "ica_converged": None}  # fmt: skip
+                "ica_scores_max": None, "ica_scores_excluded": [], "ica_converged": None,
+                "ica_fit_decim": None}  # fmt: skip
     if eog_names:
         reference, source = eog_names, f"EOG channels {eog_names}"
     else:
@@ -302,10 +305,11 @@ def _remove_eye_artefacts(
         random_state=cfg.random_state,
         verbose=_MNE_QUIET,
     )
+    decim = fit_decimation(work.n_times, float(work.info["sfreq"]), cfg.max_fit_s)
     with warnings.catch_warnings():
         # Recorded in info["ica_converged"] instead of printed once per recording.
         warnings.filterwarnings("ignore", message="FastICA did not converge")
-        ica.fit(work, picks="eeg", verbose=_MNE_QUIET)
+        ica.fit(work, picks="eeg", decim=decim if decim > 1 else None, verbose=_MNE_QUIET)
 
     excluded: list[int] = []
     strength = np.zeros(ica.n_components_)
@@ -327,7 +331,17 @@ def _remove_eye_artefacts(
         "ica_scores_max": float(strength.max()) if reference else None,
         "ica_scores_excluded": [round(float(strength[i]), 4) for i in excluded],
         "ica_converged": bool(ica.n_iter_ < cfg.max_iter),
+        "ica_fit_decim": decim,
     }
+
+
+def fit_decimation(n_times: int, sfreq: float, max_fit_s: float | None) -> int:
+    """Every how many samples ICA is fitted on: the smallest k >= 1 with
+    ``ceil(n_times / k) <= max_fit_s * sfreq`` (1 when ``max_fit_s`` is None); see ``ICASpec``."""
+    if max_fit_s is None:
+        return 1
+    cap = max(1, int(max_fit_s * sfreq))
+    return max(1, -(-n_times // cap))
 
 
 def _strongest(found: Sequence[int], strength: np.ndarray, limit: int) -> list[int]:
