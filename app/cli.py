@@ -89,7 +89,7 @@ def bench(
     ),
     quick: bool = typer.Option(False, "--quick", help="Few repeats and short recordings."),
     tiny: bool = typer.Option(False, "--tiny", help="Benchmark the tiny demo architecture instead of full size."),
-    backend: str = typer.Option("ort", "--backend", help="ort or trt."),
+    backend: str = typer.Option("ort", "--backend", help="ort, openvino or trt."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt."),
     precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, fp16, int8 (repeatable)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Bags per call to sweep, e.g. 1,2,4,8."),
