@@ -26,6 +26,7 @@ __all__ = [
     "DEAP_CHANNELS",
     "CLASS_SCHEMES",
     "DETECTORS",
+    "DETECTOR_SHA256",
     "ICASpec",
     "EEGSpec",
     "FaceSpec",
@@ -51,8 +52,16 @@ CLASS_SCHEMES: dict[str, tuple[str, ...]] = {
     "deap2-arousal": ("low", "high"),
 }
 
-#: Face detectors a spec may name. ``blazeface-short-range`` is mediapipe's bundled model.
+#: Face detectors a spec may name. ``blazeface-short-range`` is MediaPipe 0.10.21's short-range
+#: BlazeFace, run as the ONNX graph shipped in ``runtime/face/models``; ``opencv-haar`` is OpenCV's
+#: bundled frontal-face cascade.
 DETECTORS: tuple[str, ...] = ("blazeface-short-range", "opencv-haar")
+
+#: SHA-256 of each detector's graph file (checked when the detector loads it): the crops a model
+#: was trained on come from exactly this graph. ``opencv-haar`` uses OpenCV's own cascade file.
+DETECTOR_SHA256: dict[str, str] = {
+    "blazeface-short-range": "f980cae3469cda87585de317e71f58e04ebcf8a232efbba2ba1a7230e1484e36",
+}
 
 ImageNetMean = (0.485, 0.456, 0.406)
 ImageNetStd = (0.229, 0.224, 0.225)
@@ -175,6 +184,11 @@ class FaceSpec:
     std: tuple[float, float, float] = ImageNetStd
     detector: str = "blazeface-short-range"
     min_confidence: float = 0.5
+
+    @property
+    def detector_sha256(self) -> str | None:
+        """SHA-256 of the detector's graph file (``DETECTOR_SHA256``); None for OpenCV's cascade."""
+        return DETECTOR_SHA256.get(self.detector)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))

@@ -144,7 +144,9 @@ class FaceRenderer:
         if key != self._last_key:
             xx, yy = self._grid
             d = valence * self._fields[0] + arousal * self._fields[1] + closure * self._fields[2]
-            face = cv2.remap(self._face, xx + d[0], yy + d[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            # float32 maps: under numpy 2's promotion rules a numpy float64 drive would make them float64.
+            mx, my = (xx + d[0]).astype(np.float32), (yy + d[1]).astype(np.float32)
+            face = cv2.remap(self._face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             self._last_face = self._with_alpha(face)
             self._last_key = key
         return self._last_face

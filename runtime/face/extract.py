@@ -146,8 +146,8 @@ def _iter_windows(
     det = detector if detector is not None else make_detector(spec_face.detector, spec_face.min_confidence)
     buffers: dict[int, _WindowBuffer] = {}
     next_window = 0
-    # Overlapping windows can ask for the same frame: detect it once.
-    last: tuple[float, Box | None] = (math.nan, None)
+    # Overlapping windows can ask for the same frame: detect it once (video time -> best face).
+    known: dict[float, Box | None] = {}
     try:
         frames = iter_frames_at(video_path, flat[order], offset_s, info=info)
         while next_window < n_windows:
@@ -163,13 +163,16 @@ def _iter_windows(
                 else:
                     stats.frames_past_video_end += 1
             else:
-                if item.timestamp != last[0]:
-                    t0 = time.perf_counter()
-                    last = (item.timestamp, det.detect(item.frame))
-                    stats.timings["detect"] += time.perf_counter() - t0
-                buf.frames[f], buf.boxes[f], buf.timestamps[f] = item.frame, last[1], item.timestamp
+                buf.frames[f], buf.timestamps[f] = item.frame, item.timestamp
             buf.answered += 1
             while next_window in buffers and buffers[next_window].complete:
+                t0 = time.perf_counter()
+                _detect_window(det, buffers[next_window], known)
+                stats.timings["detect"] += time.perf_counter() - t0
+                # Later requests are at or after this frame's time; pending windows may hold earlier ones.
+                pending = [t for b in buffers.values() for t in b.timestamps if not math.isnan(t)]
+                oldest = min(pending + [item.timestamp if item.frame is not None else math.inf])
+                known = {t: box for t, box in known.items() if t >= oldest}
                 t0 = time.perf_counter()
                 window = _crop_window(next_window, buffers.pop(next_window), spec_face, stats)
                 stats.timings["crop"] += time.perf_counter() - t0
@@ -178,6 +181,21 @@ def _iter_windows(
     finally:
         if owns_detector:
             det.close()
+
+
+def _detect_window(det: FaceDetector, buf: _WindowBuffer, known: dict[float, Box | None]) -> None:
+    """Fill ``buf.boxes`` with the best face of each decoded frame: the frames not in ``known``
+    (by video time) go to the detector in one batch, and are added to ``known``."""
+    todo: dict[float, np.ndarray] = {}
+    for frame, t in zip(buf.frames, buf.timestamps):
+        if frame is not None and float(t) not in known:
+            todo.setdefault(float(t), frame)
+    if todo:
+        for t, faces in zip(todo, det.detect_batch(list(todo.values()))):
+            known[t] = faces[0] if faces else None
+    for f, frame in enumerate(buf.frames):
+        if frame is not None:
+            buf.boxes[f] = known[float(buf.timestamps[f])]
 
 
 def _crop_window(index: int, buf: _WindowBuffer, spec_face: FaceSpec, stats: FaceExtractionStats) -> FaceWindow:

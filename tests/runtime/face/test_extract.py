@@ -114,6 +114,27 @@ def test_overlapping_windows_come_in_order_and_detect_each_frame_once(face_video
     np.testing.assert_array_equal(windows[0].crops[5], windows[1].crops[0])  # frame 11 in both
 
 
+class BatchRecordingDetector(ScriptedDetector):
+    """A ScriptedDetector that also records the frame indices of each detect_batch call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+
+    def _detect_batch_impl(self, frames: list[np.ndarray]) -> list[list[Box]]:
+        self.batches.append([decode_index(f) for f in frames])
+        return super()._detect_batch_impl(frames)
+
+
+def test_each_window_is_detected_in_one_batch(face_video: Path) -> None:
+    # Windows [0, 1) and [0.5, 1.5) s at 20 fps: frames 1..19 odd, then 11..29 odd; the second
+    # batch holds only the frames the first did not (21..29).
+    det = BatchRecordingDetector()
+    windows = list(iter_face_windows(face_video, np.array([0.0, 0.5]), SPEC, 1.0, detector=det))
+    assert det.batches == [list(range(1, 20, 2)), list(range(21, 30, 2))]
+    assert [w.found.all() for w in windows] == [True, True]
+
+
 def test_iterator_is_lazy_and_validates_eagerly(face_video: Path, tmp_path: Path) -> None:
     det = ScriptedDetector()
     windows = iter_face_windows(face_video, np.array([0.0, 1.0, 2.0]), SPEC, 1.0, detector=det)
