@@ -92,7 +92,11 @@ def export(
     ckpt: Path = typer.Argument(..., help="Checkpoint folder written by training (e.g. RUN/best_model)."),
     out: Path = typer.Option(..., "--out", help="Model folder to write (swin.onnx, fusion.onnx, spec.json)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write fp16 graphs (fp32 inputs/outputs)."),
-    int8: bool = typer.Option(False, "--int8", help="Also write int8 graphs for CPU (ONNX Runtime quantization)."),
+    int8: Optional[str] = typer.Option(
+        None, "--int8", metavar="static|dynamic",
+        help="Also write int8 graphs for CPU: static (QDQ, calibrated on face crops; ONNX Runtime and "
+        "OpenVINO) or dynamic (ONNX Runtime MatMulInteger).",
+    ),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt and a GPU)."),
     trt_profile: str = typer.Option(
         ",".join(map(str, DEFAULT_BAG_PROFILE)),

@@ -88,6 +88,8 @@ class BenchSettings:
     peak_sizes:          square GEMM sizes for the machine's peak
     max_load, wait_quiet_s: wait up to ``wait_quiet_s`` for a 1-minute load average below
                          ``max_load`` before measuring (0: do not wait; the load is recorded)
+    static_int8:         build static int8 (QDQ) graphs next to the model (``<out>/model-int8-static``)
+                         and measure them side by side with the others
     """
 
     backend: str = "ort"
@@ -108,6 +110,7 @@ class BenchSettings:
     peak_sizes: tuple[int, ...] = (512, 1024, 2048)
     max_load: float = 0.7
     wait_quiet_s: float = 0.0
+    static_int8: bool = True
 
     def __post_init__(self) -> None:
         check_option("backend", self.backend, ("auto", *BACKENDS))
@@ -348,6 +351,24 @@ def bench_command(
         },
         "flops": report.count_flops(bundle, checkpoint),
     }
+    result["floor"]["precision_peaks"] = floor.precision_peaks(result["floor"]["peaks"])
+
+    # Backends and precisions side by side, in this process, on the same bags (see .variants).
+    result["side_by_side"] = None
+    static_dir = None
+    if settings.backend != "trt" and settings.device == "cpu" and "fp32" in chosen and settings.static_int8:
+        log("static int8 (QDQ) graphs, calibrated on face crops")
+        static_dir = _static_int8_dir(model, spec, out / "model-int8-static")
+    if settings.backend != "trt" and settings.device == "cpu" and "fp32" in chosen:
+        from . import variants as side
+
+        runnable, skipped = side.list_variants(model, chosen, static_dir=static_dir, threads=settings.threads)
+        rows = side.measure_variants(
+            runnable, spec, timing, flops=result["floor"]["flops"], peaks=result["floor"]["precision_peaks"], log=log
+        )
+        best = side.fastest_agreeing(rows)
+        result["side_by_side"] = {"rows": rows, "skipped": skipped, "fastest_agreeing": best["name"] if best else None,
+                                  "gate": list(side.AGREEMENT_GATE)}  # fmt: skip
 
     log(f"preprocessing stages on the {shortest} s recording")
     result["stages"] = {
@@ -384,6 +405,20 @@ def bench_command(
             )  # fmt: skip
             predictions[(p, length)] = run.pop("predictions")
             result["endtoend"].append({"precision": p, "recording_s": length, **run})
+    best_row = _best_side_by_side(result)
+    if best_row is not None and best_row["backend"] != "trt" and not best_row["options"].get("inference_precision") == "bf16":
+        # bf16 needs runner options the Pipeline does not pass yet: its end-to-end run is left out.
+        for length in sorted(recordings):
+            log(f"end to end, {length} s recording, fastest agreeing variant {best_row['name']} (own process)")
+            run = endtoend_subprocess(
+                Path(best_row["model_dir"]), recordings[length]["video"], recordings[length]["eeg"],
+                out / "endtoend" / f"best-{length}s.json", precision=best_row["precision"], backend=best_row["backend"],
+                device="cpu", batch=settings.pipeline_batch, threads=settings.threads,
+            )  # fmt: skip
+            predictions[(f"best:{best_row['name']}", length)] = run.pop("predictions")
+            result["endtoend_best"] = result.get("endtoend_best", []) + [
+                {"variant": best_row["name"], "precision": best_row["precision"], "recording_s": length, **run}
+            ]
     used = sorted({r["settings"]["batch"] for r in result["endtoend"]})
     if settings.pipeline_batch is None and len(used) == 1:
         result["settings"]["pipeline_batch"] = used[0]
@@ -404,6 +439,14 @@ def bench_command(
     result["load"]["after"] = load_average()
     result["load"]["phases"] = log.phases
     result["summary"], result["targets"] = report.summarize(result, predictions)
+    for run in result.get("endtoend_best", []):
+        base = ("fp32", run["recording_s"])
+        if base in predictions:
+            n, same, diff = report._agreement(predictions[(f"best:{run['variant']}", run["recording_s"])], predictions[base])
+            run["agreement_with_fp32"] = {"windows": n, "top1": same / n if n else None, "max_probability_diff": diff}
+    from .summary import speed_targets
+
+    result["speed_targets"] = speed_targets(result)
     result["notes"] = report.notes(result, quiet, settings)
     result["duration_s"] = time.perf_counter() - started
     replacements = {str(model): "<model>", str(out): "<out>"}  # the model may lie inside out
@@ -416,7 +459,39 @@ def bench_command(
     path = write_json_atomic(out / "bench.json", result)
     (out / "bench.md").write_text(report.markdown(result) + "\n")
     log(f"wrote {path} in {result['duration_s']:.0f} s")
+    if progress:
+        from .summary import summary_screen
+
+        print(summary_screen(result), file=sys.stderr, flush=True)
     return path
+
+
+def _static_int8_dir(model: Path, spec: Any, target: Path) -> Path:
+    """``target`` with links to the fp32 graphs and spec of ``model`` plus static int8 graphs
+    (:func:`milmer.export.variants.make_int8_static`); reused when already there."""
+    from ..export.variants import make_int8_static
+    from ..runtime.model_dir import SPEC_FILE, graph_filename
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILE, graph_filename("swin", "fp32"), graph_filename("fusion", "fp32")):
+        link = target / name
+        if not link.exists():
+            link.symlink_to(model / name)
+    if not all((target / graph_filename(stem, "int8")).is_file() for stem in ("swin", "fusion")):
+        make_int8_static(model, spec, out_dir=target)
+    return target
+
+
+def _best_side_by_side(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The fastest agreeing side-by-side row, unless it is a plain ONNX Runtime precision (whose
+    end-to-end runs the loop above already made)."""
+    side = result.get("side_by_side")
+    if not side or not side.get("fastest_agreeing"):
+        return None
+    row = next(r for r in side["rows"] if r["name"] == side["fastest_agreeing"])
+    if row["backend"] == result["settings"]["backend"] and row["model_dir"] == str(result["model"]["dir"]):
+        return None
+    return row
 
 
 def publish_results(bench_json: Path, results_dir: Path) -> list[Path]:

@@ -5,8 +5,8 @@ on a 60 s and a 10 min recording show whether memory stays flat as recordings gr
 is measured cold:
 
 - ``import_s``:  importing the runtime and the libraries a run loads (ONNX Runtime, OpenCV, MNE,
-  mediapipe, scikit-learn);
-- ``session_s``: ``Pipeline(...)`` (model directory checks, both ONNX Runtime sessions);
+  scikit-learn; OpenVINO with ``backend='openvino'``);
+- ``session_s``: ``Pipeline(...)`` (model directory checks, both graphs' sessions);
 - ``wall_s``:    ``predict`` from the call to the last window (EEG read and preprocessing, face
   crops, backbone, fusion), with the pipeline's per-stage split;
 - ``process_s``: the child's whole life as the parent saw it (interpreter start included).
@@ -39,7 +39,7 @@ from typing import Any  # noqa: E402
 __all__ = ["RUN_IMPORTS", "run_endtoend", "spawn_worker", "endtoend_subprocess", "main"]
 
 #: Libraries a prediction run imports; importing them up front puts their cost in start-up.
-RUN_IMPORTS: tuple[str, ...] = ("onnxruntime", "cv2", "mne", "mediapipe", "sklearn.decomposition")
+RUN_IMPORTS: tuple[str, ...] = ("onnxruntime", "cv2", "mne", "sklearn.decomposition")
 
 
 def run_endtoend(
@@ -64,7 +64,7 @@ def run_endtoend(
     from ..runtime.pipeline import Pipeline
     from .machine import current_rss_mb, own_peak_rss_mb
 
-    for name in RUN_IMPORTS:
+    for name in RUN_IMPORTS + (("openvino",) if backend == "openvino" else ()):
         importlib.import_module(name)
     import_s = time.perf_counter() - tick
 

@@ -1,8 +1,11 @@
 """The compute floor: how fast this machine multiplies matrices, and how many FLOPs each stage needs.
 
 Peaks (:func:`matmul_peak`) are measured on square GEMMs with ONNX Runtime (a one-node MatMul
-graph, fp32; MatMulInteger u8 x s8 for the int8 rate) and with numpy's BLAS; the best size
-counts. A stage's floor time is its FLOPs divided by the fp32 ONNX Runtime peak.
+graph, fp32; MatMulInteger u8 x s8 for the int8 rate; a QDQ MatMul, as in the static int8
+graphs), with OpenVINO (the same fp32 and QDQ graphs; fp32 with the bf16 inference hint where
+the CPU has bfloat16) and with numpy's BLAS; the best size counts. A stage's floor time is its
+FLOPs divided by the fp32 ONNX Runtime peak; :func:`precision_peaks` gives each precision's own
+peak (the best engine for it), for each precision's own floor.
 
 FLOPs are counted two ways that must agree (the tests check it on a tiny model):
 
@@ -43,8 +46,14 @@ __all__ = [
 #: Operators whose FLOPs :func:`graph_flops` counts.
 COUNTED_OPS: tuple[str, ...] = ("MatMul", "Gemm", "Conv")
 
-PeakEngine = Literal["ort-fp32", "ort-int8", "numpy-fp32"]
-PEAK_ENGINES: tuple[str, ...] = ("ort-fp32", "ort-int8", "numpy-fp32")
+PeakEngine = Literal["ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8"]
+PEAK_ENGINES: tuple[str, ...] = ("ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8")
+#: Which engines' GEMMs each precision's kernels use: a precision's peak is its best engine's.
+PRECISION_ENGINES: dict[str, tuple[str, ...]] = {
+    "fp32": ("ort-fp32", "ov-fp32", "numpy-fp32"),
+    "bf16": ("ov-bf16",),
+    "int8": ("ort-int8", "ort-qdq-int8", "ov-qdq-int8"),
+}
 
 
 # ----------------------------------------------------------------------------- GEMM peak
@@ -69,6 +78,75 @@ def _matmul_graph(n: int, int8: bool) -> bytes:
     return model.SerializeToString()
 
 
+def _qdq_matmul_graph(n: int) -> bytes:
+    """``C = DQ(Q(A)) @ DQ(B_int8)``: float32 (n, n) input A quantised to uint8 (one scale), an
+    int8 weight B with one scale per output column, as ``quantize_static`` writes products."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "Bq"),
+        numpy_helper.from_array(np.full(n, 0.01, np.float32), "sb"),
+        numpy_helper.from_array(np.zeros(n, np.int8), "zb"),
+        numpy_helper.from_array(np.array(0.02, np.float32), "sa"),
+        numpy_helper.from_array(np.array(128, np.uint8), "za"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
+        helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"]),
+        helper.make_node("DequantizeLinear", ["Bq", "sb", "zb"], ["Bd"], axis=1),
+        helper.make_node("MatMul", ["Ad", "Bd"], ["C"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq_matmul_peak", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])], initializer=inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _openvino_call(graph: bytes, feed: dict[str, np.ndarray], hint: str, threads: int | None) -> Any:
+    """A callable running ``graph`` (ONNX bytes) once in OpenVINO with INFERENCE_PRECISION_HINT ``hint``."""
+    import openvino
+
+    from ..runtime.backends.ort import default_threads
+
+    core = openvino.Core()
+    with tempfile.TemporaryDirectory(prefix="milmer-peak-") as tmp:
+        path = Path(tmp) / "g.onnx"
+        path.write_bytes(graph)
+        compiled = core.compile_model(
+            core.read_model(str(path)), "CPU",
+            {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads or default_threads(),
+             "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},
+        )  # fmt: skip
+    request = compiled.create_infer_request()
+    return lambda: request.infer(feed)
+
+
+def engine_unavailable(engine: str) -> str | None:
+    """Why ``engine`` cannot be measured here (OpenVINO missing, no bfloat16 CPU), or None."""
+    if engine.startswith("ov-"):
+        from ..runtime.backends.openvino import OpenVinoRunner
+
+        options = {"inference_precision": "bf16"} if engine == "ov-bf16" else {}
+        return OpenVinoRunner.unavailable_reason("peak.onnx", device="cpu", precision="fp32", **options)
+    return None
+
+
+def precision_peaks(peaks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each precision's GEMM peak: ``{precision: {'peak_gflops', 'engine'}}`` from
+    :data:`PRECISION_ENGINES` (``peak_gflops`` None when none of its engines ran here)."""
+    result: dict[str, dict[str, Any]] = {}
+    for precision, engines in PRECISION_ENGINES.items():
+        measured = [(peaks[e]["peak_gflops"], e) for e in engines if e in peaks and peaks[e].get("peak_gflops")]
+        best = max(measured) if measured else (None, None)
+        result[precision] = {"peak_gflops": best[0], "engine": best[1]}
+    return result
+
+
 def matmul_peak(
     engine: PeakEngine,
     sizes: Sequence[int] = (512, 1024, 2048),
@@ -78,12 +156,17 @@ def matmul_peak(
 ) -> dict[str, Any]:
     """Median GFLOP/s (GOP/s for int8) of an (n, n) x (n, n) product, for each ``n`` in ``sizes``.
 
-    engine: 'ort-fp32' (ONNX Runtime MatMul), 'ort-int8' (MatMulInteger u8 x s8 -> int32) or
-            'numpy-fp32' (numpy's BLAS). ``threads``: ONNX Runtime intra-op threads (default:
-            the usable cores); numpy uses its BLAS's own thread setting.
-    Returns ``{'engine', 'peak_gflops', 'best_n', 'by_size': {n: {'gflops', 'median_s', 'p95_s'}}}``.
+    engine: 'ort-fp32' (ONNX Runtime MatMul), 'ort-int8' (MatMulInteger u8 x s8 -> int32),
+            'numpy-fp32' (numpy's BLAS), 'ort-qdq-int8' / 'ov-qdq-int8' (a QDQ MatMul in ONNX
+            Runtime / OpenVINO), 'ov-fp32' / 'ov-bf16' (OpenVINO MatMul, fp32 or bf16 hint).
+            ``threads``: runtime threads (default: the usable cores); numpy uses its BLAS's own.
+    Returns ``{'engine', 'peak_gflops', 'best_n', 'by_size': {n: {'gflops', 'median_s', 'p95_s'}}}``,
+    or ``{'engine', 'peak_gflops': None, 'skipped': why}`` when it cannot run here.
     """
     check_option("engine", engine, PEAK_ENGINES)
+    reason = engine_unavailable(engine)
+    if reason is not None:
+        return {"engine": engine, "peak_gflops": None, "skipped": reason}
     if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
         raise MilmerInputError(f"Invalid value for 'sizes': expected positive integers, got {tuple(sizes)!r}.")
     rng = np.random.default_rng(0)
@@ -93,6 +176,24 @@ def matmul_peak(
             a, b = rng.standard_normal((2, n, n), dtype=np.float32)
             out = np.empty((n, n), np.float32)
             timed = time_call(lambda: np.matmul(a, b, out=out), timing, per="call")
+        elif engine.startswith("ov-") or engine == "ort-qdq-int8":
+            qdq = engine.endswith("qdq-int8")
+            graph = _qdq_matmul_graph(n) if qdq else _matmul_graph(n, False)
+            feed = {"A": rng.standard_normal((n, n), dtype=np.float32)}
+            if not qdq:
+                feed["B"] = rng.standard_normal((n, n), dtype=np.float32)
+            if engine == "ort-qdq-int8":
+                import onnxruntime
+
+                from ..runtime.backends.ort import default_threads
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads or default_threads()
+                session = onnxruntime.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+                call = lambda: session.run(None, feed)  # noqa: E731
+            else:
+                call = _openvino_call(graph, feed, "bf16" if engine == "ov-bf16" else "f32", threads)
+            timed = time_call(call, timing, per="call")
         else:
             import onnxruntime
 

@@ -36,6 +36,7 @@ LIBRARIES: tuple[str, ...] = (
     "numpy",
     "onnxruntime",
     "onnxruntime-gpu",
+    "openvino",
     "onnx",
     "torch",
     "transformers",
@@ -47,7 +48,7 @@ LIBRARIES: tuple[str, ...] = (
     "tensorrt",
 )
 #: CPU flags that decide which GEMM kernels run (AVX-512 VNNI speeds up int8).
-_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "avx_vnni")
+_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
 _NOISE = re.compile(r"\((r|tm)\)|\b(processor|cpu|with|radeon|graphics)\b|@.*$|\d+-core", re.IGNORECASE)
 
 

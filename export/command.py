@@ -33,7 +33,7 @@ from .tensorrt_build import (
     check_workspace_gb,
     write_trtexec_file,
 )
-from .variants import VARIANTS, Agreement, agreement, make_variant
+from .variants import INT8_METHODS, VARIANTS, Agreement, agreement, make_int8_static, make_variant
 from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def export_command(
     out: str | os.PathLike[str],
     *,
     fp16: bool = False,
-    int8: bool = False,
+    int8: bool | str | None = None,
     trt: bool = False,
     trt_profile: tuple[int, int, int] = (1, 8, 32),
     workspace_gb: float = 4,
@@ -117,8 +117,11 @@ def export_command(
 ) -> Path:
     """Export checkpoint ``ckpt`` to model directory ``out``; returns ``out``.
 
-    fp16, int8:   also write ``swin.fp16.onnx``/``fusion.fp16.onnx`` (GPU) and/or the int8
-                  graphs (CPU), with their agreement with fp32 in the report
+    fp16:         also write ``swin.fp16.onnx``/``fusion.fp16.onnx`` (GPU), with their agreement
+                  with fp32 in the report
+    int8:         also write the int8 graphs (CPU): 'static' (QDQ, calibrated on real face crops;
+                  ONNX Runtime and OpenVINO) or 'dynamic' (ONNX Runtime's MatMulInteger);
+                  ``None``/False: none; True means 'dynamic' (its meaning before 'static' existed)
     trt:          build TensorRT engines here (fp32, and fp16 with ``fp16``); needs TensorRT
                   and a GPU, and they only run on this TensorRT version and GPU model
     trt_profile:  (min, opt, max) bags per call for the engines and ``trtexec.txt``
@@ -134,9 +137,10 @@ def export_command(
     started = time.perf_counter()
     bags = check_bag_profile(trt_profile)
     check_workspace_gb(workspace_gb)
-    for name, value in (("fp16", fp16), ("int8", int8), ("trt", trt), ("overwrite", overwrite)):
+    for name, value in (("fp16", fp16), ("trt", trt), ("overwrite", overwrite)):
         if not isinstance(value, bool):
             raise MilmerInputError(f"Invalid value for {name!r}: expected True or False, got {value!r}.")
+    int8_method = _check_int8(int8)
     if trt:
         _check_trt_available()
 
@@ -171,12 +175,19 @@ def export_command(
         load_model_dir(tmp)  # what the runtime will check on load, checked now
 
         agreements: list[Agreement] = []
-        variants = [p for p, wanted in zip(VARIANTS, (fp16, int8)) if wanted]
+        variants = [p for p, wanted in zip(VARIANTS, (fp16, int8_method is not None)) if wanted]
+        int8_facts: dict[str, Any] | None = None
         if variants:
             t0 = time.perf_counter()
             for precision in variants:
-                log(f"writing the {precision} graphs")
-                make_variant(tmp, precision, spec)  # type: ignore[arg-type]
+                if precision == "int8" and int8_method == "static":
+                    log("writing the static int8 graphs (calibrating on face crops)")
+                    *_, int8_facts = make_int8_static(tmp, spec, windows=demo_windows)
+                else:
+                    log(f"writing the {precision} graphs" + (" (dynamic int8)" if precision == "int8" else ""))
+                    make_variant(tmp, precision, spec)  # type: ignore[arg-type]
+                    if precision == "int8":
+                        int8_facts = {"method": "dynamic", "format": "MatMulInteger, int8 weights per output channel"}
                 load_model_dir(tmp, precision=precision)  # type: ignore[arg-type]
             log(f"comparing {' and '.join(variants)} with fp32")
             agreement_sets = [
@@ -213,6 +224,7 @@ def export_command(
             },
             "parity": [c.to_dict() for c in checks],
             "agreement": [asdict(a) for a in agreements],
+            "int8": int8_facts,
             "tensorrt": {
                 "profile_bags": list(bags),
                 "workspace_gb": workspace_gb,
@@ -230,6 +242,18 @@ def export_command(
         log(format_checks(checks))
     print(_summary(out, checks, agreements, files))
     return out
+
+
+def _check_int8(int8: bool | str | None) -> str | None:
+    """The int8 method ('static', 'dynamic') or None; True is 'dynamic' (see export_command)."""
+    if int8 is None or int8 is False:
+        return None
+    if int8 is True:
+        return "dynamic"
+    if int8 not in INT8_METHODS:
+        allowed = ", ".join(repr(m) for m in INT8_METHODS)
+        raise MilmerInputError(f"Invalid value for 'int8': expected one of {allowed} (or none), got {int8!r}.")
+    return str(int8)
 
 
 def _check_trt_available() -> None:

@@ -10,13 +10,16 @@
   Softmax stays float16 so attention remains one float16 MatMul-Softmax-MatMul block that
   TensorRT can fuse; its max-subtracted exponentials cannot overflow. For GPUs (CUDA /
   TensorRT): on a CPU it runs but is no faster than fp32.
-- **int8** (``swin.int8.onnx``, ``fusion.int8.onnx``): ONNX Runtime *dynamic* quantisation of
+- **int8 static** (``milmer export --int8 static``): QDQ graphs from ONNX Runtime's
+  ``quantize_static``, int8 weights per output channel, activation ranges calibrated on real face
+  crops (:mod:`.calibration`); every product with a constant weight is quantised, attention's
+  activation x activation products stay float32. OpenVINO runs these with its int8 kernels.
+- **int8 dynamic** (``--int8 dynamic``): ONNX Runtime *dynamic* quantisation of
   the MatMul/Gemm weights (int8, per output channel); activations are quantised per batch at
-  run time, so no calibration set is needed. Chosen for CPUs over static QDQ quantisation
-  (calibrated on demo frames): on a full-size Swin-T dynamic int8 ran ~1.9x faster than fp32 on
-  this project's 2-core AVX-512 CPU and stayed closer to fp32 (tokens max abs 0.15 vs 0.38,
-  cosine 0.9995 vs 0.999); static QDQ was slower than dynamic. TensorRT cannot run these graphs
-  (no MatMulInteger): TensorRT uses fp32 or fp16.
+  run time, so no calibration set is needed. ONNX Runtime runs it (MatMulInteger), OpenVINO too;
+  TensorRT cannot (TensorRT uses fp32 or fp16, or the static QDQ graphs).
+
+Both int8 kinds use 7-bit weights (:data:`REDUCE_RANGE_WHY`).
 
 Agreement is measured end to end (swin -> fusion) against the fp32 graphs in ONNX Runtime on
 the same bags: top-1 agreement, ``selected`` agreement and max abs differences.
@@ -25,12 +28,14 @@ the same bags: top-1 agreement, ``selected`` agreement and max abs differences.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from ..runtime._check import MilmerInputError
 from ..runtime.model_dir import GRAPHS, graph_filename
 from ..runtime.spec import ModelSpec
 from .inputs import InputSet
@@ -41,16 +46,29 @@ __all__ = [
     "Variant",
     "VARIANTS",
     "FP16_KEEP_FLOAT32",
+    "Int8Method",
+    "INT8_METHODS",
     "Agreement",
     "fp16_op_block_list",
     "convert_fp16",
     "quantize_int8",
+    "quantize_int8_static",
+    "static_calibration_feeds",
+    "make_int8_static",
     "make_variant",
     "agreement",
 ]
 
 Variant = Literal["fp16", "int8"]
 VARIANTS: tuple[str, ...] = ("fp16", "int8")
+#: Why both int8 kinds use 7-bit weights (``reduce_range``): on x86 CPUs without VNNI (AVX2 only,
+#: e.g. AMD Zen 3) ONNX Runtime's u8 x s8 kernel (VPMADDUBSW) saturates int16 pair sums
+#: (2 x 255 x 127 > 32767) and gets products silently wrong (0.22 off on a 1.5 scale in a tiny
+#: test graph); 7-bit weights cannot overflow. A graph is exported once and run on many CPUs.
+REDUCE_RANGE_WHY = "7-bit weights: no int16 saturation in ONNX Runtime's u8 x s8 kernel on CPUs without VNNI"
+#: How the int8 graphs are quantised: ``static`` (QDQ, calibrated activations) or ``dynamic``.
+Int8Method = Literal["static", "dynamic"]
+INT8_METHODS: tuple[str, ...] = ("static", "dynamic")
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -150,13 +168,157 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], spec
     try:
         onnx.save_model(_prepare_for_quantization(_load(Path(src))), str(prepared))
         quantize_dynamic(
-            prepared, quantized, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8
+            prepared, quantized, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8,
+            reduce_range=True,  # see REDUCE_RANGE_WHY
         )
         # The quantiser drops metadata_props; the runtime needs the spec in every graph.
         return _save_with_spec(_load(quantized), dst, spec)
     finally:
         prepared.unlink(missing_ok=True)
         quantized.unlink(missing_ok=True)
+
+
+class _FeedReader:
+    """``onnxruntime.quantization.CalibrationDataReader`` over a list of feeds (duck-typed, so
+    this module imports onnxruntime only when quantising)."""
+
+    def __init__(self, feeds: Sequence[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(list(feeds))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+    def rewind(self) -> None:  # pragma: no cover - the MinMax calibrator reads the feeds once
+        raise NotImplementedError
+
+
+def _weight_products(proto: Any) -> tuple[list[str], list[str]]:
+    """(names of MatMul/Gemm/Conv nodes with a constant weight, names of MatMuls of two
+    activations); unnamed nodes get names first. The activation x activation products
+    (attention's Q K^T and softmax x V) stay float32: their ranges change with every input, and
+    they are a small share of Swin-T's FLOPs (~10 %)."""
+    weights = {t.name for t in proto.graph.initializer}
+    weights |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    quantised, kept = [], []
+    for i, node in enumerate(proto.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+        if node.op_type not in ("MatMul", "Gemm", "Conv"):
+            continue
+        (quantised if node.input[1] in weights else kept).append(node.name)
+    return quantised, kept
+
+
+def quantize_int8_static(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    spec: ModelSpec,
+    feeds: Sequence[dict[str, np.ndarray]],
+    *,
+    reduce_range: bool = True,
+) -> Path:
+    """Write the statically int8-quantised (QDQ) version of graph ``src`` to ``dst``.
+
+    ONNX Runtime's ``quantize_static``: ``QuantFormat.QDQ`` (QuantizeLinear/DequantizeLinear
+    pairs, which ONNX Runtime, OpenVINO and TensorRT all read), int8 weights per output channel,
+    uint8 activations with MinMax ranges calibrated on ``feeds`` (input name -> array, one dict
+    per calibration batch; see :func:`static_calibration_feeds`). Only products with a constant
+    weight are quantised (:func:`_weight_products`). ``reduce_range``: 7-bit weights
+    (:data:`REDUCE_RANGE_WHY`).
+    The spec is embedded in ``dst``.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not feeds:
+        raise MilmerInputError("Invalid value for 'feeds': static quantisation needs at least one calibration batch.")
+    dst = Path(dst)
+    prepared, quantized = dst.with_name(dst.name + ".in.tmp"), dst.with_name(dst.name + ".tmp")
+    try:
+        proto = _prepare_for_quantization(_load(Path(src)))
+        quantised, kept = _weight_products(proto)
+        onnx.save_model(proto, str(prepared))
+        quantize_static(
+            prepared, quantized, _FeedReader(feeds), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul", "Gemm", "Conv"], nodes_to_quantize=quantised,
+            nodes_to_exclude=kept, per_channel=True, reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )  # fmt: skip
+        return _save_with_spec(_load(quantized), dst, spec)
+    finally:
+        prepared.unlink(missing_ok=True)
+        quantized.unlink(missing_ok=True)
+
+
+def static_calibration_feeds(
+    model_dir: str | os.PathLike[str],
+    spec: ModelSpec,
+    frames: np.ndarray,
+    *,
+    eeg: np.ndarray | None = None,
+    frames_per_call: int = 4,
+    seed: int = 0,
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    """Calibration feeds for both graphs from face crops ``frames: (N, 3, S, S) float32``.
+
+    Backbone: the frames, ``frames_per_call`` at a time. Fusion: the fp32 backbone's tokens of
+    the same frames, F per bag, with ``eeg: (B, C, T)`` microvolts (default: the export's
+    synthetic 1/f EEG); one bag per batch. Returns (swin feeds, fusion feeds).
+    """
+    from .inputs import synthetic_demo_inputs
+
+    model_dir, g = Path(model_dir), spec.graph
+    f = spec.face.frames_per_window
+    swin_feeds = [{g.backbone_input: frames[i : i + frames_per_call]} for i in range(0, len(frames), frames_per_call)]
+    n_bags = len(frames) // f
+    if n_bags == 0:
+        raise MilmerInputError(
+            f"Invalid value for 'frames': fusion calibration needs at least {f} frames (one bag), got {len(frames)}."
+        )
+    with OnnxModel(*(model_dir / graph_filename(stem, "fp32") for stem in GRAPHS), spec) as fp32:
+        tokens = fp32.backbone(frames[: n_bags * f].reshape(n_bags, f, *frames.shape[1:]))  # (B*F, P, D)
+    tokens = tokens.reshape(n_bags, f, *tokens.shape[1:])  # (B, F, P, D)
+    if eeg is None:
+        eeg = synthetic_demo_inputs(spec, n_bags, seed=seed).eeg
+    eeg_name, tokens_name = g.fusion_inputs
+    fusion_feeds = [{eeg_name: eeg[b : b + 1], tokens_name: tokens[b : b + 1]} for b in range(min(n_bags, len(eeg)))]
+    return swin_feeds, fusion_feeds
+
+
+def make_int8_static(
+    model_dir: str | os.PathLike[str],
+    spec: ModelSpec,
+    *,
+    windows: str | os.PathLike[str] | None = None,
+    n_frames: int = 60,
+    reduce_range: bool = True,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Path, Path, dict[str, Any]]:
+    """Write static int8 ``swin.int8.onnx`` and ``fusion.int8.onnx`` for the fp32 graphs in
+    ``model_dir`` (into ``out_dir``, default ``model_dir``), calibrated on ~``n_frames`` real
+    face crops (:func:`~.calibration.calibration_frames`). Returns (swin, fusion, calibration
+    facts for the export report: frames per source, skipped sources, bags, reduce_range)."""
+    from .calibration import calibration_frames
+
+    model_dir = Path(model_dir)
+    out_dir = Path(out_dir) if out_dir is not None else model_dir
+    calib = calibration_frames(spec, n_frames, windows=windows)
+    swin_feeds, fusion_feeds = static_calibration_feeds(model_dir, spec, calib.frames)
+    paths = [
+        quantize_int8_static(model_dir / graph_filename(stem, "fp32"), out_dir / graph_filename(stem, "int8"), spec, feeds,
+                             reduce_range=reduce_range)
+        for stem, feeds in zip(GRAPHS, (swin_feeds, fusion_feeds))
+    ]  # fmt: skip
+    facts = {
+        "method": "static",
+        "format": "QDQ, int8 weights per output channel, uint8 activations (MinMax)",
+        "calibration_frames": calib.counts,
+        "calibration_skipped": calib.skipped,
+        "calibration_bags": len(fusion_feeds),
+        "reduce_range": reduce_range,
+    }
+    return paths[0], paths[1], facts
 
 
 def make_variant(model_dir: str | os.PathLike[str], precision: Variant, spec: ModelSpec) -> tuple[Path, Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 __all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "DEFAULT_BAG_PROFILE"]
 
 #: backend -> what it is, in the registry's table order.
-BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT"}
+BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT", "openvino": "OpenVINO"}
 #: Every device some backend runs on, plus 'auto'.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
 #: Graph precisions a model folder may hold.

@@ -86,6 +86,11 @@ class ICASpec:
     with the frontal ``proxy_channels``) beyond ``eog_threshold`` (z-score, MNE's
     ``find_bads_eog``) and with an absolute correlation of at least ``min_correlation`` are
     excluded (the z-score alone flags a pure-noise component now and then; blinks score > 0.9).
+
+    ``max_fit_s`` bounds the fit on long recordings: FastICA is fitted on every k-th sample, k the
+    smallest that leaves at most ``max_fit_s`` seconds of samples (the whole recording's span, so
+    blinks from all of it), then applied to every sample. A 10 min recording is fitted like a
+    60 s one (k = 10 at 128 Hz) instead of ~10x longer; ``None`` fits every sample.
     """
 
     enabled: bool = True
@@ -97,9 +102,14 @@ class ICASpec:
     min_correlation: float = 0.7
     proxy_channels: tuple[str, ...] = ("Fp1", "Fp2")
     max_excluded: int = 3
+    max_fit_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         check_option("ica.method", self.method, ("fastica",))
+        if self.max_fit_s is not None and not self.max_fit_s > 0:
+            raise MilmerInputError(
+                f"Invalid value for 'ica.max_fit_s': expected > 0 or None, got {self.max_fit_s!r}."
+            )
         if self.max_iter <= 0:
             raise MilmerInputError(f"Invalid value for 'ica.max_iter': expected > 0, got {self.max_iter!r}.")
         if not self.eog_threshold > 0:

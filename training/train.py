@@ -61,10 +61,12 @@ LAST, BEST, HISTORY = "last", "best", "history.json"
 
 # ---------------------------------------------------------------------- seeding and schedule
 def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's global RNGs (CPU and every GPU)."""
+    """Seed Python's, numpy's and torch's global RNGs (CPU and every GPU) and ask torch for
+    deterministic algorithms (``warn_only``: an op without one warns instead of failing)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -1,10 +1,11 @@
 """Inference backends behind one interface (see :mod:`.base`), chosen by :func:`make_runner`.
 
-Importing this package is cheap: ONNX Runtime, TensorRT and CUDA are imported only when a runner
+Importing this package is cheap: ONNX Runtime, OpenVINO, TensorRT and CUDA are imported only when a runner
 is created or activated.
 """
 
 from .base import PRECISIONS, Device, Precision, Runner, TensorMeta
+from .openvino import OpenVinoRunner
 from .ort import OrtRunner
 from .registry import (
     AUTO_ORDER,
@@ -28,6 +29,7 @@ __all__ = [
     "Device",
     "PRECISIONS",
     "Precision",
+    "OpenVinoRunner",
     "OrtRunner",
     "Runner",
     "TensorMeta",

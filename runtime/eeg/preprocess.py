@@ -67,6 +67,7 @@ __all__ = [
     "array_to_raw",
     "bandpass",
     "cut_windows",
+    "fit_decimation",
     "preprocess_raw",
     "preprocess_array",
 ]
@@ -178,7 +179,8 @@ def preprocess_raw(
     Returns windows ``data: (W, n_channels, window_samples) float32`` in microvolts, ``starts``
     in seconds from the recording's start (baseline and gaps included), ``flags`` per window and
     ``info``: ``ica_excluded``, ``ica_n_components``, ``eog_source``, ``ica_scores_max``,
-    ``ica_converged``, ``reference``, ``line_noise`` (frequency, source, share before/after),
+    ``ica_converged``, ``ica_fit_decim`` (ICA fitted on every k-th sample,
+    ``ICASpec.max_fit_s``), ``reference``, ``line_noise`` (frequency, source, share before/after),
     ``channels`` (mapped, renamed, interpolated, bad in the file, retyped, reference electrode),
     ``windows_dropped_gap``, ``resampled_from``, ``n_windows``, ``duration_s``, ``timings``.
     With ``keep_trace=True`` also an :class:`ICATrace`.
@@ -545,7 +547,8 @@ def _remove_eye_artefacts(
     cfg = spec_eeg.ica
     if not cfg.enabled:
         return {"ica_excluded": [], "ica_n_components": 0, "eog_source": "ICA disabled",
-                "ica_scores_max": None, "ica_scores_excluded": [], "ica_converged": None}  # fmt: skip
+                "ica_scores_max": None, "ica_scores_excluded": [], "ica_converged": None,
+                "ica_fit_decim": None}  # fmt: skip
     if eog_names:
         reference, source = eog_names, f"EOG channels {eog_names}"
     else:
@@ -566,12 +569,15 @@ def _remove_eye_artefacts(
         random_state=cfg.random_state,
         verbose=_MNE_QUIET,
     )
+    decim = fit_decimation(work.n_times, float(work.info["sfreq"]), cfg.max_fit_s)
     with warnings.catch_warnings():
         # Recorded in info["ica_converged"] instead of printed once per recording.
         warnings.filterwarnings("ignore", message="FastICA did not converge")
         # BAD_* spans (artefacts, gaps) are left out of the fit: a 1 mV movement artefact would
-        # take the components meant for the blinks.
-        ica.fit(work, picks="eeg", reject_by_annotation=True, verbose=_MNE_QUIET)
+        # take the components meant for the blinks. Long recordings are fitted on every k-th sample.
+        ica.fit(
+            work, picks="eeg", reject_by_annotation=True, decim=decim if decim > 1 else None, verbose=_MNE_QUIET
+        )
 
     excluded: list[int] = []
     strength = np.zeros(ica.n_components_)
@@ -590,6 +596,7 @@ def _remove_eye_artefacts(
         "ica_scores_max": float(strength.max()) if reference else None,
         "ica_scores_excluded": [round(float(strength[i]), 4) for i in excluded],
         "ica_converged": bool(ica.n_iter_ < cfg.max_iter),
+        "ica_fit_decim": decim,
     }
 
 
@@ -604,6 +611,15 @@ def eye_components(found: Sequence[int], strength: np.ndarray, cfg: ICASpec) -> 
     """
     kept = [int(i) for i in found if strength[i] >= cfg.min_correlation]
     return _strongest(kept, strength, cfg.max_excluded)
+
+
+def fit_decimation(n_times: int, sfreq: float, max_fit_s: float | None) -> int:
+    """Every how many samples ICA is fitted on: the smallest k >= 1 with
+    ``ceil(n_times / k) <= max_fit_s * sfreq`` (1 when ``max_fit_s`` is None); see ``ICASpec``."""
+    if max_fit_s is None:
+        return 1
+    cap = max(1, int(max_fit_s * sfreq))
+    return max(1, -(-n_times // cap))
 
 
 def _strongest(found: Sequence[int], strength: np.ndarray, limit: int) -> list[int]:

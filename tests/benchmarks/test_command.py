@@ -93,7 +93,7 @@ def test_settings_are_validated():
         BenchSettings(precisions=("fp8",))
     with pytest.raises(MilmerInputError, match="'batch_sizes': expected an integer >= 1, got 0"):
         BenchSettings(batch_sizes=(1, 0))
-    with pytest.raises(MilmerInputError, match="'backend': expected one of 'auto', 'ort', 'trt', got 'tensorrt'"):
+    with pytest.raises(MilmerInputError, match="'backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrt'"):
         BenchSettings(backend="tensorrt")
     assert BenchSettings.defaults(quick=True, repeats=7).repeats == 7
     assert BenchSettings.defaults(quick=True).lengths_s == (12, 24)

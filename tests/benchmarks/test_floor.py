@@ -111,10 +111,13 @@ def test_formulas_match_exported_graphs(tmp_path, overrides):
         assert graph_flops(tmp_path / "swin.onnx", feed)["total"] == swin_flops(SWIN_TINY_TEST)
 
 
-@pytest.mark.parametrize("engine", ["ort-fp32", "ort-int8", "numpy-fp32"])
+@pytest.mark.parametrize("engine", ["ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-qdq-int8"])
 def test_matmul_peak_reports_each_size(engine):
+    from milmer.benchmarks.floor import engine_unavailable
     from milmer.benchmarks.timing import TimingConfig
 
+    if engine_unavailable(engine):
+        pytest.skip(engine_unavailable(engine))
     peak = matmul_peak(engine, (32, 64), TimingConfig(warmup=0, repeats=2))
     assert set(peak["by_size"]) == {32, 64} and peak["best_n"] in (32, 64)
     assert peak["peak_gflops"] == max(r["gflops"] for r in peak["by_size"].values()) > 0
@@ -122,6 +125,31 @@ def test_matmul_peak_reports_each_size(engine):
 
 def test_matmul_peak_rejects_unknown_engine():
     with pytest.raises(
-        MilmerInputError, match="'engine': expected one of 'ort-fp32', 'ort-int8', 'numpy-fp32', got 'cuda'"
+        MilmerInputError, match="'engine': expected one of 'ort-fp32', 'ort-int8', 'numpy-fp32', 'ort-qdq-int8', "
+        "'ov-fp32', 'ov-bf16', 'ov-qdq-int8', got 'cuda'"
     ):
         matmul_peak("cuda")  # type: ignore[arg-type]
+
+
+def test_bf16_peak_is_skipped_without_bf16(monkeypatch):
+    from milmer.benchmarks.timing import TimingConfig
+    from milmer.runtime.backends import openvino as ov_backend
+
+    monkeypatch.setattr(ov_backend, "cpu_flags", lambda: frozenset({"avx2"}))
+    peak = matmul_peak("ov-bf16", (32,), TimingConfig(warmup=0, repeats=1))
+    assert peak["peak_gflops"] is None and ("bfloat16" in peak["skipped"] or "OpenVINO" in peak["skipped"])
+
+
+def test_precision_peaks_take_each_precisions_best_engine():
+    from milmer.benchmarks.floor import precision_peaks
+
+    peaks = {
+        "ort-fp32": {"peak_gflops": 300.0}, "ov-fp32": {"peak_gflops": 340.0}, "numpy-fp32": {"peak_gflops": 200.0},
+        "ov-bf16": {"peak_gflops": None, "skipped": "no bf16"}, "ort-int8": {"peak_gflops": 600.0},
+        "ort-qdq-int8": {"peak_gflops": 500.0}, "ov-qdq-int8": {"peak_gflops": 900.0},
+    }  # fmt: skip
+    assert precision_peaks(peaks) == {
+        "fp32": {"peak_gflops": 340.0, "engine": "ov-fp32"},
+        "bf16": {"peak_gflops": None, "engine": None},
+        "int8": {"peak_gflops": 900.0, "engine": "ov-qdq-int8"},
+    }

@@ -30,7 +30,10 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     assert acc["folds"] == acc["folds_total"] == 4
     report = json.loads((out / "runs/trial/report.json").read_text())
     assert all(f["sizes"]["val"] == 0 for f in report["per_fold"])
-    assert report["config"]["model"]["fusion"] == "transformer" and report["config"]["model"]["mil"] == "topk"
+    from milmer.training.run_config import load_train_config
+
+    model = load_train_config(out / "runs/trial/config.json", []).model_config()
+    assert (model.fusion, model.mil, model.visual_integration, model.eeg_tokens) == ("transformer", "topk", "cross-attention", "mlp")
     ablations = summary["ablations"]["models"]
     assert list(ablations) == ["paper (transformer fusion, top-K MIL, cross-attention)", "concat fusion"]
     assert ablations["paper (transformer fusion, top-K MIL, cross-attention)"]["accuracy_mean"] == acc["accuracy_mean"]

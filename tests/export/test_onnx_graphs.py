@@ -121,8 +121,8 @@ def test_spectral_eeg_and_mil_weighting_export_with_parity(tiny_model, tmp_path,
         model = MilmerModel(config, base.backbone).eval()
     path = export_fusion(model, tmp_path / "fusion.onnx", spec)
     ops = Counter(n.op_type for n in onnx.load(str(path)).graph.node)
-    # No DFT/STFT, no boolean masks (Where on a mask), TopK + gather for the selection.
-    assert not {"DFT", "STFT", "Where", "Not"} & set(ops) and ops["TopK"] == 1 and ops["MatMul"] >= 2
+    # No DFT/STFT, no boolean masks (Where on a mask); TopK (selection, then temporal sort) + gathers.
+    assert not {"DFT", "STFT", "Where", "Not"} & set(ops) and ops["TopK"] == 2 and ops["GatherElements"] == 2
     gen = torch.Generator().manual_seed(5)
     eeg, tokens = 20 * torch.randn(3, 32, 384, generator=gen), torch.randn(3, 10, 49, 64, generator=gen)
     with torch.no_grad():

@@ -1,14 +1,21 @@
-"""fp16 and int8 variants: float32 I/O, agreement with fp32, the quantiser's shared-weight trap."""
+"""fp16 and int8 variants: float32 I/O, agreement with fp32, the quantiser's shared-weight trap;
+static (QDQ) int8 calibrated on face crops, in ONNX Runtime and OpenVINO."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from milmer.export.variants import fp16_op_block_list, quantize_int8
+from milmer.export.command import _check_int8
+from milmer.export.inputs import synthetic_demo_inputs
+from milmer.export.variants import agreement, fp16_op_block_list, make_int8_static, quantize_int8, quantize_int8_static
+from milmer.runtime._check import MilmerInputError
+from milmer.runtime.backends.openvino import OpenVinoRunner
 from milmer.runtime.backends.ort import OrtRunner
 from milmer.runtime.model_dir import read_graph_info
 from milmer.runtime.spec import ModelSpec
@@ -25,11 +32,13 @@ def test_variant_graphs_keep_float32_io_and_agree_with_fp32(exported):
     assert set(figures) == {(p, i) for p in ("fp16", "int8") for i in ("random", "demo")}
     assert all(a["n_bags"] == 8 and a["finite"] for a in figures.values())
     # Pinned on the tiny model's fixed input sets (measured: fp16 |dp| <= 5e-4, top-1 100 %;
-    # int8 |dp| <= 4e-2, top-1 100 %).
+    # dynamic int8 with 7-bit weights |dp| 1.0e-2 on a CPU without VNNI (0.11 with 8-bit weights,
+    # from int16 saturation), top-1 75-100 %: this random-weight model's class probabilities are
+    # near ties, so a 1e-2 change flips some arg-maxes).
     for inputs in ("random", "demo"):
         fp16, int8 = figures["fp16", inputs], figures["int8", inputs]
         assert fp16["max_abs_probabilities"] < 2e-3 and fp16["top1_agreement"] == 1.0
-        assert int8["max_abs_probabilities"] < 0.1 and int8["top1_agreement"] >= 0.875
+        assert int8["max_abs_probabilities"] < 0.03 and int8["top1_agreement"] >= 0.75
 
 
 def test_fp16_graph_holds_float16_weights(exported):
@@ -95,3 +104,76 @@ def test_int8_quantisation_of_a_weight_shared_by_two_gemms(tmp_path):
     expected = x @ w.T @ w.T
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
     assert "milmer.spec" in read_graph_info(tmp_path / "shared.int8.onnx").metadata
+
+
+# ----------------------------------------------------------------------------- static int8
+@pytest.fixture(scope="module")
+def static_int8(exported, tmp_path_factory):
+    """A copy of the exported fp32 model with static (QDQ) int8 graphs calibrated on face crops."""
+    out = tmp_path_factory.mktemp("static-int8")
+    for name in ("spec.json", "swin.onnx", "fusion.onnx"):
+        shutil.copy(exported / name, out / name)
+    spec = ModelSpec.load(out / "spec.json")
+    swin, fusion, facts = make_int8_static(out, spec, n_frames=40)
+    return out, spec, swin, fusion, facts
+
+
+def test_static_int8_graphs_are_qdq_per_channel(static_int8):
+    out, spec, swin, fusion, facts = static_int8
+    proto = onnx.load(str(swin))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "MatMulInteger" not in ops and ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    # Weights: int8 with one scale per output channel; activations: uint8 with one scale.
+    weight_dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and consts.get(n.input[0]) is not None
+                 and consts[n.input[0]].dtype == np.int8]  # fmt: skip
+    assert weight_dq and all(consts[n.input[1]].size > 1 for n in weight_dq)
+    q = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    assert all(consts[n.input[2]].dtype == np.uint8 and consts[n.input[1]].size == 1 for n in q)
+    # Attention's activation x activation products stay float32 (no DequantizeLinear feeds both inputs).
+    produced_by = {o: n.op_type for n in proto.graph.node for o in n.output}
+    matmuls = [n for n in proto.graph.node if n.op_type == "MatMul"]
+    both_float = [n for n in matmuls if all(produced_by.get(i) != "DequantizeLinear" for i in n.input)]
+    assert both_float, "the attention products should stay float32"
+    assert facts["method"] == "static" and facts["reduce_range"] is True
+    assert set(facts["calibration_frames"]) == {"video", "astronaut", "lfw"} and facts["calibration_skipped"] == {}
+    assert facts["calibration_frames"] == {"video": 14, "astronaut": 14, "lfw": 14}  # ceil(40 / 3) each
+    assert facts["calibration_bags"] == 4
+    assert "milmer.spec" in read_graph_info(swin).metadata and "milmer.spec" in read_graph_info(fusion).metadata
+    assert read_graph_info(swin).inputs == read_graph_info(out / "swin.onnx").inputs
+
+
+def test_static_int8_agrees_with_fp32_in_ort_and_openvino(static_int8):
+    out, spec, swin, fusion, _ = static_int8
+    bags = synthetic_demo_inputs(spec, 8, seed=3)
+    (a,) = agreement(out, ["int8"], spec, [bags])
+    # Tiny random-weight model, 8 demo bags (measured: top-1 100 %, selected frames 75 %, |dp| 4.5e-2;
+    # its MIL scores are near ties, so the top-3 frames swap where int8 moves a score a little).
+    assert a.finite and a.top1_agreement >= 0.875 and a.selected_agreement >= 0.75
+    assert a.max_abs_probabilities < 0.08
+    if OpenVinoRunner.unavailable_reason(swin, device="cpu", precision="int8") is not None:
+        pytest.skip("OpenVINO cannot run here")
+    frames = np.ascontiguousarray(bags.frames.reshape(-1, *bags.frames.shape[2:])[:10])
+    with OrtRunner(swin, precision="int8") as ort, OpenVinoRunner(swin, precision="int8") as ov:
+        got, ref = ov.infer({"frames": frames})["tokens"], ort.infer({"frames": frames})["tokens"]
+    with OrtRunner(out / "swin.onnx") as fp32:
+        exact = fp32.infer({"frames": frames})["tokens"]
+    scale = np.abs(exact).max()
+    # Both run the same QDQ graph: within 5 % of the token scale of each other, and within 10 % of
+    # fp32 (measured: OpenVINO vs fp32 0.27 on a 4.1 scale, 6.7 %, the worst of 31 360 tokens).
+    assert np.abs(got - ref).max() < 0.05 * scale
+    assert np.abs(got - exact).max() < 0.10 * scale
+
+
+def test_static_int8_needs_calibration_batches(exported, tmp_path):
+    with pytest.raises(MilmerInputError, match="static quantisation needs at least one calibration batch"):
+        quantize_int8_static(exported / "swin.onnx", tmp_path / "swin.int8.onnx", ModelSpec(), [])
+
+
+def test_int8_option_values():
+    assert _check_int8(None) is None and _check_int8(False) is None
+    assert _check_int8(True) == "dynamic" and _check_int8("static") == "static"
+    with pytest.raises(
+        MilmerInputError, match=r"^Invalid value for 'int8': expected one of 'static', 'dynamic' \(or none\), got 'fast'\.$"
+    ):
+        _check_int8("fast")

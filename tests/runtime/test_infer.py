@@ -65,7 +65,7 @@ def test_record_and_find_demo_model(home, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"backend": "tensorrtt"}, "Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'."),
+        ({"backend": "tensorrtt"}, "Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'."),
         ({"device": "gpu"}, "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'."),
         ({"precision": "bf16"}, "Invalid value for '--precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'."),
         ({"batch": 0}, "Invalid value for '--batch': expected an integer >= 1, got 0."),
@@ -141,10 +141,10 @@ def _corrupt_edf(path: Path) -> Path:
         ("missing video", r"Error: Invalid value for 'video': file not found"),
         ("missing eeg", r"Error: Invalid value for 'eeg': file not found"),
         ("corrupt eeg", r"Error: Invalid value for 'eeg': the \.edf file .* could not be read"),
-        ("bad backend", r"Error: Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\."),
+        ("bad backend", r"Error: Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'\."),
         ("bad batch", r"Error: Invalid value for '--batch': expected an integer >= 1, got 0\."),
         ("precision not exported", r"Error: Invalid value for '--precision': 'int8' needs the int8 graphs, which .* lacks; "
-         r"it has 'fp32'\. Export them with: milmer export CKPT --out DIR --int8\."),
+         r"it has 'fp32'\. Export them with: milmer export CKPT --out DIR --int8 static\."),
         ("trt without device", r"Error: No backend can run .*swin\.onnx.* with --backend trt --device auto --precision fp32: "
          r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),

@@ -143,7 +143,7 @@ def test_missing_precision_variant_lists_available(tmp_path, spec):
     with pytest.raises(
         MilmerInputError,
         match=r"^Invalid value for 'precision': 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx, not in '.*m'; "
-        r"available precisions: 'fp32', 'fp16'\. Export it with: milmer export CKPT --out DIR --int8\.$",
+        r"available precisions: 'fp32', 'fp16'\. Export it with: milmer export CKPT --out DIR --int8 static\.$",
     ):
         load_model_dir(out, precision="int8")
     (out / "fusion.fp16.onnx").unlink()

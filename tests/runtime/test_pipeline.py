@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from milmer.runtime._check import MilmerInputError
+from milmer.runtime.backends import resolve_backend
 from milmer.runtime.face import extract as face_extract
 from milmer.runtime.face.extract import FaceWindow
 from milmer.runtime.model_dir import load_model_dir
@@ -106,7 +107,7 @@ def test_predictions_match_preprocessing_and_reference_maths(batched, reference)
         np.testing.assert_array_equal(w.selected_weights, w.mil_weights[w.selected])
 
 
-def test_stats_and_settings(batched):
+def test_stats_and_settings(batched, tiny_model):
     stats = batched.stats
     assert (stats.n_windows, stats.n_frames, stats.n_batches, stats.max_batch) == (4, 40, 1, 4)
     assert set(stats.timings) == set(STAGES)
@@ -114,7 +115,10 @@ def test_stats_and_settings(batched):
     assert sum(stats.timings.values()) <= stats.wall_s
     assert stats.face.frames_total == 40 and stats.face.frames_without_face == 3
     assert stats.coverage.n_covered == 4 and stats.coverage.describe() is None
-    assert batched.settings["backend"] == {"swin": "ort", "fusion": "ort"}
+    # 'auto' on a CPU: OpenVINO where it is installed on an x86 CPU, else ONNX Runtime.
+    auto = resolve_backend(tiny_model / "swin.onnx", device="cpu")
+    assert auto in ("openvino", "ort")
+    assert batched.settings["backend"] == {"swin": auto, "fusion": auto}
     assert batched.settings["device"] == {"swin": "cpu", "fusion": "cpu"}
     assert (batched.settings["precision"], batched.settings["batch"]) == ("fp32", 4)
     assert batched.seconds_covered == 12.0
@@ -325,7 +329,7 @@ def test_window_coverage_none_covered():
 def test_pipeline_option_errors(tiny_model):
     with pytest.raises(MilmerInputError, match=r"^Invalid value for 'batch': expected an integer >= 1, got 0\.$"):
         Pipeline(tiny_model, batch=0)
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', got 'onnx'\.$"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'onnx'\.$"):
         Pipeline(tiny_model, backend="onnx")
     bundle = load_model_dir(tiny_model)
     with pytest.raises(MilmerInputError, match=r"the model bundle was loaded at 'fp32', got 'fp16'"):

@@ -103,8 +103,9 @@ def test_fit_is_deterministic_and_pinned(make_cfg, tmp_path):
     (h1, p1), (h2, p2) = runs
     assert [r["train_loss"] for r in h1.records] == [r["train_loss"] for r in h2.records]
     assert torch.equal(p1, p2)
-    # Pinned: a change in seeding, shuffling, schedule or loss shows up here.
-    assert [r["train_loss"] for r in h1.records] == pytest.approx([1.114478, 0.379531, 0.201782, 0.148229], abs=1e-5)
+    # Pinned: a change in seeding, shuffling, schedule, loss or model shows up here (re-pinned
+    # for the paper's EEG MLP and the MIL weights as an attention bias).
+    assert [r["train_loss"] for r in h1.records] == pytest.approx([1.484895, 0.931346, 0.513927, 0.310399], abs=1e-5)
     assert h1.records[-1]["lr"] == pytest.approx(0.1 * cfg.lr)
     assert h1.records[-1]["val_accuracy"] == 1.0
 

@@ -11,6 +11,7 @@ from milmer.runtime._check import MilmerInputError
 from milmer.runtime.backends import (
     BACKENDS,
     DEVICES,
+    OpenVinoRunner,
     OrtRunner,
     TrtRunner,
     auto_candidates,
@@ -18,6 +19,7 @@ from milmer.runtime.backends import (
     make_runner,
     resolve_backend,
 )
+from milmer.runtime.backends import openvino as ov_backend
 from milmer.runtime.backends import ort as ort_backend
 
 
@@ -27,12 +29,17 @@ def no_tensorrt(monkeypatch):
 
 
 @pytest.fixture
+def no_openvino(monkeypatch):
+    monkeypatch.setattr(ov_backend.platform, "machine", lambda: "aarch64")
+
+
+@pytest.fixture
 def cpu_only_ort(monkeypatch):
     monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CPUExecutionProvider"])
 
 
 def test_table():
-    assert BACKENDS == {"ort": OrtRunner, "trt": TrtRunner}
+    assert BACKENDS == {"ort": OrtRunner, "trt": TrtRunner, "openvino": OpenVinoRunner}
 
 
 def test_make_ort_runner_and_run(swin_path):
@@ -42,7 +49,7 @@ def test_make_ort_runner_and_run(swin_path):
         assert runner.infer({"frames": np.zeros((1, 3, 224, 224), np.float32)})["tokens"].shape == (1, 49, 8)
 
 
-def test_auto_resolves_to_ort_here(swin_path, no_tensorrt, cpu_only_ort):
+def test_auto_resolves_to_ort_without_openvino(swin_path, no_tensorrt, cpu_only_ort, no_openvino):
     assert resolve_backend(swin_path) == "ort"
     runner = make_runner("auto", swin_path, options={"trt": {"engine_dir": "unused"}})
     assert isinstance(runner, OrtRunner) and runner.device == "cpu"
@@ -60,7 +67,30 @@ def test_auto_picks_trt_when_it_can_run(swin_path, monkeypatch):
     assert isinstance(runner, TrtRunner) and runner.device == "cuda" and runner.precision == "fp16"
     assert seen == {"device": "cuda", "precision": "fp16", "engine_dir": "e"}
     # An explicit CPU device rules TensorRT out.
-    assert isinstance(make_runner("auto", swin_path, device="cpu"), OrtRunner)
+    assert isinstance(make_runner("auto", swin_path, device="cpu"), (OrtRunner, OpenVinoRunner))
+
+
+def test_auto_prefers_openvino_on_an_x86_cpu(swin_path, no_tensorrt, cpu_only_ort):
+    if OpenVinoRunner.unavailable_reason(swin_path, device="cpu", precision="fp32") is not None:
+        pytest.skip("OpenVINO cannot run here")
+    assert resolve_backend(swin_path) == "openvino"
+    assert resolve_backend(swin_path, device="cpu", precision="int8") == "openvino"
+    runner = make_runner("auto", swin_path, options={"openvino": {"num_threads": 1}})
+    assert isinstance(runner, OpenVinoRunner) and runner.device == "cpu" and runner.num_threads == 1
+    # A bf16 request this CPU cannot serve passes over to ONNX Runtime, saying why in the log.
+    options = {"openvino": {"inference_precision": "bf16", "cpu_flags": lambda: frozenset({"avx2"})}}
+    assert resolve_backend(swin_path, options=options) == "ort"
+
+
+def test_auto_puts_a_gpu_before_openvino(swin_path, no_tensorrt, monkeypatch):
+    monkeypatch.setattr(
+        ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    assert resolve_backend(swin_path) == "ort"
+    runner = make_runner("auto", swin_path)
+    assert isinstance(runner, OrtRunner) and runner.device == "cuda"
+    if OpenVinoRunner.unavailable_reason(swin_path, device="cpu", precision="fp32") is None:
+        assert resolve_backend(swin_path, device="cpu") == "openvino"
 
 
 def test_cli_choices_agree_with_the_table():
@@ -119,7 +149,7 @@ def test_auto_with_nothing_able_to_run_explains(swin_path, no_tensorrt, cpu_only
 def test_invalid_arguments(swin_path):
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', got 'tensorrtt'\.$",
+        match=r"^Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'\.$",
     ):
         make_runner("tensorrtt", swin_path)
     with pytest.raises(
@@ -132,7 +162,7 @@ def test_invalid_arguments(swin_path):
         match=r"^Invalid value for '--device': backend 'trt' runs on 'auto', 'cuda', got 'cpu'\.$",
     ):
         make_runner("trt", swin_path, device="cpu")
-    with pytest.raises(MilmerInputError, match=r"keys are backend names \('ort', 'trt'\), got 'onnx'"):
+    with pytest.raises(MilmerInputError, match=r"keys are backend names \('ort', 'trt', 'openvino'\), got 'onnx'"):
         make_runner("ort", swin_path, options={"onnx": {}})
     with pytest.raises(
         MilmerInputError,

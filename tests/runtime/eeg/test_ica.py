@@ -3,6 +3,7 @@ blink-free recordings alone. Synthetic data: see conftest.make_eeg (seed 0, 60 s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from milmer.runtime.eeg.plots import plot_ica_before_after
 from milmer.runtime.eeg.preprocess import ICATrace, array_to_raw, preprocess_raw
-from milmer.runtime.spec import DEAP_CHANNELS
+from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
 
 FP1, FP2, FZ = (DEAP_CHANNELS.index(c) for c in ("Fp1", "Fp2", "Fz"))
 WITH_EOG = list(DEAP_CHANNELS) + ["vEOG"]
@@ -157,3 +158,30 @@ def test_ica_is_fitted_on_good_data_only(blinky, eeg_spec, references):
     after = np.mean((_continuous(out)[FP1] - clean[FP1])[outside] ** 2)
     before = np.mean((contaminated[FP1] - clean[FP1])[outside] ** 2)
     assert 1 - after / before > 0.99
+
+
+def test_fit_decimation():
+    from milmer.runtime.eeg.preprocess import fit_decimation
+
+    assert fit_decimation(7680, 128.0, 60.0) == 1  # 60 s: every sample
+    assert fit_decimation(7681, 128.0, 60.0) == 2
+    assert fit_decimation(76800, 128.0, 60.0) == 10  # 10 min: every 10th sample
+    assert fit_decimation(76800, 128.0, None) == 1
+    with pytest.raises(Exception, match=r"Invalid value for 'ica.max_fit_s': expected > 0 or None, got 0"):
+        type(EEGSpec().ica)(max_fit_s=0)
+
+
+# ICA fitted on every 4th sample of the 60 s recording (1920 of 7680 samples, as a 4 min
+# recording is fitted under the default 60 s cap; a 10 min one is fitted on 7680 samples) still
+# removes > 99 % of the blink power (measured on seed 0: 99.84-99.88 % at Fp1, Fp2 and Fz on both
+# paths; the rest of Fp1 changes by 4.2 % of its power, 2.6 % with every sample).
+@pytest.mark.parametrize("eog", [True, False])
+def test_decimated_fit_still_removes_blinks(blinky, references, eog):
+    spec = dataclasses.replace(EEGSpec(), ica=dataclasses.replace(EEGSpec().ica, max_fit_s=15.0))
+    data, names = (np.vstack([blinky.eeg, blinky.eog]), WITH_EOG) if eog else (blinky.eeg, DEAP_CHANNELS)
+    out = _run(data, names, spec)
+    assert out.info["ica_fit_decim"] == 4
+    assert len(out.info["ica_excluded"]) == 1
+    for channel in (FP1, FP2, FZ):
+        assert _blink_power_reduction(out, references, channel) > 0.99
+    assert _brain_distortion(out, references, FP1) < 0.05

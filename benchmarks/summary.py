@@ -1,0 +1,141 @@
+"""The speed targets of the side-by-side benchmark, and the one-screen summary ``milmer bench``
+prints at the end. Reads ``bench.json``'s figures only; measures nothing.
+
+Targets (reported, never asserted):
+
+- end to end per 3 s window, with the fastest variant that agrees with fp32 (>= 98 % top-1,
+  >= 95 % selected frames), at most 1.0x the fp32 floor (FLOPs / the best fp32 GEMM peak);
+- that run >= 4x faster end to end than the official-style PyTorch reference;
+- the backbone of every variant within 1.5x of its own precision's floor;
+- FastICA <= 10 ms per window, amortised over the longest recording;
+- peak RSS of the longest recording <= 1.5 GB at the default settings (fp32, the default batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SPEED_TARGETS", "speed_targets", "summary_screen"]
+
+SPEED_TARGETS: dict[str, tuple[str, float]] = {
+    "floor": ("end to end per window, fastest agreeing variant, <= 1.0x the fp32 floor", 1.0),
+    "reference": ("fastest agreeing variant >= 4x faster end to end than the PyTorch reference", 4.0),
+    "backbone_floor": ("backbone within 1.5x of its precision's GEMM floor", 1.5),
+    "ica": ("FastICA <= 10 ms per window amortised on the longest recording", 10.0),
+    "rss": ("peak RSS on the longest recording <= 1.5 GB (default settings, fp32)", 1536.0),
+}
+_AT_MOST = {"floor", "backbone_floor", "ica", "rss"}
+
+
+def _row(name: str, value: float | None, **context: Any) -> dict[str, Any]:
+    text, limit = SPEED_TARGETS[name]
+    met = value is not None and (value <= limit if name in _AT_MOST else value >= limit)
+    return {"target": text, **context, "value": value, "threshold": limit, "met": met}
+
+
+def _fp32_floor_ms(result: dict[str, Any]) -> float | None:
+    flops = result["floor"].get("flops")
+    peak = (result["floor"].get("precision_peaks") or {}).get("fp32", {}).get("peak_gflops")
+    if not flops or not peak:
+        return None
+    return flops["per_window"] / (peak * 1e9) * 1e3
+
+
+def _best_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """End-to-end runs of the fastest agreeing variant (its own runs, or the plain precision's)."""
+    side = result.get("side_by_side") or {}
+    best = side.get("fastest_agreeing")
+    if best is None:
+        return []
+    if result.get("endtoend_best"):
+        return list(result["endtoend_best"])
+    row = next(r for r in side["rows"] if r["name"] == best)
+    return [r for r in result["endtoend"] if r["precision"] == row["precision"]]
+
+
+def speed_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The :data:`SPEED_TARGETS` rows for a finished benchmark ``result``."""
+    rows: list[dict[str, Any]] = []
+    floor_ms = _fp32_floor_ms(result)
+    side = result.get("side_by_side") or {}
+    best_runs = sorted(_best_runs(result), key=lambda r: r["recording_s"])
+    if best_runs:
+        longest = best_runs[-1]
+        per_window_ms = longest["per_window_s"] * 1e3 if longest.get("per_window_s") else None
+        rows.append(
+            _row(
+                "floor", per_window_ms / floor_ms if per_window_ms and floor_ms else None,
+                variant=side.get("fastest_agreeing"), recording_s=longest["recording_s"], per_window_ms=per_window_ms,
+                floor_ms=floor_ms,
+            )
+        )  # fmt: skip
+        extrapolated = ((result.get("summary") or {}).get("reference") or {}).get("extrapolated_total_s") or {}
+        ref_total = extrapolated.get(str(longest["recording_s"]))
+        ours = longest["startup_s"] + longest["wall_s"]
+        rows.append(
+            _row("reference", ref_total / ours if ref_total else None, variant=side.get("fastest_agreeing"),
+                 recording_s=longest["recording_s"])
+        )  # fmt: skip
+    for r in side.get("rows", []):
+        rows.append(_row("backbone_floor", r.get("x_floor"), variant=r["name"], backbone_ms=r["backbone_s"] * 1e3))
+    runs = sorted(result.get("endtoend", []), key=lambda r: r["recording_s"])
+    if runs:
+        longest_s = runs[-1]["recording_s"]
+        fp32 = [r for r in runs if r["recording_s"] == longest_s and r["precision"] == "fp32"] or [runs[-1]]
+        run = fp32[0]
+        ica_s = run.get("eeg_timings", {}).get("ica")
+        rows.append(
+            _row("ica", ica_s / run["n_windows"] * 1e3 if ica_s is not None and run["n_windows"] else None,
+                 recording_s=longest_s, ica_s=ica_s)
+        )  # fmt: skip
+        rows.append(_row("rss", run["peak_rss_mb"], recording_s=longest_s, precision=run["precision"]))
+    return rows
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_screen(result: dict[str, Any]) -> str:
+    """About 40 lines: machine and load, GEMM peaks per precision, the side-by-side table, end to
+    end per window, and the targets met or not."""
+    m, load = result["machine"], result["load"]
+    lines = [
+        f"milmer bench: {m.get('cpu_model', m.get('cpu_short_name', '?'))}, {m.get('usable_cores', '?')} cores, flags {' '.join(m.get('cpu_flags', []))}; "
+        f"load average {load['before'].get('load_1min')} before, {load.get('after')} after "
+        "(busy machine: compare rows within this run, not with other runs)",
+    ]
+    peaks = result["floor"].get("precision_peaks") or {}
+    lines.append(
+        "GEMM peaks: "
+        + ", ".join(f"{p} {_fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine'] or 'not here'})" for p, v in peaks.items())
+    )
+    floor_ms = _fp32_floor_ms(result)
+    lines.append(f"fp32 floor: {_fmt(floor_ms)} ms per window")
+    side = result.get("side_by_side")
+    if side:
+        lines.append("")
+        lines.append(f"{'variant':<24}{'backbone ms':>12}{'GFLOP/s':>9}{'x floor':>8}{'fusion ms':>10}"
+                     f"{'vs ort fp32':>12}{'top-1':>7}{'sel.':>6}")  # fmt: skip
+        for r in side["rows"]:
+            lines.append(
+                f"{r['name']:<24}{r['backbone_s'] * 1e3:>12.1f}{_fmt(r.get('gflops'), '.0f'):>9}"
+                f"{_fmt(r.get('x_floor'), '.2f'):>8}{r['fusion_s'] * 1e3:>10.1f}{r['speedup_vs_ort_fp32']:>11.2f}x"
+                f"{r['top1_agreement']:>7.0%}{r['selected_agreement']:>6.0%}"
+            )
+        for name, why in side.get("skipped", {}).items():
+            lines.append(f"  {name}: not measured ({why[:90]})")
+        lines.append(f"fastest agreeing with fp32: {side.get('fastest_agreeing') or 'none'}")
+    lines.append("")
+    for r in result.get("endtoend", []) + result.get("endtoend_best", []):
+        name = r.get("variant") or f"ort {r['precision']}"
+        per_window = r["per_window_s"] * 1e3 if r.get("per_window_s") else None
+        lines.append(
+            f"end to end {name:<22} {r['recording_s']:>4} s: {_fmt(per_window, '.0f')} ms/window, "
+            f"ICA {_fmt(r.get('eeg_timings', {}).get('ica'), '.2f')} s, peak RSS {_fmt(r['peak_rss_mb'], '.0f')} MB"
+        )
+    lines.append("")
+    for t in result.get("speed_targets", []):
+        what = t.get("variant") or t.get("precision") or ""
+        lines.append(f"[{'met' if t['met'] else 'NOT met'}] {t['target']} ({what}): {_fmt(t['value'], '.2f')}")
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""OpenVINO backend: the ``.onnx`` graphs on an x86 CPU with OpenVINO's own kernels.
+
+``openvino`` (the ``openvino`` extra) is imported when the runner is activated, never at module
+import. OpenVINO reads the ONNX files directly: fp32 graphs, the fp16 graphs and both int8 kinds
+(ONNX Runtime's dynamic MatMulInteger graphs and the static QDQ graphs of
+``milmer export --int8 static``, which OpenVINO runs with its int8 kernels).
+
+``inference_precision`` is OpenVINO's ``INFERENCE_PRECISION_HINT``: 'fp32' computes in float32
+(set explicitly, because OpenVINO's own default on AMX CPUs is bfloat16); 'bf16' lets it run
+matrix products and convolutions in bfloat16 (float32 accumulation) where the CPU has native
+bfloat16 instructions (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo). Asking for 'bf16' on a
+CPU without them is an error, not a silent fall-back to fp32 or a slow emulation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .._check import MilmerInputError, check_option
+from .base import Device, Precision, Runner, TensorMeta
+from .ort import default_threads
+
+__all__ = [
+    "OpenVinoRunner",
+    "InferencePrecision",
+    "INFERENCE_PRECISIONS",
+    "BF16_FLAGS",
+    "X86_MACHINES",
+    "cpu_flags",
+    "has_bf16",
+]
+
+InferencePrecision = Literal["fp32", "bf16"]
+INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: /proc/cpuinfo flags of native bfloat16 arithmetic (AVX512_BF16: Cooper Lake, Zen 4+; AMX: Sapphire Rapids+).
+BF16_FLAGS: frozenset[str] = frozenset({"avx512_bf16", "amx_bf16"})
+#: ``platform.machine()`` values of x86 CPUs (OpenVINO's CPU plugin also runs on ARM, untested here).
+X86_MACHINES: frozenset[str] = frozenset({"x86_64", "amd64", "i386", "i686"})
+# Our precision names -> OpenVINO's element-type names for INFERENCE_PRECISION_HINT.
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+_INSTALL_HINT = "install it with `pip install milmer[openvino]`, or use backend='ort'"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where it is missing)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def has_bf16(flags: frozenset[str]) -> bool:
+    """Whether ``flags`` include native bfloat16 arithmetic (:data:`BF16_FLAGS`)."""
+    return bool(flags & BF16_FLAGS)
+
+
+def _onnx_dim_labels(path: Path) -> dict[str, tuple[str | None, ...]]:
+    """Input name -> the ONNX file's symbolic axis names ('N', 'B'); OpenVINO drops them.
+    Empty when ``onnx`` is not installed (messages then show '?')."""
+    try:
+        import onnx
+    except ImportError:
+        return {}
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {
+        i.name: tuple(d.dim_param or None for d in i.type.tensor_type.shape.dim) for i in graph.input
+    }
+
+
+class OpenVinoRunner(Runner):
+    """Runs an ``.onnx`` graph with OpenVINO on the CPU.
+
+    device:              'cpu'
+    precision:           the graph file's precision ('fp32', 'fp16', 'int8')
+    inference_precision: 'fp32' or 'bf16' (see the module docstring); needs a bfloat16 CPU
+    num_threads:         OpenVINO's ``INFERENCE_NUM_THREADS``; ``None``: the cores this process may use
+    cpu_flags:           returns the CPU's feature flags (default: read /proc/cpuinfo); for tests
+
+    One stream with the latency hint: one call at a time uses every thread, as the pipeline calls it.
+    """
+
+    DEVICES: ClassVar[tuple[str, ...]] = ("cpu",)
+    AUTO_DEVICES: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        device: Device = "cpu",
+        precision: Precision = "fp32",
+        inference_precision: InferencePrecision = "fp32",
+        num_threads: int | None = None,
+        cpu_flags: Callable[[], frozenset[str]] | None = None,
+    ) -> None:
+        super().__init__(model_path, device=device, precision=precision)
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0
+        ):
+            raise MilmerInputError(
+                f"Invalid value for 'num_threads': expected a positive int or None, got {num_threads!r}."
+            )
+        reason = self.unavailable_reason(
+            self.model_path,
+            device=device,
+            precision=precision,
+            inference_precision=inference_precision,
+            cpu_flags=cpu_flags,
+        )
+        if reason is not None:
+            raise MilmerInputError(reason)
+        self.inference_precision = inference_precision
+        self.num_threads = num_threads or default_threads()
+        self._compiled: Any = None
+        self._request: Any = None
+        self._outputs: list[tuple[str, Any]] = []
+
+    @classmethod
+    def unavailable_reason(
+        cls, model_path: str | os.PathLike[str], *, device: str, precision: Precision, **options: object
+    ) -> str | None:
+        """Not an x86 CPU, ``openvino`` not installed, or 'bf16' asked of a CPU without bfloat16."""
+        inference_precision = options.get("inference_precision", "fp32")
+        check_option("inference_precision", inference_precision, INFERENCE_PRECISIONS)
+        machine = platform.machine().lower()
+        if machine not in X86_MACHINES:
+            return f"OpenVINO runs on x86 CPUs here, this machine is {platform.machine()!r}; use backend='ort'."
+        if importlib.util.find_spec("openvino") is None:
+            return f"OpenVINO is not installed; {_INSTALL_HINT}."
+        if inference_precision == "bf16":
+            read_flags = options.get("cpu_flags") or cpu_flags
+            flags = read_flags()  # type: ignore[operator]
+            if not has_bf16(flags):
+                return (
+                    "Invalid value for 'inference_precision': 'bf16' needs a CPU with native bfloat16 "
+                    f"arithmetic ({' or '.join(sorted(BF16_FLAGS))} in /proc/cpuinfo), and this CPU has "
+                    "neither; use inference_precision='fp32' (or an int8 graph for speed)."
+                )
+        return None
+
+    def activate_impl(self) -> None:
+        try:
+            import openvino
+        except ImportError as err:
+            raise MilmerInputError(f"OpenVINO is not available ({err}); {_INSTALL_HINT}.") from None
+        core = openvino.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.inference_precision],
+            "INFERENCE_NUM_THREADS": self.num_threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
+        try:
+            model = core.read_model(str(self.model_path))
+        except RuntimeError as err:
+            raise MilmerInputError(
+                f"Cannot load ONNX model {str(self.model_path)!r} (corrupt, truncated or not an ONNX "
+                f"file? re-export it): {err}"
+            ) from None
+        self._labels = _onnx_dim_labels(self.model_path)
+        self._model_inputs = list(model.inputs)
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self._outputs = [(port.get_any_name(), port) for port in self._compiled.outputs]
+
+    def deactivate_impl(self) -> None:
+        self._request = None
+        self._compiled = None
+        self._outputs = []
+
+    def input_metadata_impl(self) -> dict[str, TensorMeta]:
+        meta: dict[str, TensorMeta] = {}
+        for port in self._model_inputs:
+            name = port.get_any_name()
+            try:
+                dtype = np.dtype(port.get_element_type().to_dtype())
+            except (RuntimeError, TypeError):
+                raise MilmerInputError(
+                    f"Unsupported input {name!r} of type {port.get_element_type()} in {self.model_path.name!r}."
+                ) from None
+            shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+            labels = self._labels.get(name)
+            if labels is not None and len(labels) != len(shape):
+                labels = None
+            meta[name] = TensorMeta(dtype, shape, labels)
+        return meta
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._request.infer(feed)
+        # The request reuses its output buffers on the next call: hand out copies.
+        return {name: np.array(results[port], copy=True) for name, port in self._outputs}

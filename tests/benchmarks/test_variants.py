@@ -1,0 +1,115 @@
+"""Side by side: ONNX Runtime and OpenVINO on the same tiny graphs, agreement, the summary screen."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from milmer.benchmarks.summary import speed_targets, summary_screen
+from milmer.benchmarks.timing import TimingConfig
+from milmer.benchmarks.variants import AGREEMENT_GATE, fastest_agreeing, list_variants, measure_variants
+from milmer.runtime.backends.openvino import OpenVinoRunner
+
+
+def _tiny_graphs():
+    name = "milmer_tests_tiny_graphs"
+    if name not in sys.modules:
+        path = Path(__file__).parents[1] / "runtime" / "backends" / "tiny_graphs.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    tiny = _tiny_graphs()
+    spec = tiny.tiny_spec()
+    return tiny.write_model_dir(tmp_path_factory.mktemp("side"), spec, precisions=("fp32", "int8")), spec
+
+
+def test_side_by_side_on_tiny_graphs(tiny_model):
+    pytest.importorskip("skimage")
+    model, spec = tiny_model
+    variants, skipped = list_variants(model, ("fp32", "int8"), static_dir=model, threads=1)
+    names = [v.name for v in variants]
+    assert names[:2] == ["ort fp32", "ort int8-dynamic"]
+    ov_here = OpenVinoRunner.unavailable_reason(model / "swin.onnx", device="cpu", precision="fp32") is None
+    if ov_here:
+        assert {"openvino fp32", "openvino int8-dynamic", "openvino int8-static", "ort int8-static"} <= set(names)
+    assert ("openvino bf16" in names) != ("openvino bf16" in skipped)
+    flops = {"swin_per_frame": 1_000_000}
+    peaks = {"fp32": {"peak_gflops": 100.0}, "int8": {"peak_gflops": 200.0}, "bf16": {"peak_gflops": None}}
+    rows = measure_variants(variants, spec, TimingConfig(warmup=0, repeats=2), flops=flops, peaks=peaks, n_bags=3)
+    by_name = {r["name"]: r for r in rows}
+    # The tiny 'int8' graphs are fp32 copies, so every variant computes the same function.
+    for r in rows:
+        assert r["top1_agreement"] == 1.0 and r["selected_agreement"] == 1.0 and r["agrees"], r["name"]
+        assert r["max_abs_probabilities"] < 1e-4
+        assert r["x_floor"] == pytest.approx(r["backbone_s"] / (10 * 1e6 / (peaks[r["compute"]]["peak_gflops"] * 1e9)))
+        assert r["gflops"] == pytest.approx(10 * 1e6 / r["backbone_s"] / 1e9)
+    assert by_name["ort fp32"]["speedup_vs_ort_fp32"] == 1.0
+    best = fastest_agreeing(rows)
+    assert best["model_s"] == min(r["model_s"] for r in rows)
+    assert AGREEMENT_GATE == (0.98, 0.95)
+    assert fastest_agreeing([{**r, "agrees": False} for r in rows]) is None
+
+
+def test_speed_targets_and_summary_screen():
+    result = {
+        "machine": {"cpu_model": "Test CPU", "usable_cores": 2, "cpu_flags": ["avx2"]},
+        "load": {"before": {"load_1min": 1.5}, "after": 2.0},
+        "settings": {"backend": "ort"},
+        "model": {"dir": "m"},
+        "floor": {
+            "flops": {"per_window": 260e9 * 0.25, "swin_per_frame": 1},
+            "precision_peaks": {"fp32": {"peak_gflops": 260.0, "engine": "ov-fp32"},
+                                "int8": {"peak_gflops": 520.0, "engine": "ov-qdq-int8"},
+                                "bf16": {"peak_gflops": None, "engine": None}},
+        },  # fmt: skip
+        "side_by_side": {
+            "rows": [
+                {"name": "ort fp32", "backend": "ort", "precision": "fp32", "model_dir": "m", "options": {},
+                 "backbone_s": 0.5, "fusion_s": 0.01, "model_s": 0.51, "gflops": 170, "x_floor": 2.0,
+                 "speedup_vs_ort_fp32": 1.0, "top1_agreement": 1.0, "selected_agreement": 1.0, "agrees": True},
+                {"name": "openvino int8-static", "backend": "openvino", "precision": "int8", "model_dir": "s",
+                 "options": {}, "backbone_s": 0.2, "fusion_s": 0.01, "model_s": 0.21, "gflops": 420, "x_floor": 1.2,
+                 "speedup_vs_ort_fp32": 2.43, "top1_agreement": 1.0, "selected_agreement": 0.96, "agrees": True},
+            ],
+            "skipped": {"openvino bf16": "no bf16 here"},
+            "fastest_agreeing": "openvino int8-static",
+        },  # fmt: skip
+        "endtoend": [
+            {"precision": "fp32", "recording_s": 600, "per_window_s": 0.6, "n_windows": 200, "startup_s": 2.0,
+             "wall_s": 120.0, "peak_rss_mb": 2000.0, "eeg_timings": {"ica": 1.5}},
+        ],  # fmt: skip
+        "endtoend_best": [
+            {"variant": "openvino int8-static", "precision": "int8", "recording_s": 600, "per_window_s": 0.24,
+             "n_windows": 200, "startup_s": 2.0, "wall_s": 48.0, "peak_rss_mb": 1200.0, "eeg_timings": {"ica": 1.5}},
+        ],  # fmt: skip
+        "summary": {"reference": {"extrapolated_total_s": {"600": 220.0}}},
+    }
+    targets = {(t["target"][:20], t.get("variant")): t for t in speed_targets(result)}
+    floor = next(t for t in targets.values() if t["target"].startswith("end to end"))
+    assert floor["value"] == pytest.approx(0.24 / 0.25) and floor["met"]
+    reference = next(t for t in targets.values() if t["target"].startswith("fastest agreeing"))
+    assert reference["value"] == pytest.approx(220.0 / 50.0) and reference["met"]
+    backbones = [t for t in targets.values() if t["target"].startswith("backbone")]
+    assert [(t["variant"], t["met"]) for t in backbones] == [("ort fp32", False), ("openvino int8-static", True)]
+    ica = next(t for t in targets.values() if t["target"].startswith("FastICA"))
+    assert ica["value"] == pytest.approx(7.5) and ica["met"]
+    rss = next(t for t in targets.values() if t["target"].startswith("peak RSS"))
+    assert rss["value"] == 2000.0 and not rss["met"]
+    result["speed_targets"] = speed_targets(result)
+    screen = summary_screen(result)
+    lines = screen.splitlines()
+    assert len(lines) <= 40
+    assert "load average 1.5 before, 2.0 after" in lines[0]
+    assert "fp32 floor: 250.0 ms per window" in screen
+    assert "fastest agreeing with fp32: openvino int8-static" in screen
+    assert "openvino bf16: not measured (no bf16 here)" in screen
+    assert "[NOT met] peak RSS on the longest recording <= 1.5 GB" in screen
