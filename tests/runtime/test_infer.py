@@ -182,6 +182,7 @@ def test_device_defaults_to_auto_with_a_note(capsys, tiny_model, recording, monk
     from milmer.runtime import pipeline
 
     monkeypatch.setitem(_sys.modules, "tensorrt", None)  # as on this CI machine, whatever is installed
+    monkeypatch.setitem(_sys.modules, "openvino", None)  # the ONNX Runtime fallback (the Python 3.10 env)
     seen = {}
 
     class Stop(Exception):

@@ -67,3 +67,13 @@ def swin_path(model_dir):
 @pytest.fixture(scope="session")
 def fusion_path(model_dir):
     return model_dir / "fusion.onnx"
+
+
+@pytest.fixture
+def no_openvino(monkeypatch):
+    """OpenVINO absent (as in the torch-free Python 3.10 CI env): 'auto' falls back to ONNX Runtime on
+    the CPU. Tests of the TensorRT/CUDA fallbacks use it so that their CPU answer does not depend on
+    whether the openvino extra is installed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)

@@ -126,7 +126,7 @@ def test_compile_options(swin_path):
     assert OpenVinoRunner(swin_path).num_threads >= 1
     with pytest.raises(MilmerInputError, match=r"^Invalid value for 'num_threads': expected a positive int or None, got 0\.$"):
         OpenVinoRunner(swin_path, num_threads=0)
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'device': expected one of 'cpu', got 'cuda'\.$"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--device': expected one of 'cpu', got 'cuda'\.$"):
         OpenVinoRunner(swin_path, device="cuda")  # type: ignore[arg-type]
     with pytest.raises(
         MilmerInputError, match=r"^Invalid value for 'inference_precision': expected one of 'fp32', 'bf16', got 'fp16'\.$"

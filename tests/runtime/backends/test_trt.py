@@ -136,7 +136,7 @@ def test_runner_matches_onnx_runtime_through_the_api(fake_trt, tiny, tiny_spec, 
         np.testing.assert_array_equal(got[name], want[name])
 
 
-def test_auto_falls_back_when_a_cuda_call_fails(fake, monkeypatch, swin_path, tmp_path):
+def test_auto_falls_back_when_a_cuda_call_fails(fake, monkeypatch, swin_path, tmp_path, no_openvino):
     """A CUDA RuntimeError while probing TensorRT is a reason to skip it, not a crash."""
     fake.install(monkeypatch, "10.3.0", fail_properties=True)
     reason = TrtRunner.unavailable_reason(swin_path, device="cuda", precision="fp32")
