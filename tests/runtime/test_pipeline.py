@@ -96,7 +96,14 @@ def test_predictions_match_preprocessing_and_reference_maths(batched, reference)
     np.testing.assert_array_equal(np.stack([w.frame_times for w in windows]), pre.faces.timestamps)
     for name, key in (("probabilities", "probabilities"), ("logits", "logits"), ("mil_weights", "mil_weights")):
         np.testing.assert_allclose(np.stack([getattr(w, name) for w in windows]), ref[key], atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(np.stack([w.selected for w in windows]), ref["selected"])
+    # Top-K by MIL score: window 1's faceless frames reuse one crop, so their scores tie, and which
+    # of the tied frames a backend (ONNX Runtime, OpenVINO) lists is arbitrary; the selected
+    # frames' weights are not.
+    got_w = np.sort(np.stack([w.mil_weights[w.selected] for w in windows]), axis=1)
+    want_w = np.sort(np.take_along_axis(ref["mil_weights"], ref["selected"], axis=1), axis=1)
+    np.testing.assert_allclose(got_w, want_w, atol=1e-5)
+    untied = [0, 2, 3]
+    np.testing.assert_array_equal(np.stack([w.selected for w in windows])[untied], ref["selected"][untied])
     names = batched.class_names
     assert [w.label for w in windows] == [names[i] for i in ref["probabilities"].argmax(axis=1)]
     assert [w.class_index for w in windows] == ref["probabilities"].argmax(axis=1).tolist()
