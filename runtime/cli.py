@@ -117,6 +117,26 @@ def demo_data(
     typer.echo(f"Wrote synthetic DEAP-format data to {out}: {manifest.summary()}.")
 
 
+# The recording options shared by `milmer preprocess` and `milmer-infer` (one definition each).
+_OFFSET = typer.Option(
+    0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."
+)
+_BASELINE = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0).")
+_EEG_UNIT = typer.Option(
+    None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
+)
+_CHANNEL_MAP = typer.Option(
+    None, "--channel-map",
+    help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+)
+_INTERPOLATE_MISSING = typer.Option(
+    False, "--interpolate-missing",
+    help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
+)
+_MAX_INTERPOLATED = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in.")
+_TRIAL = typer.Option(None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi).")
+
+
 # --------------------------------------------------------------------------- preprocess
 @app.command("preprocess")
 @handle_errors
@@ -124,23 +144,13 @@ def preprocess(
     video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
     eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
-    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
-    eeg_unit: Optional[str] = typer.Option(
-        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
-    ),
-    channel_map: Optional[str] = typer.Option(
-        None, "--channel-map",
-        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
-    ),
-    interpolate_missing: bool = typer.Option(
-        False, "--interpolate-missing",
-        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
-    ),
-    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
-    trial: Optional[int] = typer.Option(
-        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
-    ),
+    offset: float = _OFFSET,
+    baseline: Optional[float] = _BASELINE,
+    eeg_unit: Optional[str] = _EEG_UNIT,
+    channel_map: Optional[str] = _CHANNEL_MAP,
+    interpolate_missing: bool = _INTERPOLATE_MISSING,
+    max_interpolated: int = _MAX_INTERPOLATED,
+    trial: Optional[int] = _TRIAL,
     detector: Optional[str] = typer.Option(
         None, "--detector", help="Face detector: blazeface-short-range (default) or opencv-haar."
     ),
@@ -223,23 +233,13 @@ def infer(
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
     ),
-    offset: float = typer.Option(0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."),
-    baseline: Optional[float] = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0)."),
-    eeg_unit: Optional[str] = typer.Option(
-        None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
-    ),
-    channel_map: Optional[str] = typer.Option(
-        None, "--channel-map",
-        help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
-    ),
-    interpolate_missing: bool = typer.Option(
-        False, "--interpolate-missing",
-        help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
-    ),
-    max_interpolated: int = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in."),
-    trial: Optional[int] = typer.Option(
-        None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi)."
-    ),
+    offset: float = _OFFSET,
+    baseline: Optional[float] = _BASELINE,
+    eeg_unit: Optional[str] = _EEG_UNIT,
+    channel_map: Optional[str] = _CHANNEL_MAP,
+    interpolate_missing: bool = _INTERPOLATE_MISSING,
+    max_interpolated: int = _MAX_INTERPOLATED,
+    trial: Optional[int] = _TRIAL,
     out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
     faces: Optional[Path] = typer.Option(
