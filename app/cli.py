@@ -265,11 +265,16 @@ def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo writes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs per fold (default: the demo's)."),
+    ablations: bool = typer.Option(
+        False, "--ablations",
+        help="Also train the five ablations (concat fusion, mean-pooling MIL, EEG only, face only, spectral EEG "
+        "tokens) under the trial protocol and print them side by side (20 more fold trainings).",
+    ),
 ) -> None:
     """The quick-start demo on SYNTHETIC data: generate -> preprocess -> train -> export -> infer."""
     from milmer.export.demo import run_demo
 
-    run_demo(out, epochs=epochs)
+    run_demo(out, epochs=epochs, ablations=None if ablations else {})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -225,13 +225,16 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
         )
     console.print(table)
     ab = summary["ablations"]
-    table = Table(title=f"ablations, protocol {ab['protocol']!r}, every fold (SYNTHETIC data)")
-    for col in ("model", "accuracy (mean +- std over folds)", "macro-F1", "train s"):
-        table.add_column(col)
-    for name, r in ab["models"].items():
-        table.add_row(name, f"{r['accuracy_mean']:.3f} +- {r['accuracy_std']:.3f}",
-                      f"{r['macro_f1_mean']:.3f} +- {r['macro_f1_std']:.3f}", f"{r['seconds']:.0f}")  # fmt: skip
-    console.print(table)
+    if ab["models"]:
+        table = Table(title=f"ablations, protocol {ab['protocol']!r}, every fold (SYNTHETIC data)")
+        for col in ("model", "accuracy (mean +- std over folds)", "macro-F1", "train s"):
+            table.add_column(col)
+        for name, r in ab["models"].items():
+            table.add_row(name, f"{r['accuracy_mean']:.3f} +- {r['accuracy_std']:.3f}",
+                          f"{r['macro_f1_mean']:.3f} +- {r['macro_f1_std']:.3f}", f"{r['seconds']:.0f}")  # fmt: skip
+        console.print(table)
+    else:
+        console.print("Ablations not run: `milmer demo --ablations` trains and prints them side by side.")
     for p, r in summary["accuracy_by_protocol"].items():
         if r.get("caveat"):
             console.print(f"[bold red]Note on {p!r}:[/] {r['caveat']}")
