@@ -305,18 +305,38 @@ def swin_flops(config: Mapping[str, Any], image_size: int | None = None) -> int:
     return total
 
 
+#: The EEG bands (Hz, [low, high)) of the spectral EEG tokenizer: the same as
+#: ``milmer.training.model.EEG_BANDS`` (kept here so the formulas need no torch; the exported
+#: graph test of the spectral tokenizer fails if they drift apart).
+_EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+
+
+def _spectral_bins(n_samples: int, sfreq: float) -> int:
+    """How many real-DFT bins of an ``n_samples`` window at ``sfreq`` Hz lie in any of the bands."""
+    freqs = np.arange(n_samples // 2 + 1) * (sfreq / n_samples)
+    return int(np.any([(freqs >= lo) & (freqs < hi) for lo, hi in _EEG_BANDS], axis=0).sum())
+
+
 def fusion_flops(config: Any, token_dim: int) -> int:
     """FLOPs of one bag through ``forward_fusion`` of a Milmer model with ``config`` (a
     :class:`milmer.training.config.ModelConfig`) and backbone tokens of size ``token_dim``.
 
-    Counts the EEG tokenizer, the token projection (when ``token_dim != d_model``), the MIL
+    Counts the EEG tokenizer (the per-channel MLP ``T -> d -> d``, or for ``eeg_tokens='spectral'``
+    the DFT MatMul, band pooling and ``bands -> d -> d`` MLP), the token projection (when ``token_dim != d_model``), the MIL
     scorer, the visual integration (cross-attention or MLP), the fusion (Transformer encoder or
     concat head) and the classifier.
     """
     d, f, p = config.d_model, config.frames_per_window, config.tokens_per_frame
     total = 0
     if config.uses_eeg:
-        total += 2 * config.n_eeg_channels * config.eeg_samples * d
+        c, t = config.n_eeg_channels, config.eeg_samples
+        if getattr(config, "eeg_tokens", "mlp") == "spectral":
+            # Windowed DFT as one MatMul (T -> 2 * bins), band pooling (bins -> bands), then the MLP.
+            bins, bands = _spectral_bins(t, float(config.eeg_sfreq)), len(_EEG_BANDS)
+            total += 2 * c * t * 2 * bins + 2 * c * bins * bands + 2 * c * bands * d
+        else:  # the paper's per-channel MLP: Linear(T -> d), GELU, Linear(d -> d)
+            total += 2 * c * t * d
+        total += 2 * c * d * d
     if config.uses_face:
         if token_dim != d:
             total += 2 * f * p * token_dim * d

@@ -42,7 +42,6 @@ LIBRARIES: tuple[str, ...] = (
     "transformers",
     "opencv-python-headless",
     "opencv-contrib-python",
-    "mediapipe",
     "mne",
     "scikit-learn",
     "tensorrt",
