@@ -113,7 +113,7 @@ def test_missing_or_corrupt_checkpoint_is_an_input_error(tiny_ckpt, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"trt_profile": (8, 1, 32)}, r"'trt_profile': expected \(min, opt, max\) bags"),
+        ({"trt_profile": (8, 1, 32)}, r"'--trt-profile': expected \(min, opt, max\) bags .* got \(8, 1, 32\)"),
         ({"workspace_gb": 0}, "'workspace_gb': expected a number in"),
         ({"fp16": "yes"}, "'fp16': expected True or False"),
     ],
