@@ -26,6 +26,7 @@ from .._check import MilmerInputError
 from ..spec import EEGSpec
 
 __all__ = [
+    "standard_1005_montage_name",
     "BIOSEMI32",
     "MONTAGE_PRESETS",
     "ChannelMatch",
@@ -275,3 +276,13 @@ def find_eog(ch_names: Sequence[str], types: Sequence[str], spec_eeg: EEGSpec) -
         if key not in eeg_keys and (kind == "eog" or key in eog_keys):
             found.append(name)
     return found
+
+
+def standard_1005_montage_name() -> str:
+    """MNE's name for the 10-05 template montage: ``'colin27_1005'`` from MNE 1.13 on (where
+    ``'standard_1005'`` is deprecated, removed in 1.14), ``'standard_1005'`` before (the Python
+    3.10 lock has MNE 1.12). Same positions; choosing by availability keeps users free of
+    MNE's FutureWarning on every run."""
+    import mne
+
+    return "colin27_1005" if "colin27_1005" in mne.channels.get_builtin_montages() else "standard_1005"

@@ -509,7 +509,8 @@ def _interpolate(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # renamed 'colin27_1005' in MNE 1.14
-        montage = mne.channels.make_standard_montage("standard_1005")
+        from .channels import standard_1005_montage_name
+        montage = mne.channels.make_standard_montage(standard_1005_montage_name())
     known = {n.lower() for n in montage.ch_names}
     unknown = [c for c in spec_eeg.channels if c.lower() not in known]
     if unknown:
