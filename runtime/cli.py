@@ -117,7 +117,12 @@ def demo_data(
     typer.echo(f"Wrote synthetic DEAP-format data to {out}: {manifest.summary()}.")
 
 
-# The recording options shared by `milmer preprocess` and `milmer-infer` (one definition each).
+# The recording arguments and options shared by `milmer preprocess` and `milmer-infer` (one
+# definition each).
+_VIDEO = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm).")
+_EEG = typer.Argument(
+    ..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."
+)
 _OFFSET = typer.Option(
     0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."
 )
@@ -141,8 +146,8 @@ _TRIAL = typer.Option(None, "--trial", help="DEAP sXX.dat input: the trial (1-40
 @app.command("preprocess")
 @handle_errors
 def preprocess(
-    video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
+    video: Path = _VIDEO,
+    eeg: Path = _EEG,
     out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
     offset: float = _OFFSET,
     baseline: Optional[float] = _BASELINE,
@@ -222,8 +227,8 @@ infer_app = typer.Typer(
 @infer_app.command()
 @handle_errors
 def infer(
-    video: Path = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm)."),
-    eeg: Path = typer.Argument(..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."),
+    video: Path = _VIDEO,
+    eeg: Path = _EEG,
     model: Optional[Path] = typer.Option(
         None, "--model", help="Exported model folder (default: the demo model, if one was made)."
     ),
