@@ -17,7 +17,7 @@ from typer.core import TyperCommand
 
 from milmer.runtime._check import MilmerInputError
 from milmer.runtime._choices import DEFAULT_BAG_PROFILE
-from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, handle_errors, run_app
+from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_finite, handle_errors, run_app
 
 __all__ = ["app", "main"]
 
@@ -103,7 +103,9 @@ def export(
         "--trt-profile",
         help="TensorRT optimisation profile in bags: MIN,OPT,MAX.",
     ),
-    workspace_gb: float = typer.Option(4.0, "--workspace-gb", help="TensorRT builder workspace limit (GiB)."),
+    workspace_gb: float = typer.Option(
+        4.0, "--workspace-gb", metavar="GIB", min=0.0, callback=check_finite, help="TensorRT builder workspace limit (GiB)."
+    ),
     demo_windows: Optional[Path] = typer.Option(
         None, "--demo-windows", help="windows.npz from `milmer preprocess`: real inputs for the parity check."
     ),
@@ -143,7 +145,9 @@ def export_triton(
     trt_profile: str = typer.Option(
         "1,8,32", "--trt-profile", help="Bags MIN,OPT,MAX: batch limits, preferred batch and engine shapes."
     ),
-    max_queue_delay_us: int = typer.Option(2000, "--max-queue-delay-us", help="Dynamic batcher queue delay."),
+    max_queue_delay_us: int = typer.Option(
+        2000, "--max-queue-delay-us", metavar="US", min=0, help="Dynamic batcher queue delay."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing repository folder."),
 ) -> None:
     """Write a model repository for the stock Triton server: backbone + fusion as an ensemble."""
@@ -200,14 +204,26 @@ def bench(
     ),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Bags per call to sweep, e.g. 1,2,4,8."),
     lengths: Optional[str] = typer.Option(None, "--lengths", help="End-to-end recording lengths (s), e.g. 60,600."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per measurement."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up runs."),
-    reference_windows: Optional[int] = typer.Option(None, "--reference-windows", help="Windows timed for the reference."),
-    pipeline_batch: Optional[int] = typer.Option(None, "--pipeline-batch", help="Bags per call end to end."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads."),
-    max_call_s: Optional[float] = typer.Option(None, "--max-call-s", help="Skip batch sizes slower than this per call."),
-    max_rss_mb: Optional[float] = typer.Option(None, "--max-rss-mb", help="Skip batch sizes needing more memory."),
-    wait_quiet: Optional[float] = typer.Option(None, "--wait-quiet", help="Wait up to S seconds for a quiet machine."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", metavar="N", min=1, help="Timed repeats per measurement."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", metavar="N", min=0, help="Untimed warm-up runs."),
+    reference_windows: Optional[int] = typer.Option(
+        None, "--reference-windows", metavar="N", min=1, help="Windows timed for the reference."
+    ),
+    pipeline_batch: Optional[int] = typer.Option(
+        None, "--pipeline-batch", metavar="N", min=1, help="Bags per call end to end."
+    ),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="N", min=1, help="ONNX Runtime threads."),
+    max_call_s: Optional[float] = typer.Option(
+        None, "--max-call-s", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Skip batch sizes slower than this per call.",
+    ),
+    max_rss_mb: Optional[float] = typer.Option(
+        None, "--max-rss-mb", metavar="MB", min=0.0, callback=check_finite, help="Skip batch sizes needing more memory."
+    ),
+    wait_quiet: Optional[float] = typer.Option(
+        None, "--wait-quiet", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Wait up to S seconds for a quiet machine.",
+    ),
 ) -> None:
     """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
     from milmer.benchmarks.command import bench_command
@@ -219,7 +235,7 @@ def bench(
 
     bench_command(
         model, out, quick=quick, tiny=tiny, backend=backend, device=device, precisions=precision or None,
-        batch_sizes=_int_list("batch_sizes", batch_sizes), lengths_s=_int_list("lengths", lengths),
+        batch_sizes=_int_list("--batch-sizes", batch_sizes), lengths_s=_int_list("--lengths", lengths),
         repeats=repeats, warmup=warmup, checkpoint=checkpoint, reference_windows=reference_windows,
         pipeline_batch=pipeline_batch, threads=threads, max_call_s=max_call_s, max_rss_mb=max_rss_mb,
         wait_quiet_s=wait_quiet,
@@ -264,7 +280,9 @@ def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:
 @handle_errors
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo writes."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs per fold (default: the demo's)."),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", metavar="N", min=1, help="Training epochs per fold (default: the demo's)."
+    ),
     ablations: bool = typer.Option(
         False, "--ablations",
         help="Also train the five ablations (concat fusion, mean-pooling MIL, EEG only, face only, spectral EEG "

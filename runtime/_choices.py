@@ -8,7 +8,7 @@ backend adds its entry here and in the registry's table.
 
 from __future__ import annotations
 
-__all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "DEFAULT_BAG_PROFILE"]
+__all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "DETECTORS", "DEFAULT_BAG_PROFILE"]
 
 #: backend -> what it is, in the registry's table order.
 BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT", "openvino": "OpenVINO"}
@@ -16,6 +16,10 @@ BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT", "open
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
 #: Graph precisions a model folder may hold.
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: Face detectors a spec may name (``--detector``). ``blazeface-short-range`` is MediaPipe 0.10.21's
+#: short-range BlazeFace, run as the ONNX graph shipped in ``runtime/face/models``; ``opencv-haar`` is
+#: OpenCV's bundled frontal-face cascade.
+DETECTORS: tuple[str, ...] = ("blazeface-short-range", "opencv-haar")
 #: ``--trt-profile`` default, (min, opt, max) bags per call: 1 to 32, tuned for 8 (the runtime's GPU
 #: default batch, 16 bags, and a recording's last, shorter batch all fall inside it).
 DEFAULT_BAG_PROFILE: tuple[int, int, int] = (1, 8, 32)

@@ -13,25 +13,35 @@ from typing import Any
 
 from ._check import MilmerInputError
 
-__all__ = ["atomic_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
+__all__ = ["atomic_dir", "check_out_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
 
 
-@contextlib.contextmanager
-def atomic_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of ``out``; move it to ``out`` only if the block succeeds.
+def check_out_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name: str = "out") -> Path:
+    """Raise unless ``out`` can become an output folder: it does not exist, is an empty folder, or
+    ``overwrite`` is set. ``name`` is what the message calls it (``'--out'`` on a command line).
 
-    ``out`` must not exist, be an empty folder, or ``overwrite`` must be set (its old contents
-    are then replaced only after the new ones are complete).
+    Commands call it before their work, so a taken folder is refused at once, not after it.
     """
     out = Path(out)
     if out.exists():
         if not out.is_dir():
-            raise MilmerInputError(f"Invalid value for 'out': {str(out)!r} exists and is not a folder.")
+            raise MilmerInputError(f"Invalid value for {name!r}: {str(out)!r} exists and is not a folder.")
         if any(out.iterdir()) and not overwrite:
             raise MilmerInputError(
-                f"Invalid value for 'out': folder {str(out)!r} is not empty; "
+                f"Invalid value for {name!r}: folder {str(out)!r} is not empty; "
                 "choose another folder or pass --overwrite."
             )
+    return out
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name: str = "out") -> Iterator[Path]:
+    """Yield a temporary sibling of ``out``; move it to ``out`` only if the block succeeds.
+
+    ``out`` must not exist, be an empty folder, or ``overwrite`` must be set (its old contents
+    are then replaced only after the new ones are complete); :func:`check_out_dir` with ``name``.
+    """
+    out = check_out_dir(out, overwrite=overwrite, name=name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     _chmod_like_new(tmp, 0o777)  # mkdtemp makes 0700; the result should look like a mkdir

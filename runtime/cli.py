@@ -20,13 +20,14 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from ._check import MilmerInputError
-from ._choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from ._choices import BACKEND_NAMES, DETECTORS, DEVICES, PRECISIONS
 
 __all__ = [
     "app",
     "infer_main",
     "handle_errors",
     "run_app",
+    "check_finite",
     "EXIT_OK",
     "EXIT_INTERNAL",
     "EXIT_USAGE",
@@ -60,6 +61,15 @@ def _err(message: str) -> None:
     from rich.console import Console
 
     Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
+
+
+def check_finite(value: Any) -> Any:
+    """Option callback: refuse ``nan`` and ``inf`` for a float option (Click parses both)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise typer.BadParameter("not a finite number")
+    return value
 
 
 def handle_errors(func: F) -> F:
@@ -100,11 +110,15 @@ def _load_spec(spec: Optional[Path]):
 @handle_errors
 def demo_data(
     out: Path = typer.Option(..., "--out", help="Folder to write the synthetic DEAP-format data into."),
-    subjects: int = typer.Option(2, help="Number of synthetic participants."),
-    trials: int = typer.Option(8, help="Trials per participant (DEAP has 40)."),
-    trial_seconds: float = typer.Option(30.0, help="Seconds per trial after the 3 s baseline (DEAP: 60)."),
-    recording_seconds: float = typer.Option(60.0, help="Length of the continuous demo recording."),
-    seed: int = typer.Option(0, help="Random seed."),
+    subjects: int = typer.Option(2, "--subjects", metavar="N", min=1, max=99, help="Number of synthetic participants."),
+    trials: int = typer.Option(8, "--trials", metavar="N", min=4, max=99, help="Trials per participant (DEAP has 40)."),
+    trial_seconds: float = typer.Option(
+        30.0, "--trial-seconds", metavar="SECONDS", min=0.0, callback=check_finite, help="Seconds per trial after the 3 s baseline (DEAP: 60)."
+    ),
+    recording_seconds: float = typer.Option(
+        60.0, "--recording-seconds", metavar="SECONDS", min=0.0, callback=check_finite, help="Length of the continuous demo recording."
+    ),
+    seed: int = typer.Option(0, "--seed", metavar="N", min=0, help="Random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo dataset in OUT."),
 ) -> None:
     """Write SYNTHETIC DEAP-format data (and one continuous recording) for demos and tests."""
@@ -119,14 +133,22 @@ def demo_data(
 
 # The recording arguments and options shared by `milmer preprocess` and `milmer-infer` (one
 # definition each).
-_VIDEO = typer.Argument(..., help="Face video (.mp4, .avi, .mov, .mkv, .webm).")
+_VIDEO = typer.Argument(..., metavar="VIDEO", help="Face video (.mp4, .avi, .mov, .mkv, .webm).")
 _EEG = typer.Argument(
-    ..., help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial) with the model's 32 channels (DEAP's 10-20 set)."
+    ..., metavar="EEG",
+    help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial). It must hold the model's 32 "
+    "channels (DEAP's 10-20 set: Fp1, AF3, F3, ... O2; see --channel-map for other names, "
+    "--interpolate-missing for a few missing ones).",
 )
 _OFFSET = typer.Option(
-    0.0, "--offset", help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did."
+    0.0, "--offset", metavar="SECONDS", callback=check_finite,
+    help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did. "
+    "Example: the video started 2.5 s before the EEG -> --offset 2.5; 1 s after -> --offset -1.",
 )
-_BASELINE = typer.Option(None, "--baseline", help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0).")
+_BASELINE = typer.Option(
+    None, "--baseline", metavar="SECONDS", min=0.0, callback=check_finite,
+    help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0).",
+)
 _EEG_UNIT = typer.Option(
     None, "--eeg-unit", help="Unit the EEG file's numbers are really in (V, mV, uV, nV), overriding its unit field."
 )
@@ -138,8 +160,12 @@ _INTERPOLATE_MISSING = typer.Option(
     False, "--interpolate-missing",
     help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
 )
-_MAX_INTERPOLATED = typer.Option(8, "--max-interpolated", help="Most channels --interpolate-missing may fill in.")
-_TRIAL = typer.Option(None, "--trial", help="DEAP sXX.dat input: the trial (1-40, presentation order, as in sXX_trialN.avi).")
+_MAX_INTERPOLATED = typer.Option(
+    8, "--max-interpolated", metavar="N", min=0, max=32, help="Most channels --interpolate-missing may fill in."
+)
+_TRIAL = typer.Option(
+    None, "--trial", metavar="N", min=1, max=40, help="DEAP sXX.dat input: the trial (presentation order, as in sXX_trialN.avi)."
+)
 
 
 # --------------------------------------------------------------------------- preprocess
@@ -157,7 +183,7 @@ def preprocess(
     max_interpolated: int = _MAX_INTERPOLATED,
     trial: Optional[int] = _TRIAL,
     detector: Optional[str] = typer.Option(
-        None, "--detector", help="Face detector: blazeface-short-range (default) or opencv-haar."
+        None, "--detector", help=f"Face detector: {' or '.join(DETECTORS)} (default: the spec's, {DETECTORS[0]})."
     ),
     spec_file: Optional[Path] = typer.Option(None, "--spec", help="A spec.json to preprocess for."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
@@ -165,13 +191,20 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
+    from ._check import check_option
+    from ._io import check_out_dir
     from .infer import recording_options
+    from .predictions import ica_convergence_warning
     from .preprocess import preprocess_recording, write_preprocessed
 
+    # Everything cheap first: a taken --out or a bad option is refused before the slow work.
+    check_out_dir(out, overwrite=overwrite, name="--out")
     options = recording_options(
         offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
         interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
     )
+    if detector is not None:
+        check_option("--detector", detector, DETECTORS)
     spec = _load_spec(spec_file)
     if detector is not None:
         spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
@@ -182,7 +215,10 @@ def preprocess(
         result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
     for w in caught:
         _err(f"Warning: {' '.join(str(w.message).split())}")
-    write_preprocessed(result, out, overwrite=overwrite)
+    ica_warning = ica_convergence_warning(result.report.get("eeg_info", {}))
+    if ica_warning:
+        _err(f"Warning: {ica_warning}")
+    write_preprocessed(result, out, overwrite=overwrite, out_name="--out")
     _print_preprocess_summary(result, out)
 
 
@@ -195,6 +231,11 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table = Table(title=f"Preprocessed -> {out}", show_header=False)
     table.add_row("windows", f"{r['n_windows']} x {result.eeg.data.shape[1:]} EEG, {result.faces.frames.shape[1:]} faces")
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
+    from .predictions import ica_convergence_warning
+
+    ica_warning = ica_convergence_warning(ei)
+    if ica_warning:
+        table.add_row("ICA", f"[yellow]{ica_warning}[/yellow]")
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
     table.add_row("frames with several faces", str(fi.get("frames_several_faces", 0)))
@@ -236,7 +277,7 @@ def infer(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     batch: Optional[int] = typer.Option(
-        None, "--batch", help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
+        None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
     ),
     offset: float = _OFFSET,
     baseline: Optional[float] = _BASELINE,
@@ -278,12 +319,16 @@ app.command("infer")(infer)
 def serve(
     model: Path = typer.Option(..., "--model", help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    http_port: int = typer.Option(8000, "--http-port", help="Triton HTTP port (clients: --server http://HOST:PORT)."),
-    grpc_port: int = typer.Option(8001, "--grpc-port", help="Triton gRPC port."),
-    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
-    max_batch: int = typer.Option(8, "--max-batch", help="Most bags Triton's dynamic batcher puts into one model call."),
+    http_port: int = typer.Option(
+        8000, "--http-port", metavar="PORT", min=1, max=65535, help="Triton HTTP port (clients: --server http://HOST:PORT)."
+    ),
+    grpc_port: int = typer.Option(8001, "--grpc-port", metavar="PORT", min=1, max=65535, help="Triton gRPC port."),
+    metrics_port: int = typer.Option(8002, "--metrics-port", metavar="PORT", min=1, max=65535, help="Prometheus metrics port (/metrics)."),
+    max_batch: int = typer.Option(
+        8, "--max-batch", metavar="N", min=1, help="Most bags Triton's dynamic batcher puts into one model call."
+    ),
     max_queue_delay_us: int = typer.Option(
-        2000, "--max-queue-delay-us", help="Microseconds a request may wait for others to fill a batch."
+        2000, "--max-queue-delay-us", metavar="US", min=0, help="Microseconds a request may wait for others to fill a batch."
     ),
     backend: str = typer.Option("auto", "--backend", help="auto, ort (ONNX Runtime) or trt (TensorRT)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or tensorrt (ONNX Runtime EP)."),
@@ -314,8 +359,8 @@ def score_study(
     manifest: Path = typer.Argument(..., help="CSV with columns id, video, eeg[, offset, baseline]."),
     server: str = typer.Option(..., "--server", help="Triton server running the model: http://HOST:PORT."),
     out: Path = typer.Option(..., "--out", help="Folder for one result file per recording (reruns skip done ones)."),
-    workers: int = typer.Option(2, "--workers", help="Recordings in progress at once (= most requests in flight)."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Bags per request (default 4)."),
+    workers: int = typer.Option(2, "--workers", metavar="N", min=1, help="Recordings in progress at once (= most requests in flight)."),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N", min=1, help="Bags per request (default 4)."),
     fmt: str = typer.Option("json", "--format", help="Result file format: json or csv."),
 ) -> None:
     """Score every recording of a manifest against a server; resumable, failures reported per recording."""
@@ -338,12 +383,142 @@ def infer_main(argv: Optional[list[str]] = None) -> int:
 
 
 def run_app(typer_app: typer.Typer, argv: Optional[list[str]]) -> int:
+    """Run ``typer_app`` on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every usage error is one line on stderr (exit 2): a bad value names the option, what it
+    accepts and what was received (``Invalid value for '--offset': expected a number, got
+    'abc'.``); a missing or unknown option or argument is Click's message with where to find help.
+    Flags show no value type in the help (Typer 0.29's rich help gives every flag ``<bool>``,
+    even ``--help``).
+    """
+    from typer.main import get_command
+
+    command = get_command(typer_app)
+    _hide_flag_types(command)
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    prog = typer_app.info.name if isinstance(typer_app.info.name, str) else None
+    click_exceptions = _click_exceptions()
     try:
-        typer_app(args=argv, standalone_mode=True)
+        result = command.main(args=args, prog_name=prog, standalone_mode=False)
+    except click_exceptions.ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # the help was printed
+            return EXIT_USAGE
+        _err(f"Error: {_usage_error_message(err, args)}")
+        return err.exit_code if isinstance(err, click_exceptions.UsageError) else EXIT_USAGE
+    except typer.Abort:
+        _err("Aborted.")
+        return EXIT_INTERNAL
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-    return EXIT_OK
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _click_exceptions() -> Any:
+    """Click's exception module: vendored in Typer >= 0.2x (``typer._click``), else click's own."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older Typer on plain click
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def _walk_commands(command: Any) -> Any:
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _walk_commands(sub)
+
+
+def _hide_flag_types(command: Any) -> None:
+    """Give every flag an empty metavar: the rich help shows the metavar in the type column."""
+    def plain(param: Any) -> Any:
+        if param is not None and getattr(param, "is_flag", False) and not param.metavar:
+            param.metavar = ""
+        return param
+
+    for cmd in _walk_commands(command):
+        for param in cmd.params:
+            plain(param)
+        # --help is made per context, after this walk: mark it when it is made.
+        cmd.get_help_option = functools.partial(lambda made, ctx: plain(made(ctx)), cmd.get_help_option)
+
+
+def _option_hint(param: Any) -> str:
+    longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+    return longs[0] if longs else str(getattr(param, "human_readable_name", None) or param.name).upper()
+
+
+def _received(param: Any, args: list[str], err: BaseException) -> Optional[str]:
+    """The text the user gave ``param`` on the command line (the last occurrence wins, as in Click)."""
+    value = None
+    opts = tuple(getattr(param, "opts", ()))
+    for i, arg in enumerate(args):
+        if arg in opts and i + 1 < len(args):
+            value = args[i + 1]
+        for opt in opts:
+            if opt.startswith("--") and arg.startswith(opt + "="):
+                value = arg[len(opt) + 1 :]
+    if value is None:  # an argument, or a value the parser saw elsewhere: Typer's validator keeps it
+        cause = err.__cause__
+        errors = getattr(cause, "errors", None)
+        if callable(errors):
+            try:
+                first = errors()[0].get("input")
+            except (IndexError, TypeError, AttributeError):
+                first = None
+            value = None if first is None else str(first)
+    return value
+
+
+def _as_typed(text: str) -> str:
+    """``'0'`` -> ``0``, ``'1.5'`` -> ``1.5``, ``'abc'`` -> ``'abc'`` (repr of what was received)."""
+    for convert in (int, float):
+        try:
+            return repr(convert(text))
+        except ValueError:
+            pass
+    return repr(text)
+
+
+def _number_kind(param: Any) -> Optional[str]:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    name = getattr(annotation, "__name__", None) or getattr(getattr(param, "type", None), "name", "")
+    if name in ("int", "integer", "integer range"):
+        return "an integer"
+    if name in ("float", "float range"):
+        return "a number"
+    return None
+
+
+def _expected_number(param: Any, kind: str) -> str:
+    """``'an integer >= 1'``, ``'an integer in [1, 40]'``, ``'a number'`` (finite, any sign)."""
+    ptype = getattr(param, "type", None)
+    lo = getattr(param, "min", getattr(ptype, "min", None))
+    hi = getattr(param, "max", getattr(ptype, "max", None))
+    if lo is not None and hi is not None:
+        return f"{kind} in [{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f"{kind} >= {lo:g}"
+    if hi is not None:
+        return f"{kind} <= {hi:g}"
+    return kind if kind == "an integer" else "a finite number"
+
+
+def _usage_error_message(err: Any, args: list[str]) -> str:
+    """One line for a Click usage error (see :func:`run_app`)."""
+    exceptions = _click_exceptions()
+    param = getattr(err, "param", None)
+    if isinstance(err, exceptions.BadParameter) and not isinstance(err, exceptions.MissingParameter) and param is not None:
+        text = _received(param, args, err)
+        kind = _number_kind(param)
+        got = "" if text is None else f", got {_as_typed(text) if kind else repr(text)}"
+        if kind is not None:
+            return f"Invalid value for {_option_hint(param)!r}: expected {_expected_number(param, kind)}{got}."
+        return f"{' '.join(err.format_message().split())}{got}."
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+    return f"{message.rstrip('.')}.{where}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,11 @@
 """``milmer-infer VIDEO EEG``: options checked, the model found, predictions printed and written.
 
-Without ``--model`` the demo model is used: ``milmer demo`` records where it wrote its model
-in ``$MILMER_HOME/demo-model.json`` (``MILMER_HOME`` defaults to ``~/.cache/milmer``) through
-:func:`record_demo_model`; :func:`default_model_dir` reads it back.
+Without ``--model`` the demo model is used (:mod:`.demo_model`): every output then says it comes
+from the demo model, and stderr gets a one-line warning.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -18,6 +16,14 @@ from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
+from .demo_model import (
+    DEMO_POINTER,
+    DEMO_WARNING,
+    default_model_dir,
+    is_demo_model,
+    milmer_home,
+    record_demo_model,
+)
 from .recording import RecordingOptions
 
 if TYPE_CHECKING:
@@ -28,66 +34,13 @@ __all__ = [
     "milmer_home",
     "record_demo_model",
     "default_model_dir",
+    "is_demo_model",
     "check_infer_options",
     "check_model_option",
     "recording_options",
     "run_infer_cli",
     "write_faces_png",
 ]
-
-#: File in :func:`milmer_home` naming the demo model directory.
-DEMO_POINTER = "demo-model.json"
-
-_NO_MODEL_HINT = (
-    "make one with `milmer demo --out DIR` (a demo model trained on synthetic data) or "
-    "`milmer export CKPT --out DIR` (from a trained checkpoint), then pass --model DIR"
-)
-
-
-def milmer_home() -> Path:
-    """``$MILMER_HOME``, else ``~/.cache/milmer``: where milmer keeps per-user state."""
-    env = os.environ.get("MILMER_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "milmer"
-
-
-def record_demo_model(path: str | os.PathLike[str]) -> Path:
-    """Remember ``path`` (a model directory) as the model ``milmer-infer`` uses without --model.
-
-    Writes ``{"model_dir": <absolute path>}`` to ``$MILMER_HOME/demo-model.json`` atomically and
-    returns the pointer file's path.
-    """
-    model_dir = Path(path).expanduser().resolve()
-    if not model_dir.is_dir():
-        raise MilmerInputError(f"Invalid value for 'path': not a model directory: {str(model_dir)!r}.")
-    return write_json_atomic(milmer_home() / DEMO_POINTER, {"model_dir": str(model_dir)})
-
-
-def default_model_dir() -> Path:
-    """The model directory recorded by :func:`record_demo_model`.
-
-    Raises MilmerInputError when no demo model was recorded, the pointer file is unreadable, or
-    the directory it names is gone, saying how to make a model.
-    """
-    pointer = milmer_home() / DEMO_POINTER
-    if not pointer.is_file():
-        raise MilmerInputError(f"No model given (--model) and no demo model was made; {_NO_MODEL_HINT}.")
-    try:
-        recorded = json.loads(pointer.read_text())["model_dir"]
-        if not isinstance(recorded, str):
-            raise TypeError(f"model_dir is {type(recorded).__name__}")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise MilmerInputError(
-            f"No model given (--model) and the demo-model record {str(pointer)!r} is unreadable "
-            f"({err}); {_NO_MODEL_HINT}."
-        ) from None
-    model_dir = Path(recorded)
-    if not model_dir.is_dir():
-        raise MilmerInputError(
-            f"No model given (--model) and the demo model recorded in {str(pointer)!r} is gone "
-            f"({recorded!r}); {_NO_MODEL_HINT}."
-        )
-    return model_dir
-
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
     """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
@@ -182,7 +135,7 @@ def run_infer_cli(
     from .backends.registry import choose
     from .model_dir import load_model_dir
     from .pipeline import Pipeline
-    from .predictions import check_out_path, print_report, write_predictions
+    from .predictions import check_out_path, ica_convergence_warning, print_report, write_predictions
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
     options = recording_options(
@@ -229,6 +182,11 @@ def run_infer_cli(
             )
     for w in caught:
         err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
+    ica_warning = ica_convergence_warning(result.stats.eeg_info)
+    if ica_warning:
+        err.print(f"Warning: {ica_warning}", style="yellow", markup=False)
+    if is_demo_model(result.model_dir):
+        err.print(DEMO_WARNING, style="bold red", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)

@@ -3,7 +3,7 @@
 JSON (``--out FILE.json``)::
 
     {"format": "milmer-predictions", "format_version": 1, "milmer_version": ...,
-     "model": {"dir", "label_scheme", "class_names", "spec_fingerprint"},
+     "model": {"dir", "demo", "label_scheme", "class_names", "spec_fingerprint"[, "note"]},
      "settings": {backend, device, precision, batch, video, eeg, offset_s, baseline_s, ...},
      "windows": [{"index", "start", "end", "label", "class_index", "probabilities": {class: p},
                   "selected", "selected_weights", "mil_weights", "faces_found", "n_frames",
@@ -12,7 +12,10 @@ JSON (``--out FILE.json``)::
 
 CSV (``--out FILE.csv``), one row per window::
 
-    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality
+    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality,demo_model
+
+``demo_model`` (and JSON ``model.demo``, with a ``note``; a line above the table) is ``true`` when
+the model is the demo model, trained on synthetic data (:func:`~.demo_model.is_demo_model`).
 
 ``quality`` lists what makes a window less trustworthy (``bad-span:<annotation>``,
 ``interpolated:<channels>``, ``no-face``, ``some-frames-without-face``; ``;``-separated in the
@@ -61,6 +64,7 @@ __all__ = [
     "render_table",
     "render_summary",
     "print_report",
+    "ica_convergence_warning",
 ]
 
 #: The CSV label (and table text) of a window without a face, which gets no emotion prediction.
@@ -161,6 +165,23 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
     }
 
 
+def ica_convergence_warning(eeg_info: dict[str, Any]) -> str | None:
+    """One line when FastICA stopped at its iteration limit (``eeg_info['ica_converged']`` is
+    False), else None: the eye-artefact removal may then be incomplete."""
+    if eeg_info.get("ica_converged") is not False:
+        return None
+    return (
+        "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete "
+        "(ica_converged: false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
+    )
+
+
+def _is_demo(result: PredictionResult) -> bool:
+    from .demo_model import is_demo_model
+
+    return is_demo_model(result.model_dir)
+
+
 def summary_dict(result: PredictionResult) -> dict[str, Any]:
     """Counts, coverage, per-stage timings (s and ms per window) and the real-time factor."""
     stats = result.stats
@@ -197,16 +218,21 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
 
 def result_to_dict(result: PredictionResult) -> dict[str, Any]:
     """The whole result as the JSON document described in the module docstring."""
+    from .demo_model import DEMO_NOTE
+
     spec = result.spec
+    demo = _is_demo(result)
     return {
         "format": "milmer-predictions",
         "format_version": FORMAT_VERSION,
         "milmer_version": spec.versions.get("milmer"),
         "model": {
             "dir": str(result.model_dir),
+            "demo": demo,
             "label_scheme": spec.label_scheme,
             "class_names": list(spec.class_names),
             "spec_fingerprint": spec.fingerprint(),
+            **({"note": DEMO_NOTE} if demo else {}),
         },
         "settings": result.settings,
         "windows": [prediction_record(w, spec.class_names) for w in result.windows],
@@ -221,12 +247,16 @@ def write_json(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
 
 
 def csv_header(class_names: tuple[str, ...]) -> list[str]:
-    return ["start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found", "quality"]
+    return [
+        "start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found", "quality",
+        "demo_model",
+    ]
 
 
 def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
     """One row per window (see the module docstring), written atomically."""
     names = result.class_names
+    demo = "true" if _is_demo(result) else "false"
     with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_header(names))
@@ -242,6 +272,7 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
                     " ".join(f"{x:.{_P_DIGITS}f}" for x in w.mil_weights) if w.predicted else "",
                     record["faces_found"],
                     ";".join(w.flags),
+                    demo,
                 ]
             )
     return Path(path)
@@ -266,8 +297,12 @@ def render_table(result: PredictionResult) -> Table:
     from rich import box
     from rich.table import Table
 
+    from .demo_model import DEMO_NOTE
+
     names = result.class_names
     title = f"Predictions per {result.spec.eeg.window_s:g} s window"
+    if _is_demo(result):
+        title = f"[bold red]{DEMO_NOTE}[/bold red]\n{title}"
     legend = quality_legend(result.windows)
     table = Table(
         title=title, caption=legend, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
@@ -309,6 +344,10 @@ def render_summary(result: PredictionResult) -> Table:
     summary = summary_dict(result)
     settings = result.settings
     table = Table(title="Summary", show_header=False)
+    if _is_demo(result):
+        from .demo_model import DEMO_NOTE
+
+        table.add_row("model", f"[bold red]{DEMO_NOTE}[/bold red]")
     table.add_row("windows", f"{summary['n_windows']} ({summary['seconds_covered']:g} s of recording)")
     table.add_row("classes", ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
     table.add_row(
@@ -331,6 +370,9 @@ def render_summary(result: PredictionResult) -> Table:
         table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
     for note in summary["notes"]:
         table.add_row("eeg", note)
+    ica = ica_convergence_warning(summary["eeg"])
+    if ica:
+        table.add_row("eeg", f"[yellow]{ica}[/yellow]")
     stages = summary["timings_ms_per_window"]
     table.add_row(
         "ms per window",

@@ -98,14 +98,20 @@ def preprocess_recording(
 
 
 def write_preprocessed(
-    result: Preprocessed, out: str | os.PathLike[str], *, overwrite: bool = False, n_montage: int = 4
+    result: Preprocessed,
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    n_montage: int = 4,
+    out_name: str = "out",
 ) -> Path:
     """Write ``windows.npz``, ``report.json``, ``faces.png`` and ``eeg_ica.png`` into ``out``.
 
     The folder appears only when everything was written (no partial output on failure).
+    ``out_name`` names ``out`` in errors (``'--out'`` from the command line).
     """
     out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, name=out_name) as tmp:
         np.savez(
             tmp / "windows.npz",
             eeg=result.eeg.data,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._check import MilmerInputError, check_keys, check_option
+from ._choices import DETECTORS as _DETECTORS
 from ._io import read_json_file, write_text_atomic
 
 __all__ = [
@@ -54,10 +55,8 @@ CLASS_SCHEMES: dict[str, tuple[str, ...]] = {
     "deap2-arousal": ("low", "high"),
 }
 
-#: Face detectors a spec may name. ``blazeface-short-range`` is MediaPipe 0.10.21's short-range
-#: BlazeFace, run as the ONNX graph shipped in ``runtime/face/models``; ``opencv-haar`` is OpenCV's
-#: bundled frontal-face cascade.
-DETECTORS: tuple[str, ...] = ("blazeface-short-range", "opencv-haar")
+#: Face detectors a spec may name (defined with the CLI's other choices, numpy-free).
+DETECTORS: tuple[str, ...] = _DETECTORS
 
 #: SHA-256 of each detector's graph file (checked when the detector loads it): the crops a model
 #: was trained on come from exactly this graph. ``opencv-haar`` uses OpenCV's own cascade file.

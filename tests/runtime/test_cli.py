@@ -67,12 +67,23 @@ def test_preprocess_writes_windows_report_and_pictures(preprocessed):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_preprocess_refuses_a_non_empty_output_folder(recording, preprocessed, capsys):
+def test_preprocess_refuses_a_non_empty_output_folder_before_any_work(recording, tmp_path, capsys, monkeypatch):
+    import milmer.runtime.preprocess as pre
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("preprocessing ran before --out was checked")
+
+    monkeypatch.setattr(pre, "preprocess_recording", no_work)
     video, eeg = recording
-    _, out = preprocessed
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
     code, _, err = _run(["preprocess", video, eeg, "--out", out], capsys)
     assert code == EXIT_USAGE
-    assert "is not empty" in err and "--overwrite" in err
+    assert err == (
+        f"Error: Invalid value for '--out': folder {str(out)!r} is not empty; choose another folder or pass --overwrite.\n"
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def _bad_eeg_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -142,7 +153,7 @@ def test_bad_option_values_name_the_parameter(recording, tmp_path, capsys):
     video, eeg = recording
     code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o", "--detector", "yolo"], capsys)
     assert code == EXIT_USAGE
-    assert "Invalid value for 'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'." in err
+    assert err == "Error: Invalid value for '--detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'.\n"
     code, _, err = _run(["export", tmp_path, "--out", tmp_path / "m", "--trt-profile", "1,8"], capsys)
     assert code == EXIT_USAGE
     assert "Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got '1,8'." in err
@@ -185,7 +196,7 @@ def test_atomic_dir_gives_normal_permissions(tmp_path):
 def test_bench_list_options_are_validated_before_any_work(tmp_path, capsys):
     code, _, err = _run(["bench", "--out", tmp_path / "b", "--batch-sizes", "1,a"], capsys)
     assert code == EXIT_USAGE
-    assert "Invalid value for 'batch_sizes': expected comma-separated integers, got '1,a'." in err
+    assert "Invalid value for '--batch-sizes': expected comma-separated integers, got '1,a'." in err
     assert not (tmp_path / "b").exists()
 
 
@@ -251,3 +262,76 @@ def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_pa
     assert code == EXIT_USAGE
     assert "'s01.dat' is a DEAP file of 40 trials; say which one with --trial N" in " ".join(err.split())
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--offset", "abc"], "Invalid value for '--offset': expected a finite number, got 'abc'."),
+        (["--offset", "nan"], "Invalid value for '--offset': expected a finite number, got nan."),
+        (["--offset=-inf"], "Invalid value for '--offset': expected a finite number, got -inf."),
+        (["--batch", "0"], "Invalid value for '--batch': expected an integer >= 1, got 0."),
+        (["--batch", "1.5"], "Invalid value for '--batch': expected an integer >= 1, got 1.5."),
+        (["--trial", "41"], "Invalid value for '--trial': expected an integer in [1, 40], got 41."),
+        (["--baseline", "-1"], "Invalid value for '--baseline': expected a number >= 0, got -1."),
+        (["--max-interpolated", "x"], "Invalid value for '--max-interpolated': expected an integer in [0, 32], got 'x'."),
+        (["--bogus"], "No such option: --bogus (Possible options: --out). See 'milmer-infer --help'."),
+    ],
+)
+def test_bad_numbers_are_one_line_naming_option_range_and_value(argv, message, capsys):
+    """Click's boxed usage error is replaced by our one line (exit 2), before any file is looked at."""
+    from milmer.runtime.cli import infer_main
+
+    code = infer_main(["missing.mp4", "missing.edf", *argv])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err == f"Error: {message}\n"
+
+
+def test_usage_errors_are_one_line(capsys):
+    code, _, err = _run(["preprocess", "v.mp4"], capsys)
+    assert code == EXIT_USAGE
+    assert err == "Error: Missing argument 'EEG'. See 'milmer preprocess --help'.\n"
+    code, _, err = _run(["demo-data", "--out", "x", "--subjects", "0"], capsys)
+    assert (code, err) == (EXIT_USAGE, "Error: Invalid value for '--subjects': expected an integer in [1, 99], got 0.\n")
+
+
+def _commands():
+    from typer.main import get_command
+
+    from milmer.app.cli import app
+
+    return sorted(get_command(app).commands)
+
+
+@pytest.mark.parametrize("command", [None, "infer-entry", *_commands()])
+def test_help_shows_no_type_for_flags(command, capsys, monkeypatch):
+    """Typer 0.29's rich help gives every flag a ``<bool>`` type, --help included: none is left."""
+    from milmer.runtime.cli import infer_main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    if command == "infer-entry":
+        code = infer_main(["--help"])
+    else:
+        code = main([*([command] if command else []), "--help"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "<bool>" not in out
+    help_line = next(line for line in out.splitlines() if "--help" in line)
+    assert help_line.split() == ["│", "--help", "Show", "this", "message", "and", "exit.", "│"]
+
+
+def test_infer_help_names_the_channels_and_the_offset_sign(capsys, monkeypatch):
+    from milmer.runtime.cli import infer_main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert infer_main(["--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    text = " ".join(out.replace("│", " ").split())
+    assert "Usage: milmer-infer [OPTIONS] {VIDEO} {EEG}" in text
+    assert "It must hold the model's 32 channels (DEAP's 10-20 set: Fp1, AF3, F3, ... O2;" in text
+    assert (
+        "Example: the video started 2.5 s before the EEG -> --offset 2.5; 1 s after -> --offset -1." in text
+    )
+    assert "--trial N [1<=x<=40]" in text and "--batch N [x>=1]" in text
+    assert max(map(len, out.splitlines())) <= 80

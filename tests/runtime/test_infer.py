@@ -18,6 +18,7 @@ from milmer.runtime.infer import (
     record_demo_model,
     run_infer_cli,
 )
+from milmer.runtime.demo_model import DEMO_WARNING
 
 NO_MODEL = (
     "No model given (--model) and no demo model was made; make one with `milmer demo --out DIR` "
@@ -111,6 +112,11 @@ def test_cli_end_to_end_json_with_the_demo_model(capsys, tiny_model, recording, 
     assert f"Wrote 4 predictions to {out}" in stdout.replace("\n", "")
     doc = json.loads(out.read_text())
     assert doc["model"]["dir"] == str(tiny_model.resolve())
+    # The demo model says so: one line on stderr, above the table, in the JSON.
+    assert DEMO_WARNING in stderr.replace("\n", "")
+    assert stderr.count("DEMO") == 1
+    assert "DEMO MODEL, trained on synthetic data: not a prediction about this recording" in stdout
+    assert doc["model"]["demo"] is True
     assert [w["start"] for w in doc["windows"]] == [0.0, 3.0, 6.0, 9.0]
     assert [w["faces_found"] for w in doc["windows"]] == [10, 7, 10, 10]
     assert doc["settings"]["batch"] == 3 and doc["summary"]["n_batches"] == 2
@@ -126,7 +132,9 @@ def test_cli_csv_quiet_with_unequal_lengths(capsys, tiny_model, recording, short
     assert re.search(r"Warning: The video \(8\.0 s, offset \+0\.0 s\) and the EEG \(12\.0 s\) differ", stderr)
     assert "dropped 2 windows (6 s) at the end" in stderr.replace("\n", "")
     lines = out.read_text().splitlines()
-    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality"
+    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model"
+    assert all(line.endswith(",false") for line in lines[1:])
+    assert "DEMO" not in stdout + stderr
     assert [line.split(",")[:2] for line in lines[1:]] == [["0.000", "3.000"], ["3.000", "6.000"]]
 
 
@@ -220,3 +228,34 @@ def test_modules_import_without_heavy_libraries():
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     heavy = {"torch", "mne", "cv2", "mediapipe", "onnxruntime", "onnx", "matplotlib", "sklearn", "rich"}
     assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def test_demo_warning_text_is_pinned():
+    assert DEMO_WARNING == (
+        "Warning: this is the DEMO model (trained by `milmer demo` on synthetic data): its predictions say "
+        "nothing about this recording; pass --model DIR with a model exported from a checkpoint trained on real data."
+    )
+
+
+def test_ica_non_convergence_is_one_warning_line(capsys, tiny_model, recording, monkeypatch):
+    """FastICA stopping at max_iter shows as one stderr line and a summary row, not only in JSON."""
+    import milmer.runtime.pipeline as pipeline_mod
+
+    video, eeg = recording
+
+    original = pipeline_mod.Pipeline.predict
+
+    def predict(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        result.stats.eeg_info["ica_converged"] = False
+        return result
+
+    monkeypatch.setattr(pipeline_mod.Pipeline, "predict", predict)
+    code, stdout, stderr = _run(capsys, [video, eeg, "--model", tiny_model, "--device", "cpu", "--quiet"])
+    assert code == 0, stderr
+    warning = (
+        "Warning: ICA (FastICA) did not converge: the eye-artefact removal may be incomplete "
+        "(ica_converged: false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
+    )
+    assert warning in stderr.replace("\n", "")
+    assert "ICA (FastICA) did not converge" in " ".join(stdout.split())

@@ -37,6 +37,13 @@ def _window(index, probs, weights, selected, found, flags=()):
     )
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh MILMER_HOME: no demo model is recorded unless a test records one."""
+    monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 @pytest.fixture
 def result() -> PredictionResult:
     w = np.full(10, 0.04, np.float32)
@@ -82,10 +89,10 @@ def test_csv_content_is_pinned(result, tmp_path):
     out = predictions.write_predictions(result, tmp_path / "pred.CSV")
     weights = " ".join(["0.040000"] * 2 + ["0.310000", "0.040000", "0.040000", "0.220000", "0.040000", "0.190000"] + ["0.040000"] * 2)
     assert out.read_text().splitlines() == [
-        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality",
-        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10,",
+        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model",
+        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10,,false",
         "6.000,9.000,LALV,0.100000,0.200000,0.300000,0.400000,0 1 2," + " ".join(["0.100000"] * 10)
-        + ',0,"bad-span:BAD_move;interpolated:T7,T8;no-face"',
+        + ',0,"bad-span:BAD_move;interpolated:T7,T8;no-face",false',
     ]
 
 
@@ -96,6 +103,7 @@ def test_json_content_is_pinned(result, tmp_path):
     assert (doc["format"], doc["format_version"]) == ("milmer-predictions", 1)
     assert doc["model"] == {
         "dir": "models/demo",
+        "demo": False,
         "label_scheme": "deap4",
         "class_names": ["HAHV", "HALV", "LAHV", "LALV"],
         "spec_fingerprint": ModelSpec().fingerprint(),
@@ -234,3 +242,51 @@ def test_table_fits_80_columns(result):
     assert "…" not in text and "2:0.31 5:0.22 7:0.19" in text
     assert " BIF" in text and " ok" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+DEMO_NOTE = "DEMO MODEL, trained on synthetic data: not a prediction about this recording"
+
+
+def test_demo_model_output_says_so_everywhere(result, tmp_path):
+    """Predictions of the recorded demo model are marked in the table, summary, CSV and JSON."""
+    from milmer.runtime.demo_model import record_demo_model
+
+    model = tmp_path / "demo-model"
+    model.mkdir()
+    result.model_dir = model
+    record_demo_model(model)
+    console = Console(record=True, width=80, color_system=None)
+    predictions.print_report(result, console)
+    text = console.export_text()
+    lines = text.splitlines()
+    title = next(i for i, line in enumerate(lines) if "Predictions per 3 s window" in line)
+    assert " ".join(" ".join(lines[:title]).split()) == DEMO_NOTE  # the table's header, above its title
+    summary_row = next(line for line in lines if line.strip("│ ").startswith("model"))
+    assert "DEMO MODEL" in summary_row
+    assert max(len(line) for line in lines) <= 80
+    rows = (tmp_path / "p.csv", tmp_path / "p.json")
+    predictions.write_predictions(result, rows[0])
+    predictions.write_predictions(result, rows[1])
+    csv_lines = rows[0].read_text().splitlines()
+    assert csv_lines[0].endswith(",quality,demo_model") and all(r.endswith(",true") for r in csv_lines[1:])
+    model_doc = json.loads(rows[1].read_text())["model"]
+    assert (model_doc["demo"], model_doc["note"], model_doc["dir"]) == (True, DEMO_NOTE, str(model))
+    # Another folder is not the demo model, even with the pointer present.
+    result.model_dir = tmp_path
+    assert json.loads(predictions.write_predictions(result, rows[1]).read_text())["model"]["demo"] is False
+    console = Console(record=True, width=80, color_system=None)
+    predictions.print_report(result, console)
+    assert "DEMO" not in console.export_text()
+
+
+def test_ica_non_convergence_is_shown_in_the_summary(result):
+    result.stats.eeg_info["ica_converged"] = False
+    console = Console(record=True, width=200, color_system=None)
+    predictions.print_report(result, console, table=False)
+    text = " ".join(console.export_text().split())
+    assert "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: false in the report)" in text
+    result.stats.eeg_info["ica_converged"] = True
+    console = Console(record=True, width=200, color_system=None)
+    predictions.print_report(result, console, table=False)
+    assert "did not converge" not in console.export_text()
+    assert predictions.ica_convergence_warning({"ica_converged": None}) is None

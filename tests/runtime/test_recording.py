@@ -75,7 +75,7 @@ def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap,
     assert doc["summary"]["eeg"]["channels"]["interpolated"] == ["AF3", "T7", "PO3", "Oz", "AF4", "T8", "PO4"]
     assert any(n.startswith("interpolated 7 channel(s) from their neighbours") for n in doc["summary"]["notes"])
     rows = write_csv(result, tmp_path / "p.csv").read_text().splitlines()
-    assert rows[0].endswith(",quality") and all(FLAG in r for r in rows[1:])
+    assert rows[0].endswith(",quality,demo_model") and all(FLAG in r for r in rows[1:])
     from rich.console import Console
 
     console = Console(width=200, record=True)
