@@ -113,11 +113,11 @@ def export(
 ) -> None:
     """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
     profile = _parse_profile(trt_profile)  # options first: the export stack (torch) loads slowly
-    from milmer.export.command import export_command
+    from milmer.export.command import CLI_NAMES, export_command
 
     export_command(
-        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=profile,
-        workspace_gb=workspace_gb, overwrite=overwrite, progress=True, demo_windows=demo_windows,
+        ckpt, out, fp16=fp16, int8=int8, trt=trt, trt_profile=profile, workspace_gb=workspace_gb,
+        overwrite=overwrite, progress=True, demo_windows=demo_windows, names=CLI_NAMES,
     )
 
 
@@ -247,12 +247,12 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
     if "auto" not in (backend, device):
         return backend, device
     from milmer.runtime.backends.registry import choose
-    from milmer.runtime.infer import check_model_option
+    from milmer.runtime.infer import MODEL_OPTION_NAMES, check_model_option
     from milmer.runtime.model_dir import load_model_dir
 
     if model is not None:
         check_model_option(model, precision)
-        bundle = load_model_dir(model, precision=precision)  # type: ignore[arg-type]
+        bundle = load_model_dir(model, precision=precision, names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
         graphs = [bundle.swin_path, bundle.fusion_path]
         choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     else:

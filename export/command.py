@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, 
 if TYPE_CHECKING:
     from ..training.model import MilmerModel
 
-__all__ = ["REPORT_FILE", "PARITY_BAGS", "AGREEMENT_BAGS", "load_for_export", "export_command"]
+__all__ = ["REPORT_FILE", "PARITY_BAGS", "AGREEMENT_BAGS", "CLI_NAMES", "load_for_export", "export_command"]
 
 REPORT_FILE = "export_report.json"
 #: Bags (random, demo) the fp32 graphs are verified on. The graphs are traced at batch 2 (see
@@ -48,25 +49,36 @@ REPORT_FILE = "export_report.json"
 PARITY_BAGS = (3, 2)
 #: Bags (random, demo) the fp16/int8 variants are compared with fp32 on.
 AGREEMENT_BAGS = (8, 8)
+#: ``milmer export``'s names for :func:`export_command`'s arguments, used in its error messages.
+CLI_NAMES = {
+    "ckpt": "CKPT", "out": "--out", "int8": "--int8", "workspace_gb": "--workspace-gb",
+    "demo_windows": "--demo-windows", "fp16": "--fp16", "trt": "--trt", "overwrite": "--overwrite",
+}  # fmt: skip
 
 
-def load_for_export(ckpt: str | os.PathLike[str]) -> tuple[MilmerModel, ModelSpec]:
-    """The checkpoint's model (eval mode) and spec; unreadable checkpoints are input errors."""
+def _checkpoint_dir(ckpt: str | os.PathLike[str], name: str) -> Path:
+    path = Path(ckpt)
+    if not path.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for {name!r}: checkpoint directory not found: {str(path)!r} "
+            "(expected a folder written by milmer train, with model.safetensors, config.json, spec.json)."
+        )
+    return path
+
+
+def load_for_export(ckpt: str | os.PathLike[str], *, name: str = "ckpt") -> tuple[MilmerModel, ModelSpec]:
+    """The checkpoint's model (eval mode) and spec; unreadable checkpoints are input errors that
+    call ``ckpt`` ``name`` (``'CKPT'`` from the command line)."""
     from safetensors import SafetensorError
 
     from ..training.checkpoint import load_checkpoint
 
-    path = Path(ckpt)
-    if not path.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for 'ckpt': checkpoint directory not found: {str(path)!r} "
-            "(expected a folder written by milmer train, with model.safetensors, config.json, spec.json)."
-        )
+    path = _checkpoint_dir(ckpt, name)
     try:
-        model, _, spec, _ = load_checkpoint(path)
+        model, _, spec, _ = load_checkpoint(path, name=name)
     except (SafetensorError, OSError) as err:
         raise MilmerInputError(
-            f"Invalid value for 'ckpt': cannot read the weights in {str(path)!r} (corrupt or truncated?): {err}"
+            f"Invalid value for {name!r}: cannot read the weights in {str(path)!r} (corrupt or truncated?): {err}"
         ) from None
     return model, spec
 
@@ -114,6 +126,7 @@ def export_command(
     overwrite: bool = False,
     progress: bool = True,
     demo_windows: str | os.PathLike[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Export checkpoint ``ckpt`` to model directory ``out``; returns ``out``.
 
@@ -130,17 +143,24 @@ def export_command(
     progress:     print each step to stderr
     demo_windows: a ``milmer preprocess`` output (``windows.npz``) to verify on real windows;
                   without it, synthetic face crops and EEG are used
+    names:        what errors call the arguments (:data:`CLI_NAMES` from ``milmer export``);
+                  default: the parameter names
 
     Raises :class:`MilmerInputError` for a bad checkpoint or option, and
     :class:`~.verify.ExportParityError` when a graph disagrees with PyTorch (no ``out`` then).
     """
     started = time.perf_counter()
+    names = names or {}
+
+    def called(param: str) -> str:
+        return names.get(param, param)
+
     bags = check_bag_profile(trt_profile)
-    check_workspace_gb(workspace_gb)
+    check_workspace_gb(workspace_gb, called("workspace_gb"))
     for name, value in (("fp16", fp16), ("trt", trt), ("overwrite", overwrite)):
         if not isinstance(value, bool):
-            raise MilmerInputError(f"Invalid value for {name!r}: expected True or False, got {value!r}.")
-    int8_method = _check_int8(int8)
+            raise MilmerInputError(f"Invalid value for {called(name)!r}: expected True or False, got {value!r}.")
+    int8_method = _check_int8(int8, called("int8"))
     if trt:
         _check_trt_available()
 
@@ -149,15 +169,16 @@ def export_command(
             print(f"[export] {message}", file=sys.stderr, flush=True)
 
     out = Path(out)
+    _checkpoint_dir(ckpt, called("ckpt"))  # a mistyped path fails before any work
 
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, name=called("out")) as tmp:
         log(f"loading {ckpt}")
-        model, spec = load_for_export(ckpt)
+        model, spec = load_for_export(ckpt, name=called("ckpt"))
         spec = export_spec(model, spec)
         # Built before the slow export, so a bad demo_windows file fails fast.
         parity_sets = [
             random_inputs(spec, PARITY_BAGS[0], seed=0),
-            demo_inputs(spec, PARITY_BAGS[1], windows=demo_windows, seed=1),
+            demo_inputs(spec, PARITY_BAGS[1], windows=demo_windows, seed=1, name=called("demo_windows")),
         ]
         timings: dict[str, float] = {}
         for stem, export in (("swin", export_backbone), ("fusion", export_fusion)):
@@ -244,7 +265,7 @@ def export_command(
     return out
 
 
-def _check_int8(int8: bool | str | None) -> str | None:
+def _check_int8(int8: bool | str | None, name: str = "int8") -> str | None:
     """The int8 method ('static', 'dynamic') or None; True is 'dynamic' (see export_command)."""
     if int8 is None or int8 is False:
         return None
@@ -252,7 +273,7 @@ def _check_int8(int8: bool | str | None) -> str | None:
         return "dynamic"
     if int8 not in INT8_METHODS:
         allowed = ", ".join(repr(m) for m in INT8_METHODS)
-        raise MilmerInputError(f"Invalid value for 'int8': expected one of {allowed} (or none), got {int8!r}.")
+        raise MilmerInputError(f"Invalid value for {name!r}: expected one of {allowed} (or none), got {int8!r}.")
     return str(int8)
 
 

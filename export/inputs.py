@@ -122,7 +122,9 @@ def synthetic_demo_inputs(spec: ModelSpec, n_bags: int, *, seed: int = 0) -> Inp
     return InputSet("demo", eeg, frames)
 
 
-def load_demo_windows(path: str | os.PathLike[str], spec: ModelSpec, *, max_bags: int) -> InputSet:
+def load_demo_windows(
+    path: str | os.PathLike[str], spec: ModelSpec, *, max_bags: int, name: str = "demo_windows"
+) -> InputSet:
     """The first ``max_bags`` windows of a ``milmer preprocess`` output (``windows.npz`` or its folder).
 
     The file's ``eeg`` (W, C, T) float32 and ``faces`` (W, F, S, S, 3) uint8 must have the
@@ -133,14 +135,14 @@ def load_demo_windows(path: str | os.PathLike[str], spec: ModelSpec, *, max_bags
     path = Path(path)
     if path.is_dir():
         path = path / "windows.npz"
-    check_path_exists("demo_windows", path)
+    check_path_exists(name, path)
     c, t, f, s = _shape(spec)
     try:
         with np.load(path, allow_pickle=False) as data:
             eeg, faces = data["eeg"][:max_bags], data["faces"][:max_bags]
     except (OSError, ValueError, KeyError) as err:
         raise MilmerInputError(
-            f"Invalid value for 'demo_windows': cannot read eeg/faces from {str(path)!r} ({err}); "
+            f"Invalid value for {name!r}: cannot read eeg/faces from {str(path)!r} ({err}); "
             "expected the windows.npz written by 'milmer preprocess'."
         ) from None
     ok = (
@@ -149,7 +151,7 @@ def load_demo_windows(path: str | os.PathLike[str], spec: ModelSpec, *, max_bags
     )  # fmt: skip
     if not ok:
         raise MilmerInputError(
-            f"Invalid value for 'demo_windows': expected eeg (W, {c}, {t}) and faces (W, {f}, {s}, {s}, 3) "
+            f"Invalid value for {name!r}: expected eeg (W, {c}, {t}) and faces (W, {f}, {s}, {s}, 3) "
             f"uint8 with W >= 1 for this model's spec, got eeg {eeg.shape} and faces {faces.dtype} {faces.shape}."
         )
     frames = normalize(faces, spec.face.mean, spec.face.std)
@@ -157,9 +159,15 @@ def load_demo_windows(path: str | os.PathLike[str], spec: ModelSpec, *, max_bags
 
 
 def demo_inputs(
-    spec: ModelSpec, n_bags: int, *, windows: str | os.PathLike[str] | None = None, seed: int = 0
+    spec: ModelSpec,
+    n_bags: int,
+    *,
+    windows: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    name: str = "demo_windows",
 ) -> InputSet:
-    """Real preprocessed windows from ``windows`` when given, else synthetic demo bags."""
+    """Real preprocessed windows from ``windows`` when given, else synthetic demo bags; ``name``
+    is what errors call ``windows``."""
     if windows is not None:
-        return load_demo_windows(windows, spec, max_bags=n_bags)
+        return load_demo_windows(windows, spec, max_bags=n_bags, name=name)
     return synthetic_demo_inputs(spec, n_bags, seed=seed)

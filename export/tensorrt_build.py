@@ -89,12 +89,13 @@ TRTEXEC_TIMING_CACHE = "timing.trtexec.cache"
 TRTEXEC_FILE = "trtexec.txt"
 
 
-def check_workspace_gb(workspace_gb: float) -> int:
-    """The TensorRT workspace limit in bytes for ``workspace_gb`` GiB (a number in (0, 1024))."""
+def check_workspace_gb(workspace_gb: float, name: str = "workspace_gb") -> int:
+    """The TensorRT workspace limit in bytes for ``workspace_gb`` GiB (a number in (0, 1024));
+    ``name`` is what the error calls it (``'--workspace-gb'`` from the command line)."""
     ok = isinstance(workspace_gb, (int, float)) and not isinstance(workspace_gb, bool) and 0 < workspace_gb < 1024
     if not ok:
         raise MilmerInputError(
-            f"Invalid value for 'workspace_gb': expected a number in (0, 1024), got {workspace_gb!r}."
+            f"Invalid value for {name!r}: expected a number in (0, 1024), got {workspace_gb!r}."
         )
     return int(workspace_gb * (1 << 30))
 

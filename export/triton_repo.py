@@ -316,12 +316,12 @@ def write_triton_repo(
         )
     import onnx
 
-    bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+    bundle = load_model_dir(model_dir, precision=precision, names={"model_dir": "MODEL", "precision": "--precision"})  # type: ignore[arg-type]
     spec = bundle.spec
     kind = "KIND_GPU" if device == "gpu" else "KIND_CPU"
     backbone = bag_backbone_graph(bundle.swin_path, spec)
     fusion = onnx.load(str(bundle.fusion_path))
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, name="--out") as tmp:
         for name, model in ((BACKBONE_MODEL, backbone), (FUSION_MODEL, fusion)):
             (tmp / name / "1").mkdir(parents=True)
             if model is fusion:

@@ -127,6 +127,7 @@ def demo_data(
     manifest = make_demo_data(
         out, n_subjects=subjects, n_trials=trials, trial_s=trial_seconds,
         recording_s=recording_seconds, seed=seed, progress=True, overwrite=overwrite,
+        names={"out": "--out", "overwrite": "--overwrite"},
     )
     typer.echo(f"Wrote synthetic DEAP-format data to {out}: {manifest.summary()}.")
 

@@ -36,11 +36,16 @@ __all__ = [
     "default_model_dir",
     "is_demo_model",
     "check_infer_options",
+    "MODEL_OPTION_NAMES",
     "check_model_option",
     "recording_options",
     "run_infer_cli",
     "write_faces_png",
 ]
+
+#: How errors of :func:`~.model_dir.load_model_dir` name its arguments on the command line.
+MODEL_OPTION_NAMES = {"model_dir": "--model", "precision": "--precision"}
+
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
     """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
@@ -166,7 +171,7 @@ def run_infer_cli(
     else:
         assert model_dir is not None
         check_model_option(model_dir, precision)
-        bundle = load_model_dir(model_dir, precision=precision)  # type: ignore[arg-type]
+        bundle = load_model_dir(model_dir, precision=precision, names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
         graphs = [bundle.swin_path, bundle.fusion_path]
         choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
         if "auto" in (backend, device) and not quiet:

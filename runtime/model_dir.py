@@ -20,6 +20,7 @@ in which field.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,13 +291,21 @@ def _check_io(path: Path, info: GraphInfo, expected: tuple[Expected, Expected]) 
 
 
 # ---------------------------------------------------------------------- entry point
-def load_model_dir(path: str | os.PathLike[str], *, precision: Precision = "fp32") -> ModelBundle:
-    """Open a model directory for ``precision`` and check spec and graphs agree (see module doc)."""
-    check_option("precision", precision, PRECISIONS)
+def load_model_dir(
+    path: str | os.PathLike[str], *, precision: Precision = "fp32", names: Mapping[str, str] | None = None
+) -> ModelBundle:
+    """Open a model directory for ``precision`` and check spec and graphs agree (see module doc).
+
+    ``names``: what errors call the arguments, ``{"model_dir": "--model", "precision": "--precision"}``
+    from a command line (default: ``'model_dir'`` and ``'precision'``).
+    """
+    names = names or {}
+    model_name, precision_name = names.get("model_dir", "model_dir"), names.get("precision", "precision")
+    check_option(precision_name, precision, PRECISIONS)
     model_dir = Path(path)
     if not model_dir.is_dir():
         raise MilmerInputError(
-            f"Invalid value for 'model_dir': not a directory: {str(model_dir)!r}; {_contents_hint()}."
+            f"Invalid value for {model_name!r}: not a directory: {str(model_dir)!r}; {_contents_hint()}."
         )
     available = available_precisions(model_dir)
     missing = [n for n in (SPEC_FILE, "swin.onnx", "fusion.onnx") if not (model_dir / n).is_file()]
@@ -311,7 +320,7 @@ def load_model_dir(path: str | os.PathLike[str], *, precision: Precision = "fp32
             if not (model_dir / graph_filename(g, precision)).is_file()
         ]
         raise MilmerInputError(
-            f"Invalid value for 'precision': {precision!r} needs {', '.join(absent)}, not in "
+            f"Invalid value for {precision_name!r}: {precision!r} needs {', '.join(absent)}, not in "
             f"{str(model_dir)!r}; available precisions: {', '.join(repr(p) for p in available)}. "
             f"Export it with: {export_hint(precision)}."
         )

@@ -85,13 +85,13 @@ def _read_json(path: Path) -> Any:
         raise MilmerInputError(f"Invalid checkpoint file {str(path)!r}: not valid JSON ({err}).") from None
 
 
-def _require_files(directory: Path, names: tuple[str, ...], what: str) -> None:
+def _require_files(directory: Path, names: tuple[str, ...], what: str, name: str = "checkpoint") -> None:
     if not directory.is_dir():
-        raise MilmerInputError(f"Invalid value for 'checkpoint': directory not found: {str(directory)!r}.")
+        raise MilmerInputError(f"Invalid value for {name!r}: directory not found: {str(directory)!r}.")
     missing = [n for n in names if not (directory / n).is_file()]
     if missing:
         raise MilmerInputError(
-            f"Invalid value for 'checkpoint': {str(directory)!r} is not a {what} (missing {', '.join(missing)})."
+            f"Invalid value for {name!r}: {str(directory)!r} is not a {what} (missing {', '.join(missing)})."
         )
 
 
@@ -138,15 +138,16 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    directory: str | os.PathLike[str],
+    directory: str | os.PathLike[str], *, name: str = "checkpoint"
 ) -> tuple[MilmerModel, ModelConfig, ModelSpec, dict[str, Any] | None]:
     """Read a :func:`save_checkpoint` directory -> (model in eval mode, config, spec, extra).
 
     The backbone is rebuilt from ``backbone_config.json``; ``config.backbone_dir`` is not read.
-    The global torch RNG is left untouched.
+    The global torch RNG is left untouched. ``name`` is what errors call ``directory`` (``'CKPT'``
+    from ``milmer export``).
     """
     directory = Path(directory)
-    _require_files(directory, (MODEL_FILE, CONFIG_FILE, SPEC_FILE, BACKBONE_CONFIG_FILE), "Milmer checkpoint")
+    _require_files(directory, (MODEL_FILE, CONFIG_FILE, SPEC_FILE, BACKBONE_CONFIG_FILE), "Milmer checkpoint", name)
     config = ModelConfig.load(directory / CONFIG_FILE)
     spec = ModelSpec.load(directory / SPEC_FILE)
     config.check_spec(spec)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,21 +171,25 @@ def _opencv_threads(n: int) -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to write into a non-empty folder unless it holds an earlier demo and ``overwrite``."""
+def _prepare_out(out: Path, overwrite: bool, names: Mapping[str, str] | None = None) -> None:
+    """Refuse to write into a non-empty folder unless it holds an earlier demo and ``overwrite``;
+    ``names`` says what errors call ``out`` and ``overwrite`` (``--out``, ``--overwrite``)."""
     import shutil
 
+    names = names or {}
+    out_name = names.get("out", "out")
     if out.exists() and not out.is_dir():
-        raise MilmerInputError(f"Invalid value for 'out': expected a folder, got file {str(out)!r}.")
+        raise MilmerInputError(f"Invalid value for {out_name!r}: expected a folder, got file {str(out)!r}.")
     if not out.exists() or not any(out.iterdir()):
         out.mkdir(parents=True, exist_ok=True)
         return
     readme = out / "README.txt"
     ours = readme.is_file() and readme.read_text(errors="replace").startswith(_README_BANNER)
     if not (overwrite and ours):
-        why = "pass overwrite=True to replace it" if ours else "it does not hold a milmer demo dataset"
+        replace = names.get("overwrite", "overwrite=True")
+        why = f"pass {replace} to replace it" if ours else "it does not hold a milmer demo dataset"
         raise MilmerInputError(
-            f"Invalid value for 'out': expected a missing or empty folder, got non-empty {str(out)!r} ({why})."
+            f"Invalid value for {out_name!r}: expected a missing or empty folder, got non-empty {str(out)!r} ({why})."
         )
     for name in ("deap", "recording"):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -296,6 +300,7 @@ def make_demo_data(
     seed: int = 0,
     progress: bool = False,
     overwrite: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> DemoManifest:
     """Write a synthetic DEAP-format dataset and a continuous recording under ``out``.
 
@@ -303,12 +308,13 @@ def make_demo_data(
     ``overwrite=True`` an earlier demo dataset there (recognised by its README) is replaced.
     ``n_trials`` >= 4 so that every DEAP-4 class occurs; class counts differ by at most one.
     Durations must be whole samples at 128 Hz and whole frames at ``video_fps``;
-    ``recording_s`` whole seconds.
+    ``recording_s`` whole seconds. ``names`` says what errors call ``out`` and ``overwrite``
+    (``{"out": "--out", "overwrite": "--overwrite"}`` from the command line).
     """
     started = time.perf_counter()
     config = DemoConfig(n_subjects, n_trials, trial_s, baseline_s, video_fps, recording_s, seed)
     out = Path(out)
-    _prepare_out(out, overwrite)
+    _prepare_out(out, overwrite, names)
     readme = _write_readme(out, config)  # first, so a partial run is recognisable as ours
     deap_root = out / "deap"
 

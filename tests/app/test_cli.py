@@ -72,3 +72,42 @@ def test_help_loads_neither_torch_nor_numpy_unless_shown(argv):
     loaded = out.split("LOADED")[-1].strip()
     # train/bench help build their key and default lists from config modules that need numpy.
     assert loaded == ("[]" if argv == ["--help"] else "['numpy']"), out[-300:]
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_export_errors_name_the_command_line_arguments(tmp_path, capsys):
+    """``milmer export`` names CKPT and --out, not export_command's parameters."""
+    missing = tmp_path / "no-ckpt"
+    code, err = _run(["export", missing, "--out", tmp_path / "m"], capsys)
+    assert code == 2
+    assert err.startswith(f"Error: Invalid value for 'CKPT': checkpoint directory not found: {str(missing)!r} ")
+    empty = tmp_path / "empty-ckpt"
+    empty.mkdir()
+    code, err = _run(["export", empty, "--out", tmp_path / "m"], capsys)
+    assert code == 2
+    error = err.splitlines()[-1]  # after the "[export] loading" progress line
+    assert error.startswith(f"Error: Invalid value for 'CKPT': {str(empty)!r} is not a Milmer checkpoint (missing ")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("1")
+    code, err = _run(["export", empty, "--out", taken], capsys)
+    assert (code, err) == (
+        2, f"Error: Invalid value for '--out': folder {str(taken)!r} is not empty; choose another folder or pass --overwrite.\n"
+    )
+    code, err = _run(["export", empty, "--out", tmp_path / "m", "--int8", "fast"], capsys)
+    assert code == 2 and "Invalid value for '--int8': expected one of 'static', 'dynamic' (or none), got 'fast'." in err
+    code, err = _run(["export", empty, "--out", tmp_path / "m", "--workspace-gb", "2000"], capsys)
+    assert code == 2 and "Invalid value for '--workspace-gb': expected a number in (0, 1024), got 2000.0." in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_triton_names_the_model_argument(tmp_path, capsys):
+    missing = tmp_path / "no-model"
+    code, err = _run(["export-triton", missing, "--out", tmp_path / "repo"], capsys)
+    assert code == 2
+    assert err.startswith(f"Error: Invalid value for 'MODEL': not a directory: {str(missing)!r}; ")

@@ -335,3 +335,18 @@ def test_infer_help_names_the_channels_and_the_offset_sign(capsys, monkeypatch):
     )
     assert "--trial N [1<=x<=40]" in text and "--batch N [x>=1]" in text
     assert max(map(len, out.splitlines())) <= 80
+
+
+def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
+    """A CLI message says --overwrite, not the library's overwrite=True."""
+    from milmer.runtime.demo.make import _README_BANNER
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "README.txt").write_text(_README_BANNER + "\n")
+    code, _, err = _run(["demo-data", "--out", out], capsys)
+    assert code == EXIT_USAGE
+    assert err == (
+        f"Error: Invalid value for '--out': expected a missing or empty folder, got non-empty {str(out)!r} "
+        "(pass --overwrite to replace it).\n"
+    )
