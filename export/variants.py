@@ -27,8 +27,10 @@ the same bags: top-1 agreement, ``selected`` agreement and max abs differences.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +160,30 @@ def _prepare_for_quantization(model_proto: Any) -> Any:
     return proto
 
 
+#: ONNX Runtime's quantiser advice ("Please consider [to run] pre-processing before quantization"),
+#: logged on the root logger by every quantize_* call on a graph without its pre-processing
+#: metadata. :func:`_prepare_for_quantization` prepares the graph for what the quantiser gets
+#: wrong here; the advice is not a warning about this graph.
+_PREPROCESS_ADVICE = ("Please consider", "pre-processing before quantization")
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.getMessage())
+        return not (message.startswith(_PREPROCESS_ADVICE[0]) and _PREPROCESS_ADVICE[1] in message)
+
+
+@contextlib.contextmanager
+def _without_preprocess_advice() -> Iterator[None]:
+    """Drop only the quantiser's pre-processing advice from the root logger while quantising."""
+    root, advice = logging.getLogger(), _DropAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], spec: ModelSpec) -> Path:
     """Write the dynamically int8-quantised version of graph ``src`` to ``dst`` (spec embedded)."""
     import onnx
@@ -167,10 +193,11 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], spec
     prepared, quantized = dst.with_name(dst.name + ".in.tmp"), dst.with_name(dst.name + ".tmp")
     try:
         onnx.save_model(_prepare_for_quantization(_load(Path(src))), str(prepared))
-        quantize_dynamic(
-            prepared, quantized, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8,
-            reduce_range=True,  # see REDUCE_RANGE_WHY
-        )
+        with _without_preprocess_advice():
+            quantize_dynamic(
+                prepared, quantized, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                weight_type=QuantType.QInt8, reduce_range=True,  # see REDUCE_RANGE_WHY
+            )
         # The quantiser drops metadata_props; the runtime needs the spec in every graph.
         return _save_with_spec(_load(quantized), dst, spec)
     finally:
@@ -238,13 +265,14 @@ def quantize_int8_static(
         proto = _prepare_for_quantization(_load(Path(src)))
         quantised, kept = _weight_products(proto)
         onnx.save_model(proto, str(prepared))
-        quantize_static(
-            prepared, quantized, _FeedReader(feeds), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul", "Gemm", "Conv"], nodes_to_quantize=quantised,
-            nodes_to_exclude=kept, per_channel=True, reduce_range=reduce_range,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )  # fmt: skip
+        with _without_preprocess_advice():
+            quantize_static(
+                prepared, quantized, _FeedReader(feeds), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["MatMul", "Gemm", "Conv"], nodes_to_quantize=quantised,
+                nodes_to_exclude=kept, per_channel=True, reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )  # fmt: skip
         return _save_with_spec(_load(quantized), dst, spec)
     finally:
         prepared.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ recording before the EEG).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -37,6 +38,7 @@ __all__ = [
     "VideoInfo",
     "FrameAt",
     "probe_video",
+    "quiet_libav",
     "sample_times",
     "covered_windows",
     "iter_frames_at",
@@ -175,6 +177,27 @@ def check_offset(offset_s: float) -> float:
     return offset_s
 
 
+@contextlib.contextmanager
+def quiet_libav() -> Iterator[None]:
+    """FFmpeg's own log lines off inside the block, the level restored after.
+
+    A truncated or damaged file makes FFmpeg log (``moov atom not found``, ``corrupt decoded
+    frame``) straight to stderr, before our one-line error or flag says the same for the user;
+    PyAV logs nothing by default from 14 on, but an application (or an older PyAV) may turn it on.
+    """
+    import av.logging
+
+    previous = av.logging.get_level()
+    try:
+        av.logging.set_level(None)
+    except (TypeError, ValueError):  # pragma: no cover - a PyAV that wants a number
+        av.logging.set_level(getattr(av.logging, "QUIET", -8))
+    try:
+        yield
+    finally:
+        av.logging.set_level(previous)
+
+
 def _open(path: str | os.PathLike[str]) -> Any:
     """Validate ``path`` and return an opened PyAV input container with at least one video stream."""
     import av
@@ -182,7 +205,8 @@ def _open(path: str | os.PathLike[str]) -> Any:
     p = check_path_exists("video", path)
     check_suffix("video", p, VIDEO_SUFFIXES)
     try:
-        container = av.open(str(p))
+        with quiet_libav():
+            container = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise MilmerInputError(
             f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec: {err})."
@@ -272,6 +296,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 
     name = Path(path).name
     container = _open(path)
+    quiet = contextlib.ExitStack()
+    quiet.enter_context(quiet_libav())
     try:
         stream = _stream_of(container)
         nominal = _rate(stream.average_rate) or _rate(stream.base_rate)
@@ -312,6 +338,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         raise MilmerInputError(f"Invalid value for 'video': cannot read {name!r} ({err}).") from None
     finally:
         container.close()
+        quiet.close()
     n = len(times) + n_untimed
     if n == 0:
         raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
@@ -458,7 +485,7 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
     import av
 
     container = _open(path)
-    try:
+    with quiet_libav(), contextlib.closing(container):
         stream = _stream_of(container)
         prev: float | None = None
         eps = 1e-6
@@ -485,8 +512,6 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
             except av.error.FFmpegError:
                 continue
             yield from timed(frames)
-    finally:
-        container.close()
 
 
 def _stream(path: str | os.PathLike[str], vt: np.ndarray, info: VideoInfo) -> Iterator[FrameAt]:

@@ -177,3 +177,28 @@ def test_int8_option_values():
         MilmerInputError, match=r"^Invalid value for 'int8': expected one of 'static', 'dynamic' \(or none\), got 'fast'\.$"
     ):
         _check_int8("fast")
+
+
+def test_quantisers_print_no_preprocessing_advice(tmp_path, caplog, capfd):
+    """ORT's 'Please consider to run pre-processing' is dropped (dynamic and static); other
+    root-logger warnings still get through."""
+    import logging
+
+    w = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(tmp_path / "one.onnx"))
+    feeds = [{"x": np.random.default_rng(k).standard_normal((4, 16)).astype(np.float32)} for k in range(2)]
+    with caplog.at_level(logging.WARNING):
+        quantize_int8(tmp_path / "one.onnx", tmp_path / "one.int8.onnx", ModelSpec())
+        quantize_int8_static(tmp_path / "one.onnx", tmp_path / "one.qdq.onnx", ModelSpec(), feeds)
+        logging.warning("an unrelated warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "pre-processing" in m], messages
+    assert "an unrelated warning" in messages
+    assert "pre-processing" not in capfd.readouterr().err

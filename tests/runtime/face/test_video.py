@@ -436,3 +436,35 @@ def test_stream_copy_trim_starts_at_the_cut_and_counts_only_shown_frames(tmp_pat
     items = list(iter_frames_at(trim, np.array([0.0, 1.0, 6.55]), info=info))
     assert [avgen.decode_index(i.frame) for i in items] == [34, 44, 99]
     np.testing.assert_allclose([i.timestamp for i in items], [0.0, 1.0, 6.5], atol=1e-6)
+
+
+def test_ffmpeg_log_lines_stay_off_stderr_even_when_an_application_turned_them_on(tmp_path: Path, capfd) -> None:
+    """A truncated .mp4 without its moov atom: our one error, no FFmpeg 'moov atom not found' before it;
+    the application's libav log level is restored afterwards."""
+    import av.logging
+
+    full = avgen.write_video(tmp_path / "full.mp4", avgen.every(10, 40), _noise_frame, rate=10)
+    data = full.read_bytes()
+    assert data.find(b"moov") > len(data) // 2  # moov at the end: cutting the file loses it
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    import logging
+    import sys
+
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)  # as an application (or an older PyAV) may have it
+    handler = logging.StreamHandler(sys.stderr)  # where FFmpeg's lines land outside pytest
+    logging.getLogger("libav").addHandler(handler)
+    try:
+        with pytest.raises(MilmerInputError, match=r"^Invalid value for 'video': cannot open 'cut\.mp4' \(corrupt file"):
+            probe_video(cut)
+        assert av.logging.get_level() == av.logging.WARNING
+        # Decoding a sound file with libav logging on prints nothing either.
+        info = probe_video(full)
+        assert len(list(iter_frames_at(full, np.array([0.05, 3.95]), info=info))) == 2
+    finally:
+        av.logging.set_level(previous)
+        logging.getLogger("libav").removeHandler(handler)
+    captured = capfd.readouterr()
+    assert "moov" not in captured.err + captured.out
+    assert captured.err == "" and captured.out == ""
