@@ -72,7 +72,7 @@ def test_outputs_report_no_prediction(tiny_model, tmp_path: Path) -> None:
     path = predictions.write_csv(result, tmp_path / "p.csv")
     rows = list(csv.reader(path.open()))
     assert rows[2][2] == predictions.NO_FACE_LABEL and rows[2][3:7] == ["", "", "", ""] and rows[2][8] == ""
-    assert rows[0][-1] == "quality" and (rows[1][-1], rows[2][-1]) == ("", "no-face")
+    assert rows[0][-2:] == ["quality", "demo_model"] and (rows[1][-2], rows[2][-2]) == ("", "no-face")
     assert rows[1][2] in pipe.spec.class_names and float(rows[1][3]) > 0
     from rich.console import Console
 
