@@ -232,11 +232,6 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table = Table(title=f"Preprocessed -> {out}", show_header=False)
     table.add_row("windows", f"{r['n_windows']} x {result.eeg.data.shape[1:]} EEG, {result.faces.frames.shape[1:]} faces")
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
-    from .predictions import ica_convergence_warning
-
-    ica_warning = ica_convergence_warning(ei)
-    if ica_warning:
-        table.add_row("ICA", f"[yellow]{ica_warning}[/yellow]")
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))
     table.add_row("frames with several faces", str(fi.get("frames_several_faces", 0)))
@@ -252,7 +247,8 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     flagged = sum(bool(f) for f in r.get("window_flags", []))
     table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
     for note in r.get("notes", []):
-        table.add_row("eeg", note)
+        # The ICA note says "did NOT converge" when FastICA stopped at max_iter (also a warning line).
+        table.add_row("eeg", f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note)
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)
 

@@ -65,6 +65,7 @@ __all__ = [
     "render_summary",
     "print_report",
     "ica_convergence_warning",
+    "CLASS_LEGENDS",
 ]
 
 #: The CSV label (and table text) of a window without a face, which gets no emotion prediction.
@@ -93,6 +94,11 @@ def format_faces(window: WindowPrediction) -> str:
     """Frames with a detected face out of all frames: ``'10/10'``."""
     return f"{window.faces_found}/{window.n_frames}"
 
+
+#: The class names spelled out under the terminal table (DEAP ratings 1-9; high iff >= 5).
+CLASS_LEGENDS: dict[str, str] = {
+    "deap4": "HA/LA = high/low arousal, HV/LV = high/low valence (self-ratings >= 5 are high)",
+}
 
 #: One letter per flag kind in the terminal table (the CSV and JSON spell flags out).
 QUALITY_CODES: dict[str, str] = {
@@ -303,7 +309,8 @@ def render_table(result: PredictionResult) -> Table:
     title = f"Predictions per {result.spec.eeg.window_s:g} s window"
     if _is_demo(result):
         title = f"[bold red]{DEMO_NOTE}[/bold red]\n{title}"
-    legend = quality_legend(result.windows)
+    legends = [CLASS_LEGENDS.get(result.spec.label_scheme), quality_legend(result.windows)]
+    legend = "\n".join(line for line in legends if line) or None
     table = Table(
         title=title, caption=legend, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
     )
@@ -369,10 +376,8 @@ def render_summary(result: PredictionResult) -> Table:
     if summary["windows_flagged"]:
         table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
     for note in summary["notes"]:
-        table.add_row("eeg", note)
-    ica = ica_convergence_warning(summary["eeg"])
-    if ica:
-        table.add_row("eeg", f"[yellow]{ica}[/yellow]")
+        # The ICA note says "did NOT converge" when FastICA stopped at max_iter (also a warning line).
+        table.add_row("eeg", f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note)
     stages = summary["timings_ms_per_window"]
     table.add_row(
         "ms per window",

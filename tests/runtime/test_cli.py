@@ -350,3 +350,24 @@ def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
         f"Error: Invalid value for '--out': expected a missing or empty folder, got non-empty {str(out)!r} "
         "(pass --overwrite to replace it).\n"
     )
+
+
+def test_preprocess_warns_in_one_line_when_ica_did_not_converge(recording, tmp_path, capsys, monkeypatch):
+    import milmer.runtime.preprocess as pre
+
+    real = pre.preprocess_recording
+
+    def unconverged(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.report["eeg_info"]["ica_converged"] = False
+        return result
+
+    monkeypatch.setattr(pre, "preprocess_recording", unconverged)
+    video, eeg = recording
+    code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o"], capsys)
+    assert code == EXIT_OK
+    lines = [line for line in err.splitlines() if line.startswith("Warning: ")]
+    assert lines == [
+        "Warning: ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: "
+        "false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
+    ]

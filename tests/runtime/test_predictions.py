@@ -218,6 +218,7 @@ def test_table_and_summary_render(result):
         ["2", "0:06.0", "LALV", "0.10", "0.20", "0.30", "0.40", "0:0.10", "1:0.10", "2:0.10", "0/10", "BIF"],
     ]
     assert "quality: B = bad-span (BAD_move); I = interpolated (T7, T8); F = no-face" in text
+    assert "HA/LA = high/low arousal, HV/LV = high/low valence (self-ratings >= 5 are high)" in text
     assert "1 of 2 (see the quality column)" in text
     assert "interpolated 2 channel(s) from their neighbours: T7, T8" in text
     assert "HAHV 1, HALV 0, LAHV 0, LALV 1" in text
@@ -279,14 +280,10 @@ def test_demo_model_output_says_so_everywhere(result, tmp_path):
     assert "DEMO" not in console.export_text()
 
 
-def test_ica_non_convergence_is_shown_in_the_summary(result):
-    result.stats.eeg_info["ica_converged"] = False
-    console = Console(record=True, width=200, color_system=None)
-    predictions.print_report(result, console, table=False)
-    text = " ".join(console.export_text().split())
-    assert "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: false in the report)" in text
-    result.stats.eeg_info["ica_converged"] = True
-    console = Console(record=True, width=200, color_system=None)
-    predictions.print_report(result, console, table=False)
-    assert "did not converge" not in console.export_text()
-    assert predictions.ica_convergence_warning({"ica_converged": None}) is None
+def test_ica_non_convergence_warning_text():
+    assert predictions.ica_convergence_warning({"ica_converged": False}) == (
+        "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: false in "
+        "the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
+    )
+    assert predictions.ica_convergence_warning({"ica_converged": True}) is None
+    assert predictions.ica_convergence_warning({}) is None  # no ICA ran
