@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import MilmerInputError, check_option
+from .check import MilmerInputError, check_option
 from .backends.base import PRECISIONS, Precision, Runner
 from .backends.registry import BACKENDS, DEVICES, Backend, make_runner
 from .face import extract as face_extract

@@ -33,7 +33,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._check import check_suffix
+from .check import check_suffix
 from ._io import atomic_file, write_json_atomic
 
 if TYPE_CHECKING:

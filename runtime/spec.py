@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._check import MilmerInputError, check_keys, check_option
+from .check import MilmerInputError, check_keys, check_option
 from ._io import read_json_file, write_text_atomic
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from .base import Device, Precision, Runner, TensorMeta
 from .ort import default_threads
 

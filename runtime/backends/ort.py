@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from .base import Device, Precision, Runner, TensorMeta
 from .trt_cache import DEFAULT_BAG_PROFILE, Profile, bag_profiles, profile_option
 

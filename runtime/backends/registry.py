@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import _choices
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
 from .openvino import OpenVinoRunner
 from .ort import OrtRunner

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 
 __all__ = ["RATINGS_CSV", "RatingsTable", "read_ratings_csv", "DeapTrial", "find_ratings_csv", "deap_trial"]
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option, check_positive
+from ..check import MilmerInputError, check_option, check_positive
 from ..spec import EEGSpec, ICASpec
 from ..windows import EEGWindows
 from .channels import ChannelMatch, canonical_name, find_eog, match_channels, missing_message

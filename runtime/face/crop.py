@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from .detect import Box
 
 __all__ = ["expand_box", "center_square_box", "crop_pad_resize", "normalize"]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from ..spec import DETECTOR_SHA256, DETECTORS
 
 __all__ = [
@@ -208,7 +208,7 @@ class BlazeFaceDetector(FaceDetector):
         self.max_batch = max_batch
         ort_options: dict[str, Any] = {"intra_op_num_threads": intra_op_num_threads}
         if device == "tensorrt":
-            from ..infer import milmer_home
+            from ..infer_command import milmer_home
 
             default_cache = milmer_home() / "ort-trt" / "blazeface"
             ort_options["trt_cache_dir"] = trt_cache_dir if trt_cache_dir is not None else default_cache

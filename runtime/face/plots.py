@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from ..windows import FaceWindows
 
 __all__ = ["save_montage", "frame_caption", "window_caption"]

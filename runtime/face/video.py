@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._check import MilmerInputError, check_path_exists, check_positive, check_suffix
+from ..check import MilmerInputError, check_path_exists, check_positive, check_suffix
 
 __all__ = [
     "VIDEO_SUFFIXES",

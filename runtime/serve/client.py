@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from ..pipeline import BAG_OUTPUTS, Pipeline
 from ..spec import ModelSpec
 from .protocol import INPUTS, MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, SPEC_PARAMETER, bag_tensors

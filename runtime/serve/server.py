@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
 
 __all__ = ["ServeConfig", "check_serve_environment", "serve", "python_library_dir"]

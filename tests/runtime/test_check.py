@@ -1,10 +1,10 @@
-"""The shared input checks in milmer.runtime._check."""
+"""The shared input checks in milmer.runtime.check."""
 
 import re
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError, check_keys
+from milmer.runtime.check import MilmerInputError, check_keys
 
 
 def test_check_keys_with_every_key_required():

@@ -10,13 +10,13 @@ import weakref
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import resolve_backend
 from milmer.runtime.face import extract as face_extract
 from milmer.runtime.face.extract import FaceWindow
 from milmer.runtime.model_dir import load_model_dir
 from milmer.runtime.pipeline import CoverageWarning, Pipeline, RunStats, STAGES
-from milmer.runtime.preprocess import preprocess_recording, window_coverage
+from milmer.runtime.preprocess_command import preprocess_recording, window_coverage
 from milmer.runtime.windows import EEGWindows
 
 

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import openvino as ov_backend
 from milmer.runtime.backends.base import TensorMeta
 from milmer.runtime.backends.openvino import OpenVinoRunner, cpu_flags, has_bf16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import ort as ort_backend
 from milmer.runtime.backends.base import TensorMeta
 from milmer.runtime.backends.ort import OrtRunner

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.crop import center_square_box, crop_pad_resize, expand_box, normalize
 from milmer.runtime.face.detect import Box
 

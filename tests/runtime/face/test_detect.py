@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.detect import BLAZEFACE_MODEL, BlazeFaceDetector, Box, OpenCVHaarDetector, make_detector
 from milmer.runtime.spec import DETECTOR_SHA256, FaceSpec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.plots import frame_caption, save_montage, window_caption
 from milmer.runtime.windows import FaceWindows
 
