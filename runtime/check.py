@@ -7,15 +7,20 @@ turns it into exit code 2 without a traceback. Anything else is an internal erro
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "MilmerInputError",
     "check_option",
+    "check_int",
     "check_positive",
+    "check_type",
+    "check_finite",
     "check_path_exists",
     "check_suffix",
     "check_keys",
@@ -41,6 +46,59 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def _int_bounds(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f"an integer in {low}-{high}"
+    if low is not None:
+        return f"an integer >= {low}"
+    return "an integer" if high is None else f"an integer <= {high}"
+
+
+def check_int(
+    name: str, value: Any, *, low: int | None = None, high: int | None = None, allow_none: bool = False
+) -> Any:
+    """Return ``value`` as an ``int`` if it is an integer (numpy's too, never a bool) within
+    ``[low, high]`` (either bound may be None), else raise naming the bounds and the value.
+    ``allow_none`` lets None through (returned as is).
+
+    >>> check_int("batch", 4, low=1)
+    4
+    """
+    if allow_none and value is None:
+        return None
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        none = " or None" if allow_none else ""
+        raise MilmerInputError(f"Invalid value for {name!r}: expected {_int_bounds(low, high)}{none}, got {value!r}.")
+    return int(value)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a bool), else raise."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok:
+        raise MilmerInputError(f"Invalid value for {name!r}: expected a finite number, got {value!r}.")
+    return float(value)
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str | None = None) -> Any:
+    """Return ``value`` if it is an instance of ``types`` (a bool is no ``int`` here), else raise
+    ``Invalid value for 'name': expected <what>, got <type name>.``; ``what`` defaults to the
+    type names (``a FaceSpec``, ``a str or a Path``).
+    """
+    kinds = types if isinstance(types, tuple) else (types,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        wanted = what or " or ".join(_article(t.__name__) for t in kinds)
+        raise MilmerInputError(f"Invalid value for {name!r}: expected {wanted}, got {type(value).__name__}.")
+    return value
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Raise unless ``value`` is a finite number > 0 (or >= 0 with ``allow_zero``)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -53,13 +111,19 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return value
 
 
-def check_path_exists(name: str, path: str | os.PathLike[str]) -> Path:
-    """Return ``path`` as a :class:`Path`; raise if it does not exist or is not a file."""
+def check_path_exists(
+    name: str, path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file"
+) -> Path:
+    """Return ``path`` as a :class:`Path`; raise if it does not exist or is not a ``kind``
+    ('file' or 'dir')."""
     p = Path(path)
+    noun = "file" if kind == "file" else "directory"
     if not p.exists():
-        raise MilmerInputError(f"Invalid value for {name!r}: file not found: {str(p)!r}.")
-    if not p.is_file():
+        raise MilmerInputError(f"Invalid value for {name!r}: {noun} not found: {str(p)!r}.")
+    if kind == "file" and not p.is_file():
         raise MilmerInputError(f"Invalid value for {name!r}: expected a file, got directory {str(p)!r}.")
+    if kind == "dir" and not p.is_dir():
+        raise MilmerInputError(f"Invalid value for {name!r}: expected a directory, got file {str(p)!r}.")
     return p
 
 

@@ -21,7 +21,7 @@ from .backends.registry import BACKENDS, DEVICES
 from .recording import RecordingOptions
 
 if TYPE_CHECKING:
-    from .pipeline import PredictionResult
+    from .results import PredictionResult
 
 __all__ = [
     "DEMO_POINTER",

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from .pipeline import PredictionResult, WindowPrediction
+    from .results import PredictionResult, WindowPrediction
 
 __all__ = [
     "OUT_SUFFIXES",

@@ -1,7 +1,7 @@
 """``milmer serve --model DIR``: the exported model behind NVIDIA Triton Inference Server.
 
 PyTriton starts a real ``tritonserver`` (HTTP, gRPC, Prometheus metrics) whose Python backend hands
-each batch that Triton's dynamic batcher formed to :meth:`Pipeline.score_bags` in this process:
+each batch that Triton's dynamic batcher formed to :meth:`~.scoring.BagScorer.score_bags` in this process:
 the frames of all bags go through the backbone in one call, then the fusion graph scores the
 bags. Requests from many clients are therefore scored together, exactly like the batched bags
 of one local recording. Triton checks every request against the declared inputs
@@ -180,7 +180,7 @@ def serve(
     Triton reports the model ready. Raises MilmerInputError for a bad model directory, bad
     options or an environment PyTriton cannot serve from (:func:`check_serve_environment`).
     """
-    from ..pipeline import Pipeline
+    from ..scoring import BagScorer
 
     check_option("precision", precision, ("fp32", "fp16", "int8"))
     check_serve_environment()
@@ -199,9 +199,9 @@ def serve(
     )
     # Statistics stay readable (batch sizes); the control endpoints stay token-protected.
     security = TritonSecurityConfig(restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"])
-    with Pipeline(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as pipeline:  # type: ignore[arg-type]
+    with BagScorer(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as scorer:  # type: ignore[arg-type]
         with Triton(config=triton_config, security_config=security) as triton:
-            _bind(triton, pipeline, config)
+            _bind(triton, scorer, config)
             triton.run()
             if on_ready is not None:
                 on_ready(config.urls())

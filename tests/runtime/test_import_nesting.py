@@ -15,6 +15,10 @@ RUNTIME_MODULES = [
     "milmer.runtime.backends.trt",
     "milmer.runtime.model_dir",
     "milmer.runtime.pipeline",
+    "milmer.runtime.results",
+    "milmer.runtime.scoring",
+    "milmer.runtime.streaming",
+    "milmer.runtime.prefetch",
     "milmer.runtime.infer_command",
     "milmer.runtime.report",
 ]

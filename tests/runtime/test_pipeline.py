@@ -15,8 +15,10 @@ from milmer.runtime.backends import resolve_backend
 from milmer.runtime.face import extract as face_extract
 from milmer.runtime.face.extract import FaceWindow
 from milmer.runtime.model_dir import load_model_dir
-from milmer.runtime.pipeline import CoverageWarning, Pipeline, RunStats, STAGES
-from milmer.runtime.preprocess_command import preprocess_recording, window_coverage
+from milmer.runtime.pipeline import CoverageWarning, Pipeline
+from milmer.runtime.results import STAGES, RunStats
+from milmer.runtime.preprocess_command import preprocess_recording
+from milmer.runtime.recording import window_coverage
 from milmer.runtime.windows import EEGWindows
 
 
@@ -48,9 +50,10 @@ class TrackedFaces:
 
 
 def _run_tracked(model, recording, batch):
+    """The stream without the overlap: it pulls a face window only when the batch needs it."""
     tracker = TrackedFaces(face_extract.iter_face_windows)
     pulled_at_yield = []
-    with pytest.MonkeyPatch.context() as mp, Pipeline(model, batch=batch, intra_op_threads=1) as pipe:
+    with pytest.MonkeyPatch.context() as mp, Pipeline(model, batch=batch, intra_op_threads=1, overlap=False) as pipe:
         mp.setattr(face_extract, "iter_face_windows", tracker)
         stats = RunStats()
         preds = []
@@ -196,8 +199,9 @@ def _synthetic_stream(spec, n_windows, seed=0):
 
 
 def test_memory_is_flat_in_recording_length(tiny_model):
-    """Peak traced memory for 48 windows is within one window's crops of that for 8 windows."""
-    with Pipeline(tiny_model, batch=4, intra_op_threads=1) as pipe:
+    """Peak traced memory for 48 windows is within one window's crops of that for 8 windows
+    (without the overlap, whose read-ahead is bounded by test_overlap_reads_at_most_one_batch_ahead)."""
+    with Pipeline(tiny_model, batch=4, intra_op_threads=1, overlap=False) as pipe:
         spec = pipe.spec
         per_window = spec.face.frames_per_window * spec.face.frame_size**2 * 3  # uint8 crops
         peaks = {}
@@ -219,7 +223,7 @@ def test_memory_is_flat_in_recording_length(tiny_model):
 
 def test_run_windows_holds_at_most_one_batch(tiny_model):
     batch = 4
-    with Pipeline(tiny_model, batch=batch, intra_op_threads=1) as pipe:
+    with Pipeline(tiny_model, batch=batch, intra_op_threads=1, overlap=False) as pipe:
         eeg, faces = _synthetic_stream(pipe.spec, 22)
         tracker = TrackedFaces(lambda: faces)
         pulled_at_yield = []
@@ -378,7 +382,7 @@ def test_progress_bar_and_early_stop(tiny_model, capfd):
 
 
 def test_default_batch_is_small_on_cpu_and_large_on_gpu(tiny_model):
-    from milmer.runtime.pipeline import Pipeline, default_batch
+    from milmer.runtime.scoring import default_batch
 
     assert (default_batch("cpu"), default_batch("cuda"), default_batch("tensorrt")) == (2, 16, 16)
     with Pipeline(tiny_model, backend="ort", device="auto") as pipe:

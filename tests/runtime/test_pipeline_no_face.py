@@ -10,7 +10,8 @@ import numpy as np
 
 from milmer.runtime import report
 from milmer.runtime.face.extract import FRAME_NO_FACE, FaceWindow
-from milmer.runtime.pipeline import Pipeline, PredictionResult, RunStats
+from milmer.runtime.pipeline import Pipeline
+from milmer.runtime.results import PredictionResult, RunStats
 from milmer.runtime.windows import EEGWindows
 
 

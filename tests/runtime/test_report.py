@@ -12,8 +12,8 @@ from rich.console import Console
 
 from milmer.runtime import report
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.pipeline import PredictionResult, RunStats, WindowPrediction
-from milmer.runtime.preprocess_command import window_coverage
+from milmer.runtime.results import PredictionResult, RunStats, WindowPrediction
+from milmer.runtime.recording import window_coverage
 from milmer.runtime.spec import ModelSpec
 from milmer.runtime.windows import EEGWindows
 
