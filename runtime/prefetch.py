@@ -39,7 +39,7 @@ class Prefetch(Generic[T]):
     def __init__(self, source: Iterator[T], depth: int, *, name: str = "milmer-prefetch") -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self._source = source
+        self._source = iter(source)
         self._queue: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._done = False
@@ -59,11 +59,16 @@ class Prefetch(Generic[T]):
 
     def _produce(self) -> None:
         try:
-            for item in self._source:
+            # Told to stop (close), pull nothing more from the source.
+            while not self._stop.is_set():
+                try:
+                    item = next(self._source)
+                except StopIteration:
+                    self._put(_END, None)
+                    return
                 if not self._put(_ITEM, item):
                     return
                 del item  # the queue (then the consumer) holds it now, not this frame
-            self._put(_END, None)
         except BaseException as err:  # handed to the consumer, raised there
             self._put(_ERROR, err)
         finally:
