@@ -65,6 +65,25 @@ def test_overlap_gives_the_same_predictions_order_and_flags(tiny_model, recordin
     assert _face_threads() == []
 
 
+def test_face_warnings_from_the_background_thread_reach_the_caller(tiny_model, recording, tmp_path):
+    """A window without a face: the FaceWarning (issued when the face stream ends, in the
+    background thread) reaches the caller as without the overlap, and the flags agree."""
+    from milmer.runtime.face.extract import FaceWarning
+
+    from .conftest import write_video
+
+    video = write_video(tmp_path / "faceless.avi", 12.0, blank=lambda k: 20 <= k < 140)
+    runs = {}
+    for overlap in (True, False):
+        with pytest.warns(FaceWarning, match=r"^1 of 4 windows have no face \(none found in 20 of 40 frames\)"):
+            runs[overlap] = _predict(tiny_model, (video, recording[1]), overlap=overlap)[0]
+    _assert_same(runs[True], runs[False])
+    assert [p.flags for p in runs[True]] == [
+        ("some-frames-without-face",), ("no-face",), ("some-frames-without-face",), (),
+    ]
+    assert [p.predicted for p in runs[True]] == [True, False, True, True]
+
+
 def _synthetic(spec, n: int, faceless=frozenset(), fail_at: int | None = None, seed: int = 0):
     """EEG windows and a face-window generator factory; the generator records what it yielded
     and whether it was closed."""
