@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .backends.base import PRECISIONS, Precision, Runner
-from .backends.registry import BACKENDS, DEVICES, Backend, make_runner
+from .backends.registry import BACKENDS, DEVICES, Backend, build_runner
 from .check import MilmerInputError, check_int, check_option
 from .model_dir import ModelBundle, load_model_dir
 
@@ -70,13 +70,14 @@ class BagScorer:
         batch: int | None = None,
         intra_op_threads: int | None = None,
     ) -> None:
-        # Checked here, once: the runners below are made without checking again.
+        # Checked here, once, before anything loads: the runners are built without checking again.
         check_option("backend", backend, ("auto", *BACKENDS))
         check_option("device", device, DEVICES)
         if precision is not None:
             check_option("precision", precision, PRECISIONS)
         if batch is not None:
             batch = check_int("batch", batch, low=1)
+        check_int("intra_op_threads", intra_op_threads, low=1, allow_none=True)
         if isinstance(model, ModelBundle):
             if precision is not None and precision != model.precision:
                 raise MilmerInputError(
@@ -91,10 +92,10 @@ class BagScorer:
         self.spec = bundle.spec
         options = {"ort": {"intra_op_num_threads": intra_op_threads}} if intra_op_threads is not None else None
         t0 = time.perf_counter()
-        self.swin = make_runner(
+        self.swin = build_runner(
             backend, bundle.swin_path, device=device, precision=bundle.precision, options=options
         )
-        self.fusion = make_runner(
+        self.fusion = build_runner(
             backend, bundle.fusion_path, device=device, precision=bundle.precision, options=options
         )
         self.swin.activate()
