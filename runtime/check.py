@@ -21,6 +21,7 @@ __all__ = [
     "check_positive",
     "check_type",
     "check_finite",
+    "check_number",
     "check_path_exists",
     "check_suffix",
     "check_keys",
@@ -80,6 +81,39 @@ def check_finite(name: str, value: Any) -> float:
     if not ok:
         raise MilmerInputError(f"Invalid value for {name!r}: expected a finite number, got {value!r}.")
     return float(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> Any:
+    """Return ``value`` if it is a real number (not a bool, not NaN) within the bounds, else raise
+    ``Invalid value for 'name': expected a number > 0 and <= 1, got 2.`` (``low_open`` /
+    ``high_open`` exclude the bound; either bound may be None). ``allow_none`` lets None through.
+    """
+    if allow_none and value is None:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            bounds.append(f"{'<' if high_open else '<='} {high:g}")
+        bound = " " + " and ".join(bounds) if bounds else ""
+        none = " or None" if allow_none else ""
+        raise MilmerInputError(f"Invalid value for {name!r}: expected a number{bound}{none}, got {value!r}.")
+    return value
 
 
 def _article(word: str) -> str:

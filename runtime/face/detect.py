@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_number, check_option
 from ..spec import DETECTOR_SHA256, DETECTORS
 
 __all__ = [
@@ -191,13 +191,9 @@ class BlazeFaceDetector(FaceDetector):
         trt_cache_dir: str | os.PathLike[str] | None = None,
         model_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        if not 0 < min_confidence < 1:
-            raise MilmerInputError(
-                f"Invalid value for 'min_confidence': expected in (0, 1), got {min_confidence!r}."
-            )
+        check_number("min_confidence", min_confidence, low=0, high=1, low_open=True, high_open=True)
         check_option("device", device, BLAZEFACE_DEVICES)
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch <= 0:
-            raise MilmerInputError(f"Invalid value for 'max_batch': expected a positive int, got {max_batch!r}.")
+        check_int("max_batch", max_batch, low=1)
         from ..backends import make_runner
         from . import blazeface
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_option
 from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
 
 __all__ = ["ServeConfig", "check_serve_environment", "serve", "python_library_dir"]
@@ -68,12 +68,8 @@ class ServeConfig:
             raise MilmerInputError(
                 f"Invalid values for '--http-port'/'--grpc-port'/'--metrics-port': expected three different ports, got {ports}."
             )
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise MilmerInputError(f"Invalid value for '--max-batch': expected an integer >= 1, got {self.max_batch!r}.")
-        if isinstance(self.max_queue_delay_us, bool) or not isinstance(self.max_queue_delay_us, int) or self.max_queue_delay_us < 0:
-            raise MilmerInputError(
-                f"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got {self.max_queue_delay_us!r}."
-            )
+        check_int("--max-batch", self.max_batch, low=1)
+        check_int("--max-queue-delay-us", self.max_queue_delay_us, low=0)
 
     def urls(self) -> dict[str, str]:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_option
 from .._io import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
@@ -142,8 +142,7 @@ def score_study(
     from .client import RemotePipeline
 
     check_option("--format", fmt, ("json", "csv"))
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MilmerInputError(f"Invalid value for '--workers': expected an integer >= 1, got {workers!r}.")
+    check_int("--workers", workers, low=1)
     entries = read_manifest(manifest)
     out = Path(out)
     if out.exists() and not out.is_dir():

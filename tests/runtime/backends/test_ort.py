@@ -69,7 +69,7 @@ def test_session_options(swin_path):
         assert runner._session.get_providers() == ["CPUExecutionProvider"]
     assert OrtRunner(swin_path).intra_op_num_threads == ort_backend.default_threads() >= 1
     with pytest.raises(
-        MilmerInputError, match=r"'intra_op_num_threads': expected a positive int or None, got 0"
+        MilmerInputError, match=r"'intra_op_num_threads': expected an integer >= 1 or None, got 0"
     ):
         OrtRunner(swin_path, intra_op_num_threads=0)
 

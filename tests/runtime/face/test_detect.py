@@ -59,7 +59,7 @@ def test_make_detector_by_spec_name() -> None:
     msg = "'detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"
     with pytest.raises(MilmerInputError, match=msg):
         make_detector("yolo")
-    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected in \(0, 1\), got 1.5"):
+    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected a number > 0 and < 1, got 1.5"):
         make_detector("blazeface-short-range", 1.5)
 
 
@@ -86,7 +86,7 @@ def test_shipped_graph_matches_the_spec_hash() -> None:
 def test_blazeface_options_are_checked() -> None:
     with pytest.raises(MilmerInputError, match="'device': expected one of 'cpu', 'cuda', 'tensorrt', got 'gpu'"):
         BlazeFaceDetector(device="gpu")  # type: ignore[arg-type]
-    with pytest.raises(MilmerInputError, match="'max_batch': expected a positive int, got 0"):
+    with pytest.raises(MilmerInputError, match="'max_batch': expected an integer >= 1, got 0"):
         BlazeFaceDetector(max_batch=0)
     with pytest.raises(MilmerInputError, match="'device': expected one of 'cpu', got 'cuda'"):
         make_detector("opencv-haar", device="cuda")
