@@ -19,7 +19,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 from ._choices import BACKEND_NAMES, DETECTORS, DEVICES, PRECISIONS
 
 __all__ = [
@@ -192,11 +192,11 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
-    from ._check import check_option
     from ._io import check_out_dir
-    from .infer import recording_options
-    from .predictions import ica_convergence_warning
-    from .preprocess import preprocess_recording, write_preprocessed
+    from .check import check_option
+    from .infer_command import recording_options
+    from .preprocess_command import preprocess_recording, write_preprocessed
+    from .report import ica_convergence_warning
 
     # Everything cheap first: a taken --out or a bad option is refused before the slow work.
     check_out_dir(out, overwrite=overwrite, name="--out")
@@ -296,7 +296,7 @@ def infer(
     ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
-    from .infer import run_infer_cli
+    from .infer_command import run_infer_cli
 
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 from ._io import write_json_atomic
 
 __all__ = [

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime._check import MilmerInputError, check_keys, check_option
+from ..runtime.check import MilmerInputError, check_keys, check_option
 from ..runtime._io import read_json_file, write_text_atomic
 from ..runtime.spec import ModelSpec
 

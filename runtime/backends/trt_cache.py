@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _choices
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from .._hints import export_hint
 from .base import PRECISIONS, Precision
 

@@ -68,7 +68,7 @@ def test_preprocess_writes_windows_report_and_pictures(preprocessed):
 
 
 def test_preprocess_refuses_a_non_empty_output_folder_before_any_work(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess as pre
+    import milmer.runtime.preprocess_command as pre
 
     def no_work(*args, **kwargs):
         raise AssertionError("preprocessing ran before --out was checked")
@@ -167,7 +167,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_internal_errors_exit_1_without_traceback(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess as pre
+    import milmer.runtime.preprocess_command as pre
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
@@ -223,7 +223,7 @@ def test_preprocess_probes_the_video_once(recording, monkeypatch):
     """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
     import milmer.runtime.face.extract as extract
     import milmer.runtime.face.video as video_mod
-    from milmer.runtime.preprocess import preprocess_recording
+    from milmer.runtime.preprocess_command import preprocess_recording
 
     calls = []
     real = video_mod.probe_video
@@ -353,7 +353,7 @@ def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
 
 
 def test_preprocess_warns_in_one_line_when_ica_did_not_converge(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess as pre
+    import milmer.runtime.preprocess_command as pre
 
     real = pre.preprocess_recording
 
