@@ -23,6 +23,7 @@ from .config import DEFAULT_BACKBONE
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "BACKBONE_HUB_ID",
     "read_swin_config",
     "swin_from_config",
     "load_swin",
@@ -34,10 +35,15 @@ if TYPE_CHECKING:  # transformers is imported lazily (it takes seconds)
     from transformers import SwinConfig, SwinModel
 
 
+#: The paper's face-emotion Swin-T on the Hugging Face Hub (Apache-2.0, fine-tuned from
+#: microsoft/swin-tiny-patch4-window7-224).
+BACKBONE_HUB_ID = f"MahmoudWSegni/{DEFAULT_BACKBONE}"
+
+
 def _download_hint(path: Path) -> str:
     return (
-        f"download the Swin checkpoint (the paper uses '{DEFAULT_BACKBONE}' from the Hugging Face "
-        f"hub) into {str(path)!r}; milmer never downloads at run time"
+        f"download the Swin checkpoint into {str(path)!r}, e.g. the paper's: hf download "
+        f"{BACKBONE_HUB_ID} --local-dir {str(path)!r}; milmer never downloads at run time"
     )
 
 

@@ -75,7 +75,11 @@ def test_swin_from_config_matches_loaded_architecture(tiny_swin_dir):
 
 
 def test_missing_directory_says_to_download(tmp_path):
-    with pytest.raises(MilmerInputError, match=r"'backbone_dir': directory not found: .*nowhere.*download the Swin checkpoint"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"'backbone_dir': directory not found: .*nowhere.*download the Swin checkpoint into .*nowhere.*, e\.g\. the "
+        r"paper's: hf download MahmoudWSegni/swin-tiny-patch4-window7-224-finetuned-face-emotion-v12 --local-dir ",
+    ):
         load_swin(tmp_path / "nowhere")
 
 
