@@ -268,7 +268,9 @@ def infer(
     video: Path = _VIDEO,
     eeg: Path = _EEG,
     model: Optional[Path] = typer.Option(
-        None, "--model", help="Exported model folder (default: the demo model, if one was made)."
+        None, "--model",
+        help="Exported model folder; its spec fixes the preprocessing, face detector included. Default: the DEMO "
+        "model of `milmer demo` (synthetic data, outputs marked as such), if one was made.",
     ),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
