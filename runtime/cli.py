@@ -385,8 +385,10 @@ def run_app(typer_app: typer.Typer, argv: Optional[list[str]]) -> int:
     """Run ``typer_app`` on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
     Every usage error is one line on stderr (exit 2): a bad value names the option, what it
-    accepts and what was received (``Invalid value for '--offset': expected a number, got
-    'abc'.``); a missing or unknown option or argument is Click's message with where to find help.
+    accepts and what was received (``Invalid value for '--offset': expected a finite number, got
+    'abc'.``, ``... '--batch': expected an integer >= 1, got 0.``: the range comes from the option's
+    ``min``/``max``); a missing or unknown option or argument is Click's message with where to find
+    help. No usage box, no traceback.
     Flags show no value type in the help (Typer 0.29's rich help gives every flag ``<bool>``,
     even ``--help``).
     """
