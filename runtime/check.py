@@ -23,6 +23,7 @@ __all__ = [
     "check_finite",
     "check_number",
     "check_path_exists",
+    "check_dir_or_absent",
     "check_suffix",
     "check_keys",
 ]
@@ -158,6 +159,15 @@ def check_path_exists(
         raise MilmerInputError(f"Invalid value for {name!r}: expected a file, got directory {str(p)!r}.")
     if kind == "dir" and not p.is_dir():
         raise MilmerInputError(f"Invalid value for {name!r}: expected a directory, got file {str(p)!r}.")
+    return p
+
+
+def check_dir_or_absent(name: str, path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a :class:`Path` if it is a folder or does not exist yet (an output
+    folder), else raise ``... exists and is not a folder``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MilmerInputError(f"Invalid value for {name!r}: {str(p)!r} exists and is not a folder.")
     return p
 
 

@@ -22,7 +22,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_int
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
 from .cache import CachedWindows
@@ -118,10 +118,8 @@ def make_loader(
     so augmentation repeats too; with ``num_workers=0`` augmentation draws from torch's global
     RNG (seed it with ``torch.manual_seed``).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MilmerInputError(f"Invalid value for 'batch_size': expected an integer >= 1, got {batch_size!r}.")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise MilmerInputError(f"Invalid value for 'num_workers': expected an integer >= 0, got {num_workers!r}.")
+    check_int("batch_size", batch_size, low=1)
+    check_int("num_workers", num_workers, low=0)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
