@@ -95,8 +95,9 @@ def check_number(
     allow_none: bool = False,
 ) -> Any:
     """Return ``value`` if it is a real number (not a bool, not NaN) within the bounds, else raise
-    ``Invalid value for 'name': expected a number > 0 and <= 1, got 2.`` (``low_open`` /
-    ``high_open`` exclude the bound; either bound may be None). ``allow_none`` lets None through.
+    ``Invalid value for 'name': expected a number in (0, 1], got 2.`` (``low_open`` /
+    ``high_open`` exclude the bound; either bound may be None: ``expected a number >= 0``).
+    ``allow_none`` lets None through.
     """
     if allow_none and value is None:
         return None
@@ -106,12 +107,14 @@ def check_number(
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            bounds.append(f"{'<' if high_open else '<='} {high:g}")
-        bound = " " + " and ".join(bounds) if bounds else ""
+        if low is not None and high is not None:
+            bound = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bound = f" {'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            bound = f" {'<' if high_open else '<='} {high:g}"
+        else:
+            bound = ""
         none = " or None" if allow_none else ""
         raise MilmerInputError(f"Invalid value for {name!r}: expected a number{bound}{none}, got {value!r}.")
     return value

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from .. import _choices
-from ..check import MilmerInputError, check_option, check_path_exists
+from ..check import MilmerInputError, check_option, check_path_exists, check_type
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
@@ -179,10 +179,7 @@ def check_feed(feed: dict[str, np.ndarray], meta: dict[str, TensorMeta]) -> None
 
     Checks, in order: missing and unexpected names, array type, dtype, rank, static axis sizes.
     """
-    if not isinstance(feed, dict):
-        raise MilmerInputError(
-            f"Invalid value for 'feed': expected a dict of input name -> numpy array, got {type(feed).__name__}."
-        )
+    check_type("feed", feed, dict, "a dict of input name -> numpy array")
     expected = ", ".join(repr(n) for n in meta)
     missing = [n for n in meta if n not in feed]
     if missing:
