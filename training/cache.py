@@ -127,9 +127,9 @@ def default_cache_root() -> Path:
     """The shared cache root when a config names no ``cache_dir`` (an absolute path).
 
     ``$MILMER_CACHE_DIR`` if set, else ``windows/`` under milmer's per-user folder
-    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.infer_command.milmer_home`).
+    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.home.milmer_home`).
     """
-    from ..runtime.infer_command import milmer_home
+    from ..runtime.home import milmer_home
 
     env = os.environ.get(CACHE_DIR_ENV)
     return (Path(env).expanduser() if env else milmer_home() / "windows").absolute()
