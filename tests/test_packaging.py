@@ -60,7 +60,9 @@ def test_runtime_dependencies_are_what_inference_needs():
     """A Jetson install gets only inference's needs: no training stack, no plotting/demo writers, no
     mediapipe (no linux-aarch64 wheel), and no ONNX Runtime build (the cpu/gpu extras pick one)."""
     core = {_name(d) for d in _pyproject()["project"]["dependencies"]}
-    assert core == {"numpy", "scipy", "opencv-python-headless", "mne", "scikit-learn", "av", "typer", "rich"}
+    assert core == {
+        "numpy", "scipy", "opencv-python-headless", "mne", "scikit-learn", "python-picard", "av", "typer", "rich"
+    }
 
 
 def test_onnxruntime_builds_never_share_an_environment():

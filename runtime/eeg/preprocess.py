@@ -20,7 +20,7 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
    are filtered as separate segments;
 7. scale check: a robust amplitude per channel within :data:`~.units.PLAUSIBLE_UV`, else refused;
 8. interpolate the missing/bad channels, then average-reference again;
-9. FastICA fitted on good data only (``BAD_*`` spans left out); components that correlate with
+9. ICA (``spec.ica.method``: Picard-O by default, FastICA) fitted on good data only (``BAD_*`` spans left out); components that correlate with
    the EOG channels (or, without EOG, with the frontal proxy channels Fp1/Fp2) beyond
    ``spec.ica.eog_threshold`` (MNE's iterative z-score) and with |r| >= ``spec.ica.min_correlation``
    are removed, at most ``spec.ica.max_excluded`` of them, the strongest first
@@ -68,6 +68,7 @@ __all__ = [
     "bandpass",
     "cut_windows",
     "fit_decimation",
+    "ica_fit_params",
     "preprocess_raw",
     "preprocess_array",
 ]
@@ -176,7 +177,8 @@ def preprocess_raw(
     Returns windows ``data: (W, n_channels, window_samples) float32`` in microvolts, ``starts``
     in seconds from the recording's start (baseline and gaps included), ``flags`` per window and
     ``info``: ``ica_excluded``, ``ica_n_components``, ``eog_source``, ``ica_scores_max``,
-    ``ica_converged``, ``ica_fit_decim`` (ICA fitted on every k-th sample,
+    ``ica_method``, ``ica_n_iter`` (solver iterations), ``ica_converged`` (``ica_n_iter < max_iter``),
+    ``ica_fit_decim`` (ICA fitted on every k-th sample,
     ``ICASpec.max_fit_s``), ``reference``, ``line_noise`` (frequency, source, share before/after),
     ``channels`` (mapped, renamed, interpolated, bad in the file, retyped, reference electrode),
     ``windows_dropped_gap``, ``resampled_from``, ``n_windows``, ``duration_s``, ``timings``.
@@ -545,8 +547,8 @@ def _remove_eye_artefacts(
     cfg = spec_eeg.ica
     if not cfg.enabled:
         return {"ica_excluded": [], "ica_n_components": 0, "eog_source": "ICA disabled",
-                "ica_scores_max": None, "ica_scores_excluded": [], "ica_converged": None,
-                "ica_fit_decim": None}  # fmt: skip
+                "ica_scores_max": None, "ica_scores_excluded": [], "ica_method": None,
+                "ica_n_iter": None, "ica_converged": None, "ica_fit_decim": None}  # fmt: skip
     if eog_names:
         reference, source = eog_names, f"EOG channels {eog_names}"
     else:
@@ -563,16 +565,22 @@ def _remove_eye_artefacts(
     ica = ICA(
         n_components=n_components,
         method=cfg.method,
+        fit_params=ica_fit_params(cfg),
         max_iter=cfg.max_iter,
         random_state=cfg.random_state,
         verbose=_MNE_QUIET,
     )
     decim = fit_decimation(work.n_times, float(work.info["sfreq"]), cfg.max_fit_s)
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         # Recorded in info["ica_converged"] instead of printed once per recording.
         warnings.filterwarnings("ignore", message="FastICA did not converge")
+        warnings.filterwarnings("ignore", message="Picard did not converge")
         # BAD_* spans (artefacts, gaps) are left out of the fit: a 1 mV movement artefact would
         # take the components meant for the blinks. Long recordings are fitted on every k-th sample.
+        # One BLAS thread: the products are (31 x 7680) at most, too small to gain from threads,
+        # and BLAS threads on a machine busy with decoding and inference make the fit minutes long.
         ica.fit(
             work, picks="eeg", reject_by_annotation=True, decim=decim if decim > 1 else None, verbose=_MNE_QUIET
         )
@@ -593,9 +601,31 @@ def _remove_eye_artefacts(
         "eog_source": source,
         "ica_scores_max": float(strength.max()) if reference else None,
         "ica_scores_excluded": [round(float(strength[i]), 4) for i in excluded],
+        "ica_method": cfg.method,
+        "ica_n_iter": int(ica.n_iter_),
         "ica_converged": bool(ica.n_iter_ < cfg.max_iter),
         "ica_fit_decim": decim,
     }
+
+
+def ica_fit_params(cfg: ICASpec) -> dict[str, Any]:
+    """``fit_params`` of ``mne.preprocessing.ICA`` for ``cfg.method`` (see ``ICASpec``).
+
+    Picard as Picard-O (``ortho=True, extended=True``: FastICA's contrast, MNE's recipe);
+    FastICA with ``cfg.tol`` (MNE adds parallel/logcosh). Refuses Picard when python-picard is
+    not installed, naming the package.
+    """
+    if cfg.method == "picard":
+        import importlib.util
+
+        if importlib.util.find_spec("picard") is None:
+            raise MilmerInputError(
+                "Invalid value for 'ica.method': 'picard' needs the python-picard package "
+                "(pip install python-picard), which is not installed; install it, or use a spec "
+                "with ica.method = 'fastica' (slower, and it may not converge)."
+            )
+        return {"ortho": True, "extended": True, "tol": cfg.tol}
+    return {"tol": cfg.tol}
 
 
 def eye_components(found: Sequence[int], strength: np.ndarray, cfg: ICASpec) -> list[int]:

@@ -81,3 +81,24 @@ def test_from_dict_rejects_other_spec_versions_and_bad_json():
 def test_all_schemes_build():
     for scheme, names in CLASS_SCHEMES.items():
         assert ModelSpec.for_scheme(scheme).n_classes == len(names)
+
+
+def test_ica_method_and_tolerance():
+    from milmer.runtime.spec import ICASpec
+
+    assert (ICASpec().method, ICASpec().tol, ICASpec().max_iter) == ("picard", 1e-3, 1000)
+    with pytest.raises(MilmerInputError, match=r"'ica.method': expected one of 'picard', 'fastica', got 'infomax'"):
+        ICASpec(method="infomax")
+    for tol in (0, 1.0, True, "1e-3"):
+        with pytest.raises(MilmerInputError, match=r"'ica.tol': expected in \(0, 1\), got"):
+            ICASpec(tol=tol)
+
+
+def test_spec_saved_before_ica_tol_loads_as_it_was_fitted():
+    """A spec without 'ica.tol' was written when FastICA was the only solver: it loads as FastICA
+    at scikit-learn's default tolerance (1e-4), so a model keeps its training's preprocessing."""
+    d = ModelSpec().to_dict()
+    del d["eeg"]["ica"]["tol"]
+    d["eeg"]["ica"]["method"] = "fastica"
+    ica = ModelSpec.from_dict(d).eeg.ica
+    assert (ica.method, ica.tol) == ("fastica", 1e-4)
