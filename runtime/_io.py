@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_dir_or_absent, check_path_exists
 
 __all__ = ["atomic_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
 
@@ -23,10 +23,8 @@ def atomic_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Itera
     ``out`` must not exist, be an empty folder, or ``overwrite`` must be set (its old contents
     are then replaced only after the new ones are complete).
     """
-    out = Path(out)
+    out = check_dir_or_absent("out", out)
     if out.exists():
-        if not out.is_dir():
-            raise MilmerInputError(f"Invalid value for 'out': {str(out)!r} exists and is not a folder.")
         if any(out.iterdir()) and not overwrite:
             raise MilmerInputError(
                 f"Invalid value for 'out': folder {str(out)!r} is not empty; "
@@ -75,9 +73,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 def read_json_file(path: str | os.PathLike[str], *, param: str, what: str) -> Any:
     """Parse the JSON file ``path``; a missing file or bad JSON names ``param``/``what``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MilmerInputError(f"Invalid value for {param!r}: file not found: {str(path)!r}.")
+    path = check_path_exists(param, path)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .check import MilmerInputError, check_option, check_positive, check_suffix
 from ._hints import export_hint
 from ._io import write_json_atomic
+from .home import milmer_home
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
 from .recording import RecordingOptions
@@ -42,12 +43,6 @@ _NO_MODEL_HINT = (
     "make one with `milmer demo --out DIR` (a demo model trained on synthetic data) or "
     "`milmer export CKPT --out DIR` (from a trained checkpoint), then pass --model DIR"
 )
-
-
-def milmer_home() -> Path:
-    """``$MILMER_HOME``, else ``~/.cache/milmer``: where milmer keeps per-user state."""
-    env = os.environ.get("MILMER_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "milmer"
 
 
 def record_demo_model(path: str | os.PathLike[str]) -> Path:
