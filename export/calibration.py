@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_int
 from ..runtime.spec import ModelSpec
 
 __all__ = ["CalibrationSet", "CALIBRATION_SOURCES", "carphone_path", "calibration_frames"]
@@ -120,8 +120,7 @@ def calibration_frames(
     from ..runtime.face.crop import normalize
     from .inputs import load_demo_windows, synthetic_demo_inputs
 
-    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 4:
-        raise MilmerInputError(f"Invalid value for 'n_frames': expected an integer >= 4, got {n_frames!r}.")
+    check_int("n_frames", n_frames, low=4)
     sources = [s for s in CALIBRATION_SOURCES if s != "windows" or windows is not None]
     share = -(-n_frames // len(sources))
     f = spec.face.frames_per_window

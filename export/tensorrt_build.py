@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_number, check_option
 from ..runtime._hints import export_hint
 from ..runtime.backends.base import Precision
 from ..runtime.backends.trt_cache import (
@@ -92,11 +92,7 @@ TRTEXEC_FILE = "trtexec.txt"
 def check_workspace_gb(workspace_gb: float, name: str = "workspace_gb") -> int:
     """The TensorRT workspace limit in bytes for ``workspace_gb`` GiB (a number in (0, 1024));
     ``name`` is what the error calls it (``'--workspace-gb'`` from the command line)."""
-    ok = isinstance(workspace_gb, (int, float)) and not isinstance(workspace_gb, bool) and 0 < workspace_gb < 1024
-    if not ok:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: expected a number in (0, 1024), got {workspace_gb!r}."
-        )
+    check_number(name, workspace_gb, low=0, high=1024, low_open=True, high_open=True)
     return int(workspace_gb * (1 << 30))
 
 

@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_int, check_option
 from ..runtime._io import atomic_dir
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.model_dir import graph_filename, load_model_dir
@@ -308,8 +308,7 @@ def write_triton_repo(
     check_option("--precision", precision, PRECISIONS)
     check_option("--device", device, ("gpu", "cpu"))
     bags = check_bag_profile(tuple(profile) if isinstance(profile, list) else profile)
-    if isinstance(max_queue_delay_us, bool) or not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0:
-        raise MilmerInputError(f"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got {max_queue_delay_us!r}.")
+    check_int("--max-queue-delay-us", max_queue_delay_us, low=0)
     if backend == "tensorrt" and (device != "gpu" or precision == "int8"):
         raise MilmerInputError(
             f"Invalid value for '--backend': 'tensorrt' runs on a GPU at fp32 or fp16, got device {device!r}, precision {precision!r}."

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_dir_or_absent, check_path_exists
 
 __all__ = ["atomic_dir", "check_out_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
 
@@ -22,10 +22,8 @@ def check_out_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name:
 
     Commands call it before their work, so a taken folder is refused at once, not after it.
     """
-    out = Path(out)
+    out = check_dir_or_absent(name, out)
     if out.exists():
-        if not out.is_dir():
-            raise MilmerInputError(f"Invalid value for {name!r}: {str(out)!r} exists and is not a folder.")
         if any(out.iterdir()) and not overwrite:
             raise MilmerInputError(
                 f"Invalid value for {name!r}: folder {str(out)!r} is not empty; "
@@ -85,9 +83,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 def read_json_file(path: str | os.PathLike[str], *, param: str, what: str) -> Any:
     """Parse the JSON file ``path``; a missing file or bad JSON names ``param``/``what``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MilmerInputError(f"Invalid value for {param!r}: file not found: {str(path)!r}.")
+    path = check_path_exists(param, path)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -23,6 +23,7 @@ __all__ = [
     "check_finite",
     "check_number",
     "check_path_exists",
+    "check_dir_or_absent",
     "check_suffix",
     "check_keys",
 ]
@@ -94,8 +95,9 @@ def check_number(
     allow_none: bool = False,
 ) -> Any:
     """Return ``value`` if it is a real number (not a bool, not NaN) within the bounds, else raise
-    ``Invalid value for 'name': expected a number > 0 and <= 1, got 2.`` (``low_open`` /
-    ``high_open`` exclude the bound; either bound may be None). ``allow_none`` lets None through.
+    ``Invalid value for 'name': expected a number in (0, 1], got 2.`` (``low_open`` /
+    ``high_open`` exclude the bound; either bound may be None: ``expected a number >= 0``).
+    ``allow_none`` lets None through.
     """
     if allow_none and value is None:
         return None
@@ -105,12 +107,14 @@ def check_number(
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            bounds.append(f"{'<' if high_open else '<='} {high:g}")
-        bound = " " + " and ".join(bounds) if bounds else ""
+        if low is not None and high is not None:
+            bound = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bound = f" {'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            bound = f" {'<' if high_open else '<='} {high:g}"
+        else:
+            bound = ""
         none = " or None" if allow_none else ""
         raise MilmerInputError(f"Invalid value for {name!r}: expected a number{bound}{none}, got {value!r}.")
     return value
@@ -158,6 +162,15 @@ def check_path_exists(
         raise MilmerInputError(f"Invalid value for {name!r}: expected a file, got directory {str(p)!r}.")
     if kind == "dir" and not p.is_dir():
         raise MilmerInputError(f"Invalid value for {name!r}: expected a directory, got file {str(p)!r}.")
+    return p
+
+
+def check_dir_or_absent(name: str, path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a :class:`Path` if it is a folder or does not exist yet (an output
+    folder), else raise ``... exists and is not a folder``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MilmerInputError(f"Invalid value for {name!r}: {str(p)!r} exists and is not a folder.")
     return p
 
 

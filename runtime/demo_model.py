@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .check import MilmerInputError
 from ._io import write_json_atomic
+from .home import milmer_home
 
 __all__ = [
     "DEMO_POINTER",
@@ -44,12 +45,6 @@ _NO_MODEL_HINT = (
     "make one with `milmer demo --out DIR` (a demo model trained on synthetic data) or "
     "`milmer export CKPT --out DIR` (from a trained checkpoint), then pass --model DIR"
 )
-
-
-def milmer_home() -> Path:
-    """``$MILMER_HOME``, else ``~/.cache/milmer``: where milmer keeps per-user state."""
-    env = os.environ.get("MILMER_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "milmer"
 
 
 def record_demo_model(path: str | os.PathLike[str]) -> Path:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from .check import MilmerInputError, check_option, check_positive, check_suffix
 from ._hints import export_hint
-from ._io import write_json_atomic
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
 from .demo_model import (

@@ -60,7 +60,7 @@ class Pipeline(BagScorer):
     :class:`~.scoring.BagScorer` (``batch=None``: 2 bags per call on a CPU, 16 on a GPU)
     overlap: decode and detect the faces of the next windows in a background thread while the
              model scores the current batch (default True; the predictions are the same either
-             way, at most one batch of extra crops is held)
+             way, the thread holds at most one batch + 1 windows of crops more)
 
     Use as a context manager (or call :meth:`close`) to free the sessions.
     """

@@ -8,7 +8,7 @@ more memory than a minute of it.
 
 With ``overlap`` (the default) the face windows -- video decode, face detection (frames batched
 through the detector graph, ``detect_batch``) and cropping -- are produced in a background
-thread (:class:`~.prefetch.Prefetch`) up to one batch ahead, while the model scores the
+thread (:class:`~.prefetch.Prefetch`) up to one batch (+1 window) ahead, while the model scores the
 current batch. The predictions, their order and their flags are the same either way.
 """
 
@@ -69,7 +69,7 @@ def stream_predictions(
     faces:       one :class:`FaceWindow` per window to predict, ``index`` a row of ``eeg_windows``;
                  closed (``faces.close()``) when the stream ends or is closed early
     started:     ``time.perf_counter()`` when the run began (for ``stats.wall_s``)
-    overlap:     produce the face windows in a background thread, one batch ahead
+    overlap:     produce the face windows in a background thread, one batch (+1 window) ahead
 
     Windows without a face take no slot in the buffer and are not scored (unless
     ``predict_without_face``). Nothing starts before the first prediction is asked for.

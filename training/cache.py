@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_positive
+from ..runtime.check import MilmerInputError, check_int, check_path_exists, check_positive
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .labels import ratings_to_labels
@@ -127,9 +127,9 @@ def default_cache_root() -> Path:
     """The shared cache root when a config names no ``cache_dir`` (an absolute path).
 
     ``$MILMER_CACHE_DIR`` if set, else ``windows/`` under milmer's per-user folder
-    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.infer_command.milmer_home`).
+    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.home.milmer_home`).
     """
-    from ..runtime.infer_command import milmer_home
+    from ..runtime.home import milmer_home
 
     env = os.environ.get(CACHE_DIR_ENV)
     return (Path(env).expanduser() if env else milmer_home() / "windows").absolute()
@@ -424,9 +424,7 @@ def open_cache(index_path: str | os.PathLike[str], *, check_sources: bool = True
     Checks that the folder's ``key.json`` matches the index, that every shard is complete, and
     (``check_sources``) that every source file still has the size and mtime it was built from.
     """
-    index_path = Path(index_path)
-    if not index_path.is_file():
-        raise MilmerInputError(f"Invalid value for 'index_path': file not found: {str(index_path)!r}.")
+    index_path = check_path_exists("index_path", index_path)
     folder = index_path.parent
     index = json.loads(index_path.read_text())
     _check_key_file(folder, index["config"])
@@ -474,8 +472,7 @@ def build_cache(
         raise MilmerInputError(f"Invalid value for 'records': trial(s) listed twice: {', '.join(dupes)}.")
     if workers is None:
         workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MilmerInputError(f"Invalid value for 'workers': expected an integer >= 1, got {workers!r}.")
+    check_int("workers", workers, low=1)
 
     config = cache_config(spec, baseline_s=baseline_s, offset_s=offset_s)
     folder = cache_dir(cache_root, config)

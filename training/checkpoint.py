@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_path_exists
 from ..runtime.spec import ModelSpec
 from .backbone import swin_from_config
 from .config import ModelConfig
@@ -86,8 +86,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _require_files(directory: Path, names: tuple[str, ...], what: str, name: str = "checkpoint") -> None:
-    if not directory.is_dir():
-        raise MilmerInputError(f"Invalid value for {name!r}: directory not found: {str(directory)!r}.")
+    check_path_exists(name, directory, "dir")
     missing = [n for n in names if not (directory / n).is_file()]
     if missing:
         raise MilmerInputError(

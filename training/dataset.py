@@ -22,7 +22,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_int, check_number
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
 from .cache import CachedWindows
@@ -38,8 +38,7 @@ class Augment:
     eeg_noise: float = 0.05
 
     def __post_init__(self) -> None:
-        if not 0 <= self.hflip_p <= 1:
-            raise MilmerInputError(f"Invalid value for 'hflip_p': expected in [0, 1], got {self.hflip_p!r}.")
+        check_number("hflip_p", self.hflip_p, low=0, high=1)
         if not 0 <= self.eeg_noise < float("inf"):
             raise MilmerInputError(f"Invalid value for 'eeg_noise': expected a finite number >= 0, got {self.eeg_noise!r}.")
 
@@ -118,10 +117,8 @@ def make_loader(
     so augmentation repeats too; with ``num_workers=0`` augmentation draws from torch's global
     RNG (seed it with ``torch.manual_seed``).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MilmerInputError(f"Invalid value for 'batch_size': expected an integer >= 1, got {batch_size!r}.")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise MilmerInputError(f"Invalid value for 'num_workers': expected an integer >= 0, got {num_workers!r}.")
+    check_int("batch_size", batch_size, low=1)
+    check_int("num_workers", num_workers, low=0)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

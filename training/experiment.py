@@ -203,10 +203,14 @@ def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: A
     from .train import amp_dtype, seed_everything
 
     config = cfg.model_config()
-    if cfg.precompute_tokens == "off" or not (config.freeze_backbone and config.uses_face):
+    if cfg.precompute_tokens == "off" or not (config.freeze_backbone or not config.uses_face):
         return None
     seed_everything(cfg.seed)
     model = build_model(config).to(ctx.device)  # the backbone is the pretrained one: the same for every fold
+    if not config.uses_face:
+        # EEG only: the fusion ignores the face tokens (``MilmerModel.forward`` passes zeros), so a
+        # broadcast view of zeros (no memory) spares reading every window's frames from disk.
+        return torch.zeros(1, config.frames_per_window, config.tokens_per_frame, model.token_dim).expand(len(cache), -1, -1, -1)
     size = token_bytes(len(cache), model)
     if size > PRECOMPUTE_MAX_BYTES:
         if ctx.is_main:

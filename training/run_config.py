@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime.check import MilmerInputError, check_keys, check_option
+from ..runtime.check import MilmerInputError, check_int, check_keys, check_number, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .config import ModelConfig
 from .splits import PROTOCOLS
@@ -62,22 +62,6 @@ PATH_FIELDS: tuple[str, ...] = ("data_root", "cache_dir", "out_dir")
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected an integer >= {minimum}, got {value!r}.")
-
-
-def _check_number(name: str, value: Any, *, low: float, high: float | None = None, low_open: bool = False) -> None:
-    ok = _is_number(value) and (value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a number {bound}, got {value!r}.")
 
 
 def _check_subjects(name: str, value: Any) -> tuple[int, ...]:
@@ -180,31 +164,31 @@ class TrainConfig:
         if self.subjects is not None:
             object.__setattr__(self, "subjects", _check_subjects("subjects", self.subjects))
         object.__setattr__(self, "exclude_subjects", _check_subjects("exclude_subjects", self.exclude_subjects))
-        _check_number("baseline_s", self.baseline_s, low=0.0)
-        _check_number("offset_s", self.offset_s, low=float("-inf"))
-        _check_int("k_folds", self.k_folds, 2)
+        check_number("baseline_s", self.baseline_s, low=0.0)
+        check_number("offset_s", self.offset_s, low=float("-inf"))
+        check_int("k_folds", self.k_folds, low=2)
         self._check_folds_to_run()
-        _check_number("val_fraction", self.val_fraction, low=0.0, high=0.5)
+        check_number("val_fraction", self.val_fraction, low=0.0, high=0.5)
         if self.val_fraction == 0 and self.keep == "best":
             raise MilmerInputError(
                 "Invalid combination: keep 'best' picks the epoch on a validation split, so it needs "
                 f"val_fraction > 0, got val_fraction {self.val_fraction!r}; use keep 'last' to train without one."
             )
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
-        _check_int("warmup_epochs", self.warmup_epochs, 0)
+        check_int("epochs", self.epochs, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_number("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        check_int("warmup_epochs", self.warmup_epochs, low=0)
         if self.warmup_epochs >= self.epochs:
             raise MilmerInputError(
                 f"Invalid value for 'warmup_epochs': expected fewer than epochs = {self.epochs}, got {self.warmup_epochs!r}."
             )
-        _check_int("grad_accum", self.grad_accum, 1)
-        _check_number("grad_clip", self.grad_clip, low=0.0)
-        _check_int("seed", self.seed, 0)
+        check_int("grad_accum", self.grad_accum, low=1)
+        check_number("grad_clip", self.grad_clip, low=0.0)
+        check_int("seed", self.seed, low=0)
         if self.workers is not None:
-            _check_int("workers", self.workers, 0)
+            check_int("workers", self.workers, low=0)
         for name in ("spec", "model"):
             if not isinstance(getattr(self, name), Mapping):
                 raise MilmerInputError(
@@ -220,7 +204,7 @@ class TrainConfig:
         if value is None:
             return
         if _is_int(value):
-            _check_int("folds_to_run", value, 1)
+            check_int("folds_to_run", value, low=1)
             return
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
             raise MilmerInputError(

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_int, check_number, check_option
 
 __all__ = ["PROTOCOLS", "LEAKY_PROTOCOLS", "Protocol", "Fold", "protocol_caveat", "make_folds"]
 
@@ -188,10 +188,8 @@ def make_folds(
         )
     if subject.size == 0:
         raise MilmerInputError("Invalid value for 'subject': expected at least one window, got none.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise MilmerInputError(f"Invalid value for 'k': expected an integer >= 2, got {k!r}.")
-    if not 0 <= val_fraction < 1:
-        raise MilmerInputError(f"Invalid value for 'val_fraction': expected in [0, 1), got {val_fraction!r}.")
+    k = check_int("k", k, low=2)
+    check_number("val_fraction", val_fraction, low=0, high=1, high_open=True)
 
     rng = np.random.default_rng(seed)
     if protocol == "segment":

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Literal
 
 import numpy as np
 
 from .. import _choices
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option, check_path_exists, check_type
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
@@ -73,9 +72,7 @@ class Runner(ABC):
     def __init__(self, model_path: str | os.PathLike[str], *, device: str, precision: Precision) -> None:
         check_option("--device", device, self.DEVICES)
         check_option("--precision", precision, PRECISIONS)
-        path = Path(model_path)
-        if not path.is_file():
-            raise MilmerInputError(f"Invalid value for 'model_path': file not found: {str(path)!r}.")
+        path = check_path_exists("model_path", model_path)
         if path.suffix.lower() not in self.SUFFIXES:
             options = ", ".join(repr(s) for s in self.SUFFIXES)
             raise MilmerInputError(
@@ -182,10 +179,7 @@ def check_feed(feed: dict[str, np.ndarray], meta: dict[str, TensorMeta]) -> None
 
     Checks, in order: missing and unexpected names, array type, dtype, rank, static axis sizes.
     """
-    if not isinstance(feed, dict):
-        raise MilmerInputError(
-            f"Invalid value for 'feed': expected a dict of input name -> numpy array, got {type(feed).__name__}."
-        )
+    check_type("feed", feed, dict, "a dict of input name -> numpy array")
     expected = ", ".join(repr(n) for n in meta)
     missing = [n for n in meta if n not in feed]
     if missing:

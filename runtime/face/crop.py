@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int
+from ..check import MilmerInputError, check_int, check_number
 from .detect import Box
 
 __all__ = ["expand_box", "center_square_box", "crop_pad_resize", "normalize"]
@@ -24,8 +24,7 @@ def expand_box(box: Box, frac: float = 0.10, *, width: int, height: int) -> Box:
     E.g. a 100 x 80 box with ``frac=0.10`` becomes 110 x 88 (5 and 4 pixels added per side)
     before clipping to ``[0, width] x [0, height]``.
     """
-    if not frac >= 0:
-        raise MilmerInputError(f"Invalid value for 'frac': expected >= 0, got {frac!r}.")
+    check_number("frac", frac, low=0)
     dx, dy = 0.5 * frac * box.width, 0.5 * frac * box.height
     grown = Box(box.x0 - dx, box.y0 - dy, box.x1 + dx, box.y1 + dy, box.score)
     clipped = grown.clip(width, height)

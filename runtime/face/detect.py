@@ -194,7 +194,7 @@ class BlazeFaceDetector(FaceDetector):
         check_number("min_confidence", min_confidence, low=0, high=1, low_open=True, high_open=True)
         check_option("device", device, BLAZEFACE_DEVICES)
         check_int("max_batch", max_batch, low=1)
-        from ..backends import make_runner
+        from ..backends.registry import build_runner
         from . import blazeface
 
         path = Path(model_path) if model_path is not None else BLAZEFACE_MODEL
@@ -204,11 +204,11 @@ class BlazeFaceDetector(FaceDetector):
         self.max_batch = max_batch
         ort_options: dict[str, Any] = {"intra_op_num_threads": intra_op_num_threads}
         if device == "tensorrt":
-            from ..infer_command import milmer_home
+            from ..home import milmer_home
 
             default_cache = milmer_home() / "ort-trt" / "blazeface"
             ort_options["trt_cache_dir"] = trt_cache_dir if trt_cache_dir is not None else default_cache
-        self._runner: Any = make_runner("ort", path, device=device, precision="fp32", options={"ort": ort_options})
+        self._runner: Any = build_runner("ort", path, device=device, precision="fp32", options={"ort": ort_options})
         self._runner.activate()
         self._anchors = blazeface.ssd_anchors()
 

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..check import MilmerInputError, check_positive
+from ..check import MilmerInputError, check_positive, check_type
 from ..spec import FaceSpec
 from ..windows import FaceWindows
 from .crop import center_square_box, crop_pad_resize, expand_box
@@ -200,8 +200,7 @@ def iter_face_windows(
     non-overlapping, increasing starts). Input errors are raised here, before iterating; the
     :class:`FaceWarning` s after the last window.
     """
-    if not isinstance(spec_face, FaceSpec):
-        raise MilmerInputError(f"Invalid value for 'spec_face': expected a FaceSpec, got {type(spec_face).__name__}.")
+    check_type("spec_face", spec_face, FaceSpec)
     check_positive("window_s", window_s)
     check_offset(offset_s)
     if detector is not None and getattr(detector, "name", None) != spec_face.detector:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..check import MilmerInputError, check_positive
+from ..check import check_number, check_positive
 from .detect import Box
 
 __all__ = ["MultiFaceDetector", "all_faces", "initial_subject", "SubjectTracker"]
@@ -86,8 +86,7 @@ class SubjectTracker:
     def __init__(self, *, max_shift: float = 1.0, shift_per_s: float = 0.5, max_scale: float = 1.5) -> None:
         check_positive("max_shift", max_shift)
         check_positive("shift_per_s", shift_per_s)
-        if not max_scale > 1:
-            raise MilmerInputError(f"Invalid value for 'max_scale': expected a number > 1, got {max_scale!r}.")
+        check_number("max_scale", max_scale, low=1, low_open=True)
         self.max_shift, self.shift_per_s, self.max_scale = float(max_shift), float(shift_per_s), float(max_scale)
         self.last: Box | None = None
         self.last_t = math.nan

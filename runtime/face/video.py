@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int, check_path_exists, check_positive, check_suffix
+from ..check import MilmerInputError, check_finite, check_int, check_path_exists, check_positive, check_suffix
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -169,12 +168,8 @@ class FrameAt(NamedTuple):
 
 
 def check_offset(offset_s: float) -> float:
-    """Return ``offset_s`` (video time at EEG t = 0) if it is a finite number of seconds."""
-    if isinstance(offset_s, bool) or not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
-        raise MilmerInputError(
-            f"Invalid value for 'offset_s': expected a finite number of seconds, got {offset_s!r}."
-        )
-    return offset_s
+    """Return ``offset_s`` (video time (s) at EEG t = 0) as a float if it is a finite number."""
+    return check_finite("offset_s", offset_s)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..check import MilmerInputError
-from ..check import check_int
+from ..check import check_int, check_type
 from ..pipeline import Pipeline
 from ..scoring import BAG_OUTPUTS
 from ..spec import ModelSpec
@@ -128,11 +128,17 @@ class RemotePipeline(Pipeline):
                 max_batch_size); the server may batch requests of many clients further
     model_name: the served model (default ``milmer``)
     timeout_s:  connection and per-request timeout
+    overlap:    decode and detect the next windows while a request is out (as :class:`Pipeline`)
 
     Raises MilmerInputError when no server answers, the model is missing or is no milmer model.
     """
 
-    def __init__(self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0,
+        overlap: bool = True,
+    ) -> None:
+        self.overlap = check_type("overlap", overlap, bool)
+        wanted = check_int("batch", batch, low=1) if batch is not None else DEFAULT_REQUEST_BAGS
         self.url = url
         self.model_name = model_name
         self._client = connect(url, timeout_s=timeout_s)
@@ -142,7 +148,6 @@ class RemotePipeline(Pipeline):
             self._client.close()
             raise
         # Requests larger than the server's max_batch_size are refused by Triton: stay within it.
-        wanted = check_int("batch", batch, low=1) if batch is not None else DEFAULT_REQUEST_BAGS
         self.batch = min(wanted, max_batch) if max_batch > 0 else wanted
         self.bundle = _RemoteBundle(dir=url)  # type: ignore[assignment]
         self.load_s = 0.0

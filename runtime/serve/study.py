@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..check import MilmerInputError, check_int, check_option
+from ..check import MilmerInputError, check_dir_or_absent, check_int, check_option
 from .._io import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
@@ -144,9 +144,7 @@ def score_study(
     check_option("--format", fmt, ("json", "csv"))
     check_int("--workers", workers, low=1)
     entries = read_manifest(manifest)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MilmerInputError(f"Invalid value for 'out': {str(out)!r} exists and is not a folder.")
+    out = check_dir_or_absent("out", out)
     RemotePipeline(server, batch=batch).close()  # fail fast: server up, model served, options valid
     out.mkdir(parents=True, exist_ok=True)
     report = StudyReport()

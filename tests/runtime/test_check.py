@@ -60,12 +60,14 @@ def test_check_int():
 def test_check_number():
     assert check_number("lr", 0.5, low=0, high=1, low_open=True) == 0.5
     assert check_number("max_fit_s", None, low=0, low_open=True, allow_none=True) is None
-    with _fails("Invalid value for 'min_confidence': expected a number > 0 and < 1, got 1.0."):
+    with _fails("Invalid value for 'min_confidence': expected a number in (0, 1), got 1.0."):
         check_number("min_confidence", 1.0, low=0, high=1, low_open=True, high_open=True)
-    with _fails("Invalid value for 'dropout': expected a number >= 0 and <= 1, got nan."):
+    with _fails("Invalid value for 'dropout': expected a number in [0, 1], got nan."):
         check_number("dropout", float("nan"), low=0, high=1)
     with _fails("Invalid value for 'scale': expected a number > 1, got False."):
         check_number("scale", False, low=1, low_open=True)
+    with _fails("Invalid value for 'offset_s': expected a number <= 0, got 0.5."):
+        check_number("offset_s", 0.5, high=0)
 
 
 def test_check_finite():

@@ -19,6 +19,7 @@ RUNTIME_MODULES = [
     "milmer.runtime.scoring",
     "milmer.runtime.streaming",
     "milmer.runtime.prefetch",
+    "milmer.runtime.home",
     "milmer.runtime.infer_command",
     "milmer.runtime.report",
 ]

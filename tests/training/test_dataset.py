@@ -84,7 +84,7 @@ def test_augmentation_is_off_by_default_and_seeded_when_on(cached):
     assert torch.equal(a, b)
     ratio = ((a - clean[0][0]).std(dim=-1) / clean[0][0].std(dim=-1)).mean().item()
     assert 0.08 < ratio < 0.12  # noise std is 10 % of each channel's std
-    with pytest.raises(MilmerInputError, match=r"'hflip_p': expected in \[0, 1\], got 1.5"):
+    with pytest.raises(MilmerInputError, match=r"'hflip_p': expected a number in \[0, 1\], got 1.5"):
         Augment(hflip_p=1.5)
     with pytest.raises(MilmerInputError, match="'eeg_noise': expected a finite number >= 0, got -0.1"):
         Augment(eeg_noise=-0.1)

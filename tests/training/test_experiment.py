@@ -93,3 +93,24 @@ def test_train_command_reads_a_toml_file_and_overrides(demo, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert out == tmp_path / "loso-run" and report["protocol"] == "loso"
     assert report["per_fold"][0]["test_subjects"] == [1] and report["config"]["folds_to_run"] == 1
+
+
+def test_eeg_only_runs_never_read_face_frames_and_match_the_frame_path(demo, monkeypatch):
+    from milmer.training import cache as cache_module
+
+    reads = []
+    original = cache_module.ShardedArray.__getitem__
+
+    def counting(self, key):
+        if len(self.shape) == 5:  # (N, F, S, S, 3) face frames
+            reads.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(cache_module.ShardedArray, "__getitem__", counting)
+    eeg_only = {"model": {"modality": "eeg"}, "epochs": 1, "folds_to_run": 1}
+    fast = run_experiment(config(demo, "eeg-tokens", "trial", **eeg_only), progress=False)
+    assert reads == []
+    framed = run_experiment(config(demo, "eeg-frames", "trial", precompute_tokens="off", **eeg_only), progress=False)
+    assert len(reads) > 0  # the frame path does read them
+    assert fast["per_fold"][0]["accuracy"] == framed["per_fold"][0]["accuracy"]
+    assert fast["per_fold"][0]["macro_f1"] == framed["per_fold"][0]["macro_f1"]

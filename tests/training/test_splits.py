@@ -96,7 +96,7 @@ def test_bad_arguments():
         make_folds(SUBJECT, TRIAL, LABELS, "kfold")
     with pytest.raises(MilmerInputError, match="'k': expected an integer >= 2, got 1"):
         make_folds(SUBJECT, TRIAL, LABELS, "trial", k=1)
-    with pytest.raises(MilmerInputError, match=r"'val_fraction': expected in \[0, 1\), got 1.0"):
+    with pytest.raises(MilmerInputError, match=r"'val_fraction': expected a number in \[0, 1\), got 1.0"):
         make_folds(SUBJECT, TRIAL, LABELS, "trial", val_fraction=1.0)
     with pytest.raises(MilmerInputError, match="1-D arrays of one length"):
         make_folds(SUBJECT[:-1], TRIAL, LABELS, "trial")

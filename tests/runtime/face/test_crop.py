@@ -14,7 +14,7 @@ def test_expand_box_grows_size_by_frac_half_per_side() -> None:
     assert expand_box(Box(100, 50, 200, 130, 0.9), 0.10, width=640, height=480) == Box(95, 46, 205, 134, 0.9)
     assert expand_box(Box(0, 10, 100, 110), 0.10, width=102, height=480) == Box(0, 5, 102, 115)  # clipped
     assert expand_box(Box(1, 2, 3, 4), 0.0, width=10, height=10) == Box(1, 2, 3, 4)
-    with pytest.raises(MilmerInputError, match="'frac': expected >= 0, got -0.1"):
+    with pytest.raises(MilmerInputError, match="'frac': expected a number >= 0, got -0.1"):
         expand_box(Box(1, 2, 3, 4), -0.1, width=10, height=10)
     with pytest.raises(MilmerInputError, match="'box'.*does not overlap the 10x10 image"):
         expand_box(Box(20, 20, 30, 30), 0.1, width=10, height=10)

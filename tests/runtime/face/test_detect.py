@@ -59,7 +59,7 @@ def test_make_detector_by_spec_name() -> None:
     msg = "'detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"
     with pytest.raises(MilmerInputError, match=msg):
         make_detector("yolo")
-    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected a number > 0 and < 1, got 1.5"):
+    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected a number in \(0, 1\), got 1.5"):
         make_detector("blazeface-short-range", 1.5)
 
 
