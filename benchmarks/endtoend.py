@@ -91,6 +91,7 @@ def run_endtoend(
         "timings": dict(stats.timings),
         "face_timings": dict(stats.face.timings),
         "eeg_timings": dict(stats.eeg_info.get("timings", {})),
+        "eeg_ica": {k: stats.eeg_info.get(k) for k in ("ica_method", "ica_n_iter", "ica_converged")},
         "rss_after_load_mb": rss_after_load,
         "peak_rss_mb": own_peak_rss_mb(),
         "predictions": {

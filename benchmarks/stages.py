@@ -102,7 +102,7 @@ def measure_preprocessing(
                 steps[name].append(float(result.info["timings"].get(key, 0.0)))
     for name, samples in steps.items():
         stages[name] = _entry(Timing(tuple(samples), "recording"), per_rec)
-    ica = {k: result.info.get(k) for k in ("ica_n_components", "ica_excluded", "ica_converged")}
+    ica = {k: result.info.get(k) for k in ("ica_method", "ica_n_components", "ica_n_iter", "ica_excluded", "ica_converged")}
     del raw
 
     times = sample_times(np.arange(n_windows) * window_s, window_s, face.frames_per_window)  # (W, F)
