@@ -26,6 +26,7 @@ __all__ = [
     "MIL_MODES",
     "VISUAL_INTEGRATIONS",
     "EEG_TOKENS",
+    "EEG_BANDS",
     "SPEC_FIELDS",
     "ModelConfig",
 ]
@@ -44,6 +45,13 @@ FUSIONS: tuple[str, ...] = ("transformer", "concat")
 MIL_MODES: tuple[str, ...] = ("first-frame", "mean", "amil", "topk")
 EEG_TOKENS: tuple[str, ...] = ("mlp", "spectral")
 VISUAL_INTEGRATIONS: tuple[str, ...] = ("none", "mlp", "cross-attention")
+
+#: The standard EEG bands (Hz, [low, high)) of the spectral EEG tokenizer (``eeg_tokens =
+#: 'spectral'``), DEAP's spectral features: delta, theta, alpha, beta, gamma (Koelstra et al. 2012
+#: use theta 4-8, slow alpha 8-10, alpha 8-12, beta 12-30, gamma 30+; the differential-entropy
+#: literature, e.g. Zheng & Lu 2015, the same five bands). Defined here, without torch, so the
+#: FLOP formulas of the benchmarks read the same definition as the model.
+EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 
 #: ModelConfig fields set from the ModelSpec by :meth:`ModelConfig.from_spec`.
 SPEC_FIELDS: tuple[str, ...] = (
