@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +24,7 @@ import numpy as np
 
 from ._check import MilmerInputError, check_option
 from .backends.base import PRECISIONS, Precision, Runner
-from .backends.registry import BACKENDS, DEVICES, Backend, make_runner
+from .backends.registry import BACKENDS, DEVICES, Backend, check_backend_options, make_runner
 from .face import extract as face_extract
 from .face.extract import FaceExtractionStats, FaceWindow
 from .model_dir import ModelBundle, load_model_dir
@@ -211,6 +211,9 @@ class Pipeline:
                       ``None``: 2 on a CPU (larger batches are no faster there and cost memory:
                       6.7 GB peak at 8 with fp32 Swin-T), 16 on a GPU
     intra_op_threads: ONNX Runtime CPU threads per operator (``None``: the cores available)
+    backend_options:  runner options per backend, passed through to the backends (validated by
+                      :func:`~.backends.registry.check_backend_options`), e.g.
+                      ``{'openvino': {'inference_precision': 'bf16', 'num_threads': 4}}``
 
     Use as a context manager (or call :meth:`close`) to free the sessions.
     """
@@ -224,8 +227,10 @@ class Pipeline:
         precision: Precision | None = None,
         batch: int | None = None,
         intra_op_threads: int | None = None,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         check_option("backend", backend, ("auto", *BACKENDS))
+        options = check_backend_options(backend_options)
         check_option("device", device, DEVICES)
         if precision is not None:
             check_option("precision", precision, PRECISIONS)
@@ -243,7 +248,14 @@ class Pipeline:
             bundle = load_model_dir(model, precision=precision or "fp32")
         self.bundle = bundle
         self.spec = bundle.spec
-        options = {"ort": {"intra_op_num_threads": intra_op_threads}} if intra_op_threads is not None else None
+        if intra_op_threads is not None:
+            given = options.get("ort", {}).get("intra_op_num_threads", intra_op_threads)
+            if given != intra_op_threads:
+                raise MilmerInputError(
+                    f"Invalid value for 'intra_op_threads': {intra_op_threads!r}, but backend_options['ort'] "
+                    f"sets intra_op_num_threads={given!r}; give one of them."
+                )
+            options["ort"] = {**options.get("ort", {}), "intra_op_num_threads": intra_op_threads}
         t0 = time.perf_counter()
         self.swin = make_runner(
             backend, bundle.swin_path, device=device, precision=bundle.precision, options=options
