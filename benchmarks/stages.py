@@ -8,7 +8,7 @@ stage              one call     what runs
 eeg_read           recording    ``eeg.io.read_raw`` (EDF, preloaded)
 eeg_resample       recording    \\
 eeg_filter         recording     ``eeg.preprocess.preprocess_raw``'s own step timings
-eeg_ica            recording     (resample to the spec's rate, band-pass FIR, ICA (spec) + EOG 
+eeg_ica            recording     (resample to the spec's rate, band-pass FIR, ICA (spec) + EOG
 eeg_window         recording    /  component removal, cutting windows)
 video_decode       recording    ``face.video.iter_frames_at`` over every window's frame times
 face_detect        frame        the spec's detector (``face.detect.make_detector``)
