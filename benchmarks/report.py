@@ -507,6 +507,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "Speed targets (reported, not enforced):", ""]
         for t in result["speed_targets"]:
             what = t.get("variant") or t.get("precision")
+            if t.get("ica_method"):
+                what = f"{t['ica_method']}, {t.get('ica_n_iter')} iterations, {_length(t['recording_s'])}"
             where = f" [{what}]" if what else ""
             lines.append(
                 f"- {t['target']}{where}: {format_value(t['value'], t.get('unit'))} -> {'met' if t['met'] else 'NOT met'}"
