@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import typer
 from typer.core import TyperCommand
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime._choices import DEFAULT_BAG_PROFILE
 from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, handle_errors, run_app
 
@@ -211,7 +211,7 @@ def bench(
 ) -> None:
     """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
     from milmer.benchmarks.command import bench_command
-    from milmer.runtime.infer import check_infer_options
+    from milmer.runtime.infer_command import check_infer_options
 
     for p in precision or ["fp32"]:
         check_infer_options(backend=backend, device=device, precision=p, batch=None)
@@ -231,7 +231,7 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
     if "auto" not in (backend, device):
         return backend, device
     from milmer.runtime.backends.registry import choose
-    from milmer.runtime.infer import check_model_option
+    from milmer.runtime.infer_command import check_model_option
     from milmer.runtime.model_dir import load_model_dir
 
     if model is not None:

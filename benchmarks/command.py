@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.backends.registry import BACKENDS, DEVICES
 from .timing import TimingConfig

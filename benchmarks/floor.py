@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..training.config import EEG_BANDS  # torch-free: the model's band definition
 from .timing import TimingConfig, time_call
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime.spec import ModelSpec
 from .endtoend import RUN_IMPORTS, spawn_worker
 from .machine import current_rss_mb, own_peak_rss_mb

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from .machine import current_rss_mb, own_peak_rss_mb, reset_peak_rss
 from .stages import random_bags
 from .timing import Timing, TimingConfig

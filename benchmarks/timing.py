@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 
 __all__ = ["TimingConfig", "Timing", "summarize", "time_call"]
 

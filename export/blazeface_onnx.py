@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 
 if TYPE_CHECKING:
     import onnx

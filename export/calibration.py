@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.spec import ModelSpec
 
 __all__ = ["CalibrationSet", "CALIBRATION_SOURCES", "carphone_path", "calibration_frames"]

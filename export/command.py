@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime._io import atomic_dir, write_json_atomic
 from ..runtime.backends.trt_cache import file_sha256
 from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir

@@ -57,7 +57,7 @@ def run_demo(
     """
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    from milmer.runtime._check import check_option
+    from milmer.runtime.check import check_option
 
     for p in protocols:
         check_option("protocol", p, DEMO_PROTOCOLS)
@@ -82,10 +82,10 @@ def _run_demo(
 
     from milmer.runtime._io import write_json_atomic
     from milmer.runtime.demo import make_demo_data
-    from milmer.runtime.infer import record_demo_model
+    from milmer.runtime.infer_command import record_demo_model
     from milmer.runtime.pipeline import Pipeline
-    from milmer.runtime.predictions import print_report, write_predictions
-    from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
+    from milmer.runtime.report import print_report, write_predictions
+    from milmer.runtime.preprocess_command import preprocess_recording, write_preprocessed
 
     console = Console()
     out = Path(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError, check_path_exists
+from ..runtime.check import MilmerInputError, check_path_exists
 from ..runtime.spec import ModelSpec
 
 __all__ = ["InputSet", "random_inputs", "synthetic_demo_inputs", "load_demo_windows", "demo_inputs"]

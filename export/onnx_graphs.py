@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.model_dir import SPEC_METADATA_KEY
 from ..runtime.spec import ModelSpec
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime._hints import export_hint
 from ..runtime.backends.base import Precision
 from ..runtime.backends.trt_cache import (

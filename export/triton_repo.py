@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime._io import atomic_dir
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.model_dir import graph_filename, load_model_dir

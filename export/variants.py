@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.model_dir import GRAPHS, graph_filename
 from ..runtime.spec import ModelSpec
 from .inputs import InputSet

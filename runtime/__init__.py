@@ -4,7 +4,7 @@ Heavy libraries (MNE, OpenCV, mediapipe, ONNX Runtime) are imported inside the f
 need them, so ``import milmer.runtime`` stays cheap (tests/runtime/test_import_nesting.py).
 """
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 from .spec import ModelSpec
 
 __all__ = ["MilmerInputError", "ModelSpec"]

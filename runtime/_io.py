@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 
 __all__ = ["atomic_dir", "atomic_file", "write_json_atomic", "write_text_atomic", "read_json_file"]
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 from ._choices import BACKEND_NAMES, DEVICES, PRECISIONS
 
 __all__ = [
@@ -165,8 +165,8 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
-    from .infer import recording_options
-    from .preprocess import preprocess_recording, write_preprocessed
+    from .infer_command import recording_options
+    from .preprocess_command import preprocess_recording, write_preprocessed
 
     options = recording_options(
         offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
@@ -258,7 +258,7 @@ def infer(
     ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
-    from .infer import run_infer_cli
+    from .infer_command import run_infer_cli
 
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import MilmerInputError, check_option
+from .check import MilmerInputError, check_option
 from ._hints import export_hint
 from .backends.base import PRECISIONS, Precision
 from .backends.trt_cache import ENGINE_DIRNAME

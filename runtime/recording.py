@@ -1,6 +1,6 @@
 """A recording in: check paths, probe the video, read and preprocess the EEG, align, select windows.
 
-The one "recording in" sequence: ``milmer preprocess`` (:func:`~.preprocess.preprocess_recording`)
+The one "recording in" sequence: ``milmer preprocess`` (:func:`~.preprocess_command.preprocess_recording`)
 and ``milmer-infer`` (:meth:`~.pipeline.Pipeline.run`) both call :func:`open_recording`, then take
 the face crops of :attr:`Recording.windows` from the video. Every rule about what a recording
 must be (channels, units, reference, gaps, bad channels, DEAP trials) lives below it, in
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._check import MilmerInputError
+from .check import MilmerInputError
 from .eeg.preprocess import EEGInputOptions
 from .spec import ModelSpec
 from .windows import EEGWindows
@@ -318,7 +318,7 @@ def open_recording(
     sampled frames lie in the video). Raises MilmerInputError for anything
     the recording cannot be used for, naming the option that helps.
     """
-    from ._check import check_path_exists
+    from .check import check_path_exists
     from .eeg.preprocess import preprocess_raw
     from .face.video import check_offset, probe_video
 

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._check import MilmerInputError, check_option
 from ._jsonable import JsonDataclass
+from .check import MilmerInputError, check_option
 
 __all__ = [
     "SPEC_VERSION",

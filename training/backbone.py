@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from .config import DEFAULT_BACKBONE
 
 __all__ = [

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError, check_positive
+from ..runtime.check import MilmerInputError, check_positive
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .labels import ratings_to_labels
@@ -127,9 +127,9 @@ def default_cache_root() -> Path:
     """The shared cache root when a config names no ``cache_dir`` (an absolute path).
 
     ``$MILMER_CACHE_DIR`` if set, else ``windows/`` under milmer's per-user folder
-    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.infer.milmer_home`).
+    (``$MILMER_HOME``, else ``~/.cache/milmer``; :func:`milmer.runtime.infer_command.milmer_home`).
     """
-    from ..runtime.infer import milmer_home
+    from ..runtime.infer_command import milmer_home
 
     env = os.environ.get(CACHE_DIR_ENV)
     return (Path(env).expanduser() if env else milmer_home() / "windows").absolute()

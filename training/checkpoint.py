@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.spec import ModelSpec
 from .backbone import swin_from_config
 from .config import ModelConfig

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..runtime._check import MilmerInputError, check_option
 from ..runtime._jsonable import JsonDataclass
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, GraphSpec, ModelSpec
 
 __all__ = [

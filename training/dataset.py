@@ -22,7 +22,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
 from .cache import CachedWindows

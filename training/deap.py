@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 
 __all__ = ["DistContext", "world_size_from_env", "resolve_device", "init_distributed", "wrap_model", "unwrap_model",
            "shard_loader", "mean_across", "barrier", "no_sync", "shutdown"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime._io import atomic_file, write_json_atomic
 from .run_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
@@ -441,7 +441,7 @@ def train_command(config_path: Path, overrides: list[str], out: Path | None) -> 
     relative paths from the working directory). Errors name ``--config`` / ``--out`` where those
     options gave the value.
     """
-    from ..runtime._check import check_path_exists, check_suffix
+    from ..runtime.check import check_path_exists, check_suffix
     from .run_config import CONFIG_SUFFIXES
 
     check_suffix("--config", check_path_exists("--config", config_path), CONFIG_SUFFIXES)

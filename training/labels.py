@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime.spec import CLASS_SCHEMES
 
 __all__ = ["RATING_RANGE", "HIGH_THRESHOLD", "THREE_CLASS_EDGES", "ratings_to_labels"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 
 __all__ = ["confusion_matrix", "accuracy", "macro_f1", "per_class_f1", "classification_metrics", "summarize_folds"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from .backbone import load_swin, swin_tokens_per_frame
 from .config import EEG_BANDS, ModelConfig
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime._check import MilmerInputError, check_option
 from ..runtime._jsonable import JsonDataclass
+from ..runtime.check import MilmerInputError, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .config import ModelConfig
 from .splits import PROTOCOLS
@@ -327,7 +327,7 @@ def _merge(base: dict[str, Any], changes: Mapping[str, Any], prefix: str) -> dic
 
 # ---------------------------------------------------------------------- files and overrides
 def _read_file(path: Path) -> dict[str, Any]:
-    from ..runtime._check import check_path_exists, check_suffix
+    from ..runtime.check import check_path_exists, check_suffix
 
     check_path_exists("config", path)
     suffix = check_suffix("config", path, CONFIG_SUFFIXES)

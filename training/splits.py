@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime._check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_option
 
 __all__ = ["PROTOCOLS", "LEAKY_PROTOCOLS", "Protocol", "Fold", "protocol_caveat", "make_folds"]
 

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from .model import MilmerModel
 from .train import autocast
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..runtime._check import MilmerInputError
+from ..runtime.check import MilmerInputError
 from ..runtime._io import atomic_dir, write_json_atomic
 from ..runtime.spec import ModelSpec
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state

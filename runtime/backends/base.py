@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from .. import _choices
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_option
 from .base import Device, Precision, Runner, TensorMeta
 from .ort import default_threads
 
@@ -111,14 +111,8 @@ class OpenVinoRunner(Runner):
         cpu_flags: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         super().__init__(model_path, device=device, precision=precision)
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0
-        ):
-            raise MilmerInputError(
-                f"Invalid value for 'num_threads': expected a positive int or None, got {num_threads!r}."
-            )
-        if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams <= 0:
-            raise MilmerInputError(f"Invalid value for 'num_streams': expected a positive int, got {num_streams!r}.")
+        check_int("num_threads", num_threads, low=1, allow_none=True)
+        check_int("num_streams", num_streams, low=1)
         reason = self.unavailable_reason(
             self.model_path,
             device=device,

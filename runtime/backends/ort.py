@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError, check_int
 from .base import Device, Precision, Runner, TensorMeta
 from .trt_cache import DEFAULT_BAG_PROFILE, Profile, bag_profiles, profile_option
 
@@ -126,23 +126,8 @@ class OrtRunner(Runner):
         trt_profile: Profile | None = None,
     ) -> None:
         super().__init__(model_path, device=device, precision=precision)
-        if intra_op_num_threads is not None and (
-            isinstance(intra_op_num_threads, bool)
-            or not isinstance(intra_op_num_threads, int)
-            or intra_op_num_threads <= 0
-        ):
-            raise MilmerInputError(
-                "Invalid value for 'intra_op_num_threads': expected a positive int or None, "
-                f"got {intra_op_num_threads!r}."
-            )
-        if (
-            isinstance(trt_workspace_bytes, bool)
-            or not isinstance(trt_workspace_bytes, int)
-            or trt_workspace_bytes <= 0
-        ):
-            raise MilmerInputError(
-                f"Invalid value for 'trt_workspace_bytes': expected a positive int, got {trt_workspace_bytes!r}."
-            )
+        check_int("intra_op_num_threads", intra_op_num_threads, low=1, allow_none=True)
+        check_int("trt_workspace_bytes", trt_workspace_bytes, low=1)
         self.intra_op_num_threads = intra_op_num_threads or default_threads()
         self.trt_cache_dir = (
             Path(trt_cache_dir)

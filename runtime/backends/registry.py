@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import _choices
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
 from .openvino import OpenVinoRunner
 from .ort import OrtRunner
@@ -39,6 +39,7 @@ __all__ = [
     "choose",
     "resolve_backend",
     "make_runner",
+    "build_runner",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ def auto_candidates(backend: str = "auto", device: str = "auto") -> list[tuple[s
     """
     check_option("--backend", backend, ("auto", *BACKENDS))
     check_option("--device", device, DEVICES)
+    return _candidates(backend, device)
+
+
+def _candidates(backend: str, device: str) -> list[tuple[str, str]]:
+    """:func:`auto_candidates` for checked ``backend`` and ``device``."""
     names = AUTO_ORDER if backend == "auto" else (backend,)
     pairs = []
     for name in names:
@@ -168,10 +174,26 @@ def choose(
     With an explicit backend and device nothing is probed (the runner's own checks then speak).
     Raises :class:`MilmerInputError` listing every candidate's reason when none can run.
     """
+    _check_choice(backend, device, precision)
+    return _choose(model_paths, backend, device, precision, _check_options(options))
+
+
+def _check_choice(backend: str, device: str, precision: str) -> None:
+    check_option("--backend", backend, ("auto", *BACKENDS))
+    check_option("--device", device, DEVICES)
     check_option("--precision", precision, PRECISIONS)
-    options = _check_options(options)
+
+
+def _choose(
+    model_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    backend: str,
+    device: str,
+    precision: Precision,
+    options: dict[str, dict[str, Any]],
+) -> Choice:
+    """:func:`choose` for checked arguments."""
     paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
-    candidates = auto_candidates(backend, device)
+    candidates = _candidates(backend, device)
     if backend != "auto" and device != "auto":
         if not candidates:
             allowed = ", ".join(repr(d) for d in ("auto", *BACKENDS[backend].DEVICES))
@@ -233,11 +255,23 @@ def make_runner(
                'trt': {'engine_dir': 'engines'}, 'openvino': {'inference_precision': 'bf16'}}``;
                only the chosen backend's are used
     """
-    check_option("--backend", backend, ("auto", *BACKENDS))
-    check_option("--device", device, DEVICES)
-    check_option("--precision", precision, PRECISIONS)
-    options = _check_options(options)
-    choice = choose(model_path, backend=backend, device=device, precision=precision, options=options)
+    _check_choice(backend, device, precision)
+    return build_runner(backend, model_path, device=device, precision=precision, options=_check_options(options))
+
+
+def build_runner(
+    backend: str,
+    model_path: str | os.PathLike[str],
+    *,
+    device: str,
+    precision: Precision,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Runner:
+    """:func:`make_runner` for arguments a caller's boundary already checked (backend, device and
+    precision among the allowed values, options keyed by backend names), so they are not
+    checked again here; the runner still checks what only it knows (the file, its options)."""
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    choice = _choose(model_path, backend, device, precision, options)
     cls = BACKENDS[choice.backend]
     kwargs = options.get(choice.backend, {})
     try:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from .._hints import export_hint
 from .base import Precision, Runner, TensorMeta
 from .trt_cache import (

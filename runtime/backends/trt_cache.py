@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _choices
-from .._check import MilmerInputError, check_option
 from .._jsonable import JsonDataclass
+from ..check import MilmerInputError, check_option
 from .._hints import export_hint
 from .base import PRECISIONS, Precision
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._check import MilmerInputError, check_positive
+from ..check import MilmerInputError, check_positive
 from .deap_writer import RatingRow, dat_path, video_path, write_dat, write_ratings_csv, write_video
 from .eeg_synth import SubjectEEG, synth_eeg, synth_peripheral
 from .face_synth import FRAME_SIZE, FaceRenderer

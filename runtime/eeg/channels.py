@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 from ..spec import EEGSpec
 
 __all__ = [

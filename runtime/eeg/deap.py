@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError, check_int
 
 __all__ = ["RATINGS_CSV", "RatingsTable", "read_ratings_csv", "DeapTrial", "find_ratings_csv", "deap_trial"]
 
@@ -93,8 +93,7 @@ def deap_trial(dat_path: str | os.PathLike[str], trial: int | None) -> DeapTrial
             f"Invalid value for '--trial': {name!r} is a DEAP file of 40 trials; say which one with "
             "--trial N (1-40, presentation order: the N of the face video sXX_trialN.avi)."
         )
-    if isinstance(trial, bool) or not isinstance(trial, int) or not 1 <= trial <= 40:
-        raise MilmerInputError(f"Invalid value for '--trial': expected an integer in 1-40, got {trial!r}.")
+    check_int("--trial", trial, low=1, high=40)
     m = re.fullmatch(r"s(\d+)\.dat", name, flags=re.IGNORECASE)
     if m is None:
         raise MilmerInputError(

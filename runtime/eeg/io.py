@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._check import MilmerInputError, check_path_exists, check_suffix
+from ..check import MilmerInputError, check_path_exists, check_suffix
 from ..spec import DEAP_CHANNELS
 
 if TYPE_CHECKING:

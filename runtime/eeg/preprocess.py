@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option, check_positive
+from ..check import MilmerInputError, check_int, check_option, check_positive
 from ..spec import EEGSpec, ICASpec
 from ..windows import EEGWindows
 from .channels import ChannelMatch, canonical_name, find_eog, match_channels, missing_message
@@ -151,10 +151,7 @@ class EEGInputOptions:
     def __post_init__(self) -> None:
         if self.eeg_unit is not None:
             check_option("--eeg-unit", self.eeg_unit, tuple(EEG_UNITS))
-        if isinstance(self.max_interpolated, bool) or not isinstance(self.max_interpolated, int) or self.max_interpolated < 0:
-            raise MilmerInputError(
-                f"Invalid value for '--max-interpolated': expected an integer >= 0, got {self.max_interpolated!r}."
-            )
+        check_int("--max-interpolated", self.max_interpolated, low=0)
 
 
 @overload

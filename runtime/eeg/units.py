@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError
 
 __all__ = ["EEG_UNITS", "PLAUSIBLE_UV", "unit_factor", "robust_amplitude_uv", "check_amplitude"]
 

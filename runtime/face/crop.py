@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError, check_int
 from .detect import Box
 
 __all__ = ["expand_box", "center_square_box", "crop_pad_resize", "normalize"]
@@ -57,8 +57,7 @@ def crop_pad_resize(frame: np.ndarray, box: Box, size: int = 224) -> np.ndarray:
         raise MilmerInputError(
             f"Invalid value for 'frame': expected an (H, W, 3) uint8 array, got {frame.dtype} {frame.shape}."
         )
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise MilmerInputError(f"Invalid value for 'size': expected an integer > 0, got {size!r}.")
+    size = check_int("size", size, low=1)
     height, width = frame.shape[:2]
     x0, x1 = max(0, int(round(box.x0))), min(width, int(round(box.x1)))
     y0, y1 = max(0, int(round(box.y0))), min(height, int(round(box.y1)))

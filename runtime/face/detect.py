@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_number, check_option
 from ..spec import DETECTOR_SHA256, DETECTORS
 
 __all__ = [
@@ -191,13 +191,9 @@ class BlazeFaceDetector(FaceDetector):
         trt_cache_dir: str | os.PathLike[str] | None = None,
         model_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        if not 0 < min_confidence < 1:
-            raise MilmerInputError(
-                f"Invalid value for 'min_confidence': expected in (0, 1), got {min_confidence!r}."
-            )
+        check_number("min_confidence", min_confidence, low=0, high=1, low_open=True, high_open=True)
         check_option("device", device, BLAZEFACE_DEVICES)
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch <= 0:
-            raise MilmerInputError(f"Invalid value for 'max_batch': expected a positive int, got {max_batch!r}.")
+        check_int("max_batch", max_batch, low=1)
         from ..backends import make_runner
         from . import blazeface
 
@@ -208,7 +204,7 @@ class BlazeFaceDetector(FaceDetector):
         self.max_batch = max_batch
         ort_options: dict[str, Any] = {"intra_op_num_threads": intra_op_num_threads}
         if device == "tensorrt":
-            from ..infer import milmer_home
+            from ..infer_command import milmer_home
 
             default_cache = milmer_home() / "ort-trt" / "blazeface"
             ort_options["trt_cache_dir"] = trt_cache_dir if trt_cache_dir is not None else default_cache

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._check import MilmerInputError, check_positive
+from ..check import MilmerInputError, check_positive
 from ..spec import FaceSpec
 from ..windows import FaceWindows
 from .crop import center_square_box, crop_pad_resize, expand_box

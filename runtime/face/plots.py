@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._check import MilmerInputError
+from ..check import MilmerInputError, check_int
 from ..windows import FaceWindows
 
 __all__ = ["save_montage", "frame_caption", "window_caption"]
@@ -69,8 +69,7 @@ def save_montage(
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise MilmerInputError(f"Invalid value for 'path': expected a '.png' file, got {path.name!r}.")
-    if isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows <= 0:
-        raise MilmerInputError(f"Invalid value for 'max_windows': expected an integer > 0, got {max_windows!r}.")
+    check_int("max_windows", max_windows, low=1)
     frames = face_windows.frames[:max_windows]  # (R, F, S, S, 3)
     if frames.shape[0] == 0:
         raise MilmerInputError("Invalid value for 'face_windows': it has no windows to draw.")

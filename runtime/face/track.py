@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._check import MilmerInputError, check_positive
+from ..check import MilmerInputError, check_positive
 from .detect import Box
 
 __all__ = ["MultiFaceDetector", "all_faces", "initial_subject", "SubjectTracker"]

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._check import MilmerInputError, check_path_exists, check_positive, check_suffix
+from ..check import MilmerInputError, check_int, check_path_exists, check_positive, check_suffix
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -363,8 +363,7 @@ def sample_times(window_starts: np.ndarray, window_s: float, n_frames: int) -> n
             f"Invalid value for 'window_starts': expected a 1-D array of finite seconds, got shape {starts.shape}."
         )
     check_positive("window_s", window_s)
-    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames <= 0:
-        raise MilmerInputError(f"Invalid value for 'n_frames': expected an integer > 0, got {n_frames!r}.")
+    n_frames = check_int("n_frames", n_frames, low=1)
     offsets = (np.arange(n_frames, dtype=np.float64) + 0.5) * (window_s / n_frames)
     return starts[:, None] + offsets[None, :]
 

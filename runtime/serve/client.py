@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .._check import MilmerInputError
-from ..pipeline import BAG_OUTPUTS, Pipeline
+from ..check import MilmerInputError
+from ..check import check_int
+from ..pipeline import Pipeline
+from ..scoring import BAG_OUTPUTS
 from ..spec import ModelSpec
 from .protocol import INPUTS, MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, SPEC_PARAMETER, bag_tensors
 
@@ -131,8 +133,6 @@ class RemotePipeline(Pipeline):
     """
 
     def __init__(self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0) -> None:
-        from ..pipeline import _check_batch
-
         self.url = url
         self.model_name = model_name
         self._client = connect(url, timeout_s=timeout_s)
@@ -142,7 +142,7 @@ class RemotePipeline(Pipeline):
             self._client.close()
             raise
         # Requests larger than the server's max_batch_size are refused by Triton: stay within it.
-        wanted = _check_batch(batch) if batch is not None else DEFAULT_REQUEST_BAGS
+        wanted = check_int("batch", batch, low=1) if batch is not None else DEFAULT_REQUEST_BAGS
         self.batch = min(wanted, max_batch) if max_batch > 0 else wanted
         self.bundle = _RemoteBundle(dir=url)  # type: ignore[assignment]
         self.load_s = 0.0

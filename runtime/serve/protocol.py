@@ -9,7 +9,7 @@ One bag per batch row; Triton's dynamic batcher stacks the rows of concurrent re
              mil_weights   (B, F)           FP32   MIL weight of each frame (sums to 1)
              selected      (B, top_k)       INT64  frames the fusion attended to, strongest first
 
-These are the inputs and outputs of :meth:`milmer.runtime.pipeline.Pipeline.score_bags`; the
+These are the inputs and outputs of :meth:`milmer.runtime.scoring.BagScorer.score_bags`; the
 model repository written by ``milmer export-triton`` serves the same tensors, so one client
 talks to both servers. The served model carries the model's ``spec.json`` in its Triton model
 configuration (``parameters["milmer.spec"]``, the exported repository) or answers with it from the

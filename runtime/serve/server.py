@@ -1,7 +1,7 @@
 """``milmer serve --model DIR``: the exported model behind NVIDIA Triton Inference Server.
 
 PyTriton starts a real ``tritonserver`` (HTTP, gRPC, Prometheus metrics) whose Python backend hands
-each batch that Triton's dynamic batcher formed to :meth:`Pipeline.score_bags` in this process:
+each batch that Triton's dynamic batcher formed to :meth:`~.scoring.BagScorer.score_bags` in this process:
 the frames of all bags go through the backbone in one call, then the fusion graph scores the
 bags. Requests from many clients are therefore scored together, exactly like the batched bags
 of one local recording. Triton checks every request against the declared inputs
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_option
 from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
 
 __all__ = ["ServeConfig", "check_serve_environment", "serve", "python_library_dir"]
@@ -68,12 +68,8 @@ class ServeConfig:
             raise MilmerInputError(
                 f"Invalid values for '--http-port'/'--grpc-port'/'--metrics-port': expected three different ports, got {ports}."
             )
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise MilmerInputError(f"Invalid value for '--max-batch': expected an integer >= 1, got {self.max_batch!r}.")
-        if isinstance(self.max_queue_delay_us, bool) or not isinstance(self.max_queue_delay_us, int) or self.max_queue_delay_us < 0:
-            raise MilmerInputError(
-                f"Invalid value for '--max-queue-delay-us': expected an integer >= 0, got {self.max_queue_delay_us!r}."
-            )
+        check_int("--max-batch", self.max_batch, low=1)
+        check_int("--max-queue-delay-us", self.max_queue_delay_us, low=0)
 
     def urls(self) -> dict[str, str]:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -180,7 +176,7 @@ def serve(
     Triton reports the model ready. Raises MilmerInputError for a bad model directory, bad
     options or an environment PyTriton cannot serve from (:func:`check_serve_environment`).
     """
-    from ..pipeline import Pipeline
+    from ..scoring import BagScorer
 
     check_option("precision", precision, ("fp32", "fp16", "int8"))
     check_serve_environment()
@@ -199,9 +195,9 @@ def serve(
     )
     # Statistics stay readable (batch sizes); the control endpoints stay token-protected.
     security = TritonSecurityConfig(restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"])
-    with Pipeline(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as pipeline:  # type: ignore[arg-type]
+    with BagScorer(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as scorer:  # type: ignore[arg-type]
         with Triton(config=triton_config, security_config=security) as triton:
-            _bind(triton, pipeline, config)
+            _bind(triton, scorer, config)
             triton.run()
             if on_ready is not None:
                 on_ready(config.urls())

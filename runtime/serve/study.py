@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_int, check_option
 from .._io import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
@@ -138,12 +138,11 @@ def score_study(
     Raises MilmerInputError for a bad manifest, bad options or no server; a failing recording
     is not raised but listed in the report (and ``out/failures.csv``).
     """
-    from ..predictions import write_predictions
+    from ..report import write_predictions
     from .client import RemotePipeline
 
     check_option("--format", fmt, ("json", "csv"))
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MilmerInputError(f"Invalid value for '--workers': expected an integer >= 1, got {workers!r}.")
+    check_int("--workers", workers, low=1)
     entries = read_manifest(manifest)
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -7,7 +7,7 @@ import pytest
 from milmer.benchmarks.command import BenchSettings, bench_command
 from milmer.benchmarks.floor import swin_flops
 from milmer.benchmarks.model import SWIN_TINY_TEST
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 
 
 def test_writes_json_markdown_and_small_pngs(tiny_bench):

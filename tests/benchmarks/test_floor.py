@@ -8,7 +8,7 @@ import pytest
 
 from milmer.benchmarks.floor import fusion_flops, graph_flops, matmul_peak, swin_flops
 from milmer.benchmarks.model import SWIN_T, SWIN_TINY_TEST
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.config import ModelConfig
 
 

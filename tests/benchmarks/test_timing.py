@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from milmer.benchmarks.timing import Timing, TimingConfig, summarize, time_call
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 
 
 def test_summary_of_one_to_twenty_seconds():

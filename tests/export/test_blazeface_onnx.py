@@ -25,7 +25,7 @@ flatbuffers = pytest.importorskip("flatbuffers")
 
 from milmer.export import blazeface_onnx  # noqa: E402
 from milmer.export.blazeface_onnx import convert_tflite, main, same_pads  # noqa: E402
-from milmer.runtime._check import MilmerInputError  # noqa: E402
+from milmer.runtime.check import MilmerInputError  # noqa: E402
 from milmer.runtime.face.detect import BLAZEFACE_MODEL  # noqa: E402
 from milmer.runtime.spec import DETECTOR_SHA256  # noqa: E402
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 
 
 def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     from milmer.export.demo import run_demo
-    from milmer.runtime.infer import default_model_dir
+    from milmer.runtime.infer_command import default_model_dir
 
     monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"

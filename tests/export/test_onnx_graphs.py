@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from milmer.export.onnx_graphs import MIN_OPSET, check_exportable, export_spec, nonfinite_constants
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends.ort import OrtRunner
 from milmer.runtime.model_dir import SPEC_METADATA_KEY, load_model_dir, read_graph_info
 from milmer.runtime.spec import ModelSpec

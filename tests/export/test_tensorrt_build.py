@@ -31,7 +31,7 @@ from milmer.export.tensorrt_build import (
     timing_cache_name,
     trtexec_commands,
 )
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends.trt_cache import EngineTarget, read_meta
 from milmer.runtime.spec import ModelSpec
 

@@ -13,7 +13,7 @@ import pytest
 
 from milmer.app.cli import main
 from milmer.export.triton_repo import BACKBONE_MODEL, FUSION_MODEL, write_triton_repo
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.pipeline import Pipeline
 from milmer.runtime.serve.protocol import SPEC_PARAMETER, bag_tensors
 from milmer.runtime.spec import ModelSpec

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from milmer.export.command import _check_int8
 from milmer.export.inputs import synthetic_demo_inputs
 from milmer.export.variants import agreement, fp16_op_block_list, make_int8_static, quantize_int8, quantize_int8_static
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends.openvino import OpenVinoRunner
 from milmer.runtime.backends.ort import OrtRunner
 from milmer.runtime.model_dir import read_graph_info

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from milmer.export import command
 from milmer.export.inputs import load_demo_windows, synthetic_demo_inputs
 from milmer.export.verify import ExportParityError, compare_float, compare_selected
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import ModelSpec
 
 

@@ -156,7 +156,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_internal_errors_exit_1_without_traceback(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess as pre
+    import milmer.runtime.preprocess_command as pre
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
@@ -212,7 +212,7 @@ def test_preprocess_probes_the_video_once(recording, monkeypatch):
     """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
     import milmer.runtime.face.extract as extract
     import milmer.runtime.face.video as video_mod
-    from milmer.runtime.preprocess import preprocess_recording
+    from milmer.runtime.preprocess_command import preprocess_recording
 
     calls = []
     real = video_mod.probe_video

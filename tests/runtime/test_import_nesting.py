@@ -10,13 +10,17 @@ RUNTIME_MODULES = [
     "milmer.runtime",
     "milmer.runtime.spec",
     "milmer.runtime.cli",
-    "milmer.runtime.preprocess",
+    "milmer.runtime.preprocess_command",
     "milmer.runtime.backends",
     "milmer.runtime.backends.trt",
     "milmer.runtime.model_dir",
     "milmer.runtime.pipeline",
-    "milmer.runtime.infer",
-    "milmer.runtime.predictions",
+    "milmer.runtime.results",
+    "milmer.runtime.scoring",
+    "milmer.runtime.streaming",
+    "milmer.runtime.prefetch",
+    "milmer.runtime.infer_command",
+    "milmer.runtime.report",
 ]
 
 

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime._jsonable import JsonDataclass, to_plain
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.model_dir import (
     GraphInfo,
     ModelBundle,

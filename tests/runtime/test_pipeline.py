@@ -10,13 +10,15 @@ import weakref
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import resolve_backend
 from milmer.runtime.face import extract as face_extract
 from milmer.runtime.face.extract import FaceWindow
 from milmer.runtime.model_dir import load_model_dir
-from milmer.runtime.pipeline import CoverageWarning, Pipeline, RunStats, STAGES
-from milmer.runtime.preprocess import preprocess_recording, window_coverage
+from milmer.runtime.pipeline import CoverageWarning, Pipeline
+from milmer.runtime.results import STAGES, RunStats
+from milmer.runtime.preprocess_command import preprocess_recording
+from milmer.runtime.recording import window_coverage
 from milmer.runtime.windows import EEGWindows
 
 
@@ -48,9 +50,10 @@ class TrackedFaces:
 
 
 def _run_tracked(model, recording, batch):
+    """The stream without the overlap: it pulls a face window only when the batch needs it."""
     tracker = TrackedFaces(face_extract.iter_face_windows)
     pulled_at_yield = []
-    with pytest.MonkeyPatch.context() as mp, Pipeline(model, batch=batch, intra_op_threads=1) as pipe:
+    with pytest.MonkeyPatch.context() as mp, Pipeline(model, batch=batch, intra_op_threads=1, overlap=False) as pipe:
         mp.setattr(face_extract, "iter_face_windows", tracker)
         stats = RunStats()
         preds = []
@@ -196,8 +199,9 @@ def _synthetic_stream(spec, n_windows, seed=0):
 
 
 def test_memory_is_flat_in_recording_length(tiny_model):
-    """Peak traced memory for 48 windows is within one window's crops of that for 8 windows."""
-    with Pipeline(tiny_model, batch=4, intra_op_threads=1) as pipe:
+    """Peak traced memory for 48 windows is within one window's crops of that for 8 windows
+    (without the overlap, whose read-ahead is bounded by test_overlap_reads_at_most_one_batch_ahead)."""
+    with Pipeline(tiny_model, batch=4, intra_op_threads=1, overlap=False) as pipe:
         spec = pipe.spec
         per_window = spec.face.frames_per_window * spec.face.frame_size**2 * 3  # uint8 crops
         peaks = {}
@@ -219,7 +223,7 @@ def test_memory_is_flat_in_recording_length(tiny_model):
 
 def test_run_windows_holds_at_most_one_batch(tiny_model):
     batch = 4
-    with Pipeline(tiny_model, batch=batch, intra_op_threads=1) as pipe:
+    with Pipeline(tiny_model, batch=batch, intra_op_threads=1, overlap=False) as pipe:
         eeg, faces = _synthetic_stream(pipe.spec, 22)
         tracker = TrackedFaces(lambda: faces)
         pulled_at_yield = []
@@ -228,41 +232,6 @@ def test_run_windows_holds_at_most_one_batch(tiny_model):
     # Prediction i comes once its batch is full (or the stream ended), never later.
     assert pulled_at_yield == [min(22, (i // batch + 1) * batch) for i in range(22)]
     assert tracker.max_alive_before_yield < batch
-
-
-def test_score_bags_equals_runners_by_hand(tiny_graphs, tiny_model):
-    rng = np.random.default_rng(3)
-    with Pipeline(tiny_model, batch=2, intra_op_threads=1) as pipe:
-        spec, g = pipe.spec, pipe.spec.graph
-        crops = rng.integers(0, 256, (3, 10, 224, 224, 3), dtype=np.uint8)
-        eeg = rng.standard_normal((3, 32, 384)).astype(np.float32)
-        timings: dict[str, float] = {}
-        got = pipe.score_bags(eeg, crops, timings=timings)
-        frames = ((crops / np.float32(255) - np.float32(spec.face.mean)) / np.float32(spec.face.std)).astype(np.float32)
-        frames = np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3).reshape(30, 3, 224, 224))
-        tokens = pipe.swin.infer({"frames": frames})["tokens"].reshape(3, 10, g.tokens_per_frame, g.token_dim)
-        by_hand = pipe.fusion.infer({"eeg": eeg, "tokens": tokens})
-    assert set(got) == {"logits", "probabilities", "mil_weights", "selected"}
-    assert set(timings) == {"normalise", "backbone", "fusion"}
-    for key in got:
-        np.testing.assert_allclose(got[key], by_hand[key], atol=1e-6, err_msg=key)
-    ref = tiny_graphs.fusion_reference(spec, eeg, tiny_graphs.swin_reference(spec, frames).reshape(tokens.shape))
-    np.testing.assert_allclose(got["probabilities"], ref["probabilities"], atol=1e-5)
-    np.testing.assert_array_equal(got["selected"], ref["selected"])
-
-
-def test_score_bags_rejects_bad_inputs(tiny_model):
-    with Pipeline(tiny_model, batch=2) as pipe:
-        crops = np.zeros((2, 10, 224, 224, 3), np.uint8)
-        eeg = np.zeros((2, 32, 384), np.float32)
-        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got float32"):
-            pipe.score_bags(eeg, crops.astype(np.float32))
-        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got uint8 \(2, 9,"):
-            pipe.score_bags(eeg, crops[:, :9])
-        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float32 \(3, 32, 384\)"):
-            pipe.score_bags(np.zeros((3, 32, 384), np.float32), crops)
-        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float64"):
-            pipe.score_bags(eeg.astype(np.float64), crops)
 
 
 def test_unequal_lengths_warn_and_predict_the_overlap(tiny_model, recording, short_video, batched):
@@ -333,18 +302,6 @@ def test_window_coverage_none_covered():
         window_coverage(_eeg(4), 3.0, 2.0, 0.0)
 
 
-def test_pipeline_option_errors(tiny_model):
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'batch': expected an integer >= 1, got 0\.$"):
-        Pipeline(tiny_model, batch=0)
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'onnx'\.$"):
-        Pipeline(tiny_model, backend="onnx")
-    bundle = load_model_dir(tiny_model)
-    with pytest.raises(MilmerInputError, match=r"the model bundle was loaded at 'fp32', got 'fp16'"):
-        Pipeline(bundle, precision="fp16")
-    with pytest.raises(MilmerInputError, match=r"'precision': 'fp16' needs swin\.fp16\.onnx, fusion\.fp16\.onnx"):
-        Pipeline(tiny_model, precision="fp16")
-
-
 def test_run_checks_files_before_work(tiny_model, recording, tmp_path):
     video, eeg = recording
     with Pipeline(tiny_model) as pipe:
@@ -375,16 +332,6 @@ def test_progress_bar_and_early_stop(tiny_model, capfd):
     assert [p.index for p in first] == [0, 1, 2, 3, 4]
     assert closed == [True]
     assert capfd.readouterr().err == ""
-
-
-def test_default_batch_is_small_on_cpu_and_large_on_gpu(tiny_model):
-    from milmer.runtime.pipeline import Pipeline, default_batch
-
-    assert (default_batch("cpu"), default_batch("cuda"), default_batch("tensorrt")) == (2, 16, 16)
-    with Pipeline(tiny_model, backend="ort", device="auto") as pipe:
-        assert pipe.swin.device == "cpu" and pipe.batch == 2
-    with Pipeline(tiny_model, backend="ort", device="cpu", batch=5) as pipe:
-        assert pipe.batch == 5
 
 
 def test_backend_options_pass_through_to_the_runners(tiny_model):

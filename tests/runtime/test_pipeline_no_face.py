@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from milmer.runtime import predictions
+from milmer.runtime import report
 from milmer.runtime.face.extract import FRAME_NO_FACE, FaceWindow
-from milmer.runtime.pipeline import Pipeline, PredictionResult, RunStats
+from milmer.runtime.pipeline import Pipeline
+from milmer.runtime.results import PredictionResult, RunStats
 from milmer.runtime.windows import EEGWindows
 
 
@@ -61,7 +62,7 @@ def test_outputs_report_no_prediction(tiny_model, tmp_path: Path) -> None:
         stats = RunStats()
         preds = list(pipe.run_windows(eeg, faces(), stats=stats))
         result = PredictionResult(windows=preds, spec=pipe.spec, model_dir=tiny_model, settings={}, stats=stats)
-    doc = predictions.result_to_dict(result)
+    doc = report.result_to_dict(result)
     w1 = doc["windows"][1]
     assert (w1["label"], w1["predicted"], w1["window_has_face"], w1["selected"]) == (None, False, False, [])
     assert set(w1["probabilities"].values()) == {None} and w1["frame_flags"] == [1] * 10
@@ -69,16 +70,16 @@ def test_outputs_report_no_prediction(tiny_model, tmp_path: Path) -> None:
     assert doc["summary"]["windows_without_prediction"] == 1
     assert sum(doc["summary"]["class_counts"].values()) == 4
     json.loads(json.dumps(doc, allow_nan=False))  # no NaN leaks into the JSON
-    path = predictions.write_csv(result, tmp_path / "p.csv")
+    path = report.write_csv(result, tmp_path / "p.csv")
     rows = list(csv.reader(path.open()))
-    assert rows[2][2] == predictions.NO_FACE_LABEL and rows[2][3:7] == ["", "", "", ""] and rows[2][8] == ""
+    assert rows[2][2] == report.NO_FACE_LABEL and rows[2][3:7] == ["", "", "", ""] and rows[2][8] == ""
     assert rows[0][-1] == "quality" and (rows[1][-1], rows[2][-1]) == ("", "no-face")
     assert rows[1][2] in pipe.spec.class_names and float(rows[1][3]) > 0
     from rich.console import Console
 
     console = Console(width=120, record=True)
-    console.print(predictions.render_table(result))
-    console.print(predictions.render_summary(result))
+    console.print(report.render_table(result))
+    console.print(report.render_summary(result))
     text = console.export_text()
     assert "no face" in text and "(1 not predicted)" in text
     assert "quality: F = no-face" in text

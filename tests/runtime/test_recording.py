@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.eeg.preprocess import EEGInputOptions
 from milmer.runtime.recording import RecordingOptions, open_recording
 from milmer.runtime.spec import DEAP_CHANNELS, ICASpec
@@ -59,7 +59,7 @@ def cap(recording, tmp_path_factory):
 
 def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap, tmp_path):
     from milmer.runtime.pipeline import Pipeline
-    from milmer.runtime.predictions import render_table, result_to_dict, write_csv
+    from milmer.runtime.report import render_table, result_to_dict, write_csv
 
     video, eeg = cap
     options = RecordingOptions(eeg=EEGInputOptions(interpolate_missing=True))

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import CLASS_SCHEMES, DEAP_CHANNELS, EEGSpec, FaceSpec, ModelSpec
 
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import EEGSpec, ICASpec, ModelSpec
 from milmer.runtime.windows import EEGWindows, FaceWindows
 from milmer.training import cache as cache_mod

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import FaceSpec, GraphSpec, ModelSpec
 from milmer.training.checkpoint import (
     capture_rng_state,

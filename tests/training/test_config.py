@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import FaceSpec, GraphSpec, ModelSpec
 from milmer.training.config import DEFAULT_BACKBONE, SPEC_FIELDS, ModelConfig
 

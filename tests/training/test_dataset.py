@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.crop import normalize
 from milmer.runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, ICASpec, ModelSpec
 from milmer.training.cache import build_cache

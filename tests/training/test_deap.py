@@ -6,7 +6,7 @@ import numpy as np
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.deap import PAPER_EXCLUDED_SUBJECTS, index_deap
 
 HEADER = "Participant_id,Trial,Experiment_id,Start_time,Valence,Arousal,Dominance,Liking,Familiarity\n"

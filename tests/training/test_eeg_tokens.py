@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.model import EEG_BANDS, EEGTokenizer, SpectralEEGTokenizer, band_power_matrices
 
 

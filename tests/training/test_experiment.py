@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.checkpoint import load_checkpoint
 from milmer.training.experiment import demo_train_config, run_experiment, train_command
 

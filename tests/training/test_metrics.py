@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.metrics import accuracy, classification_metrics, confusion_matrix, macro_f1, summarize_folds
 from milmer.training.plots import plot_confusion, plot_curves
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.backbone import swin_from_config
 from milmer.training.config import ModelConfig
 from milmer.training.model import CrossAttentionIntegration, MILPooling, MilmerModel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.run_config import TrainConfig, load_train_config, parse_overrides
 
 BASE = {"data_root": "/data/deap", "out_dir": "/runs/a"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from milmer.app.cli import main
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.cli import EXIT_OK, EXIT_USAGE
 from milmer.training import cache as cache_module
 from milmer.training import experiment

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.splits import LEAKY_PROTOCOLS, make_folds, protocol_caveat
 
 # 3 subjects x 10 trials x 5 windows; trial t has label (t - 1) % 4 -> per subject classes 3/3/2/2.

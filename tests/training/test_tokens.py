@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training.model import build_model
 from milmer.training.run_config import TrainConfig
 from milmer.training.tokens import TokenDataset, backbone_tokens, token_bytes

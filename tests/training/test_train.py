@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.training import distributed as dist_helpers
 from milmer.training.checkpoint import load_checkpoint
 from milmer.training.model import build_model

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import openvino as ov_backend
 from milmer.runtime.backends.base import TensorMeta
 from milmer.runtime.backends.openvino import OpenVinoRunner, cpu_flags, has_bf16
@@ -124,7 +124,7 @@ def test_compile_options(swin_path):
         # fp32 is asked for explicitly (OpenVINO's own default on AMX CPUs is bf16).
         assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
     assert OpenVinoRunner(swin_path).num_threads >= 1
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'num_threads': expected a positive int or None, got 0\.$"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'num_threads': expected an integer >= 1 or None, got 0\.$"):
         OpenVinoRunner(swin_path, num_threads=0)
     with pytest.raises(MilmerInputError, match=r"^Invalid value for '--device': expected one of 'cpu', got 'cuda'\.$"):
         OpenVinoRunner(swin_path, device="cuda")  # type: ignore[arg-type]
@@ -207,7 +207,7 @@ def test_options_reach_the_compiled_model(swin_path):
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
 def test_num_streams_is_validated(swin_path, value):
-    with pytest.raises(MilmerInputError, match=rf"^Invalid value for 'num_streams': expected a positive int, got {value!r}\.$"):
+    with pytest.raises(MilmerInputError, match=rf"^Invalid value for 'num_streams': expected an integer >= 1, got {value!r}\.$"):
         OpenVinoRunner(swin_path, num_streams=value)
     with pytest.raises(
         MilmerInputError,

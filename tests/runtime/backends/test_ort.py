@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import ort as ort_backend
 from milmer.runtime.backends.base import TensorMeta
 from milmer.runtime.backends.ort import OrtRunner
@@ -69,7 +69,7 @@ def test_session_options(swin_path):
         assert runner._session.get_providers() == ["CPUExecutionProvider"]
     assert OrtRunner(swin_path).intra_op_num_threads == ort_backend.default_threads() >= 1
     with pytest.raises(
-        MilmerInputError, match=r"'intra_op_num_threads': expected a positive int or None, got 0"
+        MilmerInputError, match=r"'intra_op_num_threads': expected an integer >= 1 or None, got 0"
     ):
         OrtRunner(swin_path, intra_op_num_threads=0)
 

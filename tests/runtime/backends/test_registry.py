@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import (
     BACKENDS,
     DEVICES,

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends import resolve_backend
 from milmer.runtime.backends.ort import OrtRunner
 from milmer.runtime.backends.trt import TrtRunner, cuda_device_present

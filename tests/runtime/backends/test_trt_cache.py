@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends.trt_cache import (
     EngineMeta,
     EngineTarget,

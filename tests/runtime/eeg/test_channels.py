@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.eeg.channels import canonical_name, find_eog, map_channels, match_channels, parse_channel_map
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
 

@@ -12,7 +12,7 @@ import pickle
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.eeg.io import read_raw
 from milmer.runtime.eeg.preprocess import EEGInputOptions, preprocess_raw
 from milmer.runtime.recording import RecordingOptions, read_eeg

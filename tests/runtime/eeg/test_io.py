@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.eeg.channels import find_eog, map_channels
 from milmer.runtime.eeg.io import deap_trial_to_raw, load_deap_dat, read_raw
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.eeg.preprocess import _strongest, cut_windows, preprocess_array, preprocess_raw
 from milmer.runtime.spec import DEAP_CHANNELS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.crop import center_square_box, crop_pad_resize, expand_box, normalize
 from milmer.runtime.face.detect import Box
 
@@ -73,7 +73,7 @@ def test_interpolation_area_when_shrinking_linear_when_enlarging() -> None:
 def test_crop_errors() -> None:
     with pytest.raises(MilmerInputError, match=r"'frame': expected an \(H, W, 3\) uint8 array, got float64"):
         crop_pad_resize(np.zeros((10, 10, 3)), Box(0, 0, 5, 5))
-    with pytest.raises(MilmerInputError, match="'size': expected an integer > 0, got 0"):
+    with pytest.raises(MilmerInputError, match="'size': expected an integer >= 1, got 0"):
         crop_pad_resize(white_frame(), Box(0, 0, 5, 5), size=0)
     with pytest.raises(MilmerInputError, match="'box'.*leaves no pixels of the 300x200 frame"):
         crop_pad_resize(white_frame(), Box(400, 0, 500, 5))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.detect import BLAZEFACE_MODEL, BlazeFaceDetector, Box, OpenCVHaarDetector, make_detector
 from milmer.runtime.spec import DETECTOR_SHA256, FaceSpec
 
@@ -59,7 +59,7 @@ def test_make_detector_by_spec_name() -> None:
     msg = "'detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"
     with pytest.raises(MilmerInputError, match=msg):
         make_detector("yolo")
-    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected in \(0, 1\), got 1.5"):
+    with pytest.raises(MilmerInputError, match=r"'min_confidence': expected a number > 0 and < 1, got 1.5"):
         make_detector("blazeface-short-range", 1.5)
 
 
@@ -86,7 +86,7 @@ def test_shipped_graph_matches_the_spec_hash() -> None:
 def test_blazeface_options_are_checked() -> None:
     with pytest.raises(MilmerInputError, match="'device': expected one of 'cpu', 'cuda', 'tensorrt', got 'gpu'"):
         BlazeFaceDetector(device="gpu")  # type: ignore[arg-type]
-    with pytest.raises(MilmerInputError, match="'max_batch': expected a positive int, got 0"):
+    with pytest.raises(MilmerInputError, match="'max_batch': expected an integer >= 1, got 0"):
         BlazeFaceDetector(max_batch=0)
     with pytest.raises(MilmerInputError, match="'device': expected one of 'cpu', got 'cuda'"):
         make_detector("opencv-haar", device="cuda")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.crop import center_square_box, crop_pad_resize, expand_box
 from milmer.runtime.face.detect import Box, FaceDetector, OpenCVHaarDetector
 from milmer.runtime.face.extract import (

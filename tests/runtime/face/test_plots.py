@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.plots import frame_caption, save_montage, window_caption
 from milmer.runtime.windows import FaceWindows
 
@@ -87,7 +87,7 @@ def test_montage_grid_labels_and_marks(tmp_path: Path) -> None:
 def test_montage_errors(tmp_path: Path) -> None:
     with pytest.raises(MilmerInputError, match="'path': expected a '.png' file, got 'm.jpg'"):
         save_montage(tiny_windows(), tmp_path / "m.jpg")
-    with pytest.raises(MilmerInputError, match="'max_windows': expected an integer > 0, got 0"):
+    with pytest.raises(MilmerInputError, match="'max_windows': expected an integer >= 1, got 0"):
         save_montage(tiny_windows(), tmp_path / "m.png", max_windows=0)
     with pytest.raises(MilmerInputError, match="'face_windows': it has no windows"):
         save_montage(tiny_windows(0), tmp_path / "m.png")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.video import (
     VideoInfo,
     covered_windows,
@@ -83,7 +83,7 @@ def test_sample_times_are_subinterval_centres() -> None:
         ((np.zeros((2, 2)), 3.0, 10), "'window_starts': expected a 1-D array"),
         ((np.array([0.0, np.nan]), 3.0, 10), "'window_starts': expected a 1-D array of finite"),
         ((np.array([0.0]), -1.0, 10), "'window_s': expected a number > 0, got -1.0"),
-        ((np.array([0.0]), 3.0, 0), "'n_frames': expected an integer > 0, got 0"),
+        ((np.array([0.0]), 3.0, 0), "'n_frames': expected an integer >= 1, got 0"),
     ],
 )
 def test_sample_times_errors(args: tuple, match: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.cli import infer_main
 from milmer.runtime.serve.client import parse_server_url
 from milmer.runtime.serve.protocol import bag_tensors

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.pipeline import Pipeline
 from milmer.runtime.serve.client import RemotePipeline, ServerError
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from milmer.runtime._check import MilmerInputError
+from milmer.runtime.check import MilmerInputError
 from milmer.runtime.cli import infer_main
-from milmer.runtime.infer import (
+from milmer.runtime.infer_command import (
     DEMO_POINTER,
     check_infer_options,
     default_model_dir,
@@ -213,7 +213,7 @@ def test_modules_import_without_heavy_libraries():
 
     script = (
         "import sys, json\n"
-        "import milmer.runtime.pipeline, milmer.runtime.infer, milmer.runtime.predictions\n"
+        "import milmer.runtime.pipeline, milmer.runtime.infer_command, milmer.runtime.report\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._check import MilmerInputError, check_option, check_positive, check_suffix
+from .check import MilmerInputError, check_option, check_positive, check_suffix
 from ._hints import export_hint
 from ._io import write_json_atomic
 from .backends.base import PRECISIONS
@@ -21,7 +21,7 @@ from .backends.registry import BACKENDS, DEVICES
 from .recording import RecordingOptions
 
 if TYPE_CHECKING:
-    from .pipeline import PredictionResult
+    from .results import PredictionResult
 
 __all__ = [
     "DEMO_POINTER",
@@ -178,11 +178,11 @@ def run_infer_cli(
     """
     from rich.console import Console
 
-    from ._check import check_path_exists
+    from .check import check_path_exists
     from .backends.registry import choose
     from .model_dir import load_model_dir
     from .pipeline import Pipeline
-    from .predictions import check_out_path, print_report, write_predictions
+    from .report import check_out_path, print_report, write_predictions
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
     options = recording_options(

@@ -33,14 +33,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._check import check_suffix
+from .check import check_suffix
 from ._io import atomic_file, write_json_atomic
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from .pipeline import PredictionResult, WindowPrediction
+    from .results import PredictionResult, WindowPrediction
 
 __all__ = [
     "OUT_SUFFIXES",

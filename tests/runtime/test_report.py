@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from milmer.runtime import predictions
-from milmer.runtime._check import MilmerInputError
-from milmer.runtime.pipeline import PredictionResult, RunStats, WindowPrediction
-from milmer.runtime.preprocess import window_coverage
+from milmer.runtime import report
+from milmer.runtime.check import MilmerInputError
+from milmer.runtime.results import PredictionResult, RunStats, WindowPrediction
+from milmer.runtime.recording import window_coverage
 from milmer.runtime.spec import ModelSpec
 from milmer.runtime.windows import EEGWindows
 
@@ -71,15 +71,15 @@ def result() -> PredictionResult:
 
 def test_formatting(result):
     first, second = result.windows
-    assert predictions.format_selected(first) == "2:0.31 5:0.22 7:0.19"
-    assert predictions.format_selected(second, digits=3) == "0:0.100 1:0.100 2:0.100"
-    assert (predictions.format_faces(first), predictions.format_faces(second)) == ("10/10", "0/10")
-    assert predictions._clock(3.0) == "0:03.0"
-    assert predictions._clock(3723.25) == "1:02:03.2"
+    assert report.format_selected(first) == "2:0.31 5:0.22 7:0.19"
+    assert report.format_selected(second, digits=3) == "0:0.100 1:0.100 2:0.100"
+    assert (report.format_faces(first), report.format_faces(second)) == ("10/10", "0/10")
+    assert report._clock(3.0) == "0:03.0"
+    assert report._clock(3723.25) == "1:02:03.2"
 
 
 def test_csv_content_is_pinned(result, tmp_path):
-    out = predictions.write_predictions(result, tmp_path / "pred.CSV")
+    out = report.write_predictions(result, tmp_path / "pred.CSV")
     weights = " ".join(["0.040000"] * 2 + ["0.310000", "0.040000", "0.040000", "0.220000", "0.040000", "0.190000"] + ["0.040000"] * 2)
     assert out.read_text().splitlines() == [
         "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality",
@@ -90,7 +90,7 @@ def test_csv_content_is_pinned(result, tmp_path):
 
 
 def test_json_content_is_pinned(result, tmp_path):
-    out = predictions.write_predictions(result, tmp_path / "sub" / "pred.json")
+    out = report.write_predictions(result, tmp_path / "sub" / "pred.json")
     doc = json.loads(out.read_text())
     assert list(doc) == ["format", "format_version", "milmer_version", "model", "settings", "windows", "summary"]
     assert (doc["format"], doc["format_version"]) == ("milmer-predictions", 1)
@@ -156,7 +156,7 @@ def test_nan_frame_times_become_null(result):
     window = result.windows[0]
     times = window.frame_times.copy()
     times[-1] = np.nan
-    record = predictions.prediction_record(
+    record = report.prediction_record(
         WindowPrediction(**{**window.__dict__, "frame_times": times}), result.class_names
     )
     assert record["frame_times"][-1] is None
@@ -168,16 +168,16 @@ def test_bad_suffix_is_refused_before_writing(result, tmp_path, name):
     suffix = Path(name).suffix or "(none)"
     message = f"Invalid value for 'out': unsupported file type '{suffix}' for '{name}'; expected one of '.json', '.csv'."
     with pytest.raises(MilmerInputError, match=f"^{re.escape(message)}$"):
-        predictions.write_predictions(result, tmp_path / name)
+        report.write_predictions(result, tmp_path / name)
     with pytest.raises(MilmerInputError, match="expected one of '.json', '.csv'"):
-        predictions.check_out_path(name)
+        report.check_out_path(name)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
 def test_failure_mid_write_leaves_no_file(result, tmp_path, monkeypatch, suffix):
     calls = []
-    real = predictions.prediction_record
+    real = report.prediction_record
 
     def fail_on_second(window, class_names):
         calls.append(window.index)
@@ -185,23 +185,23 @@ def test_failure_mid_write_leaves_no_file(result, tmp_path, monkeypatch, suffix)
             raise RuntimeError("disk full")
         return real(window, class_names)
 
-    monkeypatch.setattr(predictions, "prediction_record", fail_on_second)
+    monkeypatch.setattr(report, "prediction_record", fail_on_second)
     out = tmp_path / f"pred{suffix}"
     with pytest.raises(RuntimeError, match="disk full"):
-        predictions.write_predictions(result, out)
+        report.write_predictions(result, out)
     assert calls == [1, 2]
     assert list(tmp_path.iterdir()) == []
     # An earlier file is left exactly as it was.
     out.write_text("old")
     calls.clear()
     with pytest.raises(RuntimeError, match="disk full"):
-        predictions.write_predictions(result, out)
+        report.write_predictions(result, out)
     assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
 
 
 def test_table_and_summary_render(result):
     console = Console(record=True, width=160, color_system=None)
-    predictions.print_report(result, console)
+    report.print_report(result, console)
     text = console.export_text()
     assert "Predictions per 3 s window" in text
     rows = [line.split() for line in text.splitlines() if line.strip().startswith(("1 ", "2 "))]
@@ -222,14 +222,14 @@ def test_table_and_summary_render(result):
 
 def test_quiet_report_has_summary_only(result):
     console = Console(record=True, width=100, color_system=None)
-    predictions.print_report(result, console, table=False)
+    report.print_report(result, console, table=False)
     text = console.export_text()
     assert "Predictions per" not in text and "real-time factor" in text
 
 
 def test_table_fits_80_columns(result):
     console = Console(record=True, width=80, color_system=None)
-    console.print(predictions.render_table(result))
+    console.print(report.render_table(result))
     text = console.export_text()
     assert "…" not in text and "2:0.31 5:0.22 7:0.19" in text
     assert " BIF" in text and " ok" in text

@@ -1,0 +1,189 @@
+"""Bags in, scores out: the backbone and fusion graphs loaded once, and the batch policy.
+
+:class:`BagScorer` holds both runners and scores ``B`` bags per call (:meth:`BagScorer.score_bags`):
+the frames of all bags go through the backbone in one call, then the fusion graph scores the
+bags with their EEG windows. How many bags make a call when none is asked for is
+:func:`default_batch`'s. Streaming a recording through it is :mod:`.streaming`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .backends.base import PRECISIONS, Precision, Runner
+from .backends.registry import BACKENDS, DEVICES, Backend, build_runner, check_backend_options
+from .check import MilmerInputError, check_int, check_option
+from .model_dir import ModelBundle, load_model_dir
+
+__all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "default_batch"]
+
+#: Keys of :meth:`BagScorer.score_bags`' result, in the order of ``spec.graph.fusion_outputs``.
+BAG_OUTPUTS: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selected")
+
+#: Bags per backbone call when none is given, by the device the backbone runs on.
+DEFAULT_BATCH = {"cpu": 2}
+DEFAULT_BATCH_GPU = 16
+
+_S = TypeVar("_S", bound="BagScorer")
+
+
+def default_batch(device: str) -> int:
+    """2 bags (20 frames) per call on a CPU, 16 on a GPU (see :class:`BagScorer`)."""
+    return DEFAULT_BATCH.get(device, DEFAULT_BATCH_GPU)
+
+
+def _backend_name(runner: Runner) -> str:
+    return next(name for name, cls in BACKENDS.items() if isinstance(runner, cls))
+
+
+class BagScorer:
+    """An exported model's two graphs, loaded once, scoring bags.
+
+    model:            a model directory or a :class:`~.model_dir.ModelBundle` from
+                      :func:`~.model_dir.load_model_dir`
+    backend:          'auto' (TensorRT when it can run here, else ONNX Runtime), 'ort', 'trt' or
+                      'openvino'
+    device:           'auto', 'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's TensorRT provider)
+    precision:        which graphs of the directory to load ('fp32', 'fp16', 'int8'); ``None``:
+                      the bundle's, or 'fp32' for a directory. A bundle loaded at another
+                      precision is an error.
+    batch:            windows (bags) scored per backbone call: ``batch * frames_per_window`` frames;
+                      ``None``: 2 on a CPU (larger batches are no faster there and cost memory:
+                      6.7 GB peak at 8 with fp32 Swin-T), 16 on a GPU
+    intra_op_threads: ONNX Runtime CPU threads per operator (``None``: the cores available)
+    backend_options:  runner options per backend, passed through to the backends (validated by
+                      :func:`~.backends.registry.check_backend_options`), e.g.
+                      ``{'openvino': {'inference_precision': 'bf16', 'num_threads': 4}}``
+
+    Use as a context manager (or call :meth:`close`) to free the sessions.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | ModelBundle,
+        *,
+        backend: Backend = "auto",
+        device: str = "auto",
+        precision: Precision | None = None,
+        batch: int | None = None,
+        intra_op_threads: int | None = None,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        # Checked here, once, before anything loads: the runners are built without checking again.
+        check_option("backend", backend, ("auto", *BACKENDS))
+        check_option("device", device, DEVICES)
+        if precision is not None:
+            check_option("precision", precision, PRECISIONS)
+        if batch is not None:
+            batch = check_int("batch", batch, low=1)
+        check_int("intra_op_threads", intra_op_threads, low=1, allow_none=True)
+        options = check_backend_options(backend_options)
+        if intra_op_threads is not None:
+            given = options.get("ort", {}).get("intra_op_num_threads", intra_op_threads)
+            if given != intra_op_threads:
+                raise MilmerInputError(
+                    f"Invalid value for 'intra_op_threads': {intra_op_threads!r}, but backend_options['ort'] "
+                    f"sets intra_op_num_threads={given!r}; give one of them."
+                )
+            options["ort"] = {**options.get("ort", {}), "intra_op_num_threads": intra_op_threads}
+        if isinstance(model, ModelBundle):
+            if precision is not None and precision != model.precision:
+                raise MilmerInputError(
+                    f"Invalid value for 'precision': the model bundle was loaded at "
+                    f"{model.precision!r}, got {precision!r}; load it with "
+                    f"load_model_dir(..., precision={precision!r})."
+                )
+            bundle = model
+        else:
+            bundle = load_model_dir(model, precision=precision or "fp32")
+        self.bundle = bundle
+        self.spec = bundle.spec
+        t0 = time.perf_counter()
+        self.swin = build_runner(
+            backend, bundle.swin_path, device=device, precision=bundle.precision, options=options
+        )
+        self.fusion = build_runner(
+            backend, bundle.fusion_path, device=device, precision=bundle.precision, options=options
+        )
+        self.swin.activate()
+        try:
+            self.fusion.activate()
+        except BaseException:
+            self.swin.deactivate()
+            raise
+        self.load_s = time.perf_counter() - t0
+        self.batch: int = batch if batch is not None else default_batch(self.swin.device)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release both sessions (idempotent)."""
+        self.swin.deactivate()
+        self.fusion.deactivate()
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What runs where: backends and devices per graph, precision, batch, load time."""
+        return {
+            "backend": {"swin": _backend_name(self.swin), "fusion": _backend_name(self.fusion)},
+            "device": {"swin": self.swin.device, "fusion": self.fusion.device},
+            "precision": self.bundle.precision,
+            "batch": self.batch,
+            "model_load_s": round(self.load_s, 4),
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def score_bags(
+        self, eeg: np.ndarray, crops: np.ndarray, *, timings: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Score ``B`` bags: one backbone call on all their frames, one fusion call.
+
+        eeg:   (B, C, T) float32 EEG windows (spec channels, microvolts)
+        crops: (B, F, S, S, 3) uint8 RGB face crops
+        timings: if given, seconds are added under 'normalise', 'backbone' and 'fusion'
+
+        Returns logits (B, n_classes) float32, probabilities (B, n_classes) float32,
+        mil_weights (B, F) float32, selected (B, top_k) int64.
+        """
+        spec = self.spec
+        f, s = spec.face.frames_per_window, spec.face.frame_size
+        c, t = spec.eeg.n_channels, spec.eeg.window_samples
+        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 5 or crops.shape[1:] != (f, s, s, 3):
+            got = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
+            raise MilmerInputError(f"Invalid value for 'crops': expected (B, {f}, {s}, {s}, 3) uint8, got {got}.")
+        n = crops.shape[0]
+        if not isinstance(eeg, np.ndarray) or eeg.dtype != np.float32 or eeg.shape != (n, c, t):
+            got = f"{eeg.dtype} {eeg.shape}" if isinstance(eeg, np.ndarray) else type(eeg).__name__
+            raise MilmerInputError(f"Invalid value for 'eeg': expected ({n}, {c}, {t}) float32, got {got}.")
+        if n == 0:
+            raise MilmerInputError("Invalid value for 'crops': expected at least one bag, got 0.")
+        from .face.crop import normalize
+
+        g = spec.graph
+        clock = time.perf_counter()
+        frames = normalize(crops, spec.face.mean, spec.face.std).reshape(n * f, 3, s, s)  # (B*F, 3, S, S)
+        tick = time.perf_counter()
+        tokens = self.swin.infer({g.backbone_input: frames})[g.backbone_output]  # (B*F, P, D)
+        del frames
+        tock = time.perf_counter()
+        tokens = tokens.reshape(n, f, g.tokens_per_frame, g.token_dim)  # (B, F, P, D)
+        out = self.fusion.infer(dict(zip(g.fusion_inputs, (eeg, tokens))))
+        end = time.perf_counter()
+        if timings is not None:
+            timings["normalise"] = timings.get("normalise", 0.0) + tick - clock
+            timings["backbone"] = timings.get("backbone", 0.0) + tock - tick
+            timings["fusion"] = timings.get("fusion", 0.0) + end - tock
+        return {key: out[name] for key, name in zip(BAG_OUTPUTS, g.fusion_outputs)}

@@ -1,0 +1,104 @@
+"""Bag scoring: the two graphs loaded once, score_bags against the runners and the numpy
+reference, the batch policy, and options checked once at the boundary."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from milmer.runtime import scoring
+from milmer.runtime.backends import base, registry
+from milmer.runtime.check import MilmerInputError
+from milmer.runtime.model_dir import load_model_dir
+from milmer.runtime.scoring import BagScorer
+
+def test_score_bags_equals_runners_by_hand(tiny_graphs, tiny_model):
+    rng = np.random.default_rng(3)
+    with BagScorer(tiny_model, batch=2, intra_op_threads=1) as pipe:
+        spec, g = pipe.spec, pipe.spec.graph
+        crops = rng.integers(0, 256, (3, 10, 224, 224, 3), dtype=np.uint8)
+        eeg = rng.standard_normal((3, 32, 384)).astype(np.float32)
+        timings: dict[str, float] = {}
+        got = pipe.score_bags(eeg, crops, timings=timings)
+        frames = ((crops / np.float32(255) - np.float32(spec.face.mean)) / np.float32(spec.face.std)).astype(np.float32)
+        frames = np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3).reshape(30, 3, 224, 224))
+        tokens = pipe.swin.infer({"frames": frames})["tokens"].reshape(3, 10, g.tokens_per_frame, g.token_dim)
+        by_hand = pipe.fusion.infer({"eeg": eeg, "tokens": tokens})
+    assert set(got) == {"logits", "probabilities", "mil_weights", "selected"}
+    assert set(timings) == {"normalise", "backbone", "fusion"}
+    for key in got:
+        np.testing.assert_allclose(got[key], by_hand[key], atol=1e-6, err_msg=key)
+    ref = tiny_graphs.fusion_reference(spec, eeg, tiny_graphs.swin_reference(spec, frames).reshape(tokens.shape))
+    np.testing.assert_allclose(got["probabilities"], ref["probabilities"], atol=1e-5)
+    np.testing.assert_array_equal(got["selected"], ref["selected"])
+
+
+def test_score_bags_rejects_bad_inputs(tiny_model):
+    with BagScorer(tiny_model, batch=2) as pipe:
+        crops = np.zeros((2, 10, 224, 224, 3), np.uint8)
+        eeg = np.zeros((2, 32, 384), np.float32)
+        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got float32"):
+            pipe.score_bags(eeg, crops.astype(np.float32))
+        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got uint8 \(2, 9,"):
+            pipe.score_bags(eeg, crops[:, :9])
+        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float32 \(3, 32, 384\)"):
+            pipe.score_bags(np.zeros((3, 32, 384), np.float32), crops)
+        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float64"):
+            pipe.score_bags(eeg.astype(np.float64), crops)
+
+
+def test_option_errors(tiny_model):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'batch': expected an integer >= 1, got 0\.$"):
+        BagScorer(tiny_model, batch=0)
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'onnx'\.$"):
+        BagScorer(tiny_model, backend="onnx")
+    bundle = load_model_dir(tiny_model)
+    with pytest.raises(MilmerInputError, match=r"the model bundle was loaded at 'fp32', got 'fp16'"):
+        BagScorer(bundle, precision="fp16")
+    with pytest.raises(MilmerInputError, match=r"'precision': 'fp16' needs swin\.fp16\.onnx, fusion\.fp16\.onnx"):
+        BagScorer(tiny_model, precision="fp16")
+
+
+def test_default_batch_is_small_on_cpu_and_large_on_gpu(tiny_model):
+    assert (scoring.default_batch("cpu"), scoring.default_batch("cuda"), scoring.default_batch("tensorrt")) == (2, 16, 16)
+    with BagScorer(tiny_model, backend="ort", device="auto") as pipe:
+        assert pipe.swin.device == "cpu" and pipe.batch == 2
+    with BagScorer(tiny_model, backend="ort", device="cpu", batch=5) as pipe:
+        assert pipe.batch == 5
+
+
+
+def test_thread_option_is_checked(tiny_model):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'intra_op_threads': expected an integer >= 1 or None, got 0\.$"):
+        BagScorer(tiny_model, intra_op_threads=0)
+
+
+def test_backend_and_device_are_checked_once(tiny_model, monkeypatch):
+    """BagScorer checks backend, device and precision once, before loading; building its two
+    runners checks them no more (each runner still checks that it runs on the device it got)."""
+    calls: Counter[str] = Counter()
+
+    def spy(module):
+        real = module.check_option
+
+        def counted(name, value, allowed):
+            calls[f"{module.__name__.rsplit('.', 1)[-1]}:{name}"] += 1
+            return real(name, value, allowed)
+
+        monkeypatch.setattr(module, "check_option", counted)
+
+    for module in (scoring, registry, base):
+        spy(module)
+    with BagScorer(tiny_model, backend="ort", device="cpu", precision="fp32", intra_op_threads=1) as scorer:
+        assert (scorer.swin.device, scorer.fusion.device) == ("cpu", "cpu")
+    assert calls == {
+        "scoring:backend": 1, "scoring:device": 1, "scoring:precision": 1,
+        "base:--device": 2, "base:--precision": 2,
+    }
+    # make_runner, the public entry, checks once and builds without checking again.
+    calls.clear()
+    registry.make_runner("ort", tiny_model / "fusion.onnx", device="cpu")
+    assert calls == {"registry:--backend": 1, "registry:--device": 1, "registry:--precision": 1,
+                     "base:--device": 1, "base:--precision": 1}
