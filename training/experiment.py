@@ -188,10 +188,17 @@ def _class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
 
 
 def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: Any, progress: bool) -> Any:
-    """Backbone tokens of every window when the backbone is frozen and they fit in memory, else None."""
+    """Backbone tokens of every window when the backbone is frozen and they fit in memory, else None.
+
+    Stored in the window cache (:mod:`milmer.training.token_cache`), so the next run with the same
+    windows, face rules and backbone weights reuses them instead of running the backbone again.
+    """
     from .dataset import WindowDataset
     from .model import build_model
     from .run_config import PRECOMPUTE_MAX_BYTES
+    import torch
+
+    from .token_cache import TOKENS_FOLDER, stored_tokens, token_key
     from .tokens import backbone_tokens, token_bytes
     from .train import amp_dtype, seed_everything
 
@@ -206,9 +213,19 @@ def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: A
             print(f"precompute_tokens 'auto': the tokens of {len(cache)} windows need {size / 1024**3:.1f} GiB "
                   f"(> {PRECOMPUTE_MAX_BYTES / 1024**3:.0f} GiB); running the frozen backbone every step instead.")  # fmt: skip
         return None
-    frames = WindowDataset(cache, cfg.model_spec(), labels=labels)
-    return backbone_tokens(model, frames, batch_size=cfg.batch_size, device=ctx.device,
-                           dtype=amp_dtype(cfg.amp, ctx.device), progress=progress and ctx.is_main)  # fmt: skip
+    spec = cfg.model_spec()
+    frames = WindowDataset(cache, spec, labels=labels)
+    dtype = amp_dtype(cfg.amp, ctx.device)
+    key = token_key(cache.index_path, spec.to_dict()["face"], model.backbone, torch.device(ctx.device), dtype)
+    shape = (len(cache), config.frames_per_window, config.tokens_per_frame, model.token_dim)
+    tokens, reused = stored_tokens(
+        cache.folder, key, shape,
+        lambda: backbone_tokens(model, frames, batch_size=cfg.batch_size, device=ctx.device, dtype=dtype,
+                                progress=progress and ctx.is_main),
+    )  # fmt: skip
+    if reused and progress and ctx.is_main:
+        print(f"backbone tokens: reused ({TOKENS_FOLDER}/{key}.npy in the window cache)")
+    return tokens
 
 
 def _run_fold(

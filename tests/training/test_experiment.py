@@ -72,6 +72,16 @@ def test_segment_report_warns_that_its_figures_are_inflated(demo):
     assert "**WARNING - INFLATED FIGURES.**" in md
 
 
+def test_backbone_tokens_are_stored_in_the_window_cache_and_reused_by_the_next_run(demo):
+    run_experiment(config(demo, "tokens-a", "segment", epochs=1, folds_to_run=1), progress=False)
+    stored = sorted(demo["cache"].glob("*/tokens/*.npy"))
+    assert len(stored) == 1  # every run of this module uses the same windows, face rules and backbone
+    stamp = stored[0].stat().st_mtime_ns
+    # Another seed and protocol: the frozen backbone's tokens are the same, so they are read back.
+    run_experiment(config(demo, "tokens-b", "trial", epochs=1, folds_to_run=1, seed=1), progress=False)
+    assert sorted(demo["cache"].glob("*/tokens/*.npy")) == stored and stored[0].stat().st_mtime_ns == stamp
+
+
 def test_train_command_reads_a_toml_file_and_overrides(demo, tmp_path):
     cfg = config(demo, "unused", "loso", epochs=1)
     toml = tmp_path / "train.toml"
