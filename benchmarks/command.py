@@ -406,14 +406,16 @@ def bench_command(
             predictions[(p, length)] = run.pop("predictions")
             result["endtoend"].append({"precision": p, "recording_s": length, **run})
     best_row = _best_side_by_side(result)
-    if best_row is not None and best_row["backend"] != "trt" and not best_row["options"].get("inference_precision") == "bf16":
-        # bf16 needs runner options the Pipeline does not pass yet: its end-to-end run is left out.
+    if best_row is not None and best_row["backend"] != "trt":
+        # The variant's runner options (OpenVINO's inference precision, threads) go through the
+        # Pipeline's backend_options.
         for length in sorted(recordings):
             log(f"end to end, {length} s recording, fastest agreeing variant {best_row['name']} (own process)")
             run = endtoend_subprocess(
                 Path(best_row["model_dir"]), recordings[length]["video"], recordings[length]["eeg"],
                 out / "endtoend" / f"best-{length}s.json", precision=best_row["precision"], backend=best_row["backend"],
                 device="cpu", batch=settings.pipeline_batch, threads=settings.threads,
+                backend_options={best_row["backend"]: best_row["options"]},
             )  # fmt: skip
             predictions[(f"best:{best_row['name']}", length)] = run.pop("predictions")
             result["endtoend_best"] = result.get("endtoend_best", []) + [

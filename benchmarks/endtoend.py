@@ -52,11 +52,14 @@ def run_endtoend(
     device: str = "cpu",
     batch: int | None = None,
     threads: int | None = None,
+    backend_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One cold ``predict`` in this process (see the module docstring); returns its figures.
 
     batch: bags per call; ``None`` uses the pipeline's own default for the device it runs on
     (what ``milmer-infer`` does), recorded in ``settings['batch']``.
+    backend_options: runner options per backend (``Pipeline(backend_options=...)``), e.g.
+    ``{'openvino': {'inference_precision': 'bf16'}}``.
     """
     import importlib
 
@@ -70,8 +73,9 @@ def run_endtoend(
 
     tick = time.perf_counter()
     pipe = Pipeline(
-        model_dir, backend=backend, device=device, precision=precision, batch=batch, intra_op_threads=threads  # type: ignore[arg-type]
-    )
+        model_dir, backend=backend, device=device, precision=precision, batch=batch,  # type: ignore[arg-type]
+        intra_op_threads=threads, backend_options=backend_options,
+    )  # fmt: skip
     session_s = time.perf_counter() - tick
     rss_after_load = current_rss_mb()
     with pipe:
@@ -91,6 +95,7 @@ def run_endtoend(
         "timings": dict(stats.timings),
         "face_timings": dict(stats.face.timings),
         "eeg_timings": dict(stats.eeg_info.get("timings", {})),
+        "eeg_ica": {k: stats.eeg_info.get(k) for k in ("ica_method", "ica_n_iter", "ica_converged")},
         "rss_after_load_mb": rss_after_load,
         "peak_rss_mb": own_peak_rss_mb(),
         "predictions": {
@@ -130,6 +135,7 @@ def endtoend_subprocess(
     device: str,
     batch: int | None,
     threads: int | None,
+    backend_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """:func:`run_endtoend` in a fresh process (see :func:`spawn_worker`)."""
     args = [
@@ -140,6 +146,8 @@ def endtoend_subprocess(
         args += ["--batch", str(batch)]
     if threads is not None:
         args += ["--threads", str(threads)]
+    if backend_options:
+        args += ["--backend-options", json.dumps(backend_options)]
     return spawn_worker("milmer.benchmarks.endtoend", args, out_json, out_json.parent / "logs")
 
 
@@ -153,11 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=None, help="default: the pipeline's for the device")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backend-options", type=json.loads, default=None, help="JSON: backend -> runner options")
     parser.add_argument("--json", required=True, help="where to write the figures")
     ns = parser.parse_args(argv)
     result = run_endtoend(
         ns.model, ns.video, ns.eeg, precision=ns.precision, backend=ns.backend, device=ns.device,
-        batch=ns.batch, threads=ns.threads,
+        batch=ns.batch, threads=ns.threads, backend_options=ns.backend_options,
     )  # fmt: skip
     Path(ns.json).write_text(json.dumps(result) + "\n")
     return 0

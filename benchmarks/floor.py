@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..runtime.check import MilmerInputError, check_option
+from ..training.config import EEG_BANDS  # torch-free: the model's band definition
 from .timing import TimingConfig, time_call
 
 __all__ = [
@@ -305,16 +306,11 @@ def swin_flops(config: Mapping[str, Any], image_size: int | None = None) -> int:
     return total
 
 
-#: The EEG bands (Hz, [low, high)) of the spectral EEG tokenizer: the same as
-#: ``milmer.training.model.EEG_BANDS`` (kept here so the formulas need no torch; the exported
-#: graph test of the spectral tokenizer fails if they drift apart).
-_EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
-
-
 def _spectral_bins(n_samples: int, sfreq: float) -> int:
-    """How many real-DFT bins of an ``n_samples`` window at ``sfreq`` Hz lie in any of the bands."""
+    """How many real-DFT bins of an ``n_samples`` window at ``sfreq`` Hz lie in any of the model's
+    EEG bands (``milmer.training.config.EEG_BANDS``, the model's own definition)."""
     freqs = np.arange(n_samples // 2 + 1) * (sfreq / n_samples)
-    return int(np.any([(freqs >= lo) & (freqs < hi) for lo, hi in _EEG_BANDS], axis=0).sum())
+    return int(np.any([(freqs >= lo) & (freqs < hi) for lo, hi in EEG_BANDS], axis=0).sum())
 
 
 def fusion_flops(config: Any, token_dim: int) -> int:
@@ -332,7 +328,7 @@ def fusion_flops(config: Any, token_dim: int) -> int:
         c, t = config.n_eeg_channels, config.eeg_samples
         if getattr(config, "eeg_tokens", "mlp") == "spectral":
             # Windowed DFT as one MatMul (T -> 2 * bins), band pooling (bins -> bands), then the MLP.
-            bins, bands = _spectral_bins(t, float(config.eeg_sfreq)), len(_EEG_BANDS)
+            bins, bands = _spectral_bins(t, float(config.eeg_sfreq)), len(EEG_BANDS)
             total += 2 * c * t * 2 * bins + 2 * c * bins * bands + 2 * c * bands * d
         else:  # the paper's per-channel MLP: Linear(T -> d), GELU, Linear(d -> d)
             total += 2 * c * t * d

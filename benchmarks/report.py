@@ -19,7 +19,7 @@ import numpy as np
 from .floor import fusion_flops, graph_flops, swin_flops
 from .stages import PREPROCESSING_STAGES
 
-__all__ = ["TARGETS", "count_flops", "summarize", "notes", "rounded", "markdown"]
+__all__ = ["TARGETS", "count_flops", "format_value", "summarize", "notes", "rounded", "markdown"]
 
 #: The CPU targets (reported, never asserted).
 TARGETS = {
@@ -30,14 +30,32 @@ TARGETS = {
 }
 # How each target's value is compared with its threshold: the floor ratio must stay under it.
 _AT_MOST = {"floor"}
+#: The unit of each target's value: 'x' a ratio, 'fraction' a share printed as a percentage.
+_UNITS = {"floor": "x", "reference": "x", "int8_speedup": "x", "int8_agreement": "fraction"}
+
+
+def format_value(value: float | None, unit: str | None) -> str:
+    """A target's value for people: a fraction as a percentage (1 -> '100.0 %'), a ratio as
+    '2.31x', milliseconds and megabytes with their unit; '-' when there is none."""
+    if value is None:
+        return "-"
+    if unit == "fraction":
+        return f"{value * 100:.1f} %"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit in ("ms", "MB"):
+        return f"{value:,.1f} {unit}"
+    return format(value, ".3g")
 
 
 def _target(name: str, value: float | None, precision: str, **context: Any) -> dict[str, Any]:
-    """One row of ``targets``: :data:`TARGETS`' text and threshold, the measured value, met or not;
-    ``context`` says what it was measured on (``recording_s``, ``windows``, ...)."""
+    """One row of ``targets``: :data:`TARGETS`' text and threshold, the measured value (``unit``:
+    'x' or 'fraction'), met or not; ``context`` says what it was measured on (``recording_s``,
+    ``windows``, ...)."""
     text, limit = TARGETS[name]
     met = value is not None and (value <= limit if name in _AT_MOST else value >= limit)
-    return {"target": text, "precision": precision, **context, "value": value, "threshold": limit, "met": met}
+    return {"target": text, "precision": precision, **context, "value": value, "unit": _UNITS[name],
+            "threshold": limit, "met": met}  # fmt: skip
 
 
 # Checkpoint files read for the analytic FLOP count (training/checkpoint.py's names; importing
@@ -484,5 +502,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "Targets (reported, not enforced):", ""]
     for t in result["targets"]:
         where = f" [{t['precision']}" + (f", {_length(t['recording_s'])}]" if t.get("recording_s") else "]")
-        lines.append(f"- {t['target']}{where}: {_fmt(t['value'], '.3g')} -> {'met' if t['met'] else 'NOT met'}")
+        lines.append(f"- {t['target']}{where}: {format_value(t['value'], t.get('unit'))} -> {'met' if t['met'] else 'NOT met'}")
+    if result.get("speed_targets"):
+        lines += ["", "Speed targets (reported, not enforced):", ""]
+        for t in result["speed_targets"]:
+            what = t.get("variant") or t.get("precision")
+            if t.get("ica_method"):
+                what = f"{t['ica_method']}, {t.get('ica_n_iter')} iterations, {_length(t['recording_s'])}"
+            where = f" [{what}]" if what else ""
+            lines.append(
+                f"- {t['target']}{where}: {format_value(t['value'], t.get('unit'))} -> {'met' if t['met'] else 'NOT met'}"
+            )
     return "\n".join(lines)

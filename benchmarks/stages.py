@@ -8,7 +8,7 @@ stage              one call     what runs
 eeg_read           recording    ``eeg.io.read_raw`` (EDF, preloaded)
 eeg_resample       recording    \\
 eeg_filter         recording     ``eeg.preprocess.preprocess_raw``'s own step timings
-eeg_ica            recording     (resample to the spec's rate, band-pass FIR, FastICA + EOG
+eeg_ica            recording     (resample to the spec's rate, band-pass FIR, ICA (spec) + EOG
 eeg_window         recording    /  component removal, cutting windows)
 video_decode       recording    ``face.video.iter_frames_at`` over every window's frame times
 face_detect        frame        the spec's detector (``face.detect.make_detector``)
@@ -102,7 +102,7 @@ def measure_preprocessing(
                 steps[name].append(float(result.info["timings"].get(key, 0.0)))
     for name, samples in steps.items():
         stages[name] = _entry(Timing(tuple(samples), "recording"), per_rec)
-    ica = {k: result.info.get(k) for k in ("ica_n_components", "ica_excluded", "ica_converged")}
+    ica = {k: result.info.get(k) for k in ("ica_method", "ica_n_components", "ica_n_iter", "ica_excluded", "ica_converged")}
     del raw
 
     times = sample_times(np.arange(n_windows) * window_s, window_s, face.frames_per_window)  # (W, F)

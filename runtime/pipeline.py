@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +57,9 @@ class CoverageWarning(UserWarning):
 class Pipeline(BagScorer):
     """An exported model ready to score recordings: both graphs loaded once.
 
-    model, backend, device, precision, batch, intra_op_threads: as for
-    :class:`~.scoring.BagScorer` (``batch=None``: 2 bags per call on a CPU, 16 on a GPU)
+    model, backend, device, precision, batch, intra_op_threads, backend_options: as for
+    :class:`~.scoring.BagScorer` (``batch=None``: 2 bags per call on a CPU, 16 on a GPU;
+    ``backend_options``: runner options per backend, e.g. ``{'openvino': {'num_streams': 1}}``)
     overlap: decode and detect the faces of the next windows in a background thread while the
              model scores the current batch (default True; the predictions are the same either
              way, the thread holds at most one batch + 1 windows of crops more)
@@ -78,11 +80,12 @@ class Pipeline(BagScorer):
         batch: int | None = None,
         intra_op_threads: int | None = None,
         overlap: bool = True,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.overlap = check_type("overlap", overlap, bool)
         super().__init__(
             model, backend=backend, device=device, precision=precision, batch=batch,
-            intra_op_threads=intra_op_threads,
+            intra_op_threads=intra_op_threads, backend_options=backend_options,
         )
 
     # ------------------------------------------------------------------ streaming

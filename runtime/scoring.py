@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .backends.base import PRECISIONS, Precision, Runner
-from .backends.registry import BACKENDS, DEVICES, Backend, build_runner
+from .backends.registry import BACKENDS, DEVICES, Backend, build_runner, check_backend_options
 from .check import MilmerInputError, check_int, check_option
 from .model_dir import ModelBundle, load_model_dir
 
@@ -56,6 +57,9 @@ class BagScorer:
                       ``None``: 2 on a CPU (larger batches are no faster there and cost memory:
                       6.7 GB peak at 8 with fp32 Swin-T), 16 on a GPU
     intra_op_threads: ONNX Runtime CPU threads per operator (``None``: the cores available)
+    backend_options:  runner options per backend, passed through to the backends (validated by
+                      :func:`~.backends.registry.check_backend_options`), e.g.
+                      ``{'openvino': {'inference_precision': 'bf16', 'num_threads': 4}}``
 
     Use as a context manager (or call :meth:`close`) to free the sessions.
     """
@@ -69,6 +73,7 @@ class BagScorer:
         precision: Precision | None = None,
         batch: int | None = None,
         intra_op_threads: int | None = None,
+        backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         # Checked here, once, before anything loads: the runners are built without checking again.
         check_option("backend", backend, ("auto", *BACKENDS))
@@ -78,6 +83,15 @@ class BagScorer:
         if batch is not None:
             batch = check_int("batch", batch, low=1)
         check_int("intra_op_threads", intra_op_threads, low=1, allow_none=True)
+        options = check_backend_options(backend_options)
+        if intra_op_threads is not None:
+            given = options.get("ort", {}).get("intra_op_num_threads", intra_op_threads)
+            if given != intra_op_threads:
+                raise MilmerInputError(
+                    f"Invalid value for 'intra_op_threads': {intra_op_threads!r}, but backend_options['ort'] "
+                    f"sets intra_op_num_threads={given!r}; give one of them."
+                )
+            options["ort"] = {**options.get("ort", {}), "intra_op_num_threads": intra_op_threads}
         if isinstance(model, ModelBundle):
             if precision is not None and precision != model.precision:
                 raise MilmerInputError(
@@ -90,7 +104,6 @@ class BagScorer:
             bundle = load_model_dir(model, precision=precision or "fp32")
         self.bundle = bundle
         self.spec = bundle.spec
-        options = {"ort": {"intra_op_num_threads": intra_op_threads}} if intra_op_threads is not None else None
         t0 = time.perf_counter()
         self.swin = build_runner(
             backend, bundle.swin_path, device=device, precision=bundle.precision, options=options

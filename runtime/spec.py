@@ -15,12 +15,11 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ._choices import DETECTORS as _DETECTORS
-from .check import MilmerInputError, check_keys, check_option
-from ._io import read_json_file, write_text_atomic
+from ._jsonable import JsonDataclass
+from .check import MilmerInputError, check_option
 
 __all__ = [
     "SPEC_VERSION",
@@ -78,12 +77,14 @@ def _milmer_version() -> str:
         return "0+unknown"
 
 
+#: An ICA spec written before ``tol`` existed: FastICA at scikit-learn's default tolerance.
+_ICA_LEGACY = {"tol": 1e-4}
 #: ICA solvers (``ICASpec.method``), both through ``mne.preprocessing.ICA``.
 ICA_METHODS: tuple[str, ...] = ("picard", "fastica")
 
 
 @dataclass(frozen=True)
-class ICASpec:
+class ICASpec(JsonDataclass):
     """FastICA artefact removal, fitted on the continuous (band-passed) recording.
 
     Components whose time course correlates with the EOG channels (or, when a file has none,
@@ -91,7 +92,7 @@ class ICASpec:
     ``find_bads_eog``) and with an absolute correlation of at least ``min_correlation`` are
     excluded (the z-score alone flags a pure-noise component now and then; blinks score > 0.9).
 
-    ``max_fit_s`` bounds the fit on long recordings: FastICA is fitted on every k-th sample, k the
+    ``max_fit_s`` bounds the fit on long recordings: ICA is fitted on every k-th sample, k the
     smallest that leaves at most ``max_fit_s`` seconds of samples (the whole recording's span, so
     blinks from all of it), then applied to every sample. A 10 min recording is fitted like a
     60 s one (k = 10 at 128 Hz) instead of ~10x longer; ``None`` fits every sample.
@@ -104,9 +105,12 @@ class ICASpec:
     near-Gaussian sources (any mix of pink noise and rhythms) the contrast is flat along rotations
     among those sources, the vectors keep turning and FastICA runs to ``max_iter`` without
     converging (5 s for 30 s of 32-channel EEG), while the gradient there is ~0 and Picard stops
-    (~40-130 iterations). MNE's rule of thumb: ``tol_fastica == tol_picard ** 2``. Specs saved before
+    (16-22 iterations on the demo's and the tests' EEG). MNE's rule of thumb: ``tol_fastica == tol_picard ** 2``. Specs saved before
     ``tol`` existed load as ``'fastica'`` with scikit-learn's default ``tol`` 1e-4, as they were fitted.
     """
+
+    _json_what = "model spec"
+    _json_legacy = _ICA_LEGACY  # a spec saved before ``tol`` existed: FastICA at scikit-learn's tolerance
 
     enabled: bool = True
     method: Literal["picard", "fastica"] = "picard"
@@ -154,12 +158,10 @@ REFERENCES: tuple[str, ...] = ("average", "as-recorded")
 LINE_NOISE: tuple[str, ...] = ("auto", "50", "60", "off")
 #: What a spec written before ``reference``/``line_noise`` existed was trained with.
 _EEG_LEGACY = {"reference": "as-recorded", "line_noise": "off"}
-#: An ICA spec written before ``tol`` existed: FastICA at scikit-learn's default tolerance.
-_ICA_LEGACY = {"tol": 1e-4}
 
 
 @dataclass(frozen=True)
-class EEGSpec:
+class EEGSpec(JsonDataclass):
     """EEG input: ``(W, n_channels, window_samples)`` float32 windows.
 
     Preprocessing order (``runtime/eeg/preprocess.py``): pick and order ``channels``,
@@ -167,6 +169,10 @@ class EEGSpec:
     band-pass ``l_freq``-``h_freq``, ICA (``ica``), cut ``window_s`` windows. DEAP training and
     inference run the same code with the same spec.
     """
+
+    _json_what = "model spec"
+    _json_nested = {"ica": ICASpec}
+    _json_legacy = _EEG_LEGACY  # a spec saved before these keys existed: a model trained without them
 
     channels: tuple[str, ...] = DEAP_CHANNELS
     sfreq: float = 128.0
@@ -211,13 +217,15 @@ class EEGSpec:
 
 
 @dataclass(frozen=True)
-class FaceSpec:
+class FaceSpec(JsonDataclass):
     """Face input: ``frames_per_window`` crops per EEG window, ``(H, W, 3)`` RGB uint8.
 
     Crop rule: the detector box grows by ``box_expand`` of its size (+10 %: half on each side,
     so 5 % per side), is centre-padded with black to a square and resized to ``frame_size``. Normalisation
     ``(x / 255 - mean) / std`` happens only when frames go into the backbone.
     """
+
+    _json_what = "model spec"
 
     frames_per_window: int = 10
     frame_size: int = 224
@@ -258,7 +266,7 @@ class FaceSpec:
 
 
 @dataclass(frozen=True)
-class GraphSpec:
+class GraphSpec(JsonDataclass):
     """Names and sizes of the two exported graphs' inputs and outputs.
 
     ``swin.onnx``:   frames (N, 3, H, W) float32 -> tokens (N, tokens_per_frame, token_dim)
@@ -266,6 +274,8 @@ class GraphSpec:
                      -> logits (B, n_classes), probabilities (B, n_classes),
                         mil_weights (B, F), selected (B, top_k) int64
     """
+
+    _json_what = "model spec"
 
     backbone_input: str = "frames"
     backbone_output: str = "tokens"
@@ -287,8 +297,11 @@ class GraphSpec:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(JsonDataclass):
     """The whole input contract of a Milmer model (see module docstring)."""
+
+    _json_what = "model spec"
+    _json_nested = {"eeg": EEGSpec, "face": FaceSpec, "graph": GraphSpec}
 
     eeg: EEGSpec = field(default_factory=EEGSpec)
     face: FaceSpec = field(default_factory=FaceSpec)
@@ -333,49 +346,21 @@ class ModelSpec:
         return len(self.class_names)
 
     # ------------------------------------------------------------------ serialisation
-    def to_dict(self) -> dict[str, Any]:
-        def convert(obj: Any) -> Any:
-            if dataclasses.is_dataclass(obj):
-                return {f.name: convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-            if isinstance(obj, tuple):
-                return [convert(x) for x in obj]
-            if isinstance(obj, dict):
-                return {str(k): convert(v) for k, v in obj.items()}
-            return obj
-
-        return convert(self)
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
-
+    # to_dict / to_json / save / from_json: JsonDataclass (canonical JSON, sorted keys).
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Build a spec from :meth:`to_dict` output; unknown or missing keys are errors."""
-        if not isinstance(data, dict):
-            raise MilmerInputError(f"Invalid model spec: expected a JSON object, got {type(data).__name__}.")
-        version = data.get("spec_version")
-        if version != SPEC_VERSION:
+    def from_dict(cls, data: Any, *, prefix: str = "") -> ModelSpec:
+        """Build a spec from :meth:`to_dict` output; unknown or missing keys are errors, and a
+        spec of another ``spec_version`` is refused before its keys are looked at."""
+        if isinstance(data, dict) and data.get("spec_version") != SPEC_VERSION:
             raise MilmerInputError(
                 f"Invalid value for 'spec_version': this milmer reads spec version {SPEC_VERSION}, "
-                f"got {version!r}; re-export the model with a matching milmer."
+                f"got {data.get('spec_version')!r}; re-export the model with a matching milmer."
             )
-        return _build(cls, data, "")
+        return super().from_dict(data, prefix=prefix)
 
     @classmethod
-    def from_json(cls, text: str) -> ModelSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise MilmerInputError(f"Invalid model spec: not valid JSON ({err}).") from None
-        return cls.from_dict(data)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``spec.json`` atomically."""
-        return write_text_atomic(path, self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ModelSpec:
-        return cls.from_dict(read_json_file(path, param="spec", what="model spec"))
+    def load(cls, path: str | os.PathLike[str], *, param: str = "spec") -> ModelSpec:
+        return super().load(path, param=param)
 
     def fingerprint(self, *, include_versions: bool = False) -> str:
         """sha256 of the canonical JSON (versions excluded by default): a cache key."""
@@ -388,36 +373,3 @@ class ModelSpec:
         """sha256 over only what preprocessing depends on (EEG and face sub-specs)."""
         d = {"eeg": self.to_dict()["eeg"], "face": self.to_dict()["face"]}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    """Construct dataclass ``cls`` from ``data`` recursively, rejecting unknown/missing keys."""
-    if cls is EEGSpec and isinstance(data, dict):
-        # A spec saved before these keys existed describes a model trained without them.
-        data = {**_EEG_LEGACY, **data}
-    if cls is ICASpec and isinstance(data, dict):
-        data = {**_ICA_LEGACY, **data}
-    check_keys("model spec", data, [f.name for f in dataclasses.fields(cls)], prefix=prefix)
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        sub = _SUBSPECS.get((cls.__name__, name))
-        if sub is not None:
-            if not isinstance(value, dict):
-                raise MilmerInputError(f"Invalid model spec: {prefix + name!r} must be an object.")
-            kwargs[name] = _build(sub, value, f"{prefix}{name}.")
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise MilmerInputError(f"Invalid model spec at {prefix or 'top level'}: {err}.") from None
-
-
-_SUBSPECS: dict[tuple[str, str], type] = {
-    ("ModelSpec", "eeg"): EEGSpec,
-    ("ModelSpec", "face"): FaceSpec,
-    ("ModelSpec", "graph"): GraphSpec,
-    ("EEGSpec", "ica"): ICASpec,
-}

@@ -9,15 +9,12 @@ cheaply (e.g. by a CLI before a long training run starts).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime.check import MilmerInputError, check_keys, check_option
-from ..runtime._io import read_json_file, write_text_atomic
-from ..runtime.spec import ModelSpec
+from ..runtime._jsonable import JsonDataclass
+from ..runtime.check import MilmerInputError, check_option
+from ..runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, GraphSpec, ModelSpec
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -26,6 +23,7 @@ __all__ = [
     "MIL_MODES",
     "VISUAL_INTEGRATIONS",
     "EEG_TOKENS",
+    "EEG_BANDS",
     "SPEC_FIELDS",
     "ModelConfig",
 ]
@@ -45,6 +43,13 @@ MIL_MODES: tuple[str, ...] = ("first-frame", "mean", "amil", "topk")
 EEG_TOKENS: tuple[str, ...] = ("mlp", "spectral")
 VISUAL_INTEGRATIONS: tuple[str, ...] = ("none", "mlp", "cross-attention")
 
+#: The standard EEG bands (Hz, [low, high)) of the spectral EEG tokenizer (``eeg_tokens =
+#: 'spectral'``), DEAP's spectral features: delta, theta, alpha, beta, gamma (Koelstra et al. 2012
+#: use theta 4-8, slow alpha 8-10, alpha 8-12, beta 12-30, gamma 30+; the differential-entropy
+#: literature, e.g. Zheng & Lu 2015, the same five bands). Defined here, without torch, so the
+#: FLOP formulas of the benchmarks read the same definition as the model.
+EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+
 #: ModelConfig fields set from the ModelSpec by :meth:`ModelConfig.from_spec`.
 SPEC_FIELDS: tuple[str, ...] = (
     "n_classes",
@@ -57,6 +62,9 @@ SPEC_FIELDS: tuple[str, ...] = (
     "top_k",
 )
 
+# The spec's defaults: the spec-tied fields' defaults come from the one definition of each size.
+_EEG, _FACE, _GRAPH = EEGSpec(), FaceSpec(), GraphSpec()
+
 _INT_FIELDS = (
     "d_model", "n_heads", "ffn_dim", "n_layers", "n_classes", "frames_per_window",
     "n_eeg_channels", "eeg_samples", "frame_size", "tokens_per_frame", "top_k", "mil_hidden",
@@ -65,7 +73,7 @@ _INT_FIELDS = (
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(JsonDataclass):
     """Hyper-parameters of :class:`milmer.training.model.MilmerModel` (defaults: the paper's).
 
     Ablation switches (the paper's tables):
@@ -87,7 +95,13 @@ class ModelConfig:
       ``n_queries`` tokens), ``'none'`` (they enter the fusion as they are).
 
     ``backbone_dir`` is a local Hugging Face Swin checkpoint directory (nothing is downloaded).
+
+    The spec-tied fields (:data:`SPEC_FIELDS`) default to the default :class:`ModelSpec`'s values
+    (not re-declared here); :meth:`from_spec` sets them from any spec, and a config file or
+    checkpoint whose values disagree with its spec is refused (:meth:`check_spec`).
     """
+
+    _json_what = "model config"
 
     d_model: int = 768
     n_heads: int = 12
@@ -95,18 +109,18 @@ class ModelConfig:
     n_layers: int = 2
     dropout: float = 0.2
     cls_dropout: float = 0.1
-    n_classes: int = 4
-    frames_per_window: int = 10
-    n_eeg_channels: int = 32
-    eeg_samples: int = 384
-    eeg_sfreq: float = 128.0
-    frame_size: int = 224
-    tokens_per_frame: int = 49
+    n_classes: int = len(CLASS_SCHEMES["deap4"])
+    frames_per_window: int = _FACE.frames_per_window
+    n_eeg_channels: int = _EEG.n_channels
+    eeg_samples: int = _EEG.window_samples
+    eeg_sfreq: float = _EEG.sfreq
+    frame_size: int = _FACE.frame_size
+    tokens_per_frame: int = _GRAPH.tokens_per_frame
     modality: Modality = "both"
     eeg_tokens: EEGTokens = "mlp"
     fusion: Fusion = "transformer"
     mil: MilMode = "topk"
-    top_k: int = 3
+    top_k: int = _GRAPH.top_k
     mil_hidden: int = 128
     visual_integration: VisualIntegration = "cross-attention"
     n_queries: int = 64
@@ -178,30 +192,32 @@ class ModelConfig:
     def from_spec(cls, spec: ModelSpec, **overrides: Any) -> ModelConfig:
         """A config whose input sizes and classes come from ``spec``; ``overrides`` set the rest.
 
-        Overriding a spec-tied field (:data:`SPEC_FIELDS`) is an error: change the spec instead,
-        so the model and its input contract cannot disagree.
+        A spec-tied field (:data:`SPEC_FIELDS`) in ``overrides`` (a config file's ``[model]``
+        table that still sets ``frame_size = 224``) is accepted when it equals the spec's value
+        and refused when it differs: change the spec instead, so the model and its input
+        contract cannot disagree.
         """
-        tied = sorted(set(overrides) & set(SPEC_FIELDS))
-        if tied:
-            raise MilmerInputError(
-                f"Invalid override(s) {', '.join(repr(t) for t in tied)}: these come from the model spec "
-                "(face.frames_per_window, eeg channels/window/sfreq, face.frame_size, graph.tokens_per_frame, "
-                "graph.top_k, class_names); change the spec instead."
-            )
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise MilmerInputError(f"Invalid override(s): unknown ModelConfig field(s) {', '.join(unknown)}.")
-        return cls(
-            n_classes=spec.n_classes,
-            frames_per_window=spec.face.frames_per_window,
-            n_eeg_channels=spec.eeg.n_channels,
-            eeg_samples=spec.eeg.window_samples,
-            eeg_sfreq=float(spec.eeg.sfreq),
-            frame_size=spec.face.frame_size,
-            tokens_per_frame=spec.graph.tokens_per_frame,
-            top_k=spec.graph.top_k,
-            **overrides,
-        )
+        tied = {
+            "n_classes": spec.n_classes,
+            "frames_per_window": spec.face.frames_per_window,
+            "n_eeg_channels": spec.eeg.n_channels,
+            "eeg_samples": spec.eeg.window_samples,
+            "eeg_sfreq": float(spec.eeg.sfreq),
+            "frame_size": spec.face.frame_size,
+            "tokens_per_frame": spec.graph.tokens_per_frame,
+            "top_k": spec.graph.top_k,
+        }
+        conflicts = sorted(n for n in set(overrides) & set(tied) if overrides[n] != tied[n])
+        if conflicts:
+            raise MilmerInputError(
+                f"Invalid override(s) {', '.join(f'{n!r} = {overrides[n]!r} (spec: {tied[n]!r})' for n in conflicts)}: "
+                "these come from the model spec (face.frames_per_window, eeg channels/window/sfreq, "
+                "face.frame_size, graph.tokens_per_frame, graph.top_k, class_names); change the spec instead."
+            )
+        return cls(**{**overrides, **tied})
 
     def check_spec(self, spec: ModelSpec) -> None:
         """Raise if ``spec`` disagrees with this config on any spec-tied field."""
@@ -217,33 +233,4 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
-    # ------------------------------------------------------------------ serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from :meth:`to_dict` output; unknown or missing keys are errors."""
-        if not isinstance(data, dict):
-            raise MilmerInputError(f"Invalid model config: expected a JSON object, got {type(data).__name__}.")
-        check_keys("model config", data, [f.name for f in dataclasses.fields(cls)])
-        return cls(**data)
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise MilmerInputError(f"Invalid model config: not valid JSON ({err}).") from None
-        return cls.from_dict(data)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the config as JSON atomically."""
-        return write_text_atomic(path, self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ModelConfig:
-        return cls.from_dict(read_json_file(path, param="config", what="model config"))
+    # serialisation (to_dict, to_json, from_dict, from_json, save, load): JsonDataclass

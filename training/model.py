@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..runtime.check import MilmerInputError
 from .backbone import load_swin, swin_tokens_per_frame
-from .config import ModelConfig
+from .config import EEG_BANDS, ModelConfig
 
 if TYPE_CHECKING:
     from transformers import SwinModel
@@ -66,12 +66,6 @@ class EEGTokenizer(nn.Module):
 
     def forward(self, eeg: Tensor) -> Tensor:
         return self.mlp(self.norm(eeg))
-
-
-#: The standard EEG bands (Hz, [low, high)) of DEAP's spectral features: delta, theta, alpha,
-#: beta, gamma (Koelstra et al. 2012 use theta 4-8, slow alpha 8-10, alpha 8-12, beta 12-30,
-#: gamma 30+; the differential-entropy literature, e.g. Zheng & Lu 2015, the same five bands).
-EEG_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 
 
 def band_power_matrices(n_samples: int, sfreq: float, bands: tuple[tuple[float, float], ...] = EEG_BANDS) -> tuple[Tensor, Tensor]:

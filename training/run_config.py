@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime.check import MilmerInputError, check_int, check_keys, check_number, check_option
+from ..runtime._jsonable import JsonDataclass
+from ..runtime.check import MilmerInputError, check_int, check_number, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .config import ModelConfig
 from .splits import PROTOCOLS
@@ -82,7 +83,7 @@ def _check_path(name: str, value: Any, *, optional: bool = False) -> None:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonDataclass):
     """Everything a ``milmer train`` run needs (defaults: the paper's settings).
 
     Data
@@ -121,6 +122,10 @@ class TrainConfig:
     Model
         model:            ``ModelConfig`` overrides (e.g. ``{"d_model": 64, "backbone_dir": ...}``)
     """
+
+    _json_what = "training config"
+    _json_required = ("data_root", "out_dir")
+    _json_tuples = False  # __post_init__ reads lists (subjects, folds) itself
 
     data_root: str
     out_dir: str
@@ -253,35 +258,10 @@ class TrainConfig:
         return list(self.folds_to_run)
 
     # ------------------------------------------------------------------ serialisation
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for name, value in d.items():
-            if isinstance(value, tuple):
-                d[name] = list(value)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from a plain mapping; unknown keys are errors, missing ones take defaults."""
-        if not isinstance(data, Mapping):
-            raise MilmerInputError(f"Invalid training config: expected a table of values, got {type(data).__name__}.")
-        fields = [f.name for f in dataclasses.fields(cls)]
-        check_keys("training config", data, fields, required=("data_root", "out_dir"))
-        return cls(**dict(data))
-
+    # to_dict, to_json, from_dict (unknown keys are errors, missing ones but data_root/out_dir
+    # take defaults), save (atomic): JsonDataclass.
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the resolved config as JSON (atomically)."""
-        from ..runtime._io import atomic_file
-
-        with atomic_file(path) as tmp:
-            tmp.write_text(self.to_json())
-        return Path(path)
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:

@@ -86,9 +86,14 @@ class OpenVinoRunner(Runner):
     precision:           the graph file's precision ('fp32', 'fp16', 'int8')
     inference_precision: 'fp32' or 'bf16' (see the module docstring); needs a bfloat16 CPU
     num_threads:         OpenVINO's ``INFERENCE_NUM_THREADS``; ``None``: the cores this process may use
+    num_streams:         OpenVINO's ``NUM_STREAMS`` (1 to ``num_threads``, default 1): parallel
+                         inference streams sharing the threads. The pipeline makes one call at a time, which one
+                         stream with every thread serves best; more streams help only callers
+                         that run several requests at once
     cpu_flags:           returns the CPU's feature flags (default: read /proc/cpuinfo); for tests
 
-    One stream with the latency hint: one call at a time uses every thread, as the pipeline calls it.
+    With the latency hint. The pipeline passes these as ``Pipeline(backend_options={'openvino':
+    {...}})`` (validated by :func:`~.registry.check_backend_options`).
     """
 
     DEVICES: ClassVar[tuple[str, ...]] = ("cpu",)
@@ -102,10 +107,12 @@ class OpenVinoRunner(Runner):
         precision: Precision = "fp32",
         inference_precision: InferencePrecision = "fp32",
         num_threads: int | None = None,
+        num_streams: int = 1,
         cpu_flags: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         super().__init__(model_path, device=device, precision=precision)
         check_int("num_threads", num_threads, low=1, allow_none=True)
+        check_int("num_streams", num_streams, low=1)
         reason = self.unavailable_reason(
             self.model_path,
             device=device,
@@ -117,6 +124,13 @@ class OpenVinoRunner(Runner):
             raise MilmerInputError(reason)
         self.inference_precision = inference_precision
         self.num_threads = num_threads or default_threads()
+        if num_streams > self.num_threads:
+            # OpenVINO would quietly run fewer streams: each needs at least one thread.
+            raise MilmerInputError(
+                f"Invalid value for 'num_streams': expected at most num_threads = {self.num_threads} "
+                f"(each stream needs a thread of its own), got {num_streams!r}."
+            )
+        self.num_streams = num_streams
         self._compiled: Any = None
         self._request: Any = None
         self._outputs: list[tuple[str, Any]] = []
@@ -154,7 +168,7 @@ class OpenVinoRunner(Runner):
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.inference_precision],
             "INFERENCE_NUM_THREADS": self.num_threads,
             "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
+            "NUM_STREAMS": self.num_streams,
         }
         try:
             model = core.read_model(str(self.model_path))

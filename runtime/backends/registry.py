@@ -34,6 +34,8 @@ __all__ = [
     "DEVICES",
     "Choice",
     "auto_candidates",
+    "backend_option_names",
+    "check_backend_options",
     "choose",
     "resolve_backend",
     "make_runner",
@@ -56,15 +58,59 @@ AUTO_ORDER: tuple[str, ...] = ("trt", "openvino", "ort")
 DEVICES: tuple[str, ...] = ("auto", *dict.fromkeys(d for cls in BACKENDS.values() for d in cls.DEVICES))
 
 
-def _check_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    options = dict(options or {})
+#: Runner parameters that are not backend options (the registry sets them).
+_NOT_OPTIONS = frozenset({"self", "model_path", "device", "precision"})
+
+
+def backend_option_names(backend: str) -> tuple[str, ...]:
+    """The keyword options the runner of ``backend`` takes (its ``__init__`` less model path,
+    device and precision), e.g. ``'openvino'`` -> ``('inference_precision', 'num_threads',
+    'num_streams', 'cpu_flags')``."""
+    check_option("backend", backend, tuple(BACKENDS))
+    params = inspect.signature(BACKENDS[backend].__init__).parameters
+    return tuple(n for n, p in params.items() if n not in _NOT_OPTIONS and p.kind is p.KEYWORD_ONLY)
+
+
+def check_backend_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Validate per-backend runner options once, at the boundary: a mapping of backend name ->
+    mapping of that runner's keyword options (:func:`backend_option_names`), e.g.
+    ``{'openvino': {'inference_precision': 'bf16', 'num_streams': 1}, 'ort': {'intra_op_num_threads': 2}}``.
+
+    Every backend's keys are checked, not only the one ``auto`` picks, so a misspelt option is
+    refused on every machine. The values are checked by the runner that receives them. Returns
+    a plain copy; raises :class:`MilmerInputError` naming the backend, the allowed keys and the key.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise MilmerInputError(
+            f"Invalid value for 'options': expected a mapping of backend name -> options, got {type(options).__name__}."
+        )
     unknown = [k for k in options if k not in BACKENDS]
     if unknown:
         allowed = ", ".join(repr(b) for b in BACKENDS)
         raise MilmerInputError(
             f"Invalid value for 'options': keys are backend names ({allowed}), got {unknown[0]!r}."
         )
-    return {k: dict(v) for k, v in options.items()}
+    checked: dict[str, dict[str, Any]] = {}
+    for backend, opts in options.items():
+        if not isinstance(opts, Mapping):
+            raise MilmerInputError(
+                f"Invalid value for 'options[{backend!r}]': expected a mapping of option -> value, "
+                f"got {type(opts).__name__}."
+            )
+        names = backend_option_names(backend)
+        bad = [k for k in opts if k not in names]
+        if bad:
+            raise MilmerInputError(
+                f"Invalid value for 'options[{backend!r}]': expected keys among "
+                f"{', '.join(repr(n) for n in names)}, got {bad[0]!r}."
+            )
+        checked[backend] = dict(opts)
+    return checked
+
+
+_check_options = check_backend_options
 
 
 def auto_candidates(backend: str = "auto", device: str = "auto") -> list[tuple[str, str]]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _choices
+from .._jsonable import JsonDataclass
 from ..check import MilmerInputError, check_option
 from .._hints import export_hint
 from .base import PRECISIONS, Precision
@@ -108,8 +109,13 @@ class EngineTarget:
 
 
 @dataclass(frozen=True)
-class EngineMeta:
-    """Everything an engine was built for; saved as ``<key>.json`` beside ``<key>.engine``."""
+class EngineMeta(JsonDataclass):
+    """Everything an engine was built for; saved as ``<key>.json`` beside ``<key>.engine``
+    (:meth:`to_json`/:meth:`from_json` of :class:`~milmer.runtime._jsonable.JsonDataclass`)."""
+
+    _json_what = "engine metadata"
+    _json_required = ("onnx_name", "onnx_sha256", "tensorrt_version", "gpu_name", "compute_capability",
+                      "precision", "profile")  # fmt: skip
 
     onnx_name: str
     onnx_sha256: str
@@ -140,28 +146,6 @@ class EngineMeta:
             precision=self.precision,
             profile=self.profile,
         )
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["profile"] = {k: [list(s) for s in v] for k, v in self.profile.items()}
-        return json.dumps(data, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> EngineMeta:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise MilmerInputError(f"Invalid engine metadata: not valid JSON ({err}).") from None
-        names = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or set(data) - names:
-            got = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise MilmerInputError(
-                f"Invalid engine metadata: expected keys {', '.join(sorted(names))}, got {got}."
-            )
-        try:
-            return cls(**data)
-        except TypeError as err:
-            raise MilmerInputError(f"Invalid engine metadata: {err}.") from None
 
     def matches(self, target: EngineTarget) -> list[str]:
         """The names of the fields in which this engine differs from ``target`` (empty: usable)."""

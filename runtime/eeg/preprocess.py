@@ -558,10 +558,16 @@ def _remove_eye_artefacts(
 
     n_components = cfg.n_components
     if n_components is None:
-        # The data's rank (average reference and interpolation each remove one): FastICA on a
-        # zero-variance direction would divide by ~0.
-        sv = np.linalg.svd(_good_data(work, list(spec_eeg.channels)), compute_uv=False)
-        n_components = int((sv > sv[0] * 1e-6).sum())
+        # The data's rank (average reference and interpolation each remove one): ICA on a
+        # zero-variance direction would divide by ~0. Singular values > 1e-6 of the largest, from
+        # the (C, C) Gram matrix's eigenvalues (> 1e-12 of the largest): an SVD of the whole
+        # (C, T) recording took seconds on 10 min.
+        good = _good_data(work, list(spec_eeg.channels))
+        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+        with threadpool_limits(limits=1):
+            eig = np.linalg.eigvalsh(good @ good.T)[::-1]  # (C,) descending
+        n_components = int((eig > eig[0] * 1e-12).sum())
     ica = ICA(
         n_components=n_components,
         method=cfg.method,

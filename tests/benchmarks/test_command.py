@@ -124,3 +124,21 @@ def test_end_to_end_uses_the_runtime_default_batch(tiny_bench):
     assert result["settings"]["pipeline_batch"] == 2
     assert {r["settings"]["batch"] for r in result["endtoend"]} == {2}
     assert "End to end, 2 bags per call" in (out / "bench.md").read_text()
+
+
+def test_markdown_prints_agreement_as_a_percentage(tiny_bench):
+    import re
+
+    out, _, result = tiny_bench
+    text = (out / "bench.md").read_text()
+    agreement = next(t for t in result["targets"] if t["unit"] == "fraction")
+    line = next(x for x in text.splitlines() if x.startswith("- int8 predicts the fp32 class"))
+    assert re.fullmatch(r"- int8 predicts the fp32 class on >= 98 % of windows \[int8\]: \d+\.\d % -> (met|NOT met)", line)
+    assert f"{agreement['value'] * 100:.1f} %" in line
+    # The speed targets are in bench.md too, ICA in milliseconds with the solver that ran.
+    ica = next(t for t in result["speed_targets"] if t["target"].startswith("ICA"))
+    assert ica["unit"] == "ms" and ica["ica_method"] == "picard" and ica["ica_converged"] is True
+    assert re.search(
+        r"- ICA <= 10 ms per window amortised on the longest recording \[picard, \d+ iterations, 6 s\]: [\d,.]+ ms -> (met|NOT met)",
+        text,
+    )

@@ -31,3 +31,24 @@ def test_child_peak_excludes_the_parents_memory(tmp_path, monkeypatch):
 def test_failing_worker_reports_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)no_such_module failed \(exit 1\).*No module named"):
         spawn_worker("no_such_module", [], tmp_path / "x.json", tmp_path / "logs")
+
+
+def test_backend_options_reach_the_worker(tmp_path, monkeypatch):
+    """endtoend_subprocess hands the variant's runner options to the worker's Pipeline as JSON:
+    the worker's arguments, captured, parse back to the same mapping."""
+    import json
+
+    from milmer.benchmarks import endtoend
+
+    seen = {}
+    monkeypatch.setattr(endtoend, "spawn_worker", lambda module, args, out, logs: seen.update(args=list(args)) or {})
+    options = {"openvino": {"inference_precision": "bf16", "num_threads": 2}}
+    endtoend.endtoend_subprocess(
+        tmp_path, tmp_path / "v.mp4", tmp_path / "e.edf", tmp_path / "o.json", precision="fp32",
+        backend="openvino", device="cpu", batch=None, threads=None, backend_options=options,
+    )  # fmt: skip
+    args = seen["args"]
+    assert json.loads(args[args.index("--backend-options") + 1]) == options
+    with pytest.raises(Exception, match=r"'options\['openvino'\]': expected keys among .* got 'precision'"):
+        endtoend.main(["--model", str(tmp_path), "--video", "v", "--eeg", "e", "--backend", "openvino",
+                       "--backend-options", '{"openvino": {"precision": "bf16"}}', "--json", str(tmp_path / "x.json")])  # fmt: skip

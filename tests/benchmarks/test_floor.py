@@ -155,3 +155,15 @@ def test_precision_peaks_take_each_precisions_best_engine():
         "bf16": {"peak_gflops": None, "engine": None},
         "int8": {"peak_gflops": 900.0, "engine": "ov-qdq-int8"},
     }
+
+
+def test_spectral_bins_use_the_model_band_definition(monkeypatch):
+    """The FLOP formula reads the model's bands (one definition): 3 s at 128 Hz has bins every
+    1/3 Hz, 132 of them in 1-45 Hz; narrowing the model's bands changes the count."""
+    from milmer.benchmarks import floor
+    from milmer.training import config
+
+    assert floor.EEG_BANDS is config.EEG_BANDS
+    assert floor._spectral_bins(384, 128.0) == 132
+    monkeypatch.setattr(floor, "EEG_BANDS", ((8.0, 13.0),))
+    assert floor._spectral_bins(384, 128.0) == 15

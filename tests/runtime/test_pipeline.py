@@ -332,3 +332,26 @@ def test_progress_bar_and_early_stop(tiny_model, capfd):
     assert [p.index for p in first] == [0, 1, 2, 3, 4]
     assert closed == [True]
     assert capfd.readouterr().err == ""
+
+
+def test_backend_options_pass_through_to_the_runners(tiny_model):
+    """``backend_options`` reach both graphs' runners; a bad key is refused before any graph loads."""
+    with Pipeline(tiny_model, backend="ort", device="cpu", backend_options={"ort": {"intra_op_num_threads": 1}}) as pipe:
+        assert pipe.swin.intra_op_num_threads == pipe.fusion.intra_op_num_threads == 1
+    with pytest.raises(MilmerInputError, match=r"'options\['openvino'\]': expected keys among .* got 'streams'"):
+        Pipeline(tiny_model, backend="ort", device="cpu", backend_options={"openvino": {"streams": 2}})
+    with pytest.raises(MilmerInputError, match=r"'intra_op_threads': 2, but backend_options\['ort'\] sets intra_op_num_threads=1"):
+        Pipeline(tiny_model, backend="ort", device="cpu", intra_op_threads=2,
+                 backend_options={"ort": {"intra_op_num_threads": 1}})  # fmt: skip
+
+
+def test_openvino_options_pass_through(tiny_model):
+    from milmer.runtime.backends.openvino import OpenVinoRunner
+
+    if OpenVinoRunner.unavailable_reason("x.onnx", device="cpu", precision="fp32") is not None:
+        pytest.skip("OpenVINO is not installed or this is not an x86 CPU")
+    options = {"openvino": {"num_streams": 2, "num_threads": 2}}
+    with Pipeline(tiny_model, backend="openvino", device="cpu", backend_options=options) as pipe:
+        for runner in (pipe.swin, pipe.fusion):
+            assert (runner.num_streams, runner.num_threads) == (2, 2)
+            assert int(runner._compiled.get_property("NUM_STREAMS")) == 2

@@ -99,8 +99,13 @@ def test_from_spec_ties_input_sizes_and_classes():
 
 def test_from_spec_refuses_to_override_spec_fields():
     assert "top_k" in SPEC_FIELDS
-    with pytest.raises(MilmerInputError, match=r"'n_classes', 'top_k'.*change the spec instead"):
+    with pytest.raises(
+        MilmerInputError, match=r"'n_classes' = 3 \(spec: 4\), 'top_k' = 2 \(spec: 3\): these come from the model spec.*change the spec instead"
+    ):
         ModelConfig.from_spec(ModelSpec(), top_k=2, n_classes=3)
+    # A config file that still sets the spec's own values keeps working.
+    same = ModelConfig.from_spec(ModelSpec(), frame_size=224, frames_per_window=10, tokens_per_frame=49, top_k=3, d_model=64, n_heads=4)
+    assert same == ModelConfig(d_model=64, n_heads=4)
     with pytest.raises(MilmerInputError, match=r"unknown ModelConfig field\(s\) depth"):
         ModelConfig.from_spec(ModelSpec(), depth=3)
 
@@ -113,3 +118,21 @@ def test_check_spec_names_each_disagreement():
 def test_config_module_imports_no_torch():
     code = "import sys, milmer.training.config; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_spec_tied_defaults_come_from_the_spec():
+    """The sizes tied to the input contract are not re-declared in ModelConfig: its defaults are
+    the default spec's (224, 10, 49, 3, ...), read from the spec classes."""
+    import dataclasses
+    import inspect
+
+    from milmer.training import config as config_module
+    from milmer.training.config import SPEC_FIELDS
+
+    expected = ModelConfig.from_spec(ModelSpec())
+    assert {n: getattr(ModelConfig(), n) for n in SPEC_FIELDS} == {n: getattr(expected, n) for n in SPEC_FIELDS}
+    source = inspect.getsource(config_module.ModelConfig)
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in SPEC_FIELDS:
+            line = next(x for x in source.splitlines() if x.strip().startswith(f"{f.name}:"))
+            assert any(ref in line for ref in ("_EEG.", "_FACE.", "_GRAPH.", "CLASS_SCHEMES")), line

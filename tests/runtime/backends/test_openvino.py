@@ -188,3 +188,29 @@ def test_corrupt_onnx_is_an_input_error(tmp_path):
     with pytest.raises(MilmerInputError, match=r"Cannot load ONNX model '.*garbage\.onnx' \(corrupt, truncated"):
         runner.activate()
     assert not runner.is_active
+
+
+def test_options_reach_the_compiled_model(swin_path):
+    """Runner options (here through the registry, as the pipeline passes them) are what OpenVINO
+    compiles with: streams, threads and the precision hint, read back from the compiled model."""
+    from milmer.runtime.backends.registry import make_runner
+
+    options = {"openvino": {"num_streams": 2, "num_threads": 2, "inference_precision": "fp32"}}
+    with make_runner("openvino", swin_path, device="cpu", options=options) as runner:
+        compiled = runner._compiled
+        assert int(compiled.get_property("NUM_STREAMS")) == 2
+        assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+        assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+        out = runner.infer({"frames": np.zeros((1, 3, 224, 224), np.float32)})
+        assert out["tokens"].shape == (1, 49, 8)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_num_streams_is_validated(swin_path, value):
+    with pytest.raises(MilmerInputError, match=rf"^Invalid value for 'num_streams': expected an integer >= 1, got {value!r}\.$"):
+        OpenVinoRunner(swin_path, num_streams=value)
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'num_streams': expected at most num_threads = 1 \(each stream needs a thread of its own\), got 2\.$",
+    ):
+        OpenVinoRunner(swin_path, num_threads=1, num_streams=2)  # OpenVINO would run 1 stream

@@ -167,7 +167,7 @@ def test_invalid_arguments(swin_path):
         make_runner("ort", swin_path, options={"onnx": {}})
     with pytest.raises(
         MilmerInputError,
-        match=r"Invalid value for 'options\['ort'\]': got an unexpected keyword argument 'engine_dir'",
+        match=r"Invalid value for 'options\['ort'\]': expected keys among 'intra_op_num_threads', .*got 'engine_dir'",
     ):
         make_runner("ort", swin_path, device="cpu", options={"ort": {"engine_dir": "x"}})
 
@@ -187,3 +187,28 @@ def test_auto_prefers_openvino_on_an_x86_cpu_after_any_gpu(swin_path, fusion_pat
     choice = choose([swin_path, fusion_path])
     assert (choice.backend, choice.device) == ("openvino", "cpu")
     assert choice.note().startswith("Using OpenVINO on cpu (--backend auto --device auto); skipped trt on cuda")
+
+
+def test_backend_option_names_come_from_the_runners():
+    from milmer.runtime.backends.registry import backend_option_names
+
+    assert backend_option_names("openvino") == ("inference_precision", "num_threads", "num_streams", "cpu_flags")
+    assert backend_option_names("ort")[:2] == ("intra_op_num_threads", "trt_cache_dir")
+
+
+def test_backend_options_are_checked_for_every_backend(swin_path):
+    """A misspelt OpenVINO option is refused even where 'auto' would pick another backend."""
+    from milmer.runtime.backends.registry import check_backend_options
+
+    ok = {"openvino": {"inference_precision": "bf16", "num_streams": 2}, "ort": {"intra_op_num_threads": 1}}
+    assert check_backend_options(ok) == ok and check_backend_options(None) == {}
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'options\['openvino'\]': expected keys among 'inference_precision', "
+        r"'num_threads', 'num_streams', 'cpu_flags', got 'inference_precison'\.$",
+    ):
+        make_runner("ort", swin_path, device="cpu", options={"openvino": {"inference_precison": "bf16"}})
+    with pytest.raises(MilmerInputError, match=r"'options\['openvino'\]': expected a mapping of option -> value, got str"):
+        check_backend_options({"openvino": "bf16"})
+    with pytest.raises(MilmerInputError, match=r"'options': expected a mapping of backend name -> options, got list"):
+        check_backend_options([("openvino", {})])

@@ -112,8 +112,17 @@ def test_bad_meta_files(tmp_path):
     with pytest.raises(MilmerInputError, match=r"Invalid engine metadata: not valid JSON .*a\.json"):
         read_meta(tmp_path / "a.json")
     (tmp_path / "b.json").write_text('{"onnx_sha256": "x", "colour": "red"}')
-    with pytest.raises(MilmerInputError, match=r"expected keys .*got \['colour', 'onnx_sha256'\]"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"Invalid engine metadata: unknown key\(s\) colour; expected some of onnx_name, onnx_sha256, .*b\.json",
+    ):
         read_meta(tmp_path / "b.json")
+    (tmp_path / "c.json").write_text('{"onnx_sha256": "x"}')
+    with pytest.raises(
+        MilmerInputError,
+        match=r"Invalid engine metadata: missing required key\(s\) compute_capability, gpu_name, onnx_name, precision, profile, tensorrt_version",
+    ):
+        read_meta(tmp_path / "c.json")
     with pytest.raises(
         MilmerInputError,
         match=r"'profile\['frames'\]': expected shapes of one rank with 0 < min <= opt <= max",

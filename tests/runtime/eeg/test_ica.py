@@ -239,3 +239,15 @@ def test_picard_missing_is_refused_by_name(monkeypatch, eeg_spec):
     with pytest.raises(Exception, match=r"'ica.method': 'picard' needs the python-picard package"):
         ica_fit_params(eeg_spec.ica)
     assert ica_fit_params(dataclasses.replace(eeg_spec.ica, method="fastica")) == {"tol": 1e-3}
+
+
+def test_components_follow_the_rank_after_interpolation(blinky, eeg_spec, references):
+    """Average reference and one interpolated channel each remove a dimension: 30 components
+    (from the eigenvalues of the channels' Gram matrix), and the blinks still go."""
+    from milmer.runtime.eeg.preprocess import EEGInputOptions
+
+    raw = array_to_raw(blinky.eeg, DEAP_CHANNELS, 128.0)
+    raw.info["bads"] = ["T7"]
+    out = preprocess_raw(raw, eeg_spec, options=EEGInputOptions(interpolate_missing=True))
+    assert out.info["ica_n_components"] == 30 and out.info["ica_converged"]
+    assert _blink_power_reduction(out, references, FP1) > 0.99
