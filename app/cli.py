@@ -290,7 +290,7 @@ def demo(
     ),
 ) -> None:
     """The quick-start demo on SYNTHETIC data: generate -> preprocess -> train -> export -> infer."""
-    from milmer.export.demo import run_demo
+    from milmer.app.demo import run_demo
 
     run_demo(out, epochs=epochs, ablations=None if ablations else {})
 

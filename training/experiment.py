@@ -33,7 +33,7 @@ from ..runtime._io import atomic_file, write_json_atomic
 from .run_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
 
-__all__ = ["run_experiment", "check_run", "train_command", "demo_train_config", "fold_dir_name", "BEST_MODEL"]
+__all__ = ["run_experiment", "check_run", "train_command", "fold_dir_name", "BEST_MODEL"]
 
 BEST_MODEL = "best_model"
 CONFIG_FILE = "config.json"
@@ -471,53 +471,3 @@ def train_command(config_path: Path, overrides: list[str], out: Path | None) -> 
     out_given = out is not None and not any(o.strip().startswith("out_dir=") for o in overrides)
     run_experiment(cfg, progress=True, out_name="'--out'" if out_given else "'out_dir'")
     return Path(cfg.out_dir)
-
-
-def demo_train_config(
-    data_root: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    cache_dir: str | os.PathLike[str] | None,
-    backbone_dir: str | os.PathLike[str],
-    protocol: str = "trial",
-    **changes: Any,
-) -> TrainConfig:
-    """Settings that train the tiny demo model on a CPU in seconds per fold.
-
-    Meant for data from ``make_demo_data`` (2 subjects x 32 trials) and a tiny Swin written by
-    ``save_tiny_swin(backbone_dir)``: the paper's architecture (transformer fusion of 32 EEG
-    tokens and the cross-attention tokens of the top-K MIL frames) at toy size (d_model 64, 4
-    heads, FFN 128, 16 queries, 1 encoder layer) with a frozen backbone whose tokens are computed
-    once (``precompute_tokens``). Every fold is run (4 for ``trial``/``segment``) and no
-    validation split is held out: the last epoch is kept, so a validation set would select
-    nothing and only cost training trials. A higher learning rate than the paper's (1e-3 vs 1e-4,
-    demo only). ``spec.graph.token_dim`` is read from the backbone's ``config.json``.
-    ``changes`` override any field; ``model`` changes are merged into the demo's model settings.
-    """
-    from .backbone import read_swin_config
-
-    swin = read_swin_config(backbone_dir)
-    token_dim = int(swin["embed_dim"] * 2 ** (len(swin["depths"]) - 1))
-    values: dict[str, Any] = dict(
-        data_root=str(data_root),
-        out_dir=str(out_dir),
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        protocol=protocol,
-        k_folds=4,
-        folds_to_run=None,
-        val_fraction=0.0,
-        keep="last",
-        epochs=30,
-        batch_size=16,
-        lr=1e-3,
-        workers=0,
-        device="cpu",
-        spec={"graph": {"token_dim": token_dim}},
-        model={
-            "d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_layers": 1, "n_queries": 16, "mil_hidden": 32,
-            "backbone_dir": str(backbone_dir), "freeze_backbone": True,
-        },  # fmt: skip
-    )
-    model_changes = changes.pop("model", {})
-    values.update(changes)
-    values["model"] = {**values["model"], **model_changes}
-    return TrainConfig(**values)

@@ -34,6 +34,7 @@ __all__ = [
     "DEVICES",
     "KEEP_MODES",
     "PRECOMPUTE_MODES",
+    "EEG_AUGMENTS",
     "PRECOMPUTE_MAX_BYTES",
     "CONFIG_SUFFIXES",
     "TrainConfig",
@@ -53,6 +54,8 @@ AMP_MODES: tuple[str, ...] = ("auto", "bf16", "fp16", "off")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 KEEP_MODES: tuple[str, ...] = ("best", "last")
 PRECOMPUTE_MODES: tuple[str, ...] = ("auto", "off")
+#: Values of ``eeg_augment`` (see :mod:`milmer.training.augment`).
+EEG_AUGMENTS: tuple[str, ...] = ("none", "ft-surrogate")
 #: Largest size of precomputed backbone tokens kept in memory ('auto' falls back beyond it).
 PRECOMPUTE_MAX_BYTES = 8 * 1024**3
 CONFIG_SUFFIXES: tuple[str, ...] = (".json", ".toml")
@@ -116,6 +119,9 @@ class TrainConfig(JsonDataclass):
         precompute_tokens: 'auto' runs a frozen backbone once over every window and trains the
                           fusion on the stored tokens (when they fit in 8 GiB of memory; the
                           same numbers as running it every step, far faster); 'off' never does
+        eeg_augment:      'none' (the paper) or 'ft-surrogate': training windows' EEG replaced by
+                          Fourier-transform surrogates (same band power, random phases), so the
+                          network cannot memorise windows by their raw samples
     Machine
         seed, workers (DataLoader/cache workers; None = automatic), device ('auto' = CUDA if
         available)
@@ -151,6 +157,7 @@ class TrainConfig(JsonDataclass):
     amp: AmpMode = "auto"
     keep: Keep = "best"
     precompute_tokens: Precompute = "auto"
+    eeg_augment: str = "none"
     seed: int = 0
     workers: int | None = None
     device: Device = "auto"
@@ -165,6 +172,7 @@ class TrainConfig(JsonDataclass):
         check_option("amp", self.amp, AMP_MODES)
         check_option("keep", self.keep, KEEP_MODES)
         check_option("precompute_tokens", self.precompute_tokens, PRECOMPUTE_MODES)
+        check_option("eeg_augment", self.eeg_augment, EEG_AUGMENTS)
         check_option("device", self.device, DEVICES)
         if self.subjects is not None:
             object.__setattr__(self, "subjects", _check_subjects("subjects", self.subjects))

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from ..runtime.check import MilmerInputError
 from ..runtime._io import atomic_dir, write_json_atomic
 from ..runtime.spec import ModelSpec
+from .augment import augment_eeg
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state
 from .config import ModelConfig
 from .distributed import DistContext, init_distributed, mean_across, no_sync, wrap_model
@@ -383,7 +384,7 @@ def _train_epoch(
         # Sum-of-losses / samples-in-step: k micro-batches of b equal one batch of k*b.
         n_group = sum(int(b[2].shape[0]) for b in group)
         for i, (eeg, x, label) in enumerate(group):
-            eeg, x, label = eeg.to(device), x.to(device), label.to(device)
+            eeg, x, label = augment_eeg(eeg.to(device), cfg.eeg_augment), x.to(device), label.to(device)
             with no_sync(model, skip=i < len(group) - 1), autocast(device, dtype):
                 logits = model(eeg, x)[0].float()
                 loss_sum = nn.functional.cross_entropy(logits, label, reduction="sum")

@@ -53,10 +53,10 @@ _EYES = ((204.0, 102.0), (246.0, 103.0))
 _EYE_HALF = (9.0, 5.0)
 _BROW_Y = 92.0
 # Expression gains, in source pixels (or relative eye height) per unit drive.
-_SMILE_UP = 5.0
-_SMILE_OUT = 2.5
-_EYE_WIDEN = 0.25
-_BROW_RAISE = 3.0
+_SMILE_UP = 9.0
+_SMILE_OUT = 4.5
+_EYE_WIDEN = 0.35
+_BROW_RAISE = 6.0
 
 
 @dataclass(frozen=True)

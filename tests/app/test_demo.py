@@ -10,13 +10,13 @@ from milmer.runtime.check import MilmerInputError
 
 
 def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
-    from milmer.export.demo import run_demo
+    from milmer.app.demo import run_demo
     from milmer.runtime.infer_command import default_model_dir
 
     monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"
     summary = run_demo(out, protocols=("trial",), subjects=1, trials=4, trial_s=9.0, recording_s=12.0, epochs=3,
-                       ablations={"concat fusion": {"fusion": "concat"}})  # fmt: skip
+                       ablations={"concat fusion": {"model": {"fusion": "concat"}}})  # fmt: skip
 
     for rel in ("data/README.txt", "preprocessed/faces.png", "preprocessed/eeg_ica.png", "preprocessed/windows.npz",
                 "runs/trial/report.json", "runs/trial-concat-fusion/report.json", "model/swin.onnx", "model/fusion.onnx", "model/swin.int8.onnx",
@@ -32,7 +32,9 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     assert all(f["sizes"]["val"] == 0 for f in report["per_fold"])
     from milmer.training.run_config import load_train_config
 
-    model = load_train_config(out / "runs/trial/config.json", []).model_config()
+    trained = load_train_config(out / "runs/trial/config.json", [])
+    assert trained.eeg_augment == "ft-surrogate"
+    model = trained.model_config()
     assert (model.fusion, model.mil, model.visual_integration, model.eeg_tokens) == ("transformer", "topk", "cross-attention", "mlp")
     ablations = summary["ablations"]["models"]
     assert list(ablations) == ["paper (transformer fusion, top-K MIL, cross-attention)", "concat fusion"]
@@ -45,7 +47,24 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
 
 
 def test_demo_rejects_unknown_protocols(tmp_path):
-    from milmer.export.demo import run_demo
+    from milmer.app.demo import run_demo
 
     with pytest.raises(MilmerInputError, match=r"'protocol': expected one of 'trial', 'loso', 'segment', got 'kfold'"):
         run_demo(tmp_path / "d", protocols=("kfold",))
+
+
+def test_every_demo_ablation_is_a_valid_change_of_the_demo_config(tmp_path):
+    from milmer.app.demo import DEMO_ABLATIONS, demo_train_config
+    from milmer.training.backbone import save_tiny_swin
+
+    swin = save_tiny_swin(tmp_path / "swin")
+    base = demo_train_config(tmp_path / "d", tmp_path / "o", None, swin)
+    changed = {}
+    for name, change in DEMO_ABLATIONS.items():
+        cfg = demo_train_config(tmp_path / "d", tmp_path / "o", None, swin, **change)
+        changed[name] = sorted(k for k, v in cfg.to_dict().items() if v != base.to_dict()[k])
+    assert changed == {
+        "no EEG augmentation (paper recipe)": ["eeg_augment"],
+        "concat fusion": ["model"], "mean-pooling MIL": ["model"], "EEG only": ["model"],
+        "face only": ["model"], "spectral EEG tokens": ["model"],
+    }  # fmt: skip

@@ -8,7 +8,8 @@ import pytest
 
 from milmer.runtime.check import MilmerInputError
 from milmer.training.checkpoint import load_checkpoint
-from milmer.training.experiment import demo_train_config, run_experiment, train_command
+from milmer.app.demo import demo_train_config
+from milmer.training.experiment import run_experiment, train_command
 
 # ICA off: it is the slow preprocessing step and these tests are about training.
 FAST_SPEC = {"eeg": {"ica": {"enabled": False}}}

@@ -18,7 +18,8 @@ from milmer.runtime.check import MilmerInputError
 from milmer.runtime.cli import EXIT_OK, EXIT_USAGE
 from milmer.training import cache as cache_module
 from milmer.training import experiment
-from milmer.training.experiment import check_run, demo_train_config, run_experiment
+from milmer.app.demo import demo_train_config
+from milmer.training.experiment import check_run, run_experiment
 
 FAST_SPEC = {"eeg": {"ica": {"enabled": False}}, "face": {"detector": "opencv-haar"}}
 

@@ -82,8 +82,8 @@ def test_expressions_change_mouth_for_valence_and_eyes_for_arousal():
     # In the 512x512 photo the mouth is at y ~140, the eyes at ~102 and the brows at ~92.
     assert 130 < smile_row < 150 and 85 < eyes_row < 110 and 95 < blink_row < 110
     assert np.array_equal(renderer.expression(0.0, 0.0), neutral)
-    assert [round(x, 2) for x in (smile_row, eyes_row, blink_row)] == [137.95, 93.08, 103.1]
-    assert [round(x, 3) for x in (smile_diff, eyes_diff, blink_diff)] == [0.969, 1.444, 1.589]
+    assert [round(x, 2) for x in (smile_row, eyes_row, blink_row)] == [137.47, 92.83, 103.1]
+    assert [round(x, 3) for x in (smile_diff, eyes_diff, blink_diff)] == [1.265, 2.025, 1.589]
 
 
 def test_head_moves_more_with_arousal():
@@ -100,7 +100,7 @@ def test_head_moves_more_with_arousal():
 
     calm, excited = motion(-1.0), motion(1.0)
     assert excited > 2 * calm
-    assert (round(calm, 3), round(excited, 3)) == (0.678, 1.392)
+    assert (round(calm, 3), round(excited, 3)) == (0.685, 1.398)
 
 
 def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
@@ -124,7 +124,7 @@ def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
     corrs = np.array(corrs)  # (trials, lags)
     assert list(lags[np.argmax(corrs, axis=1)]) == [0, 0, 0, 0]
     at_zero = [round(float(c), 2) for c in corrs[:, 6]]
-    assert at_zero == [0.6, 0.73, 0.76, 0.67], at_zero  # pinned, at lag 0 (ONNX BlazeFace eye keypoints)
+    assert at_zero == [0.49, 0.69, 0.71, 0.58], at_zero  # pinned, at lag 0 (ONNX BlazeFace eye keypoints)
 
 
 def test_expression_is_brief_inside_every_window():
