@@ -147,7 +147,7 @@ def run_infer_cli(
         interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
     )
     if out is not None:
-        check_out_path(out)
+        check_out_path(out, "--out")
     if faces is not None:
         check_suffix("faces", Path(faces), (".png",))
     if server is not None and model is not None:

@@ -197,7 +197,8 @@ def window_coverage(
         raise MilmerInputError(
             f"Invalid value for 'video': the video ({video_duration_s:.1f} s, offset {offset_s:+.1f} s) "
             f"does not cover any {window_s:g} s EEG window "
-            f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s)."
+            f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s); check --offset, the video "
+            "time (s) at EEG t = 0."
         )
     return Coverage(
         covered=covered,
@@ -239,9 +240,11 @@ def read_eeg(
     experiment order through ``participant_ratings.csv``); anything else goes to
     :func:`~.eeg.io.read_raw`. MNE's warnings go to ``notes``, one line each.
     """
-    from .eeg.io import read_raw
+    from .check import check_path_exists, check_suffix
+    from .eeg.io import EEG_SUFFIXES, read_raw
 
     path = Path(eeg)
+    check_suffix("eeg", check_path_exists("eeg", path), (*EEG_SUFFIXES, ".dat"))  # every type this reads
     if path.suffix.lower() == ".dat":
         from .eeg.deap import deap_trial
         from .eeg.io import deap_trial_to_raw, load_deap_dat

@@ -77,10 +77,11 @@ _P_DIGITS = 6  # probabilities and weights
 _T_DIGITS = 3  # seconds
 
 
-def check_out_path(out: str | os.PathLike[str]) -> Path:
-    """``out`` as a Path if its suffix is one the writers know (checked before any slow work)."""
+def check_out_path(out: str | os.PathLike[str], name: str = "out") -> Path:
+    """``out`` as a Path if its suffix is one the writers know (checked before any slow work);
+    errors name it ``name`` (``'--out'`` from the command line)."""
     path = Path(out)
-    check_suffix("out", path, OUT_SUFFIXES)
+    check_suffix(name, path, OUT_SUFFIXES)
     return path
 
 

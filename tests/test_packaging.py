@@ -19,6 +19,13 @@ def test_every_package_folder_is_listed():
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([pkg, *rel.parts]))
+    # Data-only folders (no __init__.py, e.g. the detector graph) are listed so that setuptools
+    # ships them without warning; each must exist and have package-data.
+    data_only = {k for k in cfg["package-data"] if k != "*" and k in listed and k not in found}
+    for pkg in data_only:
+        top = next(p for p in mapping if pkg.startswith(p + "."))
+        assert (ROOT / mapping[top] / pkg[len(top) + 1 :].replace(".", "/")).is_dir(), pkg
+    found |= data_only
     assert found == listed, {"missing from pyproject": sorted(found - listed), "stale": sorted(listed - found)}
 
 

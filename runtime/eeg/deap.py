@@ -85,13 +85,26 @@ def find_ratings_csv(dat_path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def _trial_count(dat_path: str | os.PathLike[str], name: str) -> int:
+    """Trials of this participant in the ratings CSV next to the file, else DEAP's 40."""
+    m = re.fullmatch(r"s(\d+)\.dat", name, flags=re.IGNORECASE)
+    csv_path = find_ratings_csv(dat_path)
+    if m is None or csv_path is None:
+        return 40
+    try:
+        return len(read_ratings_csv(csv_path).get(int(m.group(1)), {})) or 40
+    except MilmerInputError:
+        return 40
+
+
 def deap_trial(dat_path: str | os.PathLike[str], trial: int | None) -> DeapTrial:
     """Map ``--trial`` (presentation order, as in ``sXX_trialYY.avi``) to the ``.dat`` row."""
     name = Path(dat_path).name
     if trial is None:
+        n = _trial_count(dat_path, name)
         raise MilmerInputError(
-            f"Invalid value for '--trial': {name!r} is a DEAP file of 40 trials; say which one with "
-            "--trial N (1-40, presentation order: the N of the face video sXX_trialN.avi)."
+            f"Invalid value for '--trial': {name!r} is a DEAP file of {n} trials; say which one with "
+            f"--trial N (1-{n}, presentation order: the N of the face video sXX_trialN.avi)."
         )
     check_int("--trial", trial, low=1, high=40)
     m = re.fullmatch(r"s(\d+)\.dat", name, flags=re.IGNORECASE)

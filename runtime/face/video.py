@@ -203,8 +203,17 @@ def _open(path: str | os.PathLike[str]) -> Any:
         with quiet_libav():
             container = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        hint = ""
+        if p.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            # MP4/MOV write their index (the 'moov' atom) when recording stops: a file cut short
+            # (recorder killed, disk full, copy interrupted) usually lacks it and cannot be read.
+            hint = (
+                " An MP4/MOV whose recording was cut short has no index (written when the recorder "
+                "stops): repair it with a tool such as untrunc, or record to MKV or fragmented MP4."
+            )
         raise MilmerInputError(
-            f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec: {err})."
+            f"Invalid value for 'video': cannot open {p.name!r} (corrupt file or unsupported codec: {reason}).{hint}"
         ) from None
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]

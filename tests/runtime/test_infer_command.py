@@ -85,7 +85,7 @@ def test_cheap_checks_come_first(tmp_path, recording):
     kwargs = dict(video=missing / "v.avi", eeg=missing / "e.edf", model=None)
     with pytest.raises(MilmerInputError, match="'--backend'"):
         run_infer_cli(**kwargs, backend="tensorrtt", out=tmp_path / "p.txt")
-    with pytest.raises(MilmerInputError, match="'out': unsupported file type '.txt'"):
+    with pytest.raises(MilmerInputError, match="'--out': unsupported file type '.txt'"):
         run_infer_cli(**kwargs, out=tmp_path / "p.txt")
     with pytest.raises(MilmerInputError, match="^No model given"):
         run_infer_cli(**kwargs, out=tmp_path / "p.json")
@@ -156,7 +156,7 @@ def _corrupt_edf(path: Path) -> Path:
         ("trt without device", r"Error: No backend can run .*swin\.onnx.* with --backend trt --device auto --precision fp32: "
          r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),
-        ("bad out", r"Error: Invalid value for 'out': unsupported file type '\.xlsx'"),
+        ("bad out", r"Error: Invalid value for '--out': unsupported file type '\.xlsx'"),
     ],
 )
 def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording, tmp_path, case, pattern):

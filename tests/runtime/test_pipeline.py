@@ -297,7 +297,7 @@ def test_window_coverage(n, video_s, offset, covered, message):
 def test_window_coverage_none_covered():
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'video': the video \(2\.0 s, offset \+0\.0 s\) does not cover any 3 s EEG window \(EEG: 12\.0 s\)\.$",
+        match=r"^Invalid value for 'video': the video \(2\.0 s, offset \+0\.0 s\) does not cover any 3 s EEG window \(EEG: 12\.0 s\); check --offset, the video time \(s\) at EEG t = 0\.$",
     ):
         window_coverage(_eeg(4), 3.0, 2.0, 0.0)
 

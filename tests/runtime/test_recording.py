@@ -98,3 +98,13 @@ def test_open_recording_keeps_flags_of_selected_windows(cap):
     # Video time = EEG time - 3 s: the first window lies before the video starts.
     assert rec.indices.tolist() == [1, 2, 3] and rec.windows.starts.tolist() == [3.0, 6.0, 9.0]
     assert rec.windows.flags == [(FLAG,)] * 3
+
+
+def test_an_eeg_file_of_an_unknown_type_is_refused_naming_every_type_read(tmp_path):
+    from milmer.runtime.recording import read_eeg
+
+    bad = tmp_path / "eeg.csv"
+    bad.write_text("Fp1,Fp2\n")
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': unsupported file type '\.csv' for 'eeg\.csv'; "
+                       r"expected one of '\.edf', '\.bdf', '\.fif', '\.vhdr', '\.dat'\.$"):  # fmt: skip
+        read_eeg(bad, RecordingOptions(), [])

@@ -228,6 +228,10 @@ def test_deap_trial_is_mapped_through_the_ratings(tmp_path):
     assert "DEAP participant 7, trial 5 (presentation order) = experiment 36, row 35" in notes[0]
     with pytest.raises(MilmerInputError, match=r"'--trial': 's07\.dat' is a DEAP file of 40 trials; say which one with --trial N"):
         read_eeg(dat, RecordingOptions(), [])
+    # A file with fewer trials (the demo's) is described by its own count, read from the CSV.
+    (root / "participant_ratings.csv").write_text("\n".join(rows[:5]) + "\n")
+    with pytest.raises(MilmerInputError, match=r"'s07\.dat' is a DEAP file of 4 trials; say which one with --trial N \(1-4,"):
+        read_eeg(dat, RecordingOptions(), [])
 
 
 def test_a_spec_saved_before_reference_and_line_noise_keeps_its_preprocessing():
