@@ -61,7 +61,16 @@ def test_bench_help_shows_the_defaults(capsys, monkeypatch):
     assert max(map(len, out.splitlines())) <= 80
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["bench", "--help"]])
+def test_demo_help_names_every_ablation_the_demo_trains(capsys, monkeypatch):
+    from milmer.app.demo import DEMO_ABLATIONS
+
+    flat = " ".join(_help("demo", capsys, monkeypatch).replace("│", " ").split())
+    assert len(DEMO_ABLATIONS) == 6
+    assert f"Also train the 6 ablations ({', '.join(DEMO_ABLATIONS)}) under the trial protocol" in flat
+    assert "(24 more fold trainings: about a minute per ablation on 2 cores)" in flat
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["bench", "--help"], ["demo", "--help"]])
 def test_help_loads_neither_torch_nor_numpy_unless_shown(argv):
     code = (
         "import sys\nfrom milmer.app.cli import main\n"
@@ -71,7 +80,7 @@ def test_help_loads_neither_torch_nor_numpy_unless_shown(argv):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = out.split("LOADED")[-1].strip()
     # train/bench help build their key and default lists from config modules that need numpy.
-    assert loaded == ("[]" if argv == ["--help"] else "['numpy']"), out[-300:]
+    assert loaded == ("[]" if argv in (["--help"], ["demo", "--help"]) else "['numpy']"), out[-300:]
 
 
 def _run(argv, capsys):
