@@ -203,7 +203,7 @@ def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: A
     from .train import amp_dtype, seed_everything
 
     config = cfg.model_config()
-    if cfg.precompute_tokens == "off" or not (config.freeze_backbone or not config.uses_face):
+    if cfg.precompute_tokens == "off" or (config.uses_face and not config.freeze_backbone):
         return None
     seed_everything(cfg.seed)
     model = build_model(config).to(ctx.device)  # the backbone is the pretrained one: the same for every fold

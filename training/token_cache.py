@@ -11,15 +11,13 @@ they are kept as ``<window cache>/tokens/<key>.npy`` (N, F, P, H) float32, where
 - the device type and autocast dtype the tokens were computed with, and the torch version,
 
 so a changed backbone, spec or cache never reads stale tokens. Files are written atomically
-(temporary name, then ``os.replace``); a file whose shape does not match is recomputed.
+(``runtime._io.atomic_file``); a file whose shape does not match is recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..runtime._io import atomic_file
 
 __all__ = ["TOKENS_FOLDER", "token_key", "stored_tokens"]
 
@@ -60,12 +60,6 @@ def stored_tokens(folder: Path, key: str, shape: tuple[int, ...], compute: Calla
         if arr is not None and arr.shape == tuple(shape) and arr.dtype == np.float32:
             return torch.from_numpy(arr), True
     tokens = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
-    try:
-        np.save(tmp, tokens.numpy().astype(np.float32, copy=False))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save adds no '.npy'
+        np.save(f, tokens.numpy().astype(np.float32, copy=False))
     return tokens, False

@@ -85,9 +85,13 @@ def find_ratings_csv(dat_path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+#: DEAP's per-participant file name, ``sXX.dat`` (XX: the participant).
+_DAT_NAME = re.compile(r"s(\d+)\.dat", flags=re.IGNORECASE)
+
+
 def _trial_count(dat_path: str | os.PathLike[str], name: str) -> int:
     """Trials of this participant in the ratings CSV next to the file, else DEAP's 40."""
-    m = re.fullmatch(r"s(\d+)\.dat", name, flags=re.IGNORECASE)
+    m = _DAT_NAME.fullmatch(name)
     csv_path = find_ratings_csv(dat_path)
     if m is None or csv_path is None:
         return 40
@@ -107,7 +111,7 @@ def deap_trial(dat_path: str | os.PathLike[str], trial: int | None) -> DeapTrial
             f"--trial N (1-{n}, presentation order: the N of the face video sXX_trialN.avi)."
         )
     check_int("--trial", trial, low=1, high=40)
-    m = re.fullmatch(r"s(\d+)\.dat", name, flags=re.IGNORECASE)
+    m = _DAT_NAME.fullmatch(name)
     if m is None:
         raise MilmerInputError(
             f"Invalid value for 'eeg': DEAP files are named sXX.dat (XX: the participant), got {name!r}."
