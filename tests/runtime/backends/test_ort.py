@@ -66,6 +66,8 @@ def test_session_options(swin_path):
     with OrtRunner(swin_path, intra_op_num_threads=1) as runner:
         options = runner._session.get_session_options()
         assert options.intra_op_num_threads == 1
+        # Idle pools sleep: the detector, backbone and fusion sessions take turns on the same cores.
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         assert runner._session.get_providers() == ["CPUExecutionProvider"]
     assert OrtRunner(swin_path).intra_op_num_threads == ort_backend.default_threads() >= 1
     with pytest.raises(
