@@ -163,7 +163,7 @@ def memory_chart(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("recording length")
     ax.set_ylabel("peak RSS (MB)")
     ax.set_ylim(0, 1.3 * max([line.get_ydata().max() for line in ax.get_lines()] + [1e-9]))  # room for the legend
-    ax.set_title(f"Peak memory of one run (own process, {result['settings']['pipeline_batch']} bags per call)")
+    ax.set_title(f"Peak memory of one run (own process, {result['settings']['pipeline_batch']} bag(s) per call)")
     ax.legend(fontsize=_LEGEND_FONT)
     return _save(fig, path)
 

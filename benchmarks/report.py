@@ -351,8 +351,8 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
     )
     out.append(
         "End to end: one fresh process per run (cold start); wall = Pipeline.predict; start-up = imports + "
-        "session creation; peak RSS = that process's own high-water mark (VmHWM); batch "
-        f"{result['settings']['pipeline_batch']} bags per call."
+        "session creation; peak RSS = that process's own high-water mark (VmHWM); "
+        f"{_bags_per_call(result['settings']['pipeline_batch'])}."
     )
     if result.get("reference"):
         ref = result["reference"]
@@ -409,6 +409,10 @@ def rounded(obj: Any, digits: int = 5) -> Any:
 
 def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _bags_per_call(n: int) -> str:
+    return f"{n} bag per call" if n == 1 else f"{n} bags per call"
 
 
 def _length(seconds: float) -> str:
@@ -472,7 +476,7 @@ def markdown(result: dict[str, Any]) -> str:
     ref = s.get("reference")
     lines += [
         "",
-        f"End to end, {result['settings']['pipeline_batch']} bags per call (model = normalise + backbone + fusion):",
+        f"End to end, {_bags_per_call(result['settings']['pipeline_batch'])} (model = normalise + backbone + fusion):",
         "",
         "| precision | recording | wall s | RTF | ms/window | of which model | x floor | x faster than reference | peak RSS MB | start-up s |",
         "|---|---|---|---|---|---|---|---|---|---|",

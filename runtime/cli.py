@@ -276,7 +276,7 @@ def infer(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     batch: Optional[int] = typer.Option(
-        None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 2 on a CPU, 16 on a GPU)."
+        None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 1 on a CPU, 16 on a GPU)."
     ),
     offset: float = _OFFSET,
     baseline: Optional[float] = _BASELINE,

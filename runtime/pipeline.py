@@ -58,7 +58,7 @@ class Pipeline(BagScorer):
     """An exported model ready to score recordings: both graphs loaded once.
 
     model, backend, device, precision, batch, intra_op_threads, backend_options: as for
-    :class:`~.scoring.BagScorer` (``batch=None``: 2 bags per call on a CPU, 16 on a GPU;
+    :class:`~.scoring.BagScorer` (``batch=None``: 1 bag per call on a CPU, 16 on a GPU;
     ``backend_options``: runner options per backend, e.g. ``{'openvino': {'num_streams': 1}}``)
     overlap: decode and detect the faces of the next windows in a background thread while the
              model scores the current batch (default True; the predictions are the same either

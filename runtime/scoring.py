@@ -27,14 +27,14 @@ __all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "de
 BAG_OUTPUTS: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selected")
 
 #: Bags per backbone call when none is given, by the device the backbone runs on.
-DEFAULT_BATCH = {"cpu": 2}
+DEFAULT_BATCH = {"cpu": 1}
 DEFAULT_BATCH_GPU = 16
 
 _S = TypeVar("_S", bound="BagScorer")
 
 
 def default_batch(device: str) -> int:
-    """2 bags (20 frames) per call on a CPU, 16 on a GPU (see :class:`BagScorer`)."""
+    """1 bag (10 frames) per call on a CPU, 16 on a GPU (see :class:`BagScorer`)."""
     return DEFAULT_BATCH.get(device, DEFAULT_BATCH_GPU)
 
 
@@ -54,8 +54,9 @@ class BagScorer:
                       the bundle's, or 'fp32' for a directory. A bundle loaded at another
                       precision is an error.
     batch:            windows (bags) scored per backbone call: ``batch * frames_per_window`` frames;
-                      ``None``: 2 on a CPU (larger batches are no faster there and cost memory:
-                      6.7 GB peak at 8 with fp32 Swin-T), 16 on a GPU
+                      ``None``: 1 on a CPU (larger batches are no faster there and cost
+                      memory: on a 2-core AVX2 CPU, fp32 Swin-T scored 0.74 bags/s at 1 and 0.66
+                      at 2, and a 60 s recording peaked at 1.25 GB at 1, 2.0 GB at 2), 16 on a GPU
     intra_op_threads: ONNX Runtime CPU threads per operator (``None``: the cores available)
     backend_options:  runner options per backend, passed through to the backends (validated by
                       :func:`~.backends.registry.check_backend_options`), e.g.

@@ -56,7 +56,7 @@ def test_bench_help_shows_the_defaults(capsys, monkeypatch):
     assert ["--batch-sizes", ",".join(map(str, full.batch_sizes)), "|", ",".join(map(str, quick.batch_sizes))] in lines
     assert ["--lengths", "60,600", "|", "12,24"] in lines
     flat = " ".join(out.split())
-    assert "--pipeline-batch: the pipeline's default for the device (cpu 2, GPU 16)" in flat
+    assert "--pipeline-batch: the pipeline's default for the device (cpu 1, GPU 16)" in flat
     assert "--max-rss-mb: half the memory available at the start" in flat
     assert max(map(len, out.splitlines())) <= 80
 

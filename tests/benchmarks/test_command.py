@@ -119,11 +119,11 @@ def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
 
 
 def test_end_to_end_uses_the_runtime_default_batch(tiny_bench):
-    """No pipeline_batch given: the runs use what milmer-infer uses on a CPU (2 bags per call)."""
+    """No pipeline_batch given: the runs use what milmer-infer uses on a CPU (1 bag per call)."""
     out, _, result = tiny_bench
-    assert result["settings"]["pipeline_batch"] == 2
-    assert {r["settings"]["batch"] for r in result["endtoend"]} == {2}
-    assert "End to end, 2 bags per call" in (out / "bench.md").read_text()
+    assert result["settings"]["pipeline_batch"] == 1
+    assert {r["settings"]["batch"] for r in result["endtoend"]} == {1}
+    assert "End to end, 1 bag per call" in (out / "bench.md").read_text()
 
 
 def test_markdown_prints_agreement_as_a_percentage(tiny_bench):

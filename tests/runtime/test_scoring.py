@@ -62,9 +62,9 @@ def test_option_errors(tiny_model):
 
 
 def test_default_batch_is_small_on_cpu_and_large_on_gpu(tiny_model):
-    assert (scoring.default_batch("cpu"), scoring.default_batch("cuda"), scoring.default_batch("tensorrt")) == (2, 16, 16)
+    assert (scoring.default_batch("cpu"), scoring.default_batch("cuda"), scoring.default_batch("tensorrt")) == (1, 16, 16)
     with BagScorer(tiny_model, backend="ort", device="auto") as pipe:
-        assert pipe.swin.device == "cpu" and pipe.batch == 2
+        assert pipe.swin.device == "cpu" and pipe.batch == 1
     with BagScorer(tiny_model, backend="ort", device="cpu", batch=5) as pipe:
         assert pipe.batch == 5
 
