@@ -17,7 +17,11 @@
 - **int8 dynamic** (``--int8 dynamic``): ONNX Runtime *dynamic* quantisation of
   the MatMul/Gemm weights (int8, per output channel); activations are quantised per batch at
   run time, so no calibration set is needed. ONNX Runtime runs it (MatMulInteger), OpenVINO too;
-  TensorRT cannot (TensorRT uses fp32 or fp16, or the static QDQ graphs).
+  TensorRT cannot (TensorRT uses fp32 or fp16, or the static QDQ graphs). These CPU-only graphs
+  are opset 20 with ONNX's own ``Gelu`` node where the exporter wrote GELU as five element-wise
+  nodes (:func:`with_onnx_gelu`): ONNX Runtime runs one kernel instead of five passes over the
+  MLP activations (Swin-T, 10 frames, 2 AVX2 cores: 835 -> 732 ms). The fp32/fp16 graphs stay
+  opset 18 for TensorRT.
 
 Both int8 kinds use 7-bit weights (:data:`REDUCE_RANGE_WHY`).
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +63,8 @@ __all__ = [
     "static_calibration_feeds",
     "make_int8_static",
     "make_variant",
+    "GELU_OPSET",
+    "with_onnx_gelu",
     "agreement",
 ]
 
@@ -184,15 +191,52 @@ def _without_preprocess_advice() -> Iterator[None]:
         root.removeFilter(advice)
 
 
+#: The opset that has ONNX's ``Gelu`` operator (added in opset 20).
+GELU_OPSET = 20
+
+
+def _erf_gelu_x_half(op: Any, x: Any) -> Any:
+    return x * (0.5 * (op.Erf(x / math.sqrt(2)) + 1.0))
+
+
+def _erf_gelu_half_x(op: Any, x: Any) -> Any:
+    return 0.5 * (x * (op.Erf(x / math.sqrt(2)) + 1.0))
+
+
+def _onnx_gelu(op: Any, x: Any) -> Any:
+    return op.Gelu(x)  # approximate='none': the exact erf form, as nn.GELU()
+
+
+def with_onnx_gelu(model_proto: Any) -> Any:
+    """A copy of an ONNX model at opset :data:`GELU_OPSET` in which every exact (erf) GELU written
+    as element-wise nodes, ``x * (0.5 * (Erf(x / sqrt 2) + 1))`` (the dynamo exporter's form of
+    ``nn.GELU()`` below opset 20) or ``0.5 * (x * (...))``, operands of each Add/Mul in either
+    order, is one ``Gelu`` node.
+
+    Source: ONNX operator ``Gelu`` (opset 20), GELU(x) = 0.5 x (1 + erf(x / sqrt 2)). The opset
+    is raised with ``onnx.version_converter`` and the nodes are matched with onnxscript's pattern
+    rewriter; other nodes are unchanged, so outputs agree with the input graph to float32
+    rounding (Swin-T tokens within 4e-6).
+    """
+    from onnx import version_converter
+    from onnxscript.rewriter import pattern, rewrite
+
+    rules = pattern.RewriteRuleSet(  # commute: operands of Add/Mul in either order
+        [pattern.RewriteRule(p, _onnx_gelu) for p in (_erf_gelu_x_half, _erf_gelu_half_x)], commute=True
+    )
+    return rewrite(version_converter.convert_version(model_proto, GELU_OPSET), pattern_rewrite_rules=rules)
+
+
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], spec: ModelSpec) -> Path:
-    """Write the dynamically int8-quantised version of graph ``src`` to ``dst`` (spec embedded)."""
+    """Write the dynamically int8-quantised version of graph ``src`` to ``dst`` (spec embedded),
+    at opset 20 with ONNX ``Gelu`` nodes (:func:`with_onnx_gelu`)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
     prepared, quantized = dst.with_name(dst.name + ".in.tmp"), dst.with_name(dst.name + ".tmp")
     try:
-        onnx.save_model(_prepare_for_quantization(_load(Path(src))), str(prepared))
+        onnx.save_model(_prepare_for_quantization(with_onnx_gelu(_load(Path(src)))), str(prepared))
         with _without_preprocess_advice():
             quantize_dynamic(
                 prepared, quantized, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,

@@ -13,7 +13,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from milmer.export.command import _check_int8
 from milmer.export.inputs import synthetic_demo_inputs
-from milmer.export.variants import agreement, fp16_op_block_list, make_int8_static, quantize_int8, quantize_int8_static
+from milmer.export.variants import (
+    agreement,
+    fp16_op_block_list,
+    make_int8_static,
+    quantize_int8,
+    quantize_int8_static,
+    with_onnx_gelu,
+)
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.backends.openvino import OpenVinoRunner
 from milmer.runtime.backends.ort import OrtRunner
@@ -104,6 +111,71 @@ def test_int8_quantisation_of_a_weight_shared_by_two_gemms(tmp_path):
     expected = x @ w.T @ w.T
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
     assert "milmer.spec" in read_graph_info(tmp_path / "shared.int8.onnx").metadata
+
+
+# ----------------------------------------------------------------------------- ONNX Gelu
+def _erf_gelu_graph() -> onnx.ModelProto:
+    """y = gelu(gelu(x)) at opset 18, the first GELU in the dynamo exporter's form
+    ``x * (0.5 * (Erf(x / sqrt 2) + 1))``, the second as ``0.5 * (x * (Erf(x / sqrt 2) + 1))``."""
+    c = {n: numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+         (("sqrt2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5))}  # fmt: skip
+    nodes = [
+        helper.make_node("Div", ["x", "sqrt2"], ["a1"]),
+        helper.make_node("Erf", ["a1"], ["a2"]),
+        helper.make_node("Add", ["a2", "one"], ["a3"]),
+        helper.make_node("Mul", ["half", "a3"], ["a4"]),
+        helper.make_node("Mul", ["x", "a4"], ["h"]),
+        helper.make_node("Div", ["h", "sqrt2"], ["b1"]),
+        helper.make_node("Erf", ["b1"], ["b2"]),
+        helper.make_node("Add", ["b2", "one"], ["b3"]),
+        helper.make_node("Mul", ["h", "b3"], ["b4"]),
+        helper.make_node("Mul", ["b4", "half"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], list(c.values()),
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+def test_erf_gelu_becomes_one_onnx_gelu_node():
+    import math
+
+    import onnxruntime
+
+    source = _erf_gelu_graph()
+    rewritten = with_onnx_gelu(source)
+    assert [n.op_type for n in rewritten.graph.node] == ["Gelu", "Gelu"]
+    assert all(a.name != "approximate" or a.s == b"none" for n in rewritten.graph.node for a in n.attribute)
+    assert {o.domain: o.version for o in rewritten.opset_import}[""] == 20
+    assert [n.op_type for n in source.graph.node].count("Erf") == 2  # the input is not modified
+    x = np.linspace(-6, 6, 70, dtype=np.float32).reshape(10, 7)
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))
+    expected = gelu(gelu(x.astype(np.float64)))
+    for model in (source, rewritten):
+        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        assert np.abs(session.run(None, {"x": x})[0] - expected).max() < 1e-5
+
+
+def test_dynamic_int8_graphs_use_onnx_gelu(exported):
+    """The exported tiny Swin's MLPs: every GELU is one Gelu node in the int8 graph (opset 20); the
+    fp32 graph keeps opset 18 for TensorRT."""
+    fp32, int8 = (onnx.load(str(exported / f"swin{s}.onnx"), load_external_data=False) for s in ("", ".int8"))
+    ops32, ops8 = [n.op_type for n in fp32.graph.node], [n.op_type for n in int8.graph.node]
+    assert ops32.count("Erf") > 0 and "Gelu" not in ops32
+    assert "Erf" not in ops8 and ops8.count("Gelu") == ops32.count("Erf")
+    assert {o.domain: o.version for o in fp32.opset_import}[""] == 18
+    assert {o.domain: o.version for o in int8.opset_import}[""] == 20
+    if OpenVinoRunner.unavailable_reason(exported / "swin.int8.onnx", device="cpu", precision="int8") is not None:
+        pytest.skip("OpenVINO cannot run here")
+    frames = np.random.default_rng(0).standard_normal((4, 3, 224, 224)).astype(np.float32)
+    spec = ModelSpec.load(exported / "spec.json")
+    frames = frames[:, :, : spec.face.frame_size, : spec.face.frame_size]
+    with OrtRunner(exported / "swin.int8.onnx", precision="int8") as ort, OpenVinoRunner(
+        exported / "swin.int8.onnx", precision="int8"
+    ) as ov:
+        ref, got = (r.infer({"frames": np.ascontiguousarray(frames)})["tokens"] for r in (ort, ov))
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
 
 
 # ----------------------------------------------------------------------------- static int8
