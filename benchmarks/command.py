@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -306,6 +307,9 @@ def bench_command(
         model, checkpoint = build_bench_model(out, tiny=tiny, progress=progress)
         build_s = time.perf_counter() - tick
     model = Path(model).resolve()
+    from .model import read_marker
+
+    marker = read_marker(model)  # a benchmark model built by an earlier run and given as --model
     available = available_precisions(model)
     # TensorRT runs fp32 and fp16 engines; the int8 graphs are ONNX Runtime's (MatMulInteger).
     runnable = tuple(p for p in available if p != "int8") if settings.backend == "trt" else tuple(available)
@@ -331,9 +335,10 @@ def bench_command(
         "model": {
             "dir": str(model),
             "built_here": built,
+            "benchmark_model": built or marker is not None,
             "build_s": build_s,
-            "tiny": tiny if built else None,
-            "weights": "random (benchmark model)" if built else "as given",
+            "tiny": tiny if built else (marker or {}).get("tiny"),
+            "weights": "random (benchmark model)" if built or marker is not None else "as given",
             "precisions": list(chosen),
             "files_mb": {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(model.glob("*.onnx"))},
             "frames_per_window": spec.face.frames_per_window,
@@ -496,15 +501,24 @@ def _best_side_by_side(result: dict[str, Any]) -> dict[str, Any] | None:
     return row
 
 
-def publish_results(bench_json: Path, results_dir: Path) -> list[Path]:
-    """Copy a finished benchmark into ``results_dir`` as ``<kind>-<machine>.json`` (kind: 'cpu' or
-    the GPU device used) with its charts and markdown summary under the same name; returns the files."""
+def publish_results(bench_json: Path, results_dir: Path, name: str | None = None) -> list[Path]:
+    """Copy a finished benchmark into ``results_dir`` as ``<name>.json`` with its charts
+    (``<name>-stages.png`` ...) and markdown summary (``<name>.md``); returns the files.
+
+    name: file stem; ``None``: ``<kind>-<machine>`` (kind: 'cpu' or the GPU device used, machine:
+    the CPU's short name). Give one where two hosts share a CPU name (e.g. 'cpu-amd-epyc-avx2').
+    """
     from ..runtime._io import write_json_atomic
     from . import charts, report
 
     result = json.loads(Path(bench_json).read_text())
     kind = "cpu" if result["settings"]["device"] == "cpu" else result["settings"]["device"]
-    name = f"{kind}-{result['machine']['cpu_short_name']}"
+    if name is None:
+        name = f"{kind}-{result['machine']['cpu_short_name']}"
+    elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise MilmerInputError(
+            f"Invalid value for 'name': expected a file stem of letters, digits, '.', '_' or '-', got {name!r}."
+        )
     results_dir.mkdir(parents=True, exist_ok=True)
     result["charts"] = charts.draw_charts(result, results_dir, prefix=f"{name}-")
     paths = [write_json_atomic(results_dir / f"{name}.json", result), results_dir / f"{name}.md"]

@@ -37,6 +37,17 @@ _TINY_FUSION: dict[str, Any] = {"d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_
 MARKER_FILE = "bench-model.json"
 
 
+def read_marker(model_dir: Path) -> dict[str, Any] | None:
+    """The benchmark-model marker of ``model_dir`` (``{'tiny': ..., 'seed': ...}``), or None when
+    the folder is not a model this module built (no :data:`MARKER_FILE`, or not a JSON object)."""
+    path = Path(model_dir) / MARKER_FILE
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
 def bench_model_configs(tiny: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(Swin config dict, ModelConfig overrides) of the benchmark model."""
     return (SWIN_TINY_TEST, _TINY_FUSION) if tiny else (SWIN_T, {})

@@ -130,12 +130,22 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def fp32_peak(floor: dict[str, Any]) -> tuple[float, str]:
+    """(GFLOP/s, engine) of the fp32 floor: the best fp32 GEMM rate measured by any engine
+    (``floor['precision_peaks']['fp32']``); results written before that existed: ONNX Runtime's."""
+    best = (floor.get("precision_peaks") or {}).get("fp32") or {}
+    if best.get("peak_gflops"):
+        return best["peak_gflops"], best["engine"]
+    return floor["peaks"]["ort-fp32"]["peak_gflops"], "ort-fp32"
+
+
 def summarize(
     result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary, targets) from the raw measurements and every run's predictions."""
     f = result["model"]["frames_per_window"]
-    peak = result["floor"]["peaks"]["ort-fp32"]["peak_gflops"] * 1e9  # FLOP/s
+    peak_gflops, peak_engine = fp32_peak(result["floor"])
+    peak = peak_gflops * 1e9  # FLOP/s
     flops = result["floor"]["flops"]
     floor_s = flops["per_window"] / peak if flops else None
     pre = result["stages"]["preprocessing"]["stages"]
@@ -202,7 +212,8 @@ def summarize(
 
     summary: dict[str, Any] = {
         "floor_ms_per_window": floor_s * 1e3 if floor_s else None,
-        "gemm_peak_gflops": result["floor"]["peaks"]["ort-fp32"]["peak_gflops"],
+        "gemm_peak_gflops": peak_gflops,
+        "gemm_peak_engine": peak_engine,
         "per_window_stages_ms": per_window,
         "model_stages": model_rows,
         "endtoend": e2e,
@@ -320,12 +331,19 @@ def summarize(
     return summary, targets
 
 
+def _benchmark_model(result: dict[str, Any]) -> bool:
+    """Whether the run measured a random-weight benchmark model (built by this run or an earlier one)."""
+    model = result["model"]
+    return bool(model.get("benchmark_model", model["built_here"]))
+
+
 def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[str]:
     """How the figures were obtained, in words, including anything that weakens them."""
     out = []
     if quiet["quiet"]:
         out.append(
-            f"Machine quiet at the start (1-min load {quiet['load_1min']} < {quiet['max_load']}); load at the end {result['load']['after']}."
+            f"Machine quiet at the start (1-min load {quiet['load_1min']} < {quiet['max_load']}); load at the end "
+            f"{result['load']['after']} (this run's own work included)."
         )
     else:
         out.append(
@@ -333,7 +351,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
             f"{quiet['waited_s']} s (other jobs were running); load at the end {result['load']['after']}. "
             "Figures are slower and noisier than on an idle machine."
         )
-    if result["model"]["built_here"]:
+    if _benchmark_model(result):
         out.append(
             "The model has the paper's sizes (Swin-T backbone, d_model 768) with RANDOM weights: latency "
             "and memory depend on sizes, not weights; its predictions mean nothing, only the agreement between precisions."
@@ -342,8 +360,9 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
         )
     if result["floor"]["flops"]:
         out.append(
-            "FLOPs: " + result["floor"]["flops"]["method"] + ". Floor time = FLOPs / the best fp32 ONNX Runtime "
-            "MatMul rate measured here (square GEMMs); ratio to floor = measured / floor time."
+            "FLOPs: " + result["floor"]["flops"]["method"] + ". Floor time = FLOPs / the best fp32 GEMM rate "
+            "measured here (square GEMMs in ONNX Runtime, OpenVINO and numpy; the engine is named with the peaks); "
+            "ratio to floor = measured / floor time."
         )
     out.append(
         "Per-stage figures: median (and p95) of repeated calls after warm-up; recording-level stages "
@@ -375,7 +394,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
                 f"and the largest {p} probability change {v['max_probability_diff']:.2g}: "
                 + (
                     "with random weights most windows sit next to a class boundary, so flips say little about a trained model."
-                    if result["model"]["built_here"]
+                    if _benchmark_model(result)
                     else "windows this close to a class boundary flip."
                 )
             )
@@ -442,13 +461,14 @@ def markdown(result: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s fp32 GEMM peak).",
+        f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s, "
+        f"the best fp32 GEMM rate measured here: {s.get('gemm_peak_engine', 'ort-fp32')}).",
         "",
         "Model stages, one bag (10 frames) per call:",
         "",
     ]
     lines += [
-        "| precision | backbone ms/bag | GFLOP/s | x floor | fusion ms/bag | x floor | vs fp32 | agreement |",
+        "| precision | backbone ms/bag | GFLOP/s | x fp32 floor | fusion ms/bag | x fp32 floor | vs fp32 | agreement |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for p, row in s["model_stages"].items():
@@ -478,7 +498,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"End to end, {_bags_per_call(result['settings']['pipeline_batch'])} (model = normalise + backbone + fusion):",
         "",
-        "| precision | recording | wall s | RTF | ms/window | of which model | x floor | x faster than reference | peak RSS MB | start-up s |",
+        "| precision | recording | wall s | RTF | ms/window | of which model | x fp32 floor | x faster than reference | peak RSS MB | start-up s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["endtoend"]:

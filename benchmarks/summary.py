@@ -106,7 +106,11 @@ def summary_screen(result: dict[str, Any]) -> str:
     lines = [
         f"milmer bench: {m.get('cpu_model', m.get('cpu_short_name', '?'))}, {m.get('usable_cores', '?')} cores, flags {' '.join(m.get('cpu_flags', []))}; "
         f"load average {load['before'].get('load_1min')} before, {load.get('after')} after "
-        "(busy machine: compare rows within this run, not with other runs)",
+        + (
+            "(quiet at the start; the load after includes this run's own work)"
+            if load["before"].get("quiet")
+            else "(busy machine: compare rows within this run, not with other runs)"
+        ),
     ]
     peaks = result["floor"].get("precision_peaks") or {}
     lines.append(

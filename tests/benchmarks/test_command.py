@@ -30,7 +30,11 @@ def test_flops_from_graph_match_the_formula(tiny_bench):
     assert flops["swin_per_frame"] == swin_flops(SWIN_TINY_TEST)
     assert flops["analytic"]["matches_graph"] is True
     assert flops["per_window"] == 10 * flops["swin_per_frame"] + flops["fusion_per_bag"]
-    peak = tiny_bench[2]["floor"]["peaks"]["ort-fp32"]["peak_gflops"]
+    # One fp32 floor everywhere: the best fp32 GEMM rate of any engine (ORT, OpenVINO, numpy).
+    peaks = tiny_bench[2]["floor"]["peaks"]
+    peak = max(peaks[e]["peak_gflops"] for e in ("ort-fp32", "ov-fp32", "numpy-fp32") if peaks[e].get("peak_gflops"))
+    assert tiny_bench[2]["floor"]["precision_peaks"]["fp32"]["peak_gflops"] == peak
+    assert tiny_bench[2]["summary"]["gemm_peak_gflops"] == peak
     assert tiny_bench[2]["summary"]["floor_ms_per_window"] == pytest.approx(flops["per_window"] / peak / 1e6, rel=1e-3)
 
 
@@ -99,6 +103,19 @@ def test_settings_are_validated():
     assert BenchSettings.defaults(quick=True).lengths_s == (12, 24)
 
 
+def test_a_benchmark_model_given_as_model_is_still_marked_random(tiny_bench, tmp_path):
+    """--model pointing at a folder an earlier run built (bench-model.json): its weights are random,
+    and the report must say so; any other folder is 'as given'."""
+    from milmer.benchmarks.model import MARKER_FILE, read_marker
+
+    out, _, result = tiny_bench
+    assert result["model"]["benchmark_model"] is True and result["model"]["weights"] == "random (benchmark model)"
+    assert read_marker(out / "model") == {"tiny": True, "seed": 0}
+    assert read_marker(tmp_path) is None
+    (tmp_path / MARKER_FILE).write_text("not json")
+    assert read_marker(tmp_path) is None
+
+
 def test_tiny_and_model_do_not_mix(tmp_path):
     with pytest.raises(MilmerInputError, match="'tiny' builds a model"):
         bench_command(tmp_path, tmp_path / "out", tiny=True)
@@ -116,6 +133,10 @@ def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
     ]
     assert all(f.is_file() for f in files)
     assert (tmp_path / "results" / f"{stem}.md").read_text() == (out / "bench.md").read_text()
+    named = publish_results(path, tmp_path / "named", name="cpu-amd-epyc-avx2")
+    assert [f.name for f in named][:2] == ["cpu-amd-epyc-avx2.json", "cpu-amd-epyc-avx2.md"]
+    with pytest.raises(MilmerInputError, match=r"'name': expected a file stem .* got '\.\./x'"):
+        publish_results(path, tmp_path / "named", name="../x")
 
 
 def test_end_to_end_uses_the_runtime_default_batch(tiny_bench):

@@ -108,7 +108,10 @@ def test_speed_targets_and_summary_screen():
     screen = summary_screen(result)
     lines = screen.splitlines()
     assert len(lines) <= 40
-    assert "load average 1.5 before, 2.0 after" in lines[0]
+    assert "load average 1.5 before, 2.0 after (busy machine: compare rows within this run" in lines[0]
+    result["load"]["before"]["quiet"] = True
+    assert "(quiet at the start; the load after includes this run's own work)" in summary_screen(result).splitlines()[0]
+    result["load"]["before"]["quiet"] = False
     assert "fp32 floor: 250.0 ms per window" in screen
     assert "fastest agreeing with fp32: openvino int8-static" in screen
     assert "openvino bf16: not measured (no bf16 here)" in screen
