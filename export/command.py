@@ -34,7 +34,7 @@ from .tensorrt_build import (
     check_workspace_gb,
     write_trtexec_file,
 )
-from .variants import INT8_METHODS, VARIANTS, Agreement, agreement, make_int8_static, make_variant
+from .variants import GELU_OPSET, INT8_METHODS, VARIANTS, Agreement, agreement, make_int8_static, make_variant
 from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
 
 if TYPE_CHECKING:
@@ -208,7 +208,12 @@ def export_command(
                     log(f"writing the {precision} graphs" + (" (dynamic int8)" if precision == "int8" else ""))
                     make_variant(tmp, precision, spec)  # type: ignore[arg-type]
                     if precision == "int8":
-                        int8_facts = {"method": "dynamic", "format": "MatMulInteger, int8 weights per output channel"}
+                        int8_facts = {
+                            "method": "dynamic",
+                            "format": "MatMulInteger, int8 weights per output channel",
+                            "opset": GELU_OPSET,  # the report's top-level 'opset' is the fp32/fp16 graphs'
+                            "gelu": "ONNX Gelu node",
+                        }
                 load_model_dir(tmp, precision=precision)  # type: ignore[arg-type]
             log(f"comparing {' and '.join(variants)} with fp32")
             agreement_sets = [

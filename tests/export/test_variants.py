@@ -166,6 +166,8 @@ def test_dynamic_int8_graphs_use_onnx_gelu(exported):
     assert "Erf" not in ops8 and ops8.count("Gelu") == ops32.count("Erf")
     assert {o.domain: o.version for o in fp32.opset_import}[""] == 18
     assert {o.domain: o.version for o in int8.opset_import}[""] == 20
+    facts = json.loads((exported / "export_report.json").read_text())["int8"]
+    assert (facts["method"], facts["opset"], facts["gelu"]) == ("dynamic", 20, "ONNX Gelu node")
     if OpenVinoRunner.unavailable_reason(exported / "swin.int8.onnx", device="cpu", precision="int8") is not None:
         pytest.skip("OpenVINO cannot run here")
     frames = np.random.default_rng(0).standard_normal((4, 3, 224, 224)).astype(np.float32)
