@@ -152,13 +152,22 @@ class Choice:
 
     def note(self) -> str:
         """One line: ``Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda:
-        REASON | skipped ort on cuda: REASON.``"""
+        REASON | skipped ort on cuda: REASON.`` Each reason is its first clause (what is missing), without
+        the install advice that follows it; the full reasons are in :attr:`skipped` and the log."""
         line = (
             f"Using {BACKEND_NAMES.get(self.backend, self.backend)} on {self.device} "
             f"(--backend {self.asked[0]} --device {self.asked[1]})"
         )
-        skipped = [f"skipped {b} on {d}: {reason.rstrip('.')}" for (b, d), reason in self.skipped]
+        skipped = [f"skipped {b} on {d}: {_first_clause(reason)}" for (b, d), reason in self.skipped]
         return "; ".join([line, " | ".join(skipped)] if skipped else [line]) + "."
+
+
+def _first_clause(reason: str) -> str:
+    """``reason`` up to its first ';' (the advice after it is for errors, not for a note), without
+    a leading "Invalid value for '--device': " (nothing was invalid: auto tried and moved on)."""
+    text = reason.split(";")[0].rstrip(". ")
+    prefix = "Invalid value for '--device': "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def choose(
@@ -204,6 +213,9 @@ def _choose(
     skipped: list[tuple[tuple[str, str], str]] = []
     for name, dev in candidates:
         cls = BACKENDS[name]
+        if backend == "auto" and cls.AUTO_PRECISIONS is not None and precision not in cls.AUTO_PRECISIONS:
+            skipped.append(((name, dev), cls.AUTO_PRECISION_SKIP or f"auto does not pick it for {precision} graphs"))
+            continue
         reason = next(
             (
                 r
