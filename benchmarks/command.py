@@ -517,7 +517,8 @@ def publish_results(bench_json: Path, results_dir: Path, name: str | None = None
         name = f"{kind}-{result['machine']['cpu_short_name']}"
     elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise MilmerInputError(
-            f"Invalid value for 'name': expected a file stem of letters, digits, '.', '_' or '-', got {name!r}."
+            f"Invalid value for 'name': expected a file stem that starts with a letter or digit, then letters, "
+            f"digits, '.', '_' or '-', got {name!r}."
         )
     results_dir.mkdir(parents=True, exist_ok=True)
     result["charts"] = charts.draw_charts(result, results_dir, prefix=f"{name}-")

@@ -11,9 +11,17 @@ from milmer.runtime.check import MilmerInputError
 
 
 def test_writes_json_markdown_and_small_pngs(tiny_bench):
-    out, path, _ = tiny_bench
+    out, path, result = tiny_bench
     assert path == out / "bench.json"
-    assert "Targets (reported, not enforced)" in (out / "bench.md").read_text()
+    md = (out / "bench.md").read_text()
+    assert "Speed targets (reported, not enforced)" in md and "earlier, looser targets" in md
+    # The notes travel with the markdown: quiet or busy, and that this was the TINY random-weight model.
+    assert all(f"- {note}" in md for note in result["notes"])
+    assert "TINY smoke-test model" in md and ("Machine quiet at the start" in md or "Machine NOT quiet" in md)
+    # Peaks per precision and the side-by-side table with agreement.
+    assert "GEMM peaks per precision (best engine): fp32 " in md
+    assert "| variant | backbone ms | GFLOP/s | x own floor |" in md and "| ort fp32 | " in md
+    assert f"Fastest variant that agrees with fp32: {result['side_by_side']['fastest_agreeing'] or 'none'}." in md
     for name in ("stages", "throughput", "memory"):
         png = (out / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 100_000
@@ -135,8 +143,9 @@ def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
     assert (tmp_path / "results" / f"{stem}.md").read_text() == (out / "bench.md").read_text()
     named = publish_results(path, tmp_path / "named", name="cpu-amd-epyc-avx2")
     assert [f.name for f in named][:2] == ["cpu-amd-epyc-avx2.json", "cpu-amd-epyc-avx2.md"]
-    with pytest.raises(MilmerInputError, match=r"'name': expected a file stem .* got '\.\./x'"):
-        publish_results(path, tmp_path / "named", name="../x")
+    for bad in ("../x", ".x", ".."):
+        with pytest.raises(MilmerInputError, match=r"'name': expected a file stem that starts with a letter or digit"):
+            publish_results(path, tmp_path / "named", name=bad)
 
 
 def test_end_to_end_uses_the_runtime_default_batch(tiny_bench):

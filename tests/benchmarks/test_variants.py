@@ -115,5 +115,12 @@ def test_speed_targets_and_summary_screen():
     assert "fp32 floor: 250.0 ms per window" in screen
     assert "fastest agreeing with fp32: openvino int8-static" in screen
     assert "openvino bf16: not measured (no bf16 here)" in screen
-    assert "[NOT met] peak RSS on the longest recording <= 1.5 GB (default settings, fp32) (fp32): 2,000.0 MB" in screen
+    assert "[NOT met] peak RSS on the longest recording <= 1.5 GB at the default settings (fp32): 2,000.0 MB" in screen
+    assert "end to end ort fp32" in screen and "x floor: the backbone against its own precision's GEMM floor" in screen
+    # The end-to-end rows are named after the backend that ran them, not always 'ort'.
+    result["settings"]["backend"] = "openvino"
+    assert "end to end openvino fp32" in summary_screen(result)
+    # A target without a figure (no reference run) is 'not measured', not 'NOT met'.
+    result["speed_targets"][1]["value"] = None
+    assert "[not measured] fastest agreeing variant >= 4x faster" in summary_screen(result)
     assert "[met] ICA <= 10 ms per window amortised on the longest recording: 7.5 ms" in screen
