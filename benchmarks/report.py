@@ -470,7 +470,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += [
-        "| precision | backbone ms/bag | GFLOP/s | x fp32 floor | fusion ms/bag | x fp32 floor | vs fp32 | agreement |",
+        "| precision | backbone ms/bag | GFLOP/s | x fp32 floor | fusion ms/bag | x fp32 floor | vs fp32 | top-1 agreement, end-to-end windows |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for p, row in s["model_stages"].items():
