@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from typer.core import TyperCommand
@@ -243,10 +243,25 @@ def bench(
     )
 
 
+#: Why ``milmer bench --backend auto`` does not take OpenVINO for its main tables on a CPU.
+BENCH_OPENVINO_NOTE = (
+    "bench's stage, throughput and end-to-end tables use ONNX Runtime on a CPU for every precision; OpenVINO "
+    "runs in the side-by-side table (--backend openvino for its own tables)"
+)
+
+
 def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: str) -> tuple[str, str]:
-    """Concrete backend and device for ``auto`` (printed as one line), so results name what ran."""
+    """Concrete backend and device for ``auto`` (printed as one line), so results name what ran.
+
+    One rule with or without ``--model``: TensorRT where an engine fits (only an exported model
+    can have one), else ONNX Runtime (CUDA, then CPU). OpenVINO, which ``milmer-infer`` picks on an
+    x86 CPU for float graphs, is measured side by side instead, so the main tables of every
+    precision come from one backend (:data:`BENCH_OPENVINO_NOTE`).
+    """
     if "auto" not in (backend, device):
         return backend, device
+    import dataclasses
+
     from milmer.runtime.backends.registry import choose
     from milmer.runtime.infer_command import MODEL_OPTION_NAMES, check_model_option
     from milmer.runtime.model_dir import load_model_dir
@@ -257,13 +272,27 @@ def _resolve_auto(model: Optional[Path], backend: str, device: str, precision: s
         graphs = [bundle.swin_path, bundle.fusion_path]
         choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
     else:
-        import dataclasses
-
         # bench builds a fresh model, for which no TensorRT engine can exist yet: ONNX Runtime.
         choice = choose("the model bench builds", backend="ort" if backend == "auto" else backend, device=device)
         choice = dataclasses.replace(choice, asked=(backend, device))
+    choice = _bench_choice(choice, backend)
     typer.echo(choice.note(), err=True)
     return choice.backend, choice.device
+
+
+def _bench_choice(choice: Any, backend: str) -> Any:
+    """``choice`` for bench's main tables: ONNX Runtime on a CPU where ``auto`` picked OpenVINO or
+    passed it over, with :data:`BENCH_OPENVINO_NOTE` as the reason, when OpenVINO runs here (it is
+    then in the side-by-side table); other choices unchanged."""
+    from milmer.runtime.backends.openvino import OpenVinoRunner
+    from milmer.runtime.backends.registry import Choice
+
+    if backend != "auto" or choice.device != "cpu" or choice.backend not in ("openvino", "ort"):
+        return choice
+    if OpenVinoRunner.unavailable_reason("the benchmark model", device="cpu", precision="fp32") is not None:
+        return choice
+    skipped = tuple(s for s in choice.skipped if s[0][0] != "openvino")
+    return Choice("ort", "cpu", skipped + ((("openvino", "cpu"), BENCH_OPENVINO_NOTE),), asked=choice.asked)
 
 
 def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:

@@ -120,3 +120,27 @@ def test_export_triton_names_the_model_argument(tmp_path, capsys):
     code, err = _run(["export-triton", missing, "--out", tmp_path / "repo"], capsys)
     assert code == 2
     assert err.startswith(f"Error: Invalid value for 'MODEL': not a directory: {str(missing)!r}; ")
+
+
+def test_bench_auto_keeps_its_main_tables_on_onnx_runtime_on_a_cpu(capsys):
+    """bench --backend auto: one rule with or without --model. Where milmer-infer would take
+    OpenVINO (or passes it over for int8), bench's stage/throughput/end-to-end tables use ONNX
+    Runtime and say why; OpenVINO is measured side by side. GPU choices are left alone."""
+    from milmer.app.cli import BENCH_OPENVINO_NOTE, _bench_choice, _resolve_auto
+    from milmer.runtime.backends.openvino import OpenVinoRunner
+    from milmer.runtime.backends.registry import Choice
+
+    if OpenVinoRunner.unavailable_reason("m", device="cpu", precision="fp32") is not None:
+        pytest.skip("OpenVINO cannot run here")
+    skipped_trt = (("trt", "cuda"), "TensorRT is not available")
+    picked_ov = Choice("openvino", "cpu", (skipped_trt,))
+    assert _bench_choice(picked_ov, "auto") == Choice("ort", "cpu", (skipped_trt, (("openvino", "cpu"), BENCH_OPENVINO_NOTE)))
+    passed_ov = Choice("ort", "cpu", (skipped_trt, (("openvino", "cpu"), "auto leaves int8 graphs to ONNX Runtime")))
+    assert _bench_choice(passed_ov, "auto").skipped[-1] == (("openvino", "cpu"), BENCH_OPENVINO_NOTE)
+    assert _bench_choice(picked_ov, "openvino") is picked_ov  # asked for by name
+    on_gpu = Choice("trt", "cuda")
+    assert _bench_choice(on_gpu, "auto") is on_gpu
+    assert _resolve_auto(None, "auto", "auto", "fp32") == ("ort", "cpu")
+    note = capsys.readouterr().err
+    assert note.startswith("Using ONNX Runtime on cpu (--backend auto --device auto)")
+    assert "skipped openvino on cpu: bench's stage, throughput and end-to-end tables use ONNX Runtime" in note
