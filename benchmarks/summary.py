@@ -99,6 +99,12 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _short(reason: str, limit: int = 110) -> str:
+    """A skip reason for one screen line: its first clause, cut at a word within ``limit`` characters."""
+    text = reason.split(";")[0].rstrip(". ")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def summary_screen(result: dict[str, Any]) -> str:
     """About 40 lines: machine and load, GEMM peaks per precision, the side-by-side table, end to
     end per window, and the targets met or not."""
@@ -115,7 +121,10 @@ def summary_screen(result: dict[str, Any]) -> str:
     peaks = result["floor"].get("precision_peaks") or {}
     lines.append(
         "GEMM peaks: "
-        + ", ".join(f"{p} {_fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine'] or 'not here'})" for p, v in peaks.items())
+        + ", ".join(
+            f"{p} {_fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
+            for p, v in peaks.items()
+        )
     )
     floor_ms = _fp32_floor_ms(result)
     lines.append(f"fp32 floor: {_fmt(floor_ms)} ms per window")
@@ -131,7 +140,7 @@ def summary_screen(result: dict[str, Any]) -> str:
                 f"{r['top1_agreement']:>7.0%}{r['selected_agreement']:>6.0%}"
             )
         for name, why in side.get("skipped", {}).items():
-            lines.append(f"  {name}: not measured ({why[:90]})")
+            lines.append(f"  {name}: not measured ({_short(why)})")
         lines.append("x floor: the backbone against its own precision's GEMM floor")
         lines.append(f"fastest agreeing with fp32: {side.get('fastest_agreeing') or 'none'}")
     lines.append("")
@@ -147,6 +156,8 @@ def summary_screen(result: dict[str, Any]) -> str:
     lines.append("")
     for t in result.get("speed_targets", []):
         what = t.get("variant") or t.get("precision") or ""
+        if t.get("variant") and t.get("recording_s"):
+            what = f"{t['variant']}, {t['recording_s']} s"
         where = f" ({what})" if what else ""
         lines.append(f"[{verdict(t)}] {t['target']}{where}: {format_value(t['value'], t.get('unit'))}")
     return "\n".join(lines)

@@ -172,3 +172,26 @@ def test_markdown_prints_agreement_as_a_percentage(tiny_bench):
         r"- ICA <= 10 ms per window amortised on the longest recording \[picard, \d+ iterations, 6 s\]: [\d,.]+ ms -> (met|NOT met)",
         text,
     )
+
+
+def test_markdown_shows_the_fastest_agreeing_variants_own_runs(tiny_bench):
+    """The speed targets come from the fastest agreeing variant's end-to-end runs: bench.md shows
+    them as rows of the end-to-end table, and each target line names the variant and recording."""
+    import copy
+
+    from milmer.benchmarks import report
+    from milmer.benchmarks.summary import speed_targets
+
+    result = copy.deepcopy(tiny_bench[2])
+    run = copy.deepcopy(result["endtoend"][0])
+    run.pop("predictions", None)
+    result["endtoend_best"] = [{"variant": "openvino fp32", **run, "per_window_s": 0.5, "wall_s": 1.0}]
+    result["side_by_side"]["fastest_agreeing"] = "openvino fp32"
+    result["side_by_side"]["rows"].append({**result["side_by_side"]["rows"][0], "name": "openvino fp32"})
+    result["speed_targets"] = speed_targets(result)
+    md = report.markdown(result)
+    row = next(line for line in md.splitlines() if line.startswith("| openvino fp32 (fastest agreeing) |"))
+    floor = result["summary"]["floor_ms_per_window"]
+    assert f"| {run['recording_s']:g} s | 1.0 |" in row and f"| {500 / floor:.2f} |" in row
+    assert f"fastest agreeing variant, <= 1.0x the fp32 floor [openvino fp32, {run['recording_s']:g} s]" in md
+    assert f"| ort fp32 | {run['recording_s']:g} s |" in md  # the plain end-to-end rows name their backend too
