@@ -568,6 +568,16 @@ def verdict(target: dict[str, Any]) -> str:
     return "met" if target["met"] else "NOT met"
 
 
+def side_by_side_cells(row: dict[str, Any]) -> list[str]:
+    """One side-by-side row as text: variant, backbone ms, GFLOP/s, x own floor, fusion ms,
+    speed-up over ONNX Runtime fp32, top-1 and selected-frame agreement (bench.md and the summary)."""
+    return [
+        row["name"], f"{row['backbone_s'] * 1e3:.1f}", _fmt(row.get("gflops"), ".0f"), _fmt(row.get("x_floor"), ".2f"),
+        f"{row['fusion_s'] * 1e3:.1f}", f"{row['speedup_vs_ort_fp32']:.2f}x", f"{row['top1_agreement']:.1%}",
+        f"{row['selected_agreement']:.1%}",
+    ]  # fmt: skip
+
+
 def _side_by_side_lines(result: dict[str, Any]) -> list[str]:
     """GEMM peaks per precision and the backends/precisions side by side (empty when not measured)."""
     side = result.get("side_by_side")
@@ -594,12 +604,7 @@ def _side_by_side_lines(result: dict[str, Any]) -> list[str]:
         "| variant | backbone ms | GFLOP/s | x own floor | fusion ms | vs ort fp32 | top-1 | selected frames |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in side["rows"]:
-        lines.append(
-            f"| {r['name']} | {r['backbone_s'] * 1e3:.1f} | {_fmt(r.get('gflops'), '.0f')} | {_fmt(r.get('x_floor'), '.2f')} | "
-            f"{r['fusion_s'] * 1e3:.1f} | {r['speedup_vs_ort_fp32']:.2f}x | {r['top1_agreement']:.1%} | "
-            f"{r['selected_agreement']:.1%} |"
-        )
+    lines += ["| " + " | ".join(side_by_side_cells(r)) + " |" for r in side["rows"]]
     for name, why in side.get("skipped", {}).items():
         lines.append(f"| {name} | not measured: {why} | | | | | | |")
     lines += ["", f"Fastest variant that agrees with fp32: {side.get('fastest_agreeing') or 'none'}."]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import format_value, verdict
+from .report import format_value, side_by_side_cells, verdict
 
 __all__ = ["SPEED_TARGETS", "speed_targets", "summary_screen"]
 
@@ -131,14 +131,10 @@ def summary_screen(result: dict[str, Any]) -> str:
     side = result.get("side_by_side")
     if side:
         lines.append("")
-        lines.append(f"{'variant':<24}{'backbone ms':>12}{'GFLOP/s':>9}{'x floor':>8}{'fusion ms':>10}"
-                     f"{'vs ort fp32':>12}{'top-1':>7}{'sel.':>6}")  # fmt: skip
-        for r in side["rows"]:
-            lines.append(
-                f"{r['name']:<24}{r['backbone_s'] * 1e3:>12.1f}{_fmt(r.get('gflops'), '.0f'):>9}"
-                f"{_fmt(r.get('x_floor'), '.2f'):>8}{r['fusion_s'] * 1e3:>10.1f}{r['speedup_vs_ort_fp32']:>11.2f}x"
-                f"{r['top1_agreement']:>7.0%}{r['selected_agreement']:>6.0%}"
-            )
+        widths = (-24, 12, 9, 8, 10, 12, 8, 8)  # negative: left-aligned
+        header = ("variant", "backbone ms", "GFLOP/s", "x floor", "fusion ms", "vs ort fp32", "top-1", "sel.")
+        for cells in (header, *(side_by_side_cells(r) for r in side["rows"])):
+            lines.append("".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, w in zip(cells, widths)))
         for name, why in side.get("skipped", {}).items():
             lines.append(f"  {name}: not measured ({_short(why)})")
         lines.append("x floor: the backbone against its own precision's GEMM floor")
