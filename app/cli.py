@@ -245,7 +245,7 @@ def bench(
 
 #: Why ``milmer bench --backend auto`` does not take OpenVINO for its main tables on a CPU.
 BENCH_OPENVINO_NOTE = (
-    "bench's stage, throughput and end-to-end tables use ONNX Runtime on a CPU for every precision; OpenVINO "
+    "bench's stage, throughput and end-to-end tables use ONNX Runtime on a CPU for every precision, and OpenVINO "
     "runs in the side-by-side table (--backend openvino for its own tables)"
 )
 

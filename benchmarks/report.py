@@ -548,7 +548,7 @@ def markdown(result: dict[str, Any]) -> str:
             if t.get("ica_method"):
                 what = f"{t['ica_method']}, {t.get('ica_n_iter')} iterations, {_length(t['recording_s'])}"
             where = f" [{what}]" if what else ""
-            lines.append(f"- {t['target']}{where}: {format_value(t['value'], t.get('unit'))} -> {verdict(t)}")
+            lines.append(_target_line(t, where))
     lines += [
         "",
         "Per-precision checks of the plain ONNX Runtime/TensorRT graphs (earlier, looser targets: within 1.2x of "
@@ -557,8 +557,14 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for t in result["targets"]:
         where = f" [{t['precision']}" + (f", {_length(t['recording_s'])}]" if t.get("recording_s") else "]")
-        lines.append(f"- {t['target']}{where}: {format_value(t['value'], t.get('unit'))} -> {verdict(t)}")
+        lines.append(_target_line(t, where))
     return "\n".join(lines)
+
+
+def _target_line(target: dict[str, Any], where: str) -> str:
+    if target.get("value") is None:
+        return f"- {target['target']}{where}: not measured"
+    return f"- {target['target']}{where}: {format_value(target['value'], target.get('unit'))} -> {verdict(target)}"
 
 
 def verdict(target: dict[str, Any]) -> str:

@@ -141,7 +141,7 @@ def summary_screen(result: dict[str, Any]) -> str:
         lines.append(f"fastest agreeing with fp32: {side.get('fastest_agreeing') or 'none'}")
     lines.append("")
     for r in result.get("endtoend", []) + result.get("endtoend_best", []):
-        name = r.get("variant") or f"{result['settings'].get('backend', 'ort')} {r['precision']}"
+        name = f"{r['variant']} (fastest agreeing)" if r.get("variant") else f"{result['settings'].get('backend', 'ort')} {r['precision']}"
         per_window = r["per_window_s"] * 1e3 if r.get("per_window_s") else None
         lines.append(
             f"end to end {name:<22} {r['recording_s']:>4} s: {_fmt(per_window, '.0f')} ms/window, "

@@ -144,3 +144,4 @@ def test_bench_auto_keeps_its_main_tables_on_onnx_runtime_on_a_cpu(capsys):
     note = capsys.readouterr().err
     assert note.startswith("Using ONNX Runtime on cpu (--backend auto --device auto)")
     assert "skipped openvino on cpu: bench's stage, throughput and end-to-end tables use ONNX Runtime" in note
+    assert "OpenVINO runs in the side-by-side table (--backend openvino for its own tables)." in note  # printed whole
