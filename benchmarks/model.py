@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..runtime.demo_model import BENCH_MODEL_MARKER
+
 __all__ = ["SWIN_T", "SWIN_TINY_TEST", "MARKER_FILE", "build_bench_model", "bench_model_configs"]
 
 #: Swin-T (Liu et al. 2021) as a Hugging Face SwinConfig: the paper's face backbone.
@@ -34,7 +36,7 @@ SWIN_TINY_TEST: dict[str, Any] = {**SWIN_T, "embed_dim": 8, "depths": [1, 1, 1, 
 #: ModelConfig overrides of the tiny benchmark model (the full one uses the paper's defaults).
 _TINY_FUSION: dict[str, Any] = {"d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_queries": 16, "mil_hidden": 16}
 #: Written into the model folder so a later run with the same settings reuses it.
-MARKER_FILE = "bench-model.json"
+MARKER_FILE = BENCH_MODEL_MARKER
 
 
 def read_marker(model_dir: Path) -> dict[str, Any] | None:

@@ -28,7 +28,18 @@ __all__ = [
     "recorded_demo_model",
     "default_model_dir",
     "is_demo_model",
+    "BENCH_MODEL_MARKER",
+    "BENCH_MODEL_WARNING",
+    "is_bench_model",
 ]
+
+#: The file ``milmer bench`` writes into the model folders it builds (paper-size or tiny Swin with
+#: RANDOM weights: for timing only); ``milmer-infer`` warns when it is given one.
+BENCH_MODEL_MARKER = "bench-model.json"
+BENCH_MODEL_WARNING = (
+    "Warning: this is a BENCHMARK model (built by `milmer bench` with random weights, for timing): its "
+    "predictions mean nothing; pass --model DIR with a model exported from a trained checkpoint."
+)
 
 #: What every output of the demo model says about itself.
 DEMO_NOTE = "DEMO MODEL, trained on synthetic data: not a prediction about this recording"
@@ -94,6 +105,11 @@ def recorded_demo_model() -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Path(recorded).resolve() if isinstance(recorded, str) else None
+
+
+def is_bench_model(model_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether ``model_dir`` holds :data:`BENCH_MODEL_MARKER` (a random-weight benchmark model)."""
+    return model_dir is not None and (Path(model_dir) / BENCH_MODEL_MARKER).is_file()
 
 
 def is_demo_model(model_dir: str | os.PathLike[str] | None) -> bool:

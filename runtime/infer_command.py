@@ -16,9 +16,11 @@ from ._hints import export_hint
 from .backends.base import PRECISIONS
 from .backends.registry import BACKENDS, DEVICES
 from .demo_model import (
+    BENCH_MODEL_WARNING,
     DEMO_POINTER,
     DEMO_WARNING,
     default_model_dir,
+    is_bench_model,
     is_demo_model,
     milmer_home,
     record_demo_model,
@@ -191,6 +193,8 @@ def run_infer_cli(
         err.print(f"Warning: {ica_warning}", style="yellow", markup=False)
     if is_demo_model(result.model_dir):
         err.print(DEMO_WARNING, style="bold red", markup=False)
+    elif is_bench_model(result.model_dir):
+        err.print(BENCH_MODEL_WARNING, style="bold red", markup=False)
     print_report(result, table=not quiet)
     if out is not None:
         path = write_predictions(result, out)

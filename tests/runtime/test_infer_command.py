@@ -18,7 +18,7 @@ from milmer.runtime.infer_command import (
     record_demo_model,
     run_infer_cli,
 )
-from milmer.runtime.demo_model import DEMO_WARNING
+from milmer.runtime.demo_model import BENCH_MODEL_MARKER, BENCH_MODEL_WARNING, DEMO_WARNING
 
 NO_MODEL = (
     "No model given (--model) and no demo model was made; make one with `milmer demo --out DIR` "
@@ -259,3 +259,20 @@ def test_ica_non_convergence_is_one_warning_line(capsys, tiny_model, recording, 
     )
     assert warning in stderr.replace("\n", "")
     assert stderr.count("did not converge") == 1
+
+
+def test_a_benchmark_model_is_flagged(capsys, tiny_model, recording, tmp_path):
+    """A model folder milmer bench built (random weights, its marker file): one warning line, even
+    under --quiet, so nobody reads its predictions as real; the same folder without it: none."""
+    import shutil
+
+    model = tmp_path / "bench-model"
+    shutil.copytree(tiny_model, model)
+    (model / BENCH_MODEL_MARKER).write_text('{"tiny": true, "seed": 0}\n')
+    video, eeg = recording
+    code, _, stderr = _run(capsys, [video, eeg, "--model", model, "--device", "cpu", "--quiet"])
+    assert code == 0, stderr
+    assert BENCH_MODEL_WARNING in stderr.replace("\n", "") and stderr.count("BENCHMARK model") == 1
+    (model / BENCH_MODEL_MARKER).unlink()
+    code, _, stderr = _run(capsys, [video, eeg, "--model", model, "--device", "cpu", "--quiet"])
+    assert code == 0 and "BENCHMARK" not in stderr
