@@ -198,7 +198,10 @@ def bench(
     ),
     quick: bool = typer.Option(False, "--quick", help="Few repeats and short recordings."),
     tiny: bool = typer.Option(False, "--tiny", help="Benchmark the tiny demo architecture instead of full size."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    backend: str = typer.Option(
+        "auto", "--backend",
+        help=BACKEND_HELP + ". On a CPU, auto gives the main tables to ONNX Runtime; OpenVINO is measured side by side.",
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: Optional[list[str]] = typer.Option(
         None, "--precision", help=PRECISION_HELP + " Repeatable (default: every precision in the model folder)."

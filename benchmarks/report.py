@@ -500,7 +500,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"End to end, {_bags_per_call(result['settings']['pipeline_batch'])} (model = normalise + backbone + fusion):",
         "",
-        "| precision | recording | wall s | RTF | ms/window | of which model | x fp32 floor | x faster than reference | peak RSS MB | start-up s |",
+        "| precision | recording | wall s | RTF | ms/window | of which model | x fp32 floor | x faster than reference (start-up included) | peak RSS MB | start-up s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     backend = result["settings"]["backend"]
