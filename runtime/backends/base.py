@@ -67,7 +67,7 @@ class Runner(ABC):
     #: devices that only make sense on request, like ONNX Runtime's TensorRT EP, are left out).
     AUTO_DEVICES: ClassVar[tuple[str, ...]] = ()
     #: Graph precisions ``--backend auto`` may pick this backend for (``None``: every one it runs);
-    #: ``skip_reason`` is what the auto note says about the others.
+    #: ``AUTO_PRECISION_SKIP`` is what the auto note says about the others.
     AUTO_PRECISIONS: ClassVar[tuple[str, ...] | None] = None
     AUTO_PRECISION_SKIP: ClassVar[str] = ""
     #: Model-file suffixes this backend loads.

@@ -110,8 +110,6 @@ def check_backend_options(options: Mapping[str, Mapping[str, Any]] | None) -> di
     return checked
 
 
-_check_options = check_backend_options
-
 
 def auto_candidates(backend: str = "auto", device: str = "auto") -> list[tuple[str, str]]:
     """``(backend, device)`` pairs ``auto`` tries, best first, for the given ``--backend``/``--device``.
@@ -184,7 +182,7 @@ def choose(
     Raises :class:`MilmerInputError` listing every candidate's reason when none can run.
     """
     _check_choice(backend, device, precision)
-    return _choose(model_paths, backend, device, precision, _check_options(options))
+    return _choose(model_paths, backend, device, precision, check_backend_options(options))
 
 
 def _check_choice(backend: str, device: str, precision: str) -> None:
@@ -268,7 +266,7 @@ def make_runner(
                only the chosen backend's are used
     """
     _check_choice(backend, device, precision)
-    return build_runner(backend, model_path, device=device, precision=precision, options=_check_options(options))
+    return build_runner(backend, model_path, device=device, precision=precision, options=check_backend_options(options))
 
 
 def build_runner(
