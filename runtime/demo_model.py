@@ -80,10 +80,8 @@ def default_model_dir() -> Path:
     if not pointer.is_file():
         raise MilmerInputError(f"No model given (--model) and no demo model was made; {_NO_MODEL_HINT}.")
     try:
-        recorded = json.loads(pointer.read_text())["model_dir"]
-        if not isinstance(recorded, str):
-            raise TypeError(f"model_dir is {type(recorded).__name__}")
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        recorded = _read_pointer(pointer)
+    except _POINTER_ERRORS as err:
         raise MilmerInputError(
             f"No model given (--model) and the demo-model record {str(pointer)!r} is unreadable "
             f"({err}); {_NO_MODEL_HINT}."
@@ -97,14 +95,24 @@ def default_model_dir() -> Path:
     return model_dir
 
 
+#: What reading an unreadable pointer file raises (missing, not JSON, no or a non-string model_dir).
+_POINTER_ERRORS = (OSError, ValueError, KeyError, TypeError)
+
+
+def _read_pointer(pointer: Path) -> str:
+    """The ``model_dir`` string of the pointer file; raises one of :data:`_POINTER_ERRORS`."""
+    recorded = json.loads(pointer.read_text())["model_dir"]
+    if not isinstance(recorded, str):
+        raise TypeError(f"model_dir is {type(recorded).__name__}")
+    return recorded
+
 
 def recorded_demo_model() -> Path | None:
     """The model folder the pointer names (resolved), or None when there is no readable pointer."""
     try:
-        recorded = json.loads((milmer_home() / DEMO_POINTER).read_text())["model_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return Path(_read_pointer(milmer_home() / DEMO_POINTER)).resolve()
+    except _POINTER_ERRORS:
         return None
-    return Path(recorded).resolve() if isinstance(recorded, str) else None
 
 
 def is_bench_model(model_dir: str | os.PathLike[str] | None) -> bool:
