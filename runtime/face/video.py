@@ -300,49 +300,45 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 
     name = Path(path).name
     container = _open(path)
-    quiet = contextlib.ExitStack()
-    quiet.enter_context(quiet_libav())
-    try:
-        stream = _stream_of(container)
-        nominal = _rate(stream.average_rate) or _rate(stream.base_rate)
-        header_duration = _seconds(stream.duration, stream.time_base)
-        if header_duration is None and container.duration is not None:
-            header_duration = container.duration / 1_000_000  # AV_TIME_BASE
-        times: list[float] = []
-        n_untimed = corrupt = tries = 0
-        first = None
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue  # the flush packet at the end
-            if packet.is_corrupt:
-                corrupt += 1
-                continue
-            if getattr(packet, "is_discard", False):
-                continue
-            if first is None and tries < _FIRST_FRAME_TRIES:
-                # Decode until a frame comes out (a file cut mid-GOP starts with undecodable ones).
-                tries += 1
+    with quiet_libav(), contextlib.closing(container):
+        try:
+            stream = _stream_of(container)
+            nominal = _rate(stream.average_rate) or _rate(stream.base_rate)
+            header_duration = _seconds(stream.duration, stream.time_base)
+            if header_duration is None and container.duration is not None:
+                header_duration = container.duration / 1_000_000  # AV_TIME_BASE
+            times: list[float] = []
+            n_untimed = corrupt = tries = 0
+            first = None
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the flush packet at the end
+                if packet.is_corrupt:
+                    corrupt += 1
+                    continue
+                if getattr(packet, "is_discard", False):
+                    continue
+                if first is None and tries < _FIRST_FRAME_TRIES:
+                    # Decode until a frame comes out (a file cut mid-GOP starts with undecodable ones).
+                    tries += 1
+                    try:
+                        frames = packet.decode()
+                    except av.error.FFmpegError:
+                        frames = []
+                    first = frames[0] if frames else None
+                t = _packet_time(packet)
+                if t is None:
+                    n_untimed += 1
+                else:
+                    times.append(t)
+            if first is None:
+                # The decoder may hold the first frame back (B-frames, frame threads): flush it.
                 try:
-                    frames = packet.decode()
+                    first = next(iter(stream.decode(None)), None)
                 except av.error.FFmpegError:
-                    frames = []
-                first = frames[0] if frames else None
-            t = _packet_time(packet)
-            if t is None:
-                n_untimed += 1
-            else:
-                times.append(t)
-        if first is None:
-            # The decoder may hold the first frame back (B-frames, frame threads): flush it.
-            try:
-                first = next(iter(stream.decode(None)), None)
-            except av.error.FFmpegError:
-                first = None
-    except av.error.FFmpegError as err:
-        raise MilmerInputError(f"Invalid value for 'video': cannot read {name!r} ({err}).") from None
-    finally:
-        container.close()
-        quiet.close()
+                    first = None
+        except av.error.FFmpegError as err:
+            raise MilmerInputError(f"Invalid value for 'video': cannot read {name!r} ({err}).") from None
     n = len(times) + n_untimed
     if n == 0:
         raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
