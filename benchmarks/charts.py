@@ -16,13 +16,14 @@ _DPI = 80
 _SIZE = (7.0, 3.6)
 
 
-def _figure(size: tuple[float, float] = _SIZE) -> tuple[Any, Any]:
+def _figure(size: tuple[float, float] = _SIZE, **subplots: Any) -> tuple[Any, Any]:
+    """A figure and its axes on the Agg backend; ``subplots`` go to ``plt.subplots`` (``ncols=2``...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=size, dpi=_DPI)
+    fig, ax = plt.subplots(figsize=size, dpi=_DPI, **subplots)
     return fig, ax
 
 
@@ -72,11 +73,8 @@ def stage_chart(result: dict[str, Any], path: Path) -> Path:
     ours = [t for label, t in zip(labels, totals) if label != REFERENCE_LABEL]
     limit = 1.25 * max(ours + [floor or 0.0])
 
-    import matplotlib.pyplot as plt
-
-    matplotlib.use("Agg")
-    fig, (ax, ax_log) = plt.subplots(
-        1, 2, figsize=(11.0, max(4.5, 1.8 + 0.3 * len(stages))), dpi=_DPI, gridspec_kw={"width_ratios": [1.0, 1.1]}
+    fig, (ax, ax_log) = _figure(
+        (11.0, max(4.5, 1.8 + 0.3 * len(stages))), ncols=2, gridspec_kw={"width_ratios": [1.0, 1.1]}
     )
     cmap = matplotlib.colormaps["tab20"]
     left = [0.0] * len(labels)
