@@ -19,7 +19,7 @@ import numpy as np
 from .floor import fusion_flops, graph_flops, swin_flops
 from .stages import PREPROCESSING_STAGES
 
-__all__ = ["TARGETS", "count_flops", "format_value", "summarize", "notes", "rounded", "markdown"]
+__all__ = ["TARGETS", "count_flops", "fmt", "format_value", "summarize", "notes", "rounded", "markdown"]
 
 #: The CPU targets (reported, never asserted).
 TARGETS = {
@@ -429,7 +429,8 @@ def rounded(obj: Any, digits: int = 5) -> Any:
     return obj
 
 
-def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
+def fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
+    """``value`` formatted with ``spec`` (and ``suffix``), or '-' when there is none (bench.md and the summary)."""
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
@@ -459,14 +460,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for stage in stages:
         lines.append(
-            f"| {stage} | " + " | ".join(_fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |"
+            f"| {stage} | " + " | ".join(fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |"
         )
     lines.append(
-        "| **total** | " + " | ".join(_fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |"
+        "| **total** | " + " | ".join(fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |"
     )
     lines += [
         "",
-        f"Compute floor: {_fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s, "
+        f"Compute floor: {fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s, "
         f"the best fp32 GEMM rate measured here: {s.get('gemm_peak_engine', 'ort-fp32')}).",
         "",
         "Model stages, one bag (10 frames) per call:",
@@ -479,10 +480,10 @@ def markdown(result: dict[str, Any]) -> str:
     for p, row in s["model_stages"].items():
         v = s["versus_fp32"].get(p, {})
         lines.append(
-            f"| {p} | {_fmt(row['backbone']['median_ms'])} | {_fmt(row['backbone']['gflops'], '.0f')} | "
-            f"{_fmt(row['backbone']['ratio_to_floor'], '.2f')} | {_fmt(row['fusion']['median_ms'])} | "
-            f"{_fmt(row['fusion']['ratio_to_floor'], '.2f')} | {_fmt(v.get('model_speedup'), '.2f', 'x')} | "
-            f"{_fmt(v.get('agreement') * 100 if v.get('agreement') is not None else None, '.1f', ' %')} |"
+            f"| {p} | {fmt(row['backbone']['median_ms'])} | {fmt(row['backbone']['gflops'], '.0f')} | "
+            f"{fmt(row['backbone']['ratio_to_floor'], '.2f')} | {fmt(row['fusion']['median_ms'])} | "
+            f"{fmt(row['fusion']['ratio_to_floor'], '.2f')} | {fmt(v.get('model_speedup'), '.2f', 'x')} | "
+            f"{fmt(v.get('agreement') * 100 if v.get('agreement') is not None else None, '.1f', ' %')} |"
         )
     lines += ["", "Throughput of batched bag scoring (bags/s; peak RSS MB):", ""]
     sizes = sorted({r["batch"] for sweep in result["throughput"].values() for r in sweep["rows"]})
@@ -517,17 +518,17 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for label, r, speed in rows:
         lines.append(
-            f"| {label} | {_length(r['recording_s'])} | {_fmt(r['wall_s'])} | {_fmt(r['real_time_factor'], '.3f')} | "
-            f"{_fmt(r['per_window_ms'], '.0f')} | {_fmt(r['model_ms_per_window'], '.0f')} | {_fmt(r['ratio_to_floor'], '.2f')} | {_fmt(speed, '.1f', 'x')} | "
-            f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['startup_s'], '.1f')} |"
+            f"| {label} | {_length(r['recording_s'])} | {fmt(r['wall_s'])} | {fmt(r['real_time_factor'], '.3f')} | "
+            f"{fmt(r['per_window_ms'], '.0f')} | {fmt(r['model_ms_per_window'], '.0f')} | {fmt(r['ratio_to_floor'], '.2f')} | {fmt(speed, '.1f', 'x')} | "
+            f"{fmt(r['peak_rss_mb'], '.0f')} | {fmt(r['startup_s'], '.1f')} |"
         )
     if ref:
         lines += [
             "",
-            f"Reference (PyTorch eager, per-frame processor + Swin): {_fmt(ref['model_ms_per_window']['median'], '.0f')} ms "
-            f"model time per window (p95 {_fmt(ref['model_ms_per_window']['p95'], '.0f')}), start-up {_fmt(ref['startup_s'])} s, "
-            f"peak RSS {_fmt(ref['peak_rss_mb'], '.0f')} MB; model-only speed-up: "
-            + ", ".join(f"{p} {_fmt(v, '.1f', 'x')}" for p, v in ref["model_speedup"].items())
+            f"Reference (PyTorch eager, per-frame processor + Swin): {fmt(ref['model_ms_per_window']['median'], '.0f')} ms "
+            f"model time per window (p95 {fmt(ref['model_ms_per_window']['p95'], '.0f')}), start-up {fmt(ref['startup_s'])} s, "
+            f"peak RSS {fmt(ref['peak_rss_mb'], '.0f')} MB; model-only speed-up: "
+            + ", ".join(f"{p} {fmt(v, '.1f', 'x')}" for p, v in ref["model_speedup"].items())
             + (
                 f"; parity with {ref['parity']['against']}: {ref['parity']['windows']} windows, max |dp| "
                 f"{ref['parity']['max_probability_diff']:.1e}"
@@ -576,7 +577,7 @@ def side_by_side_cells(row: dict[str, Any]) -> list[str]:
     """One side-by-side row as text: variant, backbone ms, GFLOP/s, x own floor, fusion ms,
     speed-up over ONNX Runtime fp32, top-1 and selected-frame agreement (bench.md and the summary)."""
     return [
-        row["name"], f"{row['backbone_s'] * 1e3:.1f}", _fmt(row.get("gflops"), ".0f"), _fmt(row.get("x_floor"), ".2f"),
+        row["name"], f"{row['backbone_s'] * 1e3:.1f}", fmt(row.get("gflops"), ".0f"), fmt(row.get("x_floor"), ".2f"),
         f"{row['fusion_s'] * 1e3:.1f}", f"{row['speedup_vs_ort_fp32']:.2f}x", f"{row['top1_agreement']:.1%}",
         f"{row['selected_agreement']:.1%}",
     ]  # fmt: skip
@@ -592,7 +593,7 @@ def _side_by_side_lines(result: dict[str, Any]) -> list[str]:
             "",
             "GEMM peaks per precision (best engine): "
             + ", ".join(
-                f"{p} {_fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
+                f"{p} {fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
                 for p, v in peaks.items()
             )
             + ".",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import format_value, side_by_side_cells, verdict
+from .report import fmt, format_value, side_by_side_cells, verdict
 
 __all__ = ["SPEED_TARGETS", "speed_targets", "summary_screen"]
 
@@ -95,10 +95,6 @@ def speed_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: Any, spec: str = ".1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def _short(reason: str, limit: int = 110) -> str:
     """A skip reason for one screen line: its first clause, cut at a word within ``limit`` characters."""
     text = reason.split(";")[0].rstrip(". ")
@@ -122,12 +118,12 @@ def summary_screen(result: dict[str, Any]) -> str:
     lines.append(
         "GEMM peaks: "
         + ", ".join(
-            f"{p} {_fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
+            f"{p} {fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
             for p, v in peaks.items()
         )
     )
     floor_ms = _fp32_floor_ms(result)
-    lines.append(f"fp32 floor: {_fmt(floor_ms)} ms per window")
+    lines.append(f"fp32 floor: {fmt(floor_ms)} ms per window")
     side = result.get("side_by_side")
     if side:
         lines.append("")
@@ -144,10 +140,10 @@ def summary_screen(result: dict[str, Any]) -> str:
         name = f"{r['variant']} (fastest agreeing)" if r.get("variant") else f"{result['settings'].get('backend', 'ort')} {r['precision']}"
         per_window = r["per_window_s"] * 1e3 if r.get("per_window_s") else None
         lines.append(
-            f"end to end {name:<22} {r['recording_s']:>4} s: {_fmt(per_window, '.0f')} ms/window, "
-            f"ICA {_fmt(r.get('eeg_timings', {}).get('ica'), '.2f')} s"
+            f"end to end {name:<22} {r['recording_s']:>4} s: {fmt(per_window, '.0f')} ms/window, "
+            f"ICA {fmt(r.get('eeg_timings', {}).get('ica'), '.2f')} s"
             + (f" ({r['eeg_ica']['ica_method']}, {r['eeg_ica']['ica_n_iter']} iterations)" if r.get("eeg_ica") else "")
-            + f", peak RSS {_fmt(r['peak_rss_mb'], '.0f')} MB"
+            + f", peak RSS {fmt(r['peak_rss_mb'], '.0f')} MB"
         )
     lines.append("")
     for t in result.get("speed_targets", []):
