@@ -283,11 +283,10 @@ def demo_train_config(
     backbone's ``config.json``.
     ``changes`` override any field; ``model`` changes are merged into the demo's model settings.
     """
-    from milmer.training.backbone import read_swin_config
+    from milmer.training.backbone import read_swin_config, swin_token_dim
     from milmer.training.run_config import TrainConfig
 
-    swin = read_swin_config(backbone_dir)
-    token_dim = int(swin["embed_dim"] * 2 ** (len(swin["depths"]) - 1))
+    token_dim = swin_token_dim(read_swin_config(backbone_dir))
     values: dict[str, Any] = dict(
         data_root=str(data_root),
         out_dir=str(out_dir),

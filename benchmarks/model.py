@@ -73,13 +73,13 @@ def build_bench_model(out: Path, *, tiny: bool, seed: int = 0, progress: bool = 
 
     from ..export.command import export_command
     from ..runtime.spec import ModelSpec
-    from ..training.backbone import swin_from_config
+    from ..training.backbone import swin_from_config, swin_token_dim
     from ..training.checkpoint import save_checkpoint
     from ..training.config import ModelConfig
     from ..training.model import MilmerModel
 
     swin, fusion = bench_model_configs(tiny)
-    token_dim = swin["embed_dim"] * 2 ** (len(swin["depths"]) - 1)
+    token_dim = swin_token_dim(swin)
     spec = ModelSpec()
     spec = spec.replace(graph=dataclasses.replace(spec.graph, token_dim=token_dim))
     config = ModelConfig.from_spec(spec, **fusion)

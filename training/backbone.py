@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "BACKBONE_HUB_ID",
     "read_swin_config",
+    "swin_token_dim",
     "swin_from_config",
     "load_swin",
     "save_tiny_swin",
@@ -138,6 +139,13 @@ def load_swin(backbone_dir: str | os.PathLike[str]) -> SwinModel:
             f"encoder (missing or mismatched: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})."
         )
     return model
+
+
+def swin_token_dim(config: dict[str, Any]) -> int:
+    """Size of each output token of a Swin given as a config dict (``read_swin_config``,
+    ``SwinConfig.to_dict()``): ``embed_dim`` doubled by each patch merging, ``embed_dim * 2 **
+    (stages - 1)`` (768 for Swin-T: 96 x 8; Liu et al. 2021, Sec. 3.1); HF's ``hidden_size``."""
+    return int(config["embed_dim"]) * 2 ** (len(config["depths"]) - 1)
 
 
 def swin_tokens_per_frame(config: SwinConfig, frame_size: int) -> int:

@@ -15,6 +15,7 @@ from milmer.training.backbone import (
     read_swin_config,
     save_tiny_swin,
     swin_from_config,
+    swin_token_dim,
     swin_tokens_per_frame,
 )
 
@@ -26,7 +27,7 @@ def test_tiny_swin_checkpoint_format_and_tokens(tiny_swin_dir):
     swin = load_swin(tiny_swin_dir).eval()
     assert swin.config._attn_implementation == "eager"
     assert swin.pooler is None
-    assert swin.config.hidden_size == 64
+    assert swin.config.hidden_size == 64 == swin_token_dim(cfg)  # the formula matches HF's hidden_size
     assert swin_tokens_per_frame(swin.config, 224) == 49
     with torch.no_grad():
         tokens = swin(pixel_values=torch.randn(3, 3, 224, 224)).last_hidden_state
