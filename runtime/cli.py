@@ -227,6 +227,8 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .report import eeg_note_markup
+
     r = result.report
     fi, ei = r["face_info"], r["eeg_info"]
     table = Table(title=f"Preprocessed -> {out}", show_header=False)
@@ -247,8 +249,7 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     flagged = sum(bool(f) for f in r.get("window_flags", []))
     table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
     for note in r.get("notes", []):
-        # The ICA note says "did NOT converge" when FastICA stopped at max_iter (also a warning line).
-        table.add_row("eeg", f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note)
+        table.add_row("eeg", eeg_note_markup(note))
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)
 

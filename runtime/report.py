@@ -65,6 +65,7 @@ __all__ = [
     "render_summary",
     "print_report",
     "ica_convergence_warning",
+    "eeg_note_markup",
     "CLASS_LEGENDS",
 ]
 
@@ -181,6 +182,12 @@ def ica_convergence_warning(eeg_info: dict[str, Any]) -> str | None:
         "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete "
         "(ica_converged: false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     )
+
+
+def eeg_note_markup(note: str) -> str:
+    """An EEG note (:func:`~.recording.summary_notes`) as rich markup for a summary table: yellow when
+    it says ICA "did NOT converge" (the solver stopped at ``max_iter``; also a warning line)."""
+    return f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note
 
 
 def _is_demo(result: PredictionResult) -> bool:
@@ -377,8 +384,7 @@ def render_summary(result: PredictionResult) -> Table:
     if summary["windows_flagged"]:
         table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
     for note in summary["notes"]:
-        # The ICA note says "did NOT converge" when FastICA stopped at max_iter (also a warning line).
-        table.add_row("eeg", f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note)
+        table.add_row("eeg", eeg_note_markup(note))
     stages = summary["timings_ms_per_window"]
     table.add_row(
         "ms per window",
