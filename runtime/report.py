@@ -173,13 +173,20 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
     }
 
 
+#: ``ICASpec.method`` -> the solver's name in messages.
+_ICA_SOLVERS = {"picard": "Picard", "fastica": "FastICA"}
+
+
 def ica_convergence_warning(eeg_info: dict[str, Any]) -> str | None:
-    """One line when FastICA stopped at its iteration limit (``eeg_info['ica_converged']`` is
-    False), else None: the eye-artefact removal may then be incomplete."""
+    """One line when the ICA solver (``eeg_info['ica_method']``: Picard or FastICA) stopped at its
+    iteration limit (``eeg_info['ica_converged']`` is False), else None: the eye-artefact removal
+    may then be incomplete."""
     if eeg_info.get("ica_converged") is not False:
         return None
+    method = eeg_info.get("ica_method")
+    solver = f" ({_ICA_SOLVERS.get(method, method)})" if method else ""
     return (
-        "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete "
+        f"ICA{solver} did not converge: the eye-artefact removal may be incomplete "
         "(ica_converged: false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     )
 

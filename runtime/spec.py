@@ -85,7 +85,7 @@ ICA_METHODS: tuple[str, ...] = ("picard", "fastica")
 
 @dataclass(frozen=True)
 class ICASpec(JsonDataclass):
-    """FastICA artefact removal, fitted on the continuous (band-passed) recording.
+    """ICA artefact removal (Picard-O by default, or FastICA), fitted on the continuous (band-passed) recording.
 
     Components whose time course correlates with the EOG channels (or, when a file has none,
     with the frontal ``proxy_channels``) beyond ``eog_threshold`` (z-score, MNE's

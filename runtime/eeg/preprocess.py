@@ -541,7 +541,8 @@ def _usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict
 def _remove_eye_artefacts(
     work: mne.io.BaseRaw, spec_eeg: EEGSpec, eog_names: list[str]
 ) -> dict[str, Any]:
-    """Fit FastICA on the EEG channels of ``work`` and remove eye components in place."""
+    """Fit ICA (``spec_eeg.ica.method``: Picard or FastICA) on the EEG channels of ``work`` and
+    remove eye components in place."""
     from mne.preprocessing import ICA
 
     cfg = spec_eeg.ica

@@ -368,6 +368,6 @@ def test_preprocess_warns_in_one_line_when_ica_did_not_converge(recording, tmp_p
     assert code == EXIT_OK
     lines = [line for line in err.splitlines() if line.startswith("Warning: ")]
     assert lines == [
-        "Warning: ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: "
+        "Warning: ICA (Picard) did not converge: the eye-artefact removal may be incomplete (ica_converged: "
         "false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     ]

@@ -254,7 +254,7 @@ def test_ica_non_convergence_is_one_warning_line(capsys, tiny_model, recording, 
     code, stdout, stderr = _run(capsys, [video, eeg, "--model", tiny_model, "--device", "cpu", "--quiet"])
     assert code == 0, stderr
     warning = (
-        "Warning: ICA (FastICA) did not converge: the eye-artefact removal may be incomplete "
+        "Warning: ICA (Picard) did not converge: the eye-artefact removal may be incomplete "
         "(ica_converged: false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     )
     assert warning in stderr.replace("\n", "")

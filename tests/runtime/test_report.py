@@ -281,9 +281,14 @@ def test_demo_model_output_says_so_everywhere(result, tmp_path):
 
 
 def test_ica_non_convergence_warning_text():
-    assert report.ica_convergence_warning({"ica_converged": False}) == (
+    assert report.ica_convergence_warning({"ica_converged": False, "ica_method": "fastica"}) == (
         "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: false in "
         "the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     )
+    # The solver that ran is named (Picard is the default); none recorded: just 'ICA'.
+    assert report.ica_convergence_warning({"ica_converged": False, "ica_method": "picard"}).startswith(
+        "ICA (Picard) did not converge: "
+    )
+    assert report.ica_convergence_warning({"ica_converged": False}).startswith("ICA did not converge: ")
     assert report.ica_convergence_warning({"ica_converged": True}) is None
     assert report.ica_convergence_warning({}) is None  # no ICA ran
