@@ -105,8 +105,9 @@ class ICASpec(JsonDataclass):
     near-Gaussian sources (any mix of pink noise and rhythms) the contrast is flat along rotations
     among those sources, the vectors keep turning and FastICA runs to ``max_iter`` without
     converging (5 s for 30 s of 32-channel EEG), while the gradient there is ~0 and Picard stops
-    (16-22 iterations on the demo's and the tests' EEG). MNE's rule of thumb: ``tol_fastica == tol_picard ** 2``. Specs saved before
-    ``tol`` existed load as ``'fastica'`` with scikit-learn's default ``tol`` 1e-4, as they were fitted.
+    (16-22 iterations on the demo's and the tests' EEG). MNE's rule of thumb: ``tol_fastica ==
+    tol_picard ** 2``. Specs saved before ``tol`` existed load as ``'fastica'`` with scikit-learn's
+    default ``tol`` 1e-4, as they were fitted.
     """
 
     _json_what = "model spec"
