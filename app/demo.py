@@ -5,10 +5,10 @@ protocol -> export the ``trial`` model to ONNX -> ``milmer-infer`` on the record
 
 The demo is gathered here, above every layer (it uses runtime, training and export): the run
 (:func:`run_demo`), its training settings (:func:`demo_train_config`), its protocols and
-ablations. Two runtime pieces stay below: the synthetic-data generator
-(:mod:`milmer.runtime.demo`, which the runtime's own tests and benchmarks also use to make inputs,
-and the torch-free ``milmer demo-data`` command) and the record of where the demo model is, which
-``milmer-infer`` reads.
+ablations, and the ``milmer demo`` command. Two pieces live elsewhere: the synthetic-data generator
+(:mod:`milmer.synthetic`, the demo extra, which the tests and benchmarks also use to make inputs,
+and the torch-free ``milmer demo-data`` command) and the record of where the demo model is
+(:mod:`milmer.runtime.demo_model`), which ``milmer-infer`` reads.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from .errors import handle_errors
 
 if TYPE_CHECKING:
     from milmer.training.run_config import TrainConfig
 
-__all__ = ["DEMO_ABLATIONS", "DEMO_PROTOCOLS", "demo_train_config", "run_demo"]
+__all__ = ["DEMO_ABLATIONS", "DEMO_PROTOCOLS", "demo", "demo_train_config", "run_demo"]
 
 #: Protocols the demo trains under, honest one first. ``segment`` is the paper's (inflated).
 DEMO_PROTOCOLS: tuple[str, ...] = ("trial", "loso", "segment")
@@ -92,11 +96,13 @@ def _run_demo(
     from rich.console import Console
 
     from milmer.runtime._io import write_json_atomic
-    from milmer.runtime.demo import make_demo_data
-    from milmer.runtime.infer_command import record_demo_model
+    from milmer.synthetic import make_demo_data
+    from milmer.runtime.demo_model import record_demo_model
     from milmer.runtime.pipeline import Pipeline
-    from milmer.runtime.report import print_report, write_predictions
-    from milmer.runtime.preprocess_command import preprocess_recording, write_preprocessed
+    from milmer.runtime.report import write_predictions
+    from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
+
+    from .render import print_report
 
     console = Console()
     out = Path(out)
@@ -312,3 +318,20 @@ def demo_train_config(
     values.update(changes)
     values["model"] = {**values["model"], **model_changes}
     return TrainConfig(**values)
+
+
+@handle_errors
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo writes."),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", metavar="N", min=1, help="Training epochs per fold (default: the demo's)."
+    ),
+    ablations: bool = typer.Option(
+        False, "--ablations",
+        help=f"Also train the {len(DEMO_ABLATIONS)} ablations ({', '.join(DEMO_ABLATIONS)}) under the trial "
+        f"protocol and print them side by side ({4 * len(DEMO_ABLATIONS)} more fold trainings: about a minute per "
+        "ablation on 2 cores).",
+    ),
+) -> None:
+    """The quick-start demo on SYNTHETIC data: generate -> preprocess -> train -> export -> infer."""
+    run_demo(out, epochs=epochs, ablations=None if ablations else {})

@@ -192,7 +192,7 @@ class _Log:
 def make_recordings(folder: Path, lengths_s: Sequence[int], log: Any = None) -> dict[int, dict[str, Path]]:
     """Demo recordings (``video.mp4`` + ``eeg.edf``) of each length under ``folder/<n>s``,
     reusing one written earlier with the same length and seed."""
-    from ..runtime.demo.recording import write_recording
+    from ..synthetic.recording_writer import write_recording
 
     result = {}
     for length in sorted(set(lengths_s)):

@@ -1,6 +1,6 @@
 """Where milmer keeps per-user state: ``$MILMER_HOME``, else ``~/.cache/milmer``.
 
-The demo model's record (:mod:`.infer_command`), the face detector's TensorRT engine cache
+The demo model's record (:mod:`.demo_model`), the face detector's TensorRT engine cache
 (:mod:`.face.detect`) and the training window cache live under it.
 """
 

@@ -1,6 +1,6 @@
 """A recording in: check paths, probe the video, read and preprocess the EEG, align, select windows.
 
-The one "recording in" sequence: ``milmer preprocess`` (:func:`~.preprocess_command.preprocess_recording`)
+The one "recording in" sequence: ``milmer preprocess`` (:func:`~.preprocess.preprocess_recording`)
 and ``milmer-infer`` (:meth:`~.pipeline.Pipeline.run`) both call :func:`open_recording`, then take
 the face crops of :attr:`Recording.windows` from the video. Every rule about what a recording
 must be (channels, units, reference, gaps, bad channels, DEAP trials) lives below it, in

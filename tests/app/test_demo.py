@@ -11,7 +11,7 @@ from milmer.runtime.check import MilmerInputError
 
 def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     from milmer.app.demo import run_demo
-    from milmer.runtime.infer_command import default_model_dir
+    from milmer.runtime.demo_model import default_model_dir
 
     monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from milmer.runtime.demo.recording import write_recording
+from milmer.synthetic.recording_writer import write_recording
 from milmer.runtime.face.crop import normalize
 from milmer.runtime.pipeline import Pipeline
-from milmer.runtime.preprocess_command import preprocess_recording
+from milmer.runtime.preprocess import preprocess_recording
 
 
 def test_pipeline_probabilities_match_pytorch_on_the_demo_recording(exported, tiny_model, tmp_path):

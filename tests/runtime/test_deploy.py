@@ -24,7 +24,7 @@ RECORDING_S = 30
 @pytest.fixture(scope="module")
 def demo_recording(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo-data") / "d"
-    from milmer.runtime.cli import app
+    from milmer.app.cli import app
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(
@@ -42,7 +42,7 @@ def test_milmer_infer_predicts_every_window_without_torch_or_mediapipe(demo_reco
     script = textwrap.dedent(
         f"""
         import sys
-        from milmer.runtime.cli import infer_main
+        from milmer.app.infer import main as infer_main
         rc = infer_main([{str(demo_recording / 'video.mp4')!r}, {str(demo_recording / 'eeg.edf')!r},
                          "--model", {str(model)!r}, "--out", {str(out)!r}, "--quiet"])
         heavy = sorted({{"torch", "mediapipe", "transformers"}} & {{m.split(".")[0] for m in sys.modules}})

@@ -17,7 +17,7 @@ from milmer.runtime.face.extract import FaceWindow
 from milmer.runtime.model_dir import load_model_dir
 from milmer.runtime.pipeline import CoverageWarning, Pipeline
 from milmer.runtime.results import STAGES, RunStats
-from milmer.runtime.preprocess_command import preprocess_recording
+from milmer.runtime.preprocess import preprocess_recording
 from milmer.runtime.recording import window_coverage
 from milmer.runtime.windows import EEGWindows
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from milmer.app import render
 from milmer.runtime import report
 from milmer.runtime.face.extract import FRAME_NO_FACE, FaceWindow
 from milmer.runtime.pipeline import Pipeline
@@ -78,8 +79,8 @@ def test_outputs_report_no_prediction(tiny_model, tmp_path: Path) -> None:
     from rich.console import Console
 
     console = Console(width=120, record=True)
-    console.print(report.render_table(result))
-    console.print(report.render_summary(result))
+    console.print(render.render_table(result))
+    console.print(render.render_summary(result))
     text = console.export_text()
     assert "no face" in text and "(1 not predicted)" in text
     assert "quality: F = no-face" in text

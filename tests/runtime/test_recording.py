@@ -59,7 +59,8 @@ def cap(recording, tmp_path_factory):
 
 def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap, tmp_path):
     from milmer.runtime.pipeline import Pipeline
-    from milmer.runtime.report import render_table, result_to_dict, write_csv
+    from milmer.app.render import render_table
+    from milmer.runtime.report import result_to_dict, write_csv
 
     video, eeg = cap
     options = RecordingOptions(eeg=EEGInputOptions(interpolate_missing=True))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from milmer.app import render
 from milmer.runtime import report
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.results import PredictionResult, RunStats, WindowPrediction
@@ -78,11 +79,11 @@ def result() -> PredictionResult:
 
 def test_formatting(result):
     first, second = result.windows
-    assert report.format_selected(first) == "2:0.31 5:0.22 7:0.19"
-    assert report.format_selected(second, digits=3) == "0:0.100 1:0.100 2:0.100"
-    assert (report.format_faces(first), report.format_faces(second)) == ("10/10", "0/10")
-    assert report._clock(3.0) == "0:03.0"
-    assert report._clock(3723.25) == "1:02:03.2"
+    assert render.format_selected(first) == "2:0.31 5:0.22 7:0.19"
+    assert render.format_selected(second, digits=3) == "0:0.100 1:0.100 2:0.100"
+    assert (render.format_faces(first), render.format_faces(second)) == ("10/10", "0/10")
+    assert render._clock(3.0) == "0:03.0"
+    assert render._clock(3723.25) == "1:02:03.2"
 
 
 def test_csv_content_is_pinned(result, tmp_path):
@@ -209,7 +210,7 @@ def test_failure_mid_write_leaves_no_file(result, tmp_path, monkeypatch, suffix)
 
 def test_table_and_summary_render(result):
     console = Console(record=True, width=160, color_system=None)
-    report.print_report(result, console)
+    render.print_report(result, console)
     text = console.export_text()
     assert "Predictions per 3 s window" in text
     rows = [line.split() for line in text.splitlines() if line.strip().startswith(("1 ", "2 "))]
@@ -231,14 +232,14 @@ def test_table_and_summary_render(result):
 
 def test_quiet_report_has_summary_only(result):
     console = Console(record=True, width=100, color_system=None)
-    report.print_report(result, console, table=False)
+    render.print_report(result, console, table=False)
     text = console.export_text()
     assert "Predictions per" not in text and "real-time factor" in text
 
 
 def test_table_fits_80_columns(result):
     console = Console(record=True, width=80, color_system=None)
-    console.print(report.render_table(result))
+    console.print(render.render_table(result))
     text = console.export_text()
     assert "…" not in text and "2:0.31 5:0.22 7:0.19" in text
     assert " BIF" in text and " ok" in text
@@ -257,7 +258,7 @@ def test_demo_model_output_says_so_everywhere(result, tmp_path):
     result.model_dir = model
     record_demo_model(model)
     console = Console(record=True, width=80, color_system=None)
-    report.print_report(result, console)
+    render.print_report(result, console)
     text = console.export_text()
     lines = text.splitlines()
     title = next(i for i, line in enumerate(lines) if "Predictions per 3 s window" in line)
@@ -276,19 +277,19 @@ def test_demo_model_output_says_so_everywhere(result, tmp_path):
     result.model_dir = tmp_path
     assert json.loads(report.write_predictions(result, rows[1]).read_text())["model"]["demo"] is False
     console = Console(record=True, width=80, color_system=None)
-    report.print_report(result, console)
+    render.print_report(result, console)
     assert "DEMO" not in console.export_text()
 
 
 def test_ica_non_convergence_warning_text():
-    assert report.ica_convergence_warning({"ica_converged": False, "ica_method": "fastica"}) == (
+    assert render.ica_convergence_warning({"ica_converged": False, "ica_method": "fastica"}) == (
         "ICA (FastICA) did not converge: the eye-artefact removal may be incomplete (ica_converged: false in "
         "the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     )
     # The solver that ran is named (Picard is the default); none recorded: just 'ICA'.
-    assert report.ica_convergence_warning({"ica_converged": False, "ica_method": "picard"}).startswith(
+    assert render.ica_convergence_warning({"ica_converged": False, "ica_method": "picard"}).startswith(
         "ICA (Picard) did not converge: "
     )
-    assert report.ica_convergence_warning({"ica_converged": False}).startswith("ICA did not converge: ")
-    assert report.ica_convergence_warning({"ica_converged": True}) is None
-    assert report.ica_convergence_warning({}) is None  # no ICA ran
+    assert render.ica_convergence_warning({"ica_converged": False}).startswith("ICA did not converge: ")
+    assert render.ica_convergence_warning({"ica_converged": True}) is None
+    assert render.ica_convergence_warning({}) is None  # no ICA ran

@@ -16,7 +16,7 @@ SPEC = ModelSpec(eeg=EEGSpec(ica=ICASpec(enabled=False)))  # ICA is slow and bes
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from milmer.runtime.demo.make import make_demo_data
+    from milmer.synthetic.make import make_demo_data
 
     out = tmp_path_factory.mktemp("demo")
     return make_demo_data(

@@ -115,7 +115,7 @@ def test_bad_csv_is_rejected(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from milmer.runtime.demo.make import make_demo_data
+    from milmer.synthetic.make import make_demo_data
 
     out = tmp_path_factory.mktemp("demo")
     return make_demo_data(out, n_subjects=1, n_trials=4, trial_s=3.0, baseline_s=3.0, video_fps=10.0, recording_s=1.0)

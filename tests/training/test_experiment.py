@@ -18,7 +18,7 @@ FAST_SPEC = {"eeg": {"ica": {"enabled": False}}}
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """2 subjects x 8 trials of 9 s (3 windows each, 48 windows), a tiny Swin, a shared cache."""
-    from milmer.runtime.demo.make import make_demo_data
+    from milmer.synthetic.make import make_demo_data
     from milmer.training.backbone import save_tiny_swin
 
     root = tmp_path_factory.mktemp("experiment")

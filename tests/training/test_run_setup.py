@@ -15,7 +15,7 @@ import pytest
 
 from milmer.app.cli import main
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.cli import EXIT_OK, EXIT_USAGE
+from milmer.app.errors import EXIT_OK, EXIT_USAGE
 from milmer.training import cache as cache_module
 from milmer.training import experiment
 from milmer.app.demo import demo_train_config
@@ -27,7 +27,7 @@ FAST_SPEC = {"eeg": {"ica": {"enabled": False}}, "face": {"detector": "opencv-ha
 @pytest.fixture(scope="module")
 def deap(tmp_path_factory):
     """Tiny DEAP-format data and a tiny Swin under one folder (``root``)."""
-    from milmer.runtime.demo.make import make_demo_data
+    from milmer.synthetic.make import make_demo_data
     from milmer.training.backbone import save_tiny_swin
 
     root = tmp_path_factory.mktemp("setup")

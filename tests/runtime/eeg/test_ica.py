@@ -195,10 +195,10 @@ def test_decimated_fit_still_removes_blinks(blinky, references, eog):
 def _demo_recording_eeg(seconds: float) -> tuple[np.ndarray, list[str]]:
     """(33, T) volts at 128 Hz: the demo recording's synthetic EEG (pink noise, alpha and beta
     rhythms mixed over the scalp: mostly near-Gaussian sources) with blinks, plus its vEOG."""
-    from milmer.runtime.demo.eeg_synth import SubjectEEG, synth_eeg
-    from milmer.runtime.demo.ratings import rating_drive
-    from milmer.runtime.demo.recording import draw_segments
-    from milmer.runtime.demo.timeline import StateTimeline, draw_blinks
+    from milmer.synthetic.eeg_synth import SubjectEEG, synth_eeg
+    from milmer.synthetic.ratings import rating_drive
+    from milmer.synthetic.recording_writer import draw_segments
+    from milmer.synthetic.timeline import StateTimeline, draw_blinks
 
     rng = np.random.default_rng([0, 1000])
     segments = draw_segments(rng, seconds)

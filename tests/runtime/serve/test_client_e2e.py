@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from milmer.app.cli import main
-from milmer.runtime.cli import infer_main
+from milmer.app.infer import main as infer_main
 
 
 def _windows(path):

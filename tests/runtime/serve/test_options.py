@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.cli import infer_main
+from milmer.app.infer import main as infer_main
 from milmer.runtime.serve.client import parse_server_url
 from milmer.runtime.serve.protocol import bag_tensors
 from milmer.runtime.serve.server import ServeConfig, check_serve_environment, python_library_dir

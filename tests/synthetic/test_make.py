@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from milmer.runtime import MilmerInputError
-from milmer.runtime.demo import make_demo_data
-from milmer.runtime.demo.deap_writer import RATINGS_COLUMNS
+from milmer.synthetic import make_demo_data
+from milmer.synthetic.deap_writer import RATINGS_COLUMNS
 
 
 def test_layout_and_shapes(demo, dats):

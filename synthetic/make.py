@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..check import MilmerInputError, check_positive
+from milmer.runtime.check import MilmerInputError, check_positive
 from .deap_writer import RatingRow, dat_path, video_path, write_dat, write_ratings_csv, write_video
 from .eeg_synth import SubjectEEG, synth_eeg, synth_peripheral
 from .face_synth import FRAME_SIZE, FaceRenderer
 from .ratings import deap4_class, draw_ratings, rating_drive
-from .recording import DemoSegment, write_recording
+from .recording_writer import DemoSegment, write_recording
 from .timeline import StateTimeline, draw_blinks
 
 __all__ = ["DEAP_SFREQ", "DemoConfig", "DemoManifest", "DemoSegment", "DemoTrial", "make_demo_data"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime.demo.face_synth import FaceRenderer, expression_envelope
-from milmer.runtime.demo.timeline import Blinks, StateTimeline
+from milmer.synthetic.face_synth import FaceRenderer, expression_envelope
+from milmer.synthetic.timeline import Blinks, StateTimeline
 
 NO_BLINKS = Blinks(np.zeros(0), np.zeros(0), np.zeros(0))
 

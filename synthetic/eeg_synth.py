@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..spec import DEAP_CHANNELS
+from milmer.runtime.spec import DEAP_CHANNELS
 from .timeline import Blinks, StateTimeline
 
 __all__ = [
@@ -66,7 +66,7 @@ def _positions() -> np.ndarray:
     """(32, 3) float64 head positions (m) of ``DEAP_CHANNELS`` from MNE's 10-05 montage."""
     import mne
 
-    from ..eeg.channels import standard_1005_montage_name
+    from milmer.runtime.eeg.channels import standard_1005_montage_name
     pos = mne.channels.make_standard_montage(standard_1005_montage_name()).get_positions()["ch_pos"]
     return np.array([pos[name] for name in DEAP_CHANNELS], dtype=np.float64)
 

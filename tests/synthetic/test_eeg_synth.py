@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milmer.runtime.demo.eeg_synth import FRONTAL_LEFT, FRONTAL_RIGHT, SubjectEEG, synth_eeg
-from milmer.runtime.demo.ratings import draw_ratings, rating_drive
-from milmer.runtime.demo.timeline import Blinks, StateTimeline, draw_blinks
+from milmer.synthetic.eeg_synth import FRONTAL_LEFT, FRONTAL_RIGHT, SubjectEEG, synth_eeg
+from milmer.synthetic.ratings import draw_ratings, rating_drive
+from milmer.synthetic.timeline import Blinks, StateTimeline, draw_blinks
 from milmer.runtime.spec import DEAP_CHANNELS
 
 IDX = {name: i for i, name in enumerate(DEAP_CHANNELS)}

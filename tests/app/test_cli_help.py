@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from milmer.app.cli import main
-from milmer.runtime.cli import EXIT_OK
+from milmer.app.errors import EXIT_OK
 
 
 def _help(command: str, capsys, monkeypatch) -> str:
@@ -126,7 +126,7 @@ def test_bench_auto_keeps_its_main_tables_on_onnx_runtime_on_a_cpu(capsys):
     """bench --backend auto: one rule with or without --model. Where milmer-infer would take
     OpenVINO (or passes it over for int8), bench's stage/throughput/end-to-end tables use ONNX
     Runtime and say why; OpenVINO is measured side by side. GPU choices are left alone."""
-    from milmer.app.cli import BENCH_OPENVINO_NOTE, _bench_choice, _resolve_auto
+    from milmer.app.bench import BENCH_OPENVINO_NOTE, _bench_choice, _resolve_auto
     from milmer.runtime.backends.openvino import OpenVinoRunner
     from milmer.runtime.backends.registry import Choice
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..spec import CLASS_SCHEMES
+from milmer.runtime.spec import CLASS_SCHEMES
 
 __all__ = ["HIGH_THRESHOLD", "Ratings", "deap4_class", "draw_class_ratings", "draw_ratings", "rating_drive"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milmer.runtime.cli import infer_main
+from milmer.app.infer import main as infer_main
 
 from .conftest import write_edf, write_video
 

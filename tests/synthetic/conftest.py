@@ -15,7 +15,7 @@ TINY = dict(n_subjects=2, n_trials=4, trial_s=6.0, baseline_s=3.0, video_fps=25.
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    from milmer.runtime.demo import make_demo_data
+    from milmer.synthetic import make_demo_data
 
     return make_demo_data(tmp_path_factory.mktemp("demo") / "out", **TINY)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from milmer.app.cli import main
-from milmer.runtime.cli import EXIT_OK
+from milmer.app.errors import EXIT_OK
 
 from .conftest import write_edf, write_video
 

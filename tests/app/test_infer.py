@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.cli import infer_main
-from milmer.runtime.infer_command import (
+from milmer.app.infer import main as infer_main
+from milmer.app.infer import check_infer_options, run_infer_cli
+from milmer.runtime.demo_model import (
+    BENCH_MODEL_MARKER,
+    BENCH_MODEL_WARNING,
     DEMO_POINTER,
-    check_infer_options,
+    DEMO_WARNING,
     default_model_dir,
     milmer_home,
     record_demo_model,
-    run_infer_cli,
 )
-from milmer.runtime.demo_model import BENCH_MODEL_MARKER, BENCH_MODEL_WARNING, DEMO_WARNING
 
 NO_MODEL = (
     "No model given (--model) and no demo model was made; make one with `milmer demo --out DIR` "
@@ -221,7 +222,7 @@ def test_modules_import_without_heavy_libraries():
 
     script = (
         "import sys, json\n"
-        "import milmer.runtime.pipeline, milmer.runtime.infer_command, milmer.runtime.report\n"
+        "import milmer.runtime.pipeline, milmer.app.infer, milmer.runtime.report\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""milmer.runtime.demo: synthetic DEAP-format data for demos and tests (DEAP needs a licence).
+"""milmer.synthetic: synthetic DEAP-format data for demos and tests (DEAP needs a licence).
 
 ``make_demo_data(out)`` writes the dataset; see :mod:`.make` for the layout.
 """

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from milmer.app.cli import main
-from milmer.runtime.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from milmer.app.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 
 
 def _run(argv, capsys):
@@ -68,7 +68,7 @@ def test_preprocess_writes_windows_report_and_pictures(preprocessed):
 
 
 def test_preprocess_refuses_a_non_empty_output_folder_before_any_work(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess_command as pre
+    import milmer.runtime.preprocess as pre
 
     def no_work(*args, **kwargs):
         raise AssertionError("preprocessing ran before --out was checked")
@@ -167,7 +167,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_internal_errors_exit_1_without_traceback(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess_command as pre
+    import milmer.runtime.preprocess as pre
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
@@ -204,15 +204,15 @@ def test_bench_backend_and_device_default_to_auto(tmp_path, capsys, monkeypatch)
     """`milmer bench` resolves auto once, says what it picked, and names CLI options in errors."""
     import sys
 
-    from milmer.app import cli as app_cli
+    from milmer.app import bench as app_bench
     from milmer.runtime.backends import ort as ort_backend
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CPUExecutionProvider"])
-    assert app_cli._resolve_auto(None, "auto", "auto", "fp32") == ("ort", "cpu")
+    assert app_bench._resolve_auto(None, "auto", "auto", "fp32") == ("ort", "cpu")
     err = capsys.readouterr().err.replace("\n", "")
     assert err.startswith("Using ONNX Runtime on cpu (--backend auto --device auto); skipped ort on cuda: ")
-    assert app_cli._resolve_auto(None, "ort", "cpu", "fp32") == ("ort", "cpu")
+    assert app_bench._resolve_auto(None, "ort", "cpu", "fp32") == ("ort", "cpu")
     assert capsys.readouterr().err == ""
     assert main(["bench", "--out", str(tmp_path / "b"), "--device", "gpu"]) == EXIT_USAGE
     assert "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'." in capsys.readouterr().err
@@ -223,7 +223,7 @@ def test_preprocess_probes_the_video_once(recording, monkeypatch):
     """A probe can mean a full decoding pass (unreliable headers): the face path reuses it."""
     import milmer.runtime.face.extract as extract
     import milmer.runtime.face.video as video_mod
-    from milmer.runtime.preprocess_command import preprocess_recording
+    from milmer.runtime.preprocess import preprocess_recording
 
     calls = []
     real = video_mod.probe_video
@@ -280,7 +280,7 @@ def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_pa
 )
 def test_bad_numbers_are_one_line_naming_option_range_and_value(argv, message, capsys):
     """Click's boxed usage error is replaced by our one line (exit 2), before any file is looked at."""
-    from milmer.runtime.cli import infer_main
+    from milmer.app.infer import main as infer_main
 
     code = infer_main(["missing.mp4", "missing.edf", *argv])
     err = capsys.readouterr().err
@@ -307,7 +307,7 @@ def _commands():
 @pytest.mark.parametrize("command", [None, "infer-entry", *_commands()])
 def test_help_shows_no_type_for_flags(command, capsys, monkeypatch):
     """Typer 0.29's rich help gives every flag a ``<bool>`` type, --help included: none is left."""
-    from milmer.runtime.cli import infer_main
+    from milmer.app.infer import main as infer_main
 
     monkeypatch.setenv("COLUMNS", "100")
     if command == "infer-entry":
@@ -322,7 +322,7 @@ def test_help_shows_no_type_for_flags(command, capsys, monkeypatch):
 
 
 def test_infer_help_names_the_channels_and_the_offset_sign(capsys, monkeypatch):
-    from milmer.runtime.cli import infer_main
+    from milmer.app.infer import main as infer_main
 
     monkeypatch.setenv("COLUMNS", "80")
     assert infer_main(["--help"]) == EXIT_OK
@@ -339,7 +339,7 @@ def test_infer_help_names_the_channels_and_the_offset_sign(capsys, monkeypatch):
 
 def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
     """A CLI message says --overwrite, not the library's overwrite=True."""
-    from milmer.runtime.demo.make import _README_BANNER
+    from milmer.synthetic.make import _README_BANNER
 
     out = tmp_path / "demo"
     out.mkdir()
@@ -353,7 +353,7 @@ def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
 
 
 def test_preprocess_warns_in_one_line_when_ica_did_not_converge(recording, tmp_path, capsys, monkeypatch):
-    import milmer.runtime.preprocess_command as pre
+    import milmer.runtime.preprocess as pre
 
     real = pre.preprocess_recording
 

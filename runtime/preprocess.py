@@ -1,4 +1,5 @@
-"""Video + EEG recording -> what the model sees, written to a folder: ``milmer preprocess``.
+"""Video + EEG recording -> what the model sees (aligned windows and a report), and that written to a
+folder (``milmer preprocess``, :mod:`milmer.app.preprocess`, prints it).
 
 The recording goes in through :func:`~.recording.open_recording`, the same step ``milmer-infer``
 uses; the training cache calls the same EEG and face functions, so training and serving cannot

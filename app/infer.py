@@ -1,6 +1,7 @@
-"""``milmer-infer VIDEO EEG``: options checked, the model found, predictions printed and written.
+"""``milmer-infer VIDEO EEG`` (also ``milmer infer``): options checked, the model found, predictions
+printed and written.
 
-Without ``--model`` the demo model is used (:mod:`.demo_model`): every output then says it comes
+Without ``--model`` the demo model is used (:mod:`milmer.runtime.demo_model`): every output then says it comes
 from the demo model, and stderr gets a one-line warning.
 """
 
@@ -9,13 +10,14 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
-from .check import MilmerInputError, check_option, check_positive, check_suffix
-from ._hints import export_hint
-from .backends.base import PRECISIONS
-from .backends.registry import BACKENDS, DEVICES
-from .demo_model import (
+import typer
+
+from milmer.runtime.check import MilmerInputError, check_option, check_positive, check_suffix
+from milmer.runtime._hints import export_hint
+from milmer.runtime._choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from milmer.runtime.demo_model import (
     BENCH_MODEL_WARNING,
     DEMO_POINTER,
     DEMO_WARNING,
@@ -25,12 +27,21 @@ from .demo_model import (
     milmer_home,
     record_demo_model,
 )
-from .recording import RecordingOptions
+
+from .errors import handle_errors, run_app
+from .options import (
+    BACKEND_HELP, BASELINE, CHANNEL_MAP, DEVICE_HELP, EEG, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET,
+    PRECISION_HELP, TRIAL, VIDEO,
+)
 
 if TYPE_CHECKING:
-    from .results import PredictionResult
+    from milmer.runtime.recording import RecordingOptions
+    from milmer.runtime.results import PredictionResult
 
 __all__ = [
+    "infer",
+    "infer_app",
+    "main",
     "DEMO_POINTER",
     "milmer_home",
     "record_demo_model",
@@ -44,14 +55,14 @@ __all__ = [
     "write_faces_png",
 ]
 
-#: How errors of :func:`~.model_dir.load_model_dir` name its arguments on the command line.
+#: How errors of :func:`~milmer.runtime.model_dir.load_model_dir` name its arguments on the command line.
 MODEL_OPTION_NAMES = {"model_dir": "--model", "precision": "--precision"}
 
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
     """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
-    come from the backend table, :mod:`.backends.registry`)."""
-    check_option("--backend", backend, ("auto", *BACKENDS))
+    come from :mod:`milmer.runtime._choices`, which tests check against the backend table)."""
+    check_option("--backend", backend, ("auto", *BACKEND_NAMES))
     check_option("--device", device, DEVICES)
     check_option("--precision", precision, PRECISIONS)
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
@@ -60,7 +71,7 @@ def check_infer_options(*, backend: str, device: str, precision: str, batch: int
 
 def check_model_option(model_dir: Path, precision: str) -> None:
     """``--model`` is a directory holding ``--precision``'s graphs (the full check is on load)."""
-    from .model_dir import available_precisions
+    from milmer.runtime.model_dir import available_precisions
 
     if not model_dir.is_dir():
         raise MilmerInputError(f"Invalid value for '--model': not a model directory: {str(model_dir)!r}.")
@@ -85,8 +96,10 @@ def recording_options(
 ) -> RecordingOptions:
     """The recording options of ``milmer-infer`` and ``milmer preprocess``, checked (the channel
     map is parsed here, before any slow work)."""
-    from .eeg.channels import parse_channel_map
-    from .eeg.preprocess import MAX_INTERPOLATED, EEGInputOptions
+    from milmer.runtime.eeg.channels import parse_channel_map
+    from milmer.runtime.eeg.preprocess import MAX_INTERPOLATED as DEFAULT_MAX_INTERPOLATED
+    from milmer.runtime.eeg.preprocess import EEGInputOptions
+    from milmer.runtime.recording import RecordingOptions
 
     if baseline is not None:
         check_positive("baseline", baseline, allow_zero=True)
@@ -94,7 +107,7 @@ def recording_options(
         parse_channel_map(channel_map)
     eeg = EEGInputOptions(
         eeg_unit=eeg_unit, channel_map=channel_map, interpolate_missing=interpolate_missing,
-        max_interpolated=MAX_INTERPOLATED if max_interpolated is None else max_interpolated,
+        max_interpolated=DEFAULT_MAX_INTERPOLATED if max_interpolated is None else max_interpolated,
     )
     return RecordingOptions(offset_s=offset, baseline_s=baseline, trial=trial, eeg=eeg)
 
@@ -126,22 +139,24 @@ def run_infer_cli(
 
     Order: options, the --out suffix, which model (``--model`` or the demo model), the input
     files' existence, the model directory's contents (spec and graphs); then, for ``auto``, the
-    backend and device (TensorRT > CUDA EP > CPU, see :func:`~.backends.registry.choose`, with a
+    backend and device (TensorRT > CUDA EP > CPU, see :func:`~milmer.runtime.backends.registry.choose`, with a
     one-line note on stderr of what was picked and why better ones were skipped); then predict (a
     progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
     the summary, and write ``out`` atomically. ``faces``: also draw the crops of the first
     ``faces_windows`` windows to this PNG, the MIL-selected frames marked (:func:`write_faces_png`).
     Windows without a face get no prediction unless ``predict_without_face``.
     With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
-    (:class:`~.serve.client.RemotePipeline`) and ``--model`` must not be given.
+    (:class:`~milmer.runtime.serve.client.RemotePipeline`) and ``--model`` must not be given.
     """
     from rich.console import Console
 
-    from .check import check_path_exists
-    from .backends.registry import choose
-    from .model_dir import load_model_dir
-    from .pipeline import Pipeline
-    from .report import check_out_path, ica_convergence_warning, print_report, write_predictions
+    from milmer.runtime.check import check_path_exists
+    from milmer.runtime.backends.registry import choose
+    from milmer.runtime.model_dir import load_model_dir
+    from milmer.runtime.pipeline import Pipeline
+    from milmer.runtime.report import check_out_path, write_predictions
+
+    from .render import ica_convergence_warning, print_report
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
     options = recording_options(
@@ -160,13 +175,13 @@ def run_infer_cli(
     check_path_exists("video", video)
     check_path_exists("eeg", eeg)
     if Path(eeg).suffix.lower() == ".dat" and trial is None:
-        from .eeg.deap import deap_trial
+        from milmer.runtime.eeg.deap import deap_trial
 
         deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     opened: Pipeline
     if server is not None:
-        from .serve.client import RemotePipeline
+        from milmer.runtime.serve.client import RemotePipeline
 
         opened = RemotePipeline(server, batch=batch)
     else:
@@ -211,8 +226,8 @@ def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> P
     the frames the MIL selected for the prediction marked (none for a window without a face)."""
     import numpy as np
 
-    from .face.plots import save_montage
-    from .windows import FaceWindows
+    from milmer.runtime.face.plots import save_montage
+    from milmer.runtime.windows import FaceWindows
 
     kept = result.stats.kept_crops
     if not kept:
@@ -228,3 +243,63 @@ def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> P
         fw, path, max_windows=len(kept), window_starts=np.array([p.start for p in preds]),
         window_s=result.spec.eeg.window_s, selected=[p.selected for p in preds],
     )
+
+
+# --------------------------------------------------------------------------- the command
+infer_app = typer.Typer(
+    name="milmer-infer",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Predict emotions window by window from a face video and an EEG recording.",
+)
+
+
+@infer_app.command()
+@handle_errors
+def infer(
+    video: Path = VIDEO,
+    eeg: Path = EEG,
+    model: Optional[Path] = typer.Option(
+        None, "--model",
+        help="Exported model folder; its spec fixes the preprocessing, face detector included. Default: the DEMO "
+        "model of `milmer demo` (synthetic data, outputs marked as such), if one was made.",
+    ),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 1 on a CPU, 16 on a GPU)."
+    ),
+    offset: float = OFFSET,
+    baseline: Optional[float] = BASELINE,
+    eeg_unit: Optional[str] = EEG_UNIT,
+    channel_map: Optional[str] = CHANNEL_MAP,
+    interpolate_missing: bool = INTERPOLATE_MISSING,
+    max_interpolated: int = MAX_INTERPOLATED,
+    trial: Optional[int] = TRIAL,
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write predictions to FILE.json or FILE.csv."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary."),
+    faces: Optional[Path] = typer.Option(
+        None, "--faces", help="Also draw the first 4 windows' face crops (MIL-selected frames marked) to FILE.png."
+    ),
+    predict_without_face: bool = typer.Option(
+        False, "--predict-without-face", help="Also predict windows in which no frame shows a face."
+    ),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="Score on a Triton server (http://HOST:PORT, see `milmer serve`); preprocessing stays local."
+    ),
+) -> None:
+    """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
+    run_infer_cli(
+        video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
+        batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
+        channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
+        trial=trial, faces=faces, predict_without_face=predict_without_face, server=server,
+    )
+
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Console entry point ``milmer-infer``."""
+    return run_app(infer_app, argv)
+

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from milmer.runtime.demo.recording import draw_segments
+from milmer.synthetic.recording_writer import draw_segments
 from milmer.runtime.spec import CLASS_SCHEMES, DEAP_CHANNELS
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..spec import CLASS_SCHEMES, DEAP_CHANNELS
+from milmer.runtime.spec import CLASS_SCHEMES, DEAP_CHANNELS
 from .deap_writer import write_video
 from .eeg_synth import SubjectEEG, synth_eeg
 from .face_synth import FRAME_SIZE, FaceRenderer

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from milmer.runtime.demo.ratings import deap4_class, draw_class_ratings, draw_ratings, rating_drive
+from milmer.synthetic.ratings import deap4_class, draw_class_ratings, draw_ratings, rating_drive
 
 
 @pytest.mark.parametrize(("n_trials", "counts"), [(40, [10, 10, 10, 10]), (6, [1, 1, 2, 2])])

@@ -1,0 +1,107 @@
+"""``milmer preprocess VIDEO EEG --out DIR``: what the model sees, written to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import handle_errors, print_error
+from .options import (
+    BASELINE, CHANNEL_MAP, DETECTOR_HELP, EEG, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET, TRIAL, VIDEO,
+)
+
+__all__ = ["preprocess"]
+
+
+def _load_spec(spec: Optional[Path]) -> Any:
+    from milmer.runtime.spec import ModelSpec
+
+    return ModelSpec.load(spec) if spec else ModelSpec()
+
+
+@handle_errors
+def preprocess(
+    video: Path = VIDEO,
+    eeg: Path = EEG,
+    out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
+    offset: float = OFFSET,
+    baseline: Optional[float] = BASELINE,
+    eeg_unit: Optional[str] = EEG_UNIT,
+    channel_map: Optional[str] = CHANNEL_MAP,
+    interpolate_missing: bool = INTERPOLATE_MISSING,
+    max_interpolated: int = MAX_INTERPOLATED,
+    trial: Optional[int] = TRIAL,
+    detector: Optional[str] = typer.Option(
+        None, "--detector", help=DETECTOR_HELP
+    ),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="A spec.json to preprocess for."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+) -> None:
+    """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
+    import dataclasses
+
+    from milmer.runtime._choices import DETECTORS
+    from milmer.runtime._io import check_out_dir
+    from milmer.runtime.check import check_option
+    from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
+
+    from .infer import recording_options
+    from .render import ica_convergence_warning
+
+    # Everything cheap first: a taken --out or a bad option is refused before the slow work.
+    check_out_dir(out, overwrite=overwrite, name="--out")
+    options = recording_options(
+        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+    )
+    if detector is not None:
+        check_option("--detector", detector, DETECTORS)
+    spec = _load_spec(spec_file)
+    if detector is not None:
+        spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
+        result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
+    for w in caught:
+        print_error(f"Warning: {' '.join(str(w.message).split())}")
+    ica_warning = ica_convergence_warning(result.report.get("eeg_info", {}))
+    if ica_warning:
+        print_error(f"Warning: {ica_warning}")
+    write_preprocessed(result, out, overwrite=overwrite, out_name="--out")
+    _print_preprocess_summary(result, out)
+
+
+def _print_preprocess_summary(result: Any, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .render import eeg_note_markup
+
+    r = result.report
+    fi, ei = r["face_info"], r["eeg_info"]
+    table = Table(title=f"Preprocessed -> {out}", show_header=False)
+    table.add_row("windows", f"{r['n_windows']} x {result.eeg.data.shape[1:]} EEG, {result.faces.frames.shape[1:]} faces")
+    table.add_row("ICA components removed", str(ei.get("ica_excluded")))
+    table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
+    table.add_row("windows without a face", str(fi.get("windows_without_face")))
+    table.add_row("frames with several faces", str(fi.get("frames_several_faces", 0)))
+    table.add_row("frames far from their time", str(fi.get("frames_timing_off", 0)))
+    video = fi.get("video", {})
+    if video:
+        table.add_row(
+            "video",
+            f"{video.get('duration_s', 0):.2f} s, {video.get('n_frames')} frames at {video.get('fps', 0):.2f} fps, "
+            f"{video.get('width')}x{video.get('height')}, rotation {video.get('rotation', 0)}",
+        )
+    table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
+    flagged = sum(bool(f) for f in r.get("window_flags", []))
+    table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
+    for note in r.get("notes", []):
+        table.add_row("eeg", eeg_note_markup(note))
+    table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
+    Console().print(table)
+
