@@ -91,6 +91,7 @@ def _run(argv, capsys):
 
 def test_export_errors_name_the_command_line_arguments(tmp_path, capsys):
     """``milmer export`` names CKPT and --out, not export_command's parameters."""
+    pytest.importorskip("torch", reason="export needs the export extra")
     missing = tmp_path / "no-ckpt"
     code, err = _run(["export", missing, "--out", tmp_path / "m"], capsys)
     assert code == 2

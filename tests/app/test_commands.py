@@ -318,7 +318,9 @@ def test_help_shows_no_type_for_flags(command, capsys, monkeypatch):
     assert code == EXIT_OK
     assert "<bool>" not in out
     help_line = next(line for line in out.splitlines() if "--help" in line)
-    assert help_line.split() == ["│", "--help", "Show", "this", "message", "and", "exit.", "│"]
+    # No type column between the flag and its text (the text may wrap: rich fixes the help's width
+    # when it is first imported, so it depends on which test showed help first).
+    assert help_line.split()[:3] == ["│", "--help", "Show"]
 
 
 def test_infer_help_names_the_channels_and_the_offset_sign(capsys, monkeypatch):

@@ -8,6 +8,8 @@ import pytest
 
 from milmer.runtime.check import MilmerInputError
 
+pytest.importorskip("torch", reason="the demo trains a model (training extra); the runtime env has no torch")
+
 
 def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     from milmer.app.demo import run_demo
