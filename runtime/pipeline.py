@@ -3,7 +3,8 @@
 The recording comes in through :func:`~.recording.open_recording` (EEG checked and preprocessed,
 windows the video does not cover dropped with a warning), the face crops are streamed window by
 window (:func:`~.face.extract.iter_face_windows`), and :func:`~.streaming.stream_predictions`
-scores them a batch at a time with the loaded graphs (:class:`~.scoring.BagScorer`). With the
+scores them a batch at a time with the scorer the pipeline holds (:class:`~.scoring.Scorer`: the
+loaded graphs, :class:`~.scoring.BagScorer`, or a server). With the
 overlap on (the default) decode and face detection for the next windows run in a background
 thread while the model scores the current batch.
 
@@ -17,19 +18,21 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .backends.base import Precision
 from .backends.registry import Backend
-from .check import check_type
+from .check import MilmerInputError, check_type
 from .face import extract as face_extract
 from .face.extract import FaceWindow
 from .model_dir import ModelBundle
 from .recording import RecordingOptions, open_recording
 from .results import STAGES, PredictionResult, RunStats, WindowPrediction, face_flags
-from .scoring import BAG_OUTPUTS, DEFAULT_BATCH, DEFAULT_BATCH_GPU, BagScorer, default_batch
+from .spec import ModelSpec
+from .scoring import BAG_OUTPUTS, DEFAULT_BATCH, DEFAULT_BATCH_GPU, BagScorer, Scorer, default_batch
 from .streaming import PROGRESS_MIN_WINDOWS, stream_predictions
 from .windows import EEGWindows
 
@@ -44,6 +47,7 @@ __all__ = [
     "PredictionResult",
     "RunStats",
     "STAGES",
+    "Scorer",
     "WindowPrediction",
     "default_batch",
     "face_flags",
@@ -54,17 +58,24 @@ class CoverageWarning(UserWarning):
     """The video and the EEG differ in length; only their overlap is predicted."""
 
 
-class Pipeline(BagScorer):
-    """An exported model ready to score recordings: both graphs loaded once.
+_P = TypeVar("_P", bound="Pipeline")
 
-    model, backend, device, precision, batch, intra_op_threads, backend_options: as for
-    :class:`~.scoring.BagScorer` (``batch=None``: 1 bag per call on a CPU, 16 on a GPU;
-    ``backend_options``: runner options per backend, e.g. ``{'openvino': {'num_streams': 1}}``)
+
+class Pipeline:
+    """A model ready to score recordings: it holds a :class:`~.scoring.Scorer`.
+
+    model: a model directory or :class:`~.model_dir.ModelBundle` (both graphs are then loaded
+           here, by a :class:`~.scoring.BagScorer`), or a scorer already made (a ``BagScorer``, or
+           :class:`~.serve.client.RemoteScorer` for a Triton server)
+    backend, device, precision, batch, intra_op_threads, backend_options: as for
+           :class:`~.scoring.BagScorer` (``batch=None``: 1 bag per call on a CPU, 16 on a GPU;
+           ``backend_options``: runner options per backend, e.g. ``{'openvino': {'num_streams': 1}}``);
+           only with a model directory or bundle
     overlap: decode and detect the faces of the next windows in a background thread while the
              model scores the current batch (default True; the predictions are the same either
              way, the thread holds at most one batch + 1 windows of crops more)
 
-    Use as a context manager (or call :meth:`close`) to free the sessions.
+    Use as a context manager (or call :meth:`close`) to free the scorer's sessions.
     """
 
     #: Read the face stream ahead in a background thread (see :mod:`.streaming`).
@@ -72,7 +83,7 @@ class Pipeline(BagScorer):
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | ModelBundle,
+        model: str | os.PathLike[str] | ModelBundle | Scorer,
         *,
         backend: Backend = "auto",
         device: str = "auto",
@@ -83,10 +94,64 @@ class Pipeline(BagScorer):
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.overlap = check_type("overlap", overlap, bool)
-        super().__init__(
-            model, backend=backend, device=device, precision=precision, batch=batch,
-            intra_op_threads=intra_op_threads, backend_options=backend_options,
-        )
+        if isinstance(model, (str, os.PathLike, ModelBundle)):
+            self.scorer: Scorer = BagScorer(
+                model, backend=backend, device=device, precision=precision, batch=batch,
+                intra_op_threads=intra_op_threads, backend_options=backend_options,
+            )
+        elif isinstance(model, Scorer):
+            given = {
+                "backend": backend != "auto", "device": device != "auto", "precision": precision is not None,
+                "batch": batch is not None, "intra_op_threads": intra_op_threads is not None,
+                "backend_options": backend_options is not None,
+            }
+            if any(given.values()):
+                name = next(k for k, v in given.items() if v)
+                raise MilmerInputError(
+                    f"Invalid value for {name!r}: the scorer is already made ({type(model).__name__}); "
+                    "give the options to it, not to Pipeline."
+                )
+            self.scorer = model
+        else:
+            raise MilmerInputError(
+                f"Invalid value for 'model': expected a model directory, a ModelBundle or a scorer, "
+                f"got {type(model).__name__}."
+            )
+
+    # ------------------------------------------------------------------ the scorer's
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's :class:`~.spec.ModelSpec`."""
+        return self.scorer.spec
+
+    @property
+    def batch(self) -> int:
+        """Bags per scoring call."""
+        return self.scorer.batch
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What runs where (the scorer's settings)."""
+        return self.scorer.settings
+
+    def score_bags(
+        self, eeg: np.ndarray, crops: np.ndarray, *, timings: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The scorer's :meth:`~.scoring.Scorer.score_bags`: eeg (B, C, T) float32, crops
+        (B, F, S, S, 3) uint8 -> logits, probabilities, mil_weights, selected."""
+        return self.scorer.score_bags(eeg, crops, timings=timings)
+
+    def close(self) -> None:
+        """Release the scorer (idempotent)."""
+        self.scorer.close()
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ streaming
     def run(
@@ -143,7 +208,7 @@ class Pipeline(BagScorer):
             stats=stats.face,
         )
         return stream_predictions(
-            self, kept, indices, faces, stats, started, progress=progress,
+            self.scorer, kept, indices, faces, stats, started, progress=progress,
             predict_without_face=predict_without_face, keep_crops=keep_crops, overlap=self.overlap,
         )
 
@@ -165,7 +230,7 @@ class Pipeline(BagScorer):
         stats = stats if stats is not None else RunStats()
         indices = np.arange(len(eeg_windows.starts))
         return stream_predictions(
-            self, eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=progress,
+            self.scorer, eeg_windows, indices, iter(faces), stats, time.perf_counter(), progress=progress,
             predict_without_face=predict_without_face, overlap=self.overlap,
         )
 
@@ -204,5 +269,5 @@ class Pipeline(BagScorer):
             "predict_without_face": bool(predict_without_face),
         }
         return PredictionResult(
-            windows=windows, spec=self.spec, model_dir=self.bundle.dir, settings=settings, stats=stats
+            windows=windows, spec=self.spec, model_dir=self.scorer.location, settings=settings, stats=stats
         )

@@ -1,5 +1,9 @@
 """Bags in, scores out: the backbone and fusion graphs loaded once, and the batch policy.
 
+:class:`Scorer` is the small interface a :class:`~.pipeline.Pipeline` holds: the spec, the batch,
+where the model is, what runs where, ``score_bags`` and ``close``. :class:`BagScorer` is the local
+one; :class:`~.serve.client.RemoteScorer` scores on a Triton server.
+
 :class:`BagScorer` holds both runners and scores ``B`` bags per call (:meth:`BagScorer.score_bags`):
 the frames of all bags go through the backbone in one call, then the fusion graph scores the
 bags with their EEG windows. How many bags make a call when none is asked for is
@@ -12,7 +16,7 @@ import os
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -20,8 +24,9 @@ from .backends.base import PRECISIONS, Precision, Runner
 from .backends.registry import BACKENDS, DEVICES, Backend, build_runner, check_backend_options
 from .check import MilmerInputError, check_int, check_option
 from .model_dir import ModelBundle, load_model_dir
+from .spec import ModelSpec
 
-__all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "default_batch"]
+__all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "Scorer", "default_batch"]
 
 #: Keys of :meth:`BagScorer.score_bags`' result, in the order of ``spec.graph.fusion_outputs``.
 BAG_OUTPUTS: tuple[str, ...] = ("logits", "probabilities", "mil_weights", "selected")
@@ -36,6 +41,35 @@ _S = TypeVar("_S", bound="BagScorer")
 def default_batch(device: str) -> int:
     """1 bag (10 frames) per call on a CPU, 16 on a GPU (see :class:`BagScorer`)."""
     return DEFAULT_BATCH.get(device, DEFAULT_BATCH_GPU)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What a :class:`~.pipeline.Pipeline` holds: scores bags, local (:class:`BagScorer`) or remote.
+
+    spec:     the model's :class:`~.spec.ModelSpec` (preprocessing and graph I/O)
+    batch:    bags per :meth:`score_bags` call the pipeline gathers
+    location: where the model is (its folder, or the server's URL), written with the predictions
+    settings: what runs where (backends, devices, precision, batch; or the server), for the output
+    """
+
+    spec: ModelSpec
+    batch: int
+
+    @property
+    def location(self) -> str | os.PathLike[str]: ...
+
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+    def score_bags(
+        self, eeg: np.ndarray, crops: np.ndarray, *, timings: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """eeg (B, C, T) float32, crops (B, F, S, S, 3) uint8 -> logits, probabilities (B, K)
+        float32, mil_weights (B, F) float32, selected (B, top_k) int64 (:data:`BAG_OUTPUTS`)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def _backend_name(runner: Runner) -> str:
@@ -120,6 +154,11 @@ class BagScorer:
             raise
         self.load_s = time.perf_counter() - t0
         self.batch: int = batch if batch is not None else default_batch(self.swin.device)
+
+    @property
+    def location(self) -> os.PathLike[str]:
+        """The model folder."""
+        return self.bundle.dir
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Score bags on a Triton server: :class:`RemotePipeline` is the local pipeline with remote scoring.
+"""Score bags on a Triton server: :class:`RemoteScorer`, held by a :class:`RemotePipeline` (the
+local pipeline with remote scoring).
 
 ``milmer-infer VIDEO EEG --server URL`` reads and preprocesses the recording here exactly as a
 local run does (the spec comes from the server's model configuration, ``parameters["milmer.spec"]``),
@@ -12,7 +13,6 @@ connection: use one per thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +25,7 @@ from ..scoring import BAG_OUTPUTS
 from ..spec import ModelSpec
 from .protocol import INPUTS, MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, SPEC_PARAMETER, bag_tensors
 
-__all__ = ["DEFAULT_REQUEST_BAGS", "RemotePipeline", "ServerError", "parse_server_url", "connect"]
+__all__ = ["DEFAULT_REQUEST_BAGS", "RemotePipeline", "RemoteScorer", "ServerError", "parse_server_url", "connect"]
 
 _CLIENT_HINT = "install tritonclient: pip install 'tritonclient[http]' (or the serve extra; README: Serving)"
 
@@ -111,33 +111,20 @@ def _ask_spec_model(client: Any) -> str | None:
     return answer[0].decode() if answer is not None and answer.size == 1 else None
 
 
-@dataclass(frozen=True)
-class _RemoteBundle:
-    """What :meth:`Pipeline.predict` needs of a model bundle: where it lives (here the server's URL,
-    written to the predictions as the model's location) and its precision."""
-
-    dir: str
-    precision: str = "served"
-
-
-class RemotePipeline(Pipeline):
-    """:class:`~milmer.runtime.pipeline.Pipeline` whose :meth:`score_bags` runs on a Triton server.
+class RemoteScorer:
+    """A :class:`~milmer.runtime.scoring.Scorer` whose :meth:`score_bags` runs on a Triton server.
 
     url:        the server's HTTP endpoint, ``http://HOST:PORT``
     batch:      bags per request (default :data:`DEFAULT_REQUEST_BAGS`, at most the server's
                 max_batch_size); the server may batch requests of many clients further
     model_name: the served model (default ``milmer``)
     timeout_s:  connection and per-request timeout
-    overlap:    decode and detect the next windows while a request is out (as :class:`Pipeline`)
 
-    Raises MilmerInputError when no server answers, the model is missing or is no milmer model.
+    The spec comes from the server. Raises MilmerInputError when no server answers, the model is
+    missing or is no milmer model.
     """
 
-    def __init__(
-        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0,
-        overlap: bool = True,
-    ) -> None:
-        self.overlap = check_type("overlap", overlap, bool)
+    def __init__(self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0) -> None:
         wanted = check_int("batch", batch, low=1) if batch is not None else DEFAULT_REQUEST_BAGS
         self.url = url
         self.model_name = model_name
@@ -149,8 +136,11 @@ class RemotePipeline(Pipeline):
             raise
         # Requests larger than the server's max_batch_size are refused by Triton: stay within it.
         self.batch = min(wanted, max_batch) if max_batch > 0 else wanted
-        self.bundle = _RemoteBundle(dir=url)  # type: ignore[assignment]
-        self.load_s = 0.0
+
+    @property
+    def location(self) -> str:
+        """The server's URL (written with the predictions where a model folder would be)."""
+        return self.url
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -161,7 +151,7 @@ class RemotePipeline(Pipeline):
         return {"server": self.url, "model_name": self.model_name, "batch": self.batch}
 
     def score_bags(self, eeg: np.ndarray, crops: np.ndarray, *, timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
-        """Score ``B`` bags on the server: same arguments and results as :meth:`Pipeline.score_bags`.
+        """Score ``B`` bags on the server: same arguments and results as :meth:`BagScorer.score_bags`.
 
         eeg (B, C, T) float32, crops (B, F, S, S, 3) uint8 -> logits, probabilities (B, K) float32,
         mil_weights (B, F) float32, selected (B, top_k) int64. Request time is added to
@@ -197,3 +187,15 @@ class RemotePipeline(Pipeline):
             timings["backbone"] = timings.get("backbone", 0.0) + time.perf_counter() - tick
         return {key: result.as_numpy(name) for key, name in zip(BAG_OUTPUTS, OUTPUTS)}
 
+
+class RemotePipeline(Pipeline):
+    """A :class:`~milmer.runtime.pipeline.Pipeline` holding a :class:`RemoteScorer`: preprocessing
+    here, scoring on the server at ``url``. ``batch``, ``model_name``, ``timeout_s``: as for
+    :class:`RemoteScorer`; ``overlap``: as for :class:`~milmer.runtime.pipeline.Pipeline`."""
+
+    def __init__(
+        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0,
+        overlap: bool = True,
+    ) -> None:
+        check_type("overlap", overlap, bool)
+        super().__init__(RemoteScorer(url, batch=batch, model_name=model_name, timeout_s=timeout_s), overlap=overlap)

@@ -337,7 +337,7 @@ def test_progress_bar_and_early_stop(tiny_model, capfd):
 def test_backend_options_pass_through_to_the_runners(tiny_model):
     """``backend_options`` reach both graphs' runners; a bad key is refused before any graph loads."""
     with Pipeline(tiny_model, backend="ort", device="cpu", backend_options={"ort": {"intra_op_num_threads": 1}}) as pipe:
-        assert pipe.swin.intra_op_num_threads == pipe.fusion.intra_op_num_threads == 1
+        assert pipe.scorer.swin.intra_op_num_threads == pipe.scorer.fusion.intra_op_num_threads == 1
     with pytest.raises(MilmerInputError, match=r"'options\['openvino'\]': expected keys among .* got 'streams'"):
         Pipeline(tiny_model, backend="ort", device="cpu", backend_options={"openvino": {"streams": 2}})
     with pytest.raises(MilmerInputError, match=r"'intra_op_threads': 2, but backend_options\['ort'\] sets intra_op_num_threads=1"):
@@ -352,6 +352,47 @@ def test_openvino_options_pass_through(tiny_model):
         pytest.skip("OpenVINO is not installed or this is not an x86 CPU")
     options = {"openvino": {"num_streams": 2, "num_threads": 2}}
     with Pipeline(tiny_model, backend="openvino", device="cpu", backend_options=options) as pipe:
-        for runner in (pipe.swin, pipe.fusion):
+        for runner in (pipe.scorer.swin, pipe.scorer.fusion):
             assert (runner.num_streams, runner.num_threads) == (2, 2)
             assert int(runner._compiled.get_property("NUM_STREAMS")) == 2
+
+
+def test_pipeline_holds_any_scorer_and_writes_its_location(tiny_model):
+    """Pipeline holds a scorer behind the small Scorer interface (a local BagScorer or a server's):
+    the same streaming with a scorer made elsewhere, whose location is written as the model's."""
+    from milmer.runtime.check import MilmerInputError
+    from milmer.runtime.scoring import BagScorer, Scorer
+
+    local = BagScorer(tiny_model, batch=2, intra_op_threads=1)
+
+    class Elsewhere:  # only the interface: nothing inherited from BagScorer
+        spec, batch, location = local.spec, 2, "http://scorer.invalid:8000"
+        settings = {"server": location, "batch": 2}
+        closed = False
+
+        def score_bags(self, eeg, crops, *, timings=None):
+            return local.score_bags(eeg, crops, timings=timings)
+
+        def close(self):
+            Elsewhere.closed = True
+
+    assert isinstance(local, Scorer) and isinstance(Elsewhere(), Scorer)
+    rng = np.random.default_rng(0)
+    spec = local.spec
+    windows = EEGWindows(
+        data=rng.standard_normal((3, spec.eeg.n_channels, spec.eeg.window_samples)).astype(np.float32),
+        starts=np.arange(3) * spec.eeg.window_s,
+    )
+    faces = [
+        FaceWindow(i, rng.integers(0, 256, (10, 224, 224, 3), dtype=np.uint8), np.ones(10, bool), np.linspace(0, 3, 10))
+        for i in range(3)
+    ]
+    with Pipeline(local) as held, Pipeline(Elsewhere(), overlap=False) as remote:
+        assert held.scorer is local and remote.settings == {"server": "http://scorer.invalid:8000", "batch": 2}
+        a = list(held.run_windows(windows, faces))
+        b = list(remote.run_windows(windows, faces))
+    assert Elsewhere.closed
+    assert [w.label for w in a] == [w.label for w in b] and len(a) == 3
+    np.testing.assert_array_equal([w.probabilities for w in a], [w.probabilities for w in b])
+    with pytest.raises(MilmerInputError, match=r"Invalid value for 'batch': the scorer is already made \(Elsewhere\)"):
+        Pipeline(Elsewhere(), batch=4)

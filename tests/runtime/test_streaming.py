@@ -178,7 +178,7 @@ def test_scoring_error_stops_the_producer(tiny_model):
     """An error while the model scores (the consumer side) closes the face stream and leaves no
     thread running."""
     with Pipeline(tiny_model, batch=2, intra_op_threads=1) as pipe:
-        real = pipe.score_bags
+        real = pipe.scorer.score_bags
         calls = []
 
         def failing(*args, **kwargs):
@@ -187,7 +187,7 @@ def test_scoring_error_stops_the_producer(tiny_model):
                 raise RuntimeError("backbone failed")
             return real(*args, **kwargs)
 
-        pipe.score_bags = failing  # type: ignore[method-assign]
+        pipe.scorer.score_bags = failing  # type: ignore[method-assign]
         eeg, faces, log = _synthetic(pipe.spec, 40)
         with pytest.raises(RuntimeError, match="backbone failed"):
             list(pipe.run_windows(eeg, faces()))
