@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from milmer.runtime.check import MilmerInputError, check_option, check_positive, check_suffix
+from milmer.runtime.check import MilmerInputError, check_int, check_option, check_positive, check_suffix
 from milmer.runtime._hints import export_hint
 from milmer.runtime._choices import BACKEND_NAMES, DEVICES, PRECISIONS
 from milmer.runtime.demo_model import (
@@ -35,6 +36,9 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    from milmer.runtime.backends.registry import Choice
+    from milmer.runtime.model_dir import ModelBundle
+    from milmer.runtime.pipeline import Pipeline
     from milmer.runtime.recording import RecordingOptions
     from milmer.runtime.results import PredictionResult
 
@@ -51,6 +55,8 @@ __all__ = [
     "MODEL_OPTION_NAMES",
     "check_model_option",
     "recording_options",
+    "InferRequest",
+    "run_infer",
     "run_infer_cli",
     "write_faces_png",
 ]
@@ -65,8 +71,8 @@ def check_infer_options(*, backend: str, device: str, precision: str, batch: int
     check_option("--backend", backend, ("auto", *BACKEND_NAMES))
     check_option("--device", device, DEVICES)
     check_option("--precision", precision, PRECISIONS)
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise MilmerInputError(f"Invalid value for '--batch': expected an integer >= 1, got {batch!r}.")
+    if batch is not None:  # the message says what --batch accepts: not None, which means its default
+        check_int("--batch", batch, low=1)
 
 
 def check_model_option(model_dir: Path, precision: str) -> None:
@@ -112,94 +118,144 @@ def recording_options(
     return RecordingOptions(offset_s=offset, baseline_s=baseline, trial=trial, eeg=eeg)
 
 
-def run_infer_cli(
-    *,
-    video: Path,
-    eeg: Path,
-    model: Path | None,
-    backend: str = "auto",
-    device: str = "auto",
-    precision: str = "fp32",
-    batch: int | None = None,
-    offset: float = 0.0,
-    baseline: float | None = None,
-    out: Path | None = None,
-    quiet: bool = False,
-    eeg_unit: str | None = None,
-    channel_map: str | None = None,
-    interpolate_missing: bool = False,
-    max_interpolated: int | None = None,
-    trial: int | None = None,
-    faces: Path | None = None,
-    faces_windows: int = 4,
-    predict_without_face: bool = False,
-    server: str | None = None,
-) -> None:
-    """What ``milmer-infer`` does: everything cheap is checked before the slow work starts.
+@dataclass(frozen=True)
+class InferRequest:
+    """One ``milmer-infer`` run, parsed and checked once at the command line (:meth:`parse`).
 
-    Order: options, the --out suffix, which model (``--model`` or the demo model), the input
-    files' existence, the model directory's contents (spec and graphs); then, for ``auto``, the
-    backend and device (TensorRT > CUDA EP > CPU, see :func:`~milmer.runtime.backends.registry.choose`, with a
-    one-line note on stderr of what was picked and why better ones were skipped); then predict (a
-    progress bar on stderr for long recordings), print the per-window table (unless ``quiet``) and
-    the summary, and write ``out`` atomically. ``faces``: also draw the crops of the first
-    ``faces_windows`` windows to this PNG, the MIL-selected frames marked (:func:`write_faces_png`).
-    Windows without a face get no prediction unless ``predict_without_face``.
-    With ``server`` (http://HOST:PORT) the bags are scored on that Triton server
-    (:class:`~milmer.runtime.serve.client.RemotePipeline`) and ``--model`` must not be given.
+    Everything below trusts these values. ``bundle`` and ``choice`` (the model folder, loaded, and
+    the backend and device picked for it) are set for a local model, ``server`` for scoring on a
+    Triton server; ``note`` is the one line saying what ``auto`` picked (None when not asked).
     """
-    from rich.console import Console
 
-    from milmer.runtime.check import check_path_exists
-    from milmer.runtime.backends.registry import choose
-    from milmer.runtime.model_dir import load_model_dir
-    from milmer.runtime.pipeline import Pipeline
-    from milmer.runtime.report import check_out_path, write_predictions
+    video: Path
+    eeg: Path
+    recording: RecordingOptions
+    batch: int | None
+    out: Path | None
+    faces: Path | None
+    faces_windows: int
+    quiet: bool
+    predict_without_face: bool
+    bundle: ModelBundle | None = None
+    choice: Choice | None = None
+    note: str | None = None
+    server: str | None = None
 
-    from .render import ica_convergence_warning, print_report
+    @classmethod
+    def parse(
+        cls,
+        *,
+        video: Path,
+        eeg: Path,
+        model: Path | None,
+        backend: str = "auto",
+        device: str = "auto",
+        precision: str = "fp32",
+        batch: int | None = None,
+        offset: float = 0.0,
+        baseline: float | None = None,
+        out: Path | None = None,
+        quiet: bool = False,
+        eeg_unit: str | None = None,
+        channel_map: str | None = None,
+        interpolate_missing: bool = False,
+        max_interpolated: int | None = None,
+        trial: int | None = None,
+        faces: Path | None = None,
+        faces_windows: int = 4,
+        predict_without_face: bool = False,
+        server: str | None = None,
+    ) -> InferRequest:
+        """Check the command line's values, cheapest first, before any slow work.
 
-    check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
-    options = recording_options(
-        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
-        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
-    )
-    if out is not None:
-        check_out_path(out, "--out")
-    if faces is not None:
-        check_suffix("faces", Path(faces), (".png",))
-    if server is not None and model is not None:
-        raise MilmerInputError(
-            f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+        Order: options, the --out suffix, which model (``--model`` or the demo model), the input
+        files' existence, the model directory's contents (spec and graphs); then, for ``auto``,
+        the backend and device (TensorRT > CUDA EP > CPU, see
+        :func:`~milmer.runtime.backends.registry.choose`). Raises MilmerInputError naming the
+        option. With ``server`` (http://HOST:PORT) ``--model`` must not be given.
+        """
+        from milmer.runtime.backends.registry import choose
+        from milmer.runtime.check import check_path_exists
+        from milmer.runtime.model_dir import load_model_dir
+        from milmer.runtime.report import check_out_path
+
+        check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
+        options = recording_options(
+            offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+            interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
         )
-    model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
-    check_path_exists("video", video)
-    check_path_exists("eeg", eeg)
-    if Path(eeg).suffix.lower() == ".dat" and trial is None:
-        from milmer.runtime.eeg.deap import deap_trial
+        if out is not None:
+            out = check_out_path(out, "--out")
+        if faces is not None:
+            check_suffix("faces", Path(faces), (".png",))
+        if server is not None and model is not None:
+            raise MilmerInputError(
+                f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
+            )
+        model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
+        check_path_exists("video", video)
+        check_path_exists("eeg", eeg)
+        if Path(eeg).suffix.lower() == ".dat" and trial is None:
+            from milmer.runtime.eeg.deap import deap_trial
 
-        deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    opened: Pipeline
-    if server is not None:
-        from milmer.runtime.serve.client import RemotePipeline
-
-        opened = RemotePipeline(server, batch=batch)
-    else:
+            deap_trial(eeg, None)  # refuses before the model loads, saying to pass --trial
+        common = dict(
+            video=Path(video), eeg=Path(eeg), recording=options, batch=batch, out=out,
+            faces=None if faces is None else Path(faces), faces_windows=faces_windows, quiet=quiet,
+            predict_without_face=predict_without_face,
+        )
+        if server is not None:
+            return cls(**common, server=server)  # type: ignore[arg-type]
         assert model_dir is not None
         check_model_option(model_dir, precision)
         bundle = load_model_dir(model_dir, precision=precision, names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
-        graphs = [bundle.swin_path, bundle.fusion_path]
-        choice = choose(graphs, backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
-        if "auto" in (backend, device) and not quiet:
-            err.print(choice.note(), markup=False)
-        opened = Pipeline(bundle, backend=choice.backend, device=choice.device, batch=batch)  # type: ignore[arg-type]
-    with opened as pipeline:
+        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
+        note = choice.note() if "auto" in (backend, device) and not quiet else None
+        return cls(**common, bundle=bundle, choice=choice, note=note)  # type: ignore[arg-type]
+
+    def open_pipeline(self) -> Pipeline:
+        """The pipeline this request scores with: the model folder's graphs on the chosen backend,
+        or the server (:class:`~milmer.runtime.serve.client.RemotePipeline`)."""
+        from milmer.runtime.pipeline import Pipeline
+
+        if self.server is not None:
+            from milmer.runtime.serve.client import RemotePipeline
+
+            return RemotePipeline(self.server, batch=self.batch)
+        assert self.bundle is not None and self.choice is not None
+        return Pipeline(self.bundle, backend=self.choice.backend, device=self.choice.device, batch=self.batch)  # type: ignore[arg-type]
+
+
+def run_infer_cli(**options: Any) -> None:
+    """What ``milmer-infer`` does: :meth:`InferRequest.parse` on the options, then :func:`run_infer`."""
+    run_infer(InferRequest.parse(**options))
+
+
+def run_infer(request: InferRequest) -> None:
+    """Predict (a progress bar on stderr for long recordings), print the per-window table (unless
+    ``quiet``) and the summary, and write ``out`` atomically. ``faces``: also draw the crops of the
+    first ``faces_windows`` windows to this PNG, the MIL-selected frames marked
+    (:func:`write_faces_png`). Windows without a face get no prediction unless
+    ``predict_without_face``. Warnings are one line each on stderr.
+    """
+    from rich.console import Console
+
+    from milmer.runtime.report import write_predictions
+
+    from .render import ica_convergence_warning, print_report
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if request.note is not None:
+        err.print(request.note, markup=False)
+    quiet, faces, out = request.quiet, request.faces, request.out
+    with request.open_pipeline() as pipeline:
         with warnings.catch_warnings(record=True) as caught:
             # Every warning (coverage, faces, MNE, ...) is shown as one line, not as Python's file:line.
             warnings.simplefilter("always")
             result = pipeline.predict(
-                video, eeg, options=options, progress=not quiet,
-                keep_crops=faces_windows if faces is not None else 0, predict_without_face=predict_without_face,
+                request.video, request.eeg, options=request.recording, progress=not quiet,
+                keep_crops=request.faces_windows if faces is not None else 0,
+                predict_without_face=request.predict_without_face,
             )
     for w in caught:
         err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from ._choices import DETECTORS as _DETECTORS
 from ._jsonable import JsonDataclass
-from .check import MilmerInputError, check_option
+from .check import MilmerInputError, check_int, check_number, check_option
 
 __all__ = [
     "SPEC_VERSION",
@@ -127,26 +127,12 @@ class ICASpec(JsonDataclass):
 
     def __post_init__(self) -> None:
         check_option("ica.method", self.method, ICA_METHODS)
-        if not (isinstance(self.tol, (int, float)) and not isinstance(self.tol, bool) and 0 < self.tol < 1):
-            raise MilmerInputError(f"Invalid value for 'ica.tol': expected in (0, 1), got {self.tol!r}.")
-        if self.max_fit_s is not None and not self.max_fit_s > 0:
-            raise MilmerInputError(
-                f"Invalid value for 'ica.max_fit_s': expected > 0 or None, got {self.max_fit_s!r}."
-            )
-        if self.max_iter <= 0:
-            raise MilmerInputError(f"Invalid value for 'ica.max_iter': expected > 0, got {self.max_iter!r}.")
-        if not self.eog_threshold > 0:
-            raise MilmerInputError(
-                f"Invalid value for 'ica.eog_threshold': expected > 0, got {self.eog_threshold!r}."
-            )
-        if not 0 <= self.min_correlation < 1:
-            raise MilmerInputError(
-                f"Invalid value for 'ica.min_correlation': expected in [0, 1), got {self.min_correlation!r}."
-            )
-        if self.max_excluded < 0:
-            raise MilmerInputError(
-                f"Invalid value for 'ica.max_excluded': expected >= 0, got {self.max_excluded!r}."
-            )
+        check_number("ica.tol", self.tol, low=0, high=1, low_open=True, high_open=True)
+        check_number("ica.max_fit_s", self.max_fit_s, low=0, low_open=True, allow_none=True)
+        check_int("ica.max_iter", self.max_iter, low=1)
+        check_number("ica.eog_threshold", self.eog_threshold, low=0, low_open=True)
+        check_number("ica.min_correlation", self.min_correlation, low=0, high=1, high_open=True)
+        check_int("ica.max_excluded", self.max_excluded, low=0)
         object.__setattr__(self, "proxy_channels", tuple(self.proxy_channels))
 
 
@@ -194,8 +180,7 @@ class EEGSpec(JsonDataclass):
             raise MilmerInputError(
                 f"Invalid value for 'eeg.channels': expected unique, non-empty names, got {self.channels!r}."
             )
-        if not self.sfreq > 0:
-            raise MilmerInputError(f"Invalid value for 'eeg.sfreq': expected > 0, got {self.sfreq!r}.")
+        check_number("eeg.sfreq", self.sfreq, low=0, low_open=True)
         samples = self.window_s * self.sfreq
         if not self.window_s > 0 or abs(samples - round(samples)) > 1e-9:
             raise MilmerInputError(
@@ -245,14 +230,9 @@ class FaceSpec(JsonDataclass):
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-        if self.frames_per_window <= 0:
-            raise MilmerInputError(
-                f"Invalid value for 'face.frames_per_window': expected > 0, got {self.frames_per_window!r}."
-            )
-        if self.frame_size <= 0:
-            raise MilmerInputError(f"Invalid value for 'face.frame_size': expected > 0, got {self.frame_size!r}.")
-        if not self.box_expand >= 0:
-            raise MilmerInputError(f"Invalid value for 'face.box_expand': expected >= 0, got {self.box_expand!r}.")
+        check_int("face.frames_per_window", self.frames_per_window, low=1)
+        check_int("face.frame_size", self.frame_size, low=1)
+        check_number("face.box_expand", self.box_expand, low=0)
         check_option("face.padding", self.padding, ("center-black",))
         check_option("face.detector", self.detector, DETECTORS)
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
@@ -260,10 +240,7 @@ class FaceSpec(JsonDataclass):
                 "Invalid value for 'face.mean'/'face.std': expected 3 values each, std > 0, "
                 f"got {self.mean!r}/{self.std!r}."
             )
-        if not 0 < self.min_confidence < 1:
-            raise MilmerInputError(
-                f"Invalid value for 'face.min_confidence': expected in (0, 1), got {self.min_confidence!r}."
-            )
+        check_number("face.min_confidence", self.min_confidence, low=0, high=1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -291,10 +268,7 @@ class GraphSpec(JsonDataclass):
         object.__setattr__(self, "fusion_inputs", tuple(self.fusion_inputs))
         object.__setattr__(self, "fusion_outputs", tuple(self.fusion_outputs))
         for name in ("tokens_per_frame", "token_dim", "top_k", "opset"):
-            if getattr(self, name) <= 0:
-                raise MilmerInputError(
-                    f"Invalid value for 'graph.{name}': expected > 0, got {getattr(self, name)!r}."
-                )
+            check_int(f"graph.{name}", getattr(self, name), low=1)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def test_ica_method_and_tolerance():
     with pytest.raises(MilmerInputError, match=r"'ica.method': expected one of 'picard', 'fastica', got 'infomax'"):
         ICASpec(method="infomax")
     for tol in (0, 1.0, True, "1e-3"):
-        with pytest.raises(MilmerInputError, match=r"'ica.tol': expected in \(0, 1\), got"):
+        with pytest.raises(MilmerInputError, match=r"'ica.tol': expected a number in \(0, 1\), got"):
             ICASpec(tol=tol)
 
 

@@ -83,7 +83,7 @@ def test_config_keys_help_lists_every_key_with_its_default():
         ({"model": {"d_model": 60, "n_heads": 7}}, r"'n_heads': expected a divisor of d_model = 60, got 7"),
         ({"model": {"n_classes": 3}}, r"'n_classes'.*come from the model spec"),
         ({"model": {"colour": 1}}, r"unknown ModelConfig field\(s\) colour"),
-        ({"spec": {"eeg": {"sfreq": -1}}}, r"'eeg.sfreq': expected > 0, got -1"),
+        ({"spec": {"eeg": {"sfreq": -1}}}, r"'eeg.sfreq': expected a number > 0, got -1"),
         ({"spec": {"face": {"size": 3}}}, r"Invalid override spec.face.size: unknown key"),
     ],
 )

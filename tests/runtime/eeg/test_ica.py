@@ -172,7 +172,7 @@ def test_fit_decimation():
     assert fit_decimation(7681, 128.0, 60.0) == 2
     assert fit_decimation(76800, 128.0, 60.0) == 10  # 10 min: every 10th sample
     assert fit_decimation(76800, 128.0, None) == 1
-    with pytest.raises(Exception, match=r"Invalid value for 'ica.max_fit_s': expected > 0 or None, got 0"):
+    with pytest.raises(Exception, match=r"Invalid value for 'ica.max_fit_s': expected a number > 0 or None, got 0"):
         type(EEGSpec().ica)(max_fit_s=0)
 
 
