@@ -9,7 +9,7 @@ import typer
 
 from milmer.runtime.check import MilmerInputError
 
-from .errors import check_finite, handle_errors
+from .errors import finite_option, handle_errors
 from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
 
 __all__ = ["BENCH_OPENVINO_NOTE", "bench", "bench_epilog"]
@@ -72,14 +72,14 @@ def bench(
     ),
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", min=1, help="ONNX Runtime threads."),
     max_call_s: Optional[float] = typer.Option(
-        None, "--max-call-s", metavar="SECONDS", min=0.0, callback=check_finite,
+        None, "--max-call-s", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Skip batch sizes slower than this per call.",
     ),
     max_rss_mb: Optional[float] = typer.Option(
-        None, "--max-rss-mb", metavar="MB", min=0.0, callback=check_finite, help="Skip batch sizes needing more memory."
+        None, "--max-rss-mb", metavar="MB", min=0.0, callback=finite_option, help="Skip batch sizes needing more memory."
     ),
     wait_quiet: Optional[float] = typer.Option(
-        None, "--wait-quiet", metavar="SECONDS", min=0.0, callback=check_finite,
+        None, "--wait-quiet", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Wait up to S seconds for a quiet machine.",
     ),
 ) -> None:

@@ -95,7 +95,7 @@ def _run_demo(
 ) -> dict[str, Any]:
     from rich.console import Console
 
-    from milmer.runtime._io import write_json_atomic
+    from milmer.runtime.files import write_json_atomic
     from milmer.synthetic import make_demo_data
     from milmer.runtime.demo_model import record_demo_model
     from milmer.runtime.pipeline import Pipeline

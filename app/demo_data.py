@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .errors import check_finite, handle_errors
+from .errors import finite_option, handle_errors
 
 __all__ = ["demo_data"]
 
@@ -20,10 +20,10 @@ def demo_data(
     subjects: int = typer.Option(2, "--subjects", metavar="N", min=1, max=99, help="Number of synthetic participants."),
     trials: int = typer.Option(8, "--trials", metavar="N", min=4, max=99, help="Trials per participant (DEAP has 40)."),
     trial_seconds: float = typer.Option(
-        30.0, "--trial-seconds", metavar="SECONDS", min=0.0, callback=check_finite, help="Seconds per trial after the 3 s baseline (DEAP: 60)."
+        30.0, "--trial-seconds", metavar="SECONDS", min=0.0, callback=finite_option, help="Seconds per trial after the 3 s baseline (DEAP: 60)."
     ),
     recording_seconds: float = typer.Option(
-        60.0, "--recording-seconds", metavar="SECONDS", min=0.0, callback=check_finite, help="Length of the continuous demo recording."
+        60.0, "--recording-seconds", metavar="SECONDS", min=0.0, callback=finite_option, help="Length of the continuous demo recording."
     ),
     seed: int = typer.Option(0, "--seed", metavar="N", min=0, help="Random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo dataset in OUT."),

@@ -18,7 +18,7 @@ import typer
 
 from milmer.runtime.check import MilmerInputError
 
-__all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "check_finite", "handle_errors", "run_app"]
+__all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "finite_option", "handle_errors", "run_app"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -32,7 +32,7 @@ def print_error(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
 
 
-def check_finite(value: Any) -> Any:
+def finite_option(value: Any) -> Any:
     """Option callback: refuse ``nan`` and ``inf`` for a float option (Click parses both)."""
     import math
 

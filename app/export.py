@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
-from milmer.runtime._choices import DEFAULT_BAG_PROFILE
+from milmer.runtime.choices import DEFAULT_BAG_PROFILE
 from milmer.runtime.check import MilmerInputError
 
-from .errors import check_finite, handle_errors
+from .errors import finite_option, handle_errors
 
 __all__ = ["export", "export_triton", "parse_profile"]
 
@@ -32,7 +32,7 @@ def export(
         help="TensorRT optimisation profile in bags: MIN,OPT,MAX.",
     ),
     workspace_gb: float = typer.Option(
-        4.0, "--workspace-gb", metavar="GIB", min=0.0, callback=check_finite, help="TensorRT builder workspace limit (GiB)."
+        4.0, "--workspace-gb", metavar="GIB", min=0.0, callback=finite_option, help="TensorRT builder workspace limit (GiB)."
     ),
     demo_windows: Optional[Path] = typer.Option(
         None, "--demo-windows", help="windows.npz from `milmer preprocess`: real inputs for the parity check."

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from milmer.runtime.check import MilmerInputError, check_int, check_option, check_positive, check_suffix
-from milmer.runtime._hints import export_hint
-from milmer.runtime._choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from milmer.runtime.hints import export_hint
+from milmer.runtime.choices import BACKEND_NAMES, DEVICES, PRECISIONS
 from milmer.runtime.demo_model import (
     BENCH_MODEL_WARNING,
     DEMO_POINTER,
@@ -67,7 +67,7 @@ MODEL_OPTION_NAMES = {"model_dir": "--model", "precision": "--precision"}
 
 def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
     """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
-    come from :mod:`milmer.runtime._choices`, which tests check against the backend table)."""
+    come from :mod:`milmer.runtime.choices`, which tests check against the backend table)."""
     check_option("--backend", backend, ("auto", *BACKEND_NAMES))
     check_option("--device", device, DEVICES)
     check_option("--precision", precision, PRECISIONS)

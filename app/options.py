@@ -12,9 +12,9 @@ from collections.abc import Callable
 import typer
 from typer.core import TyperCommand
 
-from milmer.runtime._choices import BACKEND_NAMES, DETECTORS, DEVICES, PRECISIONS
+from milmer.runtime.choices import BACKEND_NAMES, DETECTORS, DEVICES, PRECISIONS
 
-from .errors import check_finite
+from .errors import finite_option
 
 __all__ = [
     "BACKEND_HELP", "DEVICE_HELP", "PRECISION_HELP", "DETECTOR_HELP", "VIDEO", "EEG", "OFFSET", "BASELINE",
@@ -39,12 +39,12 @@ EEG = typer.Argument(
     "--interpolate-missing for a few missing ones).",
 )
 OFFSET = typer.Option(
-    0.0, "--offset", metavar="SECONDS", callback=check_finite,
+    0.0, "--offset", metavar="SECONDS", callback=finite_option,
     help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did. "
     "Example: the video started 2.5 s before the EEG -> --offset 2.5; 1 s after -> --offset -1.",
 )
 BASELINE = typer.Option(
-    None, "--baseline", metavar="SECONDS", min=0.0, callback=check_finite,
+    None, "--baseline", metavar="SECONDS", min=0.0, callback=finite_option,
     help="Seconds to drop at the EEG start (default: 3 for DEAP .dat, else 0).",
 )
 EEG_UNIT = typer.Option(

@@ -42,8 +42,8 @@ def preprocess(
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
     import dataclasses
 
-    from milmer.runtime._choices import DETECTORS
-    from milmer.runtime._io import check_out_dir
+    from milmer.runtime.choices import DETECTORS
+    from milmer.runtime.files import check_out_dir
     from milmer.runtime.check import check_option
     from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
 

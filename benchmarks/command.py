@@ -267,7 +267,7 @@ def bench_command(
     checkpoint: the checkpoint ``model`` was exported from, for the PyTorch reference
     Other arguments override :class:`BenchSettings` (``None``: the full or ``quick`` default).
     """
-    from ..runtime._io import write_json_atomic
+    from ..runtime.files import write_json_atomic
     from ..runtime.model_dir import available_precisions, load_model_dir
     from . import charts, floor, report, stages, throughput
     from .endtoend import endtoend_subprocess
@@ -508,7 +508,7 @@ def publish_results(bench_json: Path, results_dir: Path, name: str | None = None
     name: file stem; ``None``: ``<kind>-<machine>`` (kind: 'cpu' or the GPU device used, machine:
     the CPU's short name). Give one where two hosts share a CPU name (e.g. 'cpu-amd-epyc-avx2').
     """
-    from ..runtime._io import write_json_atomic
+    from ..runtime.files import write_json_atomic
     from . import charts, report
 
     result = json.loads(Path(bench_json).read_text())

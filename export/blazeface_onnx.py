@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     except MilmerInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from ..runtime._io import atomic_file
+    from ..runtime.files import atomic_file
 
     blob = model.SerializeToString()
     with atomic_file(args.out) as tmp:

@@ -1,7 +1,7 @@
 """``milmer export CKPT --out MODEL_DIR``: a training checkpoint -> a checked model directory.
 
 Steps, all inside a temporary folder that becomes ``MODEL_DIR`` only when every step passed
-(:func:`milmer.runtime._io.atomic_dir`): export ``swin.onnx`` and ``fusion.onnx``; verify them
+(:func:`milmer.runtime.files.atomic_dir`): export ``swin.onnx`` and ``fusion.onnx``; verify them
 against PyTorch (:mod:`.verify`; over tolerance -> error, no folder); write ``spec.json`` and
 check the folder opens with the runtime's :func:`~milmer.runtime.model_dir.load_model_dir`;
 optionally write fp16/int8 variants and measure their agreement with fp32; optionally build
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..runtime.check import MilmerInputError
-from ..runtime._io import atomic_dir, write_json_atomic
+from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.backends.trt_cache import file_sha256
 from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir
 from ..runtime.spec import ModelSpec

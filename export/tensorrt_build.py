@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.check import MilmerInputError, check_number, check_option
-from ..runtime._hints import export_hint
+from ..runtime.hints import export_hint
 from ..runtime.backends.base import Precision
 from ..runtime.backends.trt_cache import (
     ENGINE_DIRNAME,

@@ -48,7 +48,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..runtime.check import MilmerInputError, check_int, check_option
-from ..runtime._io import atomic_dir
+from ..runtime.files import atomic_dir
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.model_dir import graph_filename, load_model_dir
 from ..runtime.serve.protocol import INPUTS, MODEL_NAME, OUTPUTS, SPEC_PARAMETER, bag_tensors

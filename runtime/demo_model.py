@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from .check import MilmerInputError
-from ._io import write_json_atomic
+from .files import write_json_atomic
 from .home import milmer_home
 
 __all__ = [

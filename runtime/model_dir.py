@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from .check import MilmerInputError, check_option
-from ._hints import export_hint
+from .graph_info import SPEC_METADATA_KEY, Dim, GraphInfo, Signature, read_graph_info
+from .hints import export_hint
 from .backends.base import PRECISIONS, Precision
 from .backends.trt_cache import ENGINE_DIRNAME
 from .spec import ModelSpec
@@ -46,13 +47,8 @@ __all__ = [
 ]
 
 SPEC_FILE = "spec.json"
-SPEC_METADATA_KEY = "milmer.spec"
 #: The two graphs of a model, by file stem.
 GRAPHS: tuple[str, ...] = ("swin", "fusion")
-
-Dim = int | str | None  # fixed size, symbolic name, or unnamed dynamic axis
-Signature = dict[str, tuple[np.dtype, tuple[Dim, ...]]]
-
 
 def graph_filename(stem: str, precision: Precision) -> str:
     """``swin.onnx`` for fp32, ``swin.fp16.onnx`` / ``swin.int8.onnx`` for the variants."""
@@ -73,94 +69,6 @@ def available_precisions(model_dir: str | os.PathLike[str]) -> tuple[str, ...]:
     """The precisions whose two graphs are both present in ``model_dir``."""
     model_dir = Path(model_dir)
     return tuple(p for p in PRECISIONS if all((model_dir / graph_filename(g, p)).is_file() for g in GRAPHS))
-
-
-@dataclass(frozen=True)
-class GraphInfo:
-    """An ONNX graph's metadata and I/O, read without running it.
-
-    inputs/outputs: name -> (dtype, dims) in graph order; a dim is an int, a symbolic name or None
-    """
-
-    metadata: dict[str, str]
-    inputs: Signature
-    outputs: Signature
-
-
-def _read_with_onnx(path: Path) -> GraphInfo:
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, OSError) as err:
-        raise MilmerInputError(
-            f"Cannot read ONNX model {str(path)!r} (corrupt or truncated?): {err}"
-        ) from None
-
-    def signature(values: Any, skip: set[str]) -> Signature:
-        result: Signature = {}
-        for v in values:
-            if v.name in skip:
-                continue
-            tt = v.type.tensor_type
-            dims = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
-            )
-            result[v.name] = (np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)), dims)
-        return result
-
-    # Old exporters list initializers among graph inputs; they are weights, not inputs.
-    weights = {t.name for t in model.graph.initializer}
-    return GraphInfo(
-        metadata={p.key: p.value for p in model.metadata_props},
-        inputs=signature(model.graph.input, weights),
-        outputs=signature(model.graph.output, set()),
-    )
-
-
-def _read_with_ort(path: Path) -> GraphInfo:
-    import onnxruntime
-    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-
-    from .backends.ort import ORT_DTYPES
-
-    options = onnxruntime.SessionOptions()
-    # Only the signature is needed: skip graph optimisation, the slow part of session creation.
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        session = onnxruntime.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except (
-        ort_errors.InvalidProtobuf,
-        ort_errors.InvalidGraph,
-        ort_errors.Fail,
-        ort_errors.NoSuchFile,
-    ) as err:
-        raise MilmerInputError(
-            f"Cannot read ONNX model {str(path)!r} (corrupt or truncated?): {err}"
-        ) from None
-
-    def signature(args: Any) -> Signature:
-        return {a.name: (ORT_DTYPES.get(a.type, np.dtype(object)), tuple(a.shape)) for a in args}
-
-    return GraphInfo(
-        metadata=dict(session.get_modelmeta().custom_metadata_map),
-        inputs=signature(session.get_inputs()),
-        outputs=signature(session.get_outputs()),
-    )
-
-
-def read_graph_info(path: str | os.PathLike[str]) -> GraphInfo:
-    """Metadata and I/O of an ONNX file: with the ``onnx`` package when installed (parses the
-    file only), else with an unoptimised ONNX Runtime session (the runtime does not need onnx)."""
-    path = Path(path)
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        return _read_with_ort(path)
-    return _read_with_onnx(path)
 
 
 @dataclass(frozen=True)

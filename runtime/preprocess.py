@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._io import atomic_dir, write_json_atomic
+from .files import atomic_dir, write_json_atomic
 from .recording import Coverage, RecordingOptions, open_recording, window_coverage
 from .spec import ModelSpec
 from .windows import EEGWindows, FaceWindows

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .check import check_suffix
-from ._io import atomic_file, write_json_atomic
+from .files import atomic_file, write_json_atomic
 
 if TYPE_CHECKING:
     from .results import PredictionResult, WindowPrediction

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._choices import DETECTORS as _DETECTORS
-from ._jsonable import JsonDataclass
+from .choices import DETECTORS as _DETECTORS
+from .jsonable import JsonDataclass
 from .check import MilmerInputError, check_int, check_number, check_option
 
 __all__ = [

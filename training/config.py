@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..runtime._jsonable import JsonDataclass
+from ..runtime.jsonable import JsonDataclass
 from ..runtime.check import MilmerInputError, check_option
 from ..runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, GraphSpec, ModelSpec
 

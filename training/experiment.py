@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.check import MilmerInputError
-from ..runtime._io import atomic_file, write_json_atomic
+from ..runtime.files import atomic_file, write_json_atomic
 from .run_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
 

@@ -25,7 +25,7 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    from ..runtime._io import atomic_file
+    from ..runtime.files import atomic_file
 
     path = Path(path)
     with atomic_file(path) as tmp:

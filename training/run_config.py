@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..runtime._jsonable import JsonDataclass
+from ..runtime.jsonable import JsonDataclass
 from ..runtime.check import MilmerInputError, check_int, check_number, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .config import ModelConfig

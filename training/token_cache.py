@@ -11,7 +11,7 @@ they are kept as ``<window cache>/tokens/<key>.npy`` (N, F, P, H) float32, where
 - the device type and autocast dtype the tokens were computed with, and the torch version,
 
 so a changed backbone, spec or cache never reads stale tokens. Files are written atomically
-(``runtime._io.atomic_file``); a file whose shape does not match is recomputed.
+(``runtime.files.atomic_file``); a file whose shape does not match is recomputed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runtime._io import atomic_file
+from ..runtime.files import atomic_file
 
 __all__ = ["TOKENS_FOLDER", "token_key", "stored_tokens"]
 

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..runtime.check import MilmerInputError
-from ..runtime._io import atomic_dir, write_json_atomic
+from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state

@@ -17,14 +17,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from .. import _choices
+from .. import choices
 from ..check import MilmerInputError, check_option, check_path_exists, check_type
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
 Device = Literal["cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = _choices.PRECISIONS
+PRECISIONS: tuple[str, ...] = choices.PRECISIONS
 
 
 @dataclass(frozen=True)

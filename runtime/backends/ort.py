@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..check import MilmerInputError, check_int
+from ..graph_info import ORT_DTYPES, SPEC_METADATA_KEY, read_graph_info
 from .base import Device, Precision, Runner, TensorMeta
 from .trt_cache import DEFAULT_BAG_PROFILE, Profile, bag_profiles, profile_option
 
@@ -41,18 +42,6 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "cpu": ("CPUExecutionProvider",),
     "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
-}
-
-#: ONNX Runtime's tensor type strings -> numpy dtypes.
-ORT_DTYPES: dict[str, np.dtype] = {
-    "tensor(float)": np.dtype(np.float32),
-    "tensor(float16)": np.dtype(np.float16),
-    "tensor(double)": np.dtype(np.float64),
-    "tensor(int64)": np.dtype(np.int64),
-    "tensor(int32)": np.dtype(np.int32),
-    "tensor(int8)": np.dtype(np.int8),
-    "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(bool)": np.dtype(np.bool_),
 }
 
 #: Session config entries every milmer session gets (ONNX Runtime's
@@ -80,7 +69,6 @@ _INT8_ON_TENSORRT = (
 def graph_trt_profile(model_path: str | os.PathLike[str], bags: tuple[int, int, int] = DEFAULT_BAG_PROFILE) -> Profile:
     """The optimisation profile of a milmer graph file for ``bags`` (min, opt, max) per call,
     from the spec embedded in the graph; the same shapes ``milmer export --trt`` builds with."""
-    from ..model_dir import SPEC_METADATA_KEY, read_graph_info
     from ..spec import ModelSpec
 
     info = read_graph_info(model_path)

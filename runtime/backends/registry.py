@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .. import _choices
+from .. import choices
 from ..check import MilmerInputError, check_option
 from .base import PRECISIONS, Precision, Runner
 from .openvino import OpenVinoRunner
@@ -48,8 +48,8 @@ Backend = Literal["auto", "ort", "trt", "openvino"]
 
 #: backend name -> runner class.
 BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner, "openvino": OpenVinoRunner}
-#: What ``--help`` says each backend is (numpy-free copy in :mod:`milmer.runtime._choices`).
-BACKEND_NAMES: dict[str, str] = dict(_choices.BACKEND_NAMES)
+#: What ``--help`` says each backend is (numpy-free copy in :mod:`milmer.runtime.choices`).
+BACKEND_NAMES: dict[str, str] = dict(choices.BACKEND_NAMES)
 #: The order in which ``auto`` tries backends, each on its ``AUTO_DEVICES``; every GPU candidate goes
 #: before every CPU one (ONNX Runtime's CUDA provider before OpenVINO; OpenVINO before ONNX Runtime
 #: on an x86 CPU, where it is faster at the same fp32 results).

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..check import MilmerInputError
-from .._hints import export_hint
+from ..hints import export_hint
 from .base import Precision, Runner, TensorMeta
 from .trt_cache import (
     ENGINE_DIRNAME,

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _choices
-from .._jsonable import JsonDataclass
+from .. import choices
+from ..jsonable import JsonDataclass
 from ..check import MilmerInputError, check_option
-from .._hints import export_hint
+from ..hints import export_hint
 from .base import PRECISIONS, Precision
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class EngineTarget:
 @dataclass(frozen=True)
 class EngineMeta(JsonDataclass):
     """Everything an engine was built for; saved as ``<key>.json`` beside ``<key>.engine``
-    (:meth:`to_json`/:meth:`from_json` of :class:`~milmer.runtime._jsonable.JsonDataclass`)."""
+    (:meth:`to_json`/:meth:`from_json` of :class:`~milmer.runtime.jsonable.JsonDataclass`)."""
 
     _json_what = "engine metadata"
     _json_required = ("onnx_name", "onnx_sha256", "tensorrt_version", "gpu_name", "compute_capability",
@@ -319,8 +319,8 @@ def check_in_profile(name: str, shape: Shape, profile: Profile) -> None:
 
 # ---------------------------------------------------------------------- optimisation profiles in bags
 BagProfile = tuple[int, int, int]
-#: ``milmer export --trt-profile`` default (see :mod:`milmer.runtime._choices`).
-DEFAULT_BAG_PROFILE: BagProfile = _choices.DEFAULT_BAG_PROFILE
+#: ``milmer export --trt-profile`` default (see :mod:`milmer.runtime.choices`).
+DEFAULT_BAG_PROFILE: BagProfile = choices.DEFAULT_BAG_PROFILE
 
 
 def check_bag_profile(bags: Any) -> BagProfile:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..check import MilmerInputError, check_dir_or_absent, check_int, check_option
-from .._io import write_text_atomic
+from ..files import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
 

@@ -184,7 +184,7 @@ def test_internal_errors_exit_1_without_traceback(recording, tmp_path, capsys, m
 def test_atomic_dir_gives_normal_permissions(tmp_path):
     import os
 
-    from milmer.runtime._io import atomic_dir
+    from milmer.runtime.files import atomic_dir
 
     with atomic_dir(tmp_path / "made") as tmp:
         (tmp / "x").write_text("1")

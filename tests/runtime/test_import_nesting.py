@@ -166,3 +166,51 @@ def test_the_import_scan_sees_relative_absolute_and_lazy_imports(tmp_path, sourc
     path.write_text(source + "\n")
     names = [name for _, name in imported_modules(path, package)]
     assert expected in names and any(_is_above_runtime(n) for n in names)
+
+
+def _runtime_import_graph() -> dict[str, set[str]]:
+    """runtime module -> the runtime modules it imports (at the top or lazily)."""
+    modules = {}
+    for rel, path, package in _runtime_files():
+        name = package if rel.name == "__init__.py" else f"{package}.{rel.stem}"
+        modules[name] = {n for _, n in imported_modules(path, package)}
+    return {a: {b for b in deps if b in modules and b != a} for a, deps in modules.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan): each is a cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_runtime_modules_import_each_other_without_cycles():
+    """No two runtime modules import each other, even lazily (model_dir and backends.ort did: the
+    graph reading they share is graph_info.py now)."""
+    assert import_cycles(_runtime_import_graph()) == []
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

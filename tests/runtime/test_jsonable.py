@@ -10,7 +10,7 @@ from types import MappingProxyType
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime._jsonable import JsonDataclass, to_plain
+from milmer.runtime.jsonable import JsonDataclass, to_plain
 
 
 @dataclass(frozen=True)

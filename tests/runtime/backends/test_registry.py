@@ -101,12 +101,12 @@ def test_auto_puts_a_gpu_before_openvino(swin_path, no_tensorrt, monkeypatch):
 
 def test_cli_choices_agree_with_the_table():
     """The numpy-free names `milmer --help` shows are the registry's."""
-    from milmer.runtime import _choices
+    from milmer.runtime import choices
     from milmer.runtime.backends import PRECISIONS
     from milmer.runtime.backends.registry import BACKEND_NAMES
 
-    assert list(_choices.BACKEND_NAMES) == list(BACKENDS) == list(BACKEND_NAMES)
-    assert _choices.DEVICES == DEVICES and _choices.PRECISIONS == PRECISIONS
+    assert list(choices.BACKEND_NAMES) == list(BACKENDS) == list(BACKEND_NAMES)
+    assert choices.DEVICES == DEVICES and choices.PRECISIONS == PRECISIONS
 
 
 def test_candidates_come_from_the_table():

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from ._io import read_json_file, write_text_atomic
+from .files import read_json_file, write_text_atomic
 from .check import MilmerInputError, check_keys
 
 __all__ = ["JsonDataclass", "to_plain"]
