@@ -24,7 +24,7 @@ import typer
 from .errors import handle_errors
 
 if TYPE_CHECKING:
-    from milmer.training.run_config import TrainConfig
+    from milmer.training.train_config import TrainConfig
 
 __all__ = ["DEMO_ABLATIONS", "DEMO_PROTOCOLS", "demo", "demo_train_config", "run_demo"]
 
@@ -290,7 +290,7 @@ def demo_train_config(
     ``changes`` override any field; ``model`` changes are merged into the demo's model settings.
     """
     from milmer.training.backbone import read_swin_config, swin_token_dim
-    from milmer.training.run_config import TrainConfig
+    from milmer.training.train_config import TrainConfig
 
     token_dim = swin_token_dim(read_swin_config(backbone_dir))
     values: dict[str, Any] = dict(

@@ -14,7 +14,7 @@ __all__ = ["TRAIN_HELP", "TRAIN_CONTEXT", "train", "train_epilog"]
 
 def train_epilog() -> str:
     """The config keys with their defaults, generated from ``TrainConfig`` (torch-free import)."""
-    from milmer.training.run_config import config_keys_help
+    from milmer.training.train_config import config_keys_help
 
     # \b keeps click/typer from re-wrapping the lines that follow it.
     return (

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..runtime.check import MilmerInputError, check_option
-from ..training.config import EEG_BANDS  # torch-free: the model's band definition
+from ..training.model_config import EEG_BANDS  # torch-free: the model's band definition
 from .timing import TimingConfig, time_call
 
 __all__ = [
@@ -308,14 +308,14 @@ def swin_flops(config: Mapping[str, Any], image_size: int | None = None) -> int:
 
 def _spectral_bins(n_samples: int, sfreq: float) -> int:
     """How many real-DFT bins of an ``n_samples`` window at ``sfreq`` Hz lie in any of the model's
-    EEG bands (``milmer.training.config.EEG_BANDS``, the model's own definition)."""
+    EEG bands (``milmer.training.model_config.EEG_BANDS``, the model's own definition)."""
     freqs = np.arange(n_samples // 2 + 1) * (sfreq / n_samples)
     return int(np.any([(freqs >= lo) & (freqs < hi) for lo, hi in EEG_BANDS], axis=0).sum())
 
 
 def fusion_flops(config: Any, token_dim: int) -> int:
     """FLOPs of one bag through ``forward_fusion`` of a Milmer model with ``config`` (a
-    :class:`milmer.training.config.ModelConfig`) and backbone tokens of size ``token_dim``.
+    :class:`milmer.training.model_config.ModelConfig`) and backbone tokens of size ``token_dim``.
 
     Counts the EEG tokenizer (the per-channel MLP ``T -> d -> d``, or for ``eeg_tokens='spectral'``
     the DFT MatMul, band pooling and ``bands -> d -> d`` MLP), the token projection (when ``token_dim != d_model``), the MIL

@@ -75,7 +75,7 @@ def build_bench_model(out: Path, *, tiny: bool, seed: int = 0, progress: bool = 
     from ..runtime.spec import ModelSpec
     from ..training.backbone import swin_from_config, swin_token_dim
     from ..training.checkpoint import save_checkpoint
-    from ..training.config import ModelConfig
+    from ..training.model_config import ModelConfig
     from ..training.model import MilmerModel
 
     swin, fusion = bench_model_configs(tiny)

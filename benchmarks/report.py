@@ -93,7 +93,7 @@ def count_flops(bundle: Any, checkpoint: str | Path | None) -> dict[str, Any] | 
     }
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and (ckpt / _CKPT_CONFIG).is_file() and (ckpt / _CKPT_BACKBONE).is_file():
-        from ..training.config import ModelConfig
+        from ..training.model_config import ModelConfig
 
         swin_a = swin_flops(json.loads((ckpt / _CKPT_BACKBONE).read_text()), s)
         fusion_a = fusion_flops(ModelConfig.load(ckpt / _CKPT_CONFIG), g.token_dim)

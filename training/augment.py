@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from .run_config import EEG_AUGMENTS
+from .train_config import EEG_AUGMENTS
 
 __all__ = ["EEG_AUGMENTS", "ft_surrogate", "augment_eeg"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..runtime.check import MilmerInputError
-from .config import DEFAULT_BACKBONE
+from .model_config import DEFAULT_BACKBONE
 
 __all__ = [
     "DEFAULT_BACKBONE",

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from ..runtime.check import MilmerInputError, check_path_exists
 from ..runtime.spec import ModelSpec
 from .backbone import swin_from_config
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .model import MilmerModel
 
 __all__ = [

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..runtime.check import MilmerInputError, check_int, check_number
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
-from .cache import CachedWindows
+from .window_cache import CachedWindows
 
 __all__ = ["Augment", "WindowDataset", "make_loader"]
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..runtime.check import MilmerInputError
 from ..runtime.files import atomic_file, write_json_atomic
-from .run_config import TrainConfig, load_train_config
+from .train_config import TrainConfig, load_train_config
 from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
 
 __all__ = ["run_experiment", "check_run", "train_command", "fold_dir_name", "BEST_MODEL"]
@@ -138,7 +138,7 @@ def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
 
 def _load_data(cfg: TrainConfig, index: Any, ctx: Any, progress: bool) -> tuple[Any, list[Any], np.ndarray]:
     """Build (or reuse) the window cache of ``index``'s trials; returns (cache, skipped, labels)."""
-    from .cache import build_cache
+    from .window_cache_build import build_cache
     from .distributed import barrier
 
     # workers 0 (no DataLoader workers) builds the cache in this process too.
@@ -190,16 +190,16 @@ def _class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
 def _precomputed_tokens(cfg: TrainConfig, cache: Any, labels: np.ndarray, ctx: Any, progress: bool) -> Any:
     """Backbone tokens of every window when the backbone is frozen and they fit in memory, else None.
 
-    Stored in the window cache (:mod:`milmer.training.token_cache`), so the next run with the same
+    Stored in the window cache (:mod:`milmer.training.backbone_token_cache`), so the next run with the same
     windows, face rules and backbone weights reuses them instead of running the backbone again.
     """
     from .dataset import WindowDataset
     from .model import build_model
-    from .run_config import PRECOMPUTE_MAX_BYTES
+    from .train_config import PRECOMPUTE_MAX_BYTES
     import torch
 
-    from .token_cache import TOKENS_FOLDER, stored_tokens, token_key
-    from .tokens import backbone_tokens, token_bytes
+    from .backbone_token_cache import TOKENS_FOLDER, stored_tokens, token_key
+    from .backbone_tokens import backbone_tokens, token_bytes
     from .train import amp_dtype, seed_everything
 
     config = cfg.model_config()
@@ -250,7 +250,7 @@ def _run_fold(
     from .metrics import classification_metrics
     from .model import build_model
     from .plots import plot_confusion, plot_curves
-    from .tokens import TokenDataset
+    from .backbone_tokens import TokenDataset
     from .train import amp_dtype, evaluate, fit, seed_everything
 
     spec = cfg.model_spec()
@@ -463,7 +463,7 @@ def train_command(config_path: Path, overrides: list[str], out: Path | None) -> 
     options gave the value.
     """
     from ..runtime.check import check_path_exists, check_suffix
-    from .run_config import CONFIG_SUFFIXES
+    from .train_config import CONFIG_SUFFIXES
 
     check_suffix("--config", check_path_exists("--config", config_path), CONFIG_SUFFIXES)
     values = {"out_dir": str(out)} if out is not None else {}

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..runtime.check import MilmerInputError
 from .backbone import load_swin, swin_tokens_per_frame
-from .config import EEG_BANDS, ModelConfig
+from .model_config import EEG_BANDS, ModelConfig
 
 if TYPE_CHECKING:
     from transformers import SwinModel

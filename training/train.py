@@ -37,11 +37,11 @@ from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .distributed import DistContext, init_distributed, mean_across, no_sync, wrap_model
 from .metrics import accuracy, macro_f1
 from .model import MilmerModel
-from .run_config import TrainConfig
+from .train_config import TrainConfig
 
 __all__ = [
     "History",
@@ -139,7 +139,7 @@ class Evaluation:
 class MilmerInputs(nn.Module):
     """Runs a Milmer model on whichever input a batch carries: ``frames`` (B, F, 3, S, S) go
     through :meth:`forward`, precomputed backbone ``tokens`` (B, F, P, H) (a frozen backbone,
-    see :mod:`milmer.training.tokens`) through :meth:`forward_fusion` only.
+    see :mod:`milmer.training.backbone_tokens`) through :meth:`forward_fusion` only.
 
     The loop wraps this (not the bare model) in DDP, so both paths synchronise gradients.
     """

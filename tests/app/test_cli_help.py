@@ -23,8 +23,8 @@ def _help(command: str, capsys, monkeypatch) -> str:
 
 
 def test_train_help_is_plain_text_with_required_config_and_every_key(capsys, monkeypatch):
-    from milmer.training.config import SPEC_FIELDS, ModelConfig
-    from milmer.training.run_config import TrainConfig
+    from milmer.training.model_config import SPEC_FIELDS, ModelConfig
+    from milmer.training.train_config import TrainConfig
 
     out = _help("train", capsys, monkeypatch)
     lines = out.splitlines()

@@ -32,7 +32,7 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     assert acc["folds"] == acc["folds_total"] == 4
     report = json.loads((out / "runs/trial/report.json").read_text())
     assert all(f["sizes"]["val"] == 0 for f in report["per_fold"])
-    from milmer.training.run_config import load_train_config
+    from milmer.training.train_config import load_train_config
 
     trained = load_train_config(out / "runs/trial/config.json", [])
     assert trained.eeg_augment == "ft-surrogate"

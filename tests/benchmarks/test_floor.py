@@ -9,7 +9,7 @@ import pytest
 from milmer.benchmarks.floor import fusion_flops, graph_flops, matmul_peak, swin_flops
 from milmer.benchmarks.model import SWIN_T, SWIN_TINY_TEST
 from milmer.runtime.check import MilmerInputError
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 
 
 def test_swin_t_flops_pinned():
@@ -161,7 +161,7 @@ def test_spectral_bins_use_the_model_band_definition(monkeypatch):
     """The FLOP formula reads the model's bands (one definition): 3 s at 128 Hz has bins every
     1/3 Hz, 132 of them in 1-45 Hz; narrowing the model's bands changes the count."""
     from milmer.benchmarks import floor
-    from milmer.training import config
+    from milmer.training import model_config as config
 
     assert floor.EEG_BANDS is config.EEG_BANDS
     assert floor._spectral_bins(384, 128.0) == 132

@@ -18,7 +18,7 @@ from milmer.export.command import export_command, load_for_export
 from milmer.runtime.spec import GraphSpec, ModelSpec
 from milmer.training.backbone import save_tiny_swin
 from milmer.training.checkpoint import save_checkpoint
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 from milmer.training.model import MilmerModel, build_model
 
 # Tiny fusion sizes; d_model 32 differs from the tiny Swin's hidden size 64, so the token

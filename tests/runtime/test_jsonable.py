@@ -78,8 +78,8 @@ def test_every_config_uses_it():
 
     classes = [ModelSpec, EEGSpec, ICASpec, FaceSpec, GraphSpec, EngineMeta]
     try:
-        from milmer.training.config import ModelConfig
-        from milmer.training.run_config import TrainConfig
+        from milmer.training.model_config import ModelConfig
+        from milmer.training.train_config import TrainConfig
 
         classes += [ModelConfig, TrainConfig]
     except ImportError:  # the torch-free runtime environment has no training package deps

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from milmer.training.backbone import save_tiny_swin
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 from milmer.training.model import MilmerModel, build_model
 
 # Tiny fusion sizes: d_model 32 differs from the tiny Swin's hidden size 64, so the token

@@ -8,7 +8,7 @@ import torch
 
 from milmer.runtime.check import MilmerInputError
 from milmer.training.augment import augment_eeg, ft_surrogate
-from milmer.training.run_config import TrainConfig
+from milmer.training.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("n_samples", [384, 383])

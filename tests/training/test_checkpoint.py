@@ -21,7 +21,7 @@ from milmer.training.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import torch
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.face.crop import normalize
 from milmer.runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, ICASpec, ModelSpec
-from milmer.training.cache import build_cache
+from milmer.training.window_cache_build import build_cache
 from milmer.training.dataset import Augment, WindowDataset, make_loader
 from milmer.training.deap import index_deap
 

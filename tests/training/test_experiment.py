@@ -97,7 +97,7 @@ def test_train_command_reads_a_toml_file_and_overrides(demo, tmp_path):
 
 
 def test_eeg_only_runs_never_read_face_frames_and_match_the_frame_path(demo, monkeypatch):
-    from milmer.training import cache as cache_module
+    from milmer.training import window_cache as cache_module
 
     reads = []
     original = cache_module.ShardedArray.__getitem__

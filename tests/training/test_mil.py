@@ -9,7 +9,7 @@ import statistics
 import pytest
 import torch
 
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 from milmer.training.model import build_model
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from milmer.runtime.check import MilmerInputError
 from milmer.training.backbone import swin_from_config
-from milmer.training.config import ModelConfig
+from milmer.training.model_config import ModelConfig
 from milmer.training.model import CrossAttentionIntegration, MILPooling, MilmerModel
 
 

@@ -16,7 +16,7 @@ import pytest
 from milmer.app.cli import main
 from milmer.runtime.check import MilmerInputError
 from milmer.app.errors import EXIT_OK, EXIT_USAGE
-from milmer.training import cache as cache_module
+from milmer.training import window_cache_build as cache_module
 from milmer.training import experiment
 from milmer.app.demo import demo_train_config
 from milmer.training.experiment import check_run, run_experiment
@@ -51,7 +51,7 @@ def _values(deap, **changes):
 
 
 def _config(deap, **changes):
-    from milmer.training.run_config import TrainConfig
+    from milmer.training.train_config import TrainConfig
 
     return TrainConfig(**{"cache_dir": None, **_values(deap, **changes)})
 

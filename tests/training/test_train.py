@@ -14,7 +14,7 @@ from milmer.runtime.check import MilmerInputError
 from milmer.training import distributed as dist_helpers
 from milmer.training.checkpoint import load_checkpoint
 from milmer.training.model import build_model
-from milmer.training.run_config import TrainConfig
+from milmer.training.train_config import TrainConfig
 from milmer.training.train import amp_dtype, cosine_lambda, evaluate, fit, make_scheduler, seed_everything
 
 # Two frames per bag, top-1, tiny fusion; modality 'eeg' skips the Swin so a step takes ~ms.
@@ -243,7 +243,7 @@ import sys, numpy as np, torch
 sys.path.insert(0, {tests!r})
 from milmer.training.distributed import init_distributed, shard_loader, shutdown
 from milmer.training.model import build_model
-from milmer.training.run_config import TrainConfig
+from milmer.training.train_config import TrainConfig
 from milmer.training.train import fit, seed_everything
 from test_train import MODEL, SPEC, loaders
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from ..runtime.jsonable import JsonDataclass
 from ..runtime.check import MilmerInputError, check_int, check_number, check_option
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .splits import PROTOCOLS
 
 __all__ = [
@@ -246,8 +246,8 @@ class TrainConfig(JsonDataclass):
 
     @property
     def cache_path(self) -> Path:
-        """The cache root: ``cache_dir``, else :func:`milmer.training.cache.default_cache_root`."""
-        from .cache import default_cache_root
+        """The cache root: ``cache_dir``, else :func:`milmer.training.window_cache.default_cache_root`."""
+        from .window_cache import default_cache_root
 
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_root()
 
@@ -287,7 +287,7 @@ def config_keys_help() -> list[str]:
     so), then one per settable ``model.`` key (:class:`ModelConfig` fields the spec does not
     fix): the list ``milmer train --help`` shows, generated from the dataclasses so it cannot
     drift from them. Aligned, except a line that would not fit 80 columns."""
-    from .config import SPEC_FIELDS
+    from .model_config import SPEC_FIELDS
 
     lines = []
     for prefix, fields in (

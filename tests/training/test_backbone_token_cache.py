@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from milmer.training.token_cache import TOKENS_FOLDER, stored_tokens, token_key
+from milmer.training.backbone_token_cache import TOKENS_FOLDER, stored_tokens, token_key
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ import pytest
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import EEGSpec, ICASpec, ModelSpec
 from milmer.runtime.windows import EEGWindows, FaceWindows
-from milmer.training import cache as cache_mod
-from milmer.training.cache import ShardedArray, build_cache, cache_config, cache_dir, open_cache
+from milmer.training import window_cache as cache_mod
+from milmer.training import window_cache_build as build_mod
+from milmer.training.window_cache import ShardedArray, cache_config, cache_dir, open_cache
+from milmer.training.window_cache_build import build_cache
 from milmer.training.deap import index_deap
 
 # ICA is the slow step (seconds per trial); most tests do not need it. One test runs it.
@@ -121,12 +123,12 @@ def calls(monkeypatch):
 
     def fake(task):
         done.append(task.record.name)
-        dat = cache_mod._load_dat(task.record.dat_path, task.sources["dat"])
+        dat = build_mod._load_dat(task.record.dat_path, task.sources["dat"])
         eeg = EEGWindows(np.full((1, 32, 384), len(done), np.float32), np.array([3.0]))
         faces = FaceWindows(np.zeros((1, 10, 224, 224, 3), np.uint8), np.ones((1, 10), bool), np.full((1, 10), 3.5))
         return eeg, faces, np.asarray(dat["labels"][task.record.row], np.float64)
 
-    monkeypatch.setattr(cache_mod, "_compute_trial", fake)
+    monkeypatch.setattr(build_mod, "_compute_trial", fake)
     return done
 
 

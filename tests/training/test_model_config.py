@@ -11,7 +11,7 @@ import pytest
 
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.spec import FaceSpec, GraphSpec, ModelSpec
-from milmer.training.config import DEFAULT_BACKBONE, SPEC_FIELDS, ModelConfig
+from milmer.training.model_config import DEFAULT_BACKBONE, SPEC_FIELDS, ModelConfig
 
 
 def test_defaults_are_the_papers():
@@ -116,7 +116,7 @@ def test_check_spec_names_each_disagreement():
 
 
 def test_config_module_imports_no_torch():
-    code = "import sys, milmer.training.config; sys.exit('torch' in sys.modules)"
+    code = "import sys, milmer.training.model_config; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -126,8 +126,8 @@ def test_spec_tied_defaults_come_from_the_spec():
     import dataclasses
     import inspect
 
-    from milmer.training import config as config_module
-    from milmer.training.config import SPEC_FIELDS
+    from milmer.training import model_config as config_module
+    from milmer.training.model_config import SPEC_FIELDS
 
     expected = ModelConfig.from_spec(ModelSpec())
     assert {n: getattr(ModelConfig(), n) for n in SPEC_FIELDS} == {n: getattr(expected, n) for n in SPEC_FIELDS}

@@ -1,6 +1,6 @@
 """Frozen-backbone tokens stored beside the window cache, shared by every run that can reuse them.
 
-:func:`~milmer.training.tokens.backbone_tokens` runs a frozen Swin once over every window of a
+:func:`~milmer.training.backbone_tokens.backbone_tokens` runs a frozen Swin once over every window of a
 run; without a store, every run (each protocol, each ablation, each seed) pays that again,
 although the tokens depend only on the frames, the backbone's weights and how it is run. Here
 they are kept as ``<window cache>/tokens/<key>.npy`` (N, F, P, H) float32, where ``key`` hashes

@@ -34,27 +34,23 @@ cost more than it saves). Touching, replacing or moving a source file therefore 
 shard name and a rebuild; an edit that keeps a file's size and modification time is not
 detected. Opening a cache re-stats every source and refuses stale shards.
 
-Resume: a finished shard is skipped, so an interrupted build continues where it stopped.
-Two builds writing the same cache folder at once are not supported.
+Building (:func:`~.window_cache_build.build_cache`, in :mod:`.window_cache_build`): a finished
+shard is skipped, so an interrupted build continues where it stopped. Two builds writing the same
+cache folder at once are not supported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import shutil
-import uuid
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_int, check_path_exists, check_positive
+from ..runtime.check import MilmerInputError, check_path_exists, check_positive
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .labels import ratings_to_labels
@@ -67,13 +63,10 @@ __all__ = [
     "cache_config",
     "cache_dir",
     "default_cache_root",
-    "build_cache",
     "open_cache",
     "CachedWindows",
     "ShardedArray",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Bump when milmer's preprocessing changes its output in a way the spec does not capture.
 PREPROCESSING_CODE_VERSION = 1
@@ -89,7 +82,7 @@ CACHE_DIR_ENV = "MILMER_CACHE_DIR"
 _LIBRARIES = (
     "numpy", "scipy", "scikit-learn", "mne", "opencv-python-headless", "opencv-contrib-python", "mediapipe",
 )
-_SHARD_FILES = ("eeg.npy", "faces.npy", "found.npy", "timestamps.npy", "starts.npy")
+SHARD_FILES = ("eeg.npy", "faces.npy", "found.npy", "timestamps.npy", "starts.npy")
 
 
 def _sha(obj: Any) -> str:
@@ -145,139 +138,15 @@ def _stamp(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _sources(record: TrialRecord) -> dict[str, Any]:
+def trial_sources(record: TrialRecord) -> dict[str, Any]:
     for name, p in (("dat_path", record.dat_path), ("video_path", record.video_path)):
         if not Path(p).is_file():
             raise MilmerInputError(f"Invalid value for {name!r} of {record.name}: file not found: {str(p)!r}.")
     return {"dat": _stamp(Path(record.dat_path)), "video": _stamp(Path(record.video_path)), "row": record.row}
 
 
-def _shard_name(record: TrialRecord, sources: dict[str, Any], config: dict[str, Any]) -> str:
+def shard_name(record: TrialRecord, sources: dict[str, Any], config: dict[str, Any]) -> str:
     return f"{record.name}-{_sha({'sources': sources, 'config': config})[:12]}"
-
-
-def _to_jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-# --------------------------------------------------------------------------- building one shard
-@dataclass(frozen=True)
-class _ShardTask:
-    record: TrialRecord
-    spec: ModelSpec
-    baseline_s: float
-    offset_s: float
-    sources: dict[str, Any]
-    config: dict[str, Any]
-    shard_dir: Path
-
-
-# Worker-local memo of the last .dat read: consecutive trials of a subject share the file.
-_DAT_MEMO: dict[str, Any] = {}
-
-
-def _load_dat(path: Path, stamp: dict[str, Any]) -> dict[str, np.ndarray]:
-    from ..runtime.eeg.io import load_deap_dat
-
-    key = json.dumps(stamp, sort_keys=True)
-    if _DAT_MEMO.get("key") != key:
-        _DAT_MEMO.clear()
-        _DAT_MEMO.update(key=key, dat=load_deap_dat(path))
-    return _DAT_MEMO["dat"]
-
-
-def _compute_trial(task: _ShardTask) -> tuple[Any, Any, np.ndarray]:
-    """Run the runtime preprocessing for one trial: (EEGWindows, FaceWindows, .dat labels (4,))."""
-    from ..runtime.eeg.io import deap_trial_to_raw
-    from ..runtime.eeg.preprocess import preprocess_raw
-    from ..runtime.face.extract import extract_faces
-
-    rec, spec = task.record, task.spec
-    dat = _load_dat(Path(rec.dat_path), task.sources["dat"])
-    if not 0 <= rec.row < dat["data"].shape[0]:
-        raise MilmerInputError(
-            f"Invalid value for 'row' of {rec.name}: {str(rec.dat_path)!r} has {dat['data'].shape[0]} "
-            f"trials, got row {rec.row} (Experiment_id {rec.experiment_id})."
-        )
-    raw = deap_trial_to_raw(dat["data"][rec.row], sfreq=spec.eeg.sfreq)
-    eeg = preprocess_raw(raw, spec.eeg, baseline_s=task.baseline_s)
-    faces = extract_faces(rec.video_path, eeg.starts, spec.face, spec.eeg.window_s, offset_s=task.offset_s)
-    return eeg, faces, np.asarray(dat["labels"][rec.row], dtype=np.float64)
-
-
-def _build_shard(task: _ShardTask) -> str:
-    """Preprocess one trial and write its shard atomically; returns the shard's name."""
-    rec = task.record
-    eeg, faces, dat_labels = _compute_trial(task)
-    if np.abs(dat_labels - np.asarray(rec.ratings)).max() > RATING_TOLERANCE:
-        raise MilmerInputError(
-            f"Invalid DEAP mapping for {rec.name}: the CSV gives ratings {list(rec.ratings)} but row "
-            f"{rec.row} of {Path(rec.dat_path).name} has labels {dat_labels.tolist()}; the video and "
-            "the EEG row do not belong together."
-        )
-    n = eeg.data.shape[0]
-    if faces.frames.shape[0] != n:
-        raise RuntimeError(f"{rec.name}: {n} EEG windows but {faces.frames.shape[0]} face windows")
-    meta = {
-        "record": {
-            "subject": rec.subject, "trial": rec.trial, "experiment_id": rec.experiment_id,
-            "row": rec.row, "ratings": list(rec.ratings),
-        },
-        "sources": task.sources,
-        "config": task.config,
-        "n_windows": n,
-        "dat_labels": dat_labels.tolist(),
-        "eeg_info": _to_jsonable(eeg.info),
-        "face_info": _to_jsonable(faces.info),
-    }  # fmt: skip
-    final = task.shard_dir
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        arrays = (eeg.data, faces.frames, faces.found, faces.timestamps, eeg.starts)
-        for name, arr in zip(_SHARD_FILES, arrays):
-            np.save(tmp / name, np.ascontiguousarray(arr))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return final.name
-
-
-def _limit_threads() -> None:
-    """Pool initializer: one BLAS/OpenCV thread per worker, since the pool fills the cores."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
-
-
-def _clean_stale_tmp(shards: Path) -> None:
-    """Remove temp shard folders left by processes that no longer run (interrupted builds)."""
-    for tmp in shards.glob(".tmp-*"):
-        try:
-            pid = int(tmp.name.rsplit("-", 2)[-2])
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 # --------------------------------------------------------------------------- reading back
@@ -375,7 +244,7 @@ class CachedWindows:
         return ratings_to_labels(self.ratings[:, 0], self.ratings[:, 1], scheme)
 
 
-def _write_index(folder: Path, config: dict[str, Any], names: list[str], spec: ModelSpec) -> Path:
+def write_index(folder: Path, config: dict[str, Any], names: list[str], spec: ModelSpec) -> Path:
     cols: dict[str, list[Any]] = {
         k: [] for k in ("subject", "trial", "experiment_id", "start", "ratings", "face_found", "face_timestamps")
     }
@@ -408,7 +277,7 @@ def _write_index(folder: Path, config: dict[str, Any], names: list[str], spec: M
     return path
 
 
-def _check_key_file(folder: Path, config: dict[str, Any]) -> None:
+def check_key_file(folder: Path, config: dict[str, Any]) -> None:
     key_file = folder / "key.json"
     stored = json.loads(key_file.read_text()) if key_file.is_file() else None
     if stored != config:
@@ -427,7 +296,7 @@ def open_cache(index_path: str | os.PathLike[str], *, check_sources: bool = True
     index_path = check_path_exists("index_path", index_path)
     folder = index_path.parent
     index = json.loads(index_path.read_text())
-    _check_key_file(folder, index["config"])
+    check_key_file(folder, index["config"])
     for shard in index["shards"]:
         d = folder / "shards" / shard["name"]
         if not (d / "meta.json").is_file():
@@ -443,95 +312,3 @@ def open_cache(index_path: str | os.PathLike[str], *, check_sources: bool = True
                         f"since it was built (was {was}, now {now}); rebuild with build_cache."
                     )
     return CachedWindows(folder, index_path, index)
-
-
-# --------------------------------------------------------------------------- building
-def build_cache(
-    records: Iterable[TrialRecord],
-    spec: ModelSpec,
-    cache_root: str | os.PathLike[str],
-    *,
-    baseline_s: float = 3.0,
-    offset_s: float = 0.0,
-    workers: int | None = None,
-    progress: bool = True,
-) -> CachedWindows:
-    """Preprocess every trial of ``records`` into the cache (skipping finished ones) and open it.
-
-    baseline_s: seconds dropped from each trial's start before windowing (DEAP: 3 s pre-trial)
-    offset_s:   video time minus EEG time of the same instant (0 when video t=0 is EEG sample 0)
-    workers:    processes (default ``os.cpu_count()``); 1 runs in this process
-    progress:   show a rich progress bar
-    """
-    records = list(records)
-    if not records:
-        raise MilmerInputError("Invalid value for 'records': expected at least one trial, got none.")
-    names_seen = [r.name for r in records]
-    dupes = sorted({n for n in names_seen if names_seen.count(n) > 1})
-    if dupes:
-        raise MilmerInputError(f"Invalid value for 'records': trial(s) listed twice: {', '.join(dupes)}.")
-    if workers is None:
-        workers = os.cpu_count() or 1
-    check_int("workers", workers, low=1)
-
-    config = cache_config(spec, baseline_s=baseline_s, offset_s=offset_s)
-    folder = cache_dir(cache_root, config)
-    shards = folder / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    key_file = folder / "key.json"
-    if not key_file.is_file():
-        tmp = key_file.with_name(f"key.json.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(config, indent=1, sort_keys=True))
-        os.replace(tmp, key_file)
-    _check_key_file(folder, config)
-    _clean_stale_tmp(shards)
-
-    names, todo = [], []
-    for rec in records:
-        sources = _sources(rec)
-        name = _shard_name(rec, sources, config)
-        names.append(name)
-        if not (shards / name / "meta.json").is_file():
-            todo.append(_ShardTask(rec, spec, float(baseline_s), float(offset_s), sources, config, shards / name))
-    if len(todo) < len(records):
-        log.info("DEAP cache %s: %d of %d trials already built", folder, len(records) - len(todo), len(records))
-    _run(todo, workers, progress)
-    return open_cache(_write_index(folder, config, names, spec))
-
-
-def _run(tasks: list[_ShardTask], workers: int, progress: bool) -> None:
-    """Build ``tasks``' shards; failures are collected and raised together after the rest finish."""
-    if not tasks:
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[bold]DEAP cache"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.description}"), disable=not progress,
-    )  # fmt: skip
-    failures: list[str] = []
-    with bar:
-        job = bar.add_task("", total=len(tasks))
-        if workers == 1:
-            for task in tasks:
-                try:
-                    bar.update(job, advance=1, description=_build_shard(task))
-                except MilmerInputError as err:
-                    failures.append(f"{task.record.name}: {err}")
-        else:
-            import multiprocessing
-
-            # spawn, not fork: the parent may hold torch/OpenMP threads that a fork would copy.
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_limit_threads) as pool:
-                futures = {pool.submit(_build_shard, t): t for t in tasks}
-                for fut in as_completed(futures):
-                    try:
-                        bar.update(job, advance=1, description=fut.result())
-                    except MilmerInputError as err:
-                        failures.append(f"{futures[fut].record.name}: {err}")
-    if failures:
-        raise MilmerInputError(
-            f"{len(failures)} of {len(tasks)} trials could not be cached (the others were; rerun to "
-            "resume after fixing or excluding these):\n" + "\n".join(failures)
-        )

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from milmer.runtime.check import MilmerInputError
 from milmer.training.model import build_model
-from milmer.training.run_config import TrainConfig
-from milmer.training.tokens import TokenDataset, backbone_tokens, token_bytes
+from milmer.training.train_config import TrainConfig
+from milmer.training.backbone_tokens import TokenDataset, backbone_tokens, token_bytes
 from milmer.training.train import evaluate, fit, seed_everything
 
 SPEC = {"face": {"frames_per_window": 2}, "graph": {"top_k": 1, "token_dim": 64}}

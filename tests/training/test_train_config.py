@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.training.run_config import TrainConfig, load_train_config, parse_overrides
+from milmer.training.train_config import TrainConfig, load_train_config, parse_overrides
 
 BASE = {"data_root": "/data/deap", "out_dir": "/runs/a"}
 
@@ -41,8 +41,8 @@ def test_cache_root_from_the_environment_or_the_config(monkeypatch, tmp_path):
 def test_config_keys_help_lists_every_key_with_its_default():
     import dataclasses
 
-    from milmer.training.config import SPEC_FIELDS, ModelConfig
-    from milmer.training.run_config import config_keys_help
+    from milmer.training.model_config import SPEC_FIELDS, ModelConfig
+    from milmer.training.train_config import config_keys_help
 
     lines = config_keys_help()
     keys = {line.split("=")[0].strip(): line.split("=", 1)[1].strip() for line in lines if " = " in line and ":" not in line}
