@@ -1,6 +1,7 @@
 """A whole evaluation protocol: DEAP -> cache -> folds -> per-fold training and test -> report.
 
-``run_experiment(cfg)`` writes into ``cfg.out_dir``::
+``run_experiment(cfg)`` writes into ``cfg.out_dir`` (the checks before it: :mod:`.run_checks`; the
+report after it: :mod:`.run_report`)::
 
     config.json                 the resolved TrainConfig (a re-run with the same config resumes)
     fold_XX/                    one per fold trained
@@ -28,19 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError
 from ..runtime.files import atomic_file, write_json_atomic
 from .train_config import TrainConfig, load_train_config
-from .splits import LEAKY_PROTOCOLS, Fold, protocol_caveat
+from .run_checks import CONFIG_FILE, check_run
+from .run_report import BEST_MODEL, fold_dir_name, link_best_model, print_summary, report_markdown, run_report
+from .splits import Fold
 
 __all__ = ["run_experiment", "check_run", "train_command", "fold_dir_name", "BEST_MODEL"]
-
-BEST_MODEL = "best_model"
-CONFIG_FILE = "config.json"
-
-
-def fold_dir_name(index: int) -> str:
-    return f"fold_{index:02d}"
 
 
 def _auto_workers(workers: int | None) -> int:
@@ -48,92 +43,6 @@ def _auto_workers(workers: int | None) -> int:
     if workers is not None:
         return workers
     return min(4, max(0, (os.cpu_count() or 1) - 1))
-
-
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _check_writable_folder(name: str, path: Path) -> None:
-    """``path`` is a folder we can write, or can be created under one (nothing is created)."""
-    if path.exists() and not path.is_dir():
-        raise MilmerInputError(f"Invalid value for {name}: {str(path)!r} exists and is not a folder.")
-    base = _nearest_existing(path)
-    if not base.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {name}: cannot create {str(path)!r}: {str(base)!r} is a file, not a folder."
-        )
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise MilmerInputError(f"Invalid value for {name}: cannot write {str(path)!r}: {str(base)!r} is not writable.")
-
-
-def _check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") -> None:
-    """Refuse to mix two configurations in one run folder; the same config resumes."""
-    _check_writable_folder(out_name, run_dir)
-    saved = run_dir / CONFIG_FILE
-    if saved.is_file():
-        previous = json.loads(saved.read_text())
-        if previous != cfg.to_dict():
-            changed = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
-            raise MilmerInputError(
-                f"Invalid value for {out_name}: {str(run_dir)!r} holds a run made with a different config "
-                f"(differs in: {', '.join(changed)}); choose another folder, or delete this one to start over "
-                f"(the preprocessed-window cache is kept elsewhere, in {str(cfg.cache_path)!r})."
-            )
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
-        raise MilmerInputError(
-            f"Invalid value for {out_name}: folder {str(run_dir)!r} is not empty and holds no milmer run; choose another folder."
-        )
-
-
-def _check_backbone(cfg: TrainConfig) -> None:
-    """``model.backbone_dir`` loads as a Swin checkpoint whose tokens have ``spec.graph.token_dim``."""
-    from .backbone import load_swin
-
-    path = cfg.model_config().backbone_dir
-    try:
-        token_dim = int(load_swin(path).config.hidden_size)
-    except MilmerInputError:
-        raise
-    except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a truncated file
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
-            f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
-        ) from None
-    if token_dim != cfg.model_spec().graph.token_dim:
-        raise MilmerInputError(
-            f"Invalid value for 'spec.graph.token_dim': the backbone in {path!r} "
-            f"gives tokens of size {token_dim}, got {cfg.model_spec().graph.token_dim}; set "
-            f"spec.graph.token_dim={token_dim}."
-        )
-
-
-def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
-    """Check everything a run needs before any work; returns the DEAP index (a ``DeapIndex``).
-
-    In order: ``out_dir`` (a writable folder that is new, empty, or holds a run of this same
-    config), ``cache_dir`` (writable), ``data_root`` (DEAP's layout, at least one usable trial;
-    'loso' needs two subjects), ``folds_to_run`` (in range) and ``model.backbone_dir`` (config and weights load as a Swin encoder; its token size matches
-    the spec). Option values were checked when ``cfg`` was built. Creates nothing.
-    ``out_name`` is how errors name the run folder (``"'--out'"`` when the CLI's option set it).
-    Raises :class:`MilmerInputError` naming the key and the path.
-    """
-    from .deap import index_deap
-
-    _check_run_dir(Path(cfg.out_dir), cfg, out_name)
-    _check_writable_folder("'cache_dir'", cfg.cache_path)
-    index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
-    if cfg.protocol == "loso" and len(index.subjects) < 2:
-        raise MilmerInputError(
-            f"Invalid value for 'protocol': 'loso' needs >= 2 subjects, got {index.subjects} from data_root "
-            f"{str(cfg.data_root)!r} (subjects {cfg.subjects}, exclude_subjects {list(cfg.exclude_subjects)})."
-        )
-    cfg.fold_indices(len(index.subjects) if cfg.protocol == "loso" else cfg.k_folds)  # folds_to_run in range
-    _check_backbone(cfg)
-    return index
 
 
 def _load_data(cfg: TrainConfig, index: Any, ctx: Any, progress: bool) -> tuple[Any, list[Any], np.ndarray]:
@@ -301,107 +210,14 @@ def _finished_fold(fold_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _link_best_model(run_dir: Path, results: list[dict[str, Any]], keep: str) -> dict[str, Any]:
-    """Point ``best_model`` at the kept checkpoint of the fold with the best validation macro-F1
-    (test macro-F1 only when a fold has no validation split: choosing on test flatters it)."""
-    by_val = all(r["val_macro_f1"] is not None for r in results)
-    key = (lambda r: r["val_macro_f1"]) if by_val else (lambda r: r["test"]["macro_f1"])
-    best = max(results, key=key)  # max keeps the first (lowest fold index) on ties
-    target = Path(fold_dir_name(best["fold"])) / keep
-    link = run_dir / BEST_MODEL
-    if link.is_symlink() or link.is_file():
-        link.unlink()
-    elif link.is_dir():
-        shutil.rmtree(link)
-    try:
-        link.symlink_to(target, target_is_directory=True)
-    except OSError:  # file systems without symlinks: copy
-        shutil.copytree(run_dir / target, link)
-    return {"fold": best["fold"], "name": best["name"], "path": str(target),
-            "chosen_by": "validation macro-F1" if by_val else "test macro-F1 (no validation split)"}  # fmt: skip
-
-
-def _report(cfg: TrainConfig, results: list[dict[str, Any]], n_folds: int, data: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-    from .metrics import summarize_folds
-
-    spec = cfg.model_spec()
-    test = [r["test"] for r in results]
-    pooled_true = np.concatenate([np.repeat(np.arange(spec.n_classes), np.asarray(r["test"]["confusion"]).sum(1)) for r in results])
-    majority = float(np.bincount(pooled_true, minlength=spec.n_classes).max() / pooled_true.size)
-    return {
-        "protocol": cfg.protocol,
-        "leaky": cfg.protocol in LEAKY_PROTOCOLS,
-        "caveat": protocol_caveat(cfg.protocol),
-        "label_scheme": cfg.label_scheme,
-        "class_names": list(spec.class_names),
-        "chance": {"uniform": 1.0 / spec.n_classes, "majority_class": majority},
-        "folds_total": n_folds,
-        "folds_run": [r["fold"] for r in results],
-        "summary": summarize_folds(test),
-        "per_fold": [
-            {k: r[k] for k in ("fold", "name", "sizes", "kept", "kept_epoch", "val_macro_f1", "test_subjects", "seconds")}
-            | {"accuracy": r["test"]["accuracy"], "macro_f1": r["test"]["macro_f1"], "n_test": r["test"]["n"]}
-            for r in results
-        ],
-        "best_model": best,
-        "data": data,
-        "config": cfg.to_dict(),
-    }
-
-
-def _markdown(report: dict[str, Any]) -> str:
-    s = report["summary"]
-    lines = [f"# Milmer results - protocol '{report['protocol']}', labels '{report['label_scheme']}'", ""]
-    if report["leaky"]:
-        lines += [f"> **WARNING - INFLATED FIGURES.** {report['caveat']}", ""]
-    lines += [
-        f"Protocol: **{report['protocol']}** ({len(report['folds_run'])} of {report['folds_total']} folds run). "
-        f"Classes: {', '.join(report['class_names'])}. Chance: {report['chance']['uniform']:.3f} (uniform), "
-        f"{report['chance']['majority_class']:.3f} (majority class of the test windows).",
-        "",
-        "| fold | train / val / test windows | epoch kept | test accuracy | test macro-F1 |",
-        "|---|---|---|---|---|",
-    ]
-    for r in report["per_fold"]:
-        z = r["sizes"]
-        lines.append(f"| {r['name']} | {z['train']} / {z['val']} / {z['test']} | {r['kept']} ({r['kept_epoch']}) "
-                     f"| {r['accuracy']:.4f} | {r['macro_f1']:.4f} |")  # fmt: skip
-    lines.append(f"| **mean +- std** | | | **{s['accuracy']['mean']:.4f} +- {s['accuracy']['std']:.4f}** "
-                 f"| **{s['macro_f1']['mean']:.4f} +- {s['macro_f1']['std']:.4f}** |")  # fmt: skip
-    b = report["best_model"]
-    lines += ["", f"`{BEST_MODEL}` -> `{b['path']}` (chosen by {b['chosen_by']}).", ""]
-    if report["data"].get("skipped"):
-        lines += ["Skipped: " + "; ".join(report["data"]["skipped"]), ""]
-    return "\n".join(lines)
-
-
-def _print_summary(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    title = f"protocol '{report['protocol']}'" + (" - INFLATED (segments of one trial on both sides)" if report["leaky"] else "")
-    table = Table(title=title)
-    for col in ("fold", "test windows", "accuracy", "macro-F1"):
-        table.add_column(col, justify="left" if col == "fold" else "right")
-    for r in report["per_fold"]:
-        table.add_row(r["name"], str(r["n_test"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}")
-    s = report["summary"]
-    table.add_row("mean +- std", "", f"{s['accuracy']['mean']:.4f} +- {s['accuracy']['std']:.4f}",
-                  f"{s['macro_f1']['mean']:.4f} +- {s['macro_f1']['std']:.4f}", style="bold")  # fmt: skip
-    console.print(table)
-    if report["leaky"]:
-        console.print(f"[bold red]WARNING:[/] {report['caveat']}")
-
-
 def run_experiment(cfg: TrainConfig, *, progress: bool = True, out_name: str = "'out_dir'") -> dict[str, Any]:
     """Run ``cfg``'s protocol end to end (resuming finished folds and interrupted epochs) and
     return the report written to ``out_dir/report.json``.
 
-    Everything is checked first (:func:`check_run`); ``config.json`` is written only when the
+    Everything is checked first (:func:`~.run_checks.check_run`); ``config.json`` is written only when the
     first fold starts, and a start that fails before any epoch finished removes the run folder
     again. ``out_name``: how errors name the run folder (``"'--out'"`` from the CLI option).
-    Raises :class:`MilmerInputError` for bad input (before any work where it can be known).
+    Raises :class:`~milmer.runtime.check.MilmerInputError` for bad input (before any work where it can be known).
     """
     import warnings
 
@@ -441,13 +257,13 @@ def run_experiment(cfg: TrainConfig, *, progress: bool = True, out_name: str = "
         }
         report: dict[str, Any] = {}
         if ctx.is_main:
-            best = _link_best_model(run_dir, results, cfg.keep)
-            report = _report(cfg, results, len(folds), data, best)
+            best = link_best_model(run_dir, results, cfg.keep)
+            report = run_report(cfg, results, len(folds), data, best)
             write_json_atomic(run_dir / "report.json", report)
             with atomic_file(run_dir / "report.md") as tmp:
-                tmp.write_text(_markdown(report))
+                tmp.write_text(report_markdown(report))
             if progress:
-                _print_summary(report)
+                print_summary(report)
         barrier(ctx)
         return report
     finally:

@@ -4,7 +4,7 @@ One loop serves one process and ``torchrun`` (see :mod:`milmer.training.distribu
 
 Each epoch writes, in ``run_dir`` (main process only):
 
-- ``last/``: the model checkpoint plus the training state (optimizer, scheduler step, AMP scaler,
+- ``last/`` (:mod:`.train_state`): the model checkpoint plus the training state (optimizer, scheduler step, AMP scaler,
   epoch, history, RNG states), written to a temporary folder and swapped in, so an interrupted
   run always finds a whole ``last/`` and resumes from it;
 - ``best/``: the checkpoint of the epoch with the best validation macro-F1 (earliest on ties);
@@ -23,7 +23,7 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..runtime.check import MilmerInputError
-from ..runtime.files import atomic_dir, write_json_atomic
+from ..runtime.files import write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
-from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state
 from .model_config import ModelConfig
 from .distributed import DistContext, init_distributed, mean_across, no_sync, wrap_model
 from .metrics import accuracy, macro_f1
 from .model import MilmerModel
 from .train_config import TrainConfig
+from .train_state import BEST, HISTORY, LAST, History, resume, write_checkpoint, write_last
 
 __all__ = [
     "History",
@@ -57,7 +57,6 @@ __all__ = [
     "fit",
 ]
 
-LAST, BEST, HISTORY = "last", "best", "history.json"
 
 
 # ---------------------------------------------------------------------- seeding and schedule
@@ -193,33 +192,6 @@ def evaluate(
     return Evaluation(float(sum(losses) / y_true.size), y_true, p.argmax(1).astype(np.int64), p)
 
 
-# ---------------------------------------------------------------------- history
-@dataclass
-class History:
-    """Per-epoch records and the epoch chosen by validation macro-F1.
-
-    records: dicts with epoch (1-based), lr (after the epoch), train_loss, val_loss,
-    val_accuracy, val_macro_f1 (None without a validation split), best (bool), seconds.
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_macro_f1: float | None = None
-    resumed_from: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "best_epoch": self.best_epoch,
-            "best_val_macro_f1": self.best_val_macro_f1,
-            "resumed_from": self.resumed_from,
-            "epochs": self.records,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls(list(data["epochs"]), data["best_epoch"], data["best_val_macro_f1"], data.get("resumed_from"))
-
-
 # ---------------------------------------------------------------------- the loop
 def _set_epoch(loader: Any, seed: int, epoch: int) -> None:
     """Fix this epoch's shuffle order from (seed, epoch), whatever happened before."""
@@ -320,7 +292,7 @@ def fit(
     start = 0
     last = run_dir / LAST
     if last.is_dir():
-        start = _resume(last, raw, optimizer, scheduler, scaler, history, cfg)
+        start = resume(last, raw, optimizer, scheduler, scaler, history, cfg)
 
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +328,8 @@ def fit(
             if ctx.is_main:
                 extra = {"epoch": epoch, "history_record": record}
                 if record["best"]:
-                    _write_checkpoint(run_dir / BEST, raw, config, spec, extra)
-                _write_last(last, raw, config, spec, extra, optimizer, scheduler, scaler, history)
+                    write_checkpoint(run_dir / BEST, raw, config, spec, extra)
+                write_last(last, raw, config, spec, extra, optimizer, scheduler, scaler, history)
                 write_json_atomic(run_dir / HISTORY, history.to_dict())
             bar.update(epochs_task, advance=1, info=_epoch_info(record))
     return history
@@ -405,57 +377,3 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
     return total_loss / max(total_n, 1)
-
-
-# ---------------------------------------------------------------------- checkpoints
-def _write_checkpoint(path: Path, model: nn.Module, config: ModelConfig, spec: ModelSpec, extra: dict[str, Any]) -> None:
-    with atomic_dir(path, overwrite=True) as tmp:
-        save_checkpoint(tmp, model, config, spec, extra=extra)
-
-
-def _write_last(
-    path: Path,
-    model: nn.Module,
-    config: ModelConfig,
-    spec: ModelSpec,
-    extra: dict[str, Any],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    scaler: torch.amp.GradScaler | None,
-    history: History,
-) -> None:
-    state = {"history": history.to_dict(), "scaler": None if scaler is None else scaler.state_dict()}
-    with atomic_dir(path, overwrite=True) as tmp:
-        save_checkpoint(tmp, model, config, spec, extra=extra)
-        save_training_state(
-            tmp, optimizer, epoch=extra["epoch"], step=int(scheduler.last_epoch), scheduler=scheduler, extra=state
-        )
-
-
-def _resume(
-    last: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    scaler: torch.amp.GradScaler | None,
-    history: History,
-    cfg: TrainConfig,
-) -> int:
-    """Restore ``last/`` (weights, optimizer, scheduler, scaler, RNG states, history) into the
-    live objects; returns the last finished epoch."""
-    from safetensors.torch import load_model
-
-    load_model(model, str(last / MODEL_FILE), strict=True, device=str(next(model.parameters()).device))
-    state = load_training_state(last, optimizer, scheduler=scheduler)
-    if state.epoch > cfg.epochs:
-        raise MilmerInputError(
-            f"Invalid value for 'epochs': the run in {str(last.parent)!r} already finished epoch {state.epoch}, "
-            f"got epochs {cfg.epochs}."
-        )
-    extra = state.extra or {}
-    if scaler is not None and extra.get("scaler") is not None:
-        scaler.load_state_dict(extra["scaler"])
-    restored = History.from_dict(extra["history"])
-    history.records, history.best_epoch = restored.records, restored.best_epoch
-    history.best_val_macro_f1, history.resumed_from = restored.best_val_macro_f1, state.epoch
-    return state.epoch

@@ -1,0 +1,104 @@
+"""Everything a training run needs, checked before any work: the run folder, the cache folder,
+DEAP's layout, the folds and the backbone checkpoint (:func:`check_run`). Creates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..runtime.check import MilmerInputError
+from .train_config import TrainConfig
+
+__all__ = ["CONFIG_FILE", "check_run", "check_run_dir", "check_writable_folder"]
+
+#: The resolved TrainConfig in a run folder (a re-run with the same config resumes).
+CONFIG_FILE = "config.json"
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_folder(name: str, path: Path) -> None:
+    """``path`` is a folder we can write, or can be created under one (nothing is created)."""
+    if path.exists() and not path.is_dir():
+        raise MilmerInputError(f"Invalid value for {name}: {str(path)!r} exists and is not a folder.")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for {name}: cannot create {str(path)!r}: {str(base)!r} is a file, not a folder."
+        )
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise MilmerInputError(f"Invalid value for {name}: cannot write {str(path)!r}: {str(base)!r} is not writable.")
+
+
+def check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") -> None:
+    """Refuse to mix two configurations in one run folder; the same config resumes."""
+    check_writable_folder(out_name, run_dir)
+    saved = run_dir / CONFIG_FILE
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        if previous != cfg.to_dict():
+            changed = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
+            raise MilmerInputError(
+                f"Invalid value for {out_name}: {str(run_dir)!r} holds a run made with a different config "
+                f"(differs in: {', '.join(changed)}); choose another folder, or delete this one to start over "
+                f"(the preprocessed-window cache is kept elsewhere, in {str(cfg.cache_path)!r})."
+            )
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise MilmerInputError(
+            f"Invalid value for {out_name}: folder {str(run_dir)!r} is not empty and holds no milmer run; choose another folder."
+        )
+
+
+def _check_backbone(cfg: TrainConfig) -> None:
+    """``model.backbone_dir`` loads as a Swin checkpoint whose tokens have ``spec.graph.token_dim``."""
+    from .backbone import load_swin
+
+    path = cfg.model_config().backbone_dir
+    try:
+        token_dim = int(load_swin(path).config.hidden_size)
+    except MilmerInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a truncated file
+        raise MilmerInputError(
+            f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
+            f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
+        ) from None
+    if token_dim != cfg.model_spec().graph.token_dim:
+        raise MilmerInputError(
+            f"Invalid value for 'spec.graph.token_dim': the backbone in {path!r} "
+            f"gives tokens of size {token_dim}, got {cfg.model_spec().graph.token_dim}; set "
+            f"spec.graph.token_dim={token_dim}."
+        )
+
+
+def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
+    """Check everything a run needs before any work; returns the DEAP index (a ``DeapIndex``).
+
+    In order: ``out_dir`` (a writable folder that is new, empty, or holds a run of this same
+    config), ``cache_dir`` (writable), ``data_root`` (DEAP's layout, at least one usable trial;
+    'loso' needs two subjects), ``folds_to_run`` (in range) and ``model.backbone_dir`` (config and weights load as a Swin encoder; its token size matches
+    the spec). Option values were checked when ``cfg`` was built. Creates nothing.
+    ``out_name`` is how errors name the run folder (``"'--out'"`` when the CLI's option set it).
+    Raises :class:`MilmerInputError` naming the key and the path.
+    """
+    from .deap import index_deap
+
+    check_run_dir(Path(cfg.out_dir), cfg, out_name)
+    check_writable_folder("'cache_dir'", cfg.cache_path)
+    index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
+    if cfg.protocol == "loso" and len(index.subjects) < 2:
+        raise MilmerInputError(
+            f"Invalid value for 'protocol': 'loso' needs >= 2 subjects, got {index.subjects} from data_root "
+            f"{str(cfg.data_root)!r} (subjects {cfg.subjects}, exclude_subjects {list(cfg.exclude_subjects)})."
+        )
+    cfg.fold_indices(len(index.subjects) if cfg.protocol == "loso" else cfg.k_folds)  # folds_to_run in range
+    _check_backbone(cfg)
+    return index
