@@ -63,7 +63,6 @@ def test_blazeface_finds_the_synthetic_faces(demo, blazeface):
                 widths.append(box.x1 - box.x0)
     assert total == 20
     assert found / total >= 0.95
-    assert found == 20  # pinned
     assert 95 < min(widths) and max(widths) < 150
 
 
@@ -82,8 +81,9 @@ def test_expressions_change_mouth_for_valence_and_eyes_for_arousal():
     # In the 512x512 photo the mouth is at y ~140, the eyes at ~102 and the brows at ~92.
     assert 130 < smile_row < 150 and 85 < eyes_row < 110 and 95 < blink_row < 110
     assert np.array_equal(renderer.expression(0.0, 0.0), neutral)
-    assert [round(x, 2) for x in (smile_row, eyes_row, blink_row)] == [137.47, 92.83, 103.1]
-    assert [round(x, 3) for x in (smile_diff, eyes_diff, blink_diff)] == [1.265, 2.025, 1.589]
+    # Each change is visible in the picture as a whole, not a few stray pixels (the exact grey
+    # levels are OpenCV's anti-aliasing on this CPU: 1.3, 2.0 and 1.6 here).
+    assert min(smile_diff, eyes_diff, blink_diff) > 0.5, (smile_diff, eyes_diff, blink_diff)
 
 
 def test_head_moves_more_with_arousal():
@@ -99,8 +99,7 @@ def test_head_moves_more_with_arousal():
         return float(np.abs(np.diff(smooth, axis=0)).mean())
 
     calm, excited = motion(-1.0), motion(1.0)
-    assert excited > 2 * calm
-    assert (round(calm, 3), round(excited, 3)) == (0.685, 1.398)
+    assert calm > 0.1 and excited > 2 * calm, (calm, excited)  # the calm head moves too, less
 
 
 def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
@@ -124,7 +123,9 @@ def test_video_blinks_line_up_with_the_veog(demo, dats, blazeface):
     corrs = np.array(corrs)  # (trials, lags)
     assert list(lags[np.argmax(corrs, axis=1)]) == [0, 0, 0, 0]
     at_zero = [round(float(c), 2) for c in corrs[:, 6]]
-    assert at_zero == [0.49, 0.69, 0.71, 0.58], at_zero  # pinned, at lag 0 (ONNX BlazeFace eye keypoints)
+    # Clearly positive at lag 0 in every trial (0.49-0.71 here; the eye texture depends on OpenCV's
+    # drawing and the detector's keypoints, not a figure to pin).
+    assert min(at_zero) > 0.3, at_zero
 
 
 def test_expression_is_brief_inside_every_window():
