@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..runtime.jsonable import JsonDataclass
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import MilmerInputError, check_int, check_number, check_option
 from ..runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, GraphSpec, ModelSpec
 
 __all__ = [
@@ -129,15 +129,10 @@ class ModelConfig(JsonDataclass):
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected an integer > 0, got {value!r}.")
+            check_int(name, getattr(self, name), low=1)
         for name in ("dropout", "cls_dropout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected a number in [0, 1), got {value!r}.")
-        if not isinstance(self.eeg_sfreq, (int, float)) or isinstance(self.eeg_sfreq, bool) or not self.eeg_sfreq > 0:
-            raise MilmerInputError(f"Invalid value for 'eeg_sfreq': expected a number > 0 (Hz), got {self.eeg_sfreq!r}.")
+            check_number(name, getattr(self, name), low=0, high=1, high_open=True)
+        check_number("eeg_sfreq", self.eeg_sfreq, low=0, low_open=True)  # Hz
         check_option("modality", self.modality, MODALITIES)
         check_option("eeg_tokens", self.eeg_tokens, EEG_TOKENS)
         check_option("fusion", self.fusion, FUSIONS)
