@@ -1,13 +1,17 @@
 """The command line's error handling: exit codes, one-line messages, no tracebacks.
 
-Exit codes: 0 success, 2 bad input or usage, 1 internal error. Bad input (a
-:class:`~milmer.runtime.check.MilmerInputError`, or a Click usage error) is one line on stderr and
-never a traceback; an internal error prints one only with ``MILMER_DEBUG=1``. Every command of
+Exit codes: 0 success, 2 bad input or usage, 1 internal error or a fault outside milmer. Bad input
+(a :class:`~milmer.runtime.check.MilmerInputError`, or a Click usage error) is one line on stderr and
+never a traceback; so is a fault outside milmer (a
+:class:`~milmer.runtime.check.MilmerExternalError`: a server gone or silent; a full disk), which
+names its cause and is not called a bug; an internal error prints a traceback only with
+``MILMER_DEBUG=1``. Every command of
 ``milmer`` and ``milmer-infer`` is wrapped in :func:`handle_errors` and run by :func:`run_app`.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -16,7 +20,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from milmer.runtime.check import MilmerInputError
+from milmer.runtime.check import MilmerExternalError, MilmerInputError
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "finite_option", "handle_errors", "run_app"]
 
@@ -53,19 +57,34 @@ def handle_errors(func: F) -> F:
         except MilmerInputError as err:
             print_error(f"Error: {err}")
             raise typer.Exit(EXIT_USAGE) from None
+        except MilmerExternalError as err:
+            print_error(f"Error: {err}")
+            raise typer.Exit(EXIT_INTERNAL) from None
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise _internal(err) from None
+            where = f" writing {err.filename}" if err.filename else ""
+            print_error(f"Error: no space left on device{where}; free some space and rerun.")
+            raise typer.Exit(EXIT_INTERNAL) from None
         except KeyboardInterrupt:
             print_error("Interrupted.")
             raise typer.Exit(130) from None
         except Exception as err:  # noqa: BLE001 - the CLI boundary
-            if os.environ.get("MILMER_DEBUG"):
-                raise
-            print_error(
-                f"Internal error: {type(err).__name__}: {err}\n"
-                "This is a bug in milmer; rerun with MILMER_DEBUG=1 for the traceback and report it."
-            )
-            raise typer.Exit(EXIT_INTERNAL) from None
+            raise _internal(err) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _internal(err: Exception) -> BaseException:
+    """What to raise for an unexpected error: the error itself with ``MILMER_DEBUG`` set (its
+    traceback), else exit 1 after one line that calls it a bug."""
+    if os.environ.get("MILMER_DEBUG"):
+        return err
+    print_error(
+        f"Internal error: {type(err).__name__}: {err}\n"
+        "This is a bug in milmer; rerun with MILMER_DEBUG=1 for the traceback and report it."
+    )
+    return typer.Exit(EXIT_INTERNAL)
 
 
 

@@ -29,7 +29,7 @@ from milmer.runtime.demo_model import (
     record_demo_model,
 )
 
-from .errors import handle_errors, run_app
+from .errors import finite_option, handle_errors, run_app
 from .options import (
     BACKEND_HELP, BASELINE, CHANNEL_MAP, DEVICE_HELP, EEG, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET,
     PRECISION_HELP, TRIAL, VIDEO,
@@ -123,8 +123,9 @@ class InferRequest:
     """One ``milmer-infer`` run, parsed and checked once at the command line (:meth:`parse`).
 
     Everything below trusts these values. ``bundle`` and ``choice`` (the model folder, loaded, and
-    the backend and device picked for it) are set for a local model, ``server`` for scoring on a
-    Triton server; ``note`` is the one line saying what ``auto`` picked (None when not asked).
+    the backend and device picked for it) are set for a local model, ``server`` (and ``timeout``,
+    seconds per answer; None: the client's default) for scoring on a Triton server; ``note`` is
+    the one line saying what ``auto`` picked (None when not asked).
     """
 
     video: Path
@@ -140,6 +141,7 @@ class InferRequest:
     choice: Choice | None = None
     note: str | None = None
     server: str | None = None
+    timeout: float | None = None
 
     @classmethod
     def parse(
@@ -165,6 +167,7 @@ class InferRequest:
         faces_windows: int = 4,
         predict_without_face: bool = False,
         server: str | None = None,
+        timeout: float | None = None,
     ) -> InferRequest:
         """Check the command line's values, cheapest first, before any slow work.
 
@@ -172,7 +175,8 @@ class InferRequest:
         files' existence, the model directory's contents (spec and graphs); then, for ``auto``,
         the backend and device (TensorRT > CUDA EP > CPU, see
         :func:`~milmer.runtime.backends.registry.choose`). Raises MilmerInputError naming the
-        option. With ``server`` (http://HOST:PORT) ``--model`` must not be given.
+        option. With ``server`` (http://HOST:PORT) ``--model`` must not be given; ``timeout``
+        (seconds per answer, see :class:`~milmer.runtime.serve.client.RemoteScorer`) only with ``server``.
         """
         from milmer.runtime.backends.registry import choose
         from milmer.runtime.check import check_path_exists
@@ -192,6 +196,8 @@ class InferRequest:
             raise MilmerInputError(
                 f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
             )
+        if timeout is not None and server is None:
+            raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
         check_path_exists("video", video)
         check_path_exists("eeg", eeg)
@@ -205,7 +211,7 @@ class InferRequest:
             predict_without_face=predict_without_face,
         )
         if server is not None:
-            return cls(**common, server=server)  # type: ignore[arg-type]
+            return cls(**common, server=server, timeout=timeout)  # type: ignore[arg-type]
         assert model_dir is not None
         check_model_option(model_dir, precision)
         bundle = load_model_dir(model_dir, precision=precision, names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
@@ -221,7 +227,7 @@ class InferRequest:
         if self.server is not None:
             from milmer.runtime.serve.client import RemotePipeline
 
-            return RemotePipeline(self.server, batch=self.batch)
+            return RemotePipeline(self.server, batch=self.batch, **({} if self.timeout is None else {"timeout_s": self.timeout}))
         assert self.bundle is not None and self.choice is not None
         return Pipeline(self.bundle, backend=self.choice.backend, device=self.choice.device, batch=self.batch)  # type: ignore[arg-type]
 
@@ -344,13 +350,17 @@ def infer(
     server: Optional[str] = typer.Option(
         None, "--server", help="Score on a Triton server (http://HOST:PORT, see `milmer serve`); preprocessing stays local."
     ),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", metavar="SECONDS", min=0.001, callback=finite_option,
+        help="With --server: the most seconds to wait for the connection, for each answer and for the model to be ready (default 60).",
+    ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""
     run_infer_cli(
         video=video, eeg=eeg, model=model, backend=backend, device=device, precision=precision,
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
         channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
-        trial=trial, faces=faces, predict_without_face=predict_without_face, server=server,
+        trial=trial, faces=faces, predict_without_face=predict_without_face, server=server, timeout=timeout,
     )
 
 

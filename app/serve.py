@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .errors import handle_errors
+from .errors import EXIT_INTERNAL, handle_errors, print_error
 
 __all__ = ["serve"]
 
@@ -41,10 +41,13 @@ def serve(
 
     def ready(urls: dict[str, str]) -> None:
         typer.echo(
-            f"Serving {model} as model 'milmer' (Ctrl-C stops): HTTP {urls['http']}, gRPC {urls['grpc']}, "
+            f"Serving {model} as model 'milmer' (models ready; Ctrl-C stops): HTTP {urls['http']}, gRPC {urls['grpc']}, "
             f"metrics {urls['metrics']}; clients: milmer-infer VIDEO EEG --server {urls['http']}",
         )
         sys.stdout.flush()
 
-    run_server(model, config, backend=backend, device=device, precision=precision, on_ready=ready)
-    typer.echo("Server stopped.")
+    report = run_server(model, config, backend=backend, device=device, precision=precision, on_ready=ready)
+    if not report.clean:
+        print_error(f"Error: the server did not stop cleanly: {'; '.join(report.problems)}.")
+        raise typer.Exit(EXIT_INTERNAL)
+    typer.echo(f"Server stopped (drained in {report.drain_s:.1f} s, {report.refused} requests refused while stopping).")

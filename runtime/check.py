@@ -26,11 +26,17 @@ __all__ = [
     "check_dir_or_absent",
     "check_suffix",
     "check_keys",
+    "MilmerExternalError",
 ]
 
 
 class MilmerInputError(ValueError):
     """The user's input (a file, an option, a recording) cannot be used as given."""
+
+
+class MilmerExternalError(RuntimeError):
+    """A fault outside milmer stopped the work (a server went away or did not answer in time, the
+    disk is full): the message names the cause; the command-line tools exit 1 without calling it a bug."""
 
 
 def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:

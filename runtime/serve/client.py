@@ -18,24 +18,51 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import MilmerExternalError, MilmerInputError
 from ..check import check_int, check_type
 from ..pipeline import Pipeline
 from ..scoring import BAG_OUTPUTS
 from ..spec import ModelSpec
 from .protocol import INPUTS, MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, SPEC_PARAMETER, bag_tensors
 
-__all__ = ["DEFAULT_REQUEST_BAGS", "RemotePipeline", "RemoteScorer", "ServerError", "parse_server_url", "connect"]
+__all__ = [
+    "DEFAULT_REQUEST_BAGS", "DEFAULT_TIMEOUT_S", "RemotePipeline", "RemoteScorer", "ServerError", "ServerConnectionError",
+    "parse_server_url", "connect",
+]
 
 _CLIENT_HINT = "install tritonclient: pip install 'tritonclient[http]' (or the serve extra; README: Serving)"
 
 
 #: Bags per request when none is given.
 DEFAULT_REQUEST_BAGS = 4
+#: Seconds to wait for the connection, for each answer and for the model to become ready.
+DEFAULT_TIMEOUT_S = 60.0
 
 
-class ServerError(RuntimeError):
+class ServerError(MilmerExternalError):
     """The server answered a request with an error (Triton's message is kept verbatim)."""
+
+
+class ServerConnectionError(MilmerExternalError):
+    """The server went away or did not answer within the timeout."""
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What tritonclient's HTTP client raises when the connection fails or times out: socket errors,
+    a connection closed mid-answer (an http.client.HTTPException) and gevent's Timeout (a BaseException)."""
+    import http.client
+
+    import gevent
+
+    return (OSError, http.client.HTTPException, gevent.Timeout)
+
+
+def _why(err: BaseException, timeout_s: float) -> str:
+    import gevent
+
+    if isinstance(err, (gevent.Timeout, TimeoutError)):
+        return f"no answer within {timeout_s:g} s (--timeout)"
+    return f"{type(err).__name__}: {err}".rstrip(": ")
 
 
 def parse_server_url(url: str) -> str:
@@ -54,37 +81,59 @@ def parse_server_url(url: str) -> str:
     return f"{host}:{port}"
 
 
-def connect(url: str, *, timeout_s: float = 60.0) -> Any:
-    """A ``tritonclient.http.InferenceServerClient`` for ``url``, with the server checked live."""
+def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    """A ``tritonclient.http.InferenceServerClient`` for ``url``, with the server checked live
+    (connection and each answer bounded by ``timeout_s``)."""
     try:
         import tritonclient.http as httpclient
         from tritonclient.utils import InferenceServerException
     except ImportError:
         raise MilmerInputError(f"`--server` needs tritonclient, not installed here; {_CLIENT_HINT}.") from None
     address = parse_server_url(url)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise MilmerInputError(f"Invalid value for '--timeout': expected seconds > 0, got {timeout_s!r}.")
     client = httpclient.InferenceServerClient(url=address, connection_timeout=timeout_s, network_timeout=timeout_s)
     try:
         live = client.is_server_live()
-    except (InferenceServerException, OSError) as err:
+    except (InferenceServerException, *_transport_errors()) as err:
         client.close()
-        raise MilmerInputError(f"Invalid value for '--server': no Triton server answers at {url!r} ({err}).") from None
+        why = err if isinstance(err, InferenceServerException) else _why(err, timeout_s)
+        raise MilmerInputError(f"Invalid value for '--server': no Triton server answers at {url!r} ({why}).") from None
     if not live:
         client.close()
         raise MilmerInputError(f"Invalid value for '--server': the Triton server at {url!r} is not live.")
     return client
 
 
-def _read_spec(client: Any, url: str, model_name: str) -> tuple[ModelSpec, int]:
+def _wait_model_ready(client: Any, model_name: str, timeout_s: float) -> bool:
+    """Poll until ``model_name`` is ready, at most ``timeout_s``: a server just started answers
+    live (and even ``/v2/health/ready``) before its models have loaded."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if client.is_model_ready(model_name):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
+def _read_spec(client: Any, url: str, model_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[ModelSpec, int]:
     """The served model's spec and its max_batch_size (bags per request it accepts)."""
     from tritonclient.utils import InferenceServerException
 
     try:
-        ready = client.is_model_ready(model_name)
+        ready = _wait_model_ready(client, model_name, timeout_s)
         config = client.get_model_config(model_name) if ready else None
+    except _transport_errors() as err:
+        raise MilmerInputError(f"Invalid value for '--server': {url!r} stopped answering ({_why(err, timeout_s)}).") from None
     except InferenceServerException as err:
         raise MilmerInputError(f"Invalid value for '--server': {url!r} cannot describe model {model_name!r}: {err}") from None
     if config is None:
-        raise MilmerInputError(f"Invalid value for '--server': the server at {url!r} has no ready model {model_name!r}.")
+        raise MilmerInputError(
+            f"Invalid value for '--server': the server at {url!r} has no model {model_name!r} ready after {timeout_s:g} s (--timeout)."
+        )
     text = config.get("parameters", {}).get(SPEC_PARAMETER, {}).get("string_value") or _ask_spec_model(client)
     if not text:
         raise MilmerInputError(
@@ -118,19 +167,22 @@ class RemoteScorer:
     batch:      bags per request (default :data:`DEFAULT_REQUEST_BAGS`, at most the server's
                 max_batch_size); the server may batch requests of many clients further
     model_name: the served model (default ``milmer``)
-    timeout_s:  connection and per-request timeout
+    timeout_s:  connection and per-request timeout, and how long to wait for the model to be ready
 
     The spec comes from the server. Raises MilmerInputError when no server answers, the model is
     missing or is no milmer model.
     """
 
-    def __init__(self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         wanted = check_int("batch", batch, low=1) if batch is not None else DEFAULT_REQUEST_BAGS
         self.url = url
         self.model_name = model_name
+        self.timeout_s = timeout_s
         self._client = connect(url, timeout_s=timeout_s)
         try:
-            self.spec, max_batch = _read_spec(self._client, url, model_name)
+            self.spec, max_batch = _read_spec(self._client, url, model_name, timeout_s)
         except BaseException:
             self._client.close()
             raise
@@ -156,8 +208,9 @@ class RemoteScorer:
         eeg (B, C, T) float32, crops (B, F, S, S, 3) uint8 -> logits, probabilities (B, K) float32,
         mil_weights (B, F) float32, selected (B, top_k) int64. Request time is added to
         ``timings['backbone']`` (the server's whole model time, with the network). A wrong dtype
-        is a MilmerInputError here; shapes are Triton's to check: :class:`ServerError` carries
-        Triton's message when the server refuses the request.
+        or NaN/Inf in ``eeg`` is a MilmerInputError here; shapes are Triton's to check:
+        :class:`ServerError` carries Triton's message when the server refuses the request,
+        :class:`ServerConnectionError` says the server went away or did not answer in time.
         """
         import time
 
@@ -173,6 +226,8 @@ class RemoteScorer:
                 got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
                 shape = ", ".join(str(x) for x in ("B", *info.shape))
                 raise MilmerInputError(f"Invalid value for {info.name!r}: expected {info.dtype} ({shape}), got {got}.")
+            if info.name == "eeg" and not np.isfinite(array).all():
+                raise MilmerInputError(f"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in {int((~np.isfinite(array)).sum())} samples.")
             array = np.ascontiguousarray(array)
             tensor = httpclient.InferInput(info.name, list(array.shape), info.triton_dtype)
             tensor.set_data_from_numpy(array, binary_data=True)
@@ -183,6 +238,14 @@ class RemoteScorer:
             result = self._client.infer(self.model_name, request, outputs=wanted)
         except InferenceServerException as err:
             raise ServerError(f"the server at {self.url} refused the request: {err.message()}") from None
+        except _transport_errors() as err:
+            raise ServerConnectionError(
+                f"lost the connection to the server at {self.url} ({_why(err, self.timeout_s)}); "
+                "check that it is running and rerun"
+            ) from None
+        missing = [name for name in OUTPUTS if result.as_numpy(name) is None]
+        if missing:  # milmer serve answers a non-finite request that shared a batch without outputs
+            raise ServerError(f"the server at {self.url} did not score the request (no {', '.join(missing)} in its answer)")
         if timings is not None:
             timings["backbone"] = timings.get("backbone", 0.0) + time.perf_counter() - tick
         return {key: result.as_numpy(name) for key, name in zip(BAG_OUTPUTS, OUTPUTS)}
@@ -194,7 +257,7 @@ class RemotePipeline(Pipeline):
     :class:`RemoteScorer`; ``overlap``: as for :class:`~milmer.runtime.pipeline.Pipeline`."""
 
     def __init__(
-        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = 60.0,
+        self, url: str, *, batch: int | None = None, model_name: str = MODEL_NAME, timeout_s: float = DEFAULT_TIMEOUT_S,
         overlap: bool = True,
     ) -> None:
         check_type("overlap", overlap, bool)

@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from ..check import MilmerInputError, check_int, check_option
-from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
+from .binding import Gate, bind_models
+from .hygiene import Leftovers, check_ports_free, private_umask, remove_stale, workspace_path
+from .protocol import MODEL_NAME, SPEC_MODEL_NAME
+from .supervisor import StopReport, StopSignals, Supervisor
 
-__all__ = ["ServeConfig", "check_serve_environment", "serve", "python_library_dir"]
+__all__ = ["ServeConfig", "StopReport", "check_serve_environment", "serve", "python_library_dir", "wait_models_ready"]
 
 _INSTALL_HINT = (
     "install the serve extra into an environment with numpy<2: "
@@ -49,6 +52,7 @@ class ServeConfig:
     http_port, grpc_port, metrics_port: Triton's ports (defaults 8000, 8001, 8002)
     max_batch:          most bags Triton puts into one call of the model
     max_queue_delay_us: how long (microseconds) the batcher may hold a request to fill a batch
+    drain_timeout_s:    on SIGINT/SIGTERM, how long batches in progress may take to finish
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +61,7 @@ class ServeConfig:
     metrics_port: int = 8002
     max_batch: int = 8
     max_queue_delay_us: int = 2000
+    drain_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("http_port", "grpc_port", "metrics_port"):
@@ -70,6 +75,8 @@ class ServeConfig:
             )
         check_int("--max-batch", self.max_batch, low=1)
         check_int("--max-queue-delay-us", self.max_queue_delay_us, low=0)
+        if isinstance(self.drain_timeout_s, bool) or not isinstance(self.drain_timeout_s, (int, float)) or not 0 < self.drain_timeout_s < 3600:
+            raise MilmerInputError(f"Invalid value for 'drain_timeout_s': expected seconds in (0, 3600), got {self.drain_timeout_s!r}.")
 
     def urls(self) -> dict[str, str]:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -119,47 +126,6 @@ def check_serve_environment() -> None:
         os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([str(libdir), *paths])
 
 
-def _bind(triton: Any, pipeline: Any, config: ServeConfig) -> None:
-    import numpy as np
-    from pytriton.decorators import batch
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-
-    inputs, outputs = bag_tensors(pipeline.spec)
-    out_dtypes = [t.dtype for t in outputs]
-
-    @batch
-    def infer(eeg: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        # eeg (B, C, T) float32, frames (B, F, S, S, 3) uint8: Triton checked names, shapes, dtypes
-        out = pipeline.score_bags(eeg, frames)
-        # ONNX Runtime may return int64 as numpy's 'longlong', which PyTriton does not take for
-        # int64 under numpy 1; the view is the same memory with the canonical type.
-        return {name: out[name].view(np.dtype(dtype).type) for name, dtype in zip(OUTPUTS, out_dtypes)}
-
-    triton.bind(
-        model_name=MODEL_NAME,
-        infer_func=infer,
-        inputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in inputs],
-        outputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in outputs],
-        config=ModelConfig(
-            max_batch_size=config.max_batch,
-            batcher=DynamicBatcher(max_queue_delay_microseconds=config.max_queue_delay_us),
-        ),
-        strict=True,
-    )
-    spec_json = np.array([pipeline.spec.to_json(indent=None).encode()], dtype=np.object_)
-
-    # PyTriton's Python backend does not keep custom model-configuration parameters, so the spec is
-    # served by a companion model: any request -> the spec JSON (one BYTES element).
-    triton.bind(
-        model_name=SPEC_MODEL_NAME,
-        infer_func=lambda requests: [{"spec": spec_json} for _ in requests],
-        inputs=[Tensor(name="request", dtype=np.uint8, shape=(1,))],
-        outputs=[Tensor(name="spec", dtype=bytes, shape=(1,))],
-        config=ModelConfig(batching=False),
-        strict=True,
-    )
-
-
 def serve(
     model_dir: str | os.PathLike[str],
     config: ServeConfig = ServeConfig(),
@@ -169,19 +135,28 @@ def serve(
     precision: str = "fp32",
     intra_op_threads: int | None = None,
     on_ready: Callable[[dict[str, str]], None] | None = None,
-) -> None:
-    """Serve ``model_dir`` until SIGINT/SIGTERM, then stop Triton and return.
+    log: Callable[[str], None] | None = None,
+) -> StopReport:
+    """Serve ``model_dir`` until SIGINT/SIGTERM, then drain, stop Triton and return how it went.
 
-    The model is loaded (and checked) before Triton starts; ``on_ready(urls)`` is called once
-    Triton reports the model ready. Raises MilmerInputError for a bad model directory, bad
-    options or an environment PyTriton cannot serve from (:func:`check_serve_environment`).
+    Before anything starts: the ports must be free and leftovers of servers killed earlier are
+    removed (:func:`~.hygiene.remove_stale`). The model is loaded (and checked) once;
+    ``on_ready(urls)`` is called when Triton answers *and* both models report ready. A crash of
+    tritonserver is followed by a restart (:mod:`.supervisor`); ``log`` (default: stderr) gets
+    one line per restart, cleanup and stop. Everything the server creates is private to the
+    serving user (umask 077). Raises MilmerInputError for a bad model directory, bad options,
+    ports in use or an environment PyTriton cannot serve from (:func:`check_serve_environment`);
+    KeyboardInterrupt for a stop signal during start-up (after cleaning up).
     """
     from ..scoring import BagScorer
 
     check_option("precision", precision, ("fp32", "fp16", "int8"))
     check_serve_environment()
+    check_ports_free(config.host, {"--http-port": config.http_port, "--grpc-port": config.grpc_port, "--metrics-port": config.metrics_port})
+    from pytriton.constants import PYTRITON_HOME
     from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     triton_config = TritonConfig(
         http_address=config.host,
         http_port=config.http_port,
@@ -190,32 +165,56 @@ def serve(
         metrics_address=config.host,
         metrics_port=config.metrics_port,
         exit_on_error=True,
-        exit_timeout_secs=3,  # on stop, wait at most 3 s for open connections and requests
+        exit_timeout_secs=3,  # after the drain; Triton waits this long for clients' open connections
         log_verbose=0,
     )
     # Statistics stay readable (batch sizes); the control endpoints stay token-protected.
     security = TritonSecurityConfig(restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"])
-    with BagScorer(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as scorer:  # type: ignore[arg-type]
-        with Triton(config=triton_config, security_config=security) as triton:
-            _bind(triton, scorer, config)
-            triton.run()
-            if on_ready is not None:
-                on_ready(config.urls())
-            _wait_for_stop_signal(triton)
+    with StopSignals() as signals, private_umask():
+        for path in remove_stale(PYTRITON_HOME):
+            say(f"Removed what a server killed earlier left behind: {path}")
+        with BagScorer(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as scorer:  # type: ignore[arg-type]
+
+            def start_run(run: int) -> tuple[Any, Gate, Leftovers]:
+                leftovers = Leftovers(workspace_path(PYTRITON_HOME, run))
+                gate = Gate()
+                triton = Triton(config=triton_config, workspace=leftovers.workspace, security_config=security)
+                try:
+                    triton.__enter__()
+                    bind_models(triton, scorer, max_batch=config.max_batch, max_queue_delay_us=config.max_queue_delay_us, gate=gate)
+                    triton.run()
+                    wait_models_ready(config.urls()["http"], (MODEL_NAME, SPEC_MODEL_NAME), triton)
+                    leftovers.note()
+                    leftovers.make_private()
+                except BaseException:
+                    triton.stop()
+                    leftovers.clean()
+                    raise
+                return triton, gate, leftovers
+
+            supervisor = Supervisor(signals, drain_timeout_s=config.drain_timeout_s, log=say)
+            return supervisor.run(start_run, lambda: on_ready(config.urls()) if on_ready is not None else None)
 
 
-def _wait_for_stop_signal(triton: Any) -> None:
-    """Block until SIGINT or SIGTERM (then return: the callers' with-blocks stop Triton and free
-    the model), or raise RuntimeError if Triton dies on its own."""
-    import signal
-    import threading
+def wait_models_ready(url: str, models: tuple[str, ...], triton: Any, timeout_s: float = 120.0) -> None:
+    """Block until every model in ``models`` answers ready at ``url`` (Triton's own
+    ``/v2/health/ready`` says 200 before models loaded through the API are), or raise RuntimeError."""
+    import time
 
-    stop = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url=url.removeprefix("http://"), connection_timeout=5.0, network_timeout=5.0)
+    deadline = time.monotonic() + timeout_s
     try:
-        while not stop.wait(timeout=1.0):
+        while time.monotonic() < deadline:
             if not triton.is_alive():
-                raise RuntimeError("Triton Inference Server stopped unexpectedly (see its log above)")
+                raise RuntimeError("Triton Inference Server stopped while loading the models (see its log above)")
+            try:
+                if all(client.is_model_ready(name) for name in models):
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet
+                pass
+            time.sleep(0.1)
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        client.close()
+    raise RuntimeError(f"models {', '.join(models)} not ready after {timeout_s:g} s (see Triton's log above)")

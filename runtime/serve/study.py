@@ -11,13 +11,15 @@ manifest's folder. Each recording is preprocessed here and scored on the server
 (:class:`~.client.RemotePipeline`); its predictions go to ``OUT/<id>.json`` (or ``.csv``), written
 atomically, so a file there means the recording is done: a rerun skips it (resumable). A recording
 that fails is reported with its error and the others go on; the failures are listed in
-``OUT/failures.csv``. ``workers`` recordings are in progress at once, each with at most one
+``OUT/_failures.csv`` (an id cannot start with ``_``, so no recording's result takes that name).
+A manifest saved by a spreadsheet as "CSV UTF-8" (with a byte-order mark) is read as well. ``workers`` recordings are in progress at once, each with at most one
 request in flight, so the server never sees more than ``workers`` requests from a study.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
 import threading
@@ -26,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..check import MilmerInputError, check_dir_or_absent, check_int, check_option
+from ..check import MilmerExternalError, MilmerInputError, check_dir_or_absent, check_int, check_option
 from ..files import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
 
-FAILURES_FILE = "failures.csv"
+FAILURES_FILE = "_failures.csv"
 _REQUIRED = ("id", "video", "eeg")
 _OPTIONAL = ("offset", "baseline")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -55,6 +57,7 @@ class StudyReport:
     scored: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    failures_file_error: str | None = None  # why the failure list could not be written (a full disk)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +80,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StudyEntry]:
     path = Path(path)
     if not path.is_file():
         raise MilmerInputError(f"Invalid value for 'manifest': no such file: {str(path)!r}.")
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in _REQUIRED if c not in columns]
@@ -118,8 +121,10 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StudyEntry]:
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"no space left on device{f' writing {err.filename}' if err.filename else ''}"
     text = str(err).strip().replace("\n", " ")
-    return text if isinstance(err, MilmerInputError) else f"{type(err).__name__}: {text}"
+    return text if isinstance(err, (MilmerInputError, MilmerExternalError)) else f"{type(err).__name__}: {text}"
 
 
 def score_study(
@@ -131,21 +136,26 @@ def score_study(
     batch: int | None = None,
     fmt: Literal["json", "csv"] = "json",
     progress: bool = False,
+    timeout_s: float | None = None,
 ) -> StudyReport:
     """Score every recording of ``manifest`` on ``server`` into ``out`` (see the module docstring).
 
-    workers: recordings in progress at once (= most requests in flight); batch: bags per request.
+    workers: recordings in progress at once (= most requests in flight); batch: bags per request;
+    timeout_s: connection and per-request timeout (default :data:`~.client.DEFAULT_TIMEOUT_S`).
     Raises MilmerInputError for a bad manifest, bad options or no server; a failing recording
-    is not raised but listed in the report (and ``out/failures.csv``).
+    is not raised but listed in the report (and ``out/_failures.csv``); a full disk fails the
+    recordings it hits with "no space left on device" and the report is still returned.
     """
     from ..report import write_predictions
-    from .client import RemotePipeline
+    from .client import DEFAULT_TIMEOUT_S, RemotePipeline
+
+    timeout = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
 
     check_option("--format", fmt, ("json", "csv"))
     check_int("--workers", workers, low=1)
     entries = read_manifest(manifest)
     out = check_dir_or_absent("out", out)
-    RemotePipeline(server, batch=batch).close()  # fail fast: server up, model served, options valid
+    RemotePipeline(server, batch=batch, timeout_s=timeout).close()  # fail fast: server up, model served, options valid
     out.mkdir(parents=True, exist_ok=True)
     report = StudyReport()
     todo = [e for e in entries if not (out / f"{e.id}.{fmt}").is_file()]
@@ -156,7 +166,7 @@ def score_study(
 
     def pipeline() -> Any:
         if not hasattr(local, "pipeline"):
-            local.pipeline = RemotePipeline(server, batch=batch)
+            local.pipeline = RemotePipeline(server, batch=batch, timeout_s=timeout)
             with lock:
                 pipelines.append(local.pipeline)
         return local.pipeline
@@ -166,6 +176,7 @@ def score_study(
         write_predictions(result, out / f"{entry.id}.{fmt}")
 
     bar = _progress(len(todo)) if progress and todo else None
+    mne_level = _quiet_mne()
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="milmer-study") as pool:
             futures = {pool.submit(score, entry): entry for entry in todo}
@@ -183,8 +194,29 @@ def score_study(
             bar[0].stop()
         for p in pipelines:
             p.close()
-    _write_failures(out / FAILURES_FILE, report.failed)
+        _restore_mne(mne_level)
+    try:
+        _write_failures(out / FAILURES_FILE, report.failed)
+    except OSError as err:
+        report.failures_file_error = _describe(err)
     return report
+
+
+def _quiet_mne() -> Any:
+    """Set MNE's log level to WARNING for the whole study and return the previous one. MNE's
+    per-call ``verbose=False`` swaps a process-wide level and restores it afterwards, which is not
+    thread-safe: with several workers one thread's restore let another's INFO lines (MNE logs to
+    stdout) through."""
+    import mne
+
+    previous = mne.set_log_level("WARNING", return_old_level=True)
+    return previous
+
+
+def _restore_mne(level: Any) -> None:
+    import mne
+
+    mne.set_log_level(level)
 
 
 def _write_failures(path: Path, failed: dict[str, str]) -> None:

@@ -1,0 +1,112 @@
+"""The ``milmer`` and ``milmer_spec`` models as PyTriton binds them, with the request checks Triton
+cannot make and the gate that drains them on shutdown.
+
+Triton checks names, shapes and dtypes (:mod:`.protocol`) before the model runs; a finite-value
+check is ours: a bag whose ``eeg`` holds NaN or Inf would come back as a prediction of NaN
+probabilities. Such a request is not scored: alone in its batch it is answered with an error
+naming the input; batched with other clients' requests it is answered without outputs (PyTriton 0.7
+can fail a whole batch only, never one request of it), and the other requests are scored as if it
+had not been there. The client (:class:`~.client.RemotePipeline`) refuses such bags before sending.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
+
+__all__ = ["Gate", "bind_models", "NONFINITE_MESSAGE", "SHUTTING_DOWN_MESSAGE"]
+
+NONFINITE_MESSAGE = "Invalid value for input 'eeg': expected finite numbers, got NaN or Inf; the request was not scored."
+SHUTTING_DOWN_MESSAGE = "the server is shutting down: the request was not scored; retry it on a running server."
+
+
+class Gate:
+    """Counts model calls in progress; once closed, refuses new ones (drain on shutdown)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._active = 0
+        self._closed = False
+        self.refused = 0
+
+    def enter(self) -> bool:
+        with self._cv:
+            if self._closed:
+                self.refused += 1
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cv:
+            self._active -= 1
+            self._cv.notify_all()
+
+    def close(self, timeout_s: float) -> bool:
+        """Refuse new calls and wait up to ``timeout_s`` for those in progress; True when none is left."""
+        with self._cv:
+            self._closed = True
+            return self._cv.wait_for(lambda: self._active == 0, timeout=timeout_s)
+
+
+def _finite(request: dict[str, np.ndarray]) -> bool:
+    return bool(np.isfinite(request["eeg"]).all())
+
+
+def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us: int, gate: Gate) -> None:
+    """Bind ``milmer`` (``scorer.score_bags`` on the batches Triton forms) and ``milmer_spec``."""
+    from pytriton.exceptions import PyTritonBadParameterError, PyTritonRuntimeError
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    inputs, outputs = bag_tensors(scorer.spec)
+    out_dtypes = [np.dtype(t.dtype).type for t in outputs]
+
+    def infer(requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        # each request: eeg (b, C, T) float32, frames (b, F, S, S, 3) uint8, b >= 1 bags
+        if not gate.enter():
+            raise PyTritonRuntimeError(SHUTTING_DOWN_MESSAGE)
+        try:
+            keep = [i for i, r in enumerate(requests) if _finite(r)]
+            if not keep:
+                raise PyTritonBadParameterError(NONFINITE_MESSAGE)
+            sizes = [len(requests[i]["eeg"]) for i in keep]
+            eeg = np.concatenate([requests[i]["eeg"] for i in keep])
+            frames = np.concatenate([requests[i]["frames"] for i in keep])
+            scored = scorer.score_bags(eeg, frames)
+            # ONNX Runtime may return int64 as numpy's 'longlong', which PyTriton does not take for
+            # int64 under numpy 1; the view is the same memory with the canonical type.
+            columns = {name: scored[name].view(dtype) for name, dtype in zip(OUTPUTS, out_dtypes)}
+            answers: list[dict[str, np.ndarray]] = [{} for _ in requests]
+            start = 0
+            for i, n in zip(keep, sizes):
+                answers[i] = {name: column[start : start + n] for name, column in columns.items()}
+                start += n
+            return answers
+        finally:
+            gate.leave()
+
+    triton.bind(
+        model_name=MODEL_NAME,
+        infer_func=infer,
+        inputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in inputs],
+        outputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in outputs],
+        config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us)),
+        # strict output checks would refuse the empty answer of a non-finite request
+        strict=False,
+    )
+    spec_json = np.array([scorer.spec.to_json(indent=None).encode()], dtype=np.object_)
+
+    # PyTriton's Python backend does not keep custom model-configuration parameters, so the spec is
+    # served by a companion model: any request -> the spec JSON (one BYTES element).
+    triton.bind(
+        model_name=SPEC_MODEL_NAME,
+        infer_func=lambda requests: [{"spec": spec_json} for _ in requests],
+        inputs=[Tensor(name="request", dtype=np.uint8, shape=(1,))],
+        outputs=[Tensor(name="spec", dtype=bytes, shape=(1,))],
+        config=ModelConfig(batching=False),
+        strict=True,
+    )
