@@ -89,15 +89,6 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
         finally:
             gate.leave()
 
-    triton.bind(
-        model_name=MODEL_NAME,
-        infer_func=infer,
-        inputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in inputs],
-        outputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in outputs],
-        config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us)),
-        # strict output checks would refuse the empty answer of a non-finite request
-        strict=False,
-    )
     spec_json = np.array([scorer.spec.to_json(indent=None).encode()], dtype=np.object_)
 
     # PyTriton's Python backend does not keep custom model-configuration parameters, so the spec is
@@ -109,4 +100,14 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
         outputs=[Tensor(name="spec", dtype=bytes, shape=(1,))],
         config=ModelConfig(batching=False),
         strict=True,
+    )
+    # Bound (= loaded) after the spec model: once 'milmer' is ready, a client can read the spec.
+    triton.bind(
+        model_name=MODEL_NAME,
+        infer_func=infer,
+        inputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in inputs],
+        outputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in outputs],
+        config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us)),
+        # strict output checks would refuse the empty answer of a non-finite request
+        strict=False,
     )

@@ -134,7 +134,7 @@ def _read_spec(client: Any, url: str, model_name: str, timeout_s: float = DEFAUL
         raise MilmerInputError(
             f"Invalid value for '--server': the server at {url!r} has no model {model_name!r} ready after {timeout_s:g} s (--timeout)."
         )
-    text = config.get("parameters", {}).get(SPEC_PARAMETER, {}).get("string_value") or _ask_spec_model(client)
+    text = config.get("parameters", {}).get(SPEC_PARAMETER, {}).get("string_value") or _ask_spec_model(client, timeout_s)
     if not text:
         raise MilmerInputError(
             f"Invalid value for '--server': model {model_name!r} at {url!r} carries no {SPEC_PARAMETER!r} "
@@ -144,14 +144,25 @@ def _read_spec(client: Any, url: str, model_name: str, timeout_s: float = DEFAUL
     return ModelSpec.from_json(text), int(config.get("max_batch_size", 0))
 
 
-def _ask_spec_model(client: Any) -> str | None:
-    """The spec JSON from the companion model of ``milmer serve``, or None when there is none."""
+def _ask_spec_model(client: Any, timeout_s: float) -> str | None:
+    """The spec JSON from the companion model of ``milmer serve`` (waiting up to ``timeout_s`` for
+    it to load: it may come up after ``milmer``), or None when the server has no such model."""
+    import time
+
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
-    try:
-        if not client.is_model_ready(SPEC_MODEL_NAME):
+    deadline = time.monotonic() + timeout_s
+    while not client.is_model_ready(SPEC_MODEL_NAME):
+        try:
+            client.get_model_metadata(SPEC_MODEL_NAME)
+        except InferenceServerException as err:
+            if "is not found" in str(err):  # Triton: "Request for unknown model: 'NAME' is not found"
+                return None
+        if time.monotonic() >= deadline:
             return None
+        time.sleep(0.25)
+    try:
         request = httpclient.InferInput("request", [1], "UINT8")
         request.set_data_from_numpy(np.zeros(1, np.uint8))
         answer = client.infer(SPEC_MODEL_NAME, [request]).as_numpy("spec")

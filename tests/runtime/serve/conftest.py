@@ -123,3 +123,13 @@ def server(haar_model, tmp_path_factory):
     code = proc.stop()
     assert code == 0, f"milmer serve did not stop cleanly (exit {code}):\n{proc.output()[-4000:]}"
     assert "Server stopped." in proc.output()
+
+
+@pytest.fixture(scope="session")
+def start_server(haar_model):
+    """``start_server(log_path, **options) -> ServerProcess`` of :func:`haar_model`, not yet ready
+    (for tests that need a server of their own: crashing it, stopping it)."""
+    reason = serve_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return lambda log, **options: ServerProcess(haar_model, log, **options)

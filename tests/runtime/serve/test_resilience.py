@@ -1,0 +1,261 @@
+"""``milmer serve`` against hostile requests and shutdown, on one server of its own (this module
+crashes it and stops it): ready means ready, a second server on the same ports is refused, the
+request data is private to the serving user, NaN/Inf is not scored, a crashing request is followed
+by a restart, and SIGTERM under load drains and leaves nothing behind. Tests run in file order;
+the SIGTERM test ends the server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+NOBODY = 65534
+
+
+def _bags(spec, n: int, seed: int, nan_at: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    f, s = spec.face.frames_per_window, spec.face.frame_size
+    eeg = rng.normal(0.0, 20.0, (n, spec.eeg.n_channels, spec.eeg.window_samples)).astype(np.float32)
+    for i in nan_at:
+        eeg[i, 3, 7] = np.nan if i % 2 == 0 else np.inf
+    return eeg, rng.integers(0, 256, (n, f, s, s, 3), dtype=np.uint8)
+
+
+def _raw_infer(url: str, eeg: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray | None]:
+    """One request as any HTTP client sends it (no client-side checks)."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url=url.removeprefix("http://"))
+    try:
+        inputs = []
+        for name, array, kind in (("eeg", eeg, "FP32"), ("frames", frames, "UINT8")):
+            tensor = httpclient.InferInput(name, list(array.shape), kind)
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        result = client.infer("milmer", inputs)
+        return {name: result.as_numpy(name) for name in ("logits", "probabilities", "mil_weights", "selected")}
+    finally:
+        client.close()
+
+
+def _run_as_nobody(*cmd: str) -> subprocess.CompletedProcess:
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    return subprocess.run(list(cmd), preexec_fn=drop, capture_output=True, text=True, timeout=30)
+
+
+def _processes_with(marker: str) -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd:
+            found[int(entry.name)] = cmd
+    return found
+
+
+@pytest.fixture(scope="module")
+def own_server(start_server, tmp_path_factory):
+    """A server started while a client is already waiting for it (the client must get the model,
+    not an error, however early it came), with the facts of its start-up recorded."""
+    from milmer.runtime.serve.client import RemotePipeline
+
+    proc = start_server(tmp_path_factory.mktemp("own-serve") / "serve.log", delay_us=100_000)
+    early: dict[str, object] = {}
+
+    def early_client() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the port accepts at all
+            try:
+                with RemotePipeline(proc.url, timeout_s=120) as remote:
+                    early["spec"] = remote.spec
+                return
+            except Exception as err:  # noqa: BLE001 - recorded; connection refused until Triton listens
+                early["error"] = err
+                if "no Triton server answers" not in str(err):
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=early_client)
+    thread.start()
+    tick = time.monotonic()
+    proc.wait_ready(timeout_s=180)
+    proc.startup_s = time.monotonic() - tick
+    thread.join(timeout=120)
+    proc.early = early
+    yield proc
+    proc.stop()
+
+
+def test_ready_means_the_models_are_ready(own_server):
+    import tritonclient.http as httpclient
+
+    assert own_server.early.get("spec") is not None, own_server.early
+    client = httpclient.InferenceServerClient(url=own_server.url.removeprefix("http://"))
+    try:
+        assert client.is_model_ready("milmer") and client.is_model_ready("milmer_spec")
+    finally:
+        client.close()
+    assert "(models ready; Ctrl-C stops)" in own_server.output()
+
+
+def test_second_server_on_used_ports_is_refused(own_server, haar_model):
+    cmd = [
+        sys.executable, "-m", "milmer.app.cli", "serve", "--model", str(haar_model),
+        "--http-port", str(own_server.http_port), "--grpc-port", str(own_server.grpc_port),
+        "--metrics-port", str(own_server.metrics_port),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '--http-port': port {own_server.http_port} on 127.0.0.1 is in use" in done.stderr
+    assert "bug in milmer" not in done.stderr
+
+
+def test_request_data_is_private_to_the_serving_user(own_server):
+    regions = sorted(Path("/dev/shm").glob(f"pytrtion{own_server.proc.pid}-*"))
+    assert regions, sorted(os.listdir("/dev/shm"))
+    for region in regions:
+        assert region.stat().st_mode & 0o777 == 0o600, region
+        seen = _run_as_nobody("head", "-c", "16", str(region))
+        assert seen.returncode != 0 and "Permission denied" in seen.stderr, (region, seen)
+    (workspace,) = Path.home().joinpath(".cache", "pytriton").glob(f"milmer-{own_server.proc.pid}-*")
+    assert workspace.stat().st_mode & 0o777 == 0o700
+    for folder in {Path(m) for cmd in _processes_with(str(workspace)).values() for m in re.findall(r"/tmp/folder\w{6}", cmd)}:
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+@pytest.mark.xfail(strict=True, reason="PyTriton 0.7 passes the control-API token on tritonserver's command line")
+def test_control_token_is_not_on_the_command_line(own_server):
+    (pid, _), *_ = _processes_with(f"milmer-{own_server.proc.pid}-0/tritonserver/bin/tritonserver").items()
+    seen = _run_as_nobody("cat", f"/proc/{pid}/cmdline")
+    assert "restricted" not in seen.stdout
+
+
+def test_nonfinite_eeg_is_not_scored_and_the_batch_goes_on(own_server, haar_model):
+    from tritonclient.utils import InferenceServerException
+
+    from milmer.runtime.pipeline import Pipeline
+
+    with Pipeline(haar_model, backend="ort", device="cpu") as local:
+        eeg, crops = _bags(local.spec, 6, seed=3, nan_at=(1, 4))
+        reference = local.score_bags(eeg, crops)
+    # Alone in its batch: an error naming the input.
+    with pytest.raises(InferenceServerException, match=r"Invalid value for input 'eeg': expected finite numbers, got NaN or Inf"):
+        _raw_infer(own_server.url, eeg[1:2], crops[1:2])
+    # Six clients at once (100 ms queue delay: shared batches): the finite bags get their numbers,
+    # the others no prediction.
+    answers: dict[int, object] = {}
+    start = threading.Barrier(6)
+
+    def client(i: int) -> None:
+        start.wait(timeout=30)
+        try:
+            answers[i] = _raw_infer(own_server.url, eeg[i : i + 1], crops[i : i + 1])
+        except InferenceServerException as err:
+            answers[i] = err
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for i in (0, 2, 3, 5):
+        np.testing.assert_allclose(answers[i]["probabilities"], reference["probabilities"][i : i + 1], rtol=0, atol=1e-6)
+    for i in (1, 4):
+        answer = answers[i]
+        assert isinstance(answer, InferenceServerException) or answer["probabilities"] is None, answer
+
+
+def test_a_crashing_request_is_followed_by_a_restart(own_server):
+    import urllib.error
+    import urllib.request
+
+    from milmer.runtime.check import MilmerInputError
+    from milmer.runtime.serve.client import RemotePipeline
+
+    body = b"[" * 240_000  # overflows the bundled Triton's recursive JSON parser
+    tick = time.monotonic()
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(urllib.request.Request(f"{own_server.url}/v2/models/milmer/infer", data=body), timeout=30)
+    while time.monotonic() - tick < 120:  # a client retrying until the restarted server answers
+        try:
+            with RemotePipeline(own_server.url, timeout_s=120) as remote:
+                eeg, crops = _bags(remote.spec, 1, seed=4)
+                assert remote.score_bags(eeg, crops)["probabilities"].shape == (1, remote.spec.n_classes)
+            break
+        except MilmerInputError as err:
+            assert "no Triton server answers" in str(err)
+            time.sleep(0.1)
+    outage = time.monotonic() - tick
+    log = own_server.output()
+    assert "Warning: tritonserver stopped unexpectedly (killed by SIGSEGV)" in log
+    assert re.search(r"Serving again after restart 1: the server was unavailable for \d+\.\d s", log)
+    assert own_server.proc.poll() is None
+    assert outage < 120
+    print(f"outage after the crash: {outage:.1f} s")
+
+
+def test_sigterm_under_load_drains_and_leaves_nothing(own_server):
+    from milmer.runtime.serve.client import RemotePipeline, ServerError
+
+    pid = own_server.proc.pid
+    workspaces = list(Path.home().joinpath(".cache", "pytriton").glob(f"milmer-{pid}-*"))
+    folders = {Path(m) for cmd in _processes_with(f"milmer-{pid}-").values() for m in re.findall(r"/tmp/folder\w{6}", cmd)}
+    assert workspaces and folders
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    running = threading.Barrier(9)
+
+    def client(c: int) -> None:
+        with RemotePipeline(own_server.url, batch=2, timeout_s=60) as remote:
+            eeg, crops = _bags(remote.spec, 2, seed=10 + c)
+            running.wait(timeout=60)
+            for _ in range(400):  # bounded: the stop ends it long before
+                try:
+                    remote.score_bags(eeg, crops)
+                    outcome = "ok"
+                except ServerError as err:
+                    outcome = "refused" if "shutting down" in str(err) else f"error: {err}"
+                except Exception as err:  # noqa: BLE001 - recorded: a dropped request fails the test
+                    outcome = f"dropped: {type(err).__name__}: {err}"
+                with lock:
+                    outcomes.append(outcome)
+                if outcome != "ok":
+                    return
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+    for t in threads:
+        t.start()
+    running.wait(timeout=60)
+    time.sleep(1.0)
+    tick = time.monotonic()
+    own_server.proc.send_signal(signal.SIGTERM)
+    code = own_server.proc.wait(timeout=90)
+    stop_s = time.monotonic() - tick
+    for t in threads:
+        t.join(timeout=60)
+    log = own_server.output()
+    assert code == 0, log[-3000:]
+    assert re.search(r"Server stopped \(drained in \d+\.\d s, \d+ requests refused while stopping\)", log)
+    assert outcomes.count("ok") > 0
+    assert all(o in ("ok", "refused") for o in outcomes), sorted(set(outcomes))
+    assert not _processes_with(f"milmer-{pid}-"), "orphaned tritonserver/stub processes"
+    assert not list(Path("/dev/shm").glob(f"pytrtion{pid}-*"))
+    assert not [w for w in workspaces if w.exists()]
+    assert not [f for f in folders if f.exists()]
+    assert stop_s < 10 + 3 + 30  # drain bound + Triton's exit timeout + clean-up on a busy machine
+    print(f"stop under load: {stop_s:.1f} s, {outcomes.count('ok')} answered, {outcomes.count('refused')} refused")
