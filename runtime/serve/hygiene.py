@@ -1,16 +1,16 @@
 """What ``milmer serve`` leaves on the machine: ports, file modes, workspaces, processes, shared memory.
 
-PyTriton runs ``tritonserver`` from a copy in a workspace folder (``~/.cache/pytriton/...``, 22 MB),
-its Python backend copies each model into ``/tmp/folderXXXXXX`` and starts one
-``triton_python_backend_stub`` process per model instance, and tensors travel through POSIX shared
-memory (``/dev/shm/pytrtion<pid>-*``, ``/dev/shm/psm_*``). This module
+PyTriton runs ``tritonserver`` from a copy in a workspace folder (``~/.cache/pytriton/...``, 22 MB,
+which also holds the model repository: the server writes it there before tritonserver starts), the
+Python backend starts one ``triton_python_backend_stub`` process per model instance, and tensors
+travel through POSIX shared memory (``/dev/shm/pytrtion<pid>-*``, ``/dev/shm/psm_*``). This module
 
 - refuses ports that are already in use, before anything starts (:func:`check_ports_free`);
 - makes every file the server creates private to the serving user (:func:`private_umask`: umask
   077, inherited by tritonserver and the stubs, so shared memory holding faces and EEG is 0600);
 - names the workspace after this process (``milmer-<pid>-<n>``) so a later start can tell a
   dead server's leftovers from a running server's files (:func:`remove_stale`);
-- after each tritonserver run, ends its stubs that outlived it and removes its model folders and
+- after each tritonserver run, ends its stubs that outlived it and removes its workspace and
   shared-memory regions (:class:`Leftovers`).
 
 Linux only (``/proc``); elsewhere the process and folder scans find nothing.
@@ -32,14 +32,11 @@ from pathlib import Path
 
 from ..check import MilmerInputError
 
-__all__ = ["Leftovers", "check_ports_free", "private_umask", "remove_stale", "workspace_path", "SHM_DIR", "TMP_DIR"]
+__all__ = ["Leftovers", "check_ports_free", "private_umask", "remove_stale", "workspace_path", "SHM_DIR"]
 
 SHM_DIR = Path("/dev/shm")
-TMP_DIR = Path("/tmp")  # the Python backend's model copies: a fixed "/tmp/folderXXXXXX" template
 _WORKSPACE = re.compile(r"^milmer-(\d+)-\d+$")
 _SHM = re.compile(r"^pytrtion(\d+)-")
-_MODEL_FOLDER = re.compile(r"^folder[A-Za-z0-9]{6}$")
-_OUR_MODELS = re.compile(r'^name: "(milmer|milmer_spec)"$', re.MULTILINE)
 
 
 def check_ports_free(host: str, ports: dict[str, int]) -> None:
@@ -64,7 +61,7 @@ def check_ports_free(host: str, ports: dict[str, int]) -> None:
 
 @contextlib.contextmanager
 def private_umask() -> Iterator[None]:
-    """umask 077 while serving: the shared memory, model folders and workspace are 0600/0700."""
+    """umask 077 while serving: the workspace (model repository included) is 0700, its files 0600."""
     old = os.umask(0o077)
     try:
         yield
@@ -108,23 +105,15 @@ def _ours(path: Path) -> bool:
 def remove_stale(home: Path) -> list[Path]:
     """Remove what servers killed before they could clean up left behind; return what was removed.
 
-    Only this user's files whose owner is provably gone: workspaces ``milmer-<pid>-<n>`` and shared
-    memory ``pytrtion<pid>-*`` of a dead pid, and ``/tmp/folderXXXXXX`` copies of the ``milmer``
-    models that no running process uses.
+    Only this user's files whose owner is provably gone: workspaces ``milmer-<pid>-<n>`` (in
+    ``home``) and shared memory ``pytrtion<pid>-*`` of a pid that no longer runs.
     """
-    removed: list[Path] = []
     candidates: list[Path] = []
     if home.is_dir():
         candidates += [p for p in home.iterdir() if (m := _WORKSPACE.match(p.name)) and not _alive(int(m.group(1)))]
     if SHM_DIR.is_dir():
         candidates += [p for p in SHM_DIR.iterdir() if (m := _SHM.match(p.name)) and not _alive(int(m.group(1)))]
-    in_use = " ".join(_cmdlines().values())
-    for folder in TMP_DIR.glob("folder*"):
-        if not _MODEL_FOLDER.match(folder.name) or str(folder) in in_use or not _ours(folder):
-            continue
-        with contextlib.suppress(OSError):
-            if _OUR_MODELS.search((folder / "config.pbtxt").read_text(errors="replace")):
-                candidates.append(folder)
+    removed: list[Path] = []
     for path in candidates:
         if not _ours(path):
             continue
@@ -139,8 +128,8 @@ def remove_stale(home: Path) -> list[Path]:
 
 @dataclass
 class Leftovers:
-    """The processes, folders and shared memory of one tritonserver run, found while it runs and
-    removed after it stopped (or died).
+    """The processes, workspace and shared memory of one tritonserver run, removed after it stopped
+    (or died).
 
     workspace:  the run's PyTriton workspace (tritonserver and its stubs run from there)
     shm_prefix: the Python backend's shared-memory regions (PyTriton names them after this process;
@@ -149,17 +138,11 @@ class Leftovers:
 
     workspace: Path
     shm_prefix: str = field(default_factory=lambda: f"pytrtion{os.getpid()}-")
-    folders: set[Path] = field(default_factory=set)
 
     def processes(self) -> dict[int, str]:
         """pid -> command line of processes started from the workspace (tritonserver, stubs)."""
         marker = str(self.workspace) + os.sep
         return {pid: cmd for pid, cmd in _cmdlines().items() if marker in cmd and pid != os.getpid()}
-
-    def note(self) -> None:
-        """Record the stubs' model folders (call while the server runs: they vanish from /proc)."""
-        for cmd in self.processes().values():
-            self.folders.update(Path(m) for m in re.findall(r"(/tmp/folder[A-Za-z0-9]{6})/", cmd))
 
     def make_private(self) -> None:
         """chmod 0600 the run's shared-memory regions: the Python backend creates them 0644 whatever
@@ -172,8 +155,7 @@ class Leftovers:
 
     def clean(self, *, grace_s: float = 2.0) -> list[str]:
         """End the run's surviving processes (SIGTERM, then SIGKILL after ``grace_s``) and remove its
-        folders and shared memory; return a line per process that had to be ended."""
-        self.note()
+        workspace and shared memory; return a line per process that had to be ended."""
         ended: list[str] = []
         survivors = self.processes()
         for pid, cmd in survivors.items():
@@ -187,8 +169,6 @@ class Leftovers:
         for pid in survivors:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        for folder in self.folders:
-            shutil.rmtree(folder, ignore_errors=True)
         if SHM_DIR.is_dir():
             for region in SHM_DIR.glob(f"{self.shm_prefix}*"):
                 region.unlink(missing_ok=True)

@@ -154,8 +154,11 @@ def serve(
     check_serve_environment()
     check_ports_free(config.host, {"--http-port": config.http_port, "--grpc-port": config.grpc_port, "--metrics-port": config.metrics_port})
     from pytriton.constants import PYTRITON_HOME
-    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+    from pytriton.triton import Triton, TritonConfig, TritonLifecyclePolicy, TritonSecurityConfig
 
+    # The models are written to the workspace's repository before tritonserver starts, which loads
+    # them before it opens its ports: /v2/health/ready is 200 only once they are ready.
+    policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     triton_config = TritonConfig(
         http_address=config.host,
@@ -178,13 +181,11 @@ def serve(
             def start_run(run: int) -> tuple[Any, Gate, Leftovers]:
                 leftovers = Leftovers(workspace_path(PYTRITON_HOME, run))
                 gate = Gate()
-                triton = Triton(config=triton_config, workspace=leftovers.workspace, security_config=security)
+                triton = Triton(config=triton_config, workspace=leftovers.workspace, security_config=security, triton_lifecycle_policy=policy)
                 try:
-                    triton.__enter__()
                     bind_models(triton, scorer, max_batch=config.max_batch, max_queue_delay_us=config.max_queue_delay_us, gate=gate)
                     triton.run()
                     wait_models_ready(config.urls()["http"], (MODEL_NAME, SPEC_MODEL_NAME), triton)
-                    leftovers.note()
                     leftovers.make_private()
                 except BaseException:
                     triton.stop()

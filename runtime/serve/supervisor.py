@@ -10,7 +10,7 @@ that never became ready is not restarted: that is a setup error.
 Stop (SIGINT or SIGTERM, :class:`StopSignals`): the model stops taking new batches (each
 refused request gets an error naming the shutdown), the batches in progress finish, waiting at
 most ``drain_timeout_s``, then tritonserver is stopped, its surviving processes are ended and its
-model folders, shared memory and workspace removed (:class:`~.hygiene.Leftovers`). The
+workspace and shared memory removed (:class:`~.hygiene.Leftovers`). The
 :class:`StopReport` says whether all of that went as planned.
 """
 
