@@ -122,7 +122,7 @@ def server(haar_model, tmp_path_factory):
     yield proc
     code = proc.stop()
     assert code == 0, f"milmer serve did not stop cleanly (exit {code}):\n{proc.output()[-4000:]}"
-    assert "Server stopped." in proc.output()
+    assert "Server stopped (drained in" in proc.output()
 
 
 @pytest.fixture(scope="session")

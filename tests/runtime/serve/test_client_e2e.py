@@ -51,37 +51,76 @@ def test_infer_with_server_writes_the_local_predictions(server, local_json, reco
     assert doc["settings"]["server"] == server.url
 
 
+def _csv_windows(path):
+    import csv
+
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_score_study_is_concurrent_resumable_and_reports_failures(server, local_json, recording, tmp_path, capsys):
     video, eeg = recording
     manifest = tmp_path / "study.csv"
+    # Saved as "CSV UTF-8" by a spreadsheet: a byte-order mark before 'id'. A recording may be
+    # called 'failures': its result must not collide with the failure list.
     manifest.write_text(
-        "id,video,eeg,offset,baseline\n"
-        f"rec-a,{video},{eeg},0,0\n"
+        "\ufeffid,video,eeg,offset,baseline\n"
+        f"failures,{video},{eeg},0,0\n"
         f"rec-b,{video},{eeg},0.0,3\n"
-        f"rec-missing,{video},{tmp_path / 'nope.edf'},0,0\n"
+        f"rec-missing,{video},{tmp_path / 'nope.edf'},0,0\n",
+        encoding="utf-8",
     )
     out = tmp_path / "results"
-    reference = local_json
+    reference = _windows(local_json)
+    study = ["score-study", str(manifest), "--server", server.url, "--out", str(out), "--format", "csv"]
 
-    code = main(["score-study", str(manifest), "--server", server.url, "--out", str(out), "--workers", "2"])
+    code = main([*study, "--workers", "2"])
     err = capsys.readouterr()
     assert code == 1
-    assert "Scored 2, skipped 0 already scored, failed 1" in err.out
+    # stdout is the summary only: no MNE log lines from the worker threads
+    assert err.out.splitlines() == [f"Scored 2, skipped 0 already scored, failed 1; results in {out}"]
     assert "Failed rec-missing: Invalid value for 'eeg'" in err.err
-    assert sorted(p.name for p in out.iterdir()) == ["failures.csv", "rec-a.json", "rec-b.json"]
-    assert (out / "failures.csv").read_text().splitlines()[1].startswith("rec-missing,Invalid value for 'eeg'")
-    _assert_same_predictions(_windows(out / "rec-a.json"), _windows(reference))
-    assert len(_windows(out / "rec-b.json")) == 3  # the 3 s baseline drops one window
+    assert sorted(p.name for p in out.iterdir()) == ["_failures.csv", "failures.csv", "rec-b.csv"]
+    assert (out / "_failures.csv").read_text().splitlines()[1].startswith("rec-missing,Invalid value for 'eeg'")
+    got = _csv_windows(out / "failures.csv")
+    assert len(got) == len(reference) == 4
+    assert [row["label"] for row in got] == [w["label"] for w in reference]
+    assert len(_csv_windows(out / "rec-b.csv")) == 3  # the 3 s baseline drops one window
 
-    # Resumable: done recordings are skipped; the failed one is tried again.
-    before = (out / "rec-a.json").stat().st_mtime_ns
-    code = main(["score-study", str(manifest), "--server", server.url, "--out", str(out)])
+    # Resumable: done recordings are skipped ('failures' among them); the failed one is tried again.
+    before = (out / "failures.csv").stat().st_mtime_ns
+    code = main(study)
     assert code == 1
     assert "Scored 0, skipped 2 already scored, failed 1" in capsys.readouterr().out
-    assert (out / "rec-a.json").stat().st_mtime_ns == before
+    assert (out / "failures.csv").stat().st_mtime_ns == before
 
     # Once the manifest is fixed, the run completes and the failure list is gone.
-    manifest.write_text(manifest.read_text().replace(str(tmp_path / "nope.edf"), str(eeg)))
-    assert main(["score-study", str(manifest), "--server", server.url, "--out", str(out)]) == 0
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(str(tmp_path / "nope.edf"), str(eeg)), encoding="utf-8")
+    assert main(study) == 0
     assert "Scored 1, skipped 2 already scored, failed 0" in capsys.readouterr().out
-    assert not (out / "failures.csv").exists()
+    assert not (out / "_failures.csv").exists()
+    assert (out / "failures.csv").stat().st_mtime_ns == before
+
+
+def test_a_full_disk_is_named_and_the_summary_kept(server, recording, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import milmer.runtime.report as report
+    import milmer.runtime.serve.study as study
+
+    def no_space(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "write_predictions", lambda result, out: no_space(out))
+    monkeypatch.setattr(study, "write_text_atomic", lambda path, text: no_space(path))
+    video, eeg = recording
+    manifest = tmp_path / "study.csv"
+    manifest.write_text(f"id,video,eeg\nrec-a,{video},{eeg}\n")
+    out = tmp_path / "results"
+    code = main(["score-study", str(manifest), "--server", server.url, "--out", str(out)])
+    err = capsys.readouterr()
+    assert code == 1
+    assert "Scored 0, skipped 0 already scored, failed 1" in err.out
+    assert f"Failed rec-a: no space left on device writing {out / 'rec-a.json'}" in err.err
+    assert f"Error: could not write {out / '_failures.csv'}: no space left on device writing {out / '_failures.csv'}." in err.err
+    assert "bug in milmer" not in err.err
