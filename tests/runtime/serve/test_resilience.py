@@ -206,16 +206,19 @@ def test_a_crashing_request_is_followed_by_a_restart(own_server):
     import urllib.request
 
     from milmer.runtime.check import MilmerInputError
-    from milmer.runtime.serve.client import RemotePipeline
+    from milmer.runtime.serve.client import RemotePipeline, ServerConnectionError
 
     body = b"[" * 240_000  # overflows the bundled Triton's recursive JSON parser
+    connected = RemotePipeline(own_server.url, timeout_s=30)  # a client in the middle of its work
     tick = time.monotonic()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(urllib.request.Request(f"{own_server.url}/v2/models/milmer/infer", data=body), timeout=30)
+    eeg, crops = _bags(connected.spec, 1, seed=4)
+    with connected, pytest.raises(ServerConnectionError, match=rf"lost the connection to the server at {own_server.url} \("):
+        connected.score_bags(eeg, crops)
     while time.monotonic() - tick < 120:  # a client retrying until the restarted server answers
         try:
             with RemotePipeline(own_server.url, timeout_s=120) as remote:
-                eeg, crops = _bags(remote.spec, 1, seed=4)
                 assert remote.score_bags(eeg, crops)["probabilities"].shape == (1, remote.spec.n_classes)
             break
         except MilmerInputError as err:
