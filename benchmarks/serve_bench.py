@@ -12,6 +12,11 @@ batcher formed. The local reference scores the same bags with :meth:`Pipeline.sc
 this process, one call per ``--bags`` bags, and with the runtime's default CPU batch (2 bags).
 Scoring only: preprocessing (EEG, face crops) is the same local work in both paths and is left
 out. Numbers from a shared machine are noisy; the report says so and records the load average.
+
+After the sweep it measures what a crash costs: one request of 240 KB of ``[`` crashes the
+tritonserver that PyTriton 0.7 bundles (its JSON parser recurses), ``milmer serve`` restarts it,
+and the outage is the time from that request until a client's request is scored again. Last, the
+stop: seconds from SIGINT until ``milmer serve`` exited, with the drain time it printed.
 """
 
 from __future__ import annotations
@@ -133,6 +138,32 @@ def _served(url: str, eeg: np.ndarray, crops: np.ndarray, clients: int, requests
     }  # fmt: skip
 
 
+def _crash_outage(url: str, eeg: np.ndarray, crops: np.ndarray, timeout_s: float = 180.0) -> dict[str, Any]:
+    """Send the crashing request, then retry one scoring request until it succeeds: the outage (s)."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from milmer.runtime.check import MilmerInputError
+    from milmer.runtime.serve.client import RemotePipeline, ServerConnectionError
+
+    tick = time.perf_counter()
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/v2/models/milmer/infer", data=b"[" * 240_000), timeout=30)
+    except urllib.error.HTTPError as err:  # answered with an error: this Triton does not crash
+        return {"crashed": False, "answer": f"HTTP {err.code}"}
+    except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+        pass
+    while time.perf_counter() - tick < timeout_s:
+        try:
+            with RemotePipeline(url, timeout_s=timeout_s) as remote:
+                remote.score_bags(eeg[:1], crops[:1])
+            return {"crashed": True, "outage_s": round(time.perf_counter() - tick, 2)}
+        except (MilmerInputError, ServerConnectionError):
+            time.sleep(0.05)
+    return {"crashed": True, "outage_s": None}
+
+
 def _markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Serving benchmark (Triton via PyTriton) vs local scoring",
@@ -151,6 +182,15 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {name} | {row['clients']} | {row['bags_per_request']} | {row['bags_per_s']} | {row['p50_ms']} | "
             f"{row['p95_ms']} | {row.get('mean_batch', '')} |"
         )
+    crash, stop = report.get("crash", {}), report.get("stop", {})
+    if crash:
+        outcome = (
+            f"the server crashed and was restarted; outage until a request was scored again: **{crash['outage_s']} s**"
+            if crash.get("crashed") else f"the server answered it ({crash.get('answer')}) and did not crash"
+        )
+        lines += ["", f"Crash: one request of 240 KB of `[` to `/v2/models/milmer/infer`: {outcome}."]
+    if stop:
+        lines.append(f"Stop: SIGINT to exit {stop['stop_s']} s (exit code {stop['exit_code']}; {stop['line']}).")
     return "\n".join(lines) + "\n"
 
 
@@ -188,14 +228,19 @@ def main(argv: list[str] | None = None) -> int:
                 break
         else:
             raise RuntimeError(f"milmer serve exited with {server.wait()}")
-        threading.Thread(target=server.stdout.read, daemon=True).start()  # keep the pipe drained
+        tail: list[str] = []
+        threading.Thread(target=lambda: tail.extend(server.stdout), daemon=True).start()  # keep the pipe drained
         url = f"http://127.0.0.1:{http}"
         for c in clients:
             rows[f"server, {c} client(s)"] = _served(url, eeg, crops, c, args.requests, args.bags)
             print(f"{c} client(s): {rows[f'server, {c} client(s)']}", flush=True)
+        crash = _crash_outage(url, eeg, crops)
+        print(f"crash: {crash}", flush=True)
     finally:
+        tick = time.perf_counter()
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
+        code = server.wait(timeout=90)
+        stop = {"stop_s": round(time.perf_counter() - tick, 2), "exit_code": code, "line": "see the server's output"}
         log.close()
     info = machine_info()
     report = {
@@ -206,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": load_average(),
         "rows": rows,
+        "crash": crash,
+        "stop": {**stop, "line": next((line.strip() for line in tail if line.startswith("Server stopped")), "no stop line")},
     }
     text = _markdown(report)
     print(text)
