@@ -5,7 +5,14 @@ each batch that Triton's dynamic batcher formed to :meth:`~.scoring.BagScorer.sc
 the frames of all bags go through the backbone in one call, then the fusion graph scores the
 bags. Requests from many clients are therefore scored together, exactly like the batched bags
 of one local recording. Triton checks every request against the declared inputs
-(:mod:`.protocol`) and answers a wrong shape or dtype with its own error before the model runs.
+(:mod:`.protocol`) and answers a wrong shape or dtype with its own error before the model runs;
+NaN/Inf in ``eeg`` is refused by the model (:mod:`.binding`).
+
+The models are written to the workspace's model repository before ``tritonserver`` starts
+(PyTriton's local model store), so Triton loads them before it opens its ports and
+``/v2/health/ready`` means the models are ready. :mod:`.supervisor` restarts a crashed
+``tritonserver`` and drains on SIGINT/SIGTERM; :mod:`.hygiene` refuses ports in use, keeps the
+request data private to the serving user and removes what each run (and a killed server) left.
 
 Ports (Triton's defaults): HTTP 8000 (KServe v2 API, ``/v2/health/ready``, ``/v2/health/live``,
 ``/v2/models/milmer/stats``), gRPC 8001, Prometheus metrics 8002 (``/metrics``). The statistics
