@@ -147,23 +147,26 @@ def test_second_server_on_used_ports_is_refused(own_server, haar_model):
 def test_request_data_is_private_to_the_serving_user(own_server):
     regions = sorted(Path("/dev/shm").glob(f"pytrtion{own_server.proc.pid}-*"))
     assert regions, sorted(os.listdir("/dev/shm"))
-    for region in regions:
-        assert region.stat().st_mode & 0o777 == 0o600, region
-        seen = _run_as_nobody("head", "-c", "16", str(region))
-        assert seen.returncode != 0 and "Permission denied" in seen.stderr, (region, seen)
     (workspace,) = Path.home().joinpath(".cache", "pytriton").glob(f"milmer-{own_server.proc.pid}-*")
-    assert workspace.stat().st_mode & 0o777 == 0o700
     stubs = _processes_with(f"{workspace}/tritonserver/backends/python/triton_python_backend_stub")
     assert len(stubs) == 2 and all(f" {workspace}/model-store/" in cmd for cmd in stubs.values()), stubs  # no /tmp copies
+    assert workspace.stat().st_mode & 0o777 == 0o700
+    for region in regions:
+        assert region.stat().st_mode & 0o777 == 0o600, region
+    if os.geteuid() != 0:
+        pytest.skip("reading as another user (uid nobody) needs root to switch users; the modes were checked")
+    for region in regions:
+        seen = _run_as_nobody("head", "-c", "16", str(region))
+        assert seen.returncode != 0 and "Permission denied" in seen.stderr, (region, seen)
     seen = _run_as_nobody("ls", str(workspace / "model-store"))
     assert seen.returncode != 0 and "Permission denied" in seen.stderr
 
 
 @pytest.mark.xfail(strict=True, reason="PyTriton 0.7 passes the control-API token on tritonserver's command line")
 def test_control_token_is_not_on_the_command_line(own_server):
-    (pid, _), *_ = _processes_with(f"milmer-{own_server.proc.pid}-0/tritonserver/bin/tritonserver").items()
-    seen = _run_as_nobody("cat", f"/proc/{pid}/cmdline")
-    assert "restricted" not in seen.stdout
+    # /proc/PID/cmdline is readable by every local user
+    (cmd,) = _processes_with(f"milmer-{own_server.proc.pid}-0/tritonserver/bin/tritonserver").values()
+    assert "restricted" not in cmd
 
 
 def test_nonfinite_eeg_is_not_scored_and_the_batch_goes_on(own_server, haar_model):
