@@ -38,6 +38,7 @@ from typing import Any
 
 from ..check import MilmerInputError, check_int, check_option
 from .binding import Gate, bind_models
+from .lockdown import locked_triton
 from .hygiene import Leftovers, check_ports_free, private_umask, remove_stale, workspace_path
 from .protocol import MODEL_NAME, SPEC_MODEL_NAME
 from .supervisor import StopReport, StopSignals, Supervisor
@@ -161,7 +162,7 @@ def serve(
     check_serve_environment()
     check_ports_free(config.host, {"--http-port": config.http_port, "--grpc-port": config.grpc_port, "--metrics-port": config.metrics_port})
     from pytriton.constants import PYTRITON_HOME
-    from pytriton.triton import Triton, TritonConfig, TritonLifecyclePolicy, TritonSecurityConfig
+    from pytriton.triton import TritonConfig, TritonLifecyclePolicy, TritonSecurityConfig
 
     # The models are written to the workspace's repository before tritonserver starts, which loads
     # them before it opens its ports: /v2/health/ready is 200 only once they are ready.
@@ -178,7 +179,7 @@ def serve(
         exit_timeout_secs=3,  # after the drain; Triton waits this long for clients' open connections
         log_verbose=0,
     )
-    # Statistics stay readable (batch sizes); the control endpoints stay token-protected.
+    # Statistics stay readable (batch sizes); the control endpoints are closed (.lockdown).
     security = TritonSecurityConfig(restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"])
     with StopSignals() as signals, private_umask():
         for path in remove_stale(PYTRITON_HOME):
@@ -188,7 +189,7 @@ def serve(
             def start_run(run: int) -> tuple[Any, Gate, Leftovers]:
                 leftovers = Leftovers(workspace_path(PYTRITON_HOME, run))
                 gate = Gate()
-                triton = Triton(config=triton_config, workspace=leftovers.workspace, security_config=security, triton_lifecycle_policy=policy)
+                triton = locked_triton()(config=triton_config, workspace=leftovers.workspace, security_config=security, triton_lifecycle_policy=policy)
                 try:
                     bind_models(triton, scorer, max_batch=config.max_batch, max_queue_delay_us=config.max_queue_delay_us, gate=gate)
                     triton.run()

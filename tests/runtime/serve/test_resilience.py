@@ -162,11 +162,31 @@ def test_request_data_is_private_to_the_serving_user(own_server):
     assert seen.returncode != 0 and "Permission denied" in seen.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="PyTriton 0.7 passes the control-API token on tritonserver's command line")
-def test_control_token_is_not_on_the_command_line(own_server):
-    # /proc/PID/cmdline is readable by every local user
+def test_the_command_line_opens_no_control_endpoint(own_server):
+    """PyTriton puts the control token on tritonserver's command line, which every local user can
+    read; milmer serve's restriction there names a header no client can send."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
     (cmd,) = _processes_with(f"milmer-{own_server.proc.pid}-0/tritonserver/bin/tritonserver").values()
-    assert "restricted" not in cmd
+    restrictions = set(re.findall(r"--(?:http-restricted-api|grpc-restricted-protocol) (\S+)", cmd))
+    assert restrictions == {"shared-memory,model-repository,trace,logging:milmer:no-client-can-send-this-header=closed"}
+    assert "triton-access-token" not in cmd
+    # Every header a reader of the command line could make of it, over HTTP and gRPC.
+    tries = [{}, {"triton-access-token": "closed"}, {"milmer": "no-client-can-send-this-header=closed"}]
+    http = httpclient.InferenceServerClient(url=own_server.url.removeprefix("http://"))
+    grpc = grpcclient.InferenceServerClient(url=f"127.0.0.1:{own_server.grpc_port}")
+    try:
+        for headers in tries:
+            for client, refusal in ((http, "This API is restricted"), (grpc, "This protocol is restricted")):
+                for call in (client.get_model_repository_index, client.get_log_settings, lambda **kw: client.unload_model("milmer", **kw)):
+                    with pytest.raises(InferenceServerException, match=refusal):
+                        call(headers=headers)
+        assert http.is_model_ready("milmer")
+    finally:
+        http.close()
+        grpc.close()
 
 
 def test_nonfinite_eeg_is_not_scored_and_the_batch_goes_on(own_server, haar_model):
