@@ -6,6 +6,7 @@
 - :mod:`.binding`: the served models, the finite-input check and the drain gate
 - :mod:`.supervisor`: restart after a crash, drain on SIGTERM, the stop report
 - :mod:`.hygiene`: ports, file modes, workspaces, leftover processes and shared memory
+- :mod:`.lockdown`: Triton's control endpoints closed, no token on tritonserver's command line
 - :mod:`.client`: :class:`~.client.RemotePipeline`, the local pipeline with scoring on a server
   (``milmer-infer VIDEO EEG --server URL``)
 - :mod:`.study`: score a manifest of recordings concurrently against a server
