@@ -238,7 +238,8 @@ class RemoteScorer:
                 shape = ", ".join(str(x) for x in ("B", *info.shape))
                 raise MilmerInputError(f"Invalid value for {info.name!r}: expected {info.dtype} ({shape}), got {got}.")
             if info.name == "eeg" and not np.isfinite(array).all():
-                raise MilmerInputError(f"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in {int((~np.isfinite(array)).sum())} samples.")
+                bad = int((~np.isfinite(array)).sum())
+                raise MilmerInputError(f"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in {bad} samples.")
             array = np.ascontiguousarray(array)
             tensor = httpclient.InferInput(info.name, list(array.shape), info.triton_dtype)
             tensor.set_data_from_numpy(array, binary_data=True)

@@ -160,7 +160,8 @@ def serve(
 
     check_option("precision", precision, ("fp32", "fp16", "int8"))
     check_serve_environment()
-    check_ports_free(config.host, {"--http-port": config.http_port, "--grpc-port": config.grpc_port, "--metrics-port": config.metrics_port})
+    ports = {"--http-port": config.http_port, "--grpc-port": config.grpc_port, "--metrics-port": config.metrics_port}
+    check_ports_free(config.host, ports)
     from pytriton.constants import PYTRITON_HOME
     from pytriton.triton import TritonConfig, TritonLifecyclePolicy, TritonSecurityConfig
 
@@ -184,12 +185,15 @@ def serve(
     with StopSignals() as signals, private_umask():
         for path in remove_stale(PYTRITON_HOME):
             say(f"Removed what a server killed earlier left behind: {path}")
-        with BagScorer(model_dir, backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads) as scorer:  # type: ignore[arg-type]
+        scorer_options = dict(backend=backend, device=device, precision=precision, intra_op_threads=intra_op_threads)
+        with BagScorer(model_dir, **scorer_options) as scorer:  # type: ignore[arg-type]
 
             def start_run(run: int) -> tuple[Any, Gate, Leftovers]:
                 leftovers = Leftovers(workspace_path(PYTRITON_HOME, run))
                 gate = Gate()
-                triton = locked_triton()(config=triton_config, workspace=leftovers.workspace, security_config=security, triton_lifecycle_policy=policy)
+                triton = locked_triton()(
+                    config=triton_config, workspace=leftovers.workspace, security_config=security, triton_lifecycle_policy=policy
+                )
                 try:
                     bind_models(triton, scorer, max_batch=config.max_batch, max_queue_delay_us=config.max_queue_delay_us, gate=gate)
                     triton.run()

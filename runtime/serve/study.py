@@ -12,7 +12,8 @@ manifest's folder. Each recording is preprocessed here and scored on the server
 atomically, so a file there means the recording is done: a rerun skips it (resumable). A recording
 that fails is reported with its error and the others go on; the failures are listed in
 ``OUT/_failures.csv`` (an id cannot start with ``_``, so no recording's result takes that name).
-A manifest saved by a spreadsheet as "CSV UTF-8" (with a byte-order mark) is read as well. ``workers`` recordings are in progress at once, each with at most one
+A manifest saved by a spreadsheet as "CSV UTF-8" (with a byte-order mark) is read as well.
+``workers`` recordings are in progress at once, each with at most one
 request in flight, so the server never sees more than ``workers`` requests from a study.
 """
 

@@ -34,7 +34,8 @@ class FakeTriton:
 
     def stop(self) -> None:
         self.stopped = True
-        self._triton_server._tritonserver_running_cmd.exit_code = 0 if self.polls is None else self._triton_server._tritonserver_running_cmd.exit_code
+        if self.polls is None:  # stopped while serving: a clean exit
+            self._triton_server._tritonserver_running_cmd.exit_code = 0
 
 
 class FakeLeftovers:
@@ -71,7 +72,10 @@ def test_crashes_are_restarted_with_a_doubling_backoff(monkeypatch):
     assert waits == [1.0, 2.0, 4.0, 8.0]
     assert report.restarts == 3 and len(report.outages_s) == 3
     assert lines[0] == "ready"
-    assert lines[1].startswith("Warning: tritonserver stopped unexpectedly (killed by SIGSEGV) after serving 0 s; ended its orphaned processes (pid 7: triton_python_backend_stub); restarting it in 1 s")
+    assert lines[1].startswith(
+        "Warning: tritonserver stopped unexpectedly (killed by SIGSEGV) after serving 0 s; "
+        "ended its orphaned processes (pid 7: triton_python_backend_stub); restarting it in 1 s"
+    )
     assert lines[2].startswith("Serving again after restart 1: the server was unavailable for ")
 
 
