@@ -9,7 +9,10 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["milmer.runtime.serve.protocol", "milmer.runtime.serve.server", "milmer.runtime.serve.client", "milmer.runtime.serve.study"],
+    [
+        f"milmer.runtime.serve.{name}"
+        for name in ("protocol", "server", "client", "study", "binding", "hygiene", "supervisor", "lockdown")
+    ],
 )
 def test_serve_module_imports_lazily(module):
     code = f"import {module}, sys, json; print(json.dumps(sorted(sys.modules)))"
