@@ -3,10 +3,11 @@ cannot make and the gate that drains them on shutdown.
 
 Triton checks names, shapes and dtypes (:mod:`.protocol`) before the model runs; a finite-value
 check is ours: a bag whose ``eeg`` holds NaN or Inf would come back as a prediction of NaN
-probabilities. Such a request is not scored: alone in its batch it is answered with an error
-naming the input; batched with other clients' requests it is answered without outputs (PyTriton 0.7
-can fail a whole batch only, never one request of it), and the other requests are scored as if it
-had not been there. The client (:class:`~.client.RemotePipeline`) refuses such bags before sending.
+probabilities. Such a request is not scored and is answered with its own error naming the input
+(``INVALID_ARG``: HTTP 400, gRPC ``INVALID_ARGUMENT``), alone in its batch or batched with other
+clients' requests, which are scored as if it had not been there (:mod:`.request_errors`). A request
+arriving while the server drains is refused the same way with ``UNAVAILABLE`` (HTTP 503). The
+client (:class:`~.client.RemotePipeline`) refuses non-finite bags before sending.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .protocol import MODEL_NAME, OUTPUTS, SPEC_MODEL_NAME, bag_tensors
+from .request_errors import install, refusal
 
 __all__ = ["Gate", "bind_models", "NONFINITE_MESSAGE", "SHUTTING_DOWN_MESSAGE"]
 
@@ -59,7 +61,6 @@ def _finite(request: dict[str, np.ndarray]) -> bool:
 
 def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us: int, gate: Gate) -> None:
     """Bind ``milmer`` (``scorer.score_bags`` on the batches Triton forms) and ``milmer_spec``."""
-    from pytriton.exceptions import PyTritonBadParameterError, PyTritonRuntimeError
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
     inputs, outputs = bag_tensors(scorer.spec)
@@ -68,11 +69,12 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
     def infer(requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         # each request: eeg (b, C, T) float32, frames (b, F, S, S, 3) uint8, b >= 1 bags
         if not gate.enter():
-            raise PyTritonRuntimeError(SHUTTING_DOWN_MESSAGE)
+            return [refusal(SHUTTING_DOWN_MESSAGE, "UNAVAILABLE") for _ in requests]
         try:
-            keep = [i for i, r in enumerate(requests) if _finite(r)]
+            answers = [{} if _finite(r) else refusal(NONFINITE_MESSAGE) for r in requests]
+            keep = [i for i, answer in enumerate(answers) if not answer]
             if not keep:
-                raise PyTritonBadParameterError(NONFINITE_MESSAGE)
+                return answers
             sizes = [len(requests[i]["eeg"]) for i in keep]
             eeg = np.concatenate([requests[i]["eeg"] for i in keep])
             frames = np.concatenate([requests[i]["frames"] for i in keep])
@@ -80,7 +82,6 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
             # ONNX Runtime may return int64 as numpy's 'longlong', which PyTriton does not take for
             # int64 under numpy 1; the view is the same memory with the canonical type.
             columns = {name: scored[name].view(dtype) for name, dtype in zip(OUTPUTS, out_dtypes)}
-            answers: list[dict[str, np.ndarray]] = [{} for _ in requests]
             start = 0
             for i, n in zip(keep, sizes):
                 answers[i] = {name: column[start : start + n] for name, column in columns.items()}
@@ -108,6 +109,8 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
         inputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in inputs],
         outputs=[Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.shape) for t in outputs],
         config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us)),
-        # strict output checks would refuse the empty answer of a non-finite request
+        # strict output checks would refuse a refusal's undeclared output
         strict=False,
     )
+    # Written by the local model store at bind time, before tritonserver starts and loads it.
+    install(triton._workspace.model_store_path / MODEL_NAME / "1")

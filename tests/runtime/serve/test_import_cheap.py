@@ -11,7 +11,7 @@ import pytest
     "module",
     [
         f"milmer.runtime.serve.{name}"
-        for name in ("protocol", "server", "client", "study", "binding", "hygiene", "supervisor", "lockdown")
+        for name in ("protocol", "server", "client", "study", "binding", "hygiene", "supervisor", "lockdown", "request_errors")
     ],
 )
 def test_serve_module_imports_lazily(module):

@@ -189,39 +189,73 @@ def test_the_command_line_opens_no_control_endpoint(own_server):
         grpc.close()
 
 
-def test_nonfinite_eeg_is_not_scored_and_the_batch_goes_on(own_server, haar_model):
+def _executions(url: str) -> tuple[int, int]:
+    """(requests, model executions) of 'milmer' so far, from Triton's statistics endpoint."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/v2/models/milmer/stats", timeout=30) as answer:
+        stats = json.load(answer)["model_stats"][0]
+    return stats["inference_count"], stats["execution_count"]
+
+
+def test_nonfinite_eeg_is_refused_with_400_and_the_batch_goes_on(own_server, haar_model):
+    import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
     from milmer.runtime.pipeline import Pipeline
 
+    refused = r"Invalid value for input 'eeg': expected finite numbers, got NaN or Inf; the request was not scored\.$"
     with Pipeline(haar_model, backend="ort", device="cpu") as local:
         eeg, crops = _bags(local.spec, 6, seed=3, nan_at=(1, 4))
         reference = local.score_bags(eeg, crops)
-    # Alone in its batch: an error naming the input.
-    with pytest.raises(InferenceServerException, match=r"Invalid value for input 'eeg': expected finite numbers, got NaN or Inf"):
-        _raw_infer(own_server.url, eeg[1:2], crops[1:2])
-    # Six clients at once (100 ms queue delay: shared batches): the finite bags get their numbers,
-    # the others no prediction.
-    answers: dict[int, object] = {}
-    start = threading.Barrier(6)
+    # Alone in its batch: HTTP 400 (gRPC INVALID_ARGUMENT) naming the input, no traceback.
+    for i in (1, 4):  # NaN, Inf
+        with pytest.raises(InferenceServerException, match=refused) as alone:
+            _raw_infer(own_server.url, eeg[i : i + 1], crops[i : i + 1])
+        assert alone.value.status() == "400"
+    grpc = grpcclient.InferenceServerClient(url=f"127.0.0.1:{own_server.grpc_port}")
+    try:
+        tensor = grpcclient.InferInput("eeg", [1, *eeg.shape[1:]], "FP32")
+        tensor.set_data_from_numpy(eeg[1:2])
+        frames = grpcclient.InferInput("frames", [1, *crops.shape[1:]], "UINT8")
+        frames.set_data_from_numpy(crops[1:2])
+        with pytest.raises(InferenceServerException, match=refused) as over_grpc:
+            grpc.infer("milmer", [tensor, frames])
+        assert over_grpc.value.status() == "StatusCode.INVALID_ARGUMENT"
+    finally:
+        grpc.close()
+    # Six clients at once (100 ms queue delay): the finite bags get the numbers they get alone, the
+    # others their own 400. Repeated (at most 3 rounds) until all six shared one batch.
+    for _ in range(3):
+        answers: dict[int, object] = {}
+        start = threading.Barrier(6)
 
-    def client(i: int) -> None:
-        start.wait(timeout=30)
-        try:
-            answers[i] = _raw_infer(own_server.url, eeg[i : i + 1], crops[i : i + 1])
-        except InferenceServerException as err:
-            answers[i] = err
+        def client(i: int) -> None:
+            start.wait(timeout=30)
+            try:
+                answers[i] = _raw_infer(own_server.url, eeg[i : i + 1], crops[i : i + 1])
+            except InferenceServerException as err:
+                answers[i] = err
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    for i in (0, 2, 3, 5):
-        np.testing.assert_allclose(answers[i]["probabilities"], reference["probabilities"][i : i + 1], rtol=0, atol=1e-6)
-    for i in (1, 4):
-        answer = answers[i]
-        assert isinstance(answer, InferenceServerException) or answer["probabilities"] is None, answer
+        before = _executions(own_server.url)
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        requests, executions = (now - then for now, then in zip(_executions(own_server.url), before))
+        assert requests == 6
+        for i in (0, 2, 3, 5):
+            for name in ("logits", "probabilities", "mil_weights"):
+                np.testing.assert_allclose(answers[i][name], reference[name][i : i + 1], rtol=0, atol=1e-6)
+            np.testing.assert_array_equal(answers[i]["selected"], reference["selected"][i : i + 1])
+        for i in (1, 4):
+            assert isinstance(answers[i], InferenceServerException), answers[i]
+            assert answers[i].status() == "400" and re.search(refused, answers[i].message()), answers[i]
+        if executions == 1:
+            break
+    assert executions == 1, f"6 concurrent requests never shared one batch (last round: {executions} executions)"
 
 
 def test_a_crashing_request_is_followed_by_a_restart(own_server):
