@@ -4,6 +4,7 @@
 - :mod:`.server`: ``milmer serve --model DIR``: our runtime (backbone + fusion) bound into Triton
   with its dynamic batcher, so bags from many clients are scored in shared batches
 - :mod:`.binding`: the served models, the finite-input check and the drain gate
+- :mod:`.request_errors`: one request of a batch refused with its own error (HTTP 400/503)
 - :mod:`.supervisor`: restart after a crash, drain on SIGTERM, the stop report
 - :mod:`.hygiene`: ports, file modes, workspaces, leftover processes and shared memory
 - :mod:`.lockdown`: Triton's control endpoints closed, no token on tritonserver's command line
