@@ -1,7 +1,7 @@
 """Benchmark: bags/s and latency of ``milmer serve`` against the number of concurrent clients,
 side by side with local scoring in one process (what ``milmer-infer`` does per batch).
 
-Run it from the serve environment (PyTriton needs numpy<2; README: Serving)::
+Run it from the serve environment (PyTriton needs numpy<2; docs/serving.md)::
 
     .venv-serve/bin/python -m milmer.benchmarks.serve_bench --model MODEL_DIR --out benchmarks/results
 

@@ -7,7 +7,8 @@ probabilities. Such a request is not scored and is answered with its own error n
 (``INVALID_ARG``: HTTP 400, gRPC ``INVALID_ARGUMENT``), alone in its batch or batched with other
 clients' requests, which are scored as if it had not been there (:mod:`.request_errors`). A request
 arriving while the server drains is refused the same way with ``UNAVAILABLE`` (HTTP 503). The
-client (:class:`~.client.RemotePipeline`) refuses non-finite bags before sending.
+client (:class:`~.client.RemoteScorer`, held by ``RemotePipeline``) refuses non-finite bags
+before sending.
 """
 
 from __future__ import annotations

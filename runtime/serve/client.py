@@ -30,7 +30,7 @@ __all__ = [
     "parse_server_url", "connect",
 ]
 
-_CLIENT_HINT = "install tritonclient: pip install 'tritonclient[http]' (or the serve extra; README: Serving)"
+_CLIENT_HINT = "install tritonclient: pip install 'tritonclient[http]' (or the serve extra; docs/serving.md)"
 
 
 #: Bags per request when none is given.

@@ -22,7 +22,7 @@ Environment: ``nvidia-pytriton`` 0.7's Python-backend stub is compiled against t
 (its pybind11 predates numpy 2) and runs an isolated interpreter: with numpy 2 installed the tensors
 it passes are silently corrupted (inputs arrive as zeros, outputs come back empty). The server
 therefore refuses to start under numpy >= 2; run it from an environment with ``numpy<2`` (the
-``serve`` extra pins it through PyTriton's own requirement; README "Serving"). The stub also loads
+``serve`` extra pins it through PyTriton's own requirement; docs/serving.md). The stub also loads
 ``libpython3.X.so``: the interpreter's library folder is added to ``LD_LIBRARY_PATH`` for the
 server process here, not in the user's shell.
 """
@@ -47,7 +47,7 @@ __all__ = ["ServeConfig", "StopReport", "check_serve_environment", "serve", "pyt
 
 _INSTALL_HINT = (
     "install the serve extra into an environment with numpy<2: "
-    "pip install 'milmer[cpu,serve]' (see the README section Serving)"
+    "pip install 'milmer[cpu,serve]' (see docs/serving.md)"
 )
 
 

@@ -167,7 +167,7 @@ def test_faults_outside_milmer_are_named_not_called_bugs(capsys):
 
     import typer
 
-    from milmer.runtime.cli import handle_errors, run_app
+    from milmer.app.errors import handle_errors, run_app
     from milmer.runtime.serve.client import ServerConnectionError
 
     app = typer.Typer()
