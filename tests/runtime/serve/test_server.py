@@ -121,6 +121,11 @@ def test_bad_requests_get_tritons_error_and_the_server_goes_on(server, haar_mode
         # The client itself refuses a wrong dtype before sending, naming the input.
         with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg': expected float32 \(B, 32, 384\), got float64"):
             remote.score_bags(eeg.astype(np.float64), crops)
+        # ... and NaN or Inf in the EEG (the server would refuse it too, with HTTP 400).
+        bad = eeg.copy()
+        bad[0, 3, 7], bad[0, 5, 9] = np.nan, np.inf
+        with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 samples\.$"):
+            remote.score_bags(bad, crops)
     with Pipeline(haar_model, backend="ort", device="cpu") as local:
         np.testing.assert_allclose(good["probabilities"], local.score_bags(eeg, crops)["probabilities"], rtol=0, atol=1e-6)
 
