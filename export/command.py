@@ -5,7 +5,8 @@ Steps, all inside a temporary folder that becomes ``MODEL_DIR`` only when every 
 against PyTorch (:mod:`.verify`; over tolerance -> error, no folder); write ``spec.json`` and
 check the folder opens with the runtime's :func:`~milmer.runtime.model_dir.load_model_dir`;
 optionally write fp16/int8 variants and measure their agreement with fp32; optionally build
-TensorRT engines; always write ``trtexec.txt`` and ``export_report.json``.
+TensorRT engines; check every graph is valid ONNX (:mod:`.graph_check`); always write
+``trtexec.txt`` and ``export_report.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.backends.trt_cache import file_sha256
 from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir
 from ..runtime.spec import ModelSpec
+from .graph_check import check_graphs
 from .inputs import demo_inputs, random_inputs
 from .onnx_graphs import EXPORTER, export_backbone, export_fusion, export_spec
 from .tensorrt_build import (
@@ -34,7 +36,8 @@ from .tensorrt_build import (
     check_workspace_gb,
     write_trtexec_file,
 )
-from .variants import GELU_OPSET, INT8_METHODS, VARIANTS, Agreement, agreement, make_int8_static, make_variant
+from .int8 import GELU_OPSET, INT8_METHODS, make_int8_static
+from .variants import VARIANTS, Agreement, agreement, make_variant
 from .verify import DEFAULT_ATOL, DEFAULT_RTOL, ExportParityError, ParityCheck, format_checks, verify_export
 
 if TYPE_CHECKING:
@@ -236,6 +239,8 @@ def export_command(
             timings["tensorrt_s"] = time.perf_counter() - t0
         write_trtexec_file(tmp, bags, trt_precisions, workspace_gb=workspace_gb)
 
+        log("checking every graph (ONNX full check, strict shape inference)")
+        valid_graphs = check_graphs(tmp)
         timings["total_s"] = time.perf_counter() - started
         files = _files(tmp)
         report = {
@@ -259,6 +264,7 @@ def export_command(
                     for e in engines
                 ],
             },
+            "onnx_full_check": valid_graphs,  # passed check_model(full_check=True) + strict inference
             "files": files,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "versions": {**spec.versions, "python": platform.python_version()},

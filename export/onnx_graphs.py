@@ -54,6 +54,8 @@ __all__ = [
     "export_backbone",
     "export_fusion",
     "embed_spec",
+    "load_graph",
+    "save_with_spec",
     "nonfinite_constants",
 ]
 
@@ -157,6 +159,22 @@ def embed_spec(model_proto: onnx.ModelProto, spec: ModelSpec) -> None:
     for key, value in [*kept, (SPEC_METADATA_KEY, spec.to_json())]:
         entry = model_proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def load_graph(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """``onnx.load`` of an .onnx file (external data next to it loaded too)."""
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def save_with_spec(model_proto: onnx.ModelProto, path: str | os.PathLike[str], spec: ModelSpec) -> Path:
+    """Embed ``spec`` (:func:`embed_spec`) and write ``model_proto`` to ``path`` as one file."""
+    import onnx
+
+    embed_spec(model_proto, spec)
+    onnx.save_model(model_proto, str(path), save_as_external_data=False)
+    return Path(path)
 
 
 def nonfinite_constants(model_proto: onnx.ModelProto) -> list[str]:
