@@ -1,10 +1,16 @@
 """Typed stand-ins for the TensorRT 10.3 / 11.x Python APIs and cuda-python's ``cudart``.
 
-Each :func:`make_tensorrt` module exposes exactly the members that TensorRT version has where
-milmer touches them (from NVIDIA/TensorRT ``python/src/infer/pyCore.cpp`` and the 10.x -> 11.x
-migration guide): 11.x has no ``BuilderFlag.FP16``/``INT8``/``BF16``/``FP8``/``INT4``/``FP4``/
-``OBEY_PRECISION_CONSTRAINTS``/``PREFER_PRECISION_CONSTRAINTS``/``DIRECT_IO`` and no
-``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``; every 11.x network is strongly typed. A removed
+Each :func:`make_tensorrt` module exposes the members that TensorRT version has where milmer
+touches them. Which names exist comes from the real bindings: ``tensorrt_api/tensorrt-10.3.0.txt``
+and ``tensorrt-11.4.0.106.txt`` hold the names in ``tensorrt_bindings/tensorrt.so`` of the
+``tensorrt-cu12-bindings`` wheels (source wheel and hashes in each file; ``tensorrt_api/extract.py``
+writes them). Two checks tie the stand-ins to them: ``test_tensorrt_api.py`` compares the enums
+below with the files, and while a test runs, every attribute that milmer's own code reads from a
+stand-in must be in that version's file, else it raises AttributeError as the real module would
+(``touched`` records them). 11.x has no ``BuilderFlag.FP16``/``INT8``/``BF16``/``FP8``/``INT4``/
+``OBEY_PRECISION_CONSTRAINTS``/``PREFER_PRECISION_CONSTRAINTS``/``REJECT_EMPTY_ALGORITHMS``/
+``WEIGHTLESS`` and no ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``; every 11.x network is
+strongly typed. A removed
 member raises AttributeError as in the real module (a MagicMock would invent it).
 
 Behaviour modelled after the real API, where milmer depends on it:
@@ -34,6 +40,83 @@ from typing import Any
 
 import numpy as np
 
+# --------------------------------------------------------------------------- the real names
+API_DIR = Path(__file__).with_name("tensorrt_api")
+#: TensorRT major version -> the bindings whose names the stand-ins of that major follow.
+API_VERSIONS = {10: "10.3.0", 11: "11.4.0.106"}
+_MILMER_SOURCE = str(Path(__file__).resolve().parents[3]) + "/"
+_TEST_SOURCE = str(Path(__file__).resolve().parents[2]) + "/"
+
+
+def api_names(version: str) -> frozenset[str]:
+    """The names in ``tensorrt.so`` of the bindings wheel ``version`` (a ``tensorrt_api`` file)."""
+    lines = (API_DIR / f"tensorrt-{version}.txt").read_text().splitlines()
+    return frozenset(line.split()[0] for line in lines if line and not line.startswith("#"))
+
+
+def api_header(version: str) -> dict[str, str]:
+    """The ``# key: value`` lines of a ``tensorrt_api`` file (wheel, hashes, count)."""
+    lines = (API_DIR / f"tensorrt-{version}.txt").read_text().splitlines()
+    return dict(line[2:].split(": ", 1) for line in lines if line.startswith("# ") and ": " in line)
+
+
+def _called_from_milmer(depth: int = 2) -> bool:
+    filename = sys._getframe(depth).f_code.co_filename
+    return filename.startswith(_MILMER_SOURCE) and not filename.startswith(_TEST_SOURCE)
+
+
+class _Guard:
+    """Names milmer's code reads from one stand-in module; unknown ones raise AttributeError."""
+
+    def __init__(self, version: str) -> None:
+        self.version = API_VERSIONS[int(version.split(".")[0])]
+        self.names = api_names(self.version)
+        self.touched: set[str] = set()
+
+    def check(self, name: str) -> None:
+        if name.startswith("__"):
+            return
+        self.touched.add(name)
+        if name not in self.names:
+            raise AttributeError(
+                f"TensorRT {self.version} has no attribute {name!r} (not in its tensorrt.so; see tests/runtime/"
+                "backends/tensorrt_api)"
+            )
+
+
+_GUARD: _Guard | None = None  # the guard of the module being built by make_tensorrt
+
+
+class _CheckedMeta(type):
+    """Class-level reads (``trt.BuilderFlag.FP16``, ``trt.Logger.WARNING``) from milmer are checked."""
+
+    def __getattribute__(cls, name: str) -> Any:
+        guard = type.__getattribute__(cls, "_guard") if name != "_guard" else None
+        if guard is not None and _called_from_milmer():
+            guard.check(name)
+        return type.__getattribute__(cls, name)
+
+
+class _Checked(metaclass=_CheckedMeta):  # noqa: B903
+    """Instance reads (``config.set_flag``, ``engine.num_io_tensors``) from milmer are checked."""
+
+    _guard: _Guard | None = None
+
+    def __getattribute__(self, name: str) -> Any:
+        guard = object.__getattribute__(self, "_guard")
+        if guard is not None and _called_from_milmer():
+            guard.check(name)
+        return object.__getattribute__(self, name)
+
+
+class _CheckedModule(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        guard = types.ModuleType.__getattribute__(self, "__dict__").get("guard")
+        if guard is not None and _called_from_milmer():
+            guard.check(name)
+        return types.ModuleType.__getattribute__(self, name)
+
+
 # --------------------------------------------------------------------------- enums
 class _Member:
     def __init__(self, enum: str, name: str, value: int) -> None:
@@ -46,9 +129,9 @@ class _Member:
         return f"{self.enum}.{self.name}"
 
 
-def _enum(name: str, members: list[str], values: dict[str, int] | None = None) -> type:
+def _enum(name: str, members: list[str], values: dict[str, int] | None = None, guard: _Guard | None = None) -> type:
     attrs = {m: _Member(name, m, (values or {}).get(m, i)) for i, m in enumerate(members)}
-    return type(name, (), {**attrs, "__members__": attrs})
+    return _CheckedMeta(name, (), {**attrs, "__members__": attrs, "_guard": guard})
 
 
 # BuilderFlag members of 10.3 (pyCore.cpp, release/10.3) and of 11.x (10.x minus the removed ones).
@@ -58,9 +141,12 @@ BUILDER_FLAGS_10_3 = [
     "REJECT_EMPTY_ALGORITHMS", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME", "FP8", "ERROR_ON_TIMING_CACHE_MISS",
     "BF16", "DISABLE_COMPILATION_CACHE", "STRIP_PLAN", "WEIGHTLESS", "REFIT_IDENTICAL", "WEIGHT_STREAMING", "INT4",
 ]
+#: Not in 11.4's BuilderFlag: the typing flags (the migration guide; ``FP16`` does not occur in
+#: 11.4's tensorrt.so at all, ``INT8``/``BF16``/... remain DataType members) and the names that
+#: occur in 10.3's tensorrt.so and not in 11.4's (test_tensorrt_api.py checks both).
 REMOVED_IN_11 = {
     "FP16", "INT8", "BF16", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
-    "DIRECT_IO",
+    "REJECT_EMPTY_ALGORITHMS", "WEIGHTLESS",
 }
 BUILDER_FLAGS_11 = [f for f in BUILDER_FLAGS_10_3 if f not in REMOVED_IN_11] + [
     "REFIT_INDIVIDUAL", "STRICT_NANS", "MONITOR_MEMORY", "EDITABLE_TIMING_CACHE", "DISTRIBUTIVE_INDEPENDENCE",
@@ -71,6 +157,8 @@ NETWORK_FLAGS_10_3 = ["EXPLICIT_BATCH", "STRONGLY_TYPED"]
 NETWORK_FLAGS_11 = ["STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS"]
 _NETWORK_FLAG_VALUES = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1, "PREFER_AOT_PYTHON_PLUGINS": 2,
                         "PREFER_JIT_PYTHON_PLUGINS": 3}
+MEMORY_POOLS = ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM", "TACTIC_DRAM",
+                "TACTIC_SHARED_MEMORY"]
 DATA_TYPES = ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64", "INT4"]
 # ONNX TensorProto elem type -> TensorRT DataType name
 _ONNX_TYPES = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8"}
@@ -159,31 +247,35 @@ def make_cudart(gpu: FakeGPU | None, *, fail_properties: bool = False) -> types.
 def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
     """A ``tensorrt`` module with the surface of TensorRT ``version`` ('10.3.0' or '11.1.0')."""
     major = int(version.split(".")[0])
-    trt = types.ModuleType("tensorrt")
+    guard = _Guard(version)
+    trt = _CheckedModule("tensorrt")
     trt.__version__ = version
-    trt.BuilderFlag = _enum("BuilderFlag", BUILDER_FLAGS_10_3 if major == 10 else BUILDER_FLAGS_11)
+    trt.BuilderFlag = _enum("BuilderFlag", BUILDER_FLAGS_10_3 if major == 10 else BUILDER_FLAGS_11, guard=guard)
     names = NETWORK_FLAGS_10_3 if major == 10 else NETWORK_FLAGS_11
-    trt.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", names, _NETWORK_FLAG_VALUES)
-    trt.MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM",
-                                                  "DLA_GLOBAL_DRAM", "TACTIC_DRAM", "TACTIC_SHARED_MEMORY"])
-    trt.DataType = _enum("DataType", DATA_TYPES)
-    trt.TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+    trt.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", names, _NETWORK_FLAG_VALUES, guard)
+    trt.MemoryPoolType = _enum("MemoryPoolType", MEMORY_POOLS, guard=guard)
+    trt.DataType = _enum("DataType", DATA_TYPES, guard=guard)
+    trt.TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"], guard=guard)
+
+    class _Base(_Checked):
+        _guard = guard
+
     trt.log: list[str] = []  # what the fake "logger" printed
     header = {"tensorrt": version, "gpu": gpu.name if gpu else None}
 
-    class Logger:
-        Severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
+    class Logger(_Base):
+        Severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"], guard=guard)
         WARNING = Severity.WARNING
         ERROR = Severity.ERROR
 
         def __init__(self, min_severity: Any = None) -> None:
             self.min_severity = min_severity
 
-    class ITensor:
+    class ITensor(_Base):
         def __init__(self, name: str, shape: tuple[int, ...], dtype: Any) -> None:
             self.name, self.shape, self.dtype = name, tuple(shape), dtype
 
-    class ILayer:
+    class ILayer(_Base):
         def __init__(self, outputs: list[ITensor]) -> None:
             self._outputs = outputs
             self.num_outputs = len(outputs)
@@ -191,7 +283,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
         def get_output(self, i: int) -> ITensor:
             return self._outputs[i]
 
-    class INetworkDefinition:
+    class INetworkDefinition(_Base):
         def __init__(self, flags: int) -> None:
             strongly = int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
             self.strongly_typed = major >= 11 or bool(flags & (1 << strongly))
@@ -213,7 +305,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
     def _dtype(elem_type: int) -> Any:
         return getattr(trt.DataType, _ONNX_TYPES.get(elem_type, "FLOAT"))
 
-    class OnnxParser:
+    class OnnxParser(_Base):
         def __init__(self, network: INetworkDefinition, logger: Logger) -> None:
             self.network, self.errors = network, []
 
@@ -243,7 +335,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
             ]
             return True
 
-    class IOptimizationProfile:
+    class IOptimizationProfile(_Base):
         def __init__(self) -> None:
             self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
 
@@ -256,7 +348,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
         def get_shape(self, name: str) -> list[tuple[int, ...]]:
             return list(self.shapes.get(name, ()))
 
-    class ITimingCache:
+    class ITimingCache(_Base):
         def __init__(self, head: dict[str, Any], entries: int = 0) -> None:
             self.header, self.entries = head, entries
 
@@ -273,7 +365,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
             self.entries = 0
             return True
 
-    class IBuilderConfig:
+    class IBuilderConfig(_Base):
         def __init__(self) -> None:
             self.flags = {trt.BuilderFlag.TF32}
             self.pools: dict[Any, int] = {}
@@ -339,7 +431,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
         def get_timing_cache(self) -> ITimingCache | None:
             return self.timing_cache
 
-    class Builder:
+    class Builder(_Base):
         def __init__(self, logger: Logger) -> None:
             self.logger = logger
             self._config: IBuilderConfig | None = None
@@ -380,7 +472,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
             }
             return memoryview(json.dumps(engine).encode())
 
-    class ICudaEngine:
+    class ICudaEngine(_Base):
         def __init__(self, data: dict[str, Any]) -> None:
             self.data = data
             self.io = {name: (getattr(trt.TensorIOMode, mode), tuple(shape), getattr(trt.DataType, dt))
@@ -402,7 +494,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
         def create_execution_context(self) -> IExecutionContext:
             return IExecutionContext(self)
 
-    class IExecutionContext:
+    class IExecutionContext(_Base):
         def __init__(self, engine: ICudaEngine) -> None:
             self.engine = engine
             self.shapes: dict[str, tuple[int, ...]] = {}
@@ -457,7 +549,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
             self.runs += 1
             return True
 
-    class Runtime:
+    class Runtime(_Base):
         def __init__(self, logger: Logger) -> None:
             self.logger = logger
 
@@ -475,6 +567,7 @@ def make_tensorrt(version: str, gpu: FakeGPU | None) -> types.ModuleType:
     for cls in (Logger, Builder, OnnxParser, Runtime, ITensor, ILayer, INetworkDefinition, IBuilderConfig,
                 IOptimizationProfile, ITimingCache, ICudaEngine, IExecutionContext):
         setattr(trt, cls.__name__, cls)
+    trt.guard = guard  # guard.touched: the names milmer read
     return trt
 
 
