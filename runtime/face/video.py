@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..check import MilmerInputError, check_finite, check_int, check_path_exists, check_positive, check_suffix
+from .colour import DECODER_OPTIONS, frame_to_rgb
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -227,6 +228,7 @@ def _open(path: str | os.PathLike[str]) -> Any:
 def _stream_of(container: Any) -> Any:
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads: decoding is most of the cost
+    stream.codec_context.options = dict(DECODER_OPTIONS)  # bit-exact on every CPU (colour.py)
     return stream
 
 
@@ -464,7 +466,7 @@ class _Decoded:
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
-            out = self.frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored
+            out = frame_to_rgb(self.frame)  # (h, w, 3) as stored, the same on every CPU
             if self._turns:
                 out = np.ascontiguousarray(np.rot90(out, self._turns))  # counter-clockwise
             out.flags.writeable = False

@@ -48,6 +48,8 @@ def _phone_video(src: Path, dst: Path, rotation: int, seconds: float = 3.0) -> P
     import av
     from fractions import Fraction
 
+    from milmer.runtime.face.colour import frame_to_rgb
+
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(30000, 1001), options={"qp": "0"})  # lossless
         stream.width, stream.height = (144, 176) if rotation in (90, 270) else (176, 144)
@@ -58,7 +60,7 @@ def _phone_video(src: Path, dst: Path, rotation: int, seconds: float = 3.0) -> P
         for k, frame in enumerate(inp.decode(video=0)):
             if k >= seconds * 30:
                 break
-            stored = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), -rotation // 90))
+            stored = np.ascontiguousarray(np.rot90(frame_to_rgb(frame), -rotation // 90))  # as milmer reads it
             vf = av.VideoFrame.from_ndarray(stored, format="rgb24")
             vf.pts = k
             for packet in stream.encode(vf):
