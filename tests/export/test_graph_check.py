@@ -4,6 +4,7 @@ preprocessing head; the fp16 converter's inconsistent ``value_info`` and no-op C
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnx
@@ -92,3 +93,24 @@ def test_check_graph_names_the_file(tmp_path):
     onnx.save(bad, str(tmp_path / "bad.onnx"))
     with pytest.raises(InvalidGraphError, match=r"bad\.onnx is not a valid ONNX graph"):
         check_graphs(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("MILMER_PAPER_SIZE_TESTS"),
+    reason="paper-size export (Swin-T, minutes on 2 cores): set MILMER_PAPER_SIZE_TESTS=1",
+)
+def test_paper_size_export_passes_the_full_check(tmp_path):
+    """The paper's sizes: Swin-T's 29 LayerNorms keep float32 weights and biases in swin.fp16.onnx."""
+    from milmer.benchmarks.model import build_bench_model
+
+    model_dir, _ = build_bench_model(tmp_path, tiny=False, progress=False)
+    assert {"swin.onnx", "swin.fp16.onnx", "swin.int8.onnx", "fusion.onnx", "fusion.fp16.onnx",
+            "fusion.int8.onnx"} <= set(check_graphs(model_dir))  # fmt: skip
+    g = onnx.load(str(model_dir / "swin.fp16.onnx")).graph
+    initializers = {t.name: t.data_type for t in g.initializer}
+    kept = [i for n in g.node if n.op_type == "LayerNormalization" for i in n.input[1:]
+            if initializers.get(i) == onnx.TensorProto.FLOAT]  # fmt: skip
+    n_ln = sum(n.op_type == "LayerNormalization" for n in g.node)
+    assert n_ln == 29 and len(kept) == 2 * n_ln and _noop_initializer_casts(g) == []
+    assert not {v.name for v in g.value_info} & set(initializers)
