@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime._io import write_json_atomic, write_text_atomic
+from ..runtime.files import write_json_atomic, write_text_atomic
 
 __all__ = ["BAG_SIZES", "CHECK_BAGS", "REPORT_JSON", "REPORT_MD", "Step", "environment", "run_gpu_check", "main"]
 
