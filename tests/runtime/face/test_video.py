@@ -158,7 +158,7 @@ def test_times_must_be_sorted_and_finite(face_video: Path) -> None:
 
 
 def test_streams_lazily_and_stops_at_the_last_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from milmer.runtime.face import video as video_mod
+    from milmer.runtime.face import decode as video_mod
 
     path = avgen.write_video(tmp_path / "long.mp4", avgen.every(20, 200))  # 10 s
     info = probe_video(path)
