@@ -31,8 +31,8 @@ from milmer.runtime.demo_model import (
 
 from .errors import finite_option, handle_errors, run_app
 from .options import (
-    BACKEND_HELP, BASELINE, CHANNEL_MAP, DEVICE_HELP, EEG, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET,
-    PRECISION_HELP, TRIAL, VIDEO,
+    BACKEND_HELP, BASELINE, CHANNEL_MAP, DEVICE_HELP, EEG, EEG_RATE, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED,
+    OFFSET, PRECISION_HELP, TRIAL, VIDEO, VIDEO_FPS,
 )
 
 if TYPE_CHECKING:
@@ -92,13 +92,15 @@ def check_model_option(model_dir: Path, precision: str) -> None:
 
 def recording_options(
     *,
-    offset: float = 0.0,
+    offset: str | float | None = None,
     baseline: float | None = None,
     eeg_unit: str | None = None,
     channel_map: str | None = None,
     interpolate_missing: bool = False,
     max_interpolated: int | None = None,
     trial: int | None = None,
+    eeg_rate: float | None = None,
+    video_fps: float | None = None,
 ) -> RecordingOptions:
     """The recording options of ``milmer-infer`` and ``milmer preprocess``, checked (the channel
     map is parsed here, before any slow work)."""
@@ -106,6 +108,7 @@ def recording_options(
     from milmer.runtime.eeg.preprocess import MAX_INTERPOLATED as DEFAULT_MAX_INTERPOLATED
     from milmer.runtime.eeg.preprocess import EEGInputOptions
     from milmer.runtime.recording import RecordingOptions
+    from milmer.runtime.sync import SyncOptions, check_rate, parse_offset
 
     if baseline is not None:
         check_positive("baseline", baseline, allow_zero=True)
@@ -115,7 +118,14 @@ def recording_options(
         eeg_unit=eeg_unit, channel_map=channel_map, interpolate_missing=interpolate_missing,
         max_interpolated=DEFAULT_MAX_INTERPOLATED if max_interpolated is None else max_interpolated,
     )
-    return RecordingOptions(offset_s=offset, baseline_s=baseline, trial=trial, eeg=eeg)
+    # Checked here, under the command line's names, before any slow work; "auto" -> None.
+    sync = SyncOptions(
+        parse_offset(offset, "--offset"), check_rate("--eeg-rate", eeg_rate), check_rate("--video-fps", video_fps)
+    )
+    return RecordingOptions(
+        offset_s=sync.offset_s, baseline_s=baseline, trial=trial, eeg=eeg, eeg_rate=sync.eeg_rate,
+        video_fps=sync.video_fps,
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ class InferRequest:
         device: str = "auto",
         precision: str = "fp32",
         batch: int | None = None,
-        offset: float = 0.0,
+        offset: str | float | None = None,
         baseline: float | None = None,
         out: Path | None = None,
         quiet: bool = False,
@@ -168,6 +178,8 @@ class InferRequest:
         predict_without_face: bool = False,
         server: str | None = None,
         timeout: float | None = None,
+        eeg_rate: float | None = None,
+        video_fps: float | None = None,
     ) -> InferRequest:
         """Check the command line's values, cheapest first, before any slow work.
 
@@ -180,6 +192,7 @@ class InferRequest:
         """
         from milmer.runtime.backends.registry import choose
         from milmer.runtime.check import check_path_exists
+        from milmer.runtime.eeg.formats import eeg_path_kind
         from milmer.runtime.model_dir import load_model_dir
         from milmer.runtime.report import check_out_path
 
@@ -187,6 +200,7 @@ class InferRequest:
         options = recording_options(
             offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+            eeg_rate=eeg_rate, video_fps=video_fps,
         )
         if out is not None:
             out = check_out_path(out, "--out")
@@ -200,7 +214,7 @@ class InferRequest:
             raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
         check_path_exists("video", video)
-        check_path_exists("eeg", eeg)
+        check_path_exists("eeg", eeg, eeg_path_kind(eeg))  # an EGI .mff recording is a folder
         if Path(eeg).suffix.lower() == ".dat" and trial is None:
             from milmer.runtime.eeg.deap import deap_trial
 
@@ -332,7 +346,9 @@ def infer(
     batch: Optional[int] = typer.Option(
         None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 1 on a CPU, 16 on a GPU)."
     ),
-    offset: float = OFFSET,
+    offset: str = OFFSET,
+    eeg_rate: Optional[float] = EEG_RATE,
+    video_fps: Optional[float] = VIDEO_FPS,
     baseline: Optional[float] = BASELINE,
     eeg_unit: Optional[str] = EEG_UNIT,
     channel_map: Optional[str] = CHANNEL_MAP,
@@ -361,6 +377,7 @@ def infer(
         batch=batch, offset=offset, baseline=baseline, out=out, quiet=quiet, eeg_unit=eeg_unit,
         channel_map=channel_map, interpolate_missing=interpolate_missing, max_interpolated=max_interpolated,
         trial=trial, faces=faces, predict_without_face=predict_without_face, server=server, timeout=timeout,
+        eeg_rate=eeg_rate, video_fps=video_fps,
     )
 
 

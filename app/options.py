@@ -17,7 +17,8 @@ from milmer.runtime.choices import BACKEND_NAMES, DETECTORS, DEVICES, PRECISIONS
 from .errors import finite_option
 
 __all__ = [
-    "BACKEND_HELP", "DEVICE_HELP", "PRECISION_HELP", "DETECTOR_HELP", "VIDEO", "EEG", "OFFSET", "BASELINE",
+    "BACKEND_HELP", "DEVICE_HELP", "PRECISION_HELP", "DETECTOR_HELP", "VIDEO", "EEG", "OFFSET", "EEG_RATE",
+    "VIDEO_FPS", "BASELINE",
     "EEG_UNIT", "CHANNEL_MAP", "INTERPOLATE_MISSING", "MAX_INTERPOLATED", "TRIAL", "lazy_epilog",
 ]
 
@@ -34,14 +35,41 @@ DETECTOR_HELP = f"Face detector: {' or '.join(DETECTORS)} (default: the spec's, 
 VIDEO = typer.Argument(..., metavar="VIDEO", help="Face video (.mp4, .avi, .mov, .mkv, .webm).")
 EEG = typer.Argument(
     ..., metavar="EEG",
-    help="EEG recording (.edf, .bdf, .fif, .vhdr, or DEAP sXX.dat with --trial). It must hold the model's 32 "
+    help="EEG recording (.edf, .bdf, .fif, .vhdr, .xdf, .set, .mff, or DEAP sXX.dat with --trial). It must hold "
+    "the model's 32 "
     "channels (DEAP's 10-20 set: Fp1, AF3, F3, ... O2; see --channel-map for other names, "
     "--interpolate-missing for a few missing ones).",
 )
+
+
+def offset_option(value: str) -> str:
+    """Option callback: ``auto`` or a finite number of seconds (the runtime parses it again)."""
+    import math
+
+    try:
+        ok = value.strip().lower() == "auto" or math.isfinite(float(value))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise typer.BadParameter("expected 'auto' or a finite number of seconds")
+    return value
+
+
 OFFSET = typer.Option(
-    0.0, "--offset", metavar="SECONDS", callback=finite_option,
+    "auto", "--offset", metavar="auto|SECONDS", callback=offset_option,
     help="Video time (s) at EEG t=0: positive when the video started first, negative when the EEG did. "
-    "Example: the video started 2.5 s before the EEG -> --offset 2.5; 1 s after -> --offset -1.",
+    "Example: the video started 2.5 s before the EEG -> --offset 2.5; 1 s after -> --offset -1. "
+    "auto: from the files' evidence (XDF clock, EDF/BDF start time vs the video's creation_time), "
+    "else 0 (see the output's alignment line).",
+)
+EEG_RATE = typer.Option(
+    None, "--eeg-rate", metavar="HZ", min=1.0, callback=finite_option,
+    help="The amplifier's true sampling rate when its clock drifts from the header's (the alignment "
+    "warning gives the value).",
+)
+VIDEO_FPS = typer.Option(
+    None, "--video-fps", metavar="FPS", min=1.0, callback=finite_option,
+    help="The camera's true frame rate when the video's header is wrong (an AVI from OpenCV's VideoWriter).",
 )
 BASELINE = typer.Option(
     None, "--baseline", metavar="SECONDS", min=0.0, callback=finite_option,

@@ -9,7 +9,8 @@ import typer
 
 from .errors import handle_errors, print_error
 from .options import (
-    BASELINE, CHANNEL_MAP, DETECTOR_HELP, EEG, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET, TRIAL, VIDEO,
+    BASELINE, CHANNEL_MAP, DETECTOR_HELP, EEG, EEG_RATE, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED, OFFSET, TRIAL,
+    VIDEO, VIDEO_FPS,
 )
 
 __all__ = ["preprocess"]
@@ -26,7 +27,9 @@ def preprocess(
     video: Path = VIDEO,
     eeg: Path = EEG,
     out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
-    offset: float = OFFSET,
+    offset: str = OFFSET,
+    eeg_rate: Optional[float] = EEG_RATE,
+    video_fps: Optional[float] = VIDEO_FPS,
     baseline: Optional[float] = BASELINE,
     eeg_unit: Optional[str] = EEG_UNIT,
     channel_map: Optional[str] = CHANNEL_MAP,
@@ -55,6 +58,7 @@ def preprocess(
     options = recording_options(
         offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
         interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+        eeg_rate=eeg_rate, video_fps=video_fps,
     )
     if detector is not None:
         check_option("--detector", detector, DETECTORS)
@@ -85,6 +89,10 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     fi, ei = r["face_info"], r["eeg_info"]
     table = Table(title=f"Preprocessed -> {out}", show_header=False)
     table.add_row("windows", f"{r['n_windows']} x {result.eeg.data.shape[1:]} EEG, {result.faces.frames.shape[1:]} faces")
+    if r.get("alignment"):
+        from milmer.runtime.timebase import Alignment
+
+        table.add_row("alignment", Alignment.from_dict(r["alignment"]).summary())
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))

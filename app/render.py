@@ -127,6 +127,8 @@ def render_table(result: PredictionResult) -> Table:
 
     names = result.class_names
     title = f"Predictions per {result.spec.eeg.window_s:g} s window"
+    if result.stats.alignment is not None:
+        title += f"\n[dim]aligned: {result.stats.alignment.summary()}[/dim]"
     if is_demo_result(result):
         title = f"[bold red]{DEMO_NOTE}[/bold red]\n{title}"
     legends = [CLASS_LEGENDS.get(result.spec.label_scheme), quality_legend(result.windows)]
@@ -193,6 +195,11 @@ def render_summary(result: PredictionResult) -> Table:
             "dropped windows",
             f"{coverage['n_dropped_start']} at the start, {coverage['n_dropped_end']} at the end (outside the video)",
         )
+    alignment = result.stats.alignment
+    if alignment is not None:
+        table.add_row("alignment", alignment.summary())
+        for note in alignment.notes:
+            table.add_row("", f"[yellow]{note.message}[/yellow]" if note.severity == "warning" else note.message)
     if summary["windows_flagged"]:
         table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
     for note in summary["notes"]:

@@ -159,7 +159,7 @@ class Pipeline:
         video: str | os.PathLike[str],
         eeg: str | os.PathLike[str],
         *,
-        offset_s: float = 0.0,
+        offset_s: float | None = None,
         baseline_s: float | None = None,
         options: RecordingOptions | None = None,
         progress: bool = False,
@@ -170,7 +170,8 @@ class Pipeline:
         """Predict every EEG window the video covers, in time order, as a stream.
 
         video, eeg: the face video and the EEG recording (EDF/BDF/FIF/BrainVision, DEAP .dat)
-        offset_s:   video time (s) at EEG t = 0 (ignored when ``options`` is given)
+        offset_s:   video time (s) at EEG t = 0; None: from the evidence (``--offset auto``,
+                    :mod:`~.sync`); ignored when ``options`` is given
         baseline_s: seconds to drop at the EEG's start (None: 3 for DEAP .dat, else 0)
         options:    all recording options (:class:`~.recording.RecordingOptions`)
         progress:   show a progress bar on stderr (from :data:`PROGRESS_MIN_WINDOWS` windows)
@@ -192,6 +193,7 @@ class Pipeline:
         stats.timings["eeg_preprocess"] += rec.timings["eeg_preprocess"]
         stats.eeg_info = rec.eeg_info
         stats.coverage = rec.coverage
+        stats.alignment = rec.alignment
         stats.notes = list(rec.notes)
         stats.source = rec.source
         message = rec.coverage.describe()
@@ -203,9 +205,9 @@ class Pipeline:
             kept.starts,
             self.spec.face,
             self.spec.eeg.window_s,
-            offset_s=options.offset_s,
             video_info=rec.video_info,
             stats=stats.face,
+            alignment=rec.alignment,
         )
         return stream_predictions(
             self.scorer, kept, indices, faces, stats, started, progress=progress,
@@ -239,7 +241,7 @@ class Pipeline:
         video: str | os.PathLike[str],
         eeg: str | os.PathLike[str],
         *,
-        offset_s: float = 0.0,
+        offset_s: float | None = None,
         baseline_s: float | None = None,
         options: RecordingOptions | None = None,
         progress: bool = False,
@@ -260,7 +262,8 @@ class Pipeline:
             **self.settings,
             "video": str(video),
             "eeg": str(eeg),
-            "offset_s": float(options.offset_s),
+            "offset_s": round(stats.alignment.offset_s, 6) if stats.alignment is not None else options.offset_s,
+            "alignment": stats.alignment.to_dict() if stats.alignment is not None else None,
             "baseline_s": stats.eeg_info.get("baseline_s"),
             "trial": options.trial,
             "eeg_unit": eeg_opts.eeg_unit,

@@ -42,7 +42,7 @@ def preprocess_recording(
     eeg: str | os.PathLike[str],
     spec: ModelSpec | None = None,
     *,
-    offset_s: float = 0.0,
+    offset_s: float | None = None,
     baseline_s: float | None = None,
     options: RecordingOptions | None = None,
     progress: bool = False,
@@ -53,7 +53,8 @@ def preprocess_recording(
     Parameters
     ----------
     video, eeg : paths of the face video and the EEG file (EDF/BDF/FIF/BrainVision, DEAP .dat).
-    offset_s : video time (s) at EEG t = 0 (ignored when ``options`` is given).
+    offset_s : video time (s) at EEG t = 0; None: from the evidence (``--offset auto``, :mod:`.sync`);
+        ignored when ``options`` is given.
     baseline_s : seconds at the start of the EEG to drop (None: 3 for DEAP .dat, else 0;
         ignored when ``options`` is given).
     options : the recording options (:class:`~.recording.RecordingOptions`).
@@ -69,7 +70,7 @@ def preprocess_recording(
     rec = open_recording(video, eeg, spec, options, keep_trace=keep_trace)
     t1 = time.perf_counter()
     faces = extract_faces(
-        rec.video, rec.windows.starts, spec.face, spec.eeg.window_s, offset_s=options.offset_s,
+        rec.video, rec.windows.starts, spec.face, spec.eeg.window_s, alignment=rec.alignment,
         progress=progress, video_info=rec.video_info,
     )
     t_face = time.perf_counter() - t1
@@ -78,7 +79,8 @@ def preprocess_recording(
         "video": str(video),
         "eeg": str(eeg),
         "eeg_source": rec.source,
-        "offset_s": options.offset_s,
+        "offset_s": round(rec.alignment.offset_s, 6) if rec.alignment is not None else options.offset_s,
+        "alignment": rec.alignment.to_dict() if rec.alignment is not None else None,
         "baseline_s": rec.baseline_s,
         "n_windows": int(len(eeg_windows.starts)),
         "windows_dropped_outside_video": rec.coverage.n_dropped,

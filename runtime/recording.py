@@ -9,8 +9,10 @@ must be (channels, units, reference, gaps, bad channels, DEAP trials) lives belo
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,10 @@ if TYPE_CHECKING:
     import mne
 
     from .eeg.preprocess import ICATrace
+    from .eeg.timing import EEGTiming
+    from .face.timing import VideoTiming
     from .face.video import VideoInfo
+    from .timebase import Alignment
 
 __all__ = [
     "DEAP_BASELINE_S",
@@ -37,6 +42,8 @@ __all__ = [
     "RecordingOptions",
     "open_recording",
     "read_eeg",
+    "read_eeg_timed",
+    "align_recording",
     "select_windows",
     "window_coverage",
 ]
@@ -49,16 +56,27 @@ DEAP_BASELINE_S = 3.0
 class RecordingOptions:
     """Everything the user says about a recording (the CLI's recording options).
 
-    offset_s:   video time (s) at EEG t = 0 (``--offset``; positive: the video started first)
+    offset_s:   the video's container-timeline time (s) at EEG t = 0 (``--offset``; positive: the
+                video started first); None (``--offset auto``): from the evidence (:mod:`.sync`)
     baseline_s: seconds to drop at the EEG's start; None: 3 for a DEAP ``.dat`` trial, else 0
     trial:      DEAP presentation trial (``--trial``), required for ``.dat`` input
     eeg:        unit, channel map and interpolation options (:class:`~.eeg.preprocess.EEGInputOptions`)
+    eeg_rate:   the EEG's true sampling rate (Hz) when its clock drifts (``--eeg-rate``)
+    video_fps:  the video's true frame rate when its header is wrong (``--video-fps``)
     """
 
-    offset_s: float = 0.0
+    offset_s: float | None = None
     baseline_s: float | None = None
     trial: int | None = None
     eeg: EEGInputOptions = field(default_factory=EEGInputOptions)
+    eeg_rate: float | None = None
+    video_fps: float | None = None
+
+    def sync(self) -> Any:
+        """The time options as :class:`~.sync.SyncOptions` (checked there)."""
+        from .sync import SyncOptions
+
+        return SyncOptions(self.offset_s, self.eeg_rate, self.video_fps)
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,13 @@ class Coverage:
     video_duration_s: float
     offset_s: float
     eeg_duration_s: float
+    alignment: Alignment | None = None
+
+    def video_time(self, eeg_s: np.ndarray | float) -> np.ndarray:
+        """Video local times (s) of EEG times (s), by the alignment (else ``+ offset_s``)."""
+        if self.alignment is not None:
+            return self.alignment.eeg_to_video(eeg_s)
+        return np.asarray(eeg_s, dtype=np.float64) + self.offset_s
 
     @property
     def n_windows(self) -> int:
@@ -92,7 +117,8 @@ class Coverage:
     @property
     def n_dropped_start(self) -> int:
         """Windows that begin before the video does."""
-        return int(((self.starts + self.offset_s < 0) & ~self.covered).sum())
+        with np.errstate(invalid="ignore"):
+            return int(((self.video_time(self.starts) < 0) & ~self.covered).sum())
 
     @property
     def n_dropped_end(self) -> int:
@@ -102,7 +128,8 @@ class Coverage:
     @property
     def video_unused_end_s(self) -> float:
         """Seconds of video after the EEG's end (0 when the EEG runs as long or longer)."""
-        return max(0.0, self.video_duration_s - self.offset_s - self.eeg_duration_s)
+        end = float(self.video_time(self.eeg_duration_s))
+        return max(0.0, self.video_duration_s - end) if math.isfinite(end) else 0.0
 
     def select(self, eeg_windows: EEGWindows) -> EEGWindows:
         """The covered windows only (data copied, ``info`` shared, flags kept)."""
@@ -118,6 +145,7 @@ class Coverage:
             "eeg_duration_s": round(float(self.eeg_duration_s), 4),
             "offset_s": float(self.offset_s),
             "video_unused_end_s": round(self.video_unused_end_s, 4),
+            **({"alignment": self.alignment.to_dict()} if self.alignment is not None else {}),
         }
 
     def describe(self) -> str | None:
@@ -171,8 +199,13 @@ def window_coverage(
     *,
     frames_per_window: int | None = None,
     video_covered: CoveragePredicate | np.ndarray | None = None,
+    alignment: Alignment | None = None,
 ) -> Coverage:
     """Which of ``eeg_windows`` a video of ``video_duration_s`` seconds (its real end) covers.
+
+    With ``alignment`` (:class:`~.timebase.Alignment`), EEG times map to video times through it
+    (rates, pauses, container timeline) and ``offset_s`` is ignored; a sampled instant in a pause
+    of the video is outside it.
 
     With ``frames_per_window``, a window is covered when all its sampled frames lie inside the
     video (:func:`~.face.video.covered_windows`: a 60 s recording at 29.97 fps measures 59.993 s
@@ -183,19 +216,34 @@ def window_coverage(
     Raises MilmerInputError when the video covers none of them.
     """
     starts = np.asarray(eeg_windows.starts, dtype=np.float64)
-    ends = starts + window_s + offset_s
-    if frames_per_window is not None:
+    if alignment is not None:
+        from .face.video import sample_times
+
+        offset_s = alignment.offset_s
+        if frames_per_window is not None:
+            vt = alignment.eeg_to_video(sample_times(starts, window_s, frames_per_window))  # (W, F)
+            with np.errstate(invalid="ignore"):
+                covered = np.all(np.isfinite(vt) & (vt >= 0.0) & (vt < video_duration_s), axis=1)
+        else:
+            v0, v1 = alignment.eeg_to_video(starts), alignment.eeg_to_video(starts + window_s)
+            with np.errstate(invalid="ignore"):
+                covered = np.isfinite(v0) & np.isfinite(v1) & (v0 >= 0) & (v1 <= video_duration_s + 1e-6)
+        video_starts, ends = alignment.eeg_to_video(starts), alignment.eeg_to_video(starts + window_s)
+    elif frames_per_window is not None:
         from .face.video import covered_windows
 
+        video_starts, ends = starts + offset_s, starts + window_s + offset_s
         covered = covered_windows(starts, window_s, frames_per_window, video_duration_s, offset_s)
     else:
+        video_starts, ends = starts + offset_s, starts + window_s + offset_s
         covered = (starts + offset_s >= 0) & (ends <= video_duration_s + 1e-6)
     if video_covered is not None:
-        extra = video_covered(starts + offset_s, ends) if callable(video_covered) else video_covered
+        extra = video_covered(video_starts, ends) if callable(video_covered) else video_covered
         covered &= np.asarray(extra, bool)
     if not covered.any():
+        how = f"alignment: {alignment.summary()}" if alignment is not None else f"offset {offset_s:+.1f} s"
         raise MilmerInputError(
-            f"Invalid value for 'video': the video ({video_duration_s:.1f} s, offset {offset_s:+.1f} s) "
+            f"Invalid value for 'video': the video ({video_duration_s:.1f} s, {how}) "
             f"does not cover any {window_s:g} s EEG window "
             f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s); check --offset, the video "
             "time (s) at EEG t = 0."
@@ -207,6 +255,7 @@ def window_coverage(
         video_duration_s=float(video_duration_s),
         offset_s=float(offset_s),
         eeg_duration_s=float(eeg_windows.info.get("duration_s", float(starts[-1] + window_s))),
+        alignment=alignment,
     )
 
 
@@ -218,6 +267,7 @@ def select_windows(
     *,
     frames_per_window: int | None = None,
     video_covered: CoveragePredicate | np.ndarray | None = None,
+    alignment: Alignment | None = None,
 ) -> tuple[EEGWindows, np.ndarray, Coverage]:
     """The windows to predict: those the video covers (:func:`window_coverage`).
 
@@ -226,7 +276,7 @@ def select_windows(
     """
     coverage = window_coverage(
         eeg_windows, window_s, video_duration_s, offset_s, frames_per_window=frames_per_window,
-        video_covered=video_covered,
+        video_covered=video_covered, alignment=alignment,
     )
     return coverage.select(eeg_windows), np.flatnonzero(coverage.covered), coverage
 
@@ -234,18 +284,33 @@ def select_windows(
 def read_eeg(
     eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[str]
 ) -> tuple[mne.io.BaseRaw, float, dict[str, Any]]:
-    """The EEG as an MNE recording, the baseline to drop and what was read.
+    """The EEG as an MNE recording, the baseline to drop and what was read (:func:`read_eeg_timed`
+    without the timing)."""
+    raw, baseline, source, _ = read_eeg_timed(eeg, options, notes)
+    return raw, baseline, source
+
+
+def read_eeg_timed(
+    eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[str]
+) -> tuple[mne.io.BaseRaw, float, dict[str, Any], EEGTiming]:
+    """The EEG as an MNE recording, the baseline to drop, what was read and what it says about time.
 
     A DEAP ``sXX.dat`` gives trial ``options.trial`` (presentation order, mapped to the file's
-    experiment order through ``participant_ratings.csv``); anything else goes to
-    :func:`~.eeg.io.read_raw`. MNE's warnings go to ``notes``, one line each.
+    experiment order through ``participant_ratings.csv``); an ``.xdf`` (LabRecorder) and the other
+    formats of :mod:`.eeg.formats` go there; anything else to :func:`~.eeg.io.read_raw`. MNE's
+    warnings go to ``notes``, one line each. A BrainVision recording paused and resumed (several
+    dated "New Segment" markers) is put on its true time axis (:func:`~.eeg.timing.place_segments`).
     """
     from .check import check_path_exists, check_suffix
+    from .eeg.formats import FORMAT_SUFFIXES, eeg_path_kind, read_format, refuse_text_format
     from .eeg.io import EEG_SUFFIXES, read_raw
+    from .eeg.timing import EEGTiming, brainvision_segments, meas_date_of, place_segments
 
     path = Path(eeg)
-    check_suffix("eeg", check_path_exists("eeg", path), (*EEG_SUFFIXES, ".dat"))  # every type this reads
-    if path.suffix.lower() == ".dat":
+    accepted = (*EEG_SUFFIXES, ".dat", *FORMAT_SUFFIXES)
+    refuse_text_format(check_path_exists("eeg", path, eeg_path_kind(path)), accepted)
+    suffix = check_suffix("eeg", path, accepted)
+    if suffix == ".dat":
         from .eeg.deap import deap_trial
         from .eeg.io import deap_trial_to_raw, load_deap_dat
 
@@ -266,13 +331,40 @@ def read_eeg(
             f"experiment {which.experiment_id}, row {which.row} ({which.ratings_csv.name}); "
             f"the first {baseline:g} s (pre-trial baseline) dropped"
         )
-        return raw, baseline, source
+        return raw, baseline, source, EEGTiming()
     if options.trial is not None:
         raise MilmerInputError(
             f"Invalid value for '--trial': only DEAP .dat files hold several trials, got {path.name!r}."
         )
-    raw = read_raw(path, notes)
-    return raw, options.baseline_s or 0.0, {"format": path.suffix.lower().lstrip(".")}
+    if suffix in FORMAT_SUFFIXES:
+        raw, timing = read_format(path, notes)
+    else:
+        raw = read_raw(path, notes)
+        start, start_source = meas_date_of(raw, suffix)
+        segments: tuple[Any, ...] = ()
+        if suffix == ".vhdr":
+            markers = brainvision_segments(path)
+            raw, segments, pauses = place_segments(raw, markers)
+            undated = sum(m.date is None for m in markers[1:])
+            dated = len(markers) - 1 - undated if markers and markers[0].date is not None else 0
+            if dated > len(segments):
+                notes.append(
+                    f"{path.name}: {dated - len(segments)} dated New Segment marker(s) not placed (no pause before "
+                    "them, a date before the previous segment's end, or a pause over an hour): taken to follow on"
+                )
+            if undated:
+                notes.append(
+                    f"{path.name}: {undated} later New Segment marker(s) carry no date: those segments are taken "
+                    "to follow on without a pause (a recorder pause cannot be placed without its date)"
+                )
+            if pauses:
+                notes.append(
+                    f"{path.name}: recording paused (BrainVision New Segment markers): {len(pauses)} pause(s) "
+                    + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in pauses)
+                    + " put at their recorded times and marked BAD_ACQ_SKIP"
+                )
+        timing = EEGTiming(start, start_source, segments)
+    return raw, options.baseline_s or 0.0, {"format": suffix.lstrip(".")}, timing
 
 
 @dataclass
@@ -282,6 +374,7 @@ class Recording:
     windows:    the EEG windows the video covers (flags per window), ``indices`` (K,) their
                 positions among all EEG windows
     coverage:   which windows the video covers and why others were dropped
+    alignment:  the EEG and video clocks used to pair them (:class:`~.timebase.Alignment`)
     notes:      what the runtime changed or doubts, one line each (reader warnings, EDF+D gaps,
                 channels mapped/interpolated, reference electrode, line noise, dropped windows)
     """
@@ -298,6 +391,8 @@ class Recording:
     notes: list[str]
     timings: dict[str, float]
     trace: ICATrace | None = None
+    alignment: Alignment | None = None
+    video_timing: VideoTiming | None = None
 
     @property
     def eeg_info(self) -> dict[str, Any]:
@@ -315,25 +410,35 @@ def open_recording(
 ) -> Recording:
     """Check, read, preprocess and align one recording (see the module docstring).
 
-    Order: the offset and both paths, the video's probe (fails fast before the slow EEG work),
-    the EEG read (:func:`read_eeg`), preprocessed (:func:`~.eeg.preprocess.preprocess_raw`),
-    the windows the video covers (:func:`select_windows`: those whose ``spec.face.frames_per_window``
+    Order: the time options and both paths, the video's probe and container timing (fails fast
+    before the slow EEG work), the EEG read (:func:`read_eeg_timed`), the alignment of the two
+    (:func:`~.sync.align`; its warnings as :class:`~.sync.AlignmentWarning`), the EEG
+    preprocessed (:func:`~.eeg.preprocess.preprocess_raw`), the windows the video covers (:func:`select_windows`: those whose ``spec.face.frames_per_window``
     sampled frames lie in the video). Raises MilmerInputError for anything
     the recording cannot be used for, naming the option that helps.
     """
     from .check import check_path_exists
+    from .eeg.formats import eeg_path_kind
     from .eeg.preprocess import preprocess_raw
-    from .face.video import check_offset, probe_video
+    from .face.timing import probe_video_timing
+    from .face.video import probe_video
+    from .sync import AlignmentWarning, align
 
     options = options or RecordingOptions()
-    check_offset(options.offset_s)
+    sync_options = options.sync()  # checks --offset, --eeg-rate, --video-fps
     video_path = check_path_exists("video", video)
-    eeg_path = check_path_exists("eeg", eeg)
+    eeg_path = check_path_exists("eeg", eeg, eeg_path_kind(eeg))
     info = probe_video(video_path)
+    video_timing = probe_video_timing(video_path, info)
     notes: list[str] = []
     tick = time.perf_counter()
-    raw, baseline_s, source = read_eeg(eeg_path, options, notes)
+    raw, baseline_s, source, eeg_timing = read_eeg_timed(eeg_path, options, notes)
+    sfreq, eeg_duration = float(raw.info["sfreq"]), raw.n_times / float(raw.info["sfreq"])
     tock = time.perf_counter()
+    # The time model needs only the files' facts: built (and its warnings given) before the slow part.
+    alignment = align(sfreq, eeg_duration, eeg_timing, info, video_timing, sync_options)
+    for message in alignment.warnings():  # shown by both commands as one line each
+        warnings.warn(f"Alignment: {message}", AlignmentWarning, stacklevel=2)
     trace = None
     if keep_trace:
         eeg_windows, trace = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s, keep_trace=True, options=options.eeg)
@@ -343,14 +448,35 @@ def open_recording(
     timings = {"eeg_read": tock - tick, "eeg_preprocess": time.perf_counter() - tock}
     notes.extend(eeg_windows.info.get("notes", []))
     notes.extend(summary_notes(eeg_windows.info))
+    if eeg_timing.details:
+        source = {**source, **eeg_timing.details}
     kept, indices, coverage = select_windows(
-        eeg_windows, spec.eeg.window_s, info.duration_s, options.offset_s,
-        frames_per_window=spec.face.frames_per_window, video_covered=video_covered,
+        eeg_windows, spec.eeg.window_s, info.duration_s, alignment.offset_s,
+        frames_per_window=spec.face.frames_per_window, video_covered=video_covered, alignment=alignment,
     )
     return Recording(
         video=video_path, eeg=eeg_path, video_info=info, windows=kept, indices=indices, coverage=coverage,
         options=options, baseline_s=baseline_s, source=source, notes=notes, timings=timings, trace=trace,
+        alignment=alignment, video_timing=video_timing,
     )
+
+
+def align_recording(
+    video: str | os.PathLike[str], eeg: str | os.PathLike[str], options: RecordingOptions | None = None
+) -> tuple[Alignment, list[str]]:
+    """The alignment :func:`open_recording` would use, without preprocessing the EEG, and the
+    reader's notes: a quick check of how a recording's streams are paired (:mod:`.sync`)."""
+    from .face.timing import probe_video_timing
+    from .face.video import probe_video
+    from .sync import align
+
+    options = options or RecordingOptions()
+    sync_options = options.sync()
+    info = probe_video(video)
+    notes: list[str] = []
+    raw, _, _, timing = read_eeg_timed(eeg, options, notes)
+    sfreq = float(raw.info["sfreq"])
+    return align(sfreq, raw.n_times / sfreq, timing, info, probe_video_timing(video, info), sync_options), notes
 
 
 def summary_notes(info: dict[str, Any]) -> list[str]:

@@ -14,7 +14,12 @@ JSON (``--out FILE.json``)::
 
 CSV (``--out FILE.csv``), one row per window::
 
-    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality,demo_model
+    start,end,label,p_<class>...,selected,mil_weights,faces_found,quality,demo_model,video_start,alignment
+
+``video_start`` is the video time (s, first frame = 0, as ``frame_times``) the window's start was paired with and
+``alignment`` the offset and its source (``-5.000 s (header)``); JSON ``summary.alignment`` and
+``settings.alignment`` hold the whole time model (:class:`~.timebase.Alignment`), the table's
+title and the summary state it too.
 
 ``demo_model`` (and JSON ``model.demo``, with a ``note``; a line above the table) is ``true`` when
 the model is the demo model, trained on synthetic data (:func:`~.demo_model.is_demo_model`).
@@ -125,6 +130,7 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
         "windows_without_face": sum(not w.window_has_face for w in result.windows),
         "windows_without_prediction": sum(not w.predicted for w in result.windows),
         "coverage": stats.coverage.to_dict() if stats.coverage is not None else None,
+        "alignment": stats.alignment.to_dict() if stats.alignment is not None else None,
         "n_batches": stats.n_batches,
         "wall_s": _r(stats.wall_s, 4),
         "real_time_factor": _r(result.real_time_factor, 4),
@@ -177,7 +183,7 @@ def write_json(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
 def csv_header(class_names: tuple[str, ...]) -> list[str]:
     return [
         "start", "end", "label", *(f"p_{c}" for c in class_names), "selected", "mil_weights", "faces_found", "quality",
-        "demo_model",
+        "demo_model", "video_start", "alignment",
     ]
 
 
@@ -185,6 +191,8 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
     """One row per window (see the module docstring), written atomically."""
     names = result.class_names
     demo = "true" if is_demo_result(result) else "false"
+    alignment = result.stats.alignment
+    how = f"{alignment.offset_s:+.3f} s ({alignment.offset_source})" if alignment is not None else ""
     with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_header(names))
@@ -201,6 +209,8 @@ def write_csv(result: PredictionResult, path: str | os.PathLike[str]) -> Path:
                     record["faces_found"],
                     ";".join(w.flags),
                     demo,
+                    f"{float(alignment.eeg_to_video(w.start)):.{_T_DIGITS}f}" if alignment is not None else "",
+                    how,
                 ]
             )
     return Path(path)

@@ -15,6 +15,7 @@ import numpy as np
 from .face.extract import FaceExtractionStats, FaceWindow
 from .recording import Coverage
 from .spec import ModelSpec
+from .timebase import Alignment
 
 __all__ = ["STAGES", "PredictionResult", "RunStats", "WindowPrediction", "face_flags"]
 
@@ -103,6 +104,7 @@ class RunStats:
     max_batch: int = 0
     wall_s: float = 0.0
     coverage: Coverage | None = None
+    alignment: Alignment | None = None  # the clocks that paired EEG and video (:mod:`.sync`)
     eeg_info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)

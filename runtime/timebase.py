@@ -112,7 +112,9 @@ class Segment:
         if self.source not in SOURCES:
             raise ValueError(f"Invalid value for 'source': expected one of {', '.join(SOURCES)}, got {self.source!r}.")
         if not (math.isfinite(self.local_s) and math.isfinite(self.start_s)) or not self.duration_s > 0:
-            raise ValueError(f"Invalid segment: local_s={self.local_s!r}, start_s={self.start_s!r}, duration_s={self.duration_s!r}.")
+            raise ValueError(
+                f"Invalid segment: local_s={self.local_s!r}, start_s={self.start_s!r}, duration_s={self.duration_s!r}."
+            )
 
     @property
     def local_end_s(self) -> float:
@@ -290,12 +292,15 @@ class Alignment:
     clock:      what the common clock is: ``"eeg"`` (common 0 = the EEG's first sample; header
                 stamps are turned into starts relative to it), ``"xdf"``/``"lsl"`` (LSL's clock)
     notes:      what was used and what disagrees, one :class:`AlignmentNote` each
+    video_lead_s: the video container's time (s) of its first frame (video local time 0): a video
+                stream that starts after its container's audio, as a player shows it; 0 otherwise
     """
 
     eeg: StreamClock
     video: StreamClock
     clock: str = "eeg"
     notes: tuple[AlignmentNote, ...] = ()
+    video_lead_s: float = 0.0
 
     @classmethod
     def assumed(cls, eeg_rate: float, video_fps: float) -> Alignment:
@@ -312,8 +317,9 @@ class Alignment:
 
     @property
     def offset_s(self) -> float:
-        """Video local time at EEG local time 0 (``--offset``'s meaning: + when the video started first)."""
-        return float(self.eeg_to_video(0.0))
+        """The video's container time (what a player shows) at EEG local time 0: ``--offset``'s
+        meaning (+ when the video started first). Its first-frame time is ``offset_s - video_lead_s``."""
+        return float(self.eeg_to_video(0.0)) + self.video_lead_s
 
     @property
     def offset_source(self) -> Source:
@@ -353,6 +359,7 @@ class Alignment:
             "clock": self.clock,
             "offset_s": round(self.offset_s, 6),
             "offset_source": self.offset_source,
+            "video_lead_s": round(self.video_lead_s, 6),
             "eeg": self.eeg.to_dict(),
             "video": self.video.to_dict(),
             "notes": [n.to_dict() for n in self.notes],
@@ -365,6 +372,7 @@ class Alignment:
             video=StreamClock.from_dict(d["video"]),
             clock=d.get("clock", "eeg"),
             notes=tuple(AlignmentNote.from_dict(n) for n in d.get("notes", ())),
+            video_lead_s=float(d.get("video_lead_s", 0.0)),
         )
 
 
@@ -412,5 +420,5 @@ def fit_clock(
         Segment(a / nominal_rate, float(icpt), (b - a) / nominal_rate, source, detail)
         for a, b, icpt in fits[1:]
     )
-    first_a, first_b, first_icpt = fits[0]
-    return StreamClock(name, float(nominal_rate), Fact(float(first_icpt), source, detail or "fitted to timestamps"), rate, segs)
+    start = Fact(float(fits[0][2]), source, detail or "fitted to timestamps")
+    return StreamClock(name, float(nominal_rate), start, rate, segs)

@@ -1,7 +1,8 @@
 """Face crops for EEG windows: sample frames by time, detect, follow one subject, crop, in one pass.
 
 For each EEG window, ``frames_per_window`` instants are sampled (:func:`sample_times`), the
-nearest video frames are decoded (``video_time = eeg_time + offset_s``), every face is detected
+nearest video frames are decoded (video times from the recording's :class:`~..timebase.Alignment`,
+or ``video_time = eeg_time + offset_s`` without one), every face is detected
 (each window's new frames in one ``detect_batch`` call), one subject is followed through the recording (:class:`~.track.SubjectTracker`: a second person
 in view is never cropped instead of the subject) and its face is cropped by the spec's rule.
 Rules for frames without the subject's face:
@@ -29,7 +30,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from .video import (
     probe_video,
     sample_times,
 )
+
+if TYPE_CHECKING:
+    from ..timebase import Alignment
 
 __all__ = [
     "FRAME_NO_FACE",
@@ -184,11 +188,14 @@ def iter_face_windows(
     video_info: VideoInfo | None = None,
     stats: FaceExtractionStats | None = None,
     tracker: SubjectTracker | None = None,
+    alignment: Alignment | None = None,
 ) -> Iterator[FaceWindow]:
     """Stream the face crops of each EEG window, in window order (see the module docstring).
 
     window_starts: (W,) EEG times (s) of the windows' starts; ``window_s`` their length.
-    offset_s:      video time at EEG t = 0.
+    offset_s:      video time at EEG t = 0 (ignored with ``alignment``).
+    alignment:     the recording's clocks (:class:`~..timebase.Alignment`): the sampled EEG times
+                   become video times through it (rates, pauses, container timeline).
     detector:      a detector to use (a :class:`~.detect.FaceDetector`, or anything with
                    ``detect_all(frame) -> list[Box]`` and a ``name``; the name must be
                    ``spec_face.detector``; the caller closes it); by default one is made for this
@@ -202,7 +209,8 @@ def iter_face_windows(
     """
     check_type("spec_face", spec_face, FaceSpec)
     check_positive("window_s", window_s)
-    check_offset(offset_s)
+    if alignment is None:
+        check_offset(offset_s)
     if detector is not None and getattr(detector, "name", None) != spec_face.detector:
         raise MilmerInputError(
             f"Invalid value for 'detector': the spec's crops come from {spec_face.detector!r}, "
@@ -210,7 +218,12 @@ def iter_face_windows(
         )
     times = sample_times(window_starts, window_s, spec_face.frames_per_window)  # (W, F) EEG time
     info = video_info if video_info is not None else probe_video(video_path)
-    video_times = times + offset_s
+    if alignment is not None:
+        # A time inside a pause of the video has no frame: sent before the start, answered "outside".
+        video_times = np.nan_to_num(alignment.eeg_to_video(times), nan=-1.0)
+        offset_s = alignment.offset_s
+    else:
+        video_times = times + offset_s
     if times.size and not np.any((video_times >= 0) & (video_times < info.duration_s)):
         raise MilmerInputError(
             f"Invalid value for 'offset_s': with offset_s={offset_s!r} the frames sampled from the "
@@ -219,7 +232,7 @@ def iter_face_windows(
         )
     stats = stats if stats is not None else FaceExtractionStats()
     tracker = tracker if tracker is not None else SubjectTracker()
-    return _iter_windows(video_path, times, spec_face, offset_s, detector, info, stats, tracker)
+    return _iter_windows(video_path, video_times, spec_face, detector, info, stats, tracker)
 
 
 def _image_checks(frame: np.ndarray, stats: FaceExtractionStats) -> None:
@@ -236,13 +249,12 @@ def _iter_windows(
     video_path: str | os.PathLike[str],
     times: np.ndarray,
     spec_face: FaceSpec,
-    offset_s: float,
     detector: Any,
     info: VideoInfo,
     stats: FaceExtractionStats,
     tracker: SubjectTracker,
 ) -> Iterator[FaceWindow]:
-    """Generator behind :func:`iter_face_windows` (inputs validated). times: (W, F) EEG seconds."""
+    """Generator behind :func:`iter_face_windows` (inputs validated). times: (W, F) VIDEO seconds."""
     n_windows, n_per = times.shape
     flat = times.ravel()
     order = np.argsort(flat, kind="stable")  # overlapping windows interleave in video time
@@ -255,7 +267,7 @@ def _iter_windows(
     # (video time -> (the subject's box or None, number of faces)).
     known: dict[float, tuple[Box | None, int]] = {}
     try:
-        frames = iter_frames_at(video_path, flat[order], offset_s, info=info)
+        frames = iter_frames_at(video_path, flat[order], 0.0, info=info)
         while next_window < n_windows:
             t0 = time.perf_counter()
             item = next(frames, None)
@@ -265,7 +277,7 @@ def _iter_windows(
             buf = buffers.setdefault(w, _WindowBuffer(n_per))
             if item.frame is None:
                 buf.flags[f] = FRAME_OUTSIDE_VIDEO | FRAME_NO_FACE
-                if flat[order[item.index]] + offset_s < 0:
+                if flat[order[item.index]] < 0:
                     stats.frames_before_video_start += 1
                 else:
                     stats.frames_past_video_end += 1
@@ -424,6 +436,7 @@ def extract_faces(
     progress: bool = False,
     video_info: VideoInfo | None = None,
     detector: Any = None,
+    alignment: Alignment | None = None,
 ) -> FaceWindows:
     """All windows' crops from :func:`iter_face_windows`, as :class:`FaceWindows`.
 
@@ -436,7 +449,7 @@ def extract_faces(
     stats = FaceExtractionStats()
     windows = iter_face_windows(
         video_path, window_starts, spec_face, window_s, offset_s=offset_s, video_info=info, stats=stats,
-        detector=detector,
+        detector=detector, alignment=alignment,
     )
     n_windows, n_per, size = len(np.asarray(window_starts)), spec_face.frames_per_window, spec_face.frame_size
     frames = np.zeros((n_windows, n_per, size, size, 3), np.uint8)
@@ -471,7 +484,8 @@ def extract_faces(
             "detector": spec_face.detector,
             **stats.counts(),
             "notes": list(stats.notes),
-            "offset_s": float(offset_s),
+            "offset_s": float(alignment.offset_s if alignment is not None else offset_s),
+            **({"alignment": alignment.to_dict()} if alignment is not None else {}),
             "video": info.to_dict(),
             "timings": dict(stats.timings),
         },

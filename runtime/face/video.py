@@ -15,9 +15,10 @@ back as well as forward), so videos at 20, 25, 29.97 or 50 fps give the same ins
 same EEG windows. The video is streamed once and never held in memory: one decoded frame is
 kept for the look-back, and only requested frames are converted to RGB.
 
-Time convention: video time 0 is the first frame's timestamp; ``video_time = eeg_time +
-offset_s``, i.e. ``offset_s`` is the video time at EEG t = 0 (positive when the video started
-recording before the EEG).
+Time convention: video time 0 is the first frame's timestamp. The functions here take
+``video_time = eeg_time + offset_s`` (``offset_s``: the video time at EEG t = 0, positive when the
+video started first); a recording's full mapping (container timeline, rates, pauses) is its
+:class:`~..timebase.Alignment` (:mod:`..sync`), which the face path asks for video times.
 """
 
 from __future__ import annotations

@@ -267,9 +267,11 @@ def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_pa
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--offset", "abc"], "Invalid value for '--offset': expected a finite number, got 'abc'."),
-        (["--offset", "nan"], "Invalid value for '--offset': expected a finite number, got nan."),
-        (["--offset=-inf"], "Invalid value for '--offset': expected a finite number, got -inf."),
+        (["--offset", "abc"], "Invalid value for '--offset': expected 'auto' or a finite number of seconds, got 'abc'."),
+        (["--offset", "nan"], "Invalid value for '--offset': expected 'auto' or a finite number of seconds, got 'nan'."),
+        (["--offset=-inf"], "Invalid value for '--offset': expected 'auto' or a finite number of seconds, got '-inf'."),
+        (["--eeg-rate", "0"], "Invalid value for '--eeg-rate': expected a number >= 1, got 0."),
+        (["--video-fps", "x"], "Invalid value for '--video-fps': expected a number >= 1, got 'x'."),
         (["--batch", "0"], "Invalid value for '--batch': expected an integer >= 1, got 0."),
         (["--batch", "1.5"], "Invalid value for '--batch': expected an integer >= 1, got 1.5."),
         (["--trial", "41"], "Invalid value for '--trial': expected an integer in [1, 40], got 41."),

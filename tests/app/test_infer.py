@@ -133,8 +133,11 @@ def test_cli_csv_quiet_with_unequal_lengths(capsys, tiny_model, recording, short
     assert re.search(r"Warning: The video \(8\.0 s, offset \+0\.0 s\) and the EEG \(12\.0 s\) differ", stderr)
     assert "dropped 2 windows (6 s) at the end" in stderr.replace("\n", "")
     lines = out.read_text().splitlines()
-    assert lines[0] == "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model"
-    assert all(line.endswith(",false") for line in lines[1:])
+    assert lines[0] == (
+        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model,video_start,alignment"
+    )
+    assert all(line.split(",")[-3] == "false" for line in lines[1:])
+    assert all(line.endswith(",+0.000 s (assumed)") for line in lines[1:])
     assert "DEMO" not in stdout + stderr
     assert [line.split(",")[:2] for line in lines[1:]] == [["0.000", "3.000"], ["3.000", "6.000"]]
 

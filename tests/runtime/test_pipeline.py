@@ -309,7 +309,7 @@ def test_run_checks_files_before_work(tiny_model, recording, tmp_path):
             pipe.run(tmp_path / "nope.avi", eeg)
         with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': file not found"):
             pipe.run(video, tmp_path / "nope.edf")
-        with pytest.raises(MilmerInputError, match=r"^Invalid value for 'offset_s': expected a finite number"):
+        with pytest.raises(MilmerInputError, match=r"^Invalid value for 'offset_s': expected 'auto' or a finite number"):
             pipe.run(video, eeg, offset_s=float("nan"))
 
 

@@ -74,7 +74,8 @@ def test_outputs_report_no_prediction(tiny_model, tmp_path: Path) -> None:
     path = report.write_csv(result, tmp_path / "p.csv")
     rows = list(csv.reader(path.open()))
     assert rows[2][2] == report.NO_FACE_LABEL and rows[2][3:7] == ["", "", "", ""] and rows[2][8] == ""
-    assert rows[0][-2:] == ["quality", "demo_model"] and (rows[1][-2], rows[2][-2]) == ("", "no-face")
+    assert rows[0][-4:] == ["quality", "demo_model", "video_start", "alignment"]
+    assert (rows[1][-4], rows[2][-4]) == ("", "no-face")
     assert rows[1][2] in pipe.spec.class_names and float(rows[1][3]) > 0
     from rich.console import Console
 

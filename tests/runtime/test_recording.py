@@ -76,7 +76,7 @@ def test_missing_channels_end_to_end_with_interpolation_flagged(haar_model, cap,
     assert doc["summary"]["eeg"]["channels"]["interpolated"] == ["AF3", "T7", "PO3", "Oz", "AF4", "T8", "PO4"]
     assert any(n.startswith("interpolated 7 channel(s) from their neighbours") for n in doc["summary"]["notes"])
     rows = write_csv(result, tmp_path / "p.csv").read_text().splitlines()
-    assert rows[0].endswith(",quality,demo_model") and all(FLAG in r for r in rows[1:])
+    assert rows[0].endswith(",quality,demo_model,video_start,alignment") and all(FLAG in r for r in rows[1:])
     from rich.console import Console
 
     console = Console(width=200, record=True)
@@ -104,8 +104,8 @@ def test_open_recording_keeps_flags_of_selected_windows(cap):
 def test_an_eeg_file_of_an_unknown_type_is_refused_naming_every_type_read(tmp_path):
     from milmer.runtime.recording import read_eeg
 
-    bad = tmp_path / "eeg.csv"
+    bad = tmp_path / "eeg.xyz"
     bad.write_text("Fp1,Fp2\n")
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': unsupported file type '\.csv' for 'eeg\.csv'; "
-                       r"expected one of '\.edf', '\.bdf', '\.fif', '\.vhdr', '\.dat'\.$"):  # fmt: skip
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': unsupported file type '\.xyz' for 'eeg\.xyz'; "
+                       r"expected one of '\.edf', '\.bdf', '\.fif', '\.vhdr', '\.dat', '\.xdf', '\.set', '\.mff'\.$"):  # fmt: skip
         read_eeg(bad, RecordingOptions(), [])

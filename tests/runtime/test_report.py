@@ -14,6 +14,7 @@ from milmer.app import render
 from milmer.runtime import report
 from milmer.runtime.check import MilmerInputError
 from milmer.runtime.results import PredictionResult, RunStats, WindowPrediction
+from milmer.runtime.timebase import Alignment, Fact, StreamClock
 from milmer.runtime.recording import window_coverage
 from milmer.runtime.spec import ModelSpec
 from milmer.runtime.windows import EEGWindows
@@ -65,6 +66,8 @@ def result() -> PredictionResult:
         coverage=window_coverage(eeg, 3.0, 8.5, -3.0),
         eeg_info={"ica_excluded": [1], "eog_source": "proxy Fp1/Fp2", "resampled_from": None, "duration_s": 12.0},
         notes=["interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)"],
+        # --offset -3: the video started 3 s after the EEG (EEG 3 s = video 0 s).
+        alignment=Alignment(StreamClock("eeg", 128.0), StreamClock("video", 25.0, Fact(3.0, "option", "--offset"))),
     )
     return PredictionResult(
         windows=[first, second],
@@ -90,10 +93,11 @@ def test_csv_content_is_pinned(result, tmp_path):
     out = report.write_predictions(result, tmp_path / "pred.CSV")
     weights = " ".join(["0.040000"] * 2 + ["0.310000", "0.040000", "0.040000", "0.220000", "0.040000", "0.190000"] + ["0.040000"] * 2)
     assert out.read_text().splitlines() == [
-        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model",
-        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10,,false",
+        "start,end,label,p_HAHV,p_HALV,p_LAHV,p_LALV,selected,mil_weights,faces_found,quality,demo_model,"
+        "video_start,alignment",
+        f"3.000,6.000,HAHV,0.700000,0.100000,0.150000,0.050000,2 5 7,{weights},10,,false,0.000,-3.000 s (option)",
         "6.000,9.000,LALV,0.100000,0.200000,0.300000,0.400000,0 1 2," + " ".join(["0.100000"] * 10)
-        + ',0,"bad-span:BAD_move;interpolated:T7,T8;no-face",false',
+        + ',0,"bad-span:BAD_move;interpolated:T7,T8;no-face",false,3.000,-3.000 s (option)',
     ]
 
 
@@ -141,6 +145,14 @@ def test_json_content_is_pinned(result, tmp_path):
         "coverage": {
             "n_windows": 4, "n_covered": 2, "n_dropped_start": 1, "n_dropped_end": 1,
             "video_duration_s": 8.5, "eeg_duration_s": 12.0, "offset_s": -3.0, "video_unused_end_s": 0.0,
+        },  # fmt: skip
+        "alignment": {
+            "clock": "eeg", "offset_s": -3.0, "offset_source": "option", "video_lead_s": 0.0,
+            "eeg": {"name": "eeg", "nominal_rate": 128.0, "start": {"value": 0.0, "source": "assumed"},
+                    "rate": {"value": 128.0, "source": "assumed", "detail": "nominal rate"}, "drift_ppm": 0.0, "segments": []},
+            "video": {"name": "video", "nominal_rate": 25.0, "start": {"value": 3.0, "source": "option", "detail": "--offset"},
+                      "rate": {"value": 25.0, "source": "assumed", "detail": "nominal rate"}, "drift_ppm": 0.0, "segments": []},
+            "notes": [],
         },  # fmt: skip
         "n_batches": 1,
         "wall_s": 1.5,
@@ -270,7 +282,8 @@ def test_demo_model_output_says_so_everywhere(result, tmp_path):
     report.write_predictions(result, rows[0])
     report.write_predictions(result, rows[1])
     csv_lines = rows[0].read_text().splitlines()
-    assert csv_lines[0].endswith(",quality,demo_model") and all(r.endswith(",true") for r in csv_lines[1:])
+    assert csv_lines[0].endswith(",quality,demo_model,video_start,alignment")
+    assert all(r.split(",")[-3] == "true" for r in csv_lines[1:])
     model_doc = json.loads(rows[1].read_text())["model"]
     assert (model_doc["demo"], model_doc["note"], model_doc["dir"]) == (True, DEMO_NOTE, str(model))
     # Another folder is not the demo model, even with the pointer present.

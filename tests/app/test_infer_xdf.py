@@ -1,0 +1,66 @@
+"""``milmer-infer`` on a LabRecorder .xdf (EEG stream + video frame markers) aligns by the XDF clock."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milmer.app.infer import main as infer_main
+
+
+def _syncgen():
+    """tests/runtime/syncgen.py, loaded by path (tests run with --import-mode=importlib)."""
+    name = "milmer_tests_syncgen"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "runtime" / "syncgen.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
+
+
+def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_path):
+    """The camera started 3 s before the amplifier: its frame markers (one per frame, 20 fps) begin
+    at LSL 997 s, the EEG stream at LSL 1000 s, so EEG t = 0 is video 3 s. Nothing is set by hand:
+    the last window (EEG 9-12 s = video 12-15 s) lies past the 12 s video and is dropped."""
+    pytest.importorskip("pyxdf")
+    import mne
+
+    video, edf = recording
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose=False)
+    n = raw.n_times
+    eeg = {
+        "name": "Amp", "type": "EEG", "channels": raw.ch_names, "srate": 128.0, "format": "float32",
+        "data": raw.get_data().T * 1e6, "stamps": 1000.0 + np.arange(n) / 128.0,
+    }
+    frames = np.arange(240)
+    markers = {
+        "name": "VideoFrames", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
+        "data": [str(k) for k in frames], "stamps": 997.0 + frames / 20.0,
+    }
+    xdf = _syncgen().write_xdf(tmp_path / "session.xdf", [eeg, markers])
+    out = tmp_path / "pred.json"
+    code = infer_main([str(video), str(xdf), "--model", str(tiny_model), "--out", str(out), "--device", "cpu"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    doc = json.loads(out.read_text())
+    alignment = doc["settings"]["alignment"]
+    assert alignment["clock"] == "xdf" and alignment["offset_source"] == "clock"
+    assert doc["settings"]["offset_s"] == pytest.approx(3.0, abs=1e-3)
+    assert alignment["video"]["rate"]["value"] == pytest.approx(20.0, rel=1e-6)
+    assert [w["start"] for w in doc["windows"]] == [0.0, 3.0, 6.0]
+    assert doc["summary"]["coverage"]["n_dropped_end"] == 1
+    assert re.search(r"aligned: offset \+3\.000 s \(clock\)", stdout)
+    # The frames used are those of the video's 3 s onwards: window 0 samples EEG 0.15 s -> video 3.15 s.
+    assert doc["windows"][0]["frame_times"][0] == pytest.approx(3.15, abs=0.05 + 1e-9)
