@@ -1,0 +1,160 @@
+"""``--record DIR``: what a live session received, written as it arrives, replayable offline.
+
+Files (in DIR):
+
+- ``eeg_raw.fif``: the EEG samples as received (volts, the stream's channel labels and types, its
+  nominal rate); ``eeg_times.npy``: each sample's LSL timestamp (s);
+- ``video.mkv``: every received frame, lossless (FFV1), its presentation time = its LSL arrival
+  time minus the first frame's (millisecond time base); ``video_times.npy``: the exact stamps;
+- ``alignment.json``: the EEG's first timestamp, the first frame's, the offset
+  (``video time at EEG t = 0``: what ``milmer-infer --offset`` takes), the LSL clock offsets measured,
+  gaps found, and the replay command.
+
+While the session runs, samples and stamps stream to ``eeg.f64``/``eeg_times.f64``/``video_times.f64``
+(flushed per chunk) and frames to the MKV (written by its own thread), so a session that is killed
+keeps what it received; :meth:`Recorder.close` writes the FIF, the ``.npy`` files and the alignment,
+each through a temporary name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..check import MilmerInputError
+from .lsl import EEGStreamInfo
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Records EEG chunks and frames under ``folder`` (created; must be missing or empty)."""
+
+    def __init__(self, folder: str | os.PathLike[str], stream: EEGStreamInfo, eeg_scale: float) -> None:
+        self.dir = Path(folder)
+        if self.dir.exists() and any(self.dir.iterdir()):
+            raise MilmerInputError(f"Invalid value for '--record': {str(self.dir)!r} is not empty; give a new folder.")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stream, self.eeg_scale = stream, eeg_scale
+        self._eeg = open(self.dir / "eeg.f64", "wb")  # noqa: SIM115 - closed in close()
+        self._eeg_t = open(self.dir / "eeg_times.f64", "wb")  # noqa: SIM115
+        self._vid_t = open(self.dir / "video_times.f64", "wb")  # noqa: SIM115
+        self.n_samples = 0
+        self.n_frames = 0
+        self.first_frame: float | None = None
+        self._frames: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=256)
+        self._writer = threading.Thread(target=self._write_video, name="milmer-record-video", daemon=True)
+        self._writer.start()
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ from the stream threads
+    def eeg(self, samples: np.ndarray, stamps: np.ndarray) -> None:
+        """samples (n, C) in the stream's unit, stamps (n,) LSL s."""
+        with self._lock:
+            self._eeg.write(np.ascontiguousarray(samples, np.float64).tobytes())
+            self._eeg_t.write(np.ascontiguousarray(stamps, np.float64).tobytes())
+            self._eeg.flush()
+            self._eeg_t.flush()
+            self.n_samples += len(stamps)
+
+    def frame(self, frame: np.ndarray, stamp: float) -> None:
+        self._frames.put((frame, stamp))
+
+    def _write_video(self) -> None:
+        import av
+
+        container = stream = None
+        last_pts = -1
+        try:
+            while (item := self._frames.get()) is not None:
+                frame, stamp = item
+                if container is None:
+                    container = av.open(str(self.dir / "video.mkv"), "w", format="matroska")
+                    stream = container.add_stream("ffv1", rate=30)
+                    stream.width, stream.height = frame.shape[1], frame.shape[0]
+                    stream.pix_fmt = "bgr0"
+                    stream.time_base = Fraction(1, 1000)
+                    self.first_frame = stamp
+                assert stream is not None and self.first_frame is not None
+                if (frame.shape[1], frame.shape[0]) != (stream.width, stream.height):
+                    continue  # a resolution change mid-session: FFV1 in one stream cannot hold it
+                out = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="bgr0")
+                pts = max(last_pts + 1, int(round((stamp - self.first_frame) * 1000)))
+                out.pts, out.time_base, last_pts = pts, Fraction(1, 1000), pts
+                for packet in stream.encode(out):
+                    container.mux(packet)
+                self._vid_t.write(np.float64(stamp).tobytes())
+                self._vid_t.flush()
+                self.n_frames += 1
+        except BaseException as err:  # noqa: BLE001 - reported at close
+            self.error = err
+        finally:
+            if container is not None and stream is not None:
+                for packet in stream.encode(None):
+                    container.mux(packet)
+                container.close()
+
+    # ------------------------------------------------------------------ at the end
+    def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Finish the files; returns the alignment (also written to alignment.json)."""
+        self._frames.put(None)
+        self._writer.join()
+        for f in (self._eeg, self._eeg_t, self._vid_t):
+            f.close()
+        n_ch = len(self.stream.channels)
+        data = np.fromfile(self.dir / "eeg.f64", np.float64).reshape(-1, n_ch)  # (T, C)
+        eeg_times = np.fromfile(self.dir / "eeg_times.f64", np.float64)
+        video_times = np.fromfile(self.dir / "video_times.f64", np.float64)
+        _save_npy(self.dir / "eeg_times.npy", eeg_times)
+        _save_npy(self.dir / "video_times.npy", video_times)
+        if len(data):
+            self._write_fif(data)
+        gaps = np.flatnonzero(np.diff(eeg_times) > max(2.5 / self.stream.sfreq, 0.02)) + 1
+        t0 = float(eeg_times[0]) if len(eeg_times) else None
+        v0 = float(video_times[0]) if len(video_times) else None
+        offset = None if t0 is None or v0 is None else t0 - v0
+        alignment = {
+            "clock": "LSL local_clock (s)",
+            "eeg": {"file": "eeg_raw.fif", "times": "eeg_times.npy", "first_timestamp": t0, "n_samples": int(len(eeg_times)),
+                    "sfreq": self.stream.sfreq, "stream": self.stream.to_dict(),
+                    "gaps": [{"sample": int(g), "at": float(eeg_times[g - 1]), "missing_s": float(eeg_times[g] - eeg_times[g - 1])}
+                             for g in gaps]},
+            "video": {"file": "video.mkv", "times": "video_times.npy", "first_timestamp": v0, "n_frames": int(len(video_times)),
+                      "time_base": "1/1000 s from the first frame"},
+            "offset_s": offset,
+            "replay": None if offset is None else f"milmer-infer video.mkv eeg_raw.fif --model MODEL --offset {offset:.6f}",
+            **(extra or {}),
+        }  # fmt: skip
+        tmp = self.dir / "alignment.json.tmp"
+        tmp.write_text(json.dumps(alignment, indent=2), encoding="utf-8")
+        tmp.replace(self.dir / "alignment.json")
+        for name in ("eeg.f64", "eeg_times.f64", "video_times.f64"):
+            (self.dir / name).unlink()
+        if self.error is not None:
+            raise self.error
+        return alignment
+
+    def _write_fif(self, data: np.ndarray) -> None:
+        import mne
+
+        s = self.stream
+        types = [t if t in ("eeg", "eog", "ecg", "emg", "misc", "stim") else "misc" for t in s.types]
+        info = mne.create_info(list(s.channels), s.sfreq, types)
+        raw = mne.io.RawArray(data.T * self.eeg_scale, info, verbose="error")
+        tmp = self.dir / "eeg.tmp_raw.fif"
+        raw.save(tmp, fmt="double", overwrite=True, verbose="error")
+        tmp.replace(self.dir / "eeg_raw.fif")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
