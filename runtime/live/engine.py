@@ -113,6 +113,10 @@ class LiveStats:
         return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
 
 
+#: What _try_window answers when the input has ended.
+_END = object()
+
+
 class LiveEngine:
     """Turns the buffers into decisions, handing each to ``emit``.
 
@@ -139,6 +143,8 @@ class LiveEngine:
         self.stats = LiveStats()
         self.run_stats = RunStats()
         self.stop = threading.Event()
+        #: True once the video source can deliver no more frames (a file played to its end)
+        self.video_ended: Callable[[], bool] = lambda: False
         self.t0: float | None = None
         self.calibrated_at: float | None = None
         # Context in whole resampling steps (stream samples per gcd of the rates), so that the
@@ -175,6 +181,8 @@ class LiveEngine:
             start = self.t0 + k * self.config.hop_s
             end = start + self.live_eeg.spec.window_s
             decided = self._try_window(k, start, end)
+            if decided is _END:
+                break
             if decided is None:
                 time.sleep(poll_s)
                 continue
@@ -198,7 +206,7 @@ class LiveEngine:
             self.stats.latencies.append(w.latency_s)
 
     # ------------------------------------------------------------------ one window
-    def _try_window(self, k: int, start: float, end: float) -> LiveWindow | None:
+    def _try_window(self, k: int, start: float, end: float) -> Any:
         """The window's decision, or None while its data may still come."""
         now = self.clock()
         late = now > end + self.config.max_delay_s
@@ -207,6 +215,8 @@ class LiveEngine:
         eeg_in = first is not None and self.eeg.n_total >= first + win_n
         instants = self.faces.instants(start)
         video_in = self.frames.last_stamp() >= instants[-1]
+        if not video_in and self.video_ended():
+            return _END  # a file played to its end: the session is over, nothing is skipped
         if not (eeg_in and video_in) and not late:
             return None
         if not eeg_in:
@@ -224,7 +234,7 @@ class LiveEngine:
             window_uv, flags = self.live_eeg.window(data.data * self.eeg_scale, context)
         except MilmerInputError:
             return self._skip(k, start, end, "eeg-rejected")
-        face = self.faces.window(k, start, self.frames)
+        face = self.faces.window(0, start, self.frames)  # row 0 of the one-window batch below
         if face is None:
             return self._skip(k, start, end, "video-stall")
         eeg_windows = EEGWindows(data=window_uv[None], starts=np.array([start]), flags=[flags])

@@ -150,15 +150,13 @@ class EEGInlet:
             pass
 
     def _run(self) -> None:
-        n = len(self.info.channels)
-        buf = np.empty((max(1, int(self.info.sfreq)), n), np.float64)  # up to 1 s per pull
+        most = max(1, int(self.info.sfreq))  # up to 1 s per pull
         last_offset = local_clock()
         try:
             while not self._stop.is_set():
-                _, stamps = self._inlet.pull_chunk(timeout=0.05, max_samples=buf.shape[0], dest_obj=buf)
+                samples, stamps = self._inlet.pull_chunk(timeout=0.05, max_samples=most)
                 if stamps:
-                    k = len(stamps)
-                    self.sink(buf[:k].copy(), np.asarray(stamps, np.float64))
+                    self.sink(np.asarray(samples, np.float64), np.asarray(stamps, np.float64))
                 if local_clock() - last_offset > 5.0:
                     self._offset()
                     last_offset = local_clock()

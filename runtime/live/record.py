@@ -117,18 +117,15 @@ class Recorder:
         _save_npy(self.dir / "video_times.npy", video_times)
         if len(data):
             self._write_fif(data)
-        gaps = np.flatnonzero(np.diff(eeg_times) > max(2.5 / self.stream.sfreq, 0.02)) + 1
-        t0 = float(eeg_times[0]) if len(eeg_times) else None
-        v0 = float(video_times[0]) if len(video_times) else None
-        offset = None if t0 is None or v0 is None else t0 - v0
+        timebase = self._timebase(eeg_times, video_times)
+        offset = None if timebase is None else timebase.offset_s
         alignment = {
             "clock": "LSL local_clock (s)",
-            "eeg": {"file": "eeg_raw.fif", "times": "eeg_times.npy", "first_timestamp": t0, "n_samples": int(len(eeg_times)),
-                    "sfreq": self.stream.sfreq, "stream": self.stream.to_dict(),
-                    "gaps": [{"sample": int(g), "at": float(eeg_times[g - 1]), "missing_s": float(eeg_times[g] - eeg_times[g - 1])}
-                             for g in gaps]},
-            "video": {"file": "video.mkv", "times": "video_times.npy", "first_timestamp": v0, "n_frames": int(len(video_times)),
+            "eeg": {"file": "eeg_raw.fif", "times": "eeg_times.npy", "n_samples": int(len(eeg_times)),
+                    "stream": self.stream.to_dict()},
+            "video": {"file": "video.mkv", "times": "video_times.npy", "n_frames": int(len(video_times)),
                       "time_base": "1/1000 s from the first frame"},
+            "timebase": None if timebase is None else timebase.to_dict(),
             "offset_s": offset,
             "replay": None if offset is None else f"milmer-infer video.mkv eeg_raw.fif --model MODEL --offset {offset:.6f}",
             **(extra or {}),
@@ -141,6 +138,24 @@ class Recorder:
         if self.error is not None:
             raise self.error
         return alignment
+
+    def _timebase(self, eeg_times: np.ndarray, video_times: np.ndarray) -> Any:
+        """The recording's :class:`~..timebase.Alignment` on the LSL clock (None without 2 samples and a frame).
+
+        EEG: fitted to its timestamps (segments at gaps); video: local time 0 at the first frame's
+        arrival, rate from the frames' spacing.
+        """
+        from ..timebase import Alignment, Fact, StreamClock, fit_clock
+
+        if len(eeg_times) < 2 or not len(video_times):
+            return None
+        eeg = fit_clock("eeg", eeg_times, self.stream.sfreq, source="clock", detail="LSL timestamps, clock-corrected")
+        fps = 1.0 / float(np.median(np.diff(video_times))) if len(video_times) > 2 else 30.0
+        video = StreamClock(
+            "video", fps, start=Fact(float(video_times[0]), "clock", "LSL arrival time of the first frame"),
+            rate=Fact(fps, "timestamps", "frame spacing; local time = arrival - first arrival"),
+        )
+        return Alignment(eeg=eeg, video=video, clock="lsl")
 
     def _write_fif(self, data: np.ndarray) -> None:
         import mne

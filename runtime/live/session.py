@@ -124,6 +124,8 @@ def run_live(
                 on_window(w)
 
         engine.emit = emit
+        # A file played to its end ends the session at the first window it cannot cover.
+        engine.video_ended = lambda: video.kind == "file" and video.ended.is_set()
         inlet.start()
         closers.append(inlet.close)
         video.start()
@@ -135,8 +137,7 @@ def run_live(
             for src in (inlet, video):
                 if src.error is not None:
                     raise src.error
-            # A file that has ended: stop once its last frame's windows are decided.
-            return video.kind == "file" and video.ended.is_set() and local_clock() > frames.last_stamp() + spec.eeg.window_s + cfg.max_delay_s
+            return False
 
         with _stop_on_signals(engine.stop):
             engine.run(should_stop)
