@@ -90,10 +90,14 @@ class FrameBuffer:
         self._frames: list[np.ndarray] = []
         self._stamps: list[float] = []
         self.n_total = 0
+        #: arrival time of the first frame ever received (None before it)
+        self.first_stamp: float | None = None
         self._lock = threading.Lock()
 
     def append(self, frame: np.ndarray, stamp: float) -> None:
         with self._lock:
+            if self.first_stamp is None:
+                self.first_stamp = stamp
             self._frames.append(frame)
             self._stamps.append(stamp)
             self.n_total += 1

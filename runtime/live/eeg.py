@@ -12,8 +12,10 @@ band-pass, ICA and windowing on the whole recording. Live, the same function run
 - **each window**: ``preprocess_raw`` with ICA off on the window plus up to ``context_s`` seconds of
   the stream before it (so the filters have run in before the window starts), then the ICA map.
 
-Where this differs from offline (docs/live.md): the window's end is the buffer's end, so its last
-second is filtered with MNE's edge padding instead of the samples that follow (offline has them);
+Where this differs from offline (docs/live.md): without ``lookahead_s`` the window's end is the
+buffer's end, so its last second is filtered with MNE's edge padding instead of the samples that
+follow (offline has them); with ``lookahead_s`` >= 2 s (the 1 Hz high-pass reaches 1.65 s) the
+filtered window equals the offline one, at that much more latency;
 ICA is fitted on the calibration period, not on the whole recording; the average reference, notch,
 resampling and band-pass are the same functions with the same settings.
 """
@@ -112,8 +114,9 @@ class LiveEEG:
         return self.ica
 
     def window(self, data: np.ndarray, context_n: int) -> tuple[np.ndarray, tuple[str, ...]]:
-        """One model window from ``data`` (C, context_n + window_n) volts: its last ``window_n``
-        samples, filtered with the ``context_n`` before them.
+        """One model window from ``data`` (C, context_n + window_n + lookahead) volts: the
+        ``window_n`` samples after the first ``context_n``, filtered with the samples around them
+        (any after the window: ``--lookahead``).
 
         Returns ((n_channels, window_samples) float32 uV, the window's flags). Needs
         :meth:`calibrate` first.
@@ -122,5 +125,5 @@ class LiveEEG:
         out = preprocess_raw(
             self._raw(data), self._spec_no_ica, baseline_s=context_n / self.sfreq, options=self.options
         )
-        assert len(out.data) == 1, (data.shape, context_n)
+        assert len(out.data) >= 1, (data.shape, context_n)
         return self.ica.apply(out.data[0]), tuple(out.flags[0]) if out.flags else ()

@@ -54,7 +54,9 @@ class LiveConfig:
     duration_s:    stop after this long (None: until stopped)
     calibration_s: seconds of EEG the ICA is fitted on before the first window is scored
     context_s:     EEG before each window that is filtered with it (the filters' run-in)
-    max_delay_s:   how long after a window's end its data may still arrive
+    lookahead_s:   EEG after each window's end that is waited for and filtered with it (0: the
+                   window's end is at the filter's edge; 2: offline's filtering, 2 s more latency)
+    max_delay_s:   how long after a window's end (+ lookahead) its data may still arrive
     stale_s:       a sampled instant whose nearest frame is farther than this has no frame
     """
 
@@ -62,6 +64,7 @@ class LiveConfig:
     duration_s: float | None = None
     calibration_s: float = 30.0
     context_s: float = 5.0
+    lookahead_s: float = 0.0
     max_delay_s: float = 2.0
     stale_s: float = 0.5
     predict_without_face: bool = False
@@ -72,6 +75,7 @@ class LiveConfig:
             check_positive("duration_s", self.duration_s)
         check_positive("calibration_s", self.calibration_s)
         check_positive("context_s", self.context_s, allow_zero=True)
+        check_positive("lookahead_s", self.lookahead_s, allow_zero=True)
         check_positive("max_delay_s", self.max_delay_s)
         check_positive("stale_s", self.stale_s)
 
@@ -152,6 +156,7 @@ class LiveEngine:
         rate, model_rate = int(round(live_eeg.sfreq)), int(round(live_eeg.spec.sfreq))
         self._step = rate // math.gcd(rate, model_rate)
         self._context_n = int(config.context_s * live_eeg.sfreq) // self._step * self._step
+        self._lookahead_n = -(-int(round(config.lookahead_s * live_eeg.sfreq)) // self._step) * self._step
 
     # ------------------------------------------------------------------ loop
     def run(self, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.01) -> LiveStats:
@@ -209,10 +214,10 @@ class LiveEngine:
     def _try_window(self, k: int, start: float, end: float) -> Any:
         """The window's decision, or None while its data may still come."""
         now = self.clock()
-        late = now > end + self.config.max_delay_s
+        late = now > end + self.config.lookahead_s + self.config.max_delay_s
         win_n = self.live_eeg.window_n
         first = self.eeg.index_at(start)
-        eeg_in = first is not None and self.eeg.n_total >= first + win_n
+        eeg_in = first is not None and self.eeg.n_total >= first + win_n + self._lookahead_n
         instants = self.faces.instants(start)
         video_in = self.frames.last_stamp() >= instants[-1]
         if not video_in and self.video_ended():
@@ -222,13 +227,13 @@ class LiveEngine:
         if not eeg_in:
             return self._skip(k, start, end, "eeg-stall")
         assert first is not None
-        sl = self.eeg.read(first, win_n)
+        sl = self.eeg.read(first, win_n + self._lookahead_n)
         if sl is None:  # fell out of the buffer (the loop was held up): the data is stale
             return self._skip(k, start, end, "eeg-stall")
         if len(self.eeg.gaps_between(sl)) or sl.stamps[0] - start > self.eeg.gap_s:
             return self._skip(k, start, end, "eeg-gap")
         context = self._context(first)
-        data = self.eeg.read(first - context, context + win_n)
+        data = self.eeg.read(first - context, context + win_n + self._lookahead_n)
         assert data is not None
         try:
             window_uv, flags = self.live_eeg.window(data.data * self.eeg_scale, context)

@@ -49,8 +49,12 @@ class LiveFaces:
         return sample_times(np.array([start]), self.window_s, self.spec.frames_per_window)[0]
 
     def window(self, index: int, start: float, frames: FrameBuffer) -> FaceWindow | None:
-        """The crops of the window at ``start``; None when an instant has no frame within ``stale_s``."""
+        """The crops of the window at ``start``; None when an instant has no frame within ``stale_s``
+        or lies before the first frame (offline's coverage rule: a window is covered when all its
+        sampled instants are)."""
         times = self.instants(start)
+        if frames.first_stamp is None or times[0] < frames.first_stamp:
+            return None
         picked, stamps = frames.nearest(times)
         error = np.abs(stamps - times)
         if np.any(~np.isfinite(error)) or np.any(error > self.stale_s):

@@ -78,9 +78,12 @@ class Recorder:
                 frame, stamp = item
                 if container is None:
                     container = av.open(str(self.dir / "video.mkv"), "w", format="matroska")
-                    stream = container.add_stream("ffv1", rate=30)
+                    # Millisecond timestamps in the codec too (a frame-rate time base would
+                    # round each arrival time to its grid: variable-rate frames keep their times).
+                    stream = container.add_stream("ffv1", rate=1000)
                     stream.width, stream.height = frame.shape[1], frame.shape[0]
                     stream.pix_fmt = "bgr0"
+                    stream.codec_context.time_base = Fraction(1, 1000)
                     stream.time_base = Fraction(1, 1000)
                     self.first_frame = stamp
                 assert stream is not None and self.first_frame is not None

@@ -126,10 +126,12 @@ def run_live(
         engine.emit = emit
         # A file played to its end ends the session at the first window it cannot cover.
         engine.video_ended = lambda: video.kind == "file" and video.ended.is_set()
-        inlet.start()
-        closers.append(inlet.close)
+        # The camera first: frames are flowing when the first EEG sample arrives.
         video.start()
         closers.append(video.close)
+        _wait_first_frame(video, frames, timeout_s=10.0)
+        inlet.start()
+        closers.append(inlet.close)
 
         def should_stop() -> bool:
             if stop is not None and stop.is_set():
@@ -163,6 +165,18 @@ def run_live(
             s.write(summary)
         s.close()
     return summary
+
+
+def _wait_first_frame(video: Any, frames: Any, timeout_s: float) -> None:
+    """Wait until the video delivers its first frame (or ends, or ``timeout_s`` passes: then the
+    windows without frames are reported as ``video-stall``)."""
+    import time
+
+    deadline = time.perf_counter() + timeout_s
+    while frames.first_stamp is None and not video.ended.is_set() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    if video.error is not None:
+        raise video.error
 
 
 class _stop_on_signals:

@@ -19,7 +19,9 @@ pylsl = pytest.importorskip("pylsl")
 
 #: Seconds of demo recording the live tests play (7 windows of 3 s) and the calibration they use.
 SECONDS = 21
-CALIBRATION_S = 6.0
+CALIBRATION_S = 12.0
+#: The session test waits for 2 s of EEG after each window (offline's filtering, see LiveConfig).
+LOOKAHEAD_S = 2.0
 
 
 class EEGPlayer:
@@ -93,12 +95,14 @@ def read_edf_uv(path: Path) -> tuple[np.ndarray, float, list[str], list[str]]:
 
 @pytest.fixture(scope="session")
 def demo_recording(tmp_path_factory) -> dict:
-    """The demo recording (``milmer demo-data``'s continuous one), SECONDS long: EDF + MP4."""
+    """The demo recording (``milmer demo-data``'s continuous one): EDF + MP4, 3 s longer than the
+    SECONDS of EEG the tests send (the video starts before the EEG, as a camera that is already on)."""
     from milmer.runtime.demo.recording import write_recording
 
     root = tmp_path_factory.mktemp("live-demo")
-    _, paths = write_recording(root, duration_s=SECONDS, fps=25.0, seed=0)
+    _, paths = write_recording(root, duration_s=SECONDS + 3, fps=25.0, seed=0)
     data, sfreq, channels, types = read_edf_uv(paths["eeg"])
+    data = data[: int((SECONDS + LOOKAHEAD_S) * sfreq)]
     return {"video": paths["video"], "eeg": paths["eeg"], "data": data, "sfreq": sfreq, "channels": channels, "types": types}
 
 
@@ -109,11 +113,11 @@ def write_paused_video(src: Path, dst: Path, pause: tuple[float, float]) -> Path
 
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="matroska") as out:
         stream_in = inp.streams.video[0]
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
         from fractions import Fraction
 
-        stream.time_base = Fraction(1, 1000)
+        stream = out.add_stream("ffv1", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         for frame in inp.decode(stream_in):
             t = float(frame.pts * stream_in.time_base)
             if pause[0] <= t < pause[1]:
