@@ -55,6 +55,9 @@ app.command("bench", cls=lazy_epilog(bench.bench_epilog))(bench.bench)
 app.command("demo")(demo.demo)
 
 
+import milmer.app.live  # noqa: E402,F401 - registers `milmer live` (LSL imported only when it runs)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point ``milmer``."""
     return run_app(app, argv)

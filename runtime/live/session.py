@@ -37,6 +37,7 @@ class LiveRequest:
     precision: str | None = None
     threads: int | None = None
     eeg_options: EEGInputOptions = field(default_factory=EEGInputOptions)
+    eeg_unit: str | None = None
     video_delay_s: float = 0.0
     video_speed: float = 1.0
     resolve_timeout_s: float = 10.0
@@ -95,7 +96,7 @@ def run_live(
 
         inlet = EEGInlet(stream, eeg_sink)
         info = inlet.info
-        scale = scale_to_volts(info.units)
+        scale = scale_to_volts([request.eeg_unit] if request.eeg_unit else info.units)
         live_eeg = LiveEEG(spec.eeg, info.channels, info.types, info.sfreq, options=request.eeg_options)
         # The stream's channels are checked before anything runs (the offline channel rules).
         from ..eeg.channels import match_channels
