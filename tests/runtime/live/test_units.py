@@ -1,0 +1,120 @@
+"""Live building blocks on generated data: buffers, the calibrated EEG path against offline, units,
+config checks, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from milmer.runtime.check import MilmerInputError
+from milmer.runtime.live.buffers import EEGBuffer, FrameBuffer
+from milmer.runtime.live.engine import LiveConfig, scale_to_volts
+
+
+def test_eeg_buffer_keeps_the_last_seconds_and_finds_gaps():
+    buf = EEGBuffer(2, 100.0, keep_s=1.0)  # 101 samples kept
+    stamps = 10.0 + np.arange(250) / 100.0
+    stamps[150:] += 0.5  # 50 samples' worth lost after sample 149
+    data = np.stack([np.arange(250), -np.arange(250)], axis=1).astype(float)  # (n, C)
+    for a in range(0, 250, 32):
+        buf.append(data[a : a + 32], stamps[a : a + 32])
+    assert buf.n_total == 250 and buf.first_kept == 149
+    assert buf.read(100, 10) is None  # fell out of the buffer
+    sl = buf.read(149, 5)
+    np.testing.assert_array_equal(sl.data[0], [149, 150, 151, 152, 153])
+    np.testing.assert_array_equal(buf.gaps_between(sl), [1])
+    assert buf.index_at(11.995) == 150  # the first sample stamped at/after the time (12.0 after the gap)
+    assert buf.index_at(99.0) is None
+    assert buf.last_stamp() == pytest.approx(stamps[-1])
+
+
+def test_frame_buffer_gives_the_nearest_frame_and_forgets_old_ones():
+    fb = FrameBuffer(keep_s=1.0)
+    for k in range(40):
+        fb.append(np.full((2, 2, 3), k, np.uint8), 5.0 + k / 16)  # exact binary times
+    assert fb.first_stamp == 5.0 and fb.interval_s() == 1 / 16
+    frames, stamps = fb.nearest(np.array([6.5, 6.55, 6.53125, 1.0]))
+    assert [int(f[0, 0, 0]) for f in frames] == [24, 25, 24, 23]  # a tie (6.53125) -> the earlier frame
+    np.testing.assert_array_equal(stamps, [6.5, 6.5625, 6.5, 6.4375])  # frames before 6.4375 forgotten
+
+
+def _eeg(seconds: float, sfreq: float = 256.0, seed: int = 0):
+    """32 spec channels + a blinking EOG channel (volts), non-Gaussian sources, 50 Hz mains."""
+    from milmer.runtime.spec import DEAP_CHANNELS
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sfreq)
+    t = np.arange(n) / sfreq
+    sources = rng.uniform(-1, 1, (32, n))
+    blinks = np.zeros(n)
+    for c in rng.uniform(0.5, seconds - 0.5, int(seconds / 2)):
+        blinks += np.exp(-(((t - c) / 0.08) ** 2))
+    mix = rng.standard_normal((32, 32)) @ sources + np.outer(np.linspace(8, 0, 32), blinks)
+    eeg = 20e-6 * mix / mix.std(axis=1, keepdims=True) + 5e-6 * np.sin(2 * np.pi * 50 * t)
+    return np.vstack([eeg, 100e-6 * blinks]), list(DEAP_CHANNELS) + ["EOG"], ["eeg"] * 32 + ["eog"], sfreq
+
+
+def test_live_windows_equal_offline_when_calibration_and_lookahead_cover_it():
+    """The same preprocess_raw: with ICA calibrated on the whole recording, 5 s of context and 2 s of
+    lookahead the live window is the offline one within 0.01 uV (the FFT resampler's wrap-around
+    still sees the buffer's ends); ICA's map is recovered exactly."""
+    from milmer.runtime.eeg.preprocess import array_to_raw, preprocess_raw
+    from milmer.runtime.live.eeg import LiveEEG
+    from milmer.runtime.spec import ModelSpec
+
+    data, names, types, sfreq = _eeg(15.0)
+    spec = ModelSpec().eeg
+    offline = preprocess_raw(array_to_raw(data, names, sfreq, ch_types=types), spec)
+    live = LiveEEG(spec, names, types, sfreq)
+    ica = live.calibrate(data)
+    assert ica.info["ica_excluded"] == offline.info["ica_excluded"] != []
+    assert ica.residual_uv < 1e-4
+    n = live.window_n
+    for k in (2, 3):
+        w, flags = live.window(data[:, k * n - 1280 : (k + 1) * n + 512], 1280)
+        np.testing.assert_allclose(w, offline.data[k], atol=0.01)  # uV, on a ~20 uV signal
+        assert flags == ()
+    # Without lookahead the window's end sits at the filter's edge: a visible difference there.
+    w, _ = live.window(data[:, 2 * n - 1280 : 3 * n], 1280)
+    edge = np.abs(w - offline.data[2])
+    assert edge[:, -64:].max() > 10 * edge[:, :128].max()
+
+
+def test_calibration_needs_a_window_of_eeg():
+    from milmer.runtime.live.eeg import LiveEEG
+    from milmer.runtime.spec import ModelSpec
+
+    data, names, types, sfreq = _eeg(2.0)
+    with pytest.raises(MilmerInputError, match=r"'--calibration': at least 3 s of EEG are needed, got 2.00 s"):
+        LiveEEG(ModelSpec().eeg, names, types, sfreq).calibrate(data)
+
+
+@pytest.mark.parametrize(("units", "factor"), [(["microvolts"] * 3, 1e-6), (["", "", ""], 1e-6), (["V", "volts", "v"], 1.0), (["mV"] * 3, 1e-3)])
+def test_stream_units(units, factor):
+    assert scale_to_volts(units) == factor
+
+
+def test_mixed_or_unknown_units_are_refused():
+    with pytest.raises(MilmerInputError, match=r"channel units \['furlongs', 'microvolts'\] are not one of"):
+        scale_to_volts(["microvolts", "furlongs"])
+    with pytest.raises(MilmerInputError, match="are not one of"):
+        scale_to_volts(["microvolts", "V"])
+
+
+def test_config_is_checked():
+    with pytest.raises(MilmerInputError, match="hop_s"):
+        LiveConfig(hop_s=0)
+    with pytest.raises(MilmerInputError, match="lookahead_s"):
+        LiveConfig(lookahead_s=-1)
+
+
+def test_live_modules_import_no_heavy_library():
+    mods = ["session", "engine", "eeg", "faces", "lsl", "video", "record", "output", "buffers"]
+    code = "import sys, json\n" + "".join(f"import milmer.runtime.live.{m}\n" for m in mods) + "print(json.dumps(sorted(sys.modules)))"
+    loaded = {m.split(".")[0] for m in json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)}
+    heavy = {"torch", "mne", "cv2", "onnxruntime", "sklearn", "pylsl", "av"}
+    assert not heavy & loaded, heavy & loaded
