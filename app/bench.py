@@ -82,6 +82,11 @@ def bench(
         None, "--wait-quiet", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Wait up to S seconds for a quiet machine.",
     ),
+    live: int = typer.Option(
+        0, "--live", metavar="SECONDS", min=0,
+        help="Also run milmer live for SECONDS of the demo recording over loopback LSL: decision latency p50/p95 "
+        "and replay agreement (live_latency.json; needs the live extra).",
+    ),
 ) -> None:
     """Latency per stage, batched throughput, end-to-end memory, reference and compute floor."""
     from milmer.benchmarks.command import bench_command
@@ -98,6 +103,13 @@ def bench(
         pipeline_batch=pipeline_batch, threads=threads, max_call_s=max_call_s, max_rss_mb=max_rss_mb,
         wait_quiet_s=wait_quiet,
     )
+    if live:
+        from milmer.benchmarks.live_latency import live_line, measure_live
+
+        typer.echo(live_line(measure_live(
+            model or out / "model", out, seconds=live, backend=backend, device=device,
+            precision=(precision or ["fp32"])[0], threads=threads,
+        )))
 
 
 #: Why ``milmer bench --backend auto`` does not take OpenVINO for its main tables on a CPU.

@@ -117,8 +117,9 @@ class LiveStats:
         return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
 
 
-#: What _try_window answers when the input has ended.
+#: What _face_window answers when the video has ended / while a window's frames may still come.
 _END = object()
+_WAIT = object()
 
 
 class LiveEngine:
@@ -170,31 +171,43 @@ class LiveEngine:
         assert first is not None
         self.t0 = float(first.stamps[0])
         calib_n = int(round(self.config.calibration_s * self.live_eeg.sfreq))
-        while self.live_eeg.ica is None:
-            if self._done(should_stop, started):
-                return self.stats
-            if self.eeg.n_total >= calib_n:
+        k = k_face = 0  # the next window to decide; the next one to crop faces for
+        faces: dict[int, Any] = {}  # crops waiting for their EEG (or None: no frames)
+        video_over = False
+        while not self._done(should_stop, started):
+            busy = False
+            # Faces as soon as a window's frames are in, during the calibration too: frames are
+            # kept seconds, the crops of a window (F x S x S x 3 bytes) until its EEG is scored.
+            if not video_over:
+                face = self._face_window(k_face)
+                if face is _END:
+                    video_over = True
+                elif face is not _WAIT:
+                    faces[k_face] = face
+                    k_face, busy = k_face + 1, True
+            if self.live_eeg.ica is None and self.eeg.n_total >= calib_n:
                 sl = self.eeg.read(0, calib_n)
                 if sl is None:
-                    raise MilmerInputError("Invalid value for '--calibration': longer than the buffer kept.")
+                    raise MilmerInputError("Invalid value for '--calibration': longer than the EEG buffer kept.")
                 self.live_eeg.calibrate(sl.data * self.eeg_scale)
-                self.calibrated_at = self.clock()
-            else:
+                self.calibrated_at, busy = self.clock(), True
+            if k < k_face and self.live_eeg.ica is not None:
+                decided = self._decide(k, faces[k])
+                if decided is not None:
+                    del faces[k]
+                    self._count(decided)
+                    self.emit(decided)
+                    k, busy = k + 1, True
+            elif video_over and k >= k_face:
+                break  # a file played to its end: nothing more can be scored, nothing is skipped
+            if not busy:
                 time.sleep(poll_s)
-        k = 0
-        while not self._done(should_stop, started):
-            start = self.t0 + k * self.config.hop_s
-            end = start + self.live_eeg.spec.window_s
-            decided = self._try_window(k, start, end)
-            if decided is _END:
-                break
-            if decided is None:
-                time.sleep(poll_s)
-                continue
-            self._count(decided)
-            self.emit(decided)
-            k += 1
         return self.stats
+
+    def _bounds(self, k: int) -> tuple[float, float]:
+        assert self.t0 is not None
+        start = self.t0 + k * self.config.hop_s
+        return start, start + self.live_eeg.spec.window_s
 
     def _done(self, should_stop: Callable[[], bool], started: float) -> bool:
         if self.stop.is_set() or should_stop():
@@ -211,27 +224,35 @@ class LiveEngine:
             self.stats.latencies.append(w.latency_s)
 
     # ------------------------------------------------------------------ one window
-    def _try_window(self, k: int, start: float, end: float) -> Any:
-        """The window's decision, or None while its data may still come."""
-        now = self.clock()
-        late = now > end + self.config.lookahead_s + self.config.max_delay_s
+    def _face_window(self, k: int) -> Any:
+        """Window ``k``'s crops (None: an instant without a frame), ``_WAIT`` while its frames may
+        still come, ``_END`` when the video has ended before them."""
+        start, end = self._bounds(k)
+        video_in = self.frames.last_stamp() >= self.faces.instants(start)[-1]
+        if not video_in:
+            if self.video_ended():
+                return _END
+            if self.clock() <= end + self.config.max_delay_s:
+                return _WAIT
+        return self.faces.window(0, start, self.frames)  # row 0 of the one-window batch in _decide
+
+    def _decide(self, k: int, face: Any) -> LiveWindow | None:
+        """Window ``k``'s decision, or None while its EEG may still come."""
+        start, end = self._bounds(k)
+        late = self.clock() > end + self.config.lookahead_s + self.config.max_delay_s
         win_n = self.live_eeg.window_n
         first = self.eeg.index_at(start)
         eeg_in = first is not None and self.eeg.n_total >= first + win_n + self._lookahead_n
-        instants = self.faces.instants(start)
-        video_in = self.frames.last_stamp() >= instants[-1]
-        if not video_in and self.video_ended():
-            return _END  # a file played to its end: the session is over, nothing is skipped
-        if not (eeg_in and video_in) and not late:
-            return None
         if not eeg_in:
-            return self._skip(k, start, end, "eeg-stall")
+            return self._skip(k, start, end, "eeg-stall") if late else None
         assert first is not None
         sl = self.eeg.read(first, win_n + self._lookahead_n)
         if sl is None:  # fell out of the buffer (the loop was held up): the data is stale
             return self._skip(k, start, end, "eeg-stall")
         if len(self.eeg.gaps_between(sl)) or sl.stamps[0] - start > self.eeg.gap_s:
             return self._skip(k, start, end, "eeg-gap")
+        if face is None:
+            return self._skip(k, start, end, "video-stall")
         context = self._context(first)
         data = self.eeg.read(first - context, context + win_n + self._lookahead_n)
         assert data is not None
@@ -239,9 +260,6 @@ class LiveEngine:
             window_uv, flags = self.live_eeg.window(data.data * self.eeg_scale, context)
         except MilmerInputError:
             return self._skip(k, start, end, "eeg-rejected")
-        face = self.faces.window(0, start, self.frames)  # row 0 of the one-window batch below
-        if face is None:
-            return self._skip(k, start, end, "video-stall")
         eeg_windows = EEGWindows(data=window_uv[None], starts=np.array([start]), flags=[flags])
         pred = next(
             stream_predictions(
@@ -250,8 +268,7 @@ class LiveEngine:
             )
         )
         calibration = self.calibrated_at is not None and end <= self.calibrated_at
-        flags_out = pred.flags + (("calibration",) if calibration else ())
-        pred = _replace(pred, flags=flags_out)
+        pred = _replace(pred, flags=pred.flags + (("calibration",) if calibration else ()))
         return LiveWindow(k, start, end, pred, None, self.clock() - end, calibration)
 
     def _context(self, first: int) -> int:

@@ -1,14 +1,8 @@
-"""Live tests: the demo recording's EEG pushed through a real LSL outlet (loopback), its video played.
-
-``EEGPlayer`` sends a recording's samples at real pace (chunks of 1/16 s, each sample stamped
-``t0 + i / sfreq`` in the LSL clock), starting when a consumer connects; ``drop`` leaves samples out
-(a gap), ``stall`` holds samples back and sends them late (a stalled amplifier or network).
-"""
+"""Live tests: the demo recording's EEG pushed through a real LSL outlet (loopback) by
+:class:`~milmer.runtime.live.player.EEGPlayer` at real pace, its video played at its pace."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -17,68 +11,15 @@ import pytest
 
 pylsl = pytest.importorskip("pylsl")
 
+from milmer.runtime.live.player import EEGPlayer  # noqa: E402
+
+__all__ = ["EEGPlayer"]
+
 #: Seconds of demo recording the live tests play (7 windows of 3 s) and the calibration they use.
 SECONDS = 21
 CALIBRATION_S = 12.0
 #: The session test waits for 2 s of EEG after each window (offline's filtering, see LiveConfig).
 LOOKAHEAD_S = 2.0
-
-
-class EEGPlayer:
-    """Push ``data`` (n, C) microvolts at ``sfreq`` through an LSL outlet called ``name``.
-
-    drop:  (start_s, end_s) recording seconds whose samples are never sent
-    stall: (start_s, end_s) recording seconds whose samples are held back until end_s + hold_s
-    """
-
-    def __init__(self, name: str, data: np.ndarray, sfreq: float, channels, types, *, drop=None, stall=None, hold_s=4.0):
-        info = pylsl.StreamInfo(name, "EEG", data.shape[1], sfreq, "float32", f"test-{name}")
-        chans = info.desc().append_child("channels")
-        for c, t in zip(channels, types):
-            ch = chans.append_child("channel")
-            ch.append_child_value("label", c)
-            ch.append_child_value("type", t.upper())
-            ch.append_child_value("unit", "microvolts")
-        self.outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
-        self.data, self.sfreq, self.drop, self.stall, self.hold_s = data, sfreq, drop, stall, hold_s
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.t0: float | None = None
-        self.done = threading.Event()
-
-    def start(self) -> "EEGPlayer":
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        self.outlet.wait_for_consumers(30.0)
-        time.sleep(0.2)
-        n = len(self.data)
-        chunk = int(self.sfreq // 16)
-        t0 = self.t0 = pylsl.local_clock()
-        held: list[tuple[np.ndarray, np.ndarray]] = []
-        for a in range(0, n, chunk):
-            b = min(n, a + chunk)
-            stamps = t0 + np.arange(a, b) / self.sfreq
-            delay = stamps[-1] - pylsl.local_clock()
-            if delay > 0:
-                time.sleep(delay)
-            sec = a / self.sfreq
-            if self.drop and self.drop[0] <= sec < self.drop[1]:
-                continue
-            if self.stall and self.stall[0] <= sec < self.stall[1]:
-                held.append((self.data[a:b], stamps))
-                continue
-            if held and sec >= self.stall[1] + self.hold_s:
-                for d, s in held:
-                    self.outlet.push_chunk(np.ascontiguousarray(d, np.float32), s.tolist())
-                held = []
-            if held:  # later samples wait behind the held ones (LSL keeps order)
-                held.append((self.data[a:b], stamps))
-                continue
-            self.outlet.push_chunk(np.ascontiguousarray(self.data[a:b], np.float32), stamps.tolist())
-        for d, s in held:
-            self.outlet.push_chunk(np.ascontiguousarray(d, np.float32), s.tolist())
-        self.done.set()
 
 
 def stream_name() -> str:
