@@ -103,10 +103,12 @@ class LiveWindow:
 
 @dataclass
 class LiveStats:
-    """Counts of a session; ``latencies`` steady-state (non-calibration) scored windows."""
+    """Counts of a session: ``scored`` windows went through the model's path (``no_face`` of them
+    had no face: no label, as offline); ``latencies`` of the steady-state (non-calibration) ones."""
 
     windows: int = 0
     scored: int = 0
+    no_face: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
 
@@ -220,6 +222,7 @@ class LiveEngine:
             self.stats.skipped[w.skipped] = self.stats.skipped.get(w.skipped, 0) + 1
             return
         self.stats.scored += 1
+        self.stats.no_face += int(w.prediction is not None and w.prediction.label is None)
         if not w.calibration:
             self.stats.latencies.append(w.latency_s)
 

@@ -56,7 +56,8 @@ def summary_record(stats: LiveStats, extra: dict[str, Any] | None = None) -> dic
     """The last JSON line: counts, skips by reason, steady-state latency p50/p95 (s)."""
     pct = stats.latency_percentiles()
     return {
-        "type": "summary", "windows": stats.windows, "scored": stats.scored, "skipped": dict(stats.skipped),
+        "type": "summary", "windows": stats.windows, "scored": stats.scored, "no_face": stats.no_face,
+        "skipped": dict(stats.skipped),
         "latency_p50_s": _r(pct["p50"], 4), "latency_p95_s": _r(pct["p95"], 4),
         "latency_windows": len(stats.latencies), **(extra or {}),
     }  # fmt: skip

@@ -118,3 +118,36 @@ def test_live_modules_import_no_heavy_library():
     loaded = {m.split(".")[0] for m in json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)}
     heavy = {"torch", "mne", "cv2", "onnxruntime", "sklearn", "pylsl", "av"}
     assert not heavy & loaded, heavy & loaded
+
+
+def test_engine_hop_overlapping_windows_on_a_simulated_clock(tiny_model):
+    """--hop 1: 3 s windows every second on the stream's time axis, decided from the buffers alone
+    (no LSL: a fixed clock after all data arrived); frames without a face give 'no-face' windows."""
+    from milmer.runtime.face.detect import make_detector
+    from milmer.runtime.live.buffers import EEGBuffer, FrameBuffer
+    from milmer.runtime.live.eeg import LiveEEG
+    from milmer.runtime.live.engine import LiveEngine
+    from milmer.runtime.live.faces import LiveFaces
+    from milmer.runtime.scoring import BagScorer
+
+    data, names, types, sfreq = _eeg(12.0)
+    eeg = EEGBuffer(len(names), sfreq, keep_s=30.0)
+    eeg.append(data.T * 1e6, 100.0 + np.arange(data.shape[1]) / sfreq)  # microvolts, as LSL sends
+    frames = FrameBuffer(keep_s=30.0)
+    for k in range(int(12.5 * 25)):
+        frames.append(np.full((120, 160, 3), 60, np.uint8), 99.8 + k / 25)
+    decided = []
+    with BagScorer(tiny_model, backend="ort", device="cpu") as scorer:
+        spec = scorer.spec
+        detector = make_detector(spec.face.detector, spec.face.min_confidence)
+        engine = LiveEngine(
+            scorer, LiveConfig(hop_s=1.0, calibration_s=6.0), LiveEEG(spec.eeg, names, types, sfreq),
+            LiveFaces(spec.face, spec.eeg.window_s, detector), eeg, frames, decided.append, clock=lambda: 1000.0,
+        )
+        engine.video_ended = lambda: True
+        stats = engine.run()
+        detector.close()
+    assert [w.index for w in decided] == list(range(10))  # starts 0..9 s: the last ends at 12 s
+    np.testing.assert_allclose([w.start - 100.0 for w in decided], np.arange(10.0))
+    assert all(w.skipped is None and w.prediction.label is None and "no-face" in w.prediction.flags for w in decided)
+    assert stats.windows == 10 and stats.scored == 10 and stats.no_face == 10
