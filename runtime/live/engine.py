@@ -154,6 +154,7 @@ class LiveEngine:
         self.video_ended: Callable[[], bool] = lambda: False
         self.t0: float | None = None
         self.calibrated_at: float | None = None
+        self._calibration_error: BaseException | None = None
         # Context in whole resampling steps (stream samples per gcd of the rates), so that the
         # window starts on an output sample: 2 at 256 -> 128 Hz, 125 at 500 -> 128 Hz.
         rate, model_rate = int(round(live_eeg.sfreq)), int(round(live_eeg.spec.sfreq))
@@ -176,6 +177,7 @@ class LiveEngine:
         k = k_face = 0  # the next window to decide; the next one to crop faces for
         faces: dict[int, Any] = {}  # crops waiting for their EEG (or None: no frames)
         video_over = False
+        calibrating: threading.Thread | None = None
         while not self._done(should_stop, started):
             busy = False
             # Faces as soon as a window's frames are in, during the calibration too: frames are
@@ -187,13 +189,16 @@ class LiveEngine:
                 elif face is not _WAIT:
                     faces[k_face] = face
                     k_face, busy = k_face + 1, True
-            if self.live_eeg.ica is None and self.eeg.n_total >= calib_n:
+            if calibrating is None and self.eeg.n_total >= calib_n:
                 sl = self.eeg.read(0, calib_n)
                 if sl is None:
                     raise MilmerInputError("Invalid value for '--calibration': longer than the EEG buffer kept.")
-                self.live_eeg.calibrate(sl.data * self.eeg_scale)
-                self.calibrated_at, busy = self.clock(), True
-            if k < k_face and self.live_eeg.ica is not None:
+                # In a thread (seconds of ICA): the faces keep being cropped meanwhile.
+                calibrating = threading.Thread(target=self._calibrate, args=(sl.data * self.eeg_scale,), daemon=True)
+                calibrating.start()
+            if self._calibration_error is not None:
+                raise self._calibration_error
+            if k < k_face and self.calibrated_at is not None:
                 decided = self._decide(k, faces[k])
                 if decided is not None:
                     del faces[k]
@@ -205,6 +210,13 @@ class LiveEngine:
             if not busy:
                 time.sleep(poll_s)
         return self.stats
+
+    def _calibrate(self, data: np.ndarray) -> None:
+        try:
+            self.live_eeg.calibrate(data)
+            self.calibrated_at = self.clock()
+        except BaseException as err:  # noqa: BLE001 - raised in the loop
+            self._calibration_error = err
 
     def _bounds(self, k: int) -> tuple[float, float]:
         assert self.t0 is not None
