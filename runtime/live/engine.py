@@ -161,6 +161,10 @@ class LiveEngine:
         self._step = rate // math.gcd(rate, model_rate)
         self._context_n = int(config.context_s * live_eeg.sfreq) // self._step * self._step
         self._lookahead_n = -(-int(round(config.lookahead_s * live_eeg.sfreq)) // self._step) * self._step
+        # Windows cropped ahead of their EEG at most (the calibration, the lookahead, the delays):
+        # an EEG stream that never comes holds this many windows' crops, not a session's.
+        wait_s = config.calibration_s + config.lookahead_s + 2 * config.max_delay_s
+        self._max_pending = math.ceil(wait_s / config.hop_s) + 2
 
     # ------------------------------------------------------------------ loop
     def run(self, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.01) -> LiveStats:
@@ -182,7 +186,7 @@ class LiveEngine:
             busy = False
             # Faces as soon as a window's frames are in, during the calibration too: frames are
             # kept seconds, the crops of a window (F x S x S x 3 bytes) until its EEG is scored.
-            if not video_over:
+            if not video_over and k_face - k < self._max_pending:
                 face = self._face_window(k_face)
                 if face is _END:
                     video_over = True
