@@ -151,3 +151,38 @@ def test_engine_hop_overlapping_windows_on_a_simulated_clock(tiny_model):
     np.testing.assert_allclose([w.start - 100.0 for w in decided], np.arange(10.0))
     assert all(w.skipped is None and w.prediction.label is None and "no-face" in w.prediction.flags for w in decided)
     assert stats.windows == 10 and stats.scored == 10 and stats.no_face == 10
+
+
+def test_view_and_json_line_of_scored_and_skipped_windows(capsys):
+    from milmer.runtime.live.engine import LiveStats, LiveWindow
+    from milmer.runtime.live.output import LiveView, summary_record, window_record
+    from milmer.runtime.results import WindowPrediction
+
+    names = ("HAHV", "HALV", "LAHV", "LALV")
+    f = np.zeros(10, bool)
+    f[:7] = True
+    pred = WindowPrediction(
+        index=3, start=10.0, end=13.0, label="HALV", class_index=1, probabilities=np.array([0.1, 0.6, 0.2, 0.1], np.float32),
+        logits=np.zeros(4, np.float32), mil_weights=np.full(10, 0.1, np.float32), selected=np.array([4, 2]),
+        found=f, frame_times=10.15 + 0.3 * np.arange(10), flags=("some-frames-without-face",),
+    )
+    scored = LiveWindow(3, 10.0, 13.0, pred, None, 0.25)
+    skipped = LiveWindow(4, 13.0, 16.0, None, "video-stall", 2.1)
+    stats = LiveStats(windows=2, scored=1, skipped={"video-stall": 1}, latencies=[0.25])
+    view = LiveView(names, stats)  # stderr is not a terminal here: one line per window
+    view.emit(scored)
+    view.emit(skipped)
+    view.close()
+    err = capsys.readouterr().err
+    assert "HALV" in err and "HAHV 0.10 HALV 0.60" in err and "skipped: video-stall" in err
+    rec = window_record(scored, names)
+    assert rec["status"] == "scored" and rec["probabilities"]["HALV"] == pytest.approx(0.6)
+    assert rec["selected_frame_times"] == pytest.approx([11.35, 10.75]) and rec["faces_found"] == 7
+    assert window_record(skipped, names) | {} == {
+        "type": "window", "index": 4, "start": 13.0, "end": 16.0, "status": "skipped", "skipped": "video-stall",
+        "label": None, "probabilities": None, "selected_frame_times": [], "frame_times": [], "flags": [],
+        "latency_s": 2.1, "calibration": False,
+    }
+    summary = summary_record(stats)
+    assert summary["latency_p50_s"] == 0.25 and summary["skipped"] == {"video-stall": 1}
+    json.dumps(summary)
