@@ -55,7 +55,9 @@ app.command("bench", cls=lazy_epilog(bench.bench_epilog))(bench.bench)
 app.command("demo")(demo.demo)
 
 
-import milmer.app.live  # noqa: E402,F401 - registers `milmer live` (LSL imported only when it runs)
+from milmer.app import live as _live  # noqa: E402 - LSL is imported only when the command runs
+
+app.command("live")(_live.live)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -1,8 +1,7 @@
 """``milmer live``: an LSL EEG stream and a camera in, one emotion estimate per window out as it happens.
 
 The command only parses and checks options (once, here) and hands a
-:class:`~milmer.runtime.live.session.LiveRequest` to the runtime. Registered on the ``milmer`` app
-by importing this module (see :mod:`milmer.app.cli`). Exit codes: 0 a session that ran, 2 bad
+:class:`~milmer.runtime.live.session.LiveRequest` to the runtime. Registered in :mod:`milmer.app.cli`. Exit codes: 0 a session that ran, 2 bad
 options or setup (no LSL library: the ``live`` extra; no stream of that name), 1 internal error.
 """
 
@@ -13,12 +12,11 @@ from typing import Optional
 
 import typer
 
-from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_finite, handle_errors
+from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, check_finite, handle_errors
 
 __all__ = ["live"]
 
 
-@app.command("live")
 @handle_errors
 def live(
     model: Path = typer.Option(..., "--model", help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
