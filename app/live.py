@@ -1,8 +1,9 @@
 """``milmer live``: an LSL EEG stream and a camera in, one emotion estimate per window out as it happens.
 
 The command only parses and checks options (once, here) and hands a
-:class:`~milmer.runtime.live.session.LiveRequest` to the runtime. Registered in :mod:`milmer.app.cli`. Exit codes: 0 a session that ran, 2 bad
-options or setup (no LSL library: the ``live`` extra; no stream of that name), 1 internal error.
+:class:`~milmer.runtime.live.session.LiveRequest` to the runtime. Registered in :mod:`milmer.app.cli`.
+Exit codes: 0 a session that ran, 2 bad options or setup (no LSL library: the ``live`` extra; no
+stream of that name), 1 internal error.
 """
 
 from __future__ import annotations
@@ -22,32 +23,86 @@ def live(
     model: Path = typer.Option(..., "--model", help="Exported model folder (spec.json, swin.onnx, fusion.onnx)."),
     video: str = typer.Option(
         ..., "--video", metavar="SOURCE",
-        help="Camera ('0' or /dev/video0, V4L2), stream URL (rtsp://, http://) or a video file played at its real pace.",
+        help="Camera ('0' or /dev/video0, V4L2), stream URL (rtsp://, http://) or a video file played at its "
+        "real pace.",
     ),
     eeg_stream: Optional[str] = typer.Option(
-        None, "--eeg-stream", metavar="NAME", help="Name of the LSL EEG stream (default: the one stream of --eeg-stream-type)."
+        None, "--eeg-stream", metavar="NAME",
+        help="Name of the LSL EEG stream (default: the one stream of --eeg-stream-type).",
     ),
-    eeg_stream_type: str = typer.Option("EEG", "--eeg-stream-type", metavar="TYPE", help="LSL stream type to look for without --eeg-stream."),
-    hop: float = typer.Option(3.0, "--hop", metavar="SECONDS", min=0.0, callback=check_finite, help="Seconds between window starts (1: a smoother output; windows are 3 s)."),
-    duration: Optional[float] = typer.Option(None, "--duration", metavar="SECONDS", min=0.0, callback=check_finite, help="Stop after this long (default: Ctrl-C or SIGTERM)."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE.jsonl", help="Write one JSON line per window (and a summary line at the end)."),
-    lsl_out: Optional[str] = typer.Option(None, "--lsl-out", metavar="NAME", help="Publish the class probabilities as an LSL stream of this name (type 'Emotion')."),
-    record: Optional[Path] = typer.Option(None, "--record", metavar="DIR", help="Record the EEG (FIF), the video (lossless MKV) and their alignment to replay with milmer-infer."),
-    calibration: float = typer.Option(30.0, "--calibration", metavar="SECONDS", min=0.0, callback=check_finite, help="Seconds of EEG the ICA (eye artefacts) is fitted on before scoring starts."),
-    lookahead: float = typer.Option(0.0, "--lookahead", metavar="SECONDS", min=0.0, callback=check_finite, help="Wait for this much EEG after each window and filter it along (2: the offline filtering, 2 s more latency)."),
-    context: float = typer.Option(5.0, "--context", metavar="SECONDS", min=0.0, callback=check_finite, help="EEG before each window filtered with it (the filters' run-in)."),
-    max_delay: float = typer.Option(2.0, "--max-delay", metavar="SECONDS", min=0.0, callback=check_finite, help="How long after its end a window's data may still arrive before the window is skipped."),
-    stale: float = typer.Option(0.5, "--stale", metavar="SECONDS", min=0.0, callback=check_finite, help="A sampled instant whose nearest frame is farther than this has no frame (window skipped)."),
-    video_delay: float = typer.Option(0.0, "--video-delay", metavar="SECONDS", callback=check_finite, help="Capture-to-arrival delay of the camera, subtracted from each frame's arrival time."),
+    eeg_stream_type: str = typer.Option(
+        "EEG", "--eeg-stream-type", metavar="TYPE",
+        help="LSL stream type to look for without --eeg-stream.",
+    ),
+    hop: float = typer.Option(
+        3.0, "--hop", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Seconds between window starts (1: a smoother output; windows are 3 s).",
+    ),
+    duration: Optional[float] = typer.Option(
+        None, "--duration", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Stop after this long (default: Ctrl-C or SIGTERM).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", metavar="FILE.jsonl",
+        help="Write one JSON line per window (and a summary line at the end).",
+    ),
+    lsl_out: Optional[str] = typer.Option(
+        None, "--lsl-out", metavar="NAME",
+        help="Publish the class probabilities as an LSL stream of this name (type 'Emotion').",
+    ),
+    record: Optional[Path] = typer.Option(
+        None, "--record", metavar="DIR",
+        help="Record the EEG (FIF), the video (lossless MKV) and their alignment to replay with milmer-infer.",
+    ),
+    calibration: float = typer.Option(
+        30.0, "--calibration", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Seconds of EEG the ICA (eye artefacts) is fitted on before scoring starts.",
+    ),
+    lookahead: float = typer.Option(
+        0.0, "--lookahead", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Wait for this much EEG after each window and filter it along (2: the offline filtering, 2 s "
+        "more latency).",
+    ),
+    context: float = typer.Option(
+        5.0, "--context", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="EEG before each window filtered with it (the filters' run-in).",
+    ),
+    max_delay: float = typer.Option(
+        2.0, "--max-delay", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="How long after its end a window's data may still arrive before the window is skipped.",
+    ),
+    stale: float = typer.Option(
+        0.5, "--stale", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="A sampled instant whose nearest frame is farther than this has no frame (window skipped).",
+    ),
+    video_delay: float = typer.Option(
+        0.0, "--video-delay", metavar="SECONDS", callback=check_finite,
+        help="Capture-to-arrival delay of the camera, subtracted from each frame's arrival time.",
+    ),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", min=1, help="ONNX Runtime CPU threads."),
-    eeg_unit: Optional[str] = typer.Option(None, "--eeg-unit", help="Unit the stream's numbers are in (V, mV, uV, nV), overriding its channel unit fields."),
-    channel_map: Optional[str] = typer.Option(None, "--channel-map", help="Rename EEG channels: 'old=new,...', a file, a JSON object or the preset biosemi32."),
-    interpolate_missing: bool = typer.Option(False, "--interpolate-missing", help="Interpolate missing channels from standard 10-20 positions (flagged)."),
-    predict_without_face: bool = typer.Option(False, "--predict-without-face", help="Also predict windows in which no frame shows a face."),
-    wait: float = typer.Option(10.0, "--wait", metavar="SECONDS", min=0.0, callback=check_finite, help="How long to look for the EEG stream on the network."),
+    eeg_unit: Optional[str] = typer.Option(
+        None, "--eeg-unit",
+        help="Unit the stream's numbers are in (V, mV, uV, nV), overriding its channel unit fields.",
+    ),
+    channel_map: Optional[str] = typer.Option(
+        None, "--channel-map",
+        help="Rename EEG channels: 'old=new,...', a file, a JSON object or the preset biosemi32.",
+    ),
+    interpolate_missing: bool = typer.Option(
+        False, "--interpolate-missing",
+        help="Interpolate missing channels from standard 10-20 positions (flagged).",
+    ),
+    predict_without_face: bool = typer.Option(
+        False, "--predict-without-face",
+        help="Also predict windows in which no frame shows a face.",
+    ),
+    wait: float = typer.Option(
+        10.0, "--wait", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="How long to look for the EEG stream on the network.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No live table; print the summary only."),
 ) -> None:
     """Live: an LSL EEG stream and a camera in, emotions out as they happen (Ctrl-C stops)."""

@@ -36,7 +36,9 @@ def import_pylsl() -> Any:
     try:
         import pylsl
     except ImportError as err:  # the package is missing
-        raise MilmerInputError(f"milmer live needs the Lab Streaming Layer library pylsl, which is not installed: {INSTALL_HINT}.") from err
+        raise MilmerInputError(
+            f"milmer live needs the Lab Streaming Layer library pylsl, which is not installed: {INSTALL_HINT}."
+        ) from err
     except RuntimeError as err:  # pylsl is there, liblsl is not (aarch64 pure-Python wheels)
         raise MilmerInputError(f"pylsl could not load liblsl ({err}): {INSTALL_HINT}.") from err
     return pylsl

@@ -65,7 +65,8 @@ class EEGPlayer:
         data = raw.get_data().T * 1e6  # (n, C) microvolts
         if seconds is not None:
             data = data[: int(round(seconds * raw.info["sfreq"]))]
-        return cls(name, data, float(raw.info["sfreq"]), raw.ch_names, raw.get_channel_types(), **kwargs)  # type: ignore[arg-type]
+        types = raw.get_channel_types()
+        return cls(name, data, float(raw.info["sfreq"]), raw.ch_names, types, **kwargs)  # type: ignore[arg-type]
 
     def start(self) -> EEGPlayer:
         self.thread.start()

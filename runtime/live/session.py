@@ -68,7 +68,8 @@ def run_live(
     cfg = request.config
     stream = resolve_eeg(request.eeg_stream, stream_type=request.eeg_stream_type, timeout_s=request.resolve_timeout_s)
     scorer = BagScorer(
-        request.model, backend=request.backend, device=request.device, precision=request.precision,  # type: ignore[arg-type]
+        request.model, backend=request.backend, device=request.device,  # type: ignore[arg-type]
+        precision=request.precision,  # type: ignore[arg-type]
         batch=1, intra_op_threads=request.threads, backend_options=backend_options,
     )
     spec = scorer.spec
@@ -101,7 +102,9 @@ def run_live(
         # The stream's channels are checked before anything runs (the offline channel rules).
         from ..eeg.channels import match_channels
 
-        match_channels(list(info.channels), spec.eeg, types=list(info.types), channel_map=request.eeg_options.channel_map)
+        match_channels(
+            list(info.channels), spec.eeg, types=list(info.types), channel_map=request.eeg_options.channel_map
+        )
         detector = make_detector(spec.face.detector, spec.face.min_confidence)
         closers.append(detector.close)
         faces = LiveFaces(spec.face, spec.eeg.window_s, detector, stale_s=cfg.stale_s)
@@ -114,7 +117,9 @@ def run_live(
             sinks.append(JsonLines(request.out, spec.class_names))
         if request.lsl_out:
             sinks.append(OutletSink(request.lsl_out, spec.class_names))
-        engine = LiveEngine(scorer, cfg, live_eeg, faces, eeg_buf, frames, lambda w: None, clock=local_clock, eeg_scale=scale)
+        engine = LiveEngine(
+            scorer, cfg, live_eeg, faces, eeg_buf, frames, lambda w: None, clock=local_clock, eeg_scale=scale
+        )
         if request.view:
             sinks.append(LiveView(spec.class_names, engine.stats))
 
@@ -152,12 +157,14 @@ def run_live(
         for close in reversed(closers):
             close()
         if recorder is not None:
-            extra = {} if engine is None or engine.live_eeg.ica is None else {"ica_residual_uv": engine.live_eeg.ica.residual_uv}
+            ica = None if engine is None else engine.live_eeg.ica
+            extra = {} if ica is None else {"ica_residual_uv": ica.residual_uv}
             alignment = recorder.close(extra)
     assert engine is not None
     summary = summary_record(engine.stats, {
         "calibration_s": cfg.calibration_s, "hop_s": cfg.hop_s, "eeg_stream": info.to_dict(),
-        "ica": None if live_eeg.ica is None else {k: live_eeg.ica.info.get(k) for k in ("ica_excluded", "eog_source", "ica_converged")},
+        "ica": None if live_eeg.ica is None
+        else {k: live_eeg.ica.info.get(k) for k in ("ica_excluded", "eog_source", "ica_converged")},
         "video_frames": video.frames, "video_reconnects": video.reconnects,
         "record": None if request.record is None else str(request.record), "alignment": alignment,
     })  # fmt: skip
