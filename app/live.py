@@ -75,6 +75,10 @@ def live(
         0.5, "--stale", metavar="SECONDS", min=0.0, callback=check_finite,
         help="A sampled instant whose nearest frame is farther than this has no frame (window skipped).",
     ),
+    max_latency: float = typer.Option(
+        5.0, "--max-latency", metavar="SECONDS", min=0.0, callback=check_finite,
+        help="Skip a window still undecided this long after its end (the machine cannot keep up).",
+    ),
     video_delay: float = typer.Option(
         0.0, "--video-delay", metavar="SECONDS", callback=check_finite,
         help="Capture-to-arrival delay of the camera, subtracted from each frame's arrival time.",
@@ -117,7 +121,8 @@ def live(
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=None)
     check_model_option(model, precision)
-    for name, value in (("--hop", hop), ("--calibration", calibration), ("--max-delay", max_delay), ("--stale", stale)):
+    for name, value in (("--hop", hop), ("--calibration", calibration), ("--max-delay", max_delay), ("--stale", stale),
+                        ("--max-latency", max_latency)):
         if value <= 0:
             raise MilmerInputError(f"Invalid value for '{name}': expected seconds > 0, got {value!r}.")
     if duration is not None and duration <= 0:
@@ -133,7 +138,7 @@ def live(
         model=model, eeg_stream=eeg_stream, eeg_stream_type=eeg_stream_type, video=video,
         config=LiveConfig(
             hop_s=hop, duration_s=duration, calibration_s=calibration, context_s=context, lookahead_s=lookahead,
-            max_delay_s=max_delay, stale_s=stale, predict_without_face=predict_without_face,
+            max_delay_s=max_delay, stale_s=stale, max_latency_s=max_latency, predict_without_face=predict_without_face,
         ),
         out=out, lsl_out=lsl_out, record=record, backend=backend, device=device, precision=precision, threads=threads,
         eeg_options=EEGInputOptions(channel_map=channel_map, interpolate_missing=interpolate_missing),

@@ -43,6 +43,7 @@ SKIP_REASONS: dict[str, str] = {
     "eeg-gap": "EEG samples inside the window were lost (a gap in the timestamps)",
     "eeg-rejected": "the window's EEG failed the offline checks (amplitude, channels)",
     "video-stall": "an instant of the window had no video frame within stale_s",
+    "behind": "the machine had fallen behind: the window was still undecided max_latency_s after its end",
 }
 
 
@@ -58,6 +59,9 @@ class LiveConfig:
                    window's end is at the filter's edge; 2: offline's filtering, 2 s more latency)
     max_delay_s:   how long after a window's end (+ lookahead) its data may still arrive
     stale_s:       a sampled instant whose nearest frame is farther than this has no frame
+    max_latency_s: a window still undecided this long after its end (+ lookahead) is skipped
+                   ('behind': the machine cannot keep up; the output stays current instead of
+                   drifting ever later); windows of the calibration period excepted
     """
 
     hop_s: float = 3.0
@@ -67,6 +71,7 @@ class LiveConfig:
     lookahead_s: float = 0.0
     max_delay_s: float = 2.0
     stale_s: float = 0.5
+    max_latency_s: float = 5.0
     predict_without_face: bool = False
 
     def __post_init__(self) -> None:
@@ -78,6 +83,7 @@ class LiveConfig:
         check_positive("lookahead_s", self.lookahead_s, allow_zero=True)
         check_positive("max_delay_s", self.max_delay_s)
         check_positive("stale_s", self.stale_s)
+        check_positive("max_latency_s", self.max_latency_s)
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,9 @@ class LiveEngine:
             return self._skip(k, start, end, "eeg-gap")
         if face is None:
             return self._skip(k, start, end, "video-stall")
+        calibration = self.calibrated_at is not None and end <= self.calibrated_at
+        if not calibration and self.clock() - end - self.config.lookahead_s > self.config.max_latency_s:
+            return self._skip(k, start, end, "behind")
         context = self._context(first)
         data = self.eeg.read(first - context, context + win_n + self._lookahead_n)
         assert data is not None
@@ -286,7 +295,6 @@ class LiveEngine:
                 predict_without_face=self.config.predict_without_face, overlap=False,
             )
         )
-        calibration = self.calibrated_at is not None and end <= self.calibrated_at
         pred = _replace(pred, flags=pred.flags + (("calibration",) if calibration else ()))
         return LiveWindow(k, start, end, pred, None, self.clock() - end, calibration)
 

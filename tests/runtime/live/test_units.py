@@ -120,9 +120,9 @@ def test_live_modules_import_no_heavy_library():
     assert not heavy & loaded, heavy & loaded
 
 
-def test_engine_hop_overlapping_windows_on_a_simulated_clock(tiny_model):
-    """--hop 1: 3 s windows every second on the stream's time axis, decided from the buffers alone
-    (no LSL: a fixed clock after all data arrived); frames without a face give 'no-face' windows."""
+def _engine_run(tiny_model, config, clock):
+    """A LiveEngine on 12 s of generated EEG (stamps 100 + i / 256) and 12.5 s of face-less frames,
+    all already in the buffers; ``clock(engine)`` is the LSL clock. Returns the decisions and counts."""
     from milmer.runtime.face.detect import make_detector
     from milmer.runtime.live.buffers import EEGBuffer, FrameBuffer
     from milmer.runtime.live.eeg import LiveEEG
@@ -141,16 +141,37 @@ def test_engine_hop_overlapping_windows_on_a_simulated_clock(tiny_model):
         spec = scorer.spec
         detector = make_detector(spec.face.detector, spec.face.min_confidence)
         engine = LiveEngine(
-            scorer, LiveConfig(hop_s=1.0, calibration_s=6.0), LiveEEG(spec.eeg, names, types, sfreq),
-            LiveFaces(spec.face, spec.eeg.window_s, detector), eeg, frames, decided.append, clock=lambda: 1000.0,
+            scorer, config, LiveEEG(spec.eeg, names, types, sfreq), LiveFaces(spec.face, spec.eeg.window_s, detector),
+            eeg, frames, decided.append, clock=lambda: clock(engine),
         )
         engine.video_ended = lambda: True
         stats = engine.run()
         detector.close()
+    return decided, stats
+
+
+def test_engine_hop_overlapping_windows_on_a_simulated_clock(tiny_model):
+    """--hop 1: 3 s windows every second on the stream's time axis, decided from the buffers alone
+    (no LSL: a fixed clock after all data arrived); frames without a face give 'no-face' windows."""
+    decided, stats = _engine_run(tiny_model, LiveConfig(hop_s=1.0, calibration_s=6.0), lambda engine: 1000.0)
     assert [w.index for w in decided] == list(range(10))  # starts 0..9 s: the last ends at 12 s
     np.testing.assert_allclose([w.start - 100.0 for w in decided], np.arange(10.0))
     assert all(w.skipped is None and w.prediction.label is None and "no-face" in w.prediction.flags for w in decided)
+    assert all(w.calibration for w in decided)  # the data was all in before the calibration ended
     assert stats.windows == 10 and stats.scored == 10 and stats.no_face == 10
+
+
+def test_engine_that_falls_behind_skips_instead_of_drifting_later(tiny_model):
+    """The clock jumps 16 s once the calibration (ending at 104 s) is done: every later window is
+    then more than max_latency_s = 5 s late and is skipped as 'behind', the calibration ones not."""
+
+    def clock(engine):
+        return 104.0 if engine.calibrated_at is None else 120.0
+
+    decided, stats = _engine_run(tiny_model, LiveConfig(hop_s=1.0, calibration_s=3.0, max_latency_s=5.0), clock)
+    got = [w.skipped or ("calibration" if w.calibration else "scored") for w in decided]
+    assert got == ["calibration", "calibration"] + ["behind"] * 8, got
+    assert stats.skipped == {"behind": 8}
 
 
 def test_view_and_json_line_of_scored_and_skipped_windows(capsys):
