@@ -9,11 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pylsl = pytest.importorskip("pylsl")
+from milmer.runtime.live.player import EEGPlayer
 
-from milmer.runtime.live.player import EEGPlayer  # noqa: E402
+try:
+    import pylsl
+except (ImportError, RuntimeError):  # not installed, or installed without liblsl (aarch64)
+    pylsl = None
 
-__all__ = ["EEGPlayer"]
+#: The tests that stream over LSL (the building blocks' tests need no LSL).
+needs_lsl = pytest.mark.skipif(pylsl is None, reason="needs pylsl with liblsl (the live extra)")
+
+__all__ = ["EEGPlayer", "needs_lsl", "pylsl"]
 
 #: Seconds of demo recording the live tests play (7 windows of 3 s) and the calibration they use.
 SECONDS = 21

@@ -8,7 +8,9 @@ import json
 from milmer.runtime.live.engine import LiveConfig
 from milmer.runtime.live.session import LiveRequest, run_live
 
-from .conftest import EEGPlayer, stream_name, write_paused_video
+from .conftest import EEGPlayer, needs_lsl, stream_name, write_paused_video
+
+pytestmark = needs_lsl
 
 
 def test_gaps_and_stalls_are_skipped_and_reported(tiny_model, demo_recording, tmp_path):

@@ -12,7 +12,9 @@ import pytest
 from milmer.runtime.live.engine import LiveConfig
 from milmer.runtime.live.session import LiveRequest, run_live
 
-from .conftest import LOOKAHEAD_S, SECONDS, EEGPlayer, pylsl, stream_name
+from .conftest import LOOKAHEAD_S, SECONDS, EEGPlayer, needs_lsl, pylsl, stream_name
+
+pytestmark = needs_lsl
 
 
 class OutletReader:

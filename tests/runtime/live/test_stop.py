@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 
-from .conftest import EEGPlayer, stream_name
+from .conftest import EEGPlayer, needs_lsl, stream_name
+
+pytestmark = needs_lsl
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_recording(tiny_model, demo_recording, tmp_path):
