@@ -7,8 +7,9 @@ Files (in DIR):
 - ``video.mkv``: every received frame, lossless (FFV1), its presentation time = its LSL arrival
   time minus the first frame's (millisecond time base); ``video_times.npy``: the exact stamps;
 - ``alignment.json``: the EEG's first timestamp, the first frame's, the offset
-  (``video time at EEG t = 0``: what ``milmer-infer --offset`` takes), the LSL clock offsets measured,
-  gaps found, and the replay command.
+  (``video time at EEG t = 0``: what ``milmer-infer --offset`` takes), the LSL clock offsets measured
+  (``lsl_clock_offsets``: [LSL time, sender-to-receiver offset s]), gaps found (segments of the EEG
+  clock), and the replay command.
 
 While the session runs, samples and stamps stream to ``eeg.f64``/``eeg_times.f64``/``video_times.f64``
 (flushed per chunk) and frames to the MKV (written by its own thread), so a session that is killed

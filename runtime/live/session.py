@@ -96,6 +96,7 @@ def run_live(
                 holder["recorder"].frame(frame, stamp)
 
         inlet = EEGInlet(stream, eeg_sink)
+        holder["offsets"] = inlet.clock_offsets  # (LSL time, offset s) as measured, for the recording
         info = inlet.info
         scale = scale_to_volts([request.eeg_unit] if request.eeg_unit else info.units)
         live_eeg = LiveEEG(spec.eeg, info.channels, info.types, info.sfreq, options=request.eeg_options)
@@ -158,7 +159,9 @@ def run_live(
             close()
         if recorder is not None:
             ica = None if engine is None else engine.live_eeg.ica
-            extra = {} if ica is None else {"ica_residual_uv": ica.residual_uv}
+            extra: dict[str, Any] = {"lsl_clock_offsets": [list(o) for o in holder.get("offsets", [])]}
+            if ica is not None:
+                extra["ica_residual_uv"] = ica.residual_uv
             alignment = recorder.close(extra)
     assert engine is not None
     summary = summary_record(engine.stats, {
