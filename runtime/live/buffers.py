@@ -59,6 +59,11 @@ class EEGBuffer:
         with self._lock:
             return float(self._stamps[(self.n_total - 1) % self.capacity]) if self.n_total else float("-inf")
 
+    def oldest_stamp(self) -> float:
+        """Timestamp of the oldest sample kept (-inf before any)."""
+        with self._lock:
+            return float(self._stamps[self.first_kept % self.capacity]) if self.n_total else float("-inf")
+
     def index_at(self, t: float) -> int | None:
         """Index of the first kept sample stamped at or after ``t`` (half a sample early counts);
         None when no kept sample is that late yet."""
@@ -110,6 +115,11 @@ class FrameBuffer:
     def last_stamp(self) -> float:
         with self._lock:
             return self._stamps[-1] if self._stamps else float("-inf")
+
+    def oldest_stamp(self) -> float:
+        """Arrival time of the oldest frame kept (-inf before any)."""
+        with self._lock:
+            return self._stamps[0] if self._stamps else float("-inf")
 
     def interval_s(self) -> float:
         """Median spacing of the kept frames (s); 1/30 s before two frames are in."""

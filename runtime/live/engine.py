@@ -128,6 +128,8 @@ class LiveStats:
 #: What _face_window answers when the video has ended / while a window's frames may still come.
 _END = object()
 _WAIT = object()
+#: A window whose frames had left the buffer before its crops were made (the loop was behind).
+_EXPIRED = object()
 
 
 class LiveEngine:
@@ -259,12 +261,19 @@ class LiveEngine:
                 return _END
             if self.clock() <= end + self.config.max_delay_s:
                 return _WAIT
+        first, oldest = self.frames.first_stamp, self.frames.oldest_stamp()
+        if first is not None and first <= start and start < oldest:
+            return _EXPIRED  # frames were there and have been let go: the loop is behind
         return self.faces.window(0, start, self.frames)  # row 0 of the one-window batch in _decide
 
     def _decide(self, k: int, face: Any) -> LiveWindow | None:
         """Window ``k``'s decision, or None while its EEG may still come."""
         start, end = self._bounds(k)
         late = self.clock() > end + self.config.lookahead_s + self.config.max_delay_s
+        # The loop was held up so long that the window's frames or samples have left the buffers:
+        # the machine is behind, nothing was lost by the streams.
+        if face is _EXPIRED or start < self.eeg.oldest_stamp() - self.eeg.gap_s:
+            return self._skip(k, start, end, "behind")
         win_n = self.live_eeg.window_n
         first = self.eeg.index_at(start)
         eeg_in = first is not None and self.eeg.n_total >= first + win_n + self._lookahead_n
@@ -272,8 +281,8 @@ class LiveEngine:
             return self._skip(k, start, end, "eeg-stall") if late else None
         assert first is not None
         sl = self.eeg.read(first, win_n + self._lookahead_n)
-        if sl is None:  # fell out of the buffer (the loop was held up): the data is stale
-            return self._skip(k, start, end, "eeg-stall")
+        if sl is None:  # fell out of the buffer (the loop was held up)
+            return self._skip(k, start, end, "behind")
         if len(self.eeg.gaps_between(sl)) or sl.stamps[0] - start > self.eeg.gap_s:
             return self._skip(k, start, end, "eeg-gap")
         if face is None:

@@ -29,7 +29,7 @@ def test_eeg_buffer_keeps_the_last_seconds_and_finds_gaps():
     np.testing.assert_array_equal(buf.gaps_between(sl), [1])
     assert buf.index_at(11.995) == 150  # the first sample stamped at/after the time (12.0 after the gap)
     assert buf.index_at(99.0) is None
-    assert buf.last_stamp() == pytest.approx(stamps[-1])
+    assert buf.last_stamp() == pytest.approx(stamps[-1]) and buf.oldest_stamp() == pytest.approx(stamps[149])
 
 
 def test_frame_buffer_gives_the_nearest_frame_and_forgets_old_ones():
@@ -40,6 +40,7 @@ def test_frame_buffer_gives_the_nearest_frame_and_forgets_old_ones():
     frames, stamps = fb.nearest(np.array([6.5, 6.55, 6.53125, 1.0]))
     assert [int(f[0, 0, 0]) for f in frames] == [24, 25, 24, 23]  # a tie (6.53125) -> the earlier frame
     np.testing.assert_array_equal(stamps, [6.5, 6.5625, 6.5, 6.4375])  # frames before 6.4375 forgotten
+    assert fb.oldest_stamp() == 6.4375 and fb.last_stamp() == 5.0 + 39 / 16
 
 
 def _eeg(seconds: float, sfreq: float = 256.0, seed: int = 0):
