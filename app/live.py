@@ -43,7 +43,7 @@ def live(
         help="Stop after this long (default: Ctrl-C or SIGTERM).",
     ),
     out: Optional[Path] = typer.Option(
-        None, "--out", metavar="FILE.jsonl",
+        None, "--out", metavar="FILE",
         help="Write one JSON line per window (and a summary line at the end).",
     ),
     lsl_out: Optional[str] = typer.Option(
