@@ -6,6 +6,7 @@ command         module                     needs
 demo-data       :mod:`.demo_data`          the ``demo`` extra (synthetic data)
 preprocess      :mod:`.preprocess`         the runtime
 infer           :mod:`.infer`              the runtime (also the ``milmer-infer`` entry point)
+live            :mod:`.live`               the ``live`` extra (LSL), imported when the command runs
 serve           :mod:`.serve`              the ``serve`` extra (Triton)
 score-study     :mod:`.score_study`        the runtime and a Triton server
 train           :mod:`.train`              the ``training`` extra (torch)
@@ -27,7 +28,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, demo, demo_data, export, infer, preprocess, score_study, serve, train
+from . import bench, demo, demo_data, export, infer, live, preprocess, score_study, serve, train
 from .errors import run_app
 from .options import lazy_epilog
 
@@ -44,6 +45,7 @@ app = typer.Typer(
 app.command("demo-data")(demo_data.demo_data)
 app.command("preprocess")(preprocess.preprocess)
 app.command("infer")(infer.infer)  # the same command as `milmer-infer`
+app.command("live")(live.live)
 app.command("serve")(serve.serve)
 app.command("score-study")(score_study.score_study)
 app.command(
@@ -53,11 +55,6 @@ app.command("export")(export.export)
 app.command("export-triton")(export.export_triton)
 app.command("bench", cls=lazy_epilog(bench.bench_epilog))(bench.bench)
 app.command("demo")(demo.demo)
-
-
-from milmer.app import live as _live  # noqa: E402 - LSL is imported only when the command runs
-
-app.command("live")(_live.live)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

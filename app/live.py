@@ -13,7 +13,8 @@ from typing import Optional
 
 import typer
 
-from milmer.runtime.cli import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, check_finite, handle_errors
+from .errors import finite_option, handle_errors
+from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
 
 __all__ = ["live"]
 
@@ -35,11 +36,11 @@ def live(
         help="LSL stream type to look for without --eeg-stream.",
     ),
     hop: float = typer.Option(
-        3.0, "--hop", metavar="SECONDS", min=0.0, callback=check_finite,
+        3.0, "--hop", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Seconds between window starts (1: a smoother output; windows are 3 s).",
     ),
     duration: Optional[float] = typer.Option(
-        None, "--duration", metavar="SECONDS", min=0.0, callback=check_finite,
+        None, "--duration", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Stop after this long (default: Ctrl-C or SIGTERM).",
     ),
     out: Optional[Path] = typer.Option(
@@ -55,32 +56,32 @@ def live(
         help="Record the EEG (FIF), the video (lossless MKV) and their alignment to replay with milmer-infer.",
     ),
     calibration: float = typer.Option(
-        30.0, "--calibration", metavar="SECONDS", min=0.0, callback=check_finite,
+        30.0, "--calibration", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Seconds of EEG the ICA (eye artefacts) is fitted on before scoring starts.",
     ),
     lookahead: float = typer.Option(
-        0.0, "--lookahead", metavar="SECONDS", min=0.0, callback=check_finite,
+        0.0, "--lookahead", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Wait for this much EEG after each window and filter it along (2: the offline filtering, 2 s "
         "more latency).",
     ),
     context: float = typer.Option(
-        5.0, "--context", metavar="SECONDS", min=0.0, callback=check_finite,
+        5.0, "--context", metavar="SECONDS", min=0.0, callback=finite_option,
         help="EEG before each window filtered with it (the filters' run-in).",
     ),
     max_delay: float = typer.Option(
-        2.0, "--max-delay", metavar="SECONDS", min=0.0, callback=check_finite,
+        2.0, "--max-delay", metavar="SECONDS", min=0.0, callback=finite_option,
         help="How long after its end a window's data may still arrive before the window is skipped.",
     ),
     stale: float = typer.Option(
-        0.5, "--stale", metavar="SECONDS", min=0.0, callback=check_finite,
+        0.5, "--stale", metavar="SECONDS", min=0.0, callback=finite_option,
         help="A sampled instant whose nearest frame is farther than this has no frame (window skipped).",
     ),
     max_latency: float = typer.Option(
-        5.0, "--max-latency", metavar="SECONDS", min=0.0, callback=check_finite,
+        5.0, "--max-latency", metavar="SECONDS", min=0.0, callback=finite_option,
         help="Skip a window still undecided this long after its end (the machine cannot keep up).",
     ),
     video_delay: float = typer.Option(
-        0.0, "--video-delay", metavar="SECONDS", callback=check_finite,
+        0.0, "--video-delay", metavar="SECONDS", callback=finite_option,
         help="Capture-to-arrival delay of the camera, subtracted from each frame's arrival time.",
     ),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
@@ -104,7 +105,7 @@ def live(
         help="Also predict windows in which no frame shows a face.",
     ),
     wait: float = typer.Option(
-        10.0, "--wait", metavar="SECONDS", min=0.0, callback=check_finite,
+        10.0, "--wait", metavar="SECONDS", min=0.0, callback=finite_option,
         help="How long to look for the EEG stream on the network.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No live table; print the summary only."),
@@ -114,7 +115,7 @@ def live(
 
     from milmer.runtime.check import MilmerInputError, check_option
     from milmer.runtime.eeg.preprocess import EEGInputOptions
-    from milmer.runtime.infer_command import check_infer_options, check_model_option
+    from .infer import check_infer_options, check_model_option
     from milmer.runtime.live.engine import LiveConfig
     from milmer.runtime.live.lsl import import_pylsl
     from milmer.runtime.live.session import LiveRequest, run_live

@@ -39,7 +39,7 @@ def measure_live(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Play ``seconds`` of the demo recording live; return (and write ``out/live_latency.json``) the figures."""
-    from milmer.runtime.demo.recording import write_recording
+    from milmer.synthetic.recording_writer import write_recording
     from milmer.runtime.live.engine import LiveConfig
     from milmer.runtime.live.player import EEGPlayer
     from milmer.runtime.live.session import LiveRequest, run_live

@@ -44,7 +44,7 @@ def read_edf_uv(path: Path) -> tuple[np.ndarray, float, list[str], list[str]]:
 def demo_recording(tmp_path_factory) -> dict:
     """The demo recording (``milmer demo-data``'s continuous one): EDF + MP4, 3 s longer than the
     SECONDS of EEG the tests send (the video starts before the EEG, as a camera that is already on)."""
-    from milmer.runtime.demo.recording import write_recording
+    from milmer.synthetic.recording_writer import write_recording
 
     root = tmp_path_factory.mktemp("live-demo")
     _, paths = write_recording(root, duration_s=SECONDS + 3, fps=25.0, seed=0)
