@@ -20,7 +20,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from milmer.runtime.check import MilmerExternalError, MilmerInputError
+from milmer.runtime.check import MilmerExternalError, MilmerInputError, missing_dependency_as_input_error
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "finite_option", "handle_errors", "run_app"]
 
@@ -51,7 +51,8 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with missing_dependency_as_input_error():
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except MilmerInputError as err:

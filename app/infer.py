@@ -191,9 +191,8 @@ class InferRequest:
         (seconds per answer, see :class:`~milmer.runtime.serve.client.RemoteScorer`) only with ``server``.
         """
         from milmer.runtime.backends.registry import choose
-        from milmer.runtime.check import check_path_exists
-        from milmer.runtime.eeg.formats import eeg_path_kind
         from milmer.runtime.model_dir import load_model_dir
+        from milmer.runtime.recording import check_recording_paths
         from milmer.runtime.report import check_out_path
 
         check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
@@ -213,8 +212,7 @@ class InferRequest:
         if timeout is not None and server is None:
             raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
-        check_path_exists("video", video)
-        check_path_exists("eeg", eeg, eeg_path_kind(eeg))  # an EGI .mff recording is a folder
+        check_recording_paths(video, eeg)  # swapped arguments; an EGI .mff recording is a folder
         if Path(eeg).suffix.lower() == ".dat" and trial is None:
             from milmer.runtime.eeg.deap import deap_trial
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,10 @@ __all__ = [
     "check_suffix",
     "check_keys",
     "MilmerExternalError",
+    "check_input_pair",
+    "OPTIONAL_MODULES",
+    "missing_dependency_error",
+    "missing_dependency_as_input_error",
 ]
 
 
@@ -219,3 +224,86 @@ def check_keys(
     if missing:
         qualifier = "required " if partial else ""
         raise MilmerInputError(f"Invalid {what}: missing {qualifier}key(s) {', '.join(prefix + k for k in missing)}.")
+
+
+def check_input_pair(
+    video: str | os.PathLike[str],
+    eeg: str | os.PathLike[str],
+    video_suffixes: Sequence[str],
+    eeg_suffixes: Sequence[str],
+    *,
+    usage: str = "milmer-infer VIDEO EEG",
+    eeg_kind: Literal["file", "dir"] = "file",
+) -> tuple[Path, Path]:
+    """Both inputs exist and have their kind's suffix (the EEG a ``eeg_kind``: an EGI ``.mff``
+    recording is a folder); arguments given the wrong way round (an EEG file as the video and a
+    video as the EEG) are named as swapped, with the command in the right order. Cheap: run
+    before any model or recording is loaded."""
+    v, e = Path(video), Path(eeg)
+    v_suffix, e_suffix = v.suffix.lower(), e.suffix.lower()
+    if v_suffix in eeg_suffixes and e_suffix in video_suffixes:
+        raise MilmerInputError(
+            f"Invalid value for 'video': {v.name!r} is an EEG file and {e.name!r} (given as the EEG) "
+            f"is a video: the arguments look swapped. The order is `{usage}`: rerun with "
+            f"{str(e)!r} first and {str(v)!r} second."
+        )
+    check_path_exists("video", v)
+    check_path_exists("eeg", e, eeg_kind)
+    if v_suffix in eeg_suffixes:
+        raise MilmerInputError(
+            f"Invalid value for 'video': {v.name!r} is an EEG file, not a video; the order is "
+            f"`{usage}` (video types: {', '.join(video_suffixes)})."
+        )
+    if e_suffix in video_suffixes:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': {e.name!r} is a video, not an EEG recording; the order is "
+            f"`{usage}` (EEG types: {', '.join(eeg_suffixes)})."
+        )
+    check_suffix("video", v, video_suffixes)
+    check_suffix("eeg", e, eeg_suffixes)
+    return v, e
+
+
+#: Optional modules -> how to install them (the package extra, or the wheel for a platform).
+OPTIONAL_MODULES: dict[str, str] = {
+    "onnxruntime": (
+        "ONNX Runtime runs the model: `pip install \"milmer[cpu]\"` (or `milmer[gpu]`; on a "
+        "Jetson NVIDIA's onnxruntime-gpu wheel for JetPack)"
+    ),
+    "openvino": "`pip install \"milmer[openvino]\"`",
+    "tensorrt": "`pip install \"milmer[trt]\"` (on a Jetson, TensorRT comes with JetPack)",
+    "cuda": "`pip install \"milmer[trt]\"` (cuda-python)",
+    "picard": "`pip install python-picard` (the ICA solver)",
+    "sklearn": "`pip install scikit-learn` (FastICA)",
+    "matplotlib": "`pip install \"milmer[plots]\"`",
+    "edfio": "`pip install edfio` (EDF export)",
+    "tritonclient": "`pip install \"tritonclient[http]\"`",
+    "pytriton": "`pip install \"milmer[serve]\"`",
+}
+
+
+def missing_dependency_error(err: ImportError) -> MilmerInputError | None:
+    """A :class:`MilmerInputError` for an optional package that is not installed (the user's
+    setup, not a bug): it names the package and how to install it. None for a module that is
+    not one of :data:`OPTIONAL_MODULES` (a missing core module is a broken install: a bug)."""
+    name = getattr(err, "name", None) or ""
+    top = name.split(".", 1)[0]
+    if top not in OPTIONAL_MODULES:
+        return None
+    return MilmerInputError(
+        f"Missing dependency: the Python package {top!r} is not installed ({err}); it is needed "
+        f"for what you asked. Install it: {OPTIONAL_MODULES[top]}."
+    )
+
+
+@contextmanager
+def missing_dependency_as_input_error() -> Iterator[None]:
+    """Turn an ImportError of an optional package (:func:`missing_dependency_error`) into a
+    :class:`MilmerInputError`; any other ImportError passes unchanged."""
+    try:
+        yield
+    except ImportError as err:
+        user_error = missing_dependency_error(err)
+        if user_error is None:
+            raise
+        raise user_error from err

@@ -40,6 +40,7 @@ __all__ = [
     "CoveragePredicate",
     "Recording",
     "RecordingOptions",
+    "check_recording_paths",
     "open_recording",
     "read_eeg",
     "read_eeg_timed",
@@ -399,6 +400,21 @@ class Recording:
         return self.windows.info
 
 
+def check_recording_paths(
+    video: str | os.PathLike[str], eeg: str | os.PathLike[str], *, usage: str = "milmer-infer VIDEO EEG"
+) -> tuple[Path, Path]:
+    """Both paths exist and are of their kind (the video's and the EEG readers' suffixes);
+    swapped arguments are named as such. Cheap: called before a model or recording loads."""
+    from .check import check_input_pair
+    from .eeg.formats import FORMAT_SUFFIXES, eeg_path_kind, refuse_text_format
+    from .eeg.io import EEG_SUFFIXES
+    from .face.video import VIDEO_SUFFIXES
+
+    suffixes = (*EEG_SUFFIXES, *FORMAT_SUFFIXES, ".dat")
+    refuse_text_format(Path(eeg), suffixes)  # OpenBCI/BrainFlow text: refused with the way to convert
+    return check_input_pair(video, eeg, VIDEO_SUFFIXES, suffixes, usage=usage, eeg_kind=eeg_path_kind(eeg))
+
+
 def open_recording(
     video: str | os.PathLike[str],
     eeg: str | os.PathLike[str],
@@ -417,8 +433,6 @@ def open_recording(
     sampled frames lie in the video). Raises MilmerInputError for anything
     the recording cannot be used for, naming the option that helps.
     """
-    from .check import check_path_exists
-    from .eeg.formats import eeg_path_kind
     from .eeg.preprocess import preprocess_raw
     from .face.timing import probe_video_timing
     from .face.video import probe_video
@@ -426,8 +440,7 @@ def open_recording(
 
     options = options or RecordingOptions()
     sync_options = options.sync()  # checks --offset, --eeg-rate, --video-fps
-    video_path = check_path_exists("video", video)
-    eeg_path = check_path_exists("eeg", eeg, eeg_path_kind(eeg))
+    video_path, eeg_path = check_recording_paths(video, eeg)
     info = probe_video(video_path)
     video_timing = probe_video_timing(video_path, info)
     notes: list[str] = []

@@ -35,6 +35,8 @@ __all__ = [
     "map_channels",
     "parse_channel_map",
     "find_eog",
+    "is_letter_number_cap",
+    "missing_message",
 ]
 
 #: BioSemi ActiveTwo 32-channel cap: label ``A{k}`` is electrode ``BIOSEMI32[k - 1]``.
@@ -54,12 +56,17 @@ _OLD_NAMES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
 _PREFIX = re.compile(r"^(eeg|eog)[\s_-]+")
 # "Fp1-REF", "Fp1-A1", "Fp1:LE": the reference a channel was recorded against.
 _REF_SUFFIX = re.compile(r"[\s_:-]+(ref|le|re|a1|a2|m1|m2|avg|ave|ar|lm|rm)$")
-# BioSemi letter-number labels: bundle letter A-H, electrode 1-32.
-_LETTER_NUMBER = re.compile(r"^[A-Ha-h]([1-9]|[12][0-9]|3[0-2])$")
+# BioSemi letter-number labels: bundle letter (A, B, ... any count of bundles), electrode 1-32.
+_LETTER_NUMBER = re.compile(r"^[A-Za-z]([1-9]|[12][0-9]|3[0-2])$")
+# EGI/NetStation Geodesic Sensor Net labels: E1, E2, ... (Cz or E129 the vertex reference).
+_EGI = re.compile(r"^E\d{1,3}$", re.IGNORECASE)
 # MNE makes repeated labels unique as "Fp1-0", "Fp1-1", ...
 _MNE_DEDUP = re.compile(r"^(.*)-(\d+)$")
 # Labels that are never EEG electrodes (BioSemi's extra inputs and trigger channel, ...).
-_NOT_EEG = re.compile(r"^(.*eog.*|exg\d+|status|trigger|stim.*|sti\s*\d*|edf annotations|bdf annotations|ecg.*|ekg.*|emg.*|gsr.*|resp.*|erg.*|temp.*|plet.*)$")
+_NOT_EEG = re.compile(
+    r"^(.*eog.*|exg\d+|status|trigger|stim.*|sti\s*\d*|edf annotations|bdf annotations|ecg.*|ekg.*|emg.*"
+    r"|gsr.*|resp.*|erg.*|temp.*|plet.*|ana\d+|aux\d*|accel.*|acc[xyz_]?\d*|battery.*|counter|packet.*)$"
+)
 
 
 def canonical_name(name: str) -> str:
@@ -187,7 +194,8 @@ def match_channels(
     else:
         eeg_idx = _eeg_like(names, types)
         labels = [names[i] for i in eeg_idx]
-        if labels and all(_LETTER_NUMBER.match(lab.strip()) for lab in labels):
+        _refuse_egi_labels(labels, spec_eeg)
+        if is_letter_number_cap(labels):
             if sorted(lab.strip().upper() for lab in labels) == sorted(MONTAGE_PRESETS["biosemi32"]):
                 preset = {k: v for k, v in MONTAGE_PRESETS["biosemi32"].items()}
                 by_upper = {k.upper(): v for k, v in preset.items()}
@@ -196,10 +204,13 @@ def match_channels(
             else:
                 raise MilmerInputError(
                     f"Invalid value for 'eeg': the recording's {len(labels)} EEG labels are BioSemi "
-                    f"letter-number positions ({', '.join(labels[:6])}, ...), not 10-20 names; their "
-                    "C3, F4, ... are cap electrodes, not the 10-20 sites. Only the 32-channel cap "
-                    "(A1..A32) has a preset; give --channel-map old=new,... (or a file) naming the "
-                    f"model's {spec_eeg.n_channels} channels."
+                    f"letter-number positions ({', '.join(labels[:6])}, ...; bundles "
+                    f"{', '.join(sorted({lab.strip()[0].upper() for lab in labels}))}), not 10-20 names; "
+                    "their C3, F4, ... are cap electrodes, not the 10-20 sites, so neither name matching "
+                    "nor interpolation can use them. Only the 32-channel cap (A1..A32) has a preset; give "
+                    "--channel-map old=new,... (or a file) naming, for each of the model's "
+                    f"{spec_eeg.n_channels} channels, the cap electrode at that site (the cap maker's layout "
+                    "lists them)."
                 )
         else:
             suffix = _shared_suffix(labels)
@@ -242,6 +253,37 @@ def match_channels(
     return ChannelMatch(picks=picks, missing=tuple(missing), renamed=renamed, how=tuple(how))
 
 
+def is_letter_number_cap(labels: Sequence[str]) -> bool:
+    """Whether EEG ``labels`` are a BioSemi-style letter-number cap (``A1``..``A32``, ``B1``..,
+    any number of bundles), not 10-20 names.
+
+    Every label is a letter and a number 1-32, and some number exceeds 10: 10-20 names that look
+    alike (``C3``, ``O1``, ``T8``, ``P10``) never go past 10, while a cap's bundle holds 32.
+    """
+    stripped = [lab.strip() for lab in labels]
+    if not stripped or not all(_LETTER_NUMBER.match(lab) for lab in stripped):
+        return False
+    return max(int(lab[1:]) for lab in stripped) > 10
+
+
+def _refuse_egi_labels(labels: Sequence[str], spec_eeg: EEGSpec) -> None:
+    """EGI/NetStation nets label electrodes E1, E2, ...: positions on the net, not 10-20 sites."""
+    egi = [lab for lab in labels if _EGI.match(lab.strip())]
+    if len(egi) < max(2, len(labels) // 2):
+        return
+    presets = [k for k in MONTAGE_PRESETS if k.startswith("egi")]
+    reference = [lab for lab in labels if canonical_name(lab) == "cz"]
+    raise MilmerInputError(
+        f"Invalid value for 'eeg': the recording's labels are EGI Geodesic Sensor Net positions "
+        f"({len(egi)} of them: {', '.join(egi[:4])}, ...), not 10-20 names"
+        + (f"; its {reference[0]} is the net's vertex reference electrode (stored as zeros; the "
+           "average reference restores it), not a disconnected channel" if reference else "")
+        + ". Map the net's electrodes onto the model's channels with --channel-map "
+        + (f"{' or '.join(presets)} (the net electrode nearest each 10-20 site) or " if presets else "")
+        + "old=new,... (or a file); --interpolate-missing cannot help, as no label names a 10-20 site."
+    )
+
+
 def map_channels(ch_names: Sequence[str], spec_eeg: EEGSpec, **kwargs: object) -> list[int]:
     """For each spec channel, in spec order, its index in ``ch_names``; missing channels are an
     error listing all of them (see :func:`match_channels` for the matching rules)."""
@@ -251,13 +293,41 @@ def map_channels(ch_names: Sequence[str], spec_eeg: EEGSpec, **kwargs: object) -
     return [match.picks[c] for c in spec_eeg.channels]
 
 
-def missing_message(missing: Sequence[str], ch_names: Sequence[str], spec_eeg: EEGSpec, extra: str = "") -> str:
-    return (
+def missing_message(
+    missing: Sequence[str], ch_names: Sequence[str], spec_eeg: EEGSpec, extra: str = "", *, max_interpolated: int = 8
+) -> str:
+    """Why a recording lacking ``missing`` channels is refused and the one way forward that works.
+
+    The answer is the same whether or not ``--interpolate-missing`` was given: interpolation is
+    offered only when at most ``max_interpolated`` channels are missing; more than that, or none
+    of the model's channels at all, means the recording cannot feed the model (unless the
+    electrodes are there under other names: ``--channel-map``).
+    """
+    n = spec_eeg.n_channels
+    has = f"The recording has {len(ch_names)} channels: {', '.join(ch_names) or '(none)'}. "
+    if len(missing) == n:
+        return (
+            f"Invalid value for 'eeg': none of the model's {n} EEG channels "
+            f"({', '.join(spec_eeg.channels)}) is in the recording. {has}"
+            "If these are the model's electrodes under other names, map them with --channel-map "
+            f"old=new,... (or a file; presets: {', '.join(MONTAGE_PRESETS)}). A recording with fewer "
+            f"than {n - max_interpolated} of the model's {n} sites (a consumer headset with 4-16 "
+            f"electrodes) cannot feed a {n}-channel model." + (" " + extra if extra else "")
+        )
+    head = (
         f"Invalid value for 'eeg': the recording lacks {len(missing)} of the model's "
-        f"{spec_eeg.n_channels} EEG channels: {', '.join(missing)}. "
-        f"The recording has {len(ch_names)} channels: {', '.join(ch_names)}. "
-        + (extra or "The model needs all of its 32 channels; rename channels with --channel-map old=new,... "
-           "or let milmer interpolate a few from their neighbours with --interpolate-missing.")
+        f"{n} EEG channels: {', '.join(missing)}. {has}"
+    )
+    if len(missing) > max_interpolated:
+        return head + (
+            f"Interpolating {len(missing)} channels is more than the {max_interpolated} "
+            f"(--max-interpolated) that leave the model its real signal: a {n - len(missing)}-channel "
+            f"recording cannot feed this {n}-channel model. If the channels are there under other "
+            "names, rename them with --channel-map old=new,... (or a file)." + (" " + extra if extra else "")
+        )
+    return head + (
+        extra or f"The model needs all of its {n} channels; rename channels with --channel-map old=new,... "
+        "or let milmer interpolate a few from their neighbours with --interpolate-missing."
     )
 
 

@@ -52,7 +52,9 @@ from ..check import MilmerInputError, check_int, check_option, check_positive
 from ..spec import EEGSpec, ICASpec
 from ..windows import EEGWindows
 from .channels import ChannelMatch, canonical_name, find_eog, match_channels, missing_message
-from .quality import detect_line_freq, line_share, window_spans
+from .artefacts import CLIP_DESCRIPTION, bridge_spans, clipped_spans, nan_runs
+from .bad_channels import BAD_KINDS, check_bad_channels, find_bad_channels
+from .quality import GAP, detect_line_freq, line_share, window_spans
 from .units import EEG_UNITS, check_amplitude, robust_amplitude_uv, unit_factor
 
 if TYPE_CHECKING:
@@ -199,43 +201,73 @@ def preprocess_raw(
     present = [c for c in spec_eeg.channels if c in match.picks]
     picks = [match.picks[c] for c in present]
     unit_fields = {c: _unit_field(raw, raw.ch_names[match.picks[c]]) for c in present}
+    picked_types = {c: types[i] for c, i in zip(present, picks)}
+    _check_interpolation(list(match.missing) + bads_in_file, match, bads_in_file, raw.ch_names, spec_eeg, options)
     eeg = _to_volts(raw, picks, options.eeg_unit)  # (C_present, T)
-    retyped = {}
-    for c, i in zip(present, picks):
-        if types[i] != "eeg":
-            retyped[raw.ch_names[i]] = f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
-    _check_finite(eeg, present)
-    flat = [c for c, std in zip(present, eeg.std(axis=1)) if std < FLAT_STD_V and c not in bads_in_file]
-    reference_channel = None
-    if len(flat) == 1 and spec_eeg.reference == "average" and len(present) > 1:
-        reference_channel = flat[0]  # the electrode the others were recorded against, stored as zeros
-        notes.append(f"{reference_channel} is flat: taken as the recording's reference electrode; "
-                     "the average reference restores it")
-        flat = []
-    to_interpolate = list(match.missing) + bads_in_file + (flat if options.interpolate_missing else [])
-    if flat:
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': channel(s) {', '.join(flat)} are flat (standard deviation "
-            f"< {FLAT_STD_V:g} V): disconnected electrodes"
-            + (" (one flat channel alone is taken as the reference electrode)" if spec_eeg.reference == "average" else "")
-            + "; mark them bad in the file or let milmer interpolate them with --interpolate-missing."
-        )
-    _check_interpolation(to_interpolate, match, bads_in_file, raw.ch_names, spec_eeg, options)
-
     eog_names, eog_ignored = _usable_eog(raw, spec_eeg)
     eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
+
+    # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
+    dead, nan_spans = nan_runs(np.concatenate([eeg, eog]))
+    bridge_spans(eeg, nan_spans)
+    bridge_spans(eog, nan_spans)
+    if nan_spans:
+        notes.append(
+            f"{len(nan_spans)} NaN run(s) (dropouts) treated as recording gaps (BAD_ACQ_SKIP): "
+            + ", ".join(f"{a / sfreq:.2f}-{b / sfreq:.2f} s" for a, b in nan_spans[:5])
+            + (", ..." if len(nan_spans) > 5 else "")
+        )
+    checked = [c for c in present if c not in bads_in_file]
+    rows = [present.index(c) for c in checked]
+    found = find_bad_channels(
+        eeg[rows], checked, sfreq, spec_eeg, types=[picked_types[c] for c in checked],
+        unit_fields=unit_fields, flat_std=FLAT_STD_V,
+    )
+    check_bad_channels(found, options.interpolate_missing, picked_types, unit_fields)
+    reference_channel = found.reference_electrode
+    if reference_channel:
+        notes.append(f"{reference_channel} is flat at 0 V: taken as the recording's reference electrode; "
+                     "the average reference restores it")
+    for name, kind in found.bad.items():
+        notes.append(f"channel {name}: {BAD_KINDS[kind]}; interpolated")
+    retyped = {}
+    for c, i in zip(present, picks):
+        if types[i] != "eeg" and c not in found.bad:
+            retyped[raw.ch_names[i]] = f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
+    to_interpolate = list(match.missing) + bads_in_file + list(found.bad)
+    _check_interpolation(to_interpolate, match, bads_in_file, raw.ch_names, spec_eeg, options)
+
+    # Clipping (saturated amplifier or ADC) in the usable channels: a bad span like BAD_*.
+    usable_rows = [present.index(c) for c in present if c not in to_interpolate and c != reference_channel]
+    clip_spans, clipping = clipped_spans(eeg, sfreq, usable_rows)
+    if clip_spans:
+        notes.append(
+            f"clipping (samples stuck at the channel's extreme) in {', '.join(present[i] for i in clipping)}: "
+            f"{len(clip_spans)} span(s) marked {CLIP_DESCRIPTION}, left out of the ICA fit, windows flagged"
+        )
 
     # A fresh recording with the spec's names (missing channels as zeros, marked bad): later
     # steps look channels up by those names.
     full = np.zeros((spec_eeg.n_channels, raw.n_times))
     for c, row in zip(present, eeg):
-        full[spec_eeg.channels.index(c)] = row
+        if c not in to_interpolate:
+            full[spec_eeg.channels.index(c)] = row
     info = mne.create_info(
         list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
     )
-    work = mne.io.RawArray(np.concatenate([full, eog]), info, verbose=_MNE_QUIET)
+    stacked = np.concatenate([full, eog])
+    annotations = _relative_annotations(raw)
+    for a, b in nan_spans:
+        annotations.append(a / sfreq, (b - a) / sfreq, GAP)
+    for a, b in clip_spans:
+        annotations.append(a / sfreq, (b - a) / sfreq, CLIP_DESCRIPTION)
+    # What a bad span holds (a pop, a rail step) must not reach clean windows through the filters:
+    # its samples are replaced by a straight line before any filter runs.
+    bridge_spans(stacked, _bad_span_samples(annotations, sfreq, raw.n_times))
+    work = mne.io.RawArray(stacked, info, verbose=_MNE_QUIET)
+    del stacked, full
     work.info["bads"] = list(to_interpolate)
-    work.set_annotations(_relative_annotations(raw))
+    work.set_annotations(annotations)
     good = [c for c in spec_eeg.channels if c not in to_interpolate]
 
     timings: dict[str, float] = {}
@@ -402,15 +434,6 @@ def _check_long_enough(duration: float, baseline_s: float, spec_eeg: EEGSpec) ->
         )
 
 
-def _check_finite(eeg: np.ndarray, names: Sequence[str]) -> None:
-    """eeg: (C, T) volts. Refuse non-finite samples, naming the channels."""
-    bad = [name for name, ok in zip(names, np.isfinite(eeg).all(axis=1)) if not ok]
-    if bad:
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': channel(s) {', '.join(bad)} contain NaN or infinite values."
-        )
-
-
 def _unit_field(raw: mne.io.BaseRaw, name: str) -> str:
     """The file's unit field for channel ``name`` ('' when blank or the format has none)."""
     unit = (getattr(raw, "_orig_units", None) or {}).get(name, "")
@@ -449,12 +472,13 @@ def _check_interpolation(
 ) -> None:
     if not to_interpolate:
         return
+    if match.missing and (not options.interpolate_missing or len(match.missing) > options.max_interpolated):
+        # One answer whether or not --interpolate-missing was given (it cannot help past the limit).
+        also = f" The file also marks {', '.join(bads_in_file)} bad." if bads_in_file else ""
+        raise MilmerInputError(
+            missing_message(match.missing, ch_names, spec_eeg, max_interpolated=options.max_interpolated) + also
+        )
     if not options.interpolate_missing:
-        if match.missing:
-            extra = ""
-            if bads_in_file:
-                extra = f"The file also marks {', '.join(bads_in_file)} bad. "
-            raise MilmerInputError(missing_message(match.missing, ch_names, spec_eeg) + (" " + extra if extra else ""))
         raise MilmerInputError(
             f"Invalid value for 'eeg': the file marks channel(s) {', '.join(bads_in_file)} bad "
             "(info['bads']); the model needs all of its channels. Let milmer interpolate them from "
@@ -477,6 +501,18 @@ def _relative_annotations(raw: mne.io.BaseRaw) -> mne.Annotations:
     ann = raw.annotations
     shift = raw.first_time if ann.orig_time is not None else 0.0
     return mne.Annotations(ann.onset - shift, ann.duration, ann.description, orig_time=None)
+
+
+def _bad_span_samples(annotations: mne.Annotations, sfreq: float, n_times: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` samples of every ``BAD_*`` annotation (gaps included), clipped to the data."""
+    spans = []
+    for onset, duration, desc in zip(annotations.onset, annotations.duration, annotations.description):
+        if desc.upper().startswith("BAD"):
+            a = max(int(np.floor(onset * sfreq)), 0)
+            b = min(int(np.ceil((onset + duration) * sfreq)), n_times)
+            if b > a:
+                spans.append((a, b))
+    return spans
 
 
 def _good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
@@ -529,9 +565,10 @@ def _usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict
     usable, ignored = [], {}
     for name in names:
         trace = raw.get_data(picks=[name])[0]
-        if not np.isfinite(trace).all():
+        finite = np.isfinite(trace)
+        if not finite.any():
             ignored[name] = "NaN or infinite values"
-        elif trace.std() < FLAT_STD_V:
+        elif trace[finite].std() < FLAT_STD_V:
             ignored[name] = "flat"
         else:
             usable.append(name)

@@ -155,11 +155,11 @@ def test_flat_stored_reference_is_recognised(tmp_path, files):
     path = files.write_fif(tmp_path / "cz_raw.fif", data, DEAP_CHANNELS)
     out, _ = _run(path)
     assert out.info["channels"]["reference_electrode"] == "Cz"
-    assert "Cz is flat: taken as the recording's reference electrode" in out.info["notes"][0]
+    assert "Cz is flat at 0 V: taken as the recording's reference electrode" in out.info["notes"][0]
     assert np.std(out.data[:, cz]) > 5  # average reference restores it
     two = data.copy()
     two[DEAP_CHANNELS.index("O2")] = 0
-    with pytest.raises(MilmerInputError, match=r"channel\(s\) Cz, O2 are flat .*--interpolate-missing"):
+    with pytest.raises(MilmerInputError, match=r"2 channel\(s\) cannot be used as EEG: Cz \(flat .*; O2 \(flat .*--interpolate-missing"):
         _run(files.write_fif(tmp_path / "two_raw.fif", two, DEAP_CHANNELS))
 
 
@@ -205,8 +205,16 @@ def test_brainvision_cap_missing_seven_channels(tmp_path, files):
 def test_consumer_headset_is_refused_past_the_interpolation_limit(tmp_path, files):
     names = ["AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4"]
     path = files.write_fif(tmp_path / "epoc_raw.fif", files.brain(12.0, n=14), names)
-    with pytest.raises(MilmerInputError, match=r"18 of the model's 32 channels would be interpolated .*at most 8"):
-        _run(path, interpolate_missing=True)
+    # One answer the first time: without --interpolate-missing it is not offered (it could not help).
+    messages = []
+    for interpolate in (False, True):
+        with pytest.raises(MilmerInputError, match=r"lacks 18 of the model's 32 EEG channels") as err:
+            _run(path, interpolate_missing=interpolate)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "more than the 8 (--max-interpolated)" in messages[0]
+    assert "a 14-channel recording cannot feed this 32-channel model" in messages[0]
+    assert "--interpolate-missing" not in messages[0]
 
 
 # ---------------------------------------------------------------- DEAP .dat --trial

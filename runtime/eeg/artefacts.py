@@ -1,0 +1,127 @@
+"""Artefacts found in the raw samples, before anything mixes channels or time.
+
+Each kind is either a bad *channel* (the whole channel is unusable: interpolated with
+``--interpolate-missing`` or refused, naming it) or a bad *span* (a stretch of time: annotated,
+left out of the ICA fit, its windows flagged or dropped):
+
+- non-finite samples (:func:`nan_runs`): a channel that is NaN throughout is a bad channel; NaN
+  runs (how XDF importers fill dropouts) are recording gaps: bridged by a straight line and
+  annotated ``BAD_ACQ_SKIP`` like an EDF+D gap, so the windows over them are dropped;
+- constant channels (:func:`constant_channels`): exactly zero is the electrode the others were
+  recorded against (a stored reference, e.g. EGI's vertex Cz); a constant *non-zero* value is a
+  stuck or railed electrode (the ADC's top code), never a reference;
+- clipping (:func:`clipped_spans`): runs of identical samples at a channel's own minimum or
+  maximum (the amplifier's or ADC's limit) lasting :data:`CLIP_MIN_S` or more; annotated
+  ``BAD_clipped``.
+
+Filtering a bad span smears what it holds (an electrode pop, a rail step) into the clean
+neighbouring windows; :func:`bridge_spans` replaces a span's samples by the straight line between
+its edges before any filter runs, so nothing of it reaches a clean window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "CLIP_DESCRIPTION",
+    "CLIP_MERGE_S",
+    "CLIP_MIN_S",
+    "ZERO_V",
+    "bridge_spans",
+    "clipped_spans",
+    "constant_channels",
+    "nan_runs",
+    "runs",
+]
+
+#: A constant channel whose absolute value is at most this (volts) is a stored reference (zeros).
+ZERO_V = 1e-9
+#: Identical samples at a channel's minimum or maximum for this long (s) are clipping.
+CLIP_MIN_S = 0.02
+#: Clipped runs closer than this (s) form one span.
+CLIP_MERGE_S = 0.5
+#: At least this many identical samples, whatever the rate (at 128 Hz: 3 samples, 23 ms).
+CLIP_MIN_SAMPLES = 3
+CLIP_DESCRIPTION = "BAD_clipped"
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(T,) bool -> the ``[start, stop)`` sample ranges where ``mask`` is True, in order."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def nan_runs(data: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """data: (C, T). Returns (C,) bool, True for channels non-finite throughout, and the
+    ``[start, stop)`` runs where any *other* channel is non-finite."""
+    finite = np.isfinite(data)
+    dead = ~finite.any(axis=1)
+    if dead.all():
+        return dead, []
+    return dead, runs(~finite[~dead].all(axis=0))
+
+
+def constant_channels(data: np.ndarray, flat_std: float) -> tuple[list[int], list[int]]:
+    """data: (C, T) volts. Rows whose standard deviation is below ``flat_std``: (zero, stuck) -
+    ``zero`` holds rows within :data:`ZERO_V` of 0 V (a stored reference electrode), ``stuck``
+    rows sitting at another constant value (a railed or dead electrode)."""
+    zero, stuck = [], []
+    for i, row in enumerate(data):
+        if row.std() < flat_std:
+            (zero if np.abs(row).max() <= ZERO_V else stuck).append(i)
+    return zero, stuck
+
+
+def clipped_spans(
+    data: np.ndarray, sfreq: float, rows: Sequence[int] | None = None
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """Spans where any of ``rows`` (default: all) of data (C, T) sits clipped at its own minimum
+    or maximum, and the rows that clip.
+
+    A run counts when its samples are identical, equal the channel's extreme and last at least
+    ``max(CLIP_MIN_S * sfreq, CLIP_MIN_SAMPLES)`` samples; runs closer than :data:`CLIP_MERGE_S`
+    merge. Real EEG spends a millisecond or two within one quantisation step of a peak; a
+    saturated amplifier stays there.
+    """
+    n_min = max(int(np.ceil(CLIP_MIN_S * sfreq)), CLIP_MIN_SAMPLES)
+    mask = np.zeros(data.shape[1], bool)
+    clipping: list[int] = []
+    for i in range(data.shape[0]) if rows is None else rows:
+        row = data[i]
+        hit = False
+        for extreme in (row.max(), row.min()):
+            for a, b in runs(row == extreme):
+                if b - a >= n_min:
+                    mask[a:b] = True
+                    hit = True
+        if hit:
+            clipping.append(int(i))
+    spans = runs(mask)
+    merged: list[tuple[int, int]] = []
+    gap = int(round(CLIP_MERGE_S * sfreq))
+    for a, b in spans:
+        if merged and a - merged[-1][1] < gap:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged, clipping
+
+
+def bridge_spans(data: np.ndarray, spans: Sequence[tuple[int, int]]) -> None:
+    """Replace ``data[:, a:b]`` (C, T), in place, by the straight line from sample ``a - 1`` to
+    sample ``b`` for each span (the nearest sample where the span touches an end); non-finite
+    edge values are taken as 0."""
+    n = data.shape[1]
+    for a, b in spans:
+        a, b = max(int(a), 0), min(int(b), n)
+        if b <= a:
+            continue
+        left = data[:, a - 1] if a > 0 else (data[:, b] if b < n else np.zeros(data.shape[0]))
+        right = data[:, b] if b < n else left
+        left, right = np.nan_to_num(left), np.nan_to_num(right)
+        ramp = np.linspace(0.0, 1.0, b - a + 2)[1:-1]
+        data[:, a:b] = left[:, None] + (right - left)[:, None] * ramp[None, :]

@@ -1,0 +1,131 @@
+"""Which of a recording's picked channels can be used, checked one channel at a time before
+anything mixes them (the average reference spreads one bad channel into every other).
+
+:func:`find_bad_channels` sorts the picked channels into usable ones and bad ones, each bad one
+with the reason (a :data:`BAD_KINDS` code): NaN throughout, flat at zero (a stored reference
+electrode: kept, the average reference restores it), stuck at a non-zero constant (railed),
+not EEG (a non-voltage unit field), or an implausible amplitude while most channels look like
+EEG. :func:`check_bad_channels` refuses them, naming each channel and the way forward, unless
+``--interpolate-missing`` asks for them to be interpolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..check import MilmerInputError
+from ..spec import EEGSpec
+from .artefacts import constant_channels, nan_runs
+from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
+
+__all__ = ["BAD_KINDS", "BadChannels", "find_bad_channels", "check_bad_channels", "screen_amplitude_uv"]
+
+#: Reason code -> what it means, for messages and reports.
+BAD_KINDS: dict[str, str] = {
+    "nan": "NaN or infinite throughout",
+    "flat": "flat (a disconnected electrode)",
+    "railed": "stuck at a constant non-zero value (a railed or dead electrode; a reference electrode is stored as zeros)",
+    "not-eeg": "not EEG (the file types it non-EEG and its unit field is not a voltage)",
+    "implausible": "an amplitude unlike scalp EEG while the other channels look like EEG",
+}
+#: Seconds of the recording screened for each channel's amplitude (the start, band-passed).
+SCREEN_S = 60.0
+
+
+@dataclass(frozen=True)
+class BadChannels:
+    """Picked channels that cannot be used as recorded.
+
+    bad:                 spec channel -> reason code (:data:`BAD_KINDS`)
+    reference_electrode: the one channel flat at 0 V, taken as the electrode the others were
+                         recorded against (None when there is none)
+    amplitude_uv:        spec channel -> robust amplitude (uV) of the screened stretch
+    """
+
+    bad: dict[str, str] = field(default_factory=dict)
+    reference_electrode: str | None = None
+    amplitude_uv: dict[str, float] = field(default_factory=dict)
+
+
+def screen_amplitude_uv(data: np.ndarray, sfreq: float, l_freq: float, h_freq: float) -> np.ndarray:
+    """data: (C, T) volts -> (C,) robust amplitude (uV) of the first :data:`SCREEN_S` seconds,
+    band-passed ``max(l_freq, 1)``-``h_freq`` Hz per channel (no reference: channels stay apart)."""
+    import mne
+
+    n = min(data.shape[1], int(SCREEN_S * sfreq))
+    part = data[:, :n] - np.median(data[:, :n], axis=1, keepdims=True)
+    h = min(h_freq, sfreq / 2 - 1)
+    if n > 3 * sfreq / max(l_freq, 1.0):
+        part = mne.filter.filter_data(part, sfreq, max(l_freq, 1.0), h, verbose="error")
+    return robust_amplitude_uv(part)
+
+
+def find_bad_channels(
+    eeg: np.ndarray,
+    names: Sequence[str],
+    sfreq: float,
+    spec_eeg: EEGSpec,
+    *,
+    types: Sequence[str],
+    unit_fields: Mapping[str, str],
+    flat_std: float,
+) -> BadChannels:
+    """eeg: (C, T) volts of the picked channels ``names`` (NaN runs already bridged, channels
+    NaN throughout left NaN); ``types``: the reader's type of each; ``unit_fields``: name ->
+    the file's unit field."""
+    bad: dict[str, str] = {}
+    dead, _ = nan_runs(eeg)
+    for i in np.flatnonzero(dead):
+        bad[names[i]] = "nan"
+    rows = [i for i in range(len(names)) if names[i] not in bad]
+    zero, stuck = constant_channels(eeg[rows], flat_std)
+    reference = None
+    zero_names = [names[rows[i]] for i in zero]
+    if len(zero_names) == 1 and spec_eeg.reference == "average" and len(names) > 1:
+        reference = zero_names[0]
+    else:
+        bad.update({c: "flat" for c in zero_names})
+    bad.update({names[rows[i]]: "railed" for i in stuck})
+    for name, kind in zip(names, types):
+        unit = unit_fields.get(name, "")
+        if name not in bad and kind != "eeg" and unit and unit_factor(unit) is None:
+            bad[name] = "not-eeg"
+    live = [i for i in range(len(names)) if names[i] not in bad and names[i] != reference]
+    amplitude: dict[str, float] = {}
+    if live:
+        amp = screen_amplitude_uv(eeg[live], sfreq, spec_eeg.l_freq, spec_eeg.h_freq)
+        amplitude = {names[i]: float(a) for i, a in zip(live, amp)}
+        lo, hi = PLAUSIBLE_UV
+        odd = [names[i] for i, a in zip(live, amp) if not lo <= a <= hi]
+        # A minority out of range is the channels' fault; most channels out of range is the
+        # unit's (left to the unit check after the band-pass): one channel never decides it.
+        if odd and len(odd) < len(live) / 2:
+            bad.update({c: "implausible" for c in odd})
+    return BadChannels(bad=bad, reference_electrode=reference, amplitude_uv=amplitude)
+
+
+def check_bad_channels(
+    found: BadChannels, interpolate_missing: bool, types: Mapping[str, str], unit_fields: Mapping[str, str]
+) -> None:
+    """Refuse bad channels unless they are to be interpolated, naming each with its reason,
+    reader type, unit field and amplitude, and the ways forward."""
+    if not found.bad or interpolate_missing:
+        return
+    parts = []
+    for name, kind in found.bad.items():
+        detail = [f"typed {types[name]!r}" if types.get(name, "eeg") != "eeg" else ""]
+        if unit_fields.get(name):
+            detail.append(f"unit field {unit_fields[name]!r}")
+        if name in found.amplitude_uv:
+            detail.append(f"{found.amplitude_uv[name]:.3g} \u00b5V")
+        extra = ", ".join(d for d in detail if d)
+        parts.append(f"{name} ({BAD_KINDS[kind]}{'; ' + extra if extra else ''})")
+    raise MilmerInputError(
+        f"Invalid value for 'eeg': {len(found.bad)} channel(s) cannot be used as EEG: {'; '.join(parts)}. "
+        "Kept, they would enter the average reference and shift every other channel. Mark them bad "
+        "in the file (info['bads']), drop or rename them (--channel-map), or let milmer interpolate "
+        "them from their neighbours with --interpolate-missing (flagged in every output)."
+    )
