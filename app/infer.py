@@ -201,6 +201,7 @@ class InferRequest:
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
             eeg_rate=eeg_rate, video_fps=video_fps,
         )
+        check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
         if out is not None:
             out = check_out_path(out, "--out")
         if faces is not None:
@@ -212,7 +213,6 @@ class InferRequest:
         if timeout is not None and server is None:
             raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
-        check_recording_paths(video, eeg)  # swapped arguments; an EGI .mff recording is a folder
         if Path(eeg).suffix.lower() == ".dat" and trial is None:
             from milmer.runtime.eeg.deap import deap_trial
 

@@ -472,7 +472,8 @@ def _check_interpolation(
 ) -> None:
     if not to_interpolate:
         return
-    if match.missing and (not options.interpolate_missing or len(match.missing) > options.max_interpolated):
+    none_found = len(match.missing) == spec_eeg.n_channels  # nothing to interpolate from, whatever the limit
+    if match.missing and (none_found or not options.interpolate_missing or len(match.missing) > options.max_interpolated):
         # One answer whether or not --interpolate-missing was given (it cannot help past the limit).
         also = f" The file also marks {', '.join(bads_in_file)} bad." if bads_in_file else ""
         raise MilmerInputError(
@@ -484,7 +485,7 @@ def _check_interpolation(
             "(info['bads']); the model needs all of its channels. Let milmer interpolate them from "
             "their neighbours with --interpolate-missing (flagged in every output), or repair the file."
         )
-    if len(to_interpolate) > options.max_interpolated:
+    if len(to_interpolate) > options.max_interpolated or len(set(to_interpolate)) >= spec_eeg.n_channels:
         raise MilmerInputError(
             f"Invalid value for 'eeg': {len(to_interpolate)} of the model's {spec_eeg.n_channels} "
             f"channels would be interpolated ({', '.join(to_interpolate)}); at most "

@@ -375,3 +375,54 @@ def test_preprocess_warns_in_one_line_when_ica_did_not_converge(recording, tmp_p
         "Warning: ICA (Picard) did not converge: the eye-artefact removal may be incomplete (ica_converged: "
         "false in the report); check the EEG's quality, e.g. with `milmer preprocess` and its eeg_ica.png."
     ]
+
+
+def test_missing_optional_package_exits_2_naming_the_extra(recording, tmp_path, capsys, monkeypatch):
+    import milmer.runtime.preprocess as pre
+
+    def no_ort(*args, **kwargs):
+        import onnxruntime_is_not_here  # noqa: F401 - stands for the missing module
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+
+    monkeypatch.setattr(pre, "preprocess_recording", missing)
+    monkeypatch.delenv("MILMER_DEBUG", raising=False)
+    video, eeg = recording
+    code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o"], capsys)
+    assert code == EXIT_USAGE
+    assert "Missing dependency: the Python package 'onnxruntime' is not installed" in err
+    assert 'pip install "milmer[cpu]"' in err and "onnxruntime-gpu wheel for JetPack" in err
+    assert "Internal error" not in err and "Traceback" not in err
+    # A module milmer does not know as optional stays a bug (exit 1).
+    monkeypatch.setattr(pre, "preprocess_recording", no_ort)
+    code, _, err = _run(["preprocess", video, eeg, "--out", tmp_path / "o2"], capsys)
+    assert code == EXIT_INTERNAL and "Internal error: ModuleNotFoundError" in err
+
+
+def test_swapped_arguments_are_named_before_any_model_loads(recording, tmp_path, capsys):
+    from milmer.app.infer import main as infer_main
+
+    video, eeg = recording
+    # No --model and no demo model here: the swap is found first all the same.
+    code = infer_main([str(eeg), str(video), "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert f"Invalid value for 'video': {Path(eeg).name!r} is an EEG file and {Path(video).name!r}" in err
+    assert "the arguments look swapped" in err
+
+
+def test_recording_without_any_model_channel_exits_2(tmp_path, capsys, recording):
+    import mne
+
+    rng = np.random.default_rng(0)
+    names = ["TP9", "AF7", "AF8", "TP10"]  # a Muse headband
+    raw = mne.io.RawArray(rng.standard_normal((4, 256 * 20)) * 2e-5, mne.create_info(names, 256.0, "eeg"), verbose="error")
+    path = tmp_path / "muse.edf"
+    raw.export(path, verbose="error")
+    video, _ = recording
+    for extra in ([], ["--interpolate-missing", "--max-interpolated", "32"]):
+        code, _, err = _run(["preprocess", video, path, "--out", tmp_path / "o", *extra], capsys)
+        assert code == EXIT_USAGE, err
+        assert "none of the model's 32 EEG channels" in err and "The recording has 4 channels: TP9, AF7, AF8, TP10." in err
+        assert "--channel-map" in err and "cannot feed a 32-channel model" in err

@@ -142,3 +142,35 @@ def test_channel_map_errors():
         match_channels(list(DEAP_CHANNELS), EEGSpec(), channel_map="X9=Fp1")
     with pytest.raises(MilmerInputError, match=r"'--channel-map': expected a preset \(biosemi32\)"):
         parse_channel_map("nonsense")
+
+
+@pytest.mark.parametrize("bundles", ["ABCDEFGHI", "ABCDEFGHIJKL"])
+def test_letter_number_caps_of_any_bundle_count_are_never_read_as_10_20_names(bundles):
+    # Bundles beyond H (BioSemi 280/288-channel setups) plus auxiliary inputs.
+    names = [f"{b}{k}" for b in bundles for k in range(1, 33)] + ["Ergo-Left", "Ergo-Right", "EXG1", "Status"]
+    for options in ({}, {"types": ["eeg"] * len(names)}):
+        with pytest.raises(MilmerInputError, match=rf"the recording's {32 * len(bundles)} EEG labels are BioSemi letter-number positions \(A1, .*bundles A, B, .*, {bundles[-1]}\)"):
+            match_channels(names, EEGSpec(), **options)
+
+
+def test_10_20_names_that_look_like_letter_numbers_still_match():
+    from milmer.runtime.eeg.channels import is_letter_number_cap
+
+    assert not is_letter_number_cap(["C3", "C4", "O1", "O2", "A1", "A2"])  # a sleep montage
+    assert is_letter_number_cap([f"I{k}" for k in range(1, 33)])
+    match = match_channels(["C3", "C4", "O1", "O2", "A1", "A2"], EEGSpec())
+    assert sorted(match.picks) == ["C3", "C4", "O1", "O2"]
+
+
+def test_egi_net_labels_are_explained_not_called_flat():
+    names = [f"E{k}" for k in range(1, 129)] + ["Cz"]  # NetStation: Cz is the vertex reference
+    with pytest.raises(MilmerInputError) as err:
+        match_channels(names, EEGSpec())
+    msg = str(err.value)
+    assert "EGI Geodesic Sensor Net positions (128 of them: E1, E2, E3, E4, ...)" in msg
+    assert "its Cz is the net's vertex reference electrode" in msg and "not a disconnected channel" in msg
+    assert "--channel-map" in msg and "--interpolate-missing cannot help" in msg
+    # With a map, the zero Cz is the reference electrode (restored by the average reference).
+    mapping = {f"E{k}": c for k, c in zip(range(1, 32), [c for c in DEAP_CHANNELS if c != "Cz"])}
+    match = match_channels(names, EEGSpec(), channel_map=mapping)
+    assert not match.missing and names[match.picks["Cz"]] == "Cz"
