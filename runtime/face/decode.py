@@ -19,7 +19,7 @@ import numpy as np
 
 from ..check import MilmerInputError, check_finite
 from .colour import frame_to_rgb
-from .probe import VideoInfo, _frame_rotation, _open, _seconds, _stream_of, probe_video, quiet_libav
+from .probe import VideoInfo, _frame_orientation, _open, _seconds, _stream_of, probe_video, quiet_libav
 
 __all__ = ["FrameAt", "iter_frames_at"]
 
@@ -88,15 +88,17 @@ _TIE_S = 1e-9
 class _Decoded:
     """A decoded frame with its video time; converted to upright RGB once, on demand."""
 
-    __slots__ = ("frame", "t", "_rgb", "_turns")
+    __slots__ = ("frame", "t", "_rgb", "_turns", "_mirror")
 
-    def __init__(self, frame: Any, t: float, turns: int) -> None:
-        self.frame, self.t, self._rgb, self._turns = frame, t, None, turns
+    def __init__(self, frame: Any, t: float, turns: int, mirror: bool = False) -> None:
+        self.frame, self.t, self._rgb, self._turns, self._mirror = frame, t, None, turns, mirror
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
             out = frame_to_rgb(self.frame)  # (h, w, 3) as stored, the same on every CPU
-            if self._turns:
+            if self._mirror:
+                out = out[:, ::-1]  # mirrored left-right first, then turned
+            if self._turns or self._mirror:
                 out = np.ascontiguousarray(np.rot90(out, self._turns))  # counter-clockwise
             out.flags.writeable = False
             self._rgb = out
@@ -132,7 +134,8 @@ def _decoded_frames(path: str | os.PathLike[str], info: VideoInfo) -> Iterator[_
                 elif t is None:
                     t = 0.0
                 prev = t
-                yield _Decoded(frame, t, (_frame_rotation(frame) // 90) % 4)
+                degrees, mirror = _frame_orientation(frame)
+                yield _Decoded(frame, t, (degrees // 90) % 4, mirror)
 
         for packet in container.demux(stream):
             if packet.is_corrupt:

@@ -28,6 +28,7 @@ __all__ = [
     "VideoInfo",
     "probe_video",
     "quiet_libav",
+    "display_matrix_orientation",
     "display_matrix_rotation",
 ]
 
@@ -224,18 +225,51 @@ def display_matrix_rotation(matrix: np.ndarray) -> float:
     return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
 
 
-def _frame_rotation(frame: Any) -> int:
-    """The display rotation FFmpeg attached to a decoded frame, as 0, 90, 180 or 270 degrees.
+# The eight upright-making transforms: (quarter turns counter-clockwise, mirrored first) -> the
+# display matrix's 2x2 part in FFmpeg's row-vector convention, image y pointing down
+# (``av_display_rotation_set`` then ``av_display_matrix_flip(hflip=1)``: column 0 negated).
+_QUARTER_TURN = np.array([[0.0, -1.0], [1.0, 0.0]])  # a quarter turn counter-clockwise
+_ORIENTATIONS: dict[tuple[int, bool], np.ndarray] = {
+    (k, flip): (np.diag([-1.0, 1.0]) if flip else np.eye(2)) @ np.linalg.matrix_power(_QUARTER_TURN, k)
+    for k in range(4)
+    for flip in (False, True)
+}
 
-    ``VideoFrame.rotation`` where PyAV has it, else read from the frame's DISPLAYMATRIX side data.
+
+def display_matrix_orientation(matrix: np.ndarray) -> tuple[int, bool]:
+    """A display matrix as (degrees counter-clockwise, mirrored): show a frame upright by mirroring
+    it left-right first (when ``mirrored``), then turning it ``degrees`` (0, 90, 180, 270).
+
+    matrix: (9,) int32, ``AV_FRAME_DATA_DISPLAYMATRIX`` (16.16 fixed point). A matrix with a
+    negative determinant mirrors: FFmpeg's own rotation angle reads a plain left-right mirror as
+    "rotation 180", which would turn a front camera's frames upside down. All eight
+    rotation/mirror combinations are told apart; a singular or non-right-angle matrix is (0, False).
     """
-    rotation = getattr(frame, "rotation", None)
-    if rotation is None:
-        rotation = 0.0
-        for sd in getattr(frame, "side_data", ()):
-            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-                rotation = display_matrix_rotation(np.frombuffer(bytes(sd), np.int32))
-    return _quarter_turns(rotation)
+    m = np.asarray(matrix, np.float64).reshape(9) / 65536.0
+    part = np.array([[m[0], m[1]], [m[3], m[4]]])
+    scale = np.abs(part).max()
+    if not np.isfinite(scale) or scale == 0.0:
+        return 0, False
+    for (k, flip), candidate in _ORIENTATIONS.items():
+        if np.allclose(part / scale, candidate, atol=1e-3):
+            return k * 90, flip
+    return _quarter_turns(display_matrix_rotation(matrix)), False
+
+
+def _frame_orientation(frame: Any) -> tuple[int, bool]:
+    """The display transform FFmpeg attached to a decoded frame: (0/90/180/270 degrees
+    counter-clockwise, mirrored), from the DISPLAYMATRIX side data (:func:`display_matrix_orientation`),
+    else ``VideoFrame.rotation`` (no mirror)."""
+    for sd in getattr(frame, "side_data", ()):
+        entry = sd if hasattr(sd, "type") else frame.side_data[sd]
+        if "DISPLAYMATRIX" in str(getattr(entry, "type", sd)).upper():
+            return display_matrix_orientation(np.frombuffer(bytes(entry), np.int32))
+    return _quarter_turns(getattr(frame, "rotation", None) or 0.0), False
+
+
+def _frame_rotation(frame: Any) -> int:
+    """The display rotation of a decoded frame, 0, 90, 180 or 270 degrees counter-clockwise."""
+    return _frame_orientation(frame)[0]
 
 
 def _seconds(ts: int | None, time_base: Any) -> float | None:

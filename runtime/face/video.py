@@ -31,6 +31,7 @@ from .probe import (
     TIMING_TOLERANCE_FRAMES,
     VIDEO_SUFFIXES,
     VideoInfo,
+    display_matrix_orientation,
     display_matrix_rotation,
     probe_video,
     quiet_libav,
@@ -47,6 +48,7 @@ __all__ = [
     "covered_windows",
     "iter_frames_at",
     "check_offset",
+    "display_matrix_orientation",
     "display_matrix_rotation",
 ]
 

@@ -471,3 +471,60 @@ def test_ffmpeg_log_lines_stay_off_stderr_even_when_an_application_turned_them_o
     captured = capfd.readouterr()
     assert "moov" not in captured.err + captured.out
     assert captured.err == "" and captured.out == ""
+
+
+def _ffmpeg_display_matrix(angle: float, hflip: bool) -> np.ndarray:
+    """FFmpeg's ``av_display_rotation_set(m, angle)`` then ``av_display_matrix_flip(m, hflip, 0)``."""
+    r = -angle * np.pi / 180.0
+    c, s = np.cos(r), np.sin(r)
+    m = np.array([c, -s, 0, s, c, 0, 0, 0, 0]) * 65536.0
+    if hflip:
+        m[[0, 3, 6]] *= -1
+    m = np.round(m).astype(np.int32)
+    m[8] = 1 << 30
+    return m
+
+
+def _ffmpeg_autorotate(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """What the ffmpeg command line shows (fftools' autorotate filters for a display matrix)."""
+    import math
+
+    from milmer.runtime.face.video import display_matrix_rotation
+
+    theta = -round(display_matrix_rotation(m))
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return np.flipud(np.rot90(img, 1)) if m[3] > 0 else np.rot90(img, -1)  # cclock_flip / clock
+    if abs(theta - 270) < 1:
+        return np.flipud(np.rot90(img, -1)) if m[3] < 0 else np.rot90(img, 1)  # clock_flip / cclock
+    out = img
+    if abs(theta - 180) < 1 and m[0] < 0:
+        out = out[:, ::-1]  # hflip
+    if (abs(theta - 180) < 1 or abs(theta) < 1) and m[4] < 0:
+        out = out[::-1]  # vflip
+    return out
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_display_matrix_with_a_mirror_is_not_read_as_a_rotation(angle: int, hflip: bool) -> None:
+    from milmer.runtime.face.decode import _Decoded
+    from milmer.runtime.face.video import display_matrix_orientation
+
+    class _Frame:
+        def __init__(self, img: np.ndarray) -> None:
+            self.img = img
+
+        def to_ndarray(self, format: str) -> np.ndarray:
+            return self.img
+
+    stored = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)  # every pixel distinct
+    m = _ffmpeg_display_matrix(angle, hflip)
+    degrees, mirrored = display_matrix_orientation(m)
+    assert mirrored is hflip
+    got = _Decoded(_Frame(stored), 0.0, degrees // 90, mirrored).rgb()
+    np.testing.assert_array_equal(got, _ffmpeg_autorotate(stored, m))
+    if hflip and angle == 0:  # a front camera's mirror alone: no turn (FFmpeg's angle alone says 180)
+        from milmer.runtime.face.video import display_matrix_rotation
+
+        assert degrees == 0 and round(abs(display_matrix_rotation(m))) == 180
