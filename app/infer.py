@@ -183,8 +183,8 @@ class InferRequest:
     ) -> InferRequest:
         """Check the command line's values, cheapest first, before any slow work.
 
-        Order: options, the --out suffix, which model (``--model`` or the demo model), the input
-        files' existence, the model directory's contents (spec and graphs); then, for ``auto``,
+        Order: options, the --out suffix, the input files (existence, kind, swapped arguments),
+        which model (``--model`` or the demo model), the model directory's contents (spec and graphs); then, for ``auto``,
         the backend and device (TensorRT > CUDA EP > CPU, see
         :func:`~milmer.runtime.backends.registry.choose`). Raises MilmerInputError naming the
         option. With ``server`` (http://HOST:PORT) ``--model`` must not be given; ``timeout``
@@ -201,9 +201,9 @@ class InferRequest:
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
             eeg_rate=eeg_rate, video_fps=video_fps,
         )
-        check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
         if out is not None:
             out = check_out_path(out, "--out")
+        check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
         if faces is not None:
             check_suffix("faces", Path(faces), (".png",))
         if server is not None and model is not None:

@@ -96,7 +96,7 @@ def _bad_eeg_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     text.write_text("1,2,3\n")
 
     def nan(data):
-        data[5, 100:200] = np.nan
+        data[5] = np.nan  # NaN throughout (a NaN run is a gap: bridged, its windows dropped)
 
     def flat(data):
         data[[3, 20]] = 0.0
@@ -107,8 +107,8 @@ def _bad_eeg_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
         "truncated": (cut, r"truncated\.edf"),
         "unsupported": (text, r"unsupported file type '\.txt'.*'\.edf'"),
         "too_short": (_write_raw(tmp / "short.edf", 2.0), r"3 s"),
-        "nan": (_write_raw(tmp / "nan_raw.fif", 12.0, edit=nan, fmt="fif"), r"channel\(s\) FC1 contain NaN"),
-        "flat": (_write_raw(tmp / "flat.edf", 12.0, edit=flat), r"F7, F8"),
+        "nan": (_write_raw(tmp / "nan_raw.fif", 12.0, edit=nan, fmt="fif"), r"FC1 \(NaN or infinite throughout\)"),
+        "flat": (_write_raw(tmp / "flat.edf", 12.0, edit=flat), r"F7 \(flat .*; F8 \(flat "),
     }
 
 

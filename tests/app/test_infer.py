@@ -81,17 +81,17 @@ def test_bad_options(options, message):
 
 
 def test_cheap_checks_come_first(tmp_path, recording):
-    """Options, --out, the model's location, the input files, then the model itself."""
+    """Options, --out, the input files, the model's location, then the model itself."""
     missing = tmp_path / "nothing"
     kwargs = dict(video=missing / "v.avi", eeg=missing / "e.edf", model=None)
     with pytest.raises(MilmerInputError, match="'--backend'"):
         run_infer_cli(**kwargs, backend="tensorrtt", out=tmp_path / "p.txt")
     with pytest.raises(MilmerInputError, match="'--out': unsupported file type '.txt'"):
         run_infer_cli(**kwargs, out=tmp_path / "p.txt")
-    with pytest.raises(MilmerInputError, match="^No model given"):
-        run_infer_cli(**kwargs, out=tmp_path / "p.json")
     with pytest.raises(MilmerInputError, match="'video': file not found"):
-        run_infer_cli(video=missing / "v.avi", eeg=missing / "e.edf", model=missing / "m")
+        run_infer_cli(**kwargs, out=tmp_path / "p.json")
+    with pytest.raises(MilmerInputError, match="^No model given"):
+        run_infer_cli(video=recording[0], eeg=recording[1], model=None, out=tmp_path / "p.json")
     with pytest.raises(MilmerInputError, match="^Invalid value for '--model': not a model directory"):
         run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")
 
