@@ -17,6 +17,7 @@ import numpy as np
 
 from ..check import MilmerInputError, check_path_exists, check_suffix
 from ..spec import DEAP_CHANNELS
+from .decimate import MAX_FULL_RATE_BYTES
 
 if TYPE_CHECKING:
     import mne
@@ -60,7 +61,9 @@ _PICKLE_ALLOWED: frozenset[tuple[str, str]] = frozenset(
 
 
 def read_raw(path: str | os.PathLike[str], notes: list[str] | None = None) -> mne.io.BaseRaw:
-    """Read an ``.edf``, ``.bdf``, ``.fif`` or ``.vhdr`` recording, preloaded, in volts.
+    """Read an ``.edf``, ``.bdf``, ``.fif`` or ``.vhdr`` recording, in volts: preloaded when its
+    channels take at most :data:`~.decimate.MAX_FULL_RATE_BYTES` as float64, else left on disk
+    (MNE reads the parts asked for; preprocessing reads it in chunks).
 
     The reader's warnings (odd dates, a recording not stopped cleanly) are appended to ``notes``
     as one line each, prefixed with the file's name; without ``notes`` they are re-issued as
@@ -77,7 +80,11 @@ def read_raw(path: str | os.PathLike[str], notes: list[str] | None = None) -> mn
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = reader(p, preload=True, verbose=False)
+            raw = reader(p, preload=False, verbose=False)
+            # Small recordings are loaded now; long high-rate ones stay on disk and are read in
+            # chunks by preprocessing's early decimation (.decimate), which bounds peak memory.
+            if raw.n_times * len(raw.ch_names) * 8 <= MAX_FULL_RATE_BYTES:
+                raw.load_data(verbose=False)
         except Exception as err:  # MNE raises many types (ValueError, OSError, struct.error, ...)
             raise MilmerInputError(
                 f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "

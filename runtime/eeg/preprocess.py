@@ -53,6 +53,7 @@ from ..spec import EEGSpec, ICASpec
 from ..windows import EEGWindows
 from .channels import ChannelMatch, canonical_name, find_eog, match_channels, missing_message
 from .artefacts import CLIP_DESCRIPTION, bridge_spans, clipped_spans, nan_runs
+from .decimate import decimate_early, decimation_factor
 from .bad_channels import BAD_KINDS, check_bad_channels, find_bad_channels
 from .quality import GAP, detect_line_freq, line_share, window_spans
 from .units import EEG_UNITS, check_amplitude, robust_amplitude_uv, unit_factor
@@ -194,9 +195,19 @@ def preprocess_raw(
     duration = raw.n_times / sfreq
     _check_long_enough(duration, baseline_s, spec_eeg)
     notes: list[str] = []
+    timings: dict[str, float] = {}
+    file_sfreq = sfreq
 
     types = raw.get_channel_types()
     match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+    factor = decimation_factor(raw.n_times, len(raw.ch_names), sfreq)
+    if factor > 1:  # a long high-rate file: read in chunks, decimated before any full-length copy
+        tic = time.perf_counter()
+        raw = decimate_early(raw, factor, clip_channels=[raw.ch_names[i] for i in match.picks.values()], notes=notes)
+        sfreq = float(raw.info["sfreq"])
+        types = raw.get_channel_types()
+        match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+        timings["decimate"] = time.perf_counter() - tic
     bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
     present = [c for c in spec_eeg.channels if c in match.picks]
     picks = [match.picks[c] for c in present]
@@ -270,7 +281,6 @@ def preprocess_raw(
     work.set_annotations(annotations)
     good = [c for c in spec_eeg.channels if c not in to_interpolate]
 
-    timings: dict[str, float] = {}
     tic = time.perf_counter()
     line_freq, line_source = _line_freq(raw, work, good, spec_eeg)
     band = (max(spec_eeg.l_freq, 1.0), spec_eeg.sfreq / 2)
@@ -363,7 +373,7 @@ def preprocess_raw(
             "bad_spans": sorted({d for d in ann.description if d.upper().startswith("BAD") and d.upper() != "BAD_ACQ_SKIP"}),
             "windows_dropped_gap": dropped_gap,
             "notes": notes,
-            "resampled_from": None if sfreq == spec_eeg.sfreq else sfreq,
+            "resampled_from": None if file_sfreq == spec_eeg.sfreq else file_sfreq,
             "baseline_s": float(baseline_s),
             "n_windows": int(len(windows)),
             "duration_s": float(duration),
