@@ -219,7 +219,8 @@ def preprocess_raw(
     eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
 
     # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
-    dead, nan_spans = nan_runs(np.concatenate([eeg, eog]))
+    finite_eog = np.isfinite(eog).all(axis=0) if eog.size else True
+    dead, nan_spans = nan_runs(eeg if finite_eog is True else np.where(finite_eog, eeg, np.nan))
     bridge_spans(eeg, nan_spans)
     bridge_spans(eog, nan_spans)
     if nan_spans:
@@ -231,7 +232,7 @@ def preprocess_raw(
     checked = [c for c in present if c not in bads_in_file]
     rows = [present.index(c) for c in checked]
     found = find_bad_channels(
-        eeg[rows], checked, sfreq, spec_eeg, types=[picked_types[c] for c in checked],
+        eeg if len(rows) == len(present) else eeg[rows], checked, sfreq, spec_eeg, types=[picked_types[c] for c in checked],
         unit_fields=unit_fields, flat_std=FLAT_STD_V,
     )
     check_bad_channels(found, options.interpolate_missing, picked_types, unit_fields)
@@ -259,14 +260,16 @@ def preprocess_raw(
 
     # A fresh recording with the spec's names (missing channels as zeros, marked bad): later
     # steps look channels up by those names.
-    full = np.zeros((spec_eeg.n_channels, raw.n_times))
-    for c, row in zip(present, eeg):
-        if c not in to_interpolate:
-            full[spec_eeg.channels.index(c)] = row
     info = mne.create_info(
         list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
     )
-    stacked = np.concatenate([full, eog])
+    # (32 + n_eog, T) volts, filled in place: long recordings are never copied twice here.
+    stacked = np.zeros((spec_eeg.n_channels + len(eog_names), raw.n_times))
+    for c, row in zip(present, eeg):
+        if c not in to_interpolate:
+            stacked[spec_eeg.channels.index(c)] = row
+    stacked[spec_eeg.n_channels :] = eog
+    del eeg, eog
     annotations = _relative_annotations(raw)
     for a, b in nan_spans:
         annotations.append(a / sfreq, (b - a) / sfreq, GAP)
@@ -276,13 +279,15 @@ def preprocess_raw(
     # its samples are replaced by a straight line before any filter runs.
     bridge_spans(stacked, _bad_span_samples(annotations, sfreq, raw.n_times))
     work = mne.io.RawArray(stacked, info, verbose=_MNE_QUIET)
-    del stacked, full
+    del stacked
+    raw_info, ch_names = raw.info, list(raw.ch_names)
+    del raw  # the (decimated) recording's samples are in work now
     work.info["bads"] = list(to_interpolate)
     work.set_annotations(annotations)
     good = [c for c in spec_eeg.channels if c not in to_interpolate]
 
     tic = time.perf_counter()
-    line_freq, line_source = _line_freq(raw, work, good, spec_eeg)
+    line_freq, line_source = _line_freq(raw_info, work, good, spec_eeg)
     band = (max(spec_eeg.l_freq, 1.0), spec_eeg.sfreq / 2)
     share_before = (
         line_share(_good_data(work, good), sfreq, line_freq, band) if line_freq else None
@@ -344,7 +349,7 @@ def preprocess_raw(
         )
     timings["window"] = time.perf_counter() - tic
 
-    renamed = {raw.ch_names[i]: c for c, i in match.picks.items() if raw.ch_names[i] != c}
+    renamed = {ch_names[i]: c for c, i in match.picks.items() if ch_names[i] != c}
     result = EEGWindows(
         data=windows,
         starts=starts,
@@ -533,18 +538,18 @@ def _good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
 
 
 def _line_freq(
-    raw: mne.io.BaseRaw, work: mne.io.BaseRaw, good: Sequence[str], spec_eeg: EEGSpec
+    raw_info: mne.Info, work: mne.io.BaseRaw, good: Sequence[str], spec_eeg: EEGSpec
 ) -> tuple[float | None, str]:
     """The mains frequency to notch and where it came from (spec, the file, detection)."""
     if spec_eeg.line_noise == "off":
         return None, "off in the spec"
     if spec_eeg.line_noise in ("50", "60"):
         return float(spec_eeg.line_noise), "the spec"
-    stated = raw.info.get("line_freq")
-    nyquist = raw.info["sfreq"] / 2
+    stated = raw_info.get("line_freq")
+    nyquist = raw_info["sfreq"] / 2
     if stated and stated < nyquist:
         return float(stated), "the file"
-    found = detect_line_freq(_good_data(work, good), float(raw.info["sfreq"]))
+    found = detect_line_freq(_good_data(work, good), float(raw_info["sfreq"]))
     return (found, "detected") if found else (None, "none found")
 
 

@@ -1,0 +1,125 @@
+"""Peak memory of EEG preprocessing on a long high-rate recording (``milmer bench``'s ``memory``).
+
+A BioSemi-style BDF (32 EEG channels ``A1``..``A32``, 8 ``EXG`` inputs, ``Status``; 24-bit, 2048 Hz,
+a 30 mV offset per channel as ActiveTwo files have) is written at bench time in one-second
+records (pyedflib, never all in memory), then read and preprocessed in a fresh process the way
+``milmer preprocess`` does it (:func:`~milmer.runtime.eeg.io.read_raw`,
+:func:`~milmer.runtime.eeg.preprocess.preprocess_raw` with ``--channel-map biosemi32``). The
+process's peak resident set size (``ru_maxrss``) is the figure; the target is
+:data:`TARGET_MB` for any length and rate. Run alone::
+
+    python -m milmer.benchmarks.memory --seconds 3600 --out /tmp/mem
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TARGET_MB", "write_long_bdf", "measure_peak_rss", "measure_memory"]
+
+#: Peak RSS target (MB) for preprocessing any recording: a 16 GB laptop keeps room for the rest.
+TARGET_MB = 2048.0
+
+_CHILD = r"""
+import json, resource, sys, time
+from milmer.runtime.eeg.io import read_raw
+from milmer.runtime.eeg.preprocess import EEGInputOptions, preprocess_raw
+from milmer.runtime.spec import EEGSpec
+t = time.perf_counter()
+notes = []
+raw = read_raw(sys.argv[1], notes)
+out = preprocess_raw(raw, EEGSpec(), options=EEGInputOptions(channel_map="biosemi32"))
+print(json.dumps({
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "wall_s": time.perf_counter() - t,
+    "n_windows": int(out.data.shape[0]),
+    "notes": out.info["notes"],
+    "timings": out.info["timings"],
+}))
+"""
+
+
+def write_long_bdf(path: Path, seconds: int, sfreq: int = 2048, seed: int = 0) -> Path:
+    """Write the BDF described in the module docstring, one-second records at a time."""
+    import pyedflib
+
+    rng = np.random.default_rng(seed)
+    labels = [f"A{k}" for k in range(1, 33)] + [f"EXG{k}" for k in range(1, 9)] + ["Status"]
+    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=pyedflib.FILETYPE_BDFPLUS)
+    try:
+        headers = []
+        for label in labels:
+            status = label == "Status"
+            headers.append({
+                "label": label, "dimension": "" if status else "uV", "sample_frequency": sfreq,
+                "physical_max": 262143, "physical_min": -262144,
+                "digital_max": 8388607, "digital_min": -8388608, "transducer": "", "prefilter": "",
+            })  # fmt: skip
+        writer.setSignalHeaders(headers)
+        offsets = rng.uniform(-30000.0, 30000.0, len(labels) - 1)  # uV
+        t = np.arange(sfreq) / sfreq
+        for second in range(seconds):
+            block = offsets[:, None] + 20.0 * rng.standard_normal((len(labels) - 1, sfreq))
+            block[:32] += 30.0 * np.sin(2 * np.pi * 10.0 * (second + t))  # alpha
+            writer.writeSamples([*block, np.zeros(sfreq)])
+    finally:
+        writer.close()
+    return path
+
+
+def measure_peak_rss(path: Path, timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Read and preprocess ``path`` in a fresh Python process; its peak RSS (MB), wall time and
+    window count."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, timeout=timeout_s,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_memory(folder: Path, seconds: int = 3600, sfreq: int = 2048, log: Any = None) -> dict[str, Any]:
+    """Write the long BDF into ``folder``, measure, delete it; the figures for ``bench.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"biosemi-{seconds}s-{sfreq}hz.bdf"
+    if log:
+        log(f"memory: writing a {seconds} s {sfreq} Hz BDF")
+    tic = time.perf_counter()
+    write_long_bdf(path, seconds, sfreq)
+    file_mb = path.stat().st_size / 2**20
+    if log:
+        log(f"memory: preprocessing {file_mb:.0f} MB in a fresh process")
+    try:
+        run = measure_peak_rss(path)
+    finally:
+        path.unlink(missing_ok=True)
+    peak = run.get("peak_rss_mb")
+    return {
+        "recording_s": seconds, "sfreq": sfreq, "channels": 41, "file_mb": round(file_mb, 1),
+        "write_s": round(time.perf_counter() - tic - run.get("wall_s", 0.0), 1), **run,
+        "target_mb": TARGET_MB, "met": None if peak is None else bool(peak <= TARGET_MB),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=3600)
+    parser.add_argument("--sfreq", type=int, default=2048)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure_memory(args.out, args.seconds, args.sfreq, log=lambda m: print(m, file=sys.stderr)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
