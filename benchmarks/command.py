@@ -3,7 +3,8 @@
 :func:`bench_command` runs, in order: the machine's GEMM peaks and the model's FLOPs
 (:mod:`.floor`), per-stage latency (:mod:`.stages`), batched throughput (:mod:`.throughput`),
 cold end-to-end runs on demo recordings of each length, one process per run
-(:mod:`.endtoend`), and the official-style PyTorch reference (:mod:`.reference`). It writes
+(:mod:`.endtoend`), peak memory of EEG preprocessing on a long 2048 Hz BDF (:mod:`.memory`), and
+the official-style PyTorch reference (:mod:`.reference`). It writes
 ``bench.json`` (machine, settings, every figure, the derived ratios and the targets met or not,
 see :mod:`.report`), ``bench.md`` (a summary table) and PNG charts (:mod:`.charts`) into ``out``.
 Targets are reported, never asserted.
@@ -382,6 +383,9 @@ def bench_command(
         ),
         "model": {},
     }
+    from .memory import measure_memory
+
+    result["eeg_memory"] = measure_memory(out / "eeg-memory", seconds=60 if tiny else 600 if quick else 3600, log=log)
     for p in chosen:
         log(f"model stages, {settings.backend}/{settings.device}/{p}")
         result["stages"]["model"][p] = stages.measure_model_stages(

@@ -196,3 +196,10 @@ def test_markdown_shows_the_fastest_agreeing_variants_own_runs(tiny_bench):
     assert f"| {run['recording_s']:g} s | 1.0 |" in row and f"| {500 / floor:.2f} |" in row
     assert f"fastest agreeing variant, <= 1.0x the fp32 floor [openvino fp32, {run['recording_s']:g} s]" in md
     assert f"| ort fp32 | {run['recording_s']:g} s |" in md  # the plain end-to-end rows name their backend too
+
+
+def test_memory_figure_is_reported(tiny_bench):
+    _, _, result = tiny_bench
+    mem = result["eeg_memory"]
+    assert (mem["recording_s"], mem["sfreq"], mem["channels"], mem["target_mb"]) == (60, 2048, 41, 2048.0)
+    assert mem["n_windows"] == 20 and 100 < mem["peak_rss_mb"] < mem["target_mb"] and mem["met"] is True
