@@ -108,7 +108,7 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     table.add_row("dropped (outside video)", str(r["windows_dropped_outside_video"]))
     flagged = sum(bool(f) for f in r.get("window_flags", []))
     table.add_row("flagged windows", f"{flagged} of {r['n_windows']}")
-    for note in r.get("notes", []):
+    for note in result.notes:
         table.add_row("eeg", eeg_note_markup(note))
     table.add_row("time (s)", ", ".join(f"{k} {v:.2f}" for k, v in r["timings_s"].items()))
     Console().print(table)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from milmer.runtime.eeg.report import EEGNote
     from milmer.runtime.results import PredictionResult, WindowPrediction
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "format_quality",
     "quality_legend",
     "ica_convergence_warning",
+    "NOTE_STYLES",
     "eeg_note_markup",
     "render_table",
     "render_summary",
@@ -108,10 +110,17 @@ def ica_convergence_warning(eeg_info: dict[str, Any]) -> str | None:
     )
 
 
-def eeg_note_markup(note: str) -> str:
-    """An EEG note (:func:`milmer.runtime.recording.summary_notes`) as rich markup for a summary table: yellow when
-    it says ICA "did NOT converge" (the solver stopped at ``max_iter``; also a warning line)."""
-    return f"[yellow]{note}[/yellow]" if "did NOT converge" in note else note
+#: Rich style of an EEG note per severity (:class:`~milmer.runtime.eeg.report.EEGNote`): doubts stand out.
+NOTE_STYLES: dict[str, str] = {"info": "", "warning": "yellow", "flag": "yellow"}
+
+
+def eeg_note_markup(note: EEGNote) -> str:
+    """An EEG note as rich markup for a summary table, styled by its severity (:data:`NOTE_STYLES`:
+    warnings and flags yellow, e.g. ICA stopped at ``max_iter``), never by its words."""
+    from rich.markup import escape
+
+    style = NOTE_STYLES[note.severity]
+    return f"[{style}]{escape(note.text)}[/{style}]" if style else escape(note.text)
 
 
 def render_table(result: PredictionResult) -> Table:
@@ -202,7 +211,7 @@ def render_summary(result: PredictionResult) -> Table:
             table.add_row("", f"[yellow]{note.message}[/yellow]" if note.severity == "warning" else note.message)
     if summary["windows_flagged"]:
         table.add_row("flagged windows", f"{summary['windows_flagged']} of {summary['n_windows']} (see the quality column)")
-    for note in summary["notes"]:
+    for note in result.stats.notes:
         table.add_row("eeg", eeg_note_markup(note))
     stages = summary["timings_ms_per_window"]
     table.add_row(

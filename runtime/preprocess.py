@@ -23,6 +23,7 @@ from .windows import EEGWindows, FaceWindows
 
 if TYPE_CHECKING:
     from .eeg.preprocess import ICATrace
+    from .eeg.report import EEGNote
 
 __all__ = ["Coverage", "Preprocessed", "preprocess_recording", "window_coverage", "write_preprocessed"]
 
@@ -35,6 +36,7 @@ class Preprocessed:
     faces: FaceWindows
     report: dict[str, Any] = field(default_factory=dict)
     ica_trace: ICATrace | None = None  # before/after-ICA excerpt, with keep_trace=True
+    notes: list[EEGNote] = field(default_factory=list)  # typed: code, severity, text (report['notes']: the texts)
 
 
 def preprocess_recording(
@@ -85,7 +87,8 @@ def preprocess_recording(
         "n_windows": int(len(eeg_windows.starts)),
         "windows_dropped_outside_video": rec.coverage.n_dropped,
         "window_flags": [list(f) for f in eeg_windows.flags or []],
-        "notes": rec.notes,
+        "notes": [str(n) for n in rec.notes],
+        "eeg_notes": [n.to_dict() for n in rec.notes],
         "eeg_info": eeg_windows.info,
         "face_info": faces.info,
         "timings_s": {
@@ -97,7 +100,7 @@ def preprocess_recording(
         },
         "spec": spec.to_dict(),
     }
-    return Preprocessed(eeg=eeg_windows, faces=faces, report=report, ica_trace=rec.trace)
+    return Preprocessed(eeg=eeg_windows, faces=faces, report=report, ica_trace=rec.trace, notes=list(rec.notes))
 
 
 def write_preprocessed(

@@ -22,6 +22,7 @@ import numpy as np
 
 from .check import MilmerInputError
 from .eeg.preprocess import EEGInputOptions
+from .eeg.report import EEGNote
 from .spec import ModelSpec
 from .windows import EEGWindows
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import mne
 
     from .eeg.preprocess import ICATrace
+    from .eeg.report import EEGReport
     from .eeg.timing import EEGTiming
     from .face.timing import VideoTiming
     from .face.video import VideoInfo
@@ -283,7 +285,7 @@ def select_windows(
 
 
 def read_eeg(
-    eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[str]
+    eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[EEGNote]
 ) -> tuple[mne.io.BaseRaw, float, dict[str, Any]]:
     """The EEG as an MNE recording, the baseline to drop and what was read (:func:`read_eeg_timed`
     without the timing)."""
@@ -292,14 +294,14 @@ def read_eeg(
 
 
 def read_eeg_timed(
-    eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[str]
+    eeg: str | os.PathLike[str], options: RecordingOptions, notes: list[EEGNote]
 ) -> tuple[mne.io.BaseRaw, float, dict[str, Any], EEGTiming]:
     """The EEG as an MNE recording, the baseline to drop, what was read and what it says about time.
 
     A DEAP ``sXX.dat`` gives trial ``options.trial`` (presentation order, mapped to the file's
     experiment order through ``participant_ratings.csv``); an ``.xdf`` (LabRecorder) and the other
     formats of :mod:`.eeg.formats` go there; anything else to :func:`~.eeg.io.read_raw`. MNE's
-    warnings go to ``notes``, one line each. A BrainVision recording paused and resumed (several
+    warnings go to ``notes`` (:class:`~.eeg.report.EEGNote`, code 'reader-warning'). A BrainVision recording paused and resumed (several
     dated "New Segment" markers) is put on its true time axis (:func:`~.eeg.timing.place_segments`).
     """
     from .check import check_path_exists, check_suffix
@@ -327,11 +329,12 @@ def read_eeg_timed(
             "row": which.row,
             "ratings": dict(zip(("valence", "arousal", "dominance", "liking"), which.ratings)),
         }
-        notes.append(
+        notes.append(EEGNote.of(
+            "deap-trial",
             f"{path.name}: DEAP participant {which.subject}, trial {which.trial} (presentation order) = "
             f"experiment {which.experiment_id}, row {which.row} ({which.ratings_csv.name}); "
-            f"the first {baseline:g} s (pre-trial baseline) dropped"
-        )
+            f"the first {baseline:g} s (pre-trial baseline) dropped",
+        ))  # fmt: skip
         return raw, baseline, source, EEGTiming()
     if options.trial is not None:
         raise MilmerInputError(
@@ -340,7 +343,9 @@ def read_eeg_timed(
     if suffix in FORMAT_SUFFIXES:
         raw, timing = read_format(path, notes)
     else:
-        raw = read_raw(path, notes)
+        lines: list[str] = []
+        raw = read_raw(path, lines)
+        notes.extend(EEGNote.of("reader-warning", line) for line in lines)
         start, start_source = meas_date_of(raw, suffix)
         segments: tuple[Any, ...] = ()
         if suffix == ".vhdr":
@@ -349,21 +354,27 @@ def read_eeg_timed(
             undated = sum(m.date is None for m in markers[1:])
             dated = len(markers) - 1 - undated if markers and markers[0].date is not None else 0
             if dated > len(segments):
-                notes.append(
+                notes.append(EEGNote.of(
+                    "segments-unplaced",
                     f"{path.name}: {dated - len(segments)} dated New Segment marker(s) not placed (no pause before "
-                    "them, a date before the previous segment's end, or a pause over an hour): taken to follow on"
-                )
+                    "them, a date before the previous segment's end, or a pause over an hour): taken to follow on",
+                    count=dated - len(segments),
+                ))  # fmt: skip
             if undated:
-                notes.append(
+                notes.append(EEGNote.of(
+                    "segments-undated",
                     f"{path.name}: {undated} later New Segment marker(s) carry no date: those segments are taken "
-                    "to follow on without a pause (a recorder pause cannot be placed without its date)"
-                )
+                    "to follow on without a pause (a recorder pause cannot be placed without its date)",
+                    count=undated,
+                ))  # fmt: skip
             if pauses:
-                notes.append(
+                notes.append(EEGNote.of(
+                    "recording-paused",
                     f"{path.name}: recording paused (BrainVision New Segment markers): {len(pauses)} pause(s) "
                     + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in pauses)
-                    + " put at their recorded times and marked BAD_ACQ_SKIP"
-                )
+                    + " put at their recorded times and marked BAD_ACQ_SKIP",
+                    pauses_s=[[a, b] for a, b in pauses],
+                ))  # fmt: skip
         timing = EEGTiming(start, start_source, segments)
     return raw, options.baseline_s or 0.0, {"format": suffix.lstrip(".")}, timing
 
@@ -376,8 +387,10 @@ class Recording:
                 positions among all EEG windows
     coverage:   which windows the video covers and why others were dropped
     alignment:  the EEG and video clocks used to pair them (:class:`~.timebase.Alignment`)
-    notes:      what the runtime changed or doubts, one line each (reader warnings, EDF+D gaps,
-                channels mapped/interpolated, reference electrode, line noise, dropped windows)
+    notes:      what the runtime changed or doubts (reader warnings, EDF+D gaps, recorder pauses,
+                channels mapped/interpolated, reference electrode, line noise, dropped windows, ICA),
+                each with a code and a severity (:class:`~.eeg.report.EEGNote`; ``str(note)`` is its text)
+    eeg_report: the typed EEG preprocessing report
     """
 
     video: Path
@@ -389,11 +402,12 @@ class Recording:
     options: RecordingOptions
     baseline_s: float
     source: dict[str, Any]
-    notes: list[str]
+    notes: list[EEGNote]
     timings: dict[str, float]
     trace: ICATrace | None = None
     alignment: Alignment | None = None
     video_timing: VideoTiming | None = None
+    eeg_report: EEGReport | None = None
 
     @property
     def eeg_info(self) -> dict[str, Any]:
@@ -433,7 +447,7 @@ def open_recording(
     sampled frames lie in the video). Raises MilmerInputError for anything
     the recording cannot be used for, naming the option that helps.
     """
-    from .eeg.preprocess import preprocess_raw
+    from .eeg.preprocess import preprocess_eeg
     from .face.timing import probe_video_timing
     from .face.video import probe_video
     from .sync import AlignmentWarning, align
@@ -443,7 +457,7 @@ def open_recording(
     video_path, eeg_path = check_recording_paths(video, eeg)
     info = probe_video(video_path)
     video_timing = probe_video_timing(video_path, info)
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     tick = time.perf_counter()
     raw, baseline_s, source, eeg_timing = read_eeg_timed(eeg_path, options, notes)
     sfreq, eeg_duration = float(raw.info["sfreq"]), raw.n_times / float(raw.info["sfreq"])
@@ -452,15 +466,10 @@ def open_recording(
     alignment = align(sfreq, eeg_duration, eeg_timing, info, video_timing, sync_options)
     for message in alignment.warnings():  # shown by both commands as one line each
         warnings.warn(f"Alignment: {message}", AlignmentWarning, stacklevel=2)
-    trace = None
-    if keep_trace:
-        eeg_windows, trace = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s, keep_trace=True, options=options.eeg)
-    else:
-        eeg_windows = preprocess_raw(raw, spec.eeg, baseline_s=baseline_s, options=options.eeg)
+    eeg_windows, report = preprocess_eeg(raw, spec.eeg, baseline_s=baseline_s, keep_trace=keep_trace, options=options.eeg)
     del raw
     timings = {"eeg_read": tock - tick, "eeg_preprocess": time.perf_counter() - tock}
-    notes.extend(eeg_windows.info.get("notes", []))
-    notes.extend(summary_notes(eeg_windows.info))
+    notes.extend(report.all_notes())
     if eeg_timing.details:
         source = {**source, **eeg_timing.details}
     kept, indices, coverage = select_windows(
@@ -469,14 +478,14 @@ def open_recording(
     )
     return Recording(
         video=video_path, eeg=eeg_path, video_info=info, windows=kept, indices=indices, coverage=coverage,
-        options=options, baseline_s=baseline_s, source=source, notes=notes, timings=timings, trace=trace,
-        alignment=alignment, video_timing=video_timing,
+        options=options, baseline_s=baseline_s, source=source, notes=notes, timings=timings, trace=report.trace,
+        alignment=alignment, video_timing=video_timing, eeg_report=report,
     )
 
 
 def align_recording(
     video: str | os.PathLike[str], eeg: str | os.PathLike[str], options: RecordingOptions | None = None
-) -> tuple[Alignment, list[str]]:
+) -> tuple[Alignment, list[EEGNote]]:
     """The alignment :func:`open_recording` would use, without preprocessing the EEG, and the
     reader's notes: a quick check of how a recording's streams are paired (:mod:`.sync`)."""
     from .face.timing import probe_video_timing
@@ -486,35 +495,7 @@ def align_recording(
     options = options or RecordingOptions()
     sync_options = options.sync()
     info = probe_video(video)
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     raw, _, _, timing = read_eeg_timed(eeg, options, notes)
     sfreq = float(raw.info["sfreq"])
     return align(sfreq, raw.n_times / sfreq, timing, info, probe_video_timing(video, info), sync_options), notes
-
-
-def summary_notes(info: dict[str, Any]) -> list[str]:
-    """What preprocessing changed, one line each: channels mapped, interpolated, retyped,
-    reference, line noise, ICA."""
-    lines = []
-    ch = info.get("channels", {})
-    for how in ch.get("mapped_by", []):
-        lines.append(f"channels mapped by {how}")
-    for name, why in ch.get("retyped", {}).items():
-        lines.append(f"channel {name}: {why}")
-    if ch.get("interpolated"):
-        lines.append(
-            f"interpolated {len(ch['interpolated'])} channel(s) from their neighbours: "
-            f"{', '.join(ch['interpolated'])} (every window is flagged)"
-        )
-    line = info.get("line_noise", {})
-    if line.get("freq"):
-        before, after = line.get("share_before"), line.get("share_after")
-        shares = (f": {100 * before:.1f} % of the power before, {100 * after:.1f} % after"
-                  if before is not None and after is not None else "")
-        lines.append(f"line noise {line['freq']:g} Hz ({line['source']}) notched{shares}")
-    if info.get("ica_n_components"):
-        lines.append(
-            f"ICA ({info['ica_n_components']} components, {'converged' if info.get('ica_converged') else 'did NOT converge'}): "
-            f"removed {len(info.get('ica_excluded', []))} eye component(s) using {info.get('eog_source')}"
-        )
-    return lines

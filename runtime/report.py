@@ -146,7 +146,7 @@ def summary_dict(result: PredictionResult) -> dict[str, Any]:
         },
         "eeg_source": stats.source,
         "windows_flagged": sum(bool(w.flags) for w in result.windows),
-        "notes": list(stats.notes),
+        "notes": [str(n) for n in stats.notes],
     }
 
 

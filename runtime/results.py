@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .eeg.report import EEGNote
 from .face.extract import FaceExtractionStats, FaceWindow
 from .recording import Coverage
 from .spec import ModelSpec
@@ -106,7 +107,7 @@ class RunStats:
     coverage: Coverage | None = None
     alignment: Alignment | None = None  # the clocks that paired EEG and video (:mod:`.sync`)
     eeg_info: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[EEGNote] = field(default_factory=list)  # typed: code, severity, text
     source: dict[str, Any] = field(default_factory=dict)
     face: FaceExtractionStats = field(default_factory=FaceExtractionStats)
     #: Copies of the first ``keep_crops`` face windows (for a montage, :func:`~.face.plots.save_montage`).

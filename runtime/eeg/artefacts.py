@@ -22,10 +22,18 @@ its edges before any filter runs, so nothing of it reaches a clean window.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import mne
+
 __all__ = [
+    "MNE_QUIET",
+    "bad_span_samples",
+    "good_data",
+    "relative_annotations",
     "CLIP_DESCRIPTION",
     "CLIP_MERGE_S",
     "CLIP_MIN_S",
@@ -37,6 +45,8 @@ __all__ = [
     "runs",
 ]
 
+#: MNE's log level for every call here: its messages become notes, not log lines.
+MNE_QUIET = "error"
 #: A constant channel whose absolute value is at most this (volts) is a stored reference (zeros).
 ZERO_V = 1e-9
 #: Identical samples at a channel's minimum or maximum for this long (s) are clipping.
@@ -125,3 +135,30 @@ def bridge_spans(data: np.ndarray, spans: Sequence[tuple[int, int]]) -> None:
         left, right = np.nan_to_num(left), np.nan_to_num(right)
         ramp = np.linspace(0.0, 1.0, b - a + 2)[1:-1]
         data[:, a:b] = left[:, None] + (right - left)[:, None] * ramp[None, :]
+
+
+def relative_annotations(raw: mne.io.BaseRaw) -> mne.Annotations:
+    """``raw``'s annotations with onsets in seconds from its first sample, no orig_time."""
+    import mne
+
+    ann = raw.annotations
+    shift = raw.first_time if ann.orig_time is not None else 0.0
+    return mne.Annotations(ann.onset - shift, ann.duration, ann.description, orig_time=None)
+
+
+def bad_span_samples(annotations: mne.Annotations, sfreq: float, n_times: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` samples of every ``BAD_*`` annotation (gaps included), clipped to the data."""
+    spans = []
+    for onset, duration, desc in zip(annotations.onset, annotations.duration, annotations.description):
+        if desc.upper().startswith("BAD"):
+            a = max(int(np.floor(onset * sfreq)), 0)
+            b = min(int(np.ceil((onset + duration) * sfreq)), n_times)
+            if b > a:
+                spans.append((a, b))
+    return spans
+
+
+def good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
+    """(C, T') volts of ``channels`` with BAD_* spans (gaps, artefacts) left out."""
+    data = work.get_data(picks=list(channels), reject_by_annotation="omit")
+    return data if data.shape[1] else work.get_data(picks=list(channels))

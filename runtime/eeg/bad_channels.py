@@ -11,17 +11,29 @@ EEG. :func:`check_bad_channels` refuses them, naming each channel and the way fo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..check import MilmerInputError
 from ..spec import EEGSpec
-from .artefacts import constant_channels, nan_runs
+from .artefacts import MNE_QUIET, constant_channels, nan_runs
+from .channels import ChannelMatch, find_eog, missing_message
 from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
 
-__all__ = ["BAD_KINDS", "BadChannels", "find_bad_channels", "check_bad_channels", "screen_amplitude_uv"]
+__all__ = [
+    "BAD_KINDS",
+    "BadChannels",
+    "find_bad_channels",
+    "check_bad_channels",
+    "check_interpolation",
+    "interpolate_bads",
+    "screen_amplitude_uv",
+    "usable_eog",
+]
 
 #: Reason code -> what it means, for messages and reports.
 BAD_KINDS: dict[str, str] = {
@@ -31,6 +43,13 @@ BAD_KINDS: dict[str, str] = {
     "not-eeg": "not EEG (the file types it non-EEG and its unit field is not a voltage)",
     "implausible": "an amplitude unlike scalp EEG while the other channels look like EEG",
 }
+if TYPE_CHECKING:
+    import mne
+
+    from .preprocess import EEGInputOptions
+
+#: A channel whose standard deviation is below this (volts) carries no signal.
+FLAT_STD_V = 1e-12
 #: Seconds of the recording screened for each channel's amplitude (the start, band-passed).
 SCREEN_S = 60.0
 
@@ -129,3 +148,74 @@ def check_bad_channels(
         "in the file (info['bads']), drop or rename them (--channel-map), or let milmer interpolate "
         "them from their neighbours with --interpolate-missing (flagged in every output)."
     )
+
+
+def check_interpolation(
+    to_interpolate: Sequence[str],
+    match: ChannelMatch,
+    bads_in_file: Sequence[str],
+    ch_names: Sequence[str],
+    spec_eeg: EEGSpec,
+    options: EEGInputOptions,
+) -> None:
+    if not to_interpolate:
+        return
+    none_found = len(match.missing) == spec_eeg.n_channels  # nothing to interpolate from, whatever the limit
+    if match.missing and (none_found or not options.interpolate_missing or len(match.missing) > options.max_interpolated):
+        # One answer whether or not --interpolate-missing was given (it cannot help past the limit).
+        also = f" The file also marks {', '.join(bads_in_file)} bad." if bads_in_file else ""
+        raise MilmerInputError(
+            missing_message(match.missing, ch_names, spec_eeg, max_interpolated=options.max_interpolated) + also
+        )
+    if not options.interpolate_missing:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': the file marks channel(s) {', '.join(bads_in_file)} bad "
+            "(info['bads']); the model needs all of its channels. Let milmer interpolate them from "
+            "their neighbours with --interpolate-missing (flagged in every output), or repair the file."
+        )
+    if len(to_interpolate) > options.max_interpolated or len(set(to_interpolate)) >= spec_eeg.n_channels:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': {len(to_interpolate)} of the model's {spec_eeg.n_channels} "
+            f"channels would be interpolated ({', '.join(to_interpolate)}); at most "
+            f"{options.max_interpolated} are (--max-interpolated). Interpolated channels carry no "
+            f"signal of their own: the model needs a {spec_eeg.n_channels}-channel recording "
+            "(a consumer headset with a few electrodes is not enough)."
+        )
+
+
+def interpolate_bads(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
+    """Spherical-spline interpolation of ``work.info['bads']`` from standard 10-20 positions,
+    then the average reference again (it now includes the interpolated channels)."""
+    import mne
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # renamed 'colin27_1005' in MNE 1.14
+        from .channels import standard_1005_montage_name
+        montage = mne.channels.make_standard_montage(standard_1005_montage_name())
+    known = {n.lower() for n in montage.ch_names}
+    unknown = [c for c in spec_eeg.channels if c.lower() not in known]
+    if unknown:
+        raise MilmerInputError(
+            f"Invalid value for 'eeg': cannot interpolate: channel(s) {', '.join(unknown)} have no "
+            "standard 10-20 position."
+        )
+    work.set_montage(montage, match_case=False, on_missing="ignore", verbose=MNE_QUIET)
+    work.interpolate_bads(reset_bads=True, verbose=MNE_QUIET)
+    if spec_eeg.reference == "average":
+        work.set_eeg_reference("average", projection=False, verbose=MNE_QUIET)
+
+
+def usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[str, str]]:
+    """EOG channels fit to guide ICA, and why any others were left out."""
+    names = find_eog(raw.ch_names, raw.get_channel_types(), spec_eeg)
+    usable, ignored = [], {}
+    for name in names:
+        trace = raw.get_data(picks=[name])[0]
+        finite = np.isfinite(trace)
+        if not finite.any():
+            ignored[name] = "NaN or infinite values"
+        elif trace[finite].std() < FLAT_STD_V:
+            ignored[name] = "flat"
+        else:
+            usable.append(name)
+    return usable, ignored

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..check import MilmerInputError
+from .report import EEGNote
 from .timing import EEGTiming, meas_date_of
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def refuse_text_format(path: Path, accepted: tuple[str, ...] = ()) -> None:
         )
 
 
-def read_format(path: str | os.PathLike[str], notes: list[str]) -> tuple[mne.io.BaseRaw, EEGTiming]:
+def read_format(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io.BaseRaw, EEGTiming]:
     """Read ``path`` (one of :data:`FORMAT_SUFFIXES`) preloaded, in volts, with its timing facts.
 
     Raises MilmerInputError (parameter 'eeg') for OpenBCI/BrainFlow text files (how to convert),
@@ -91,6 +92,6 @@ def read_format(path: str | os.PathLike[str], notes: list[str]) -> tuple[mne.io.
                 f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "
                 f"({type(err).__name__}: {err})."
             ) from err
-    notes.extend(f"{p.name}: {' '.join(str(w.message).split())}" for w in caught)
+    notes.extend(EEGNote.of("reader-warning", f"{p.name}: {' '.join(str(w.message).split())}") for w in caught)
     start, source = meas_date_of(raw, suffix)
     return raw, EEGTiming(start, source or f"{suffix} header")

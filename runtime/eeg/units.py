@@ -10,12 +10,16 @@ and the way out (``--eeg-unit``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..check import MilmerInputError
 
-__all__ = ["EEG_UNITS", "PLAUSIBLE_UV", "unit_factor", "robust_amplitude_uv", "check_amplitude"]
+if TYPE_CHECKING:
+    import mne
+
+__all__ = ["EEG_UNITS", "PLAUSIBLE_UV", "unit_factor", "unit_field", "to_volts", "robust_amplitude_uv", "check_amplitude"]
 
 #: ``--eeg-unit`` values -> volts per unit.
 EEG_UNITS: dict[str, float] = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "nV": 1e-9}
@@ -82,3 +86,31 @@ def check_amplitude(
         f"(robust amplitude after the band-pass; scalp EEG lies within {lo:g}-{hi:g} \u00b5V); {given}."
         + (hint or " Give the unit the file's numbers are in with --eeg-unit V|mV|uV|nV, or fix the file.")
     )
+
+
+def unit_field(raw: mne.io.BaseRaw, name: str) -> str:
+    """The file's unit field for channel ``name`` ('' when blank or the format has none)."""
+    unit = (getattr(raw, "_orig_units", None) or {}).get(name, "")
+    return "" if unit in (None, "n/a") else str(unit)
+
+
+# Channel types MNE scales by the file's unit field (a 'misc' channel is left as stored).
+_SCALED_TYPES = ("eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs")
+
+
+def to_volts(raw: mne.io.BaseRaw, picks: Sequence[int], eeg_unit: str | None) -> np.ndarray:
+    """(C, T) volts of ``picks``: the reader's values, with ``eeg_unit`` (the unit the file's
+    numbers are in) replacing the unit field, and voltage units applied to channels the reader
+    left unscaled (BrainVision 'μV' with a Greek mu: typed 'misc')."""
+    data = raw.get_data(picks=list(picks))
+    types = raw.get_channel_types()
+    for row, i in enumerate(picks):
+        name = raw.ch_names[i]
+        factor = unit_factor(unit_field(raw, name))
+        applied = factor if (factor is not None and types[i] in _SCALED_TYPES) else 1.0
+        stored = data[row] / applied  # the file's numbers
+        if eeg_unit is not None:
+            data[row] = stored * EEG_UNITS[eeg_unit]
+        elif applied == 1.0 and factor is not None:
+            data[row] = stored * factor
+    return data

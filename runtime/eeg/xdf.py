@@ -22,6 +22,7 @@ import numpy as np
 
 from ..check import MilmerInputError
 from ..timebase import Fact, StreamClock, fit_clock
+from .report import EEGNote
 from .timing import EEGTiming
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def video_clock_from_markers(values: Any, stamps: np.ndarray, name: str) -> Stre
 
 
 def _place_pauses(
-    raw: mne.io.BaseRaw, clock: StreamClock, name: str, notes: list[str]
+    raw: mne.io.BaseRaw, clock: StreamClock, name: str, notes: list[EEGNote]
 ) -> tuple[mne.io.BaseRaw, StreamClock]:
     """Put the EEG stream's pieces (a stream that stopped and resumed) at their LSL times, the
     pauses marked ``BAD_ACQ_SKIP`` (:func:`~.timing.place_segments`); the clock keeps its start and
@@ -96,15 +97,17 @@ def _place_pauses(
     ]
     raw, _, pauses = place_segments(raw, pieces)
     if pauses:
-        notes.append(
+        notes.append(EEGNote.of(
+            "recording-paused",
             f"{name}: the EEG stream paused {len(pauses)} time(s) "
             + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in pauses)
-            + " (LSL timestamps): put at their times and marked BAD_ACQ_SKIP"
-        )
+            + " (LSL timestamps): put at their times and marked BAD_ACQ_SKIP",
+            pauses_s=[[a, b] for a, b in pauses],
+        ))  # fmt: skip
     return raw, replace(clock, segments=())
 
 
-def read_xdf(path: str | os.PathLike[str], notes: list[str]) -> tuple[mne.io.BaseRaw, EEGTiming]:
+def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io.BaseRaw, EEGTiming]:
     """The EEG stream of an ``.xdf`` as an MNE recording (volts) and its clock facts.
 
     Raises MilmerInputError (parameter 'eeg') when pyxdf is missing (how to install it), the file
@@ -143,7 +146,9 @@ def read_xdf(path: str | os.PathLike[str], notes: list[str]) -> tuple[mne.io.Bas
     labels, units = _channels(info, data.shape[0])
     scales = [_UNIT_SCALE.get(u.strip().lower()) for u in units]
     if any(s is None for s in scales):
-        notes.append(f"{p.name}: stream {name!r} states no unit for some channels: microvolts assumed (LSL's convention)")
+        notes.append(EEGNote.of(
+            "unit-assumed", f"{p.name}: stream {name!r} states no unit for some channels: microvolts assumed (LSL's convention)"
+        ))  # fmt: skip
     data *= np.array([1e-6 if s is None else s for s in scales])[:, None]
     raw = mne.io.RawArray(data, mne.create_info(labels, nominal, "eeg", verbose=False), verbose=False)
     eeg_clock = fit_clock("eeg", stamps, nominal, detail=f"XDF stream {name!r}")
@@ -160,10 +165,11 @@ def read_xdf(path: str | os.PathLike[str], notes: list[str]) -> tuple[mne.io.Bas
         if video_clock is not None:
             break
     if video_clock is None:
-        notes.append(
+        notes.append(EEGNote.of(
+            "no-video-markers",
             f"{p.name}: no video frame-marker stream (of {', '.join(described)}): the video is aligned by "
-            "--offset or the recorded start times, not by the XDF clock"
-        )
+            "--offset or the recorded start times, not by the XDF clock",
+        ))  # fmt: skip
     streams_used = f"EEG stream {name!r}" + (f", video frame markers {marker_name!r}" if video_clock else "")
     details = {"format": "xdf", "streams": streams_used, "eeg_stream": name}
     return raw, EEGTiming(clock=eeg_clock, video_clock=video_clock, clock_name="xdf", details=details)

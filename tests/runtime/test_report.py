@@ -13,6 +13,7 @@ from rich.console import Console
 from milmer.app import render
 from milmer.runtime import report
 from milmer.runtime.check import MilmerInputError
+from milmer.runtime.eeg.report import EEGNote
 from milmer.runtime.results import PredictionResult, RunStats, WindowPrediction
 from milmer.runtime.timebase import Alignment, Fact, StreamClock
 from milmer.runtime.recording import window_coverage
@@ -65,7 +66,7 @@ def result() -> PredictionResult:
         wall_s=1.5,
         coverage=window_coverage(eeg, 3.0, 8.5, -3.0),
         eeg_info={"ica_excluded": [1], "eog_source": "proxy Fp1/Fp2", "resampled_from": None, "duration_s": 12.0},
-        notes=["interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)"],
+        notes=[EEGNote.of("interpolated", "interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)")],
         # --offset -3: the video started 3 s after the EEG (EEG 3 s = video 0 s).
         alignment=Alignment(StreamClock("eeg", 128.0), StreamClock("video", 25.0, Fact(3.0, "option", "--offset"))),
     )

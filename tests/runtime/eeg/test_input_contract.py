@@ -48,7 +48,7 @@ def test_edf_plus_d_windows_sit_at_true_times(tmp_path, files):
     assert out.info["windows_dropped_gap"] == [15, 18, 21, 24]
     assert out.info["duration_s"] == 40.0
     assert [_peak_hz(w) for w in out.data] == pytest.approx([6.0] * 5 + [11.0] * 4, abs=0.34)
-    assert "gap.edf: discontinuous recording (EDF+D): 1 gap(s) 15.0-25.0 s" in notes[0]
+    assert "gap.edf: discontinuous recording (EDF+D): 1 gap(s) 15.0-25.0 s" in str(notes[0])
     assert "dropped 4 window(s) that cross a recording gap (EEG starts 15, 18, 21, 24 s)" in out.info["notes"]
 
 
@@ -233,7 +233,7 @@ def test_deap_trial_is_mapped_through_the_ratings(tmp_path):
     raw, baseline, source = read_eeg(dat, RecordingOptions(trial=5), notes)
     assert (source["experiment_id"], source["row"], baseline) == (36, 35, 3.0)
     assert raw.get_data()[0, 0] == pytest.approx(35e-6)
-    assert "DEAP participant 7, trial 5 (presentation order) = experiment 36, row 35" in notes[0]
+    assert "DEAP participant 7, trial 5 (presentation order) = experiment 36, row 35" in str(notes[0])
     with pytest.raises(MilmerInputError, match=r"'--trial': 's07\.dat' is a DEAP file of 40 trials; say which one with --trial N"):
         read_eeg(dat, RecordingOptions(), [])
     # A file with fewer trials (the demo's) is described by its own count, read from the CSV.

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.eeg.preprocess import _strongest, cut_windows, preprocess_array, preprocess_raw
+from milmer.runtime.eeg.ica import _strongest
+from milmer.runtime.eeg.preprocess import cut_windows, preprocess_array, preprocess_raw
 from milmer.runtime.spec import DEAP_CHANNELS
 
 # Gain of the spec's band-pass (1-50 Hz, MNE default FIR, zero phase) at 128 Hz, measured on

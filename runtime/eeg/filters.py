@@ -1,0 +1,90 @@
+"""Filters on whole recordings and on plain arrays, and cutting windows.
+
+:func:`bandpass` / :func:`bandpass_array` (``EEGSpec.l_freq``-``h_freq``, MNE's default zero-phase
+FIR) and :func:`notch_array` work on their own, for stream buffers as well as files;
+:func:`line_freq` decides which mains frequency to notch; :func:`cut_windows` cuts the model's
+non-overlapping windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..spec import EEGSpec
+from .artefacts import MNE_QUIET, good_data
+from .quality import detect_line_freq
+
+if TYPE_CHECKING:
+    import mne
+
+__all__ = ["bandpass", "bandpass_array", "notch_array", "line_harmonics", "line_freq", "cut_windows"]
+
+
+def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
+    """Band-pass all data channels of ``raw`` in place: zero-phase FIR, MNE's default design.
+
+    With ``l_freq == 0`` it is a low-pass only.
+    """
+    l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
+    raw.filter(l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET)
+
+
+def cut_windows(
+    data: np.ndarray, sfreq: float, window_samples: int, skip_samples: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping windows after the first ``skip_samples``; a partial tail is dropped.
+
+    data: (C, T) -> windows (W, C, window_samples) in data's dtype, starts (W,) float64 seconds
+    from sample 0 of ``data``.
+    """
+    n_windows = max(data.shape[1] - skip_samples, 0) // window_samples
+    used = data[:, skip_samples : skip_samples + n_windows * window_samples]
+    # (C, W*T) -> (C, W, T) -> (W, C, T): split time only, never mix channels into time.
+    windows = used.reshape(data.shape[0], n_windows, window_samples).transpose(1, 0, 2)
+    starts = (skip_samples + np.arange(n_windows) * window_samples) / float(sfreq)
+    return np.ascontiguousarray(windows), starts
+
+
+def line_freq(
+    stated: float | None, work: mne.io.BaseRaw, good: Sequence[str], spec_eeg: EEGSpec
+) -> tuple[float | None, str]:
+    """The mains frequency to notch and where it came from: the spec, the file (``stated``, its
+    ``info['line_freq']``) or detected in the ``good`` channels of ``work``."""
+    if spec_eeg.line_noise == "off":
+        return None, "off in the spec"
+    if spec_eeg.line_noise in ("50", "60"):
+        return float(spec_eeg.line_noise), "the spec"
+    sfreq = float(work.info["sfreq"])
+    if stated and stated < sfreq / 2:
+        return float(stated), "the file"
+    found = detect_line_freq(good_data(work, good), sfreq)
+    return (found, "detected") if found else (None, "none found")
+
+
+def bandpass_array(data: np.ndarray, sfreq: float, spec_eeg: EEGSpec) -> np.ndarray:
+    """data: (C, T) -> (C, T) float64 band-passed as :func:`bandpass` does (a new array)."""
+    import mne
+
+    l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
+    return mne.filter.filter_data(np.asarray(data, np.float64), sfreq, l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET)
+
+
+def line_harmonics(freq: float | None, sfreq: float, model_sfreq: float) -> np.ndarray:
+    """(K,) the mains frequency and its harmonics below both Nyquist frequencies (minus 1 Hz);
+    higher ones go with the resampling's anti-alias filter. Empty for None."""
+    if not freq:
+        return np.empty(0)
+    top = min(sfreq, model_sfreq) / 2 - 1
+    return freq * np.arange(1, int(top // freq) + 1)
+
+
+def notch_array(data: np.ndarray, sfreq: float, freqs: Sequence[float]) -> np.ndarray:
+    """data: (C, T) -> (C, T) float64 with ``freqs`` notched (MNE's default FIR notch; a new array)."""
+    import mne
+
+    if not len(freqs):
+        return np.array(data, np.float64)
+    return mne.filter.notch_filter(np.asarray(data, np.float64), sfreq, np.asarray(freqs, float), verbose=MNE_QUIET)

@@ -1,0 +1,161 @@
+"""Step 1 of preprocessing: a user's recording as one MNE recording of the spec's channels.
+
+:func:`working_recording` finds the spec's channels (:func:`~.channels.match_channels`) and any
+EOG channels, reads a long high-rate file in chunks (:mod:`.decimate`), applies the units
+(:func:`~.units.to_volts`), checks each picked channel on its own (:mod:`.bad_channels`), turns NaN
+runs into gaps and clipping into ``BAD_clipped`` spans (:mod:`.artefacts`), and bridges every
+``BAD_*`` span before any filter runs. What it found is in :class:`Working` (typed notes included).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..spec import EEGSpec
+from .artefacts import (
+    CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, nan_runs, relative_annotations,
+)  # fmt: skip
+from .bad_channels import BAD_KINDS, FLAT_STD_V, check_bad_channels, check_interpolation, find_bad_channels, usable_eog
+from .channels import match_channels
+from .decimate import decimate_early, decimation_factor
+from .quality import GAP
+from .report import ChannelReport, EEGNote
+from .units import to_volts, unit_field
+
+if TYPE_CHECKING:
+    import mne
+
+    from .preprocess import EEGInputOptions
+
+__all__ = ["Working", "working_recording"]
+
+
+@dataclass
+class Working:
+    """Step 1's result: the spec's channels (and EOG) as one MNE recording, and what was found."""
+
+    work: mne.io.RawArray
+    eog_names: list[str]
+    channels: ChannelReport
+    unit_fields: dict[str, str]
+    line_freq_in_file: float | None
+    notes: list[EEGNote] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputOptions) -> Working:
+    """Channels found, checked one by one, NaN runs and clipping marked, BAD_* spans bridged."""
+    import mne
+
+    notes: list[EEGNote] = []
+    timings: dict[str, float] = {}
+    types = raw.get_channel_types()
+    match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+    factor = decimation_factor(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]))
+    if factor > 1:  # a long high-rate file: read in chunks, decimated before any full-length copy
+        tic, early = time.perf_counter(), []
+        raw = decimate_early(raw, factor, clip_channels=[raw.ch_names[i] for i in match.picks.values()], notes=early)
+        notes += [EEGNote.of("decimated", text, factor=factor) for text in early]
+        types = raw.get_channel_types()
+        match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+        timings["decimate"] = time.perf_counter() - tic
+    sfreq = float(raw.info["sfreq"])
+    bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
+    present = [c for c in spec_eeg.channels if c in match.picks]
+    picks = [match.picks[c] for c in present]
+    unit_fields = {c: unit_field(raw, raw.ch_names[match.picks[c]]) for c in present}
+    picked_types = {c: types[i] for c, i in zip(present, picks)}
+    check_interpolation(list(match.missing) + bads_in_file, match, bads_in_file, raw.ch_names, spec_eeg, options)
+    eeg = to_volts(raw, picks, options.eeg_unit)  # (C_present, T) volts
+    eog_names, eog_ignored = usable_eog(raw, spec_eeg)
+    eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
+
+    # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
+    finite_eog = np.isfinite(eog).all(axis=0) if eog.size else None
+    _, nan_spans = nan_runs(eeg if finite_eog is None else np.where(finite_eog, eeg, np.nan))
+    bridge_spans(eeg, nan_spans)
+    bridge_spans(eog, nan_spans)
+    if nan_spans:
+        seconds = [(round(a / sfreq, 3), round(b / sfreq, 3)) for a, b in nan_spans]
+        notes.append(EEGNote.of(
+            "nan-gap",
+            f"{len(nan_spans)} NaN run(s) (dropouts) treated as recording gaps (BAD_ACQ_SKIP): "
+            + ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in seconds[:5]) + (", ..." if len(seconds) > 5 else ""),
+            spans_s=seconds,
+        ))  # fmt: skip
+    checked = [c for c in present if c not in bads_in_file]
+    rows = [present.index(c) for c in checked]
+    found = find_bad_channels(
+        eeg if len(rows) == len(present) else eeg[rows], checked, sfreq, spec_eeg,
+        types=[picked_types[c] for c in checked], unit_fields=unit_fields, flat_std=FLAT_STD_V,
+    )  # fmt: skip
+    check_bad_channels(found, options.interpolate_missing, picked_types, unit_fields)
+    reference_channel = found.reference_electrode
+    if reference_channel:
+        notes.append(EEGNote.of(
+            "reference-electrode",
+            f"{reference_channel} is flat at 0 V: taken as the recording's reference electrode; the average reference restores it",
+            channel=reference_channel,
+        ))  # fmt: skip
+    for name, kind in found.bad.items():
+        notes.append(EEGNote.of("bad-channel", f"channel {name}: {BAD_KINDS[kind]}; interpolated", channel=name, kind=kind))
+    retyped = {
+        raw.ch_names[i]: f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
+        for c, i in zip(present, picks)
+        if types[i] != "eeg" and c not in found.bad
+    }
+    to_interpolate = list(match.missing) + bads_in_file + list(found.bad)
+    check_interpolation(to_interpolate, match, bads_in_file, raw.ch_names, spec_eeg, options)
+
+    # Clipping (a saturated amplifier or ADC) in the usable channels: a bad span like BAD_*.
+    usable_rows = [present.index(c) for c in present if c not in to_interpolate and c != reference_channel]
+    clip_spans, clipping = clipped_spans(eeg, sfreq, usable_rows)
+    if clip_spans:
+        names = [present[i] for i in clipping]
+        notes.append(EEGNote.of(
+            "clipping",
+            f"clipping (samples stuck at the channel's extreme) in {', '.join(names)}: {len(clip_spans)} span(s) "
+            f"marked {CLIP_DESCRIPTION}, left out of the ICA fit, windows flagged",
+            channels=names, spans_s=[(round(a / sfreq, 3), round(b / sfreq, 3)) for a, b in clip_spans],
+        ))  # fmt: skip
+
+    # A fresh recording with the spec's names (missing channels as zeros, marked bad), filled in
+    # place: long recordings are never copied twice here.
+    info = mne.create_info(
+        list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
+    )
+    stacked = np.zeros((spec_eeg.n_channels + len(eog_names), raw.n_times))  # (32 + n_eog, T) volts
+    for c, row in zip(present, eeg):
+        if c not in to_interpolate:
+            stacked[spec_eeg.channels.index(c)] = row
+    stacked[spec_eeg.n_channels :] = eog
+    del eeg, eog
+    annotations = relative_annotations(raw)
+    for a, b in nan_spans:
+        annotations.append(a / sfreq, (b - a) / sfreq, GAP)
+    for a, b in clip_spans:
+        annotations.append(a / sfreq, (b - a) / sfreq, CLIP_DESCRIPTION)
+    # What a bad span holds (a pop, a rail step) must not reach clean windows through the filters:
+    # its samples are replaced by a straight line before any filter runs.
+    bridge_spans(stacked, bad_span_samples(annotations, sfreq, raw.n_times))
+    work = mne.io.RawArray(stacked, info, verbose=MNE_QUIET)
+    work.info["bads"] = list(to_interpolate)
+    work.set_annotations(annotations)
+    channels = ChannelReport(
+        mapped_by=match.how,
+        renamed={raw.ch_names[i]: c for c, i in match.picks.items() if raw.ch_names[i] != c},
+        interpolated=tuple(to_interpolate),
+        missing=match.missing,
+        bad_in_file=tuple(bads_in_file),
+        bad=dict(found.bad),
+        retyped=retyped,
+        reference_electrode=reference_channel,
+        eeg_unit=options.eeg_unit or "from the file",
+        eog_ignored=eog_ignored,
+    )
+    stated = raw.info.get("line_freq")
+    return Working(work, eog_names, channels, unit_fields, float(stated) if stated else None, notes, timings)
