@@ -59,11 +59,13 @@ def decimate_early(
     raw: mne.io.BaseRaw,
     factor: int,
     *,
+    keep: Sequence[str] | None = None,
     clip_channels: Sequence[str] = (),
     chunk_s: float = CHUNK_S,
     notes: list[str] | None = None,
 ) -> mne.io.RawArray:
-    """``raw`` (preloaded or not) at ``sfreq / factor``: every channel but stim channels, read
+    """``raw`` (preloaded or not) at ``sfreq / factor``: the channels named in ``keep`` (default:
+    every channel but stim channels), read
     ``chunk_s`` seconds at a time. Channel names, types, unit fields, bad channels, line
     frequency and annotations are kept; clipping found on the raw samples of ``clip_channels``
     (the EEG channels in use; constant ones are bad channels, not clipping) and NaN runs are
@@ -72,7 +74,10 @@ def decimate_early(
     from scipy.signal import resample_poly
 
     sfreq = float(raw.info["sfreq"])
-    picks = [i for i, kind in enumerate(raw.get_channel_types()) if kind != "stim"]
+    picks = [
+        i for i, (name, kind) in enumerate(zip(raw.ch_names, raw.get_channel_types()))
+        if (name in keep if keep is not None else kind != "stim")
+    ]  # fmt: skip
     n_in = raw.n_times
     n_out = -(-n_in // factor)
     pad = (_HALF_TAPS + 1) * factor  # whole output samples beyond the filter's reach

@@ -9,6 +9,7 @@ runs into gaps and clipping into ``BAD_clipped`` spans (:mod:`.artefacts`), and 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from .artefacts import (
     CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, nan_runs, relative_annotations,
 )  # fmt: skip
 from .bad_channels import BAD_KINDS, FLAT_STD_V, check_bad_channels, check_interpolation, find_bad_channels, usable_eog
-from .channels import match_channels
+from .channels import find_eog, match_channels
 from .decimate import decimate_early, decimation_factor
 from .quality import GAP
 from .report import ChannelReport, EEGNote
@@ -58,10 +59,14 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     factor = decimation_factor(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]))
     if factor > 1:  # a long high-rate file: read in chunks, decimated before any full-length copy
         tic, early = time.perf_counter(), []
-        raw = decimate_early(raw, factor, clip_channels=[raw.ch_names[i] for i in match.picks.values()], notes=early)
+        used = [raw.ch_names[i] for i in match.picks.values()]
+        eog_candidates = find_eog(raw.ch_names, types, spec_eeg)
+        before = list(raw.ch_names)
+        raw = decimate_early(raw, factor, keep=used + eog_candidates, clip_channels=used, notes=early)
         notes += [EEGNote.of("decimated", text, factor=factor) for text in early]
         types = raw.get_channel_types()
-        match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+        index = {name: k for k, name in enumerate(raw.ch_names)}  # the same channels, fewer of them
+        match = dataclasses.replace(match, picks={c: index[before[i]] for c, i in match.picks.items()})
         timings["decimate"] = time.perf_counter() - tic
     sfreq = float(raw.info["sfreq"])
     bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
@@ -73,6 +78,11 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     eeg = to_volts(raw, picks, options.eeg_unit)  # (C_present, T) volts
     eog_names, eog_ignored = usable_eog(raw, spec_eeg)
     eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
+    # Only the channels' samples (eeg, eog) and the recording's metadata are needed from here on:
+    # a decimated copy is freed now.
+    ch_names, n_times, stated = list(raw.ch_names), raw.n_times, raw.info.get("line_freq")
+    annotations = relative_annotations(raw)
+    del raw
 
     # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
     finite_eog = np.isfinite(eog).all(axis=0) if eog.size else None
@@ -104,12 +114,12 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     for name, kind in found.bad.items():
         notes.append(EEGNote.of("bad-channel", f"channel {name}: {BAD_KINDS[kind]}; interpolated", channel=name, kind=kind))
     retyped = {
-        raw.ch_names[i]: f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
+        ch_names[i]: f"typed {types[i]!r} by the reader (unit field {unit_fields[c]!r}); used as EEG"
         for c, i in zip(present, picks)
         if types[i] != "eeg" and c not in found.bad
     }
     to_interpolate = list(match.missing) + bads_in_file + list(found.bad)
-    check_interpolation(to_interpolate, match, bads_in_file, raw.ch_names, spec_eeg, options)
+    check_interpolation(to_interpolate, match, bads_in_file, ch_names, spec_eeg, options)
 
     # Clipping (a saturated amplifier or ADC) in the usable channels: a bad span like BAD_*.
     usable_rows = [present.index(c) for c in present if c not in to_interpolate and c != reference_channel]
@@ -128,26 +138,25 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     info = mne.create_info(
         list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
     )
-    stacked = np.zeros((spec_eeg.n_channels + len(eog_names), raw.n_times))  # (32 + n_eog, T) volts
+    stacked = np.zeros((spec_eeg.n_channels + len(eog_names), n_times))  # (32 + n_eog, T) volts
     for c, row in zip(present, eeg):
         if c not in to_interpolate:
             stacked[spec_eeg.channels.index(c)] = row
     stacked[spec_eeg.n_channels :] = eog
     del eeg, eog
-    annotations = relative_annotations(raw)
     for a, b in nan_spans:
         annotations.append(a / sfreq, (b - a) / sfreq, GAP)
     for a, b in clip_spans:
         annotations.append(a / sfreq, (b - a) / sfreq, CLIP_DESCRIPTION)
     # What a bad span holds (a pop, a rail step) must not reach clean windows through the filters:
     # its samples are replaced by a straight line before any filter runs.
-    bridge_spans(stacked, bad_span_samples(annotations, sfreq, raw.n_times))
+    bridge_spans(stacked, bad_span_samples(annotations, sfreq, n_times))
     work = mne.io.RawArray(stacked, info, verbose=MNE_QUIET)
     work.info["bads"] = list(to_interpolate)
     work.set_annotations(annotations)
     channels = ChannelReport(
         mapped_by=match.how,
-        renamed={raw.ch_names[i]: c for c, i in match.picks.items() if raw.ch_names[i] != c},
+        renamed={ch_names[i]: c for c, i in match.picks.items() if ch_names[i] != c},
         interpolated=tuple(to_interpolate),
         missing=match.missing,
         bad_in_file=tuple(bads_in_file),
@@ -157,5 +166,4 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         eeg_unit=options.eeg_unit or "from the file",
         eog_ignored=eog_ignored,
     )
-    stated = raw.info.get("line_freq")
     return Working(work, eog_names, channels, unit_fields, float(stated) if stated else None, notes, timings)
