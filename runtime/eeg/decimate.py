@@ -107,7 +107,8 @@ def decimate_early(
         # chunk (a padding fitted to each chunk would change the result at the recording's ends).
         y = resample_poly(chunk, 1, factor, axis=1) + offset[:, None]  # (C, ceil(chunk / factor))
         first = (start - lo) // factor
-        out[:, start // factor : start // factor + -(-(stop - start) // factor)] = y[:, first : first + -(-(stop - start) // factor)]
+        n = -(-(stop - start) // factor)  # output samples of [start, stop)
+        out[:, start // factor : start // factor + n] = y[:, first : first + n]
     out[~finite_any] = np.nan
     info = mne.create_info([raw.ch_names[i] for i in picks], sfreq / factor, [raw.get_channel_types()[i] for i in picks])
     with info._unlock():

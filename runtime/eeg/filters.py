@@ -69,7 +69,8 @@ def bandpass_array(data: np.ndarray, sfreq: float, spec_eeg: EEGSpec) -> np.ndar
     import mne
 
     l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
-    return mne.filter.filter_data(np.asarray(data, np.float64), sfreq, l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET)
+    data = np.asarray(data, np.float64)
+    return mne.filter.filter_data(data, sfreq, l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET)
 
 
 def line_harmonics(freq: float | None, sfreq: float, model_sfreq: float) -> np.ndarray:

@@ -86,7 +86,10 @@ class EEGNote:
         return self.text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "severity": self.severity, "text": self.text, **({"data": dict(self.data)} if self.data else {})}
+        out: dict[str, Any] = {"code": self.code, "severity": self.severity, "text": self.text}
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,10 @@ class EEGReport:
         """The lines every summary shows after the step notes: channels mapped, retyped,
         interpolated, line noise, ICA."""
         out = [EEGNote.of("channels-mapped", f"channels mapped by {how}", how=how) for how in self.channels.mapped_by]
-        out += [EEGNote.of("channel-retyped", f"channel {name}: {why}", channel=name) for name, why in self.channels.retyped.items()]
+        out += [
+            EEGNote.of("channel-retyped", f"channel {name}: {why}", channel=name)
+            for name, why in self.channels.retyped.items()
+        ]
         if self.channels.interpolated:
             names = list(self.channels.interpolated)
             out.append(EEGNote.of(
@@ -178,7 +184,8 @@ class EEGReport:
         if line.freq:
             shares = (f": {100 * line.share_before:.1f} % of the power before, {100 * line.share_after:.1f} % after"
                       if line.share_before is not None and line.share_after is not None else "")  # fmt: skip
-            out.append(EEGNote.of("line-noise", f"line noise {line.freq:g} Hz ({line.source}) notched{shares}", freq=line.freq))
+            text = f"line noise {line.freq:g} Hz ({line.source}) notched{shares}"
+            out.append(EEGNote.of("line-noise", text, freq=line.freq))
         ica = ica_note(self.ica)
         if ica is not None:
             out.append(ica)

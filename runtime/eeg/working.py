@@ -108,7 +108,8 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     if reference_channel:
         notes.append(EEGNote.of(
             "reference-electrode",
-            f"{reference_channel} is flat at 0 V: taken as the recording's reference electrode; the average reference restores it",
+            f"{reference_channel} is flat at 0 V: taken as the recording's reference electrode; "
+            "the average reference restores it",
             channel=reference_channel,
         ))  # fmt: skip
     for name, kind in found.bad.items():

@@ -53,7 +53,8 @@ def test_railed_channel_is_not_taken_for_the_reference():
     data = brain(12.0)
     cz = DEAP_CHANNELS.index("Cz")
     data[cz] = (2**23 - 1) * 31.25e-9  # BioSemi's top code: 262 mV for the whole file
-    with pytest.raises(MilmerInputError, match=r"cannot be used as EEG: Cz \(stuck at a constant non-zero value .*--interpolate-missing"):
+    railed = r"cannot be used as EEG: Cz \(stuck at a constant non-zero value .*--interpolate-missing"
+    with pytest.raises(MilmerInputError, match=railed):
         preprocess_raw(_raw(data), NO_ICA)
     out = preprocess_raw(_raw(data), NO_ICA, options=EEGInputOptions(interpolate_missing=True))
     assert out.info["channels"]["reference_electrode"] is None
@@ -120,7 +121,8 @@ def test_clipping_span_is_flagged_and_left_out_of_the_ica_fit(blinky):
     out = preprocess_raw(_raw(eog, names=[*DEAP_CHANNELS, "vEOG"], types=["eeg"] * 32 + ["eog"]), spec)
     flagged = [float(t) for t, f in zip(out.starts, out.flags) if "bad-span:BAD_clipped" in f]
     assert flagged == [30.0, 33.0]
-    assert any("clipping (samples stuck at the channel's extreme) in Fp1, AF3, Fp2: 1 span(s)" in n for n in out.info["notes"])
+    clipping = "clipping (samples stuck at the channel's extreme) in Fp1, AF3, Fp2: 1 span(s)"
+    assert any(clipping in n for n in out.info["notes"])
     # The same as annotating the span BAD_ by hand: clean windows seconds away are untouched.
     by_hand = preprocess_raw(
         _raw(eog, [(31.0, 4.0, "BAD_clipped")], names=[*DEAP_CHANNELS, "vEOG"], types=["eeg"] * 32 + ["eog"]), spec
