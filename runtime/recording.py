@@ -454,7 +454,7 @@ def open_recording(
 
     options = options or RecordingOptions()
     sync_options = options.sync()  # checks --offset, --eeg-rate, --video-fps
-    video_path, eeg_path = check_recording_paths(video, eeg)
+    video_path, eeg_path = check_recording_paths(video, eeg, usage="VIDEO EEG")
     info = probe_video(video_path)
     video_timing = probe_video_timing(video_path, info)
     notes: list[EEGNote] = []

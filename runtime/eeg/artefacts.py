@@ -75,12 +75,16 @@ def nan_runs(data: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     return dead, runs(~finite[~dead].all(axis=0))
 
 
-def constant_channels(data: np.ndarray, flat_std: float) -> tuple[list[int], list[int]]:
-    """data: (C, T) volts. Rows whose standard deviation is below ``flat_std``: (zero, stuck) -
-    ``zero`` holds rows within :data:`ZERO_V` of 0 V (a stored reference electrode), ``stuck``
-    rows sitting at another constant value (a railed or dead electrode)."""
+def constant_channels(
+    data: np.ndarray, flat_std: float, rows: Sequence[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """data: (C, T) volts. Rows (of ``rows``, default all) whose standard deviation is below
+    ``flat_std``: (zero, stuck) - ``zero`` holds rows within :data:`ZERO_V` of 0 V (a stored
+    reference electrode), ``stuck`` rows sitting at another constant value (a railed or dead
+    electrode)."""
     zero, stuck = [], []
-    for i, row in enumerate(data):
+    for i in range(data.shape[0]) if rows is None else rows:
+        row = data[i]
         if row.std() < flat_std:
             (zero if np.abs(row).max() <= ZERO_V else stuck).append(i)
     return zero, stuck

@@ -100,14 +100,14 @@ def find_bad_channels(
     for i in np.flatnonzero(dead):
         bad[names[i]] = "nan"
     rows = [i for i in range(len(names)) if names[i] not in bad]
-    zero, stuck = constant_channels(eeg[rows], flat_std)
+    zero, stuck = constant_channels(eeg, flat_std, rows)  # indices into eeg
     reference = None
-    zero_names = [names[rows[i]] for i in zero]
+    zero_names = [names[i] for i in zero]
     if len(zero_names) == 1 and spec_eeg.reference == "average" and len(names) > 1:
         reference = zero_names[0]
     else:
         bad.update({c: "flat" for c in zero_names})
-    bad.update({names[rows[i]]: "railed" for i in stuck})
+    bad.update({names[i]: "railed" for i in stuck})
     for name, kind in zip(names, types):
         unit = unit_fields.get(name, "")
         if name not in bad and kind != "eeg" and unit and unit_factor(unit) is None:
@@ -115,7 +115,8 @@ def find_bad_channels(
     live = [i for i in range(len(names)) if names[i] not in bad and names[i] != reference]
     amplitude: dict[str, float] = {}
     if live:
-        amp = screen_amplitude_uv(eeg[live], sfreq, spec_eeg.l_freq, spec_eeg.h_freq)
+        n = min(eeg.shape[1], int(SCREEN_S * sfreq))
+        amp = screen_amplitude_uv(eeg[live, :n], sfreq, spec_eeg.l_freq, spec_eeg.h_freq)  # a copy of n samples
         amplitude = {names[i]: float(a) for i, a in zip(live, amp)}
         lo, hi = PLAUSIBLE_UV
         odd = [names[i] for i, a in zip(live, amp) if not lo <= a <= hi]

@@ -40,6 +40,8 @@ __all__ = [
 #: Channels and length of the before/after-ICA excerpt kept with ``keep_trace=True``.
 TRACE_CHANNELS: tuple[str, ...] = ("Fp1", "Fp2", "Fz", "Cz", "O1")
 TRACE_SECONDS = 10.0
+#: Seconds of the recording the components are removed from at a time.
+APPLY_CHUNK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,12 @@ def remove_eye_artefacts(
         strength = np.abs(np.atleast_2d(np.asarray(scores))).max(axis=0)  # (n_components,)
         excluded = eye_components(found, strength, cfg)
     if excluded:
-        ica.apply(work, exclude=excluded, verbose=MNE_QUIET)
+        # A minute at a time: ICA's unmixing is per sample, so the result is the same, and the
+        # copies MNE makes stay a minute long however long the recording is.
+        step = int(APPLY_CHUNK_S * work.info["sfreq"])
+        for start in range(0, work.n_times, step):
+            stop = min(start + step, work.n_times)
+            ica.apply(work, exclude=excluded, start=start, stop=stop, verbose=MNE_QUIET)
     return ICAReport(
         method=cfg.method,
         n_components=int(ica.n_components_),

@@ -28,8 +28,13 @@ def _psd(data: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
     from scipy.signal import welch
 
     nper = int(min(data.shape[1], 4 * sfreq))
-    freqs, psd = welch(data, fs=sfreq, nperseg=nper, axis=-1)
-    return freqs, psd.mean(axis=0)
+    # One channel at a time: Welch's segments of all channels at once are twice the recording.
+    total = None
+    for row in data:
+        freqs, psd = welch(row, fs=sfreq, nperseg=nper)
+        total = psd if total is None else total + psd
+    assert total is not None
+    return freqs, total / data.shape[0]
 
 
 def detect_line_freq(data: np.ndarray, sfreq: float) -> float | None:

@@ -251,3 +251,15 @@ def test_components_follow_the_rank_after_interpolation(blinky, eeg_spec, refere
     out = preprocess_raw(raw, eeg_spec, options=EEGInputOptions(interpolate_missing=True))
     assert out.info["ica_n_components"] == 30 and out.info["ica_converged"]
     assert _blink_power_reduction(out, references, FP1) > 0.99
+
+
+def test_components_are_removed_a_minute_at_a_time_with_the_same_result(synth, monkeypatch):
+    import milmer.runtime.eeg.ica as ica
+
+    s = synth(seed=0, duration_s=150.0)
+    raw = array_to_raw(s.eeg, DEAP_CHANNELS, 128.0)
+    chunked = preprocess_raw(raw, EEGSpec())
+    monkeypatch.setattr(ica, "APPLY_CHUNK_S", 1e9)
+    whole = preprocess_raw(raw, EEGSpec())
+    assert chunked.info["ica_excluded"] == whole.info["ica_excluded"] == [0]
+    np.testing.assert_array_equal(chunked.data, whole.data)
