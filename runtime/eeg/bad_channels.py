@@ -46,7 +46,7 @@ BAD_KINDS: dict[str, str] = {
 if TYPE_CHECKING:
     import mne
 
-    from .preprocess import EEGInputOptions
+    from .options import EEGInputOptions
 
 #: A channel whose standard deviation is below this (volts) carries no signal.
 FLAT_STD_V = 1e-12

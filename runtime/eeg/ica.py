@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from ..check import MilmerInputError
 from ..spec import EEGSpec, ICASpec
 from .artefacts import MNE_QUIET, good_data
 from .channels import canonical_name
-from .report import ICAReport
+from .report import ICAReport, ICATrace
 
 if TYPE_CHECKING:
     import mne
@@ -42,29 +41,6 @@ TRACE_CHANNELS: tuple[str, ...] = ("Fp1", "Fp2", "Fz", "Cz", "O1")
 TRACE_SECONDS = 10.0
 #: Seconds of the recording the components are removed from at a time.
 APPLY_CHUNK_S = 60.0
-
-
-@dataclass(frozen=True)
-class ICATrace:
-    """A short stretch of the recording before and after ICA, for plotting.
-
-    before, after: (C, n) float32 microvolts, band-passed, at ``sfreq``; ``after`` has the
-    ``excluded`` components removed. ``start_s`` is the excerpt's start in the recording: the
-    stretch where ICA changed these channels most.
-    """
-
-    channels: tuple[str, ...]
-    sfreq: float
-    start_s: float
-    before: np.ndarray
-    after: np.ndarray
-    excluded: tuple[int, ...]
-    eog_source: str
-
-    @property
-    def times(self) -> np.ndarray:
-        """(n,) float64 seconds from the recording's start."""
-        return self.start_s + np.arange(self.before.shape[1]) / self.sfreq
 
 
 def remove_eye_artefacts(

@@ -52,13 +52,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int, check_option, check_positive
+from ..check import MilmerInputError, check_option, check_positive
 from ..spec import EEGSpec
 from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
@@ -67,7 +66,8 @@ from .filters import bandpass, cut_windows, line_freq, line_harmonics
 from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts
 from .quality import GAP, line_share, window_spans
 from .report import EEGNote, EEGReport, LineNoiseReport
-from .units import EEG_UNITS, check_amplitude, robust_amplitude_uv
+from .options import MAX_INTERPOLATED, EEGInputOptions
+from .units import check_amplitude, robust_amplitude_uv
 from .working import working_recording
 
 if TYPE_CHECKING:
@@ -90,30 +90,6 @@ __all__ = [
     "preprocess_array",
 ]
 
-#: Default limit on interpolated channels (a quarter of DEAP's 32).
-MAX_INTERPOLATED = 8
-
-
-@dataclass(frozen=True)
-class EEGInputOptions:
-    """How to bring a user's recording to the spec (the CLI's EEG options).
-
-    eeg_unit:            the unit the file's numbers are in, overriding its unit field
-                         (``--eeg-unit``: 'V', 'mV', 'uV', 'nV'); None trusts the file
-    channel_map:         ``--channel-map``: a preset (``biosemi32``), ``'old=new,...'``, a file, or a dict
-    interpolate_missing: interpolate missing, bad-marked and unusable channels (``--interpolate-missing``)
-    max_interpolated:    refuse when more channels than this would be interpolated
-    """
-
-    eeg_unit: str | None = None
-    channel_map: str | Mapping[str, str] | None = None
-    interpolate_missing: bool = False
-    max_interpolated: int = MAX_INTERPOLATED
-
-    def __post_init__(self) -> None:
-        if self.eeg_unit is not None:
-            check_option("--eeg-unit", self.eeg_unit, tuple(EEG_UNITS))
-        check_int("--max-interpolated", self.max_interpolated, low=0)
 
 
 @overload

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from .ica import ICATrace
+import numpy as np
 
 __all__ = [
+    "ICATrace",
     "NOTE_CODES",
     "Severity",
     "EEGNote",
@@ -144,6 +144,29 @@ def ica_note(ica: ICAReport) -> EEGNote | None:
         f"removed {len(ica.excluded)} eye component(s) using {ica.eog_source}"
     )
     return EEGNote.of("ica" if converged else "ica-not-converged", text, excluded=list(ica.excluded), method=ica.method)
+
+
+@dataclass(frozen=True)
+class ICATrace:
+    """A short stretch of the recording before and after ICA, for plotting.
+
+    before, after: (C, n) float32 microvolts, band-passed, at ``sfreq``; ``after`` has the
+    ``excluded`` components removed. ``start_s`` is the excerpt's start in the recording: the
+    stretch where ICA changed these channels most.
+    """
+
+    channels: tuple[str, ...]
+    sfreq: float
+    start_s: float
+    before: np.ndarray
+    after: np.ndarray
+    excluded: tuple[int, ...]
+    eog_source: str
+
+    @property
+    def times(self) -> np.ndarray:
+        """(n,) float64 seconds from the recording's start."""
+        return self.start_s + np.arange(self.before.shape[1]) / self.sfreq
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .units import to_volts, unit_field
 if TYPE_CHECKING:
     import mne
 
-    from .preprocess import EEGInputOptions
+    from .options import EEGInputOptions
 
 __all__ = ["Working", "working_recording"]
 
