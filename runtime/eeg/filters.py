@@ -3,7 +3,7 @@
 :func:`bandpass` / :func:`bandpass_array` (``EEGSpec.l_freq``-``h_freq``, MNE's default zero-phase
 FIR) and :func:`notch_array` work on their own, for stream buffers as well as files;
 :func:`line_freq` decides which mains frequency to notch; :func:`cut_windows` cuts the model's
-non-overlapping windows.
+non-overlapping windows from an array, :func:`raw_windows` from a recording, a few at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .quality import detect_line_freq
 if TYPE_CHECKING:
     import mne
 
-__all__ = ["bandpass", "bandpass_array", "notch_array", "line_harmonics", "line_freq", "cut_windows"]
+__all__ = ["bandpass", "bandpass_array", "notch_array", "line_harmonics", "line_freq", "cut_windows", "raw_windows"]
 
 
 def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
@@ -46,6 +46,30 @@ def cut_windows(
     windows = used.reshape(data.shape[0], n_windows, window_samples).transpose(1, 0, 2)
     starts = (skip_samples + np.arange(n_windows) * window_samples) / float(sfreq)
     return np.ascontiguousarray(windows), starts
+
+
+#: Windows read from the recording at a time by :func:`raw_windows`.
+WINDOW_CHUNK = 64
+
+
+def raw_windows(
+    work: mne.io.BaseRaw, first_samples: np.ndarray, window_samples: int, *, chunk: int | None = None
+) -> np.ndarray:
+    """(W, C, window_samples) float32 microvolts of the EEG channels of ``work``, window w
+    starting at sample ``first_samples[w]``; read ``chunk`` (default :data:`WINDOW_CHUNK`) windows at a time, so that no
+    full-length float64 copy is made. Equal to :func:`cut_windows` of ``get_data(picks='eeg') * 1e6``
+    cast to float32, element by element."""
+    first_samples = np.asarray(first_samples, dtype=np.int64)
+    chunk = WINDOW_CHUNK if chunk is None else chunk
+    n_channels = work.get_channel_types().count("eeg")
+    out = np.empty((first_samples.size, n_channels, window_samples), np.float32)
+    for a in range(0, first_samples.size, chunk):
+        group = first_samples[a : a + chunk]
+        lo, hi = int(group[0]), int(group[-1]) + window_samples
+        block = work.get_data(picks="eeg", start=lo, stop=hi)  # (C, hi - lo) volts
+        for j, s in enumerate(group):
+            out[a + j] = block[:, s - lo : s - lo + window_samples] * 1e6
+    return out
 
 
 def line_freq(

@@ -20,6 +20,7 @@ from ..check import MilmerInputError
 from ..spec import EEGSpec, ICASpec
 from .artefacts import MNE_QUIET, good_data
 from .channels import canonical_name
+from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
 
 if TYPE_CHECKING:
@@ -100,10 +101,11 @@ def remove_eye_artefacts(
     excluded: list[int] = []
     strength = np.zeros(ica.n_components_)
     if reference:
-        found, scores = ica.find_bads_eog(
-            work, ch_name=reference, threshold=cfg.eog_threshold, verbose=MNE_QUIET
-        )
-        strength = np.abs(np.atleast_2d(np.asarray(scores))).max(axis=0)  # (n_components,)
+        # find_bads_eog's scores and outlier rule, a minute of components at a time
+        # (:mod:`.ica_scores`): MNE's call holds several full-length copies of every component.
+        scores = eog_scores(ica, work, reference)  # (n_reference, n_components)
+        found = sorted({int(i) for row in scores for i in zscore_outliers(row, cfg.eog_threshold)})
+        strength = np.abs(scores).max(axis=0)  # (n_components,)
         excluded = eye_components(found, strength, cfg)
     if excluded:
         # A minute at a time: ICA's unmixing is per sample, so the result is the same, and the

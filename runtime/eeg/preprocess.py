@@ -62,9 +62,9 @@ from ..spec import EEGSpec
 from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
 from .bad_channels import FLAT_STD_V, interpolate_bads
-from .filters import bandpass, cut_windows, line_freq, line_harmonics
+from .filters import bandpass, cut_windows, line_freq, line_harmonics, raw_windows
 from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts
-from .quality import GAP, line_share, window_spans
+from .quality import GAP, line_share_of, window_spans
 from .report import EEGNote, EEGReport, LineNoiseReport
 from .options import MAX_INTERPOLATED, EEGInputOptions
 from .units import check_amplitude, robust_amplitude_uv
@@ -149,7 +149,7 @@ def preprocess_eeg(
     tic = time.perf_counter()
     freq, source = line_freq(step.line_freq_in_file, work, good, spec_eeg)
     band = (max(spec_eeg.l_freq, 1.0), spec_eeg.sfreq / 2)
-    share_before = line_share(good_data(work, good), sfreq, freq, band) if freq else None
+    share_before = line_share_of(work, good, freq, band) if freq else None
     if spec_eeg.reference == "average":
         work.set_eeg_reference("average", projection=False, verbose=MNE_QUIET)  # bads excluded
     harmonics = line_harmonics(freq, sfreq, spec_eeg.sfreq)
@@ -166,7 +166,7 @@ def preprocess_eeg(
     bandpass(work, spec_eeg)
     timings["filter"] = time.perf_counter() - tic
 
-    amplitude = robust_amplitude_uv(good_data(work, good))
+    amplitude = np.concatenate([robust_amplitude_uv(good_data(work, [c])) for c in good])  # a channel at a time
     check_amplitude(amplitude, good, step.unit_fields, options.eeg_unit)
     if to_interpolate:
         tic = time.perf_counter()
@@ -179,12 +179,13 @@ def preprocess_eeg(
     timings["ica"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    data_uv = (work.get_data(picks="eeg") * 1e6).astype(np.float32)  # (C, T) microvolts
-    share_after = line_share(good_data(work, spec_eeg.channels), spec_eeg.sfreq, freq, band) if freq else None
+    share_after = line_share_of(work, spec_eeg.channels, freq, band) if freq else None
     skip = int(round(baseline_s * spec_eeg.sfreq))
-    windows, starts = cut_windows(data_uv, spec_eeg.sfreq, spec_eeg.window_samples, skip)
+    n_windows = max(work.n_times - skip, 0) // spec_eeg.window_samples
+    first_samples = skip + np.arange(n_windows) * spec_eeg.window_samples
+    starts = first_samples / float(spec_eeg.sfreq)
     # _check_long_enough guarantees a window: round(T * ratio) >= window + round(baseline * sfreq).
-    assert len(windows) > 0, (data_uv.shape, skip)
+    assert n_windows > 0, (work.n_times, skip)
     ann = work.annotations
     keep, spans = window_spans(starts, spec_eeg.window_s, ann.onset, ann.duration, ann.description)
     interp_flag = ("interpolated:" + ",".join(to_interpolate),) if to_interpolate else ()
@@ -197,12 +198,14 @@ def preprocess_eeg(
             + ", ".join(f"{t:g}" for t in dropped_gap) + " s)",
             starts_s=list(dropped_gap),
         ))  # fmt: skip
-    windows, starts = np.ascontiguousarray(windows[keep]), starts[keep]
-    if not len(windows):
+    starts = starts[keep]
+    if not keep.any():
         raise MilmerInputError(
             "Invalid value for 'eeg': every window crosses a recording gap (BAD_ACQ_SKIP); no "
             f"{spec_eeg.window_s:g} s stretch of continuous recording is left."
         )
+    # A few windows at a time from the recording: no full-length copy (peak memory, item 13).
+    windows = raw_windows(work, first_samples[keep], spec_eeg.window_samples)
     timings["window"] = time.perf_counter() - tic
 
     report = EEGReport(
@@ -223,7 +226,7 @@ def preprocess_eeg(
         duration_s=float(duration),
         timings={k: round(v, 4) for k, v in timings.items()},
         notes=tuple(notes),
-        trace=make_trace(before * 1e6, data_uv, spec_eeg, ica) if before is not None else None,
+        trace=None if before is None else make_trace(before * 1e6, _eeg_uv(work), spec_eeg, ica),
     )
     return EEGWindows(data=windows, starts=starts, flags=flags, info=report.to_dict()), report
 
@@ -284,3 +287,7 @@ def _check_long_enough(duration: float, baseline_s: float, spec_eeg: EEGSpec) ->
             + f"; at least one {spec_eeg.window_s:g} s window is needed."
         )
 
+
+def _eeg_uv(work: mne.io.BaseRaw) -> np.ndarray:
+    """(C, T) float32 microvolts of the EEG channels (only for the ICA trace: full length)."""
+    return (work.get_data(picks="eeg") * 1e6).astype(np.float32)

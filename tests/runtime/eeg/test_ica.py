@@ -263,3 +263,29 @@ def test_components_are_removed_a_minute_at_a_time_with_the_same_result(synth, m
     whole = preprocess_raw(raw, EEGSpec())
     assert chunked.info["ica_excluded"] == whole.info["ica_excluded"] == [0]
     np.testing.assert_array_equal(chunked.data, whole.data)
+
+
+def test_chunked_scoring_and_windows_equal_one_pass(blinky, monkeypatch):
+    """Eye components scored 2 s at a time, removed 1 s at a time and windows read one at a time
+    give the windows of one pass over the whole recording (a BAD_ span and an EOG channel in it)."""
+    import mne
+
+    import milmer.runtime.eeg.filters as filters
+    import milmer.runtime.eeg.ica as ica
+    import milmer.runtime.eeg.ica_scores as ica_scores
+
+    raw = array_to_raw(np.vstack([blinky.eeg, blinky.eog]), WITH_EOG, 128.0)
+    raw.set_annotations(mne.Annotations([19.5], [2.0], ["BAD_movement"]))
+
+    def run(score_s, apply_s, windows):
+        monkeypatch.setattr(ica_scores, "SCORE_CHUNK_S", score_s)
+        monkeypatch.setattr(ica, "APPLY_CHUNK_S", apply_s)
+        monkeypatch.setattr(filters, "WINDOW_CHUNK", windows)
+        return preprocess_raw(raw, EEGSpec(), baseline_s=1.0)
+
+    chunked, whole = run(2.0, 1.0, 1), run(1e9, 1e9, 10**9)
+    assert chunked.info["ica_excluded"] == whole.info["ica_excluded"] and whole.info["ica_excluded"]
+    assert chunked.info["ica_scores_excluded"] == whole.info["ica_scores_excluded"]
+    np.testing.assert_array_equal(chunked.starts, whole.starts)
+    assert chunked.flags == whole.flags
+    np.testing.assert_allclose(chunked.data, whole.data, rtol=0, atol=1e-4)  # microvolts
