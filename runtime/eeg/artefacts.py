@@ -21,7 +21,7 @@ its edges before any filter runs, so nothing of it reaches a clean window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,6 +33,8 @@ __all__ = [
     "MNE_QUIET",
     "bad_span_samples",
     "good_data",
+    "good_chunks",
+    "kept_samples",
     "relative_annotations",
     "CLIP_DESCRIPTION",
     "CLIP_MERGE_S",
@@ -166,3 +168,26 @@ def good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
     """(C, T') volts of ``channels`` with BAD_* spans (gaps, artefacts) left out."""
     data = work.get_data(picks=list(channels), reject_by_annotation="omit")
     return data if data.shape[1] else work.get_data(picks=list(channels))
+
+
+def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
+    """(T',) int64 indices of the samples outside ``BAD_*`` spans, the samples MNE's
+    ``reject_by_annotation='omit'`` keeps (all of them when every sample is in a span, as
+    :func:`good_data`)."""
+    marked = work.get_data(picks=[work.ch_names[0]], reject_by_annotation="NaN")[0]
+    keep = np.flatnonzero(~np.isnan(marked))
+    return keep if keep.size else np.arange(work.n_times)
+
+
+def good_chunks(
+    work: mne.io.BaseRaw, channels: Sequence[str], keep: np.ndarray, chunk_samples: int
+) -> Iterator[np.ndarray]:
+    """The samples ``keep`` (sorted indices, e.g. :func:`kept_samples`) of ``channels`` as
+    (C, m) volts blocks, ``chunk_samples`` of the recording read at a time: their concatenation
+    is ``work.get_data(channels)[:, keep]`` without a full-length copy."""
+    for lo in range(0, work.n_times, chunk_samples):
+        a, b = np.searchsorted(keep, [lo, lo + chunk_samples])
+        if b > a:
+            idx = keep[a:b]
+            first = int(idx[0])
+            yield work.get_data(picks=list(channels), start=first, stop=int(idx[-1]) + 1)[:, idx - first]

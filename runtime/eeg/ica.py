@@ -18,7 +18,7 @@ import numpy as np
 
 from ..check import MilmerInputError
 from ..spec import EEGSpec, ICASpec
-from .artefacts import MNE_QUIET, good_data
+from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
 from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
@@ -69,11 +69,13 @@ def remove_eye_artefacts(
         # zero-variance direction would divide by ~0. Singular values > 1e-6 of the largest, from
         # the (C, C) Gram matrix's eigenvalues (> 1e-12 of the largest): an SVD of the whole
         # (C, T) recording took seconds on 10 min.
-        good = good_data(work, list(spec_eeg.channels))
         from threadpoolctl import threadpool_limits  # scikit-learn's dependency
 
+        keep = kept_samples(work)
+        chunk = int(APPLY_CHUNK_S * work.info["sfreq"])
         with threadpool_limits(limits=1):
-            eig = np.linalg.eigvalsh(good @ good.T)[::-1]  # (C,) descending
+            gram = sum(g @ g.T for g in good_chunks(work, spec_eeg.channels, keep, chunk))  # (C, C)
+            eig = np.linalg.eigvalsh(gram)[::-1]  # (C,) descending
         n_components = int((eig > eig[0] * 1e-12).sum())
     ica = ICA(
         n_components=n_components,
@@ -94,9 +96,7 @@ def remove_eye_artefacts(
         # take the components meant for the blinks. Long recordings are fitted on every k-th sample.
         # One BLAS thread: the products are (31 x 7680) at most, too small to gain from threads,
         # and BLAS threads on a machine busy with decoding and inference make the fit minutes long.
-        ica.fit(
-            work, picks="eeg", reject_by_annotation=True, decim=decim if decim > 1 else None, verbose=MNE_QUIET
-        )
+        ica.fit(fit_sample(work, decim), picks="eeg", verbose=MNE_QUIET)
 
     excluded: list[int] = []
     strength = np.zeros(ica.n_components_)
@@ -125,6 +125,19 @@ def remove_eye_artefacts(
         converged=bool(ica.n_iter_ < cfg.max_iter),
         fit_decim=decim,
     )
+
+
+def fit_sample(work: mne.io.BaseRaw, decim: int) -> mne.io.RawArray:
+    """What ``ICA.fit(work, picks='eeg', reject_by_annotation=True, decim=decim)`` fits on (every
+    ``decim``-th sample outside ``BAD_*`` spans, EEG channels), read a minute at a time: MNE's fit
+    copies the whole recording before decimating it."""
+    import mne
+
+    eeg = [work.ch_names[i] for i in mne.pick_types(work.info, eeg=True)]
+    keep = kept_samples(work)[::decim]
+    chunk = int(APPLY_CHUNK_S * work.info["sfreq"])
+    data = np.concatenate(list(good_chunks(work, eeg, keep, chunk)), axis=1)  # (C, T' / decim)
+    return mne.io.RawArray(data, mne.pick_info(work.info, mne.pick_types(work.info, eeg=True)), verbose=MNE_QUIET)
 
 
 def ica_fit_params(cfg: ICASpec) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .artefacts import MNE_QUIET
+from .artefacts import MNE_QUIET, kept_samples
 
 if TYPE_CHECKING:
     import mne
@@ -47,7 +47,7 @@ def eog_scores(
     from mne.filter import filter_data
 
     sfreq = float(work.info["sfreq"])
-    keep = _kept_samples(work)  # (T',) sample indices of the 'omit' stream
+    keep = kept_samples(work)  # (T',) sample indices of the 'omit' stream
     step = max(1, int(round((SCORE_CHUNK_S if chunk_s is None else chunk_s) * sfreq)))
     margin = int(np.ceil(MARGIN_S * sfreq))
     unmixing = ica.unmixing_matrix_ @ ica.pca_components_[: ica.n_components_]  # (K, C)
@@ -95,10 +95,3 @@ def zscore_outliers(scores: np.ndarray, threshold: float, max_iter: int = 2) -> 
             break
     return np.flatnonzero(mask)
 
-
-def _kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
-    """(T',) int64 indices of the samples outside ``BAD_*`` spans (all when every sample is in one)."""
-    first = work.ch_names[0]
-    marked = work.get_data(picks=[first], reject_by_annotation="NaN")[0]
-    keep = np.flatnonzero(~np.isnan(marked))
-    return keep if keep.size else np.arange(work.n_times)
