@@ -512,6 +512,8 @@ def test_display_matrix_with_a_mirror_is_not_read_as_a_rotation(angle: int, hfli
     from milmer.runtime.face.video import display_matrix_orientation
 
     class _Frame:
+        format = type("Format", (), {"name": "rgb24"})  # an RGB frame: frame_to_rgb reads it as stored
+
         def __init__(self, img: np.ndarray) -> None:
             self.img = img
 
