@@ -109,3 +109,30 @@ def test_an_eeg_file_of_an_unknown_type_is_refused_naming_every_type_read(tmp_pa
     with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': unsupported file type '\.xyz' for 'eeg\.xyz'; "
                        r"expected one of '\.edf', '\.bdf', '\.fif', '\.vhdr', '\.dat', '\.xdf', '\.set', '\.mff'\.$"):  # fmt: skip
         read_eeg(bad, RecordingOptions(), [])
+
+
+@pytest.mark.parametrize("suffix", [".xdf", ".set", ".mff"])
+def test_swapped_arguments_are_named_for_every_eeg_format(tmp_path, suffix):
+    """The swap check knows the formats read through eeg/formats.py; an EGI .mff recording is a folder."""
+    from milmer.runtime.recording import check_recording_paths
+
+    video = tmp_path / "face.mp4"
+    video.write_bytes(b"")
+    eeg = tmp_path / f"rec{suffix}"
+    eeg.mkdir() if suffix == ".mff" else eeg.write_bytes(b"")
+    with pytest.raises(MilmerInputError, match=rf"'video': 'rec\{suffix}' is an EEG file and 'face.mp4'.*look swapped"):
+        check_recording_paths(eeg, video)
+    assert check_recording_paths(video, eeg) == (video, eeg)
+
+
+def test_an_mff_that_is_a_file_and_a_text_export_are_refused_before_reading(tmp_path):
+    from milmer.runtime.recording import check_recording_paths
+
+    video = tmp_path / "face.mp4"
+    video.write_bytes(b"")
+    (tmp_path / "rec.mff").write_bytes(b"")
+    with pytest.raises(MilmerInputError, match=r"'eeg': expected a directory, got file"):
+        check_recording_paths(video, tmp_path / "rec.mff")
+    (tmp_path / "rec.txt").write_text("")
+    with pytest.raises(MilmerInputError, match=r"unsupported file type '\.txt'.*LabRecorder"):
+        check_recording_paths(video, tmp_path / "rec.txt")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from milmer.runtime.check import MilmerInputError
+from milmer.runtime.eeg.report import EEGNote
 from milmer.runtime.recording import RecordingOptions, align_recording, read_eeg_timed
 
 from . import syncgen as g
@@ -129,12 +130,13 @@ def test_a_brainvision_pause_is_placed_at_its_recorded_time(tmp_path):
     fps, sfreq = 10.0, 250.0
     video = g.write_mp4(tmp_path / "v.mp4", fps, 250, range(180, 182))
     vhdr = g.write_brainvision(tmp_path / "e.vhdr", sfreq, [(2500, START), (2500, g.utc(2024, 5, 1, 10, 0, 15))])
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     raw, _, _, timing = read_eeg_timed(vhdr, RecordingOptions(), notes)
     assert raw.n_times == 25 * 250
     skip = [(a["onset"], a["duration"]) for a in raw.annotations if a["description"] == "BAD_ACQ_SKIP"]
     assert skip == [(pytest.approx(10.0), pytest.approx(5.0))]
-    assert "1 pause(s) 10.0-15.0 s put at their recorded times" in notes[-1]
+    assert "1 pause(s) 10.0-15.0 s put at their recorded times" in notes[-1].text
+    assert (notes[-1].code, notes[-1].severity, notes[-1].data) == ("recording-paused", "warning", {"pauses_s": [[10.0, 15.0]]})
     assert timing.segments[0].start_s == 15.0 and timing.segments[0].source == "header"
     alignment, _ = align_recording(video, vhdr)
     assert hits(alignment, 18.0, video, fps) <= 1.0
@@ -217,7 +219,7 @@ def test_xdf_without_video_markers_says_so(tmp_path):
     video, xdf, _ = xdf_recording(tmp_path, with_markers=False)
     alignment, notes = align_recording(video, xdf)
     assert alignment.clock == "eeg" and alignment.offset_source == "assumed"
-    assert any("no video frame-marker stream" in n for n in notes)
+    assert [(n.code, n.severity) for n in notes if "no video frame-marker stream" in n.text] == [("no-video-markers", "info")]
     # The EEG's rate by its timestamps is still used (here exactly its nominal 256 Hz).
     assert alignment.eeg.rate.source == "clock" and alignment.eeg.true_rate == pytest.approx(256.0, rel=1e-6)
 
@@ -277,11 +279,11 @@ def test_an_xdf_eeg_stream_that_paused_is_put_at_its_times(tmp_path):
                      "format": "string", "data": [str(k) for k in frames], "stamps": 5003.0 + frames / 30.0}
     video = g.write_mp4(tmp_path / "v.mp4", 30.0, 750, range(390, 392))
     xdf = g.write_xdf(tmp_path / "r.xdf", [eeg_stream, marker_stream])
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     raw, _, _, _ = read_eeg_timed(xdf, RecordingOptions(), notes)
     assert raw.n_times == 24 * 256
     assert [(a["onset"], a["duration"]) for a in raw.annotations] == [(pytest.approx(10.0), pytest.approx(4.0))]
-    assert any("paused 1 time(s) 10.0-14.0 s" in n for n in notes)
+    assert [n.code for n in notes if "paused 1 time(s) 10.0-14.0 s" in n.text] == ["recording-paused"]
     alignment, _ = align_recording(video, xdf)
     assert hits(alignment, 16.0, video, 30.0) <= 1.0
 
@@ -353,21 +355,22 @@ def test_an_undated_new_segment_is_said_not_guessed(tmp_path):
     vhdr = g.write_brainvision(tmp_path / "e.vhdr", 100.0, [(500, START), (500, START)])
     vmrk = tmp_path / "e.vmrk"
     vmrk.write_text(vmrk.read_text().replace(",501,1,0,20240501100000000000", ",501,1,0"))
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     raw, _, _, timing = read_eeg_timed(vhdr, RecordingOptions(), notes)
     assert raw.n_times == 1000 and timing.segments == ()
-    assert "1 later New Segment marker(s) carry no date" in notes[-1]
+    assert "1 later New Segment marker(s) carry no date" in notes[-1].text
+    assert (notes[-1].code, notes[-1].severity, notes[-1].data) == ("segments-undated", "warning", {"count": 1})
 
 
 def test_new_segments_that_cannot_be_placed_are_said(tmp_path):
     """A second segment dated exactly at the first's end (no pause) or before it (a clock set back)
     cannot be placed: the segments are taken to follow on, and the notes say so."""
     vhdr = g.write_brainvision(tmp_path / "e.vhdr", 100.0, [(500, START), (500, g.utc(2024, 5, 1, 10, 0, 5))])
-    notes: list[str] = []
+    notes: list[EEGNote] = []
     raw, _, _, timing = read_eeg_timed(vhdr, RecordingOptions(), notes)
     assert raw.n_times == 1000 and timing.segments == ()
-    assert any("1 dated New Segment marker(s) not placed" in n for n in notes)
+    assert [n.code for n in notes if "1 dated New Segment marker(s) not placed" in n.text] == ["segments-unplaced"]
     bad = g.write_brainvision(tmp_path / "b.vhdr", 100.0, [(500, START), (500, g.utc(2024, 5, 1, 9, 0, 0))])
     notes = []
     read_eeg_timed(bad, RecordingOptions(), notes)
-    assert any("not placed (no pause before them, a date before" in n for n in notes)
+    assert any(n.code == "segments-unplaced" and "not placed (no pause before them, a date before" in n.text for n in notes)
