@@ -168,12 +168,12 @@ def measure_model_stages(
 ) -> dict[str, Any]:
     """Time ``backbone`` (F frames, one call) and ``fusion`` (one bag) at ``precision``.
 
-    Returns ``{'settings': Pipeline.settings, 'session_s': s, 'stages': {stage: summary + per_window_s}}``.
+    Returns ``{'settings': BagScorer.settings, 'session_s': s, 'stages': {stage: summary + per_window_s}}``.
     """
     from ..runtime.face.crop import normalize
-    from ..runtime.pipeline import Pipeline
+    from ..runtime.scoring import BagScorer
 
-    with Pipeline(
+    with BagScorer(
         model_dir, backend=backend, device=device, precision=precision, batch=1, intra_op_threads=threads  # type: ignore[arg-type]
     ) as pipe:
         spec, g = pipe.spec, pipe.spec.graph

@@ -8,7 +8,7 @@ import pytest
 
 from milmer.runtime.check import (
     MilmerInputError,
-    finite_option,
+    check_finite,
     check_int,
     check_keys,
     check_number,
@@ -71,10 +71,10 @@ def test_check_number():
 
 
 def test_check_finite():
-    assert finite_option("offset_s", np.float32(1.5)) == 1.5
+    assert check_finite("offset_s", np.float32(1.5)) == 1.5
     for bad in (float("inf"), float("nan"), True, "1"):
         with _fails(f"Invalid value for 'offset_s': expected a finite number, got {bad!r}."):
-            finite_option("offset_s", bad)
+            check_finite("offset_s", bad)
 
 
 def test_check_type():
