@@ -233,12 +233,27 @@ def check_bags(spec: Any, n_bags: int = CHECK_BAGS, seed: int = 11) -> tuple[np.
 
 
 def _score(model_dir: Path, inference_precision: str, eeg: np.ndarray, crops: np.ndarray) -> dict[str, np.ndarray]:
-    from .scoring import BagScorer
+    """Both graphs on OpenVINO in ``inference_precision``, one bag per call (as the pipeline on a
+    CPU); returns 'probabilities' (B, K) and 'selected' (B, top_k). Runners directly: the scorer
+    imports this module."""
+    from .backends.registry import build_runner
+    from .face.crop import normalize
+    from .spec import ModelSpec
 
+    spec = ModelSpec.load(model_dir / "spec.json")
+    g = spec.graph
     options = {"openvino": {"inference_precision": inference_precision}}
-    with BagScorer(model_dir, backend="openvino", device="cpu", precision="fp32", backend_options=options) as scorer:
-        outs = [scorer.score_bags(eeg[b : b + 1], crops[b : b + 1]) for b in range(len(eeg))]
-    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    swin = build_runner("openvino", model_dir / "swin.onnx", device="cpu", precision="fp32", options=options)
+    fusion = build_runner("openvino", model_dir / "fusion.onnx", device="cpu", precision="fp32", options=options)
+    probabilities, selected = [], []
+    with swin, fusion:
+        for b in range(len(eeg)):
+            frames = normalize(crops[b], spec.face.mean, spec.face.std)  # (F, 3, S, S)
+            tokens = swin.infer({g.backbone_input: frames})[g.backbone_output][None]  # (1, F, P, D)
+            out = fusion.infer(dict(zip(g.fusion_inputs, (eeg[b : b + 1], tokens))))
+            probabilities.append(out[g.fusion_outputs[1]])
+            selected.append(out[g.fusion_outputs[3]])
+    return {"probabilities": np.concatenate(probabilities), "selected": np.concatenate(selected)}
 
 
 def measure_bf16_agreement(model_dir: str | os.PathLike[str], n_bags: int = CHECK_BAGS) -> Bf16Agreement:
