@@ -17,7 +17,8 @@ normalise          bag          ``face.crop.normalize`` of one window's F crops
 =================  ===========  ============================================================
 
 Model stages, per backend and precision: ``backbone`` (one call on a bag's F frames) and
-``fusion`` (one call on one bag), through the runtime's runners as :class:`Pipeline` loads them.
+``fusion`` (one call on one bag), through the runtime's runners as :class:`BagScorer` (the
+pipeline's scorer) loads them.
 
 Every stage also gets ``per_window_s``: its median cost per 3 s window (recording-level costs
 divided by the recording's windows, per-frame costs times F), so stages add up to the work the
@@ -168,12 +169,12 @@ def measure_model_stages(
 ) -> dict[str, Any]:
     """Time ``backbone`` (F frames, one call) and ``fusion`` (one bag) at ``precision``.
 
-    Returns ``{'settings': Pipeline.settings, 'session_s': s, 'stages': {stage: summary + per_window_s}}``.
+    Returns ``{'settings': BagScorer.settings, 'session_s': s, 'stages': {stage: summary + per_window_s}}``.
     """
     from ..runtime.face.crop import normalize
-    from ..runtime.pipeline import Pipeline
+    from ..runtime.scoring import BagScorer
 
-    with Pipeline(
+    with BagScorer(
         model_dir, backend=backend, device=device, precision=precision, batch=1, intra_op_threads=threads  # type: ignore[arg-type]
     ) as pipe:
         spec, g = pipe.spec, pipe.spec.graph
