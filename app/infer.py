@@ -8,6 +8,7 @@ from the demo model, and stderr gets a one-line warning.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import typer
 
 from milmer.runtime.check import MilmerInputError, check_int, check_option, check_positive, check_suffix
 from milmer.runtime.hints import export_hint
-from milmer.runtime.choices import BACKEND_NAMES, DEVICES, PRECISIONS
+from milmer.runtime.choices import BACKEND_NAMES, DEVICES, INFER_PRECISION_HELP, PRECISION_CHOICES
 from milmer.runtime.demo_model import (
     BENCH_MODEL_WARNING,
     DEMO_POINTER,
@@ -32,7 +33,7 @@ from milmer.runtime.demo_model import (
 from .errors import finite_option, handle_errors, run_app
 from .options import (
     BACKEND_HELP, BASELINE, CHANNEL_MAP, DEVICE_HELP, EEG, EEG_RATE, EEG_UNIT, INTERPOLATE_MISSING, MAX_INTERPOLATED,
-    OFFSET, PRECISION_HELP, TRIAL, VIDEO, VIDEO_FPS,
+    OFFSET, TRIAL, VIDEO, VIDEO_FPS,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def check_infer_options(*, backend: str, device: str, precision: str, batch: int
     come from :mod:`milmer.runtime.choices`, which tests check against the backend table)."""
     check_option("--backend", backend, ("auto", *BACKEND_NAMES))
     check_option("--device", device, DEVICES)
-    check_option("--precision", precision, PRECISIONS)
+    check_option("--precision", precision, PRECISION_CHOICES)
     if batch is not None:  # the message says what --batch accepts: not None, which means its default
         check_int("--batch", batch, low=1)
 
@@ -150,6 +151,7 @@ class InferRequest:
     bundle: ModelBundle | None = None
     choice: Choice | None = None
     note: str | None = None
+    backend_options: dict[str, dict[str, Any]] | None = None
     server: str | None = None
     timeout: float | None = None
 
@@ -162,7 +164,7 @@ class InferRequest:
         model: Path | None,
         backend: str = "auto",
         device: str = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         batch: int | None = None,
         offset: str | float | None = None,
         baseline: float | None = None,
@@ -192,6 +194,7 @@ class InferRequest:
         """
         from milmer.runtime.backends.registry import choose
         from milmer.runtime.model_dir import load_model_dir
+        from milmer.runtime.precision import choose_precision, graph_precision
         from milmer.runtime.recording import check_recording_paths
         from milmer.runtime.report import check_out_path
 
@@ -225,11 +228,15 @@ class InferRequest:
         if server is not None:
             return cls(**common, server=server, timeout=timeout)  # type: ignore[arg-type]
         assert model_dir is not None
-        check_model_option(model_dir, precision)
-        bundle = load_model_dir(model_dir, precision=precision, names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
-        choice = choose([bundle.swin_path, bundle.fusion_path], backend=backend, device=device, precision=precision)  # type: ignore[arg-type]
-        note = choice.note() if "auto" in (backend, device) and not quiet else None
-        return cls(**common, bundle=bundle, choice=choice, note=note)  # type: ignore[arg-type]
+        check_model_option(model_dir, graph_precision(precision))
+        bundle = load_model_dir(model_dir, precision=graph_precision(precision), names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
+        say = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        plan = choose_precision(bundle.dir, precision, backend=backend, device=device, log=say)  # bf16 where it agrees
+        choice = choose([bundle.swin_path, bundle.fusion_path], backend=plan.backend or backend, device=device,
+                        precision=bundle.precision, options=plan.backend_options)  # type: ignore[arg-type]  # fmt: skip
+        notes = [choice.note() if "auto" in (backend, device) else None, plan.note]
+        note = "\n".join(n for n in notes if n) or None if not quiet else None
+        return cls(**common, bundle=bundle, choice=choice, note=note, backend_options=plan.backend_options)  # type: ignore[arg-type]
 
     def open_pipeline(self) -> Pipeline:
         """The pipeline this request scores with: the model folder's graphs on the chosen backend,
@@ -241,7 +248,10 @@ class InferRequest:
 
             return RemotePipeline(self.server, batch=self.batch, **({} if self.timeout is None else {"timeout_s": self.timeout}))
         assert self.bundle is not None and self.choice is not None
-        return Pipeline(self.bundle, backend=self.choice.backend, device=self.choice.device, batch=self.batch)  # type: ignore[arg-type]
+        return Pipeline(
+            self.bundle, backend=self.choice.backend, device=self.choice.device, batch=self.batch,  # type: ignore[arg-type]
+            backend_options=self.backend_options or {},
+        )
 
 
 def run_infer_cli(**options: Any) -> None:
@@ -340,7 +350,7 @@ def infer(
     ),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", "--precision", help=INFER_PRECISION_HELP),
     batch: Optional[int] = typer.Option(
         None, "--batch", metavar="N", min=1, help="Bags (windows) per backbone call (default: 1 on a CPU, 16 on a GPU)."
     ),

@@ -229,7 +229,7 @@ def render_summary(result: PredictionResult) -> Table:
         table.add_row(
             "ran on",
             f"swin {backend.get('swin')}/{device.get('swin')}, fusion {backend.get('fusion')}/{device.get('fusion')}, "
-            f"{settings.get('precision')}, batch {settings.get('batch')}",
+            f"{_precision_text(settings)}, batch {settings.get('batch')}",
         )
     return table
 
@@ -242,3 +242,9 @@ def print_report(result: PredictionResult, console: Console | None = None, *, ta
     if table:
         console.print(render_table(result))
     console.print(render_summary(result))
+
+
+def _precision_text(settings: dict[str, Any]) -> str:
+    """'fp32', or 'bf16 (fp32 graphs)' where the products ran in another precision than the files."""
+    graphs, compute = settings.get("precision"), settings.get("compute_precision")
+    return f"{compute} ({graphs} graphs)" if compute and compute != graphs else str(graphs)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .summary import title_tag
+
 __all__ = ["CHARTS", "draw_charts", "length_label", "stage_chart", "throughput_chart", "memory_chart"]
 
 #: Chart name -> file name suffix.
@@ -99,7 +101,7 @@ def stage_chart(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlim(0, limit * 1.15)
     ax.invert_yaxis()
     ax.set_xlabel("ms per 3 s window (median), stacked")
-    ax.set_title("Per-stage latency")
+    ax.set_title("Per-stage latency" + title_tag(result))
 
     height = 0.8 / max(len(labels), 1)
     for j, label in enumerate(labels):
@@ -112,7 +114,7 @@ def stage_chart(result: dict[str, Any], path: Path) -> Path:
     ax_log.set_yticks(range(len(stages)), stages)
     ax_log.invert_yaxis()
     ax_log.set_xlabel("ms per 3 s window (median), log scale")
-    ax_log.set_title("Each stage alone")
+    ax_log.set_title("Each stage alone" + title_tag(result))
     ax_log.grid(axis="x", which="major", linewidth=0.5, alpha=0.5)
     ax_log.legend(fontsize=_LEGEND_FONT, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     # The stage colours of the stacked panel, under it.
@@ -133,7 +135,7 @@ def throughput_chart(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("bags per call (batch)")
     ax.set_ylabel("bags / s")
     ax.set_ylim(0, 1.3 * max([line.get_ydata().max() for line in ax.get_lines()] + [1e-9]))  # room for the legend
-    ax.set_title("Batched bag scoring throughput")
+    ax.set_title("Batched bag scoring throughput" + title_tag(result))
     ax.legend(fontsize=_LEGEND_FONT)
     return _save(fig, path)
 
@@ -161,7 +163,7 @@ def memory_chart(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("recording length")
     ax.set_ylabel("peak RSS (MB)")
     ax.set_ylim(0, 1.3 * max([line.get_ydata().max() for line in ax.get_lines()] + [1e-9]))  # room for the legend
-    ax.set_title(f"Peak memory of one run (own process, {result['settings']['pipeline_batch']} bag(s) per call)")
+    ax.set_title(f"Peak memory of one run (own process, {result['settings']['pipeline_batch']} bag(s) per call)" + title_tag(result))
     ax.legend(fontsize=_LEGEND_FONT)
     return _save(fig, path)
 

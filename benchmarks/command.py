@@ -38,9 +38,7 @@ with trtexec's GPU compute time. milmer publishes no GPU figures until someone m
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -49,167 +47,12 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.check import MilmerInputError, check_option
-from ..runtime.backends.base import PRECISIONS
-from ..runtime.backends.registry import BACKENDS, DEVICES
-from .timing import TimingConfig
+from .machine import ProgressLog
+from .recordings import make_recordings
+from .variants import best_side_by_side, static_int8_dir
+from .settings import FULL_LENGTHS_S, QUICK_LENGTHS_S, BenchSettings
 
-__all__ = ["BenchSettings", "bench_command", "make_recordings", "publish_results", "FULL_LENGTHS_S", "QUICK_LENGTHS_S"]
-
-FULL_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-QUICK_BATCH_SIZES: tuple[int, ...] = (1, 2, 4)
-FULL_LENGTHS_S: tuple[int, ...] = (60, 600)
-QUICK_LENGTHS_S: tuple[int, ...] = (12, 24)
-#: The demo recordings' video frame rate and seed.
-DEMO_FPS, DEMO_SEED = 25.0, 0
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected an integer >= {minimum}, got {value!r}.")
-    return value
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """Everything a benchmark run is told; ``None`` fields were left to :meth:`defaults`.
-
-    precisions:          the model's graphs to measure (default: all present in the model folder)
-    batch_sizes:         bags per call for the throughput sweep
-    lengths_s:           demo recording lengths (whole seconds) for the end-to-end runs
-    warmup, repeats:     untimed / timed calls of each millisecond-scale stage
-    recording_repeats:   timed calls of each recording-scale stage (EEG steps, decoding), after
-                         one warm-up call
-    reference_windows:   windows the PyTorch reference scores (after one warm-up window)
-    pipeline_batch:      bags per call in the end-to-end runs (``Pipeline(batch=...)``); ``None``:
-                         the pipeline's default for the device, as ``milmer-infer`` uses (the batch
-                         actually used is written into the results' settings)
-    throughput_precisions: precisions swept for throughput (default: all but fp16, which has no
-                         fast kernels on CPU)
-    max_call_s, throughput_budget_s, max_rss_mb: throughput caps (see :mod:`.throughput`;
-                         ``max_rss_mb`` None: half the memory available at the start)
-    peak_sizes:          square GEMM sizes for the machine's peak
-    max_load, wait_quiet_s: wait up to ``wait_quiet_s`` for a 1-minute load average below
-                         ``max_load`` before measuring (0: do not wait; the load is recorded)
-    static_int8:         build static int8 (QDQ) graphs next to the model (``<out>/model-int8-static``)
-                         and measure them side by side with the others
-    """
-
-    backend: str = "ort"
-    device: str = "cpu"
-    precisions: tuple[str, ...] | None = None
-    batch_sizes: tuple[int, ...] = FULL_BATCH_SIZES
-    lengths_s: tuple[int, ...] = FULL_LENGTHS_S
-    warmup: int = 2
-    repeats: int = 10
-    recording_repeats: int = 3
-    reference_windows: int = 8
-    pipeline_batch: int | None = None
-    threads: int | None = None
-    throughput_precisions: tuple[str, ...] | None = None
-    max_call_s: float = 30.0
-    throughput_budget_s: float = 10.0
-    max_rss_mb: float | None = None
-    peak_sizes: tuple[int, ...] = (512, 1024, 2048)
-    max_load: float = 0.7
-    wait_quiet_s: float = 0.0
-    static_int8: bool = True
-
-    def __post_init__(self) -> None:
-        check_option("backend", self.backend, ("auto", *BACKENDS))
-        check_option("device", self.device, DEVICES)
-        for name in ("precisions", "throughput_precisions"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
-                if not value:
-                    raise MilmerInputError(f"Invalid value for {name!r}: expected at least one precision, got none.")
-                for p in value:
-                    check_option(name, p, PRECISIONS)
-        for name in ("batch_sizes", "lengths_s", "peak_sizes"):
-            values = tuple(getattr(self, name))
-            object.__setattr__(self, name, values)
-            if not values:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected at least one value, got none.")
-            for v in values:
-                _check_int(name, v, 1)
-        _check_int("warmup", self.warmup, 0)
-        for name in ("repeats", "recording_repeats", "reference_windows"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("pipeline_batch", "threads"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        for name in ("max_call_s", "throughput_budget_s", "max_load"):
-            if not getattr(self, name) > 0:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected > 0, got {getattr(self, name)!r}.")
-        if self.max_rss_mb is not None and not self.max_rss_mb > 0:
-            raise MilmerInputError(f"Invalid value for 'max_rss_mb': expected > 0 or None, got {self.max_rss_mb!r}.")
-        if not self.wait_quiet_s >= 0:
-            raise MilmerInputError(f"Invalid value for 'wait_quiet_s': expected >= 0, got {self.wait_quiet_s!r}.")
-
-    @classmethod
-    def defaults(cls, *, quick: bool, **given: Any) -> BenchSettings:
-        """Settings for a full run, or with ``quick`` a run of a minute or two; ``given`` values
-        that are not None win."""
-        base: dict[str, Any] = {}
-        if quick:
-            base = {
-                "batch_sizes": QUICK_BATCH_SIZES,
-                "lengths_s": QUICK_LENGTHS_S,
-                "warmup": 1,
-                "repeats": 3,
-                "recording_repeats": 1,
-                "reference_windows": 2,
-                "throughput_budget_s": 3.0,
-                "peak_sizes": (256, 512),
-            }
-        base.update({k: v for k, v in given.items() if v is not None})
-        return cls(**base)
-
-    def timing(self) -> TimingConfig:
-        return TimingConfig(self.warmup, self.repeats)
-
-    def recording_timing(self) -> TimingConfig:
-        return TimingConfig(min(self.warmup, 1), self.recording_repeats)
-
-
-class _Log:
-    """Progress lines on stderr with the time since the run started; each line's 1-minute load
-    average is kept (``phases``), so a busy spell in the middle of a run shows in bench.json."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.phases: list[dict[str, Any]] = []
-
-    def __call__(self, message: str) -> None:
-        from .machine import load_average
-
-        elapsed = time.perf_counter() - self.started
-        self.phases.append({"t_s": round(elapsed, 1), "load_1min": load_average(), "phase": message})
-        if self.enabled:
-            print(f"[bench {elapsed:6.0f} s] {message}", file=sys.stderr, flush=True)
-
-
-def make_recordings(folder: Path, lengths_s: Sequence[int], log: Any = None) -> dict[int, dict[str, Path]]:
-    """Demo recordings (``video.mp4`` + ``eeg.edf``) of each length under ``folder/<n>s``,
-    reusing one written earlier with the same length and seed."""
-    from ..synthetic.recording_writer import write_recording
-
-    result = {}
-    for length in sorted(set(lengths_s)):
-        target = folder / f"{length}s"
-        truth = target / "truth.json"
-        reuse = False
-        if truth.is_file():
-            known = json.loads(truth.read_text())
-            reuse = known.get("duration_s") == length and known.get("seed", DEMO_SEED) == DEMO_SEED
-        if not reuse:
-            if log is not None:
-                log(f"writing a {length} s demo recording")
-            _, paths = write_recording(target, duration_s=float(length), fps=DEMO_FPS, seed=DEMO_SEED)
-        result[length] = {"video": target / "video.mp4", "eeg": target / "eeg.edf"}
-    return result
-
+__all__ = ["BenchSettings", "bench_command", "make_recordings", "FULL_LENGTHS_S", "QUICK_LENGTHS_S"]
 
 def _available_mb() -> float | None:
     try:
@@ -259,6 +102,7 @@ def bench_command(
     max_call_s: float | None = None,
     max_rss_mb: float | None = None,
     wait_quiet_s: float | None = None,
+    peer_compile_timeout_s: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Run the benchmark (module docstring) into ``out``; return the path of ``bench.json``.
@@ -268,12 +112,7 @@ def bench_command(
     checkpoint: the checkpoint ``model`` was exported from, for the PyTorch reference
     Other arguments override :class:`BenchSettings` (``None``: the full or ``quick`` default).
     """
-    from ..runtime.files import write_json_atomic
-    from ..runtime.model_dir import available_precisions, load_model_dir
-    from . import charts, floor, report, stages, throughput
-    from .endtoend import endtoend_subprocess
-    from .machine import load_average, machine_info, wait_until_quiet
-    from .reference import reference_subprocess, write_processor_config
+    from .machine import wait_until_quiet
 
     settings = BenchSettings.defaults(
         quick=quick,
@@ -290,24 +129,17 @@ def bench_command(
         max_call_s=max_call_s,
         max_rss_mb=max_rss_mb,
         wait_quiet_s=wait_quiet_s,
+        peer_compile_timeout_s=peer_compile_timeout_s,
     )
     if model is not None and tiny:
         raise MilmerInputError("Invalid combination: 'tiny' builds a model, so it cannot be used with 'model'.")
     out = Path(out).resolve()  # absolute, so _scrub finds every path under it
     out.mkdir(parents=True, exist_ok=True)
-    log = _Log(progress)
+    log = ProgressLog(progress)
     started = time.perf_counter()
 
-    built = model is None
-    build_s = None
-    if model is None:
-        from .model import build_bench_model
-
-        log(f"building (or reusing) the {'tiny' if tiny else 'full-size'} benchmark model (random weights)")
-        tick = time.perf_counter()
-        model, checkpoint = build_bench_model(out, tiny=tiny, progress=progress)
-        build_s = time.perf_counter() - tick
-    model = Path(model).resolve()
+    model, checkpoint, built, build_s = _model_folder(model, out, tiny, checkpoint, log, progress)
+    from ..runtime.model_dir import available_precisions, load_model_dir
     from .model import read_marker
 
     marker = read_marker(model)  # a benchmark model built by an earlier run and given as --model
@@ -322,11 +154,63 @@ def bench_command(
     spec = bundle.spec
 
     recordings = make_recordings(out / "recordings", settings.lengths_s, log)
-    shortest = min(recordings)
-
     quiet = wait_until_quiet(settings.max_load, settings.wait_quiet_s, log=log)
     log(f"load average {quiet['load_1min']} ({'quiet' if quiet['quiet'] else 'BUSY'})")
 
+    run = _Run(model, out, settings, spec, chosen, swept, recordings, checkpoint, log)
+    result = _start_result(run, quiet, built=built, build_s=build_s, tiny=tiny, marker=marker)
+    _measure_floor(run, result, bundle)
+    _measure_side_by_side(run, result)
+    _measure_peers(run, result)
+    _measure_stages(run, result)
+    predictions = _measure_endtoend(run, result)
+    _measure_reference(run, result, predictions)
+    return _finish(run, result, predictions, quiet, started, progress)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of one benchmark run shares (set up once by :func:`bench_command`)."""
+
+    model: Path
+    out: Path
+    settings: BenchSettings
+    spec: Any
+    chosen: tuple[str, ...]
+    swept: tuple[str, ...]
+    recordings: dict[int, dict[str, Path]]
+    checkpoint: Path | None
+    log: Any
+
+    @property
+    def shortest(self) -> int:
+        return min(self.recordings)
+
+    @property
+    def timing(self) -> Any:
+        return self.settings.timing()
+
+
+def _model_folder(
+    model: Path | None, out: Path, tiny: bool, checkpoint: Path | None, log: Any, progress: bool
+) -> tuple[Path, Path | None, bool, float | None]:
+    """(model folder, checkpoint, built here, build seconds): the given folder, or the benchmark model built under ``out``."""
+    if model is not None:
+        return Path(model).resolve(), checkpoint, False, None
+    from .model import build_bench_model
+
+    log(f"building (or reusing) the {'tiny' if tiny else 'full-size'} benchmark model (random weights)")
+    tick = time.perf_counter()
+    model, checkpoint = build_bench_model(out, tiny=tiny, progress=progress)
+    return Path(model).resolve(), checkpoint, True, time.perf_counter() - tick
+
+
+def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: float | None, tiny: bool,
+                  marker: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """bench.json's head: settings, machine, load before, the model measured."""
+    from .machine import machine_info
+
+    model, spec, chosen, settings, swept = run.model, run.spec, run.chosen, run.settings, run.swept
     result: dict[str, Any] = {
         "schema": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -347,9 +231,15 @@ def bench_command(
             "token_dim": spec.graph.token_dim,
         },
     }
+    return result
 
+
+def _measure_floor(run: _Run, result: dict[str, Any], bundle: Any) -> None:
+    """GEMM peaks of every engine and the model's FLOPs (:mod:`.floor`)."""
+    from . import floor, report
+
+    settings, timing, checkpoint, log = run.settings, run.timing, run.checkpoint, run.log
     log("compute floor: GEMM peaks and FLOPs")
-    timing = settings.timing()
     result["floor"] = {
         "peaks": {
             engine: floor.matmul_peak(engine, settings.peak_sizes, timing, threads=settings.threads)  # type: ignore[arg-type]
@@ -359,12 +249,15 @@ def bench_command(
     }
     result["floor"]["precision_peaks"] = floor.precision_peaks(result["floor"]["peaks"])
 
-    # Backends and precisions side by side, in this process, on the same bags (see .variants).
+
+def _measure_side_by_side(run: _Run, result: dict[str, Any]) -> None:
+    """Backends and precisions side by side, in this process, on the same bags (:mod:`.variants`)."""
+    settings, model, spec, chosen, out, timing, log = run.settings, run.model, run.spec, run.chosen, run.out, run.timing, run.log
     result["side_by_side"] = None
     static_dir = None
     if settings.backend != "trt" and settings.device == "cpu" and "fp32" in chosen and settings.static_int8:
         log("static int8 (QDQ) graphs, calibrated on face crops")
-        static_dir = _static_int8_dir(model, spec, out / "model-int8-static")
+        static_dir = static_int8_dir(model, spec, out / "model-int8-static")
     if settings.backend != "trt" and settings.device == "cpu" and "fp32" in chosen:
         from . import variants as side
 
@@ -376,6 +269,29 @@ def bench_command(
         result["side_by_side"] = {"rows": rows, "skipped": skipped, "fastest_agreeing": best["name"] if best else None,
                                   "gate": list(side.AGREEMENT_GATE)}  # fmt: skip
 
+
+def _measure_peers(run: _Run, result: dict[str, Any]) -> None:
+    """The PyTorch peers of the backbone (:mod:`.peers`), where the checkpoint is known."""
+    settings, checkpoint, out, log = run.settings, run.checkpoint, run.out, run.log
+    result["peers"] = None
+    if checkpoint is not None and settings.device == "cpu":
+        from .peers import measure_peers
+
+        log("PyTorch peers of the backbone: eager fp32, autocast bf16, torch.compile (own processes)")
+        flops = result["floor"]["flops"]
+        result["peers"] = measure_peers(
+            Path(checkpoint), out / "peers", warmup=settings.warmup, repeats=settings.repeats, threads=settings.threads,
+            compile_timeout_s=settings.peer_compile_timeout_s, flops_per_frame=flops["swin_per_frame"] if flops else None,
+            peaks=result["floor"]["precision_peaks"],
+        )  # fmt: skip
+
+
+def _measure_stages(run: _Run, result: dict[str, Any]) -> None:
+    """Per-stage latency (:mod:`.stages`) and the batched throughput sweep (:mod:`.throughput`)."""
+    from . import stages, throughput
+
+    settings, model, spec, chosen, swept, log, timing = run.settings, run.model, run.spec, run.chosen, run.swept, run.log, run.timing
+    recordings, shortest = run.recordings, run.shortest
     log(f"preprocessing stages on the {shortest} s recording")
     result["stages"] = {
         "preprocessing": stages.measure_preprocessing(
@@ -402,6 +318,13 @@ def bench_command(
             budget_s=settings.throughput_budget_s,
         )  # fmt: skip
 
+
+def _measure_endtoend(run: _Run, result: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Cold runs of each recording, one process each (:mod:`.endtoend`), for each precision and for
+    the fastest agreeing variant; returns every run's predictions by (precision or variant, length)."""
+    from .endtoend import endtoend_subprocess
+
+    settings, model, chosen, recordings, out, log = run.settings, run.model, run.chosen, run.recordings, run.out, run.log
     result["endtoend"] = []
     predictions: dict[tuple[str, int], dict[str, Any]] = {}
     for length in sorted(recordings):
@@ -414,7 +337,7 @@ def bench_command(
             )  # fmt: skip
             predictions[(p, length)] = run.pop("predictions")
             result["endtoend"].append({"precision": p, "recording_s": length, **run})
-    best_row = _best_side_by_side(result)
+    best_row = best_side_by_side(result)
     if best_row is not None and best_row["backend"] != "trt":
         # The variant's runner options (OpenVINO's inference precision, threads) go through the
         # Pipeline's backend_options.
@@ -433,7 +356,16 @@ def bench_command(
     used = sorted({r["settings"]["batch"] for r in result["endtoend"]})
     if settings.pipeline_batch is None and len(used) == 1:
         result["settings"]["pipeline_batch"] = used[0]
+    return predictions
 
+
+def _measure_reference(run: _Run, result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """The official-style PyTorch reference (:mod:`.reference`), where the checkpoint is known."""
+    from .reference import reference_subprocess, write_processor_config
+
+    settings, checkpoint, spec, chosen, recordings, shortest, out, log = (
+        run.settings, run.checkpoint, run.spec, run.chosen, run.recordings, run.shortest, run.out, run.log
+    )  # fmt: skip
     result["reference"] = None
     if checkpoint is not None:
         log(f"official-style PyTorch reference, {settings.reference_windows} windows of the {shortest} s recording")
@@ -447,6 +379,17 @@ def bench_command(
         predictions[("reference", shortest)] = ref.pop("predictions")
         result["reference"] = ref
 
+
+def _finish(run: _Run, result: dict[str, Any], predictions: dict[tuple[str, int], dict[str, Any]],
+            quiet: dict[str, Any], started: float, progress: bool) -> Path:  # fmt: skip
+    """Derived figures, targets and notes; paths scrubbed; charts, bench.json and bench.md written."""
+    from ..runtime.files import write_json_atomic
+    from . import charts, report
+    from .formatting import rounded
+    from .machine import load_average
+    from .markdown import markdown
+
+    settings, model, out, checkpoint, log = run.settings, run.model, run.out, run.checkpoint, run.log
     result["load"]["after"] = load_average()
     result["load"]["phases"] = log.phases
     result["summary"], result["targets"] = report.summarize(result, predictions)
@@ -466,66 +409,12 @@ def bench_command(
     result = _scrub(result, replacements)
     log("charts")
     result["charts"] = charts.draw_charts(result, out)
-    result = report.rounded(result)
+    result = rounded(result)
     path = write_json_atomic(out / "bench.json", result)
-    (out / "bench.md").write_text(report.markdown(result) + "\n")
+    (out / "bench.md").write_text(markdown(result) + "\n")
     log(f"wrote {path} in {result['duration_s']:.0f} s")
     if progress:
         from .summary import summary_screen
 
         print(summary_screen(result), file=sys.stderr, flush=True)
     return path
-
-
-def _static_int8_dir(model: Path, spec: Any, target: Path) -> Path:
-    """``target`` with links to the fp32 graphs and spec of ``model`` plus static int8 graphs
-    (:func:`milmer.export.variants.make_int8_static`); reused when already there."""
-    from ..export.variants import make_int8_static
-    from ..runtime.model_dir import SPEC_FILE, graph_filename
-
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (SPEC_FILE, graph_filename("swin", "fp32"), graph_filename("fusion", "fp32")):
-        link = target / name
-        if not link.exists():
-            link.symlink_to(model / name)
-    if not all((target / graph_filename(stem, "int8")).is_file() for stem in ("swin", "fusion")):
-        make_int8_static(model, spec, out_dir=target)
-    return target
-
-
-def _best_side_by_side(result: dict[str, Any]) -> dict[str, Any] | None:
-    """The fastest agreeing side-by-side row, unless it is a plain ONNX Runtime precision (whose
-    end-to-end runs the loop above already made)."""
-    side = result.get("side_by_side")
-    if not side or not side.get("fastest_agreeing"):
-        return None
-    row = next(r for r in side["rows"] if r["name"] == side["fastest_agreeing"])
-    if row["backend"] == result["settings"]["backend"] and row["model_dir"] == str(result["model"]["dir"]):
-        return None
-    return row
-
-
-def publish_results(bench_json: Path, results_dir: Path, name: str | None = None) -> list[Path]:
-    """Copy a finished benchmark into ``results_dir`` as ``<name>.json`` with its charts
-    (``<name>-stages.png`` ...) and markdown summary (``<name>.md``); returns the files.
-
-    name: file stem; ``None``: ``<kind>-<machine>`` (kind: 'cpu' or the GPU device used, machine:
-    the CPU's short name). Give one where two hosts share a CPU name (e.g. 'cpu-amd-epyc-avx2').
-    """
-    from ..runtime.files import write_json_atomic
-    from . import charts, report
-
-    result = json.loads(Path(bench_json).read_text())
-    kind = "cpu" if result["settings"]["device"] == "cpu" else result["settings"]["device"]
-    if name is None:
-        name = f"{kind}-{result['machine']['cpu_short_name']}"
-    elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise MilmerInputError(
-            f"Invalid value for 'name': expected a file stem that starts with a letter or digit, then letters, "
-            f"digits, '.', '_' or '-', got {name!r}."
-        )
-    results_dir.mkdir(parents=True, exist_ok=True)
-    result["charts"] = charts.draw_charts(result, results_dir, prefix=f"{name}-")
-    paths = [write_json_atomic(results_dir / f"{name}.json", result), results_dir / f"{name}.md"]
-    paths[1].write_text(report.markdown(result) + "\n")
-    return paths + [results_dir / c for c in result["charts"].values()]

@@ -3,7 +3,8 @@
 Peaks (:func:`matmul_peak`) are measured on square GEMMs with ONNX Runtime (a one-node MatMul
 graph, fp32; MatMulInteger u8 x s8 for the int8 rate; a QDQ MatMul, as in the static int8
 graphs), with OpenVINO (the same fp32 and QDQ graphs; fp32 with the bf16 inference hint where
-the CPU has bfloat16) and with numpy's BLAS; the best size counts. A stage's floor time is its
+the CPU has bfloat16), with torch (``torch.mm`` in float32 and bfloat16: oneDNN, which uses AMX
+where the CPU has it) and with numpy's BLAS; the best size counts. A stage's floor time is its
 FLOPs divided by the fp32 ONNX Runtime peak; :func:`precision_peaks` gives each precision's own
 peak (the best engine for it), for each precision's own floor.
 
@@ -47,12 +48,19 @@ __all__ = [
 #: Operators whose FLOPs :func:`graph_flops` counts.
 COUNTED_OPS: tuple[str, ...] = ("MatMul", "Gemm", "Conv")
 
-PeakEngine = Literal["ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8"]
-PEAK_ENGINES: tuple[str, ...] = ("ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8")
+PeakEngine = Literal[
+    "ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8", "torch-fp32", "torch-bf16"
+]
+PEAK_ENGINES: tuple[str, ...] = (
+    "ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-bf16", "ov-qdq-int8", "torch-fp32", "torch-bf16",
+)  # fmt: skip
 #: Which engines' GEMMs each precision's kernels use: a precision's peak is its best engine's.
+#: torch's bf16 ``mm`` is oneDNN's (AMX tiles where the CPU has them): on an AMX Xeon it reached
+#: 2,445 GFLOP/s against OpenVINO's bf16 MatMul graph at 840, so a floor from OpenVINO alone
+#: would be ~3x too generous.
 PRECISION_ENGINES: dict[str, tuple[str, ...]] = {
-    "fp32": ("ort-fp32", "ov-fp32", "numpy-fp32"),
-    "bf16": ("ov-bf16",),
+    "fp32": ("ort-fp32", "ov-fp32", "numpy-fp32", "torch-fp32"),
+    "bf16": ("ov-bf16", "torch-bf16"),
     "int8": ("ort-int8", "ort-qdq-int8", "ov-qdq-int8"),
 }
 
@@ -127,8 +135,50 @@ def _openvino_call(graph: bytes, feed: dict[str, np.ndarray], hint: str, threads
     return lambda: request.infer(feed)
 
 
+def _torch_call(n: int, bf16: bool) -> Any:
+    """A callable multiplying two (n, n) torch tensors (bfloat16: oneDNN's kernels) into a buffer."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
+    out = torch.empty(n, n, dtype=dtype)
+    return lambda: torch.mm(a, b, out=out)
+
+
+class _TorchThreads:
+    """``with _TorchThreads(n):`` torch's intra-op threads set to ``n`` (None: unchanged), then restored."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads, self.saved = threads, None
+
+    def __enter__(self) -> None:
+        if self.threads is not None:
+            import torch
+
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import torch
+
+            torch.set_num_threads(self.saved)
+
+
 def engine_unavailable(engine: str) -> str | None:
-    """Why ``engine`` cannot be measured here (OpenVINO missing, no bfloat16 CPU), or None."""
+    """Why ``engine`` cannot be measured here (OpenVINO or torch missing, no bfloat16 CPU), or None."""
+    if engine.startswith("torch-"):
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed (pip install milmer[train])"
+        if engine == "torch-bf16":
+            from ..runtime.backends.openvino import BF16_FLAGS, cpu_flags, has_bf16
+
+            if not has_bf16(cpu_flags()):
+                return f"no native bfloat16 on this CPU ({' or '.join(sorted(BF16_FLAGS))}): torch would emulate it"
+        return None
     if engine.startswith("ov-"):
         from ..runtime.backends.openvino import OpenVinoRunner
 
@@ -159,7 +209,8 @@ def matmul_peak(
 
     engine: 'ort-fp32' (ONNX Runtime MatMul), 'ort-int8' (MatMulInteger u8 x s8 -> int32),
             'numpy-fp32' (numpy's BLAS), 'ort-qdq-int8' / 'ov-qdq-int8' (a QDQ MatMul in ONNX
-            Runtime / OpenVINO), 'ov-fp32' / 'ov-bf16' (OpenVINO MatMul, fp32 or bf16 hint).
+            Runtime / OpenVINO), 'ov-fp32' / 'ov-bf16' (OpenVINO MatMul, fp32 or bf16 hint),
+            'torch-fp32' / 'torch-bf16' (``torch.mm``: MKL / oneDNN, AMX tiles where present).
             ``threads``: runtime threads (default: the usable cores); numpy uses its BLAS's own.
     Returns ``{'engine', 'peak_gflops', 'best_n', 'by_size': {n: {'gflops', 'median_s', 'p95_s'}}}``,
     or ``{'engine', 'peak_gflops': None, 'skipped': why}`` when it cannot run here.
@@ -177,6 +228,9 @@ def matmul_peak(
             a, b = rng.standard_normal((2, n, n), dtype=np.float32)
             out = np.empty((n, n), np.float32)
             timed = time_call(lambda: np.matmul(a, b, out=out), timing, per="call")
+        elif engine.startswith("torch-"):
+            with _TorchThreads(threads):
+                timed = time_call(_torch_call(n, engine == "torch-bf16"), timing, per="call")
         elif engine.startswith("ov-") or engine == "ort-qdq-int8":
             qdq = engine.endswith("qdq-int8")
             graph = _qdq_matmul_graph(n) if qdq else _matmul_graph(n, False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ProgressLog",
     "LIBRARIES",
     "cpu_model",
     "cpu_short_name",
@@ -183,3 +184,19 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
+
+
+class ProgressLog:
+    """Progress lines on stderr with the time since the run started; each line's 1-minute load
+    average is kept (``phases``), so a busy spell in the middle of a run shows in bench.json."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.phases: list[dict[str, Any]] = []
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.phases.append({"t_s": round(elapsed, 1), "load_1min": load_average(), "phase": message})
+        if self.enabled:
+            print(f"[bench {elapsed:6.0f} s] {message}", file=sys.stderr, flush=True)

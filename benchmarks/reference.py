@@ -8,8 +8,8 @@ This worker does exactly that with the checkpoint the ONNX graphs were exported 
   configured by a ``preprocessor_config.json`` written from the spec's frame size, mean and std
   (:func:`write_processor_config`), and called per frame;
 - ``MilmerModel.forward_backbone`` on one frame at a time, ``forward_fusion`` on one bag,
-  under ``torch.inference_mode`` with torch's default threads (on the GPU when the benchmark
-  runs on one);
+  under ``torch.inference_mode`` with one torch thread per free core
+  (:func:`milmer.training.threads.set_torch_threads`; on the GPU when the benchmark runs on one);
 - EEG preprocessing and face crops use the same runtime code as the pipeline (the original code
   prepared them offline; here their cost is identical on both sides).
 
@@ -92,11 +92,13 @@ def run_reference(
     from ..runtime.eeg.preprocess import preprocess_raw
     from ..runtime.face.extract import iter_face_windows
     from ..training.checkpoint import load_checkpoint
+    from ..training.threads import set_torch_threads
 
     for name in RUN_IMPORTS:
         importlib.import_module(name)
     import_s = time.perf_counter() - tick
 
+    set_torch_threads()  # free cores only, as training does (see milmer.training.threads)
     check_option("device", device, ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
         raise MilmerInputError("Invalid value for 'device': 'cuda' needs a CUDA build of PyTorch and a GPU; use 'cpu'.")

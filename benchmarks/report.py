@@ -1,5 +1,5 @@
 """Derived figures of a benchmark: FLOPs, ratios to the compute floor and to the reference, int8
-against fp32, the targets (met or not), notes and a markdown summary.
+against fp32, the targets (met or not) and notes (``bench.md`` is :mod:`.markdown`'s).
 
 Everything here reads the raw measurements :func:`~.command.bench_command` gathered; nothing is
 measured. Figures per recording length are keyed by the length as a string ('60', '600'), so a
@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from .floor import fusion_flops, graph_flops, swin_flops
+from .formatting import bags_per_call
+from .formatting import ratio as _ratio
 from .stages import PREPROCESSING_STAGES
 
-__all__ = ["TARGETS", "count_flops", "fmt", "format_value", "summarize", "notes", "rounded", "markdown"]
+__all__ = ["TARGETS", "REFERENCE_LABEL", "count_flops", "fp32_peak", "summarize", "notes"]
 
 #: The CPU targets (reported, never asserted).
 TARGETS = {
@@ -32,20 +34,6 @@ TARGETS = {
 _AT_MOST = {"floor"}
 #: The unit of each target's value: 'x' a ratio, 'fraction' a share printed as a percentage.
 _UNITS = {"floor": "x", "reference": "x", "int8_speedup": "x", "int8_agreement": "fraction"}
-
-
-def format_value(value: float | None, unit: str | None) -> str:
-    """A target's value for people: a fraction as a percentage (1 -> '100.0 %'), a ratio as
-    '2.31x', milliseconds and megabytes with their unit; '-' when there is none."""
-    if value is None:
-        return "-"
-    if unit == "fraction":
-        return f"{value * 100:.1f} %"
-    if unit == "x":
-        return f"{value:.2f}x"
-    if unit in ("ms", "MB"):
-        return f"{value:,.1f} {unit}"
-    return format(value, ".3g")
 
 
 def _target(name: str, value: float | None, precision: str, **context: Any) -> dict[str, Any]:
@@ -122,12 +110,6 @@ def _median_margin(predictions: list[dict[str, Any]]) -> float | None:
     how far a window is from flipping class (tiny for random weights)."""
     margins = [float(np.diff(np.sort(p)[-2:])[0]) for pred in predictions for p in pred["probabilities"] if len(p) > 1]
     return float(np.median(margins)) if margins else None
-
-
-def _ratio(num: float | None, den: float | None) -> float | None:
-    if num is None or den is None or den == 0 or math.isnan(num) or math.isnan(den):
-        return None
-    return num / den
 
 
 def fp32_peak(floor: dict[str, Any]) -> tuple[float, str]:
@@ -331,6 +313,8 @@ def summarize(
                     model_only_speedup=v["model_speedup"])  # fmt: skip
         )
         targets.append(_target("int8_agreement", v["agreement"], "int8", windows=v["windows_compared"]))
+    if (result.get("model") or {}).get("tiny"):  # speed targets are the paper-size model's
+        targets = [t for t in targets if t["target"] == TARGETS["int8_agreement"][0]]
     return summary, targets
 
 
@@ -374,7 +358,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
     out.append(
         "End to end: one fresh process per run (cold start); wall = Pipeline.predict; start-up = imports + "
         "session creation; peak RSS = that process's own high-water mark (VmHWM); "
-        f"{_bags_per_call(result['settings']['pipeline_batch'])}."
+        f"{bags_per_call(result['settings']['pipeline_batch'])}."
     )
     if result.get("reference"):
         ref = result["reference"]
@@ -417,200 +401,3 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
         )
     return out
 
-
-def rounded(obj: Any, digits: int = 5) -> Any:
-    """``obj`` with floats rounded to ``digits`` significant digits (smaller, readable JSON)."""
-    if isinstance(obj, float):
-        return obj if not math.isfinite(obj) or obj == 0 else float(f"{obj:.{digits}g}")
-    if isinstance(obj, dict):
-        return {k: rounded(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [rounded(v, digits) for v in obj]
-    return obj
-
-
-def fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
-    """``value`` formatted with ``spec`` (and ``suffix``), or '-' when there is none (bench.md and the summary)."""
-    return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def _bags_per_call(n: int) -> str:
-    return f"{n} bag per call" if n == 1 else f"{n} bags per call"
-
-
-def _length(seconds: float) -> str:
-    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """A README-ready summary: stage latencies, floor and reference ratios, int8, memory, targets."""
-    s = result["summary"]
-    m = result["machine"]
-    lines = [
-        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gb']} GB; onnxruntime "
-        f"{m['libraries']['onnxruntime']}; backend {result['settings']['backend']}/{result['settings']['device']}.",
-        "",
-        *(f"- {note}" for note in result.get("notes", [])),
-        "",
-        "Per-stage latency, ms per 3 s window (median):",
-        "",
-    ]
-    cols = list(s["per_window_stages_ms"])
-    stages = list(dict.fromkeys(k for row in s["per_window_stages_ms"].values() for k in row))
-    lines += ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for stage in stages:
-        lines.append(
-            f"| {stage} | " + " | ".join(fmt(s["per_window_stages_ms"][c].get(stage), ".2f") for c in cols) + " |"
-        )
-    lines.append(
-        "| **total** | " + " | ".join(fmt(sum(s["per_window_stages_ms"][c].values()), ".1f") for c in cols) + " |"
-    )
-    lines += [
-        "",
-        f"Compute floor: {fmt(s['floor_ms_per_window'])} ms per window (FLOPs / {s['gemm_peak_gflops']:.0f} GFLOP/s, "
-        f"the best fp32 GEMM rate measured here: {s.get('gemm_peak_engine', 'ort-fp32')}).",
-        "",
-        "Model stages, one bag (10 frames) per call:",
-        "",
-    ]
-    lines += [
-        "| precision | backbone ms/bag | GFLOP/s | x fp32 floor | fusion ms/bag | x fp32 floor | vs fp32 | top-1 agreement, end-to-end windows |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for p, row in s["model_stages"].items():
-        v = s["versus_fp32"].get(p, {})
-        lines.append(
-            f"| {p} | {fmt(row['backbone']['median_ms'])} | {fmt(row['backbone']['gflops'], '.0f')} | "
-            f"{fmt(row['backbone']['ratio_to_floor'], '.2f')} | {fmt(row['fusion']['median_ms'])} | "
-            f"{fmt(row['fusion']['ratio_to_floor'], '.2f')} | {fmt(v.get('model_speedup'), '.2f', 'x')} | "
-            f"{fmt(v.get('agreement') * 100 if v.get('agreement') is not None else None, '.1f', ' %')} |"
-        )
-    lines += ["", "Throughput of batched bag scoring (bags/s; peak RSS MB):", ""]
-    sizes = sorted({r["batch"] for sweep in result["throughput"].values() for r in sweep["rows"]})
-    lines += ["| precision | " + " | ".join(f"batch {b}" for b in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
-    for p, sweep in result["throughput"].items():
-        by_batch = {r["batch"]: r for r in sweep["rows"]}
-        cells = [
-            (
-                "skipped"
-                if "skipped" in by_batch.get(b, {"skipped": 1})
-                else f"{by_batch[b]['bags_per_s']:.2f}; {by_batch[b]['peak_rss_mb']:.0f}"
-            )
-            for b in sizes
-        ]
-        lines.append(f"| {p} | " + " | ".join(cells) + " |")
-    ref = s.get("reference")
-    lines += [
-        "",
-        f"End to end, {_bags_per_call(result['settings']['pipeline_batch'])} (model = normalise + backbone + fusion):",
-        "",
-        "| precision | recording | wall s | RTF | ms/window | of which model | x fp32 floor | x faster than reference (start-up included) | peak RSS MB | start-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    backend = result["settings"]["backend"]
-    extrapolated = (ref or {}).get("extrapolated_total_s") or {}
-    rows = [
-        (f"{backend} {r['precision']}", r, ref["endtoend_speedup"][r["precision"]].get(str(r["recording_s"])) if ref else None)
-        for r in s["endtoend"]
-    ] + [
-        (f"{r['variant']} (fastest agreeing)", r, _ratio(extrapolated.get(str(r["recording_s"])), r["total_s"]))
-        for r in s.get("endtoend_best", [])
-    ]
-    for label, r, speed in rows:
-        lines.append(
-            f"| {label} | {_length(r['recording_s'])} | {fmt(r['wall_s'])} | {fmt(r['real_time_factor'], '.3f')} | "
-            f"{fmt(r['per_window_ms'], '.0f')} | {fmt(r['model_ms_per_window'], '.0f')} | {fmt(r['ratio_to_floor'], '.2f')} | {fmt(speed, '.1f', 'x')} | "
-            f"{fmt(r['peak_rss_mb'], '.0f')} | {fmt(r['startup_s'], '.1f')} |"
-        )
-    if ref:
-        lines += [
-            "",
-            f"Reference (PyTorch eager, per-frame processor + Swin): {fmt(ref['model_ms_per_window']['median'], '.0f')} ms "
-            f"model time per window (p95 {fmt(ref['model_ms_per_window']['p95'], '.0f')}), start-up {fmt(ref['startup_s'])} s, "
-            f"peak RSS {fmt(ref['peak_rss_mb'], '.0f')} MB; model-only speed-up: "
-            + ", ".join(f"{p} {fmt(v, '.1f', 'x')}" for p, v in ref["model_speedup"].items())
-            + (
-                f"; parity with {ref['parity']['against']}: {ref['parity']['windows']} windows, max |dp| "
-                f"{ref['parity']['max_probability_diff']:.1e}"
-                if ref.get("parity")
-                else ""
-            )
-            + ".",
-        ]
-    lines += _side_by_side_lines(result)
-    if result.get("speed_targets"):
-        lines += ["", "Speed targets (reported, not enforced):", ""]
-        for t in result["speed_targets"]:
-            what = t.get("variant") or t.get("precision")
-            if t.get("variant") and t.get("recording_s"):
-                what = f"{t['variant']}, {_length(t['recording_s'])}"
-            if t.get("ica_method"):
-                what = f"{t['ica_method']}, {t.get('ica_n_iter')} iterations, {_length(t['recording_s'])}"
-            where = f" [{what}]" if what else ""
-            lines.append(_target_line(t, where))
-    lines += [
-        "",
-        "Per-precision checks of the plain ONNX Runtime/TensorRT graphs (earlier, looser targets: within 1.2x of "
-        "the floor, >= 3x the reference; the speed targets above supersede them):",
-        "",
-    ]
-    for t in result["targets"]:
-        where = f" [{t['precision']}" + (f", {_length(t['recording_s'])}]" if t.get("recording_s") else "]")
-        lines.append(_target_line(t, where))
-    return "\n".join(lines)
-
-
-def _target_line(target: dict[str, Any], where: str) -> str:
-    if target.get("value") is None:
-        return f"- {target['target']}{where}: not measured"
-    return f"- {target['target']}{where}: {format_value(target['value'], target.get('unit'))} -> {verdict(target)}"
-
-
-def verdict(target: dict[str, Any]) -> str:
-    """'met', 'NOT met', or 'not measured' for a target row whose value is missing."""
-    if target.get("value") is None:
-        return "not measured"
-    return "met" if target["met"] else "NOT met"
-
-
-def side_by_side_cells(row: dict[str, Any]) -> list[str]:
-    """One side-by-side row as text: variant, backbone ms, GFLOP/s, x own floor, fusion ms,
-    speed-up over ONNX Runtime fp32, top-1 and selected-frame agreement (bench.md and the summary)."""
-    return [
-        row["name"], f"{row['backbone_s'] * 1e3:.1f}", fmt(row.get("gflops"), ".0f"), fmt(row.get("x_floor"), ".2f"),
-        f"{row['fusion_s'] * 1e3:.1f}", f"{row['speedup_vs_ort_fp32']:.2f}x", f"{row['top1_agreement']:.1%}",
-        f"{row['selected_agreement']:.1%}",
-    ]  # fmt: skip
-
-
-def _side_by_side_lines(result: dict[str, Any]) -> list[str]:
-    """GEMM peaks per precision and the backends/precisions side by side (empty when not measured)."""
-    side = result.get("side_by_side")
-    peaks = result["floor"].get("precision_peaks") or {}
-    lines: list[str] = []
-    if peaks:
-        lines += [
-            "",
-            "GEMM peaks per precision (best engine): "
-            + ", ".join(
-                f"{p} {fmt(v['peak_gflops'], '.0f')} GFLOP/s ({v['engine']})" if v.get("peak_gflops") else f"{p} not here"
-                for p, v in peaks.items()
-            )
-            + ".",
-        ]
-    if not side:
-        return lines
-    lines += [
-        "",
-        "Side by side, one bag per call on the same bags (x own floor: the backbone against its own precision's "
-        "GEMM floor, fp16 against the fp32 one; top-1 and selected frames: agreement with ONNX Runtime fp32 on "
-        f"these {side['rows'][0].get('n_bags', '?')} bags, where the stage table compares the end-to-end windows):",
-        "",
-        "| variant | backbone ms | GFLOP/s | x own floor | fusion ms | vs ort fp32 | top-1 | selected frames |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    lines += ["| " + " | ".join(side_by_side_cells(r)) + " |" for r in side["rows"]]
-    for name, why in side.get("skipped", {}).items():
-        lines.append(f"| {name} | not measured: {why} | | | | | | |")
-    lines += ["", f"Fastest variant that agrees with fp32: {side.get('fastest_agreeing') or 'none'}."]
-    return lines

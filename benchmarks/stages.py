@@ -17,7 +17,8 @@ normalise          bag          ``face.crop.normalize`` of one window's F crops
 =================  ===========  ============================================================
 
 Model stages, per backend and precision: ``backbone`` (one call on a bag's F frames) and
-``fusion`` (one call on one bag), through the runtime's runners as :class:`Pipeline` loads them.
+``fusion`` (one call on one bag), through the runtime's runners as :class:`BagScorer` (the
+pipeline's scorer) loads them.
 
 Every stage also gets ``per_window_s``: its median cost per 3 s window (recording-level costs
 divided by the recording's windows, per-frame costs times F), so stages add up to the work the

@@ -28,7 +28,10 @@ from ..runtime.model_dir import graph_filename
 from ..runtime.spec import ModelSpec
 from .timing import TimingConfig, time_call
 
-__all__ = ["BenchVariant", "AGREEMENT_GATE", "list_variants", "measure_variants", "fastest_agreeing"]
+__all__ = [
+    "BenchVariant", "AGREEMENT_GATE", "list_variants", "measure_variants", "fastest_agreeing", "static_int8_dir",
+    "best_side_by_side",
+]  # fmt: skip
 
 #: (top-1, selected frames) agreement with fp32 a variant needs to count as "agreeing".
 AGREEMENT_GATE: tuple[float, float] = (0.98, 0.95)
@@ -174,3 +177,31 @@ def fastest_agreeing(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row with the smallest ``model_s`` among those that pass :data:`AGREEMENT_GATE`."""
     agreeing = [r for r in rows if r.get("agrees")]
     return min(agreeing, key=lambda r: r["model_s"]) if agreeing else None
+
+
+def static_int8_dir(model: Path, spec: Any, target: Path) -> Path:
+    """``target`` with links to the fp32 graphs and spec of ``model`` plus static int8 graphs
+    (:func:`milmer.export.variants.make_int8_static`); reused when already there."""
+    from ..export.variants import make_int8_static
+    from ..runtime.model_dir import SPEC_FILE, graph_filename
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILE, graph_filename("swin", "fp32"), graph_filename("fusion", "fp32")):
+        link = target / name
+        if not link.exists():
+            link.symlink_to(model / name)
+    if not all((target / graph_filename(stem, "int8")).is_file() for stem in ("swin", "fusion")):
+        make_int8_static(model, spec, out_dir=target)
+    return target
+
+
+def best_side_by_side(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The fastest agreeing side-by-side row, unless it is a plain ONNX Runtime precision (whose
+    end-to-end runs the loop above already made)."""
+    side = result.get("side_by_side")
+    if not side or not side.get("fastest_agreeing"):
+        return None
+    row = next(r for r in side["rows"] if r["name"] == side["fastest_agreeing"])
+    if row["backend"] == result["settings"]["backend"] and row["model_dir"] == str(result["model"]["dir"]):
+        return None
+    return row

@@ -8,7 +8,7 @@ backend adds its entry here and in the registry's table.
 
 from __future__ import annotations
 
-__all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "DETECTORS", "DEFAULT_BAG_PROFILE"]
+__all__ = ["BACKEND_NAMES", "DEVICES", "PRECISIONS", "PRECISION_CHOICES", "INFER_PRECISION_HELP", "DETECTORS", "DEFAULT_BAG_PROFILE"]
 
 #: backend -> what it is, in the registry's table order.
 BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT", "openvino": "OpenVINO"}
@@ -16,6 +16,13 @@ BACKEND_NAMES: dict[str, str] = {"ort": "ONNX Runtime", "trt": "TensorRT", "open
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
 #: Graph precisions a model folder may hold.
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: ``milmer-infer --precision``: the graph precisions, plus bf16 (fp32 graphs computed in bfloat16
+#: on OpenVINO) and auto (bf16 where the CPU has it and it agrees with fp32; see runtime/precision.py).
+PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
+INFER_PRECISION_HELP = (
+    "auto (default: fp32 graphs, computed in bf16 on a CPU with avx512_bf16/amx_bf16 when bf16 agrees "
+    "with fp32 on this model, with a one-line note), fp32, bf16 (OpenVINO on such a CPU), fp16, int8."
+)
 #: Face detectors a spec may name (``--detector``). ``blazeface-short-range`` is MediaPipe 0.10.21's
 #: short-range BlazeFace, run as the ONNX graph shipped in ``runtime/face/models``; ``opencv-haar`` is
 #: OpenCV's bundled frontal-face cascade.

@@ -20,10 +20,11 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from .backends.base import PRECISIONS, Precision, Runner
+from .backends.base import Precision, Runner
 from .backends.registry import BACKENDS, DEVICES, Backend, build_runner, check_backend_options
 from .check import MilmerInputError, check_int, check_option
 from .model_dir import ModelBundle, load_model_dir
+from .precision import PRECISION_CHOICES, choose_precision
 from .spec import ModelSpec
 
 __all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "Scorer", "default_batch"]
@@ -86,7 +87,9 @@ class BagScorer:
     device:           'auto', 'cpu', 'cuda' or 'tensorrt' (ONNX Runtime's TensorRT provider)
     precision:        which graphs of the directory to load ('fp32', 'fp16', 'int8'); ``None``:
                       the bundle's, or 'fp32' for a directory. A bundle loaded at another
-                      precision is an error.
+                      precision is an error. 'bf16' and 'auto' load the fp32 graphs and compute
+                      them in bfloat16 on OpenVINO (always / where the CPU has it and it agrees
+                      with fp32; :func:`~.precision.choose_precision`)
     batch:            windows (bags) scored per backbone call: ``batch * frames_per_window`` frames;
                       ``None``: 1 on a CPU (larger batches are no faster there and cost
                       memory: on a 2-core AVX2 CPU, fp32 Swin-T scored 0.74 bags/s at 1 and 0.66
@@ -114,7 +117,7 @@ class BagScorer:
         check_option("backend", backend, ("auto", *BACKENDS))
         check_option("device", device, DEVICES)
         if precision is not None:
-            check_option("precision", precision, PRECISIONS)
+            check_option("precision", precision, PRECISION_CHOICES)
         if batch is not None:
             batch = check_int("batch", batch, low=1)
         check_int("intra_op_threads", intra_op_threads, low=1, allow_none=True)
@@ -127,6 +130,19 @@ class BagScorer:
                     f"sets intra_op_num_threads={given!r}; give one of them."
                 )
             options["ort"] = {**options.get("ort", {}), "intra_op_num_threads": intra_op_threads}
+        plan = None
+        if precision in ("auto", "bf16"):
+            plan = choose_precision(model.dir if isinstance(model, ModelBundle) else model, precision, backend=backend, device=device)
+            precision, backend = plan.graphs, plan.backend or backend  # type: ignore[assignment]
+            asked = options.get("openvino", {}).get("inference_precision", plan.compute)
+            if plan.compute == "bf16" and asked != "bf16":
+                raise MilmerInputError(
+                    f"Invalid value for 'precision': {plan.asked!r} computes in bf16, but backend_options['openvino'] "
+                    f"sets inference_precision={asked!r}; give one of them."
+                )
+            for name, opts in plan.backend_options.items():
+                options[name] = {**options.get(name, {}), **opts}
+        self.precision_choice = plan
         if isinstance(model, ModelBundle):
             if precision is not None and precision != model.precision:
                 raise MilmerInputError(
@@ -181,6 +197,8 @@ class BagScorer:
             "backend": {"swin": _backend_name(self.swin), "fusion": _backend_name(self.fusion)},
             "device": {"swin": self.swin.device, "fusion": self.fusion.device},
             "precision": self.bundle.precision,
+            # What the products run in, from the runner itself (bf16 however it was asked for).
+            "compute_precision": "bf16" if getattr(self.swin, "inference_precision", None) == "bf16" else self.bundle.precision,
             "batch": self.batch,
             "model_load_s": round(self.load_s, 4),
         }

@@ -223,8 +223,10 @@ def run_experiment(cfg: TrainConfig, *, progress: bool = True, out_name: str = "
 
     from .distributed import barrier, init_distributed, shutdown
     from .splits import make_folds
+    from .threads import set_torch_threads
 
     ctx = init_distributed(cfg.device)
+    set_torch_threads(log=print if progress else None)  # on purpose: a busy core stalls every extra thread
     run_dir = Path(cfg.out_dir)
     try:
         # Everything is checked before any work, and the run folder is made only once training

@@ -188,9 +188,13 @@ class OpenVinoRunner(Runner):
             ) from None
         self._labels = _onnx_dim_labels(self.model_path)
         self._model_inputs = list(model.inputs)
+        # Outputs are named after the ONNX graph (the read model), matched to the compiled ports by
+        # position: compiling can rename a port after the node that now produces it (the fp16 graphs'
+        # output Cast became 'graph_output_cast_0' instead of 'tokens').
+        names = [port.get_any_name() for port in model.outputs]
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
-        self._outputs = [(port.get_any_name(), port) for port in self._compiled.outputs]
+        self._outputs = list(zip(names, range(len(names)), strict=True))
 
     def deactivate_impl(self) -> None:
         self._request = None
@@ -215,6 +219,7 @@ class OpenVinoRunner(Runner):
         return meta
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._request.infer(feed)
+        # By position, like the outputs: ``feed`` is in the graph's input order (Runner.infer).
+        results = self._request.infer(list(feed.values()))
         # The request reuses its output buffers on the next call: hand out copies.
-        return {name: np.array(results[port], copy=True) for name, port in self._outputs}
+        return {name: np.array(results[index], copy=True) for name, index in self._outputs}

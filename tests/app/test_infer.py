@@ -69,7 +69,7 @@ def test_record_and_find_demo_model(home, tmp_path):
     [
         ({"backend": "tensorrtt"}, "Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'."),
         ({"device": "gpu"}, "Invalid value for '--device': expected one of 'auto', 'cpu', 'cuda', 'tensorrt', got 'gpu'."),
-        ({"precision": "bf16"}, "Invalid value for '--precision': expected one of 'fp32', 'fp16', 'int8', got 'bf16'."),
+        ({"precision": "bfloat16"}, "Invalid value for '--precision': expected one of 'auto', 'fp32', 'bf16', 'fp16', 'int8', got 'bfloat16'."),
         ({"batch": 0}, "Invalid value for '--batch': expected an integer >= 1, got 0."),
         ({"batch": True}, "Invalid value for '--batch': expected an integer >= 1, got True."),
     ],
@@ -208,7 +208,7 @@ def test_device_defaults_to_auto_with_a_note(capsys, tiny_model, recording, monk
     video, eeg = recording
     with pytest.raises(Stop):
         run_infer_cli(video=video, eeg=eeg, model=tiny_model)
-    assert seen == {"backend": "ort", "device": "cpu", "batch": None, "precision": "fp32"}
+    assert seen == {"backend": "ort", "device": "cpu", "batch": None, "precision": "fp32", "backend_options": {}}
     note = capsys.readouterr().err.replace("\n", "")
     assert "Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda: TensorRT is not available" in note
     assert "| skipped ort on cuda: 'cuda' needs onnxruntime's CUDAExecutionProvider" in note

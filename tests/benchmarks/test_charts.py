@@ -68,3 +68,15 @@ def test_fp32_is_drawn_over_fp16_and_differs_in_style(figures, tmp_path, chart):
     assert (fp32.get_marker(), fp32.get_linestyle()) != (fp16.get_marker(), fp16.get_linestyle())
     assert fp32.get_markerfacecolor() == "none"  # hollow: the fp16 marker shows through
     assert fp32.get_markersize() > fp16.get_markersize()
+
+
+def test_every_title_says_tiny_and_not_quiet(figures, tmp_path):
+    """A --tiny run on a busy machine: each chart's title says so; a quiet full-size run adds nothing."""
+    tiny = {**RESULT, "model": {"tiny": True}, "load": {"before": {"quiet": False}}}
+    for draw in (charts.stage_chart, charts.throughput_chart, charts.memory_chart):
+        draw(tiny, tmp_path / "c.png")
+    titles = [ax.get_title() for fig in figures for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 4 and all(t.endswith(" [TINY model, not quiet]") for t in titles), titles
+    figures.clear()
+    charts.stage_chart({**RESULT, "model": {"tiny": False}, "load": {"before": {"quiet": True}}}, tmp_path / "c.png")
+    assert [ax.get_title() for ax in figures[0].axes] == ["Per-stage latency", "Each stage alone"]

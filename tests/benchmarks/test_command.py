@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from milmer.benchmarks.command import BenchSettings, bench_command
-from milmer.benchmarks.floor import swin_flops
+from milmer.benchmarks.floor import PRECISION_ENGINES, swin_flops
 from milmer.benchmarks.model import SWIN_TINY_TEST
 from milmer.runtime.check import MilmerInputError
 
@@ -38,9 +40,9 @@ def test_flops_from_graph_match_the_formula(tiny_bench):
     assert flops["swin_per_frame"] == swin_flops(SWIN_TINY_TEST)
     assert flops["analytic"]["matches_graph"] is True
     assert flops["per_window"] == 10 * flops["swin_per_frame"] + flops["fusion_per_bag"]
-    # One fp32 floor everywhere: the best fp32 GEMM rate of any engine (ORT, OpenVINO, numpy).
+    # One fp32 floor everywhere: the best fp32 GEMM rate of any engine (ORT, OpenVINO, numpy, torch).
     peaks = tiny_bench[2]["floor"]["peaks"]
-    peak = max(peaks[e]["peak_gflops"] for e in ("ort-fp32", "ov-fp32", "numpy-fp32") if peaks[e].get("peak_gflops"))
+    peak = max(peaks[e]["peak_gflops"] for e in PRECISION_ENGINES["fp32"] if peaks[e].get("peak_gflops"))
     assert tiny_bench[2]["floor"]["precision_peaks"]["fp32"]["peak_gflops"] == peak
     assert tiny_bench[2]["summary"]["gemm_peak_gflops"] == peak
     assert tiny_bench[2]["summary"]["floor_ms_per_window"] == pytest.approx(flops["per_window"] / peak / 1e6, rel=1e-3)
@@ -88,7 +90,20 @@ def test_reference_matches_onnx_fp32(tiny_bench):
 
 
 def test_targets_are_reported_consistently(tiny_bench):
-    targets = tiny_bench[2]["targets"]
+    """A tiny run keeps only the model-independent target (int8 agreement); read as a paper-size
+    run, floor and reference for fp32 and int8, the int8 speed-up and agreement, each consistent."""
+    import copy
+
+    from milmer.benchmarks import report
+
+    out, _, result = tiny_bench
+    assert [t["target"] for t in result["targets"]] == [report.TARGETS["int8_agreement"][0]]
+    assert (out / "bench.md").read_text().splitlines()[0].startswith("**TINY model")
+    full = copy.deepcopy(result)
+    full["model"]["tiny"] = False
+    predictions = json.loads((out / "endtoend" / "fp32-6s.json").read_text())["predictions"]
+    int8 = json.loads((out / "endtoend" / "int8-6s.json").read_text())["predictions"]
+    _, targets = report.summarize(full, {("fp32", 6): predictions, ("int8", 6): int8})
     assert len(targets) == 6  # floor and reference for fp32 and int8, int8 speed-up and agreement
     for t in targets:
         if t["value"] is not None:
@@ -130,7 +145,7 @@ def test_tiny_and_model_do_not_mix(tmp_path):
 
 
 def test_publish_results_names_files_after_the_machine(tiny_bench, tmp_path):
-    from milmer.benchmarks.command import publish_results
+    from milmer.benchmarks.publish import publish_results
     from milmer.benchmarks.machine import cpu_short_name
 
     out, path, result = tiny_bench
@@ -180,9 +195,11 @@ def test_markdown_shows_the_fastest_agreeing_variants_own_runs(tiny_bench):
     import copy
 
     from milmer.benchmarks import report
+    from milmer.benchmarks.markdown import markdown
     from milmer.benchmarks.summary import speed_targets
 
     result = copy.deepcopy(tiny_bench[2])
+    result["model"]["tiny"] = False  # read as a paper-size run: its targets apply
     run = copy.deepcopy(result["endtoend"][0])
     run.pop("predictions", None)
     result["endtoend_best"] = [{"variant": "openvino fp32", **run, "per_window_s": 0.5, "wall_s": 1.0}]
@@ -190,7 +207,7 @@ def test_markdown_shows_the_fastest_agreeing_variants_own_runs(tiny_bench):
     result["side_by_side"]["rows"].append({**result["side_by_side"]["rows"][0], "name": "openvino fp32"})
     result["summary"], _ = report.summarize(result, {})  # as bench_command does, after the runs
     result["speed_targets"] = speed_targets(result)
-    md = report.markdown(result)
+    md = markdown(result)
     row = next(line for line in md.splitlines() if line.startswith("| openvino fp32 (fastest agreeing) |"))
     floor = result["summary"]["floor_ms_per_window"]
     assert f"| {run['recording_s']:g} s | 1.0 |" in row and f"| {500 / floor:.2f} |" in row
@@ -203,3 +220,24 @@ def test_memory_figure_is_reported(tiny_bench):
     mem = result["eeg_memory"]
     assert (mem["recording_s"], mem["sfreq"], mem["channels"], mem["target_mb"]) == (60, 2048, 41, 2048.0)
     assert mem["n_windows"] == 20 and 100 < mem["peak_rss_mb"] < mem["target_mb"] and mem["met"] is True
+
+
+def test_pytorch_peers_beside_the_graphs(tiny_bench):
+    """Eager fp32 and (on a bfloat16 CPU) autocast bf16 are timed; torch.compile past its time
+    limit (1 s here) is reported as skipped with the limit, not dropped silently."""
+    from milmer.runtime.backends.openvino import cpu_flags, has_bf16
+
+    out, _, result = tiny_bench
+    peers = result["peers"]
+    names = [r["name"] for r in peers["rows"]]
+    assert names == (["torch eager fp32", "torch autocast bf16"] if has_bf16(cpu_flags()) else ["torch eager fp32"])
+    eager = peers["rows"][0]
+    assert eager["max_abs_tokens_vs_eager"] == 0 and eager["backbone_s"] > 0 and eager["frames"] == 10
+    assert eager["x_floor"] == pytest.approx(eager["backbone_s"] / (
+        10 * result["floor"]["flops"]["swin_per_frame"] / (result["floor"]["precision_peaks"]["fp32"]["peak_gflops"] * 1e9)
+    ), rel=1e-3)  # fmt: skip
+    assert peers["skipped"]["torch.compile fp32"] == (
+        "torch.compile did not finish within 1 s (compiling took too long on this CPU)"
+    )
+    assert peers["torch_threads"] >= 1
+    assert "torch.compile fp32: not measured (torch.compile did not finish within 1 s" in (out / "bench.md").read_text()

@@ -113,7 +113,9 @@ def test_formulas_match_exported_graphs(tmp_path, overrides):
         assert graph_flops(tmp_path / "swin.onnx", feed)["total"] == swin_flops(SWIN_TINY_TEST)
 
 
-@pytest.mark.parametrize("engine", ["ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-qdq-int8"])
+@pytest.mark.parametrize(
+    "engine", ["ort-fp32", "ort-int8", "numpy-fp32", "ort-qdq-int8", "ov-fp32", "ov-qdq-int8", "torch-fp32", "torch-bf16"]
+)
 def test_matmul_peak_reports_each_size(engine):
     from milmer.benchmarks.floor import engine_unavailable
     from milmer.benchmarks.timing import TimingConfig
@@ -128,7 +130,7 @@ def test_matmul_peak_reports_each_size(engine):
 def test_matmul_peak_rejects_unknown_engine():
     with pytest.raises(
         MilmerInputError, match="'engine': expected one of 'ort-fp32', 'ort-int8', 'numpy-fp32', 'ort-qdq-int8', "
-        "'ov-fp32', 'ov-bf16', 'ov-qdq-int8', got 'cuda'"
+        "'ov-fp32', 'ov-bf16', 'ov-qdq-int8', 'torch-fp32', 'torch-bf16', got 'cuda'"
     ):
         matmul_peak("cuda")  # type: ignore[arg-type]
 
@@ -140,6 +142,22 @@ def test_bf16_peak_is_skipped_without_bf16(monkeypatch):
     monkeypatch.setattr(ov_backend, "cpu_flags", lambda: frozenset({"avx2"}))
     peak = matmul_peak("ov-bf16", (32,), TimingConfig(warmup=0, repeats=1))
     assert peak["peak_gflops"] is None and ("bfloat16" in peak["skipped"] or "OpenVINO" in peak["skipped"])
+    # torch would emulate bf16 on such a CPU: no floor from it either.
+    peak = matmul_peak("torch-bf16", (32,), TimingConfig(warmup=0, repeats=1))
+    assert peak == {
+        "engine": "torch-bf16", "peak_gflops": None,
+        "skipped": "no native bfloat16 on this CPU (amx_bf16 or avx512_bf16): torch would emulate it",
+    }  # fmt: skip
+
+
+def test_torch_peak_keeps_the_callers_threads():
+    import torch
+
+    from milmer.benchmarks.timing import TimingConfig
+
+    before = torch.get_num_threads()
+    assert matmul_peak("torch-fp32", (32,), TimingConfig(warmup=0, repeats=1), threads=1)["peak_gflops"] > 0
+    assert torch.get_num_threads() == before
 
 
 def test_precision_peaks_take_each_precisions_best_engine():
@@ -155,6 +173,10 @@ def test_precision_peaks_take_each_precisions_best_engine():
         "bf16": {"peak_gflops": None, "engine": None},
         "int8": {"peak_gflops": 900.0, "engine": "ov-qdq-int8"},
     }
+    # The AMX Xeon's figures: oneDNN's bf16 GEMM (torch) sets the bf16 floor, not OpenVINO's MatMul.
+    amx = {**peaks, "ov-bf16": {"peak_gflops": 840.0}, "torch-bf16": {"peak_gflops": 2445.0}, "torch-fp32": {"peak_gflops": 384.0}}
+    assert precision_peaks(amx)["bf16"] == {"peak_gflops": 2445.0, "engine": "torch-bf16"}
+    assert precision_peaks(amx)["fp32"] == {"peak_gflops": 384.0, "engine": "torch-fp32"}
 
 
 def test_spectral_bins_use_the_model_band_definition(monkeypatch):

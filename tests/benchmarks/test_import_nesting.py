@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("command", "report", "stages", "throughput", "endtoend", "floor", "charts", "reference", "machine", "timing")
+MODULES = (
+    "command", "report", "stages", "throughput", "endtoend", "floor", "charts", "reference", "machine", "timing",
+    "peers", "settings", "recordings", "publish", "formatting", "markdown", "summary", "variants",
+)  # fmt: skip
 
 
 def test_benchmark_modules_import_light():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from milmer.benchmarks.report import format_value
+from milmer.benchmarks.formatting import format_value
 
 
 @pytest.mark.parametrize(

@@ -102,3 +102,58 @@ def test_backend_and_device_are_checked_once(tiny_model, monkeypatch):
     registry.make_runner("ort", tiny_model / "fusion.onnx", device="cpu")
     assert calls == {"registry:--backend": 1, "registry:--device": 1, "registry:--precision": 1,
                      "base:--device": 1, "base:--precision": 1}
+
+
+@pytest.fixture(scope="module")
+def variant_model(tiny_graphs, tmp_path_factory):
+    """The tiny model with a real fp16 variant (the export's converter: output Casts, float32 I/O)
+    and an 'int8' copy of the fp32 graphs."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    spec = tiny_graphs.tiny_spec()
+    model = tiny_graphs.write_model_dir(tmp_path_factory.mktemp("variants") / "m", spec, precisions=("fp32", "int8"))
+    for stem in ("swin", "fusion"):
+        # As milmer export --fp16 does (without importing the torch-side exporter): float32 I/O
+        # through Cast nodes, which the converter appends last, so the nodes are re-sorted.
+        fp16 = convert_float_to_float16(onnx.load(str(model / f"{stem}.onnx")), keep_io_types=True,
+                                        op_block_list=list(DEFAULT_OP_BLOCK_LIST))  # fmt: skip
+        known = {i.name for i in fp16.graph.input} | {t.name for t in fp16.graph.initializer} | {""}
+        pending, ordered = [onnx.NodeProto.FromString(n.SerializeToString()) for n in fp16.graph.node], []
+        while pending:
+            ready = [n for n in pending if all(i in known for i in n.input)]
+            ordered += ready
+            known.update(o for n in ready for o in n.output)
+            pending = [n for n in pending if all(n is not r for r in ready)]
+        del fp16.graph.node[:]
+        fp16.graph.node.extend(ordered)
+        onnx.save(fp16, str(model / f"{stem}.fp16.onnx"))
+    return model
+
+
+def _cpu_backends() -> list[str]:
+    from milmer.runtime.backends.openvino import OpenVinoRunner
+
+    here = OpenVinoRunner.unavailable_reason("x.onnx", device="cpu", precision="fp32") is None
+    return ["ort", "openvino"] if here else ["ort"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("backend", _cpu_backends())
+def test_every_cpu_backend_scores_every_graph_precision(variant_model, tiny_graphs, backend, precision):
+    """Outputs are found under the spec's graph I/O names on every backend and precision (OpenVINO
+    renamed the fp16 graphs' outputs after their Cast nodes: KeyError 'tokens' in score_bags)."""
+    rng = np.random.default_rng(4)
+    crops = rng.integers(0, 256, (2, 10, 224, 224, 3), dtype=np.uint8)
+    eeg = rng.standard_normal((2, 32, 384)).astype(np.float32)
+    with BagScorer(variant_model, backend=backend, device="cpu", precision=precision, intra_op_threads=1) as pipe:
+        got = pipe.score_bags(eeg, crops)
+        spec = pipe.spec
+    frames = ((crops / np.float32(255) - np.float32(spec.face.mean)) / np.float32(spec.face.std)).astype(np.float32)
+    frames = frames.transpose(0, 1, 4, 2, 3).reshape(20, 3, 224, 224)
+    tokens = tiny_graphs.swin_reference(spec, frames).reshape(2, 10, spec.graph.tokens_per_frame, spec.graph.token_dim)
+    ref = tiny_graphs.fusion_reference(spec, eeg, tokens)
+    # fp16 keeps 11 significand bits: probabilities within a few units of 2**-11.
+    atol = 4 * 2.0**-11 if precision == "fp16" else 1e-5
+    np.testing.assert_allclose(got["probabilities"], ref["probabilities"], atol=atol)
+    np.testing.assert_array_equal(got["selected"], ref["selected"])
