@@ -25,7 +25,8 @@ title and the summary state it too.
 the model is the demo model, trained on synthetic data (:func:`~.demo_model.is_demo_model`).
 
 ``quality`` lists what makes a window less trustworthy (``bad-span:<annotation>``,
-``interpolated:<channels>``, ``no-face``, ``some-frames-without-face``; ``;``-separated in the
+``interpolated:<channels>``, ``interpolated:<EGI preset>`` when every channel was interpolated
+from an EGI net, ``no-face``, ``some-frames-without-face``; ``;``-separated in the
 CSV, empty when nothing is known against it).
 
 with ``selected`` the top-k frame indices and ``mil_weights`` all ``F`` frame weights, each

@@ -60,6 +60,8 @@ _REF_SUFFIX = re.compile(r"[\s_:-]+(ref|le|re|a1|a2|m1|m2|avg|ave|ar|lm|rm)$")
 _LETTER_NUMBER = re.compile(r"^[A-Za-z]([1-9]|[12][0-9]|3[0-2])$")
 # EGI/NetStation Geodesic Sensor Net labels: E1, E2, ... (Cz or E129 the vertex reference).
 _EGI = re.compile(r"^E\d{1,3}$", re.IGNORECASE)
+# The EGI nets' presets (:data:`.egi.EGI_PRESETS`): the model's sites interpolated from the net.
+_EGI_PRESET_NAMES = ("egi-hydrocel-128", "egi-hydrocel-129", "egi-hydrocel-256", "egi-hydrocel-257")
 # MNE makes repeated labels unique as "Fp1-0", "Fp1-1", ...
 _MNE_DEDUP = re.compile(r"^(.*)-(\d+)$")
 # Labels that are never EEG electrodes (BioSemi's extra inputs and trigger channel, ...).
@@ -120,6 +122,8 @@ def parse_channel_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
     text = str(value).strip()
     if text.lower() in MONTAGE_PRESETS:
         return dict(MONTAGE_PRESETS[text.lower()])
+    if text.lower() in _EGI_PRESET_NAMES:
+        return {}  # interpolated, not renamed: applied before matching (:mod:`.egi`)
     path = Path(text)
     try:
         is_file = path.is_file()
@@ -127,7 +131,7 @@ def parse_channel_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
         is_file = False
     if "=" not in text and not is_file:
         raise MilmerInputError(
-            f"Invalid value for '--channel-map': expected a preset ({', '.join(MONTAGE_PRESETS)}), "
+            f"Invalid value for '--channel-map': expected a preset ({', '.join((*MONTAGE_PRESETS, *_EGI_PRESET_NAMES))}), "
             f"'old=new,...' or a file of old=new lines or a JSON object, got {text!r} (no such file)."
         )
     if is_file:
@@ -271,16 +275,17 @@ def _refuse_egi_labels(labels: Sequence[str], spec_eeg: EEGSpec) -> None:
     egi = [lab for lab in labels if _EGI.match(lab.strip())]
     if len(egi) < max(2, len(labels) // 2):
         return
-    presets = [k for k in MONTAGE_PRESETS if k.startswith("egi")]
     reference = [lab for lab in labels if canonical_name(lab) == "cz"]
+    presets = [k for k in _EGI_PRESET_NAMES if k.endswith(str(len(egi) + len(reference)))] or list(_EGI_PRESET_NAMES)
     raise MilmerInputError(
         f"Invalid value for 'eeg': the recording's labels are EGI Geodesic Sensor Net positions "
         f"({len(egi)} of them: {', '.join(egi[:4])}, ...), not 10-20 names"
         + (f"; its {reference[0]} is the net's vertex reference electrode (stored as zeros; the "
            "average reference restores it), not a disconnected channel" if reference else "")
-        + ". Map the net's electrodes onto the model's channels with --channel-map "
-        + (f"{' or '.join(presets)} (the net electrode nearest each 10-20 site) or " if presets else "")
-        + "old=new,... (or a file); --interpolate-missing cannot help, as no label names a 10-20 site."
+        + f". Give --channel-map {' or '.join(presets)} (the model's 10-20 sites interpolated from the "
+        "net's electrodes, placed with MNE's montage of the net; every output flagged), or name a "
+        "net electrode for each site with --channel-map old=new,... (or a file); --interpolate-missing "
+        "cannot help, as no label names a 10-20 site."
     )
 
 

@@ -189,6 +189,8 @@ def preprocess_eeg(
     ann = work.annotations
     keep, spans = window_spans(starts, spec_eeg.window_s, ann.onset, ann.duration, ann.description)
     interp_flag = ("interpolated:" + ",".join(to_interpolate),) if to_interpolate else ()
+    # An EGI net: every channel was interpolated from the net's electrodes (runtime.eeg.egi).
+    interp_flag += tuple(f"interpolated:{n.data['preset']}" for n in notes if n.code == "egi-interpolated")
     flags = [tuple(f"bad-span:{d}" for d in spans[i]) + interp_flag for i in np.flatnonzero(keep)]
     dropped_gap = tuple(round(float(t), 3) for t in starts[~keep])
     if dropped_gap:

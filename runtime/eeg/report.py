@@ -52,6 +52,7 @@ NOTE_CODES: dict[str, Severity] = {
     "channels-mapped": "info",  # channel names mapped (preset, map, shared reference suffix)
     "channel-retyped": "info",  # a channel the reader typed non-EEG used as EEG
     "interpolated": "flag",  # channels interpolated from their neighbours
+    "egi-interpolated": "flag",  # every channel interpolated from an EGI net (--channel-map egi-hydrocel-*)
     "line-noise": "info",  # mains hum notched
     "ica": "info",  # ICA ran and removed eye components
     "ica-not-converged": "warning",  # the ICA solver stopped at max_iter

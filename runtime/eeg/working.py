@@ -22,6 +22,7 @@ from .artefacts import (
 )  # fmt: skip
 from .bad_channels import BAD_KINDS, FLAT_STD_V, check_bad_channels, check_interpolation, find_bad_channels, usable_eog
 from .channels import find_eog, match_channels
+from .egi import egi_preset, egi_to_1020
 from .decimate import decimate_early, decimation_factor
 from .quality import GAP
 from .report import ChannelReport, EEGNote
@@ -54,8 +55,12 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
 
     notes: list[EEGNote] = []
     timings: dict[str, float] = {}
+    preset = egi_preset(options.channel_map)
+    if preset:  # an EGI net: the model's sites interpolated from all of its electrodes first
+        raw, note = egi_to_1020(raw, spec_eeg, preset)
+        notes.append(note)
     types = raw.get_channel_types()
-    match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=options.channel_map)
+    match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=None if preset else options.channel_map)
     factor = decimation_factor(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]))
     if factor > 1:  # a long high-rate file: read in chunks, decimated before any full-length copy
         tic, early = time.perf_counter(), []

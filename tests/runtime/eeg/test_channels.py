@@ -140,7 +140,7 @@ def test_channel_map(tmp_path, form):
 def test_channel_map_errors():
     with pytest.raises(MilmerInputError, match=r"'--channel-map': the recording has no channel\(s\) X9"):
         match_channels(list(DEAP_CHANNELS), EEGSpec(), channel_map="X9=Fp1")
-    with pytest.raises(MilmerInputError, match=r"'--channel-map': expected a preset \(biosemi32\)"):
+    with pytest.raises(MilmerInputError, match=r"'--channel-map': expected a preset \(biosemi32, egi-hydrocel-128, egi-hydrocel-129, egi-hydrocel-256, egi-hydrocel-257\)"):
         parse_channel_map("nonsense")
 
 
