@@ -80,7 +80,7 @@ EEG_UNIT = typer.Option(
 )
 CHANNEL_MAP = typer.Option(
     None, "--channel-map",
-    help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or the preset biosemi32 (A1..A32).",
+    help="Rename EEG channels: 'old=new,...', a file of old=new lines or a JSON object, or a preset: biosemi32 (A1..A32), egi-hydrocel-128/-129/-256/-257 (EGI nets: the 10-20 sites interpolated from the net, every output flagged).",
 )
 INTERPOLATE_MISSING = typer.Option(
     False, "--interpolate-missing",
