@@ -99,8 +99,8 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
     interpolate_to = getattr(mne.io.BaseRaw, "interpolate_to", None)
     if interpolate_to is None or "method" not in inspect.signature(interpolate_to).parameters:
         raise MilmerInputError(
-            f"Invalid value for '--channel-map': {preset} needs MNE's Raw.interpolate_to with spherical "
-            f"splines (MNE 1.11 or later); this environment has MNE {mne.__version__}. Upgrade mne."
+            f"Invalid value for '--channel-map': {preset} needs MNE's Raw.interpolate_to(method='spline'), "
+            f"which this environment's MNE {mne.__version__} lacks; upgrade mne."
         )
     labels = _net_labels(raw, preset)
     net = mne.channels.make_standard_montage(EGI_PRESETS[preset])
