@@ -185,7 +185,7 @@ class InferRequest:
     ) -> InferRequest:
         """Check the command line's values, cheapest first, before any slow work.
 
-        Order: options, the --out suffix, the input files (existence, kind, swapped arguments),
+        Order: options (``--model``/``--server``/``--timeout`` together), the --out suffix, the input files (existence, kind, swapped arguments),
         which model (``--model`` or the demo model), the model directory's contents (spec and graphs); then, for ``auto``,
         the backend and device (TensorRT > CUDA EP > CPU, see
         :func:`~milmer.runtime.backends.registry.choose`). Raises MilmerInputError naming the
@@ -204,17 +204,17 @@ class InferRequest:
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
             eeg_rate=eeg_rate, video_fps=video_fps,
         )
-        if out is not None:
-            out = check_out_path(out, "--out")
-        check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
-        if faces is not None:
-            check_suffix("faces", Path(faces), (".png",))
         if server is not None and model is not None:
             raise MilmerInputError(
                 f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
             )
         if timeout is not None and server is None:
             raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
+        if out is not None:
+            out = check_out_path(out, "--out")
+        check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
+        if faces is not None:
+            check_suffix("faces", Path(faces), (".png",))
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
         if Path(eeg).suffix.lower() == ".dat" and trial is None:
             from milmer.runtime.eeg.deap import deap_trial
