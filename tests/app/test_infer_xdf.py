@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,23 +11,12 @@ import pytest
 from milmer.app.infer import main as infer_main
 
 
-def _syncgen():
-    """tests/runtime/syncgen.py, loaded by path (tests run with --import-mode=importlib)."""
-    name = "milmer_tests_syncgen"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "runtime" / "syncgen.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("MILMER_HOME", str(tmp_path / "home"))
 
 
-def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_path):
+def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_path, syncgen):
     """The camera started 3 s before the amplifier: its frame markers (one per frame, 20 fps) begin
     at LSL 997 s, the EEG stream at LSL 1000 s, so EEG t = 0 is video 3 s. Nothing is set by hand:
     the last window (EEG 9-12 s = video 12-15 s) lies past the 12 s video and is dropped."""
@@ -49,7 +35,7 @@ def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_pat
         "name": "VideoFrames", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
         "data": [str(k) for k in frames], "stamps": 997.0 + frames / 20.0,
     }
-    xdf = _syncgen().write_xdf(tmp_path / "session.xdf", [eeg, markers])
+    xdf = syncgen.write_xdf(tmp_path / "session.xdf", [eeg, markers])
     out = tmp_path / "pred.json"
     code = infer_main([str(video), str(xdf), "--model", str(tiny_model), "--out", str(out), "--device", "cpu"])
     stdout, stderr = capsys.readouterr()

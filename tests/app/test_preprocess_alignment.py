@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 from milmer.app.cli import main
-
-
-def _syncgen():
-    """tests/runtime/syncgen.py, loaded by path (tests run with --import-mode=importlib)."""
-    name = "milmer_tests_syncgen"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "runtime" / "syncgen.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def test_report_states_the_alignment_and_its_source(recording, tmp_path, capsys):
@@ -40,12 +27,11 @@ def test_report_states_the_alignment_and_its_source(recording, tmp_path, capsys)
     assert report["windows_dropped_outside_video"] == 1  # the video starts 1.5 s into the EEG
 
 
-def test_start_times_give_the_offset_and_a_contrary_offset_is_one_warning(tmp_path, capsys):
+def test_start_times_give_the_offset_and_a_contrary_offset_is_one_warning(tmp_path, capsys, syncgen):
     """EDF started 10:00:00, the camera's MP4 10:00:05: auto gives -5 s (header); --offset 0 is used
     but disagrees, which is one 'Warning: Alignment:' line naming --offset."""
     import mne
 
-    syncgen = _syncgen()
     write_edf = sys.modules["milmer_tests_runtime_conftest"].write_edf  # loaded by tests/app/conftest.py
 
     edf = write_edf(tmp_path / "eeg.edf", seconds=20.0)
