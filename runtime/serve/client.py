@@ -81,25 +81,83 @@ def parse_server_url(url: str) -> str:
     return f"{host}:{port}"
 
 
+#: First and largest pause between tries while the server is unreachable (s): it is starting or
+#: restarting after a crash (a restart takes seconds; docs/serving.md).
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.1, 1.0
+
+
+def _unreachable(err: BaseException) -> bool:
+    """A connection refused, reset or closed mid-answer: the server is down or (re)starting. A
+    timeout is not: the server is there and slow, and the timeout is the user's limit."""
+    import http.client
+
+    return isinstance(err, (ConnectionError, http.client.HTTPException)) or (
+        isinstance(err, OSError) and not isinstance(err, TimeoutError)
+    )
+
+
+def _until(deadline: float, call: Any, *, reconnect: Any = None) -> Any:
+    """``call()``, tried again after a short backoff while the server is unreachable (see
+    :func:`_unreachable`) and ``deadline`` (time.monotonic) is ahead; ``reconnect()``, when given,
+    runs before each new try. The last error propagates."""
+    import time
+
+    pause = _RETRY_FIRST_S
+    while True:
+        try:
+            return call()
+        except _transport_errors() as err:
+            left = deadline - time.monotonic()
+            if not _unreachable(err) or left <= 0:
+                raise
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, _RETRY_MAX_S)
+            if reconnect is not None:
+                reconnect()
+
+
+def _client(address: str, timeout_s: float) -> Any:
+    import tritonclient.http as httpclient
+
+    return httpclient.InferenceServerClient(url=address, connection_timeout=timeout_s, network_timeout=timeout_s)
+
+
 def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     """A ``tritonclient.http.InferenceServerClient`` for ``url``, with the server checked live
-    (connection and each answer bounded by ``timeout_s``)."""
+    (connection and each answer bounded by ``timeout_s``). A refused or dropped connection, or a
+    server not yet live, is tried again until ``timeout_s`` has passed: the server may be starting
+    or restarting after a crash. Raises MilmerInputError (exit 2) when no server answered by then."""
+    import time
+
     try:
-        import tritonclient.http as httpclient
         from tritonclient.utils import InferenceServerException
     except ImportError:
         raise MilmerInputError(f"`--server` needs tritonclient, not installed here; {_CLIENT_HINT}.") from None
     address = parse_server_url(url)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise MilmerInputError(f"Invalid value for '--timeout': expected seconds > 0, got {timeout_s!r}.")
-    client = httpclient.InferenceServerClient(url=address, connection_timeout=timeout_s, network_timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    client = _client(address, timeout_s)
+
+    def fresh() -> None:
+        nonlocal client
+        client.close()
+        client = _client(address, timeout_s)
+
+    def live() -> bool:
+        while not client.is_server_live():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_RETRY_MAX_S / 4)
+        return True
+
     try:
-        live = client.is_server_live()
+        is_live = _until(deadline, live, reconnect=fresh)
     except (InferenceServerException, *_transport_errors()) as err:
         client.close()
         why = err if isinstance(err, InferenceServerException) else _why(err, timeout_s)
         raise MilmerInputError(f"Invalid value for '--server': no Triton server answers at {url!r} ({why}).") from None
-    if not live:
+    if not is_live:
         client.close()
         raise MilmerInputError(f"Invalid value for '--server': the Triton server at {url!r} is not live.")
     return client
@@ -107,12 +165,13 @@ def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
 
 def _wait_model_ready(client: Any, model_name: str, timeout_s: float) -> bool:
     """Poll until ``model_name`` is ready, at most ``timeout_s``: a server just started answers
-    live (and even ``/v2/health/ready``) before its models have loaded."""
+    live (and even ``/v2/health/ready``) before its models have loaded, and a restarting one
+    refuses connections for a few seconds."""
     import time
 
     deadline = time.monotonic() + timeout_s
     while True:
-        if client.is_model_ready(model_name):
+        if _until(deadline, lambda: client.is_model_ready(model_name)):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -126,8 +185,8 @@ def _read_spec(client: Any, url: str, model_name: str, timeout_s: float = DEFAUL
     try:
         ready = _wait_model_ready(client, model_name, timeout_s)
         config = client.get_model_config(model_name) if ready else None
-    except _transport_errors() as err:
-        raise MilmerInputError(f"Invalid value for '--server': {url!r} stopped answering ({_why(err, timeout_s)}).") from None
+    except _transport_errors() as err:  # it answered live, then went away for longer than the timeout
+        raise ServerConnectionError(f"the server at {url} stopped answering ({_why(err, timeout_s)}); check that it is running and rerun") from None
     except InferenceServerException as err:
         raise MilmerInputError(f"Invalid value for '--server': {url!r} cannot describe model {model_name!r}: {err}") from None
     if config is None:
@@ -209,6 +268,10 @@ class RemoteScorer:
         """Close the connection (idempotent)."""
         self._client.close()
 
+    def _reconnect(self) -> None:
+        self._client.close()
+        self._client = _client(parse_server_url(self.url), self.timeout_s)
+
     @property
     def settings(self) -> dict[str, Any]:
         return {"server": self.url, "model_name": self.model_name, "batch": self.batch}
@@ -221,7 +284,8 @@ class RemoteScorer:
         ``timings['backbone']`` (the server's whole model time, with the network). A wrong dtype
         or NaN/Inf in ``eeg`` is a MilmerInputError here; shapes are Triton's to check:
         :class:`ServerError` carries Triton's message when the server refuses the request,
-        :class:`ServerConnectionError` says the server went away or did not answer in time.
+        :class:`ServerConnectionError` says the server went away (and did not come back within the
+        timeout: a refused or dropped connection is tried again until then) or did not answer in time.
         """
         import time
 
@@ -246,8 +310,11 @@ class RemoteScorer:
             request.append(tensor)
         wanted = [httpclient.InferRequestedOutput(name, binary_data=True) for name in OUTPUTS]
         tick = time.perf_counter()
+        # A dropped or refused connection (the server restarting after a crash) is tried again on a
+        # new connection until the timeout; the request has no side effects on the server.
+        deadline = time.monotonic() + self.timeout_s
         try:
-            result = self._client.infer(self.model_name, request, outputs=wanted)
+            result = _until(deadline, lambda: self._client.infer(self.model_name, request, outputs=wanted), reconnect=self._reconnect)
         except InferenceServerException as err:
             raise ServerError(f"the server at {self.url} refused the request: {err.message()}") from None
         except _transport_errors() as err:

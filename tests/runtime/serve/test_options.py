@@ -91,8 +91,8 @@ def test_no_server_answering_is_a_usage_error(recording, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     video, eeg = recording
-    assert infer_main([str(video), str(eeg), "--server", f"http://127.0.0.1:{port}"]) == 2
-    assert f"Invalid value for '--server': no Triton server answers at 'http://127.0.0.1:{port}'" in capsys.readouterr().err
+    assert infer_main([str(video), str(eeg), "--server", f"http://127.0.0.1:{port}", "--timeout", "1"]) == 2
+    assert f"Invalid value for '--server': no Triton server answers at 'http://127.0.0.1:{port}' (ConnectionRefusedError" in capsys.readouterr().err
 
 
 def test_manifest(tmp_path):
