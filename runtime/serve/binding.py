@@ -28,7 +28,8 @@ SHUTTING_DOWN_MESSAGE = "the server is shutting down: the request was not scored
 
 
 class Gate:
-    """Counts model calls in progress; once closed, refuses new ones (drain on shutdown)."""
+    """Counts model calls in progress; once closed, refuses new ones (drain on shutdown).
+    ``refused`` counts the client requests refused, not the calls: one call carries a batch of them."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
@@ -36,10 +37,12 @@ class Gate:
         self._closed = False
         self.refused = 0
 
-    def enter(self) -> bool:
+    def enter(self, requests: int = 1) -> bool:
+        """Start a model call carrying ``requests`` client requests; False (and the requests counted
+        as refused) once closed."""
         with self._cv:
             if self._closed:
-                self.refused += 1
+                self.refused += requests
                 return False
             self._active += 1
             return True
@@ -69,7 +72,7 @@ def bind_models(triton: Any, scorer: Any, *, max_batch: int, max_queue_delay_us:
 
     def infer(requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         # each request: eeg (b, C, T) float32, frames (b, F, S, S, 3) uint8, b >= 1 bags
-        if not gate.enter():
+        if not gate.enter(len(requests)):
             return [refusal(SHUTTING_DOWN_MESSAGE, "UNAVAILABLE") for _ in requests]
         try:
             answers = [{} if _finite(r) else refusal(NONFINITE_MESSAGE) for r in requests]

@@ -87,5 +87,5 @@ def test_a_draining_server_refuses_with_unavailable(bound):
     infer, scorer, gate, _ = bound
     assert gate.close(timeout_s=1.0)
     answers = infer([_request(scorer.spec, 1.0), _request(scorer.spec, np.nan)])
-    assert scorer.calls == [] and gate.refused == 1
+    assert scorer.calls == [] and gate.refused == 2  # requests, not model calls
     assert [a[ERROR_OUTPUT].item(0).decode() for a in answers] == [f"UNAVAILABLE {SHUTTING_DOWN_MESSAGE}"] * 2
