@@ -98,8 +98,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StudyEntry]:
             ident = record["id"]
             if not _ID.match(ident):
                 raise MilmerInputError(
-                    f"Invalid manifest {str(path)!r}: row {row}, column 'id': expected letters, digits, '.', '_' "
-                    f"or '-' (it names the result file), got {ident!r}."
+                    f"Invalid manifest {str(path)!r}: row {row}, column 'id': expected a letter or digit first, then "
+                    f"letters, digits, '.', '_' or '-' (it names the result file), got {ident!r}."
                 )
             if ident in seen:
                 raise MilmerInputError(f"Invalid manifest {str(path)!r}: row {row}, column 'id': {ident!r} appears twice.")
