@@ -50,4 +50,6 @@ def serve(
     if not report.clean:
         print_error(f"Error: the server did not stop cleanly: {'; '.join(report.problems)}.")
         raise typer.Exit(EXIT_INTERNAL)
-    typer.echo(f"Server stopped (drained in {report.drain_s:.1f} s, {report.refused} requests refused while stopping).")
+    crashes = report.restarts
+    restarts = f"; restarted {crashes} time{'s' if crashes != 1 else ''} after a crash" if crashes else ""
+    typer.echo(f"Server stopped (drained in {report.drain_s:.1f} s, {report.refused} requests refused while stopping{restarts}).")

@@ -262,8 +262,7 @@ def test_a_crashing_request_is_followed_by_a_restart(own_server):
     import urllib.error
     import urllib.request
 
-    from milmer.runtime.check import MilmerInputError
-    from milmer.runtime.serve.client import RemotePipeline, ServerConnectionError
+    from milmer.runtime.serve.client import RemotePipeline
 
     body = b"[" * 240_000  # overflows the bundled Triton's recursive JSON parser
     connected = RemotePipeline(own_server.url, timeout_s=30)  # a client in the middle of its work
@@ -271,17 +270,19 @@ def test_a_crashing_request_is_followed_by_a_restart(own_server):
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(urllib.request.Request(f"{own_server.url}/v2/models/milmer/infer", data=body), timeout=30)
     eeg, crops = _bags(connected.spec, 1, seed=4)
-    with connected, pytest.raises(ServerConnectionError, match=rf"lost the connection to the server at {own_server.url} \("):
-        connected.score_bags(eeg, crops)
-    while time.monotonic() - tick < 120:  # a client retrying until the restarted server answers
-        try:
-            with RemotePipeline(own_server.url, timeout_s=120) as remote:
-                assert remote.score_bags(eeg, crops)["probabilities"].shape == (1, remote.spec.n_classes)
-            break
-        except MilmerInputError as err:
-            assert "no Triton server answers" in str(err)
-            time.sleep(0.1)
+    answered: list = []
+
+    def newcomer() -> None:  # a client started during the restart waits for the server, within its timeout
+        with RemotePipeline(own_server.url, timeout_s=60) as remote:  # (a connection serves one thread)
+            answered.append(remote.score_bags(eeg, crops)["probabilities"].shape)
+
+    thread = threading.Thread(target=newcomer)
+    thread.start()
+    with connected:  # its next request waits out the restart (within its timeout) on a new connection
+        assert connected.score_bags(eeg, crops)["probabilities"].shape == (1, connected.spec.n_classes)
     outage = time.monotonic() - tick
+    thread.join(timeout=60)
+    assert answered == [(1, connected.spec.n_classes)]
     log = own_server.output()
     assert "Warning: tritonserver stopped unexpectedly (killed by SIGSEGV)" in log
     assert re.search(r"Serving again after restart 1: the server was unavailable for \d+\.\d s", log)
@@ -301,7 +302,7 @@ def test_sigterm_under_load_drains_and_leaves_nothing(own_server):
     running = threading.Barrier(9)
 
     def client(c: int) -> None:
-        with RemotePipeline(own_server.url, batch=2, timeout_s=60) as remote:
+        with RemotePipeline(own_server.url, batch=2, timeout_s=10) as remote:
             eeg, crops = _bags(remote.spec, 2, seed=10 + c)
             running.wait(timeout=60)
             for _ in range(400):  # bounded: the stop ends it long before
@@ -330,7 +331,8 @@ def test_sigterm_under_load_drains_and_leaves_nothing(own_server):
         t.join(timeout=60)
     log = own_server.output()
     assert code == 0, log[-3000:]
-    assert re.search(r"Server stopped \(drained in \d+\.\d s, \d+ requests refused while stopping\)", log)
+    restarted = "; restarted 1 time after a crash" if "Serving again after restart 1:" in log else ""  # the test above
+    assert re.search(rf"Server stopped \(drained in \d+\.\d s, \d+ requests refused while stopping{restarted}\)", log)
     assert outcomes.count("ok") > 0
     assert all(o in ("ok", "refused") for o in outcomes), sorted(set(outcomes))
     assert not _processes_with(f"milmer-{pid}-"), "orphaned tritonserver/stub processes"
