@@ -376,7 +376,7 @@ def infer(
     ),
     timeout: Optional[float] = typer.Option(
         None, "--timeout", metavar="SECONDS", min=0.001, callback=finite_option,
-        help="With --server: the most seconds to wait for the connection, for each answer and for the model to be ready (default 60).",
+        help="With --server: the most seconds to wait for the connection (a server starting or restarting is waited for), for each answer and for the model to be ready (default 60).",
     ),
 ) -> None:
     """Predict emotions window by window: video + EEG -> table of classes and probabilities."""

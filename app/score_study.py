@@ -22,7 +22,7 @@ def score_study(
     fmt: str = typer.Option("json", "--format", help="Result file format: json or csv."),
     timeout: float = typer.Option(
         60.0, "--timeout", metavar="SECONDS", min=0.001, callback=finite_option,
-        help="The most seconds to wait for the connection, for each answer and for the model to be ready.",
+        help="The most seconds to wait for the connection (a server starting or restarting is waited for), for each answer and for the model to be ready.",
     ),
 ) -> None:
     """Score every recording of a manifest against a server; resumable, failures reported per recording."""
