@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..face.extract import (
+from ..face.window_crops import (
     FRAME_TIMING_OFF,
     FaceExtractionStats,
     FaceWindow,

@@ -92,7 +92,7 @@ def test_decoder_uses_the_integer_idct(tmp_path: Path):
 def test_a_grayscale_video_has_exactly_no_colour(tmp_path: Path):
     """The 'grayscale' note's score is 0.0 for grey frames on every CPU (it was 4.4-4.8 on x86 and
     5.2-5.75 on aarch64 with swscale, around the threshold of 5.0); coloured faces score > 20."""
-    from milmer.runtime.face.extract import _GRAY_CHROMA
+    from milmer.runtime.face.window_crops import _GRAY_CHROMA
 
     from . import avgen
 
