@@ -40,12 +40,14 @@ def test_trial_protocol_runs_every_fold_and_writes_everything(demo):
 
     assert report["protocol"] == "trial" and not report["leaky"] and report["caveat"] is None
     assert report["folds_run"] == [0, 1] and report["chance"]["uniform"] == 0.25
-    # Pinned with seed 0: 7/24 windows right in each fold (chance 0.25); the tolerance lets two
-    # windows flip on other BLAS builds. Since the demo faces show their expression only briefly
-    # (2-3 of a bag's 10 frames), 8 trials per subject no longer teach either fusion to beat
-    # chance; that the pipeline learns is checked at the demo's 32 trials per subject.
+    # Pinned with seed 0: 7/24 and 13/24 windows right (chance 0.25); the tolerance lets two
+    # windows flip on other BLAS builds. The crops come from the bit-exact decode (C integer IDCT,
+    # our own YUV->RGB), the same pixels on every CPU; swscale's conversion gave 7/24 and 7/24.
+    # Since the demo faces show their expression only briefly (2-3 of a bag's 10 frames), 8 trials
+    # per subject do not reliably teach either fusion to beat chance; that the pipeline learns is
+    # checked at the demo's 32 trials per subject.
     accs = [f["accuracy"] for f in report["per_fold"]]
-    assert accs == pytest.approx([7 / 24, 7 / 24], abs=2 / 24 + 1e-9)
+    assert accs == pytest.approx([7 / 24, 13 / 24], abs=2 / 24 + 1e-9)
     assert json.loads((run / "report.json").read_text())["protocol"] == "trial"
     md = (run / "report.md").read_text()
     assert "protocol 'trial'" in md and "INFLATED" not in md and "mean +- std" in md
