@@ -87,7 +87,8 @@ INTERPOLATE_MISSING = typer.Option(
     help="Interpolate missing and bad-marked channels from standard 10-20 positions (flagged in every output).",
 )
 MAX_INTERPOLATED = typer.Option(
-    8, "--max-interpolated", metavar="N", min=0, max=32, help="Most channels --interpolate-missing may fill in."
+    8, "--max-interpolated", metavar="N", min=0, max=32,
+    help="Most channels --interpolate-missing may fill in; fewer than 24 of 32 real sites is refused whatever this says.",
 )
 TRIAL = typer.Option(
     None, "--trial", metavar="N", min=1, max=40, help="DEAP sXX.dat input: the trial (presentation order, as in sXX_trialN.avi)."

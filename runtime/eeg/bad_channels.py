@@ -21,7 +21,8 @@ import numpy as np
 from ..check import MilmerInputError
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET, constant_channels, nan_runs
-from .channels import ChannelMatch, find_eog, missing_message
+from .channels import ChannelMatch, find_eog, missing_message, too_few_message
+from .options import min_real_channels
 from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
 
 __all__ = [
@@ -161,8 +162,9 @@ def check_interpolation(
 ) -> None:
     if not to_interpolate:
         return
-    none_found = len(match.missing) == spec_eeg.n_channels  # nothing to interpolate from, whatever the limit
-    if match.missing and (none_found or not options.interpolate_missing or len(match.missing) > options.max_interpolated):
+    n = spec_eeg.n_channels
+    too_few = n - len(match.missing) < min_real_channels(n)  # not the model's input, whatever the limit
+    if match.missing and (too_few or not options.interpolate_missing or len(match.missing) > options.max_interpolated):
         # One answer whether or not --interpolate-missing was given (it cannot help past the limit).
         also = f" The file also marks {', '.join(bads_in_file)} bad." if bads_in_file else ""
         raise MilmerInputError(
@@ -174,13 +176,17 @@ def check_interpolation(
             "(info['bads']); the model needs all of its channels. Let milmer interpolate them from "
             "their neighbours with --interpolate-missing (flagged in every output), or repair the file."
         )
-    if len(to_interpolate) > options.max_interpolated or len(set(to_interpolate)) >= spec_eeg.n_channels:
+    n_real = n - len(set(to_interpolate))
+    if len(to_interpolate) > options.max_interpolated or n_real < min_real_channels(n):
+        limit = (
+            f"only {n_real} would be real. " + too_few_message(n)
+            if n_real < min_real_channels(n)
+            else f"at most {options.max_interpolated} are (--max-interpolated)."
+        )
         raise MilmerInputError(
-            f"Invalid value for 'eeg': {len(to_interpolate)} of the model's {spec_eeg.n_channels} "
-            f"channels would be interpolated ({', '.join(to_interpolate)}); at most "
-            f"{options.max_interpolated} are (--max-interpolated). Interpolated channels carry no "
-            f"signal of their own: the model needs a {spec_eeg.n_channels}-channel recording "
-            "(a consumer headset with a few electrodes is not enough)."
+            f"Invalid value for 'eeg': {len(to_interpolate)} of the model's {n} "
+            f"channels would be interpolated ({', '.join(to_interpolate)}); {limit} Interpolated "
+            "channels carry no signal of their own."
         )
 
 

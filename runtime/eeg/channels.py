@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..check import MilmerInputError
 from ..spec import EEGSpec
+from .options import min_real_channels
 
 __all__ = [
     "standard_1005_montage_name",
@@ -37,6 +38,7 @@ __all__ = [
     "find_eog",
     "is_letter_number_cap",
     "missing_message",
+    "too_few_message",
 ]
 
 #: BioSemi ActiveTwo 32-channel cap: label ``A{k}`` is electrode ``BIOSEMI32[k - 1]``.
@@ -304,35 +306,48 @@ def missing_message(
     """Why a recording lacking ``missing`` channels is refused and the one way forward that works.
 
     The answer is the same whether or not ``--interpolate-missing`` was given: interpolation is
-    offered only when at most ``max_interpolated`` channels are missing; more than that, or none
-    of the model's channels at all, means the recording cannot feed the model (unless the
-    electrodes are there under other names: ``--channel-map``).
+    offered only when at most ``max_interpolated`` channels are missing and at least
+    :func:`~.options.min_real_channels` of the model's sites are really there; otherwise the
+    recording cannot feed the model (unless the electrodes are there under other names:
+    ``--channel-map``).
     """
     n = spec_eeg.n_channels
     has = f"The recording has {len(ch_names)} channels: {', '.join(ch_names) or '(none)'}. "
+    tail = " " + extra if extra else ""
     if len(missing) == n:
         return (
             f"Invalid value for 'eeg': none of the model's {n} EEG channels "
             f"({', '.join(spec_eeg.channels)}) is in the recording. {has}"
             "If these are the model's electrodes under other names, map them with --channel-map "
-            f"old=new,... (or a file; presets: {', '.join(MONTAGE_PRESETS)}). A recording with fewer "
-            f"than {n - max_interpolated} of the model's {n} sites (a consumer headset with 4-16 "
-            f"electrodes) cannot feed a {n}-channel model." + (" " + extra if extra else "")
+            f"old=new,... (or a file; presets: {', '.join(MONTAGE_PRESETS)}). " + too_few_message(n) + tail
         )
     head = (
         f"Invalid value for 'eeg': the recording lacks {len(missing)} of the model's "
         f"{n} EEG channels: {', '.join(missing)}. {has}"
     )
+    if n - len(missing) < min_real_channels(n):
+        return head + (
+            f"It has {n - len(missing)} of them. " + too_few_message(n)
+            + " If the channels are there under other names, rename them with --channel-map old=new,... (or a file)."
+            + tail
+        )
     if len(missing) > max_interpolated:
         return head + (
             f"Interpolating {len(missing)} channels is more than the {max_interpolated} "
-            f"(--max-interpolated) that leave the model its real signal: a {n - len(missing)}-channel "
-            f"recording cannot feed this {n}-channel model. If the channels are there under other "
-            "names, rename them with --channel-map old=new,... (or a file)." + (" " + extra if extra else "")
+            f"(--max-interpolated) allowed. If the channels are there under other names, rename them "
+            "with --channel-map old=new,... (or a file)." + tail
         )
     return head + (
         extra or f"The model needs all of its {n} channels; rename channels with --channel-map old=new,... "
         "or let milmer interpolate a few from their neighbours with --interpolate-missing."
+    )
+
+
+def too_few_message(n: int) -> str:
+    """The one rule, stated the same in every refusal: fewer than 24 of 32 real sites cannot feed."""
+    return (
+        f"A recording with fewer than {min_real_channels(n)} of the model's {n} sites (a consumer "
+        f"headset with 4-16 electrodes) cannot feed a {n}-channel model, whatever --max-interpolated says."
     )
 
 

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 from ..check import check_int, check_option
 from .units import EEG_UNITS
 
-__all__ = ["MAX_INTERPOLATED", "EEGInputOptions"]
+__all__ = ["MAX_INTERPOLATED", "EEGInputOptions", "min_real_channels"]
 
 #: Default limit on interpolated channels (a quarter of DEAP's 32).
 MAX_INTERPOLATED = 8
+
+
+def min_real_channels(n_channels: int) -> int:
+    """Fewest of the model's ``n_channels`` sites a recording must really have (24 of 32).
+
+    Three quarters: past a quarter made up from neighbours the input is no longer the model's,
+    so this holds whatever ``--max-interpolated`` says (a 14-channel headset is refused).
+    """
+    return n_channels - n_channels // 4
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,8 @@ class EEGInputOptions:
                          (``--eeg-unit``: 'V', 'mV', 'uV', 'nV'); None trusts the file
     channel_map:         ``--channel-map``: a preset (``biosemi32``), ``'old=new,...'``, a file, or a dict
     interpolate_missing: interpolate missing, bad-marked and unusable channels (``--interpolate-missing``)
-    max_interpolated:    refuse when more channels than this would be interpolated
+    max_interpolated:    refuse when more channels than this would be interpolated; a recording
+                         with fewer than :func:`min_real_channels` real sites is refused whatever it is
     """
 
     eeg_unit: str | None = None

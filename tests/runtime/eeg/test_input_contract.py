@@ -202,19 +202,36 @@ def test_brainvision_cap_missing_seven_channels(tmp_path, files):
         assert 3 < np.std(out.data[:, DEAP_CHANNELS.index(c)]) < 40
 
 
-def test_consumer_headset_is_refused_past_the_interpolation_limit(tmp_path, files):
+def test_consumer_headset_is_refused_whatever_the_interpolation_limit(tmp_path, files):
     names = ["AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4"]
     path = files.write_fif(tmp_path / "epoc_raw.fif", files.brain(12.0, n=14), names)
-    # One answer the first time: without --interpolate-missing it is not offered (it could not help).
+    # One answer whatever the options: --interpolate-missing cannot help, nor can a raised limit
+    # (18 of 32 made up is not the model's input; the rule is 24 real sites of 32).
     messages = []
-    for interpolate in (False, True):
+    for options in ({}, {"interpolate_missing": True}, {"interpolate_missing": True, "max_interpolated": 20}):
         with pytest.raises(MilmerInputError, match=r"lacks 18 of the model's 32 EEG channels") as err:
-            _run(path, interpolate_missing=interpolate)
+            _run(path, **options)
         messages.append(str(err.value))
-    assert messages[0] == messages[1]
-    assert "more than the 8 (--max-interpolated)" in messages[0]
-    assert "a 14-channel recording cannot feed this 32-channel model" in messages[0]
+    assert messages[0] == messages[1] == messages[2]
+    assert "It has 14 of them. A recording with fewer than 24 of the model's 32 sites" in messages[0]
+    assert "cannot feed a 32-channel model, whatever --max-interpolated says" in messages[0]
     assert "--interpolate-missing" not in messages[0]
+
+
+def test_interpolation_limit_below_the_real_site_rule(tmp_path, files):
+    # 7 missing (25 real) with --max-interpolated 4: the user's own limit is named.
+    names = [c for c in DEAP_CHANNELS if c not in LACKING]
+    path = files.write_fif(tmp_path / "cap_raw.fif", files.brain(12.0, n=25), names)
+    with pytest.raises(MilmerInputError, match=r"lacks 7 .*more than the 4 \(--max-interpolated\) allowed"):
+        _run(path, interpolate_missing=True, max_interpolated=4)
+
+
+def test_bad_marked_channels_count_against_the_real_site_rule(tmp_path, files):
+    # 6 missing + 3 marked bad = 9 made up, 23 real: refused by the rule even with a limit of 20.
+    names = [c for c in DEAP_CHANNELS if c not in LACKING[:6]]
+    path = files.write_fif(tmp_path / "bads_raw.fif", files.brain(12.0, n=26), names, bads=names[:3])
+    with pytest.raises(MilmerInputError, match=r"9 of the model's 32 channels would be interpolated .*only 23 would be real\. A recording with fewer than 24"):
+        _run(path, interpolate_missing=True, max_interpolated=20)
 
 
 # ---------------------------------------------------------------- DEAP .dat --trial
