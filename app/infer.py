@@ -270,7 +270,7 @@ def run_infer(request: InferRequest) -> None:
 
     from milmer.runtime.report import write_predictions
 
-    from .render import ica_convergence_warning, print_report
+    from .render import print_report, warning_lines
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if request.note is not None:
@@ -287,9 +287,8 @@ def run_infer(request: InferRequest) -> None:
             )
     for w in caught:
         err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
-    ica_warning = ica_convergence_warning(result.stats.eeg_info)
-    if ica_warning:
-        err.print(f"Warning: {ica_warning}", style="yellow", markup=False)
+    for line in warning_lines(result.stats.notes, result.stats.eeg_info):
+        err.print(line, style="yellow", markup=False)
     if is_demo_model(result.model_dir):
         err.print(DEMO_WARNING, style="bold red", markup=False)
     elif is_bench_model(result.model_dir):

@@ -51,7 +51,7 @@ def preprocess(
     from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
 
     from .infer import recording_options
-    from .render import ica_convergence_warning
+    from .render import warning_lines
 
     # Everything cheap first: a taken --out or a bad option is refused before the slow work.
     check_out_dir(out, overwrite=overwrite, name="--out")
@@ -72,9 +72,8 @@ def preprocess(
         result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
     for w in caught:
         print_error(f"Warning: {' '.join(str(w.message).split())}")
-    ica_warning = ica_convergence_warning(result.report.get("eeg_info", {}))
-    if ica_warning:
-        print_error(f"Warning: {ica_warning}")
+    for line in warning_lines(result.notes, result.report.get("eeg_info", {})):
+        print_error(line)
     write_preprocessed(result, out, overwrite=overwrite, out_name="--out")
     _print_preprocess_summary(result, out)
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from milmer.runtime.report import is_demo_result, summary_dict
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
     from rich.table import Table
 
@@ -28,6 +30,7 @@ __all__ = [
     "ica_convergence_warning",
     "NOTE_STYLES",
     "eeg_note_markup",
+    "warning_lines",
     "render_table",
     "render_summary",
     "print_report",
@@ -121,6 +124,18 @@ def eeg_note_markup(note: EEGNote) -> str:
 
     style = NOTE_STYLES[note.severity]
     return f"[{style}]{escape(note.text)}[/{style}]" if style else escape(note.text)
+
+
+def warning_lines(notes: Sequence[EEGNote], eeg_info: dict[str, Any]) -> list[str]:
+    """The stderr lines, one each, of the EEG notes of severity 'warning' (a paused recording, NaN
+    gaps, windows dropped across a gap, undated segments, ...; :data:`NOTE_STYLES`), as
+    ``'Warning: <text>'``; the ICA one in :func:`ica_convergence_warning`'s words (it names the way
+    forward), shown even where no note says so. Flags are not repeated here: every window carries them."""
+    ica = ica_convergence_warning(eeg_info)
+    texts = [ica if note.code == "ica-not-converged" and ica else note.text for note in notes if note.severity == "warning"]
+    if ica and ica not in texts:
+        texts.append(ica)
+    return [f"Warning: {' '.join(t.split())}" for t in dict.fromkeys(texts)]
 
 
 def render_table(result: PredictionResult) -> Table:

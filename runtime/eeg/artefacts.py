@@ -166,7 +166,7 @@ def bad_span_samples(annotations: mne.Annotations, sfreq: float, n_times: int) -
 
 def good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
     """(C, T') volts of ``channels`` with BAD_* spans (gaps, artefacts) left out."""
-    data = work.get_data(picks=list(channels), reject_by_annotation="omit")
+    data = work.get_data(picks=list(channels), reject_by_annotation="omit", verbose=MNE_QUIET)
     return data if data.shape[1] else work.get_data(picks=list(channels))
 
 
@@ -174,7 +174,7 @@ def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
     """(T',) int64 indices of the samples outside ``BAD_*`` spans, the samples MNE's
     ``reject_by_annotation='omit'`` keeps (all of them when every sample is in a span, as
     :func:`good_data`)."""
-    marked = work.get_data(picks=[work.ch_names[0]], reject_by_annotation="NaN")[0]
+    marked = work.get_data(picks=[work.ch_names[0]], reject_by_annotation="NaN", verbose=MNE_QUIET)[0]
     keep = np.flatnonzero(~np.isnan(marked))
     return keep if keep.size else np.arange(work.n_times)
 

@@ -37,3 +37,39 @@ write_edf = _shared.write_edf
 write_video = _shared.write_video
 load_tiny_graphs = _shared.load_tiny_graphs
 EEG_SECONDS = _shared.EEG_SECONDS
+
+
+def _write_fif(path: Path, edit) -> Path:
+    import mne
+    import numpy as np
+
+    from milmer.runtime.spec import DEAP_CHANNELS
+
+    rng = np.random.default_rng(1)
+    data = 20e-6 * (rng.standard_normal((32, 32)) @ rng.uniform(-1, 1, (32, int(EEG_SECONDS * 128))))
+    edit(data)
+    raw = mne.io.RawArray(data, mne.create_info(list(DEAP_CHANNELS), 128.0, "eeg"), verbose="error")
+    raw.save(path, overwrite=True, verbose="error")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gap_eeg(tmp_path_factory) -> Path:
+    """12 s of EEG (FIF) with a NaN dropout at 4.2-5.0 s on every channel: windows 3 s and 6 s cross it."""
+
+    import numpy as np
+
+    def gap(data):
+        data[:, int(4.2 * 128) : int(5.0 * 128)] = np.nan
+
+    return _write_fif(tmp_path_factory.mktemp("gap") / "gap_raw.fif", gap)
+
+
+@pytest.fixture(scope="session")
+def clipped_eeg(tmp_path_factory) -> Path:
+    """12 s of EEG (FIF) whose F3 sits at its maximum for 0.5 s from 7.0 s (a saturated amplifier)."""
+
+    def clip(data):
+        data[3, int(7.0 * 128) : int(7.5 * 128)] = 5 * data[3].max()
+
+    return _write_fif(tmp_path_factory.mktemp("clip") / "clip_raw.fif", clip)

@@ -6,6 +6,7 @@ A failed command leaves no output folder behind.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -426,3 +427,22 @@ def test_recording_without_any_model_channel_exits_2(tmp_path, capsys, recording
         assert code == EXIT_USAGE, err
         assert "none of the model's 32 EEG channels" in err and "The recording has 4 channels: TP9, AF7, AF8, TP10." in err
         assert "--channel-map" in err and "cannot feed a 32-channel model" in err
+
+
+GAP_WARNINGS = [
+    "Warning: 1 NaN run(s) (dropouts) treated as recording gaps (BAD_ACQ_SKIP): 4.20-5.00 s",
+    "Warning: dropped 1 window(s) that cross a recording gap (EEG starts 3 s)",
+]
+
+
+def test_preprocess_prints_warning_notes_on_stderr_and_no_mne_log(recording, gap_eeg, clipped_eeg, tmp_path, capfd):
+    """Warning-severity EEG notes are one line each on stderr (not only table rows); MNE's own log
+    lines ('Omitting 102 of 1536 samples', 'Setting ... to NaN') never reach the console."""
+    video, _ = recording
+    for eeg, warnings in ((gap_eeg, GAP_WARNINGS), (clipped_eeg, [])):
+        code = main(["preprocess", str(video), str(eeg), "--out", str(tmp_path / eeg.stem)])
+        out, err = capfd.readouterr()
+        assert code == EXIT_OK, err
+        assert [line for line in err.splitlines() if line.strip() and not line.startswith("Faces in ")] == warnings
+        assert not re.search(r"\d+ of \d+ \([\d.]+%\) samples", out + err)  # MNE's reject_by_annotation log
+        assert out.lstrip().startswith("Preprocessed -> ")

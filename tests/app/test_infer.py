@@ -280,3 +280,17 @@ def test_a_benchmark_model_is_flagged(capsys, tiny_model, recording, tmp_path):
     (model / BENCH_MODEL_MARKER).unlink()
     code, _, stderr = _run(capsys, [video, eeg, "--model", model, "--device", "cpu", "--quiet"])
     assert code == 0 and "BENCHMARK" not in stderr
+
+
+def test_warning_notes_are_one_line_each_on_stderr_without_mne_log(capfd, tiny_model, recording, gap_eeg):
+    """A NaN dropout: its warning notes are stderr lines (even under --quiet), MNE's log is not."""
+    video, _ = recording
+    code = infer_main([str(video), str(gap_eeg), "--model", str(tiny_model), "--device", "cpu", "--quiet"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("Warning: ")]
+    assert lines[:2] == [
+        "Warning: 1 NaN run(s) (dropouts) treated as recording gaps (BAD_ACQ_SKIP): 4.20-5.00 s",
+        "Warning: dropped 1 window(s) that cross a recording gap (EEG starts 3 s)",
+    ]
+    assert not re.search(r"\d+ of \d+ \([\d.]+%\) samples", out + err)
