@@ -78,10 +78,14 @@ def check_infer_options(*, backend: str, device: str, precision: str, batch: int
 
 def check_model_option(model_dir: Path, precision: str) -> None:
     """``--model`` is a directory holding ``--precision``'s graphs (the full check is on load)."""
-    from milmer.runtime.model_dir import available_precisions
+    from milmer.runtime.model_dir import available_precisions, model_dir_hint
 
     if not model_dir.is_dir():
-        raise MilmerInputError(f"Invalid value for '--model': not a model directory: {str(model_dir)!r}.")
+        what = "a file" if model_dir.exists() else "no such folder"
+        raise MilmerInputError(
+            f"Invalid value for '--model': not a model directory: {str(model_dir)!r} ({what}); "
+            f"{model_dir_hint()}, or `milmer demo` for a demo model."
+        )
     available = available_precisions(model_dir)
     if available and precision not in available:
         raise MilmerInputError(

@@ -42,6 +42,7 @@ __all__ = [
     "ModelBundle",
     "graph_filename",
     "available_precisions",
+    "model_dir_hint",
     "read_graph_info",
     "load_model_dir",
 ]
@@ -55,7 +56,8 @@ def graph_filename(stem: str, precision: Precision) -> str:
     return f"{stem}.onnx" if precision == "fp32" else f"{stem}.{precision}.onnx"
 
 
-def _contents_hint() -> str:
+def model_dir_hint() -> str:
+    """What a model directory holds and how to make one: the way forward of every refusal of one."""
     variants = ", ".join(
         f"{graph_filename('swin', p)}/{graph_filename('fusion', p)}" for p in PRECISIONS if p != "fp32"
     )
@@ -213,13 +215,13 @@ def load_model_dir(
     model_dir = Path(path)
     if not model_dir.is_dir():
         raise MilmerInputError(
-            f"Invalid value for {model_name!r}: not a directory: {str(model_dir)!r}; {_contents_hint()}."
+            f"Invalid value for {model_name!r}: not a directory: {str(model_dir)!r}; {model_dir_hint()}."
         )
     available = available_precisions(model_dir)
     missing = [n for n in (SPEC_FILE, "swin.onnx", "fusion.onnx") if not (model_dir / n).is_file()]
     if SPEC_FILE in missing or not available:
         raise MilmerInputError(
-            f"Invalid model directory {str(model_dir)!r}: missing {', '.join(missing)}; {_contents_hint()}."
+            f"Invalid model directory {str(model_dir)!r}: missing {', '.join(missing)}; {model_dir_hint()}."
         )
     if precision not in available:
         absent = [

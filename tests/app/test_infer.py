@@ -92,7 +92,11 @@ def test_cheap_checks_come_first(tmp_path, recording):
         run_infer_cli(**kwargs, out=tmp_path / "p.json")
     with pytest.raises(MilmerInputError, match="^No model given"):
         run_infer_cli(video=recording[0], eeg=recording[1], model=None, out=tmp_path / "p.json")
-    with pytest.raises(MilmerInputError, match="^Invalid value for '--model': not a model directory"):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--model': not a model directory: '.*m' \(no such folder\); a model directory "
+        r"holds spec\.json, swin\.onnx and fusion\.onnx .*make one with: milmer export CKPT --out DIR, or `milmer demo`",
+    ):
         run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")
 
 
