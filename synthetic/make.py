@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,34 +60,39 @@ class DemoConfig:
     video_fps: float = 25.0
     recording_s: float = 60.0
     seed: int = 0
+    #: What errors call the fields (``{"trial_s": "--trial-seconds", ...}`` from the command line).
+    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        def n(name: str) -> str:
+            return self.names.get(name, name)
+
         # sXX / trialYY file names have two digits; every DEAP-4 class needs a trial.
         for name, low, high in (("n_subjects", 1, 99), ("n_trials", 4, 99), ("seed", 0, None)):
             value = getattr(self, name)
             ok = isinstance(value, int) and not isinstance(value, bool)
             if not (ok and low <= value and (high is None or value <= high)):
                 bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-                raise MilmerInputError(f"Invalid value for {name!r}: expected an integer {bounds}, got {value!r}.")
-        check_positive("trial_s", self.trial_s)
-        check_positive("baseline_s", self.baseline_s, allow_zero=True)
-        check_positive("video_fps", self.video_fps)
-        check_positive("recording_s", self.recording_s)
+                raise MilmerInputError(f"Invalid value for {n(name)!r}: expected an integer {bounds}, got {value!r}.")
+        check_positive(n("trial_s"), self.trial_s)
+        check_positive(n("baseline_s"), self.baseline_s, allow_zero=True)
+        check_positive(n("video_fps"), self.video_fps)
+        check_positive(n("recording_s"), self.recording_s)
         for name in ("trial_s", "baseline_s"):
             if not _whole(getattr(self, name), DEAP_SFREQ):
                 raise MilmerInputError(
-                    f"Invalid value for {name!r}: expected a whole number of samples at "
+                    f"Invalid value for {n(name)!r}: expected a whole number of samples at "
                     f"{DEAP_SFREQ:g} Hz (a multiple of 1/128 s), got {getattr(self, name)!r}."
                 )
         if not _whole(self.trial_s + self.baseline_s, self.video_fps):
             raise MilmerInputError(
-                "Invalid values for 'trial_s'/'baseline_s': expected baseline_s + trial_s to be a "
+                f"Invalid values for {n('trial_s')!r}/{n('baseline_s')!r}: expected baseline_s + trial_s to be a "
                 f"whole number of frames at video_fps={self.video_fps!r}, got "
                 f"{self.baseline_s!r} + {self.trial_s!r}."
             )
         if not (_whole(self.recording_s, 1.0) and _whole(self.recording_s, self.video_fps)):
             raise MilmerInputError(
-                "Invalid value for 'recording_s': expected whole seconds (EDF data records are "
+                f"Invalid value for {n('recording_s')!r}: expected whole seconds (EDF data records are "
                 f"1 s) and whole frames at video_fps={self.video_fps!r}, got {self.recording_s!r}."
             )
 
@@ -308,11 +313,11 @@ def make_demo_data(
     ``overwrite=True`` an earlier demo dataset there (recognised by its README) is replaced.
     ``n_trials`` >= 4 so that every DEAP-4 class occurs; class counts differ by at most one.
     Durations must be whole samples at 128 Hz and whole frames at ``video_fps``;
-    ``recording_s`` whole seconds. ``names`` says what errors call ``out`` and ``overwrite``
-    (``{"out": "--out", "overwrite": "--overwrite"}`` from the command line).
+    ``recording_s`` whole seconds. ``names`` says what errors call ``out``, ``overwrite`` and the
+    sizes (``{"out": "--out", "trial_s": "--trial-seconds", ...}`` from the command line).
     """
     started = time.perf_counter()
-    config = DemoConfig(n_subjects, n_trials, trial_s, baseline_s, video_fps, recording_s, seed)
+    config = DemoConfig(n_subjects, n_trials, trial_s, baseline_s, video_fps, recording_s, seed, names=dict(names or {}))
     out = Path(out)
     _prepare_out(out, overwrite, names)
     readme = _write_readme(out, config)  # first, so a partial run is recognisable as ours

@@ -299,6 +299,21 @@ def test_usage_errors_are_one_line(capsys):
     assert (code, err) == (EXIT_USAGE, "Error: Invalid value for '--subjects': expected an integer in [1, 99], got 0.\n")
 
 
+def test_demo_data_durations_are_refused_by_their_option_names(capsys, tmp_path):
+    # The help's range and the refusal agree (> 0), in the options' names, not the function's.
+    code, help_text, _ = _run(["demo-data", "--help"], capsys)
+    flat = " ".join(help_text.replace("\u2502", " ").split())
+    assert code == EXIT_OK and "x>=0.0" not in flat and flat.count(", > 0") == 2
+    for argv, message in (
+        (["--trial-seconds", "0"], "'--trial-seconds': expected a number > 0, got 0.0"),
+        (["--recording-seconds", "0"], "'--recording-seconds': expected a number > 0, got 0.0"),
+        (["--recording-seconds", "1.5"], "'--recording-seconds': expected whole seconds"),
+    ):
+        code, _, err = _run(["demo-data", "--out", tmp_path / "d", *argv], capsys)
+        assert code == EXIT_USAGE and err.startswith(f"Error: Invalid value for {message}"), err
+    assert not (tmp_path / "d").exists()
+
+
 def _commands():
     from typer.main import get_command
 
