@@ -177,6 +177,27 @@ def test_an_avi_with_a_wrong_header_rate_is_detected_and_fixed_by_video_fps(tmp_
     assert hits(alignment, 42.0, video, 30.0) > 30  # by the header: 14 s off
 
 
+def test_a_short_avi_with_a_wrong_header_rate_is_detected_too(tmp_path):
+    """20 s recorded with the EEG; the webcam delivered 25 fps, the VideoWriter was told 50: 500
+    frames that last 10 s by the header. The rate check runs whatever the length (the one-minute
+    floor is the drift estimate's); the flash at real 12 s is frame 300 (6 s by the header)."""
+    video = g.write_avi(tmp_path / "v.avi", 50.0, 500, range(300, 302))
+    eeg = g.write_edf(tmp_path / "e.edf", 20 * 256, 256.0)
+    alignment, _ = align_recording(video, eeg)
+    (warning,) = alignment.warnings()
+    assert "AVI's header says 50.00 fps" in warning and "--video-fps 25.00" in warning
+    fixed, _ = align_recording(video, eeg, RecordingOptions(video_fps=25.0))
+    assert hits(fixed, 12.0, video, 50.0) <= 1.0 and fixed.warnings() == []
+
+
+def test_a_short_avi_that_ends_a_frame_early_is_not_a_wrong_rate(tmp_path):
+    """20 s of EEG, 499 frames at a true 25 fps: one frame short is the camera stopping, not a rate."""
+    video = g.write_avi(tmp_path / "v.avi", 25.0, 499, range(300, 302))
+    eeg = g.write_edf(tmp_path / "e.edf", 20 * 256, 256.0)
+    alignment, _ = align_recording(video, eeg)
+    assert alignment.warnings() == []
+
+
 # ------------------------------------------------------------------ 6. formats carrying the time base
 def xdf_recording(tmp_path: Path, with_markers: bool = True) -> tuple[Path, Path, float]:
     """LabRecorder: EEG (256 Hz) from LSL time 5000 for 30 s on the recording computer; the camera
@@ -212,6 +233,12 @@ def test_xdf_aligns_by_its_clock(tmp_path):
     assert "'VideoFrames'" in alignment.notes[0].message
     forced, _ = align_recording(video, xdf, RecordingOptions(offset_s=-2.0))  # --offset wins, on the XDF clock too
     assert forced.offset_s == pytest.approx(-2.0) and forced.offset_source == "option"
+    # ... and says that it overrides the clock's: first frame 3 s after the EEG's, at 29.7 fps in 30 fps local time.
+    assert forced.warnings() == [
+        "--offset -2 s differs from the XDF clock's -2.970 s (its video frame markers); --offset is used. "
+        "Leave --offset out to use the clock."]
+    agreeing, _ = align_recording(video, xdf, RecordingOptions(offset_s=-2.97))
+    assert agreeing.warnings() == []
 
 
 def test_xdf_without_video_markers_says_so(tmp_path):
