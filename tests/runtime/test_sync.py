@@ -272,7 +272,19 @@ def test_xdf_without_eeg_names_its_streams(tmp_path):
         "name": "Cam", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
         "data": ["0", "1"], "stamps": [1.0, 2.0]}])
     video = g.write_mp4(tmp_path / "v.mp4", 10.0, 20, range(0))
-    with pytest.raises(MilmerInputError, match=r"holds no EEG stream .*; it holds 'Cam' \(Markers\)\."):
+    with pytest.raises(MilmerInputError, match=r"holds no EEG stream \(type 'EEG'\); it holds 'Cam' \(Markers\)\."):
+        align_recording(video, xdf)
+
+
+def test_a_truncated_xdf_says_its_eeg_stream_has_no_samples(tmp_path):
+    """LabRecorder wrote the stream header, then stopped: the EEG stream is there, its samples are not."""
+    pytest.importorskip("pyxdf")
+    xdf = tmp_path / "r.xdf"
+    xdf.write_bytes(b"XDF:" + g._chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
+                    + g._chunk(2, b"\x01\x00\x00\x00" + g._header_xml("Amp", "EEG", ["Fp1", "Fp2"], 256.0, "float32")))
+    video = g.write_mp4(tmp_path / "v.mp4", 10.0, 20, range(0))
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': 'r.xdf' has an EEG stream but fewer than 2 "
+                       r"samples in it \('Amp' \(0\)\): the file looks truncated .*Use a complete recording\.$"):
         align_recording(video, xdf)
 
 
