@@ -96,7 +96,9 @@ class Fact:
 class Segment:
     """A contiguous piece of a stream.
 
-    local_s:    local time (s) of its first sample (``first_sample / nominal_rate`` for the EEG)
+    local_s:    local time (s) of its first sample (``first_sample / nominal_rate`` for the EEG as
+                read, i.e. after earlier pauses were put in place: it counts them, so a BrainVision
+                segment 10 s into the file after a 5 s pause has local_s 15, not 10)
     start_s:    common time (s) of its first sample
     duration_s: its length in LOCAL seconds (``n_samples / nominal_rate``); inf: to the stream's end
     source:     where ``start_s`` came from (:data:`SOURCES`)

@@ -111,7 +111,8 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
     """The EEG stream of an ``.xdf`` as an MNE recording (volts) and its clock facts.
 
     Raises MilmerInputError (parameter 'eeg') when pyxdf is missing (how to install it), the file
-    cannot be read, or it holds no EEG stream (naming the streams it holds).
+    cannot be read, it holds no EEG stream (naming the streams it holds), or its EEG stream has
+    fewer than 2 samples (a truncated file).
     """
     try:
         import pyxdf

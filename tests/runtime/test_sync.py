@@ -141,6 +141,11 @@ def test_a_brainvision_pause_is_placed_at_its_recorded_time(tmp_path):
     alignment, _ = align_recording(video, vhdr)
     assert hits(alignment, 18.0, video, fps) <= 1.0
     assert "eeg-pause" in codes(alignment)
+    # The segment as report.json states it: local_s is the EEG's time as read, counting the pause
+    # (the file's 10 s + 5 s), as documented; start_s its common time.
+    assert alignment.to_dict()["eeg"]["segments"] == [
+        {"local_s": 15.0, "start_s": 15.0, "duration_s": 10.0, "source": "header",
+         "detail": "New Segment 2024-05-01T10:00:15+00:00"}]
 
 
 def test_windows_across_the_pause_are_dropped(tmp_path):
@@ -188,6 +193,8 @@ def test_a_short_avi_with_a_wrong_header_rate_is_detected_too(tmp_path):
     assert "AVI's header says 50.00 fps" in warning and "--video-fps 25.00" in warning
     fixed, _ = align_recording(video, eeg, RecordingOptions(video_fps=25.0))
     assert hits(fixed, 12.0, video, 50.0) <= 1.0 and fixed.warnings() == []
+    # Video times (frame_times, video_start) stay in the header's time, as documented: EEG 12 s is 6.0 s.
+    assert float(fixed.eeg_to_video(12.0)) == pytest.approx(6.0)
 
 
 def test_a_short_avi_that_ends_a_frame_early_is_not_a_wrong_rate(tmp_path):
