@@ -52,7 +52,7 @@ def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_pat
     assert doc["windows"][0]["frame_times"][0] == pytest.approx(3.15, abs=0.05 + 1e-9)
 
 
-def test_preprocess_offset_against_the_xdf_clock_is_one_warning(capsys, recording, tmp_path):
+def test_preprocess_offset_against_the_xdf_clock_is_one_warning(capsys, recording, tmp_path, syncgen):
     """The clock says the video's 3 s is EEG t = 0 (markers from LSL 997 s, EEG from 1000 s);
     --offset 1 is used, and one line names both values."""
     pytest.importorskip("pyxdf")
@@ -67,7 +67,7 @@ def test_preprocess_offset_against_the_xdf_clock_is_one_warning(capsys, recordin
     frames = np.arange(240)
     markers = {"name": "VideoFrames", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
                "data": [str(k) for k in frames], "stamps": 997.0 + frames / 20.0}
-    xdf = _syncgen().write_xdf(tmp_path / "session.xdf", [eeg, markers])
+    xdf = syncgen.write_xdf(tmp_path / "session.xdf", [eeg, markers])
     assert main(["preprocess", str(video), str(xdf), "--out", str(tmp_path / "x"), "--offset", "1"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "Alignment" in line]
     assert lines == ["Warning: Alignment: --offset 1 s differs from the XDF clock's +3.000 s (its video frame markers); "
