@@ -91,7 +91,10 @@ def _print_preprocess_summary(result: Any, out: Path) -> None:
     if r.get("alignment"):
         from milmer.runtime.timebase import Alignment
 
-        table.add_row("alignment", Alignment.from_dict(r["alignment"]).summary())
+        alignment = Alignment.from_dict(r["alignment"])
+        table.add_row("alignment", alignment.summary())
+        for note in alignment.notes:  # what was used and its caveats (the warnings also went to stderr)
+            table.add_row("", f"[yellow]{note.message}[/yellow]" if note.severity == "warning" else note.message)
     table.add_row("ICA components removed", str(ei.get("ica_excluded")))
     table.add_row("frames without a face", f"{fi.get('frames_without_face')} of {fi.get('frames_total')}")
     table.add_row("windows without a face", str(fi.get("windows_without_face")))

@@ -15,8 +15,9 @@ Order (each fact keeps its source; docs/synchronisation.md says the same for use
 
 Then checks that evidence cannot settle alone, each one warning line naming the option: two
 recordings that end apart (after the offset) by more than a frame interval over a long recording
-(clock drift, or the recorders were not stopped together), an AVI whose frames do not fill the EEG's
-duration at its header rate (a webcam that delivered fewer frames than the header says).
+(clock drift, or the recorders were not stopped together), an AVI of any length whose frames do not
+fill the EEG's duration at its header rate by more than 5 % and a frame interval (a webcam that
+delivered fewer frames than the header says).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from .timebase import Alignment, AlignmentNote, Fact, StreamClock
 
 __all__ = ["AlignmentWarning", "SyncOptions", "align", "parse_offset", "check_rate", "DRIFT_MIN_DURATION_S", "RATE_MISMATCH"]
 
-#: The durations and AVI-rate checks run on recordings at least this long (s): a short clip of
-#: another length is a cut, not a clock.
+#: The durations (drift) check runs on recordings at least this long (s): a short clip of another
+#: length is a cut, not a clock. The AVI-rate check runs at any length.
 DRIFT_MIN_DURATION_S = 60.0
 #: Two durations further apart than this fraction are not one session at two rates (the
 #: recorders ran for different times); an AVI's frames/rate mismatch is reported beyond it.
@@ -146,6 +147,13 @@ def align(
         # t = 0 is not 0, and local seconds are common seconds x the video's scale (--video-fps).
         eeg_zero = float(eeg_clock.to_common(0.0))
         start = eeg_zero + (lead - options.offset_s) * video_clock.scale
+        if common != "eeg":
+            by_clock = Alignment(eeg_clock, video_clock, common, video_lead_s=lead).offset_s
+            if abs(by_clock - options.offset_s) > video.interval_s:
+                notes.append(AlignmentNote(
+                    "clock-disagrees", "warning",
+                    f"--offset {options.offset_s:g} s differs from the {common.upper()} clock's {by_clock:+.3f} s "
+                    f"(its video frame markers); --offset is used. Leave --offset out to use the clock.", "--offset"))
         video_clock = video_clock.with_start(Fact(start, "option", "--offset"))
         if stamps is not None and stamps[1] and abs(stamps[0] - options.offset_s) > 2.0:
             notes.append(AlignmentNote(
@@ -224,9 +232,10 @@ def _rate_checks(
     v_end = v_start + video_common
     longest = max(eeg_common, video_common)
     diff = v_end - eeg_common
-    if longest < DRIFT_MIN_DURATION_S:
-        return []
-    if not container.per_frame_timestamps and abs(diff) > RATE_MISMATCH * longest and eeg_common > v_start:
+    # The AVI check runs at any length: a header rate off by a clear factor misplaces every frame
+    # of a 20 s clip as surely as of an hour (the one-minute floor is for the drift estimate only).
+    avi_mismatch = abs(diff) > max(RATE_MISMATCH * longest, video.interval_s)
+    if not container.per_frame_timestamps and avi_mismatch and eeg_common > v_start:
         implied = video.n_frames / (eeg_common - v_start)
         if 1.0 <= implied <= 480.0:
             return [AlignmentNote(
@@ -236,7 +245,7 @@ def _rate_checks(
                 f"together the camera delivered {implied:.2f} fps (an AVI has no frame timestamps, and a webcam "
                 f"that delivers fewer frames than its header says plays too fast): pass --video-fps {implied:.2f}.",
                 "--video-fps")]
-    if video.interval_s < abs(diff) <= RATE_MISMATCH * longest:
+    if longest >= DRIFT_MIN_DURATION_S and video.interval_s < abs(diff) <= RATE_MISMATCH * longest:
         true_rate = eeg_clock.nominal_rate * eeg_s / v_end
         return [AlignmentNote(
             "durations-differ", "warning",

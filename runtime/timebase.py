@@ -6,7 +6,7 @@ minus the first frame's for the video. A :class:`StreamClock` maps local time to
 clock (the clock every stream of a recording is placed on) by three facts, each with its
 source (:class:`Fact`):
 
-- ``start``: common time of local time 0 (header start stamp, container timeline, XDF/LSL clock,
+- ``start``: common time of local time 0 (header start stamp, XDF/LSL clock,
   ``--offset``, or assumed 0);
 - ``rate``: the stream's true rate (Hz) on the common clock; it differs from ``nominal_rate``
   (the header's) when the device clock drifts (an amplifier 1 % off, an AVI whose header fps is
@@ -47,12 +47,13 @@ __all__ = [
 
 #: Where a fact about time came from, from strongest to weakest evidence:
 #: ``option`` (the user said so: ``--offset``, ``--eeg-rate``, ``--video-fps``), ``clock`` (a
-#: shared clock recorded with the data: XDF/LSL timestamps with clock offsets), ``container`` (the
-#: video container's timeline: stream start times, edit lists), ``timestamps`` (the stream's own
+#: shared clock recorded with the data: XDF/LSL timestamps with clock offsets), ``timestamps`` (the stream's own
 #: per-sample/per-frame timestamps), ``header`` (a file header: EDF/BDF start date and time,
 #: BrainVision "New Segment" dates, MP4/MOV/MKV ``creation_time``, AVI fps), ``estimated`` (derived
 #: from several pieces of evidence, e.g. two durations), ``assumed`` (no evidence: start 0, nominal rate).
-Source = Literal["option", "clock", "container", "timestamps", "header", "estimated", "assumed"]
+#: The video container's timeline (a video stream starting after its audio, an edit list) is not a
+#: source of the offset: it is applied under every one of them, as :attr:`Alignment.video_lead_s`.
+Source = Literal["option", "clock", "timestamps", "header", "estimated", "assumed"]
 SOURCES: tuple[str, ...] = get_args(Source)
 
 
@@ -95,7 +96,9 @@ class Fact:
 class Segment:
     """A contiguous piece of a stream.
 
-    local_s:    local time (s) of its first sample (``first_sample / nominal_rate`` for the EEG)
+    local_s:    local time (s) of its first sample (``first_sample / nominal_rate`` for the EEG as
+                read, i.e. after earlier pauses were put in place: it counts them, so a BrainVision
+                segment 10 s into the file after a 5 s pause has local_s 15, not 10)
     start_s:    common time (s) of its first sample
     duration_s: its length in LOCAL seconds (``n_samples / nominal_rate``); inf: to the stream's end
     source:     where ``start_s`` came from (:data:`SOURCES`)

@@ -111,7 +111,8 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
     """The EEG stream of an ``.xdf`` as an MNE recording (volts) and its clock facts.
 
     Raises MilmerInputError (parameter 'eeg') when pyxdf is missing (how to install it), the file
-    cannot be read, or it holds no EEG stream (naming the streams it holds).
+    cannot be read, it holds no EEG stream (naming the streams it holds), or its EEG stream has
+    fewer than 2 samples (a truncated file).
     """
     try:
         import pyxdf
@@ -131,8 +132,16 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
     described = [f"{_first(s['info'], 'name')!r} ({_first(s['info'], 'type')})" for s in streams]
     eeg = [s for s in streams if _first(s["info"], "type").upper() == "EEG" and len(s["time_stamps"]) >= 2]
     if not eeg:
+        empty = [s for s in streams if _first(s["info"], "type").upper() == "EEG"]
+        if empty:  # the stream's header was written, its samples were not: a recording cut short
+            counts = ", ".join(f"{_first(s['info'], 'name')!r} ({len(s['time_stamps'])})" for s in empty)
+            raise MilmerInputError(
+                f"Invalid value for 'eeg': {p.name!r} has an EEG stream but fewer than 2 samples in it "
+                f"({counts}): the file looks truncated (LabRecorder stopped or crashed before writing the "
+                "data?). Use a complete recording."
+            )
         raise MilmerInputError(
-            f"Invalid value for 'eeg': {p.name!r} holds no EEG stream (type 'EEG' with samples); it holds "
+            f"Invalid value for 'eeg': {p.name!r} holds no EEG stream (type 'EEG'); it holds "
             f"{', '.join(described) or 'no streams'}."
         )
     stream = max(eeg, key=lambda s: np.asarray(s["time_series"]).shape[1])

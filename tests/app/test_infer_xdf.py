@@ -50,3 +50,27 @@ def test_infer_on_xdf_aligns_by_its_clock(capsys, tiny_model, recording, tmp_pat
     assert re.search(r"aligned: offset \+3\.000 s \(clock\)", stdout)
     # The frames used are those of the video's 3 s onwards: window 0 samples EEG 0.15 s -> video 3.15 s.
     assert doc["windows"][0]["frame_times"][0] == pytest.approx(3.15, abs=0.05 + 1e-9)
+
+
+def test_preprocess_offset_against_the_xdf_clock_is_one_warning(capsys, recording, tmp_path, syncgen):
+    """The clock says the video's 3 s is EEG t = 0 (markers from LSL 997 s, EEG from 1000 s);
+    --offset 1 is used, and one line names both values."""
+    pytest.importorskip("pyxdf")
+    import mne
+
+    from milmer.app.cli import main
+
+    video, edf = recording
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose=False)
+    eeg = {"name": "Amp", "type": "EEG", "channels": raw.ch_names, "srate": 128.0, "format": "float32",
+           "data": raw.get_data().T * 1e6, "stamps": 1000.0 + np.arange(raw.n_times) / 128.0}
+    frames = np.arange(240)
+    markers = {"name": "VideoFrames", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
+               "data": [str(k) for k in frames], "stamps": 997.0 + frames / 20.0}
+    xdf = syncgen.write_xdf(tmp_path / "session.xdf", [eeg, markers])
+    assert main(["preprocess", str(video), str(xdf), "--out", str(tmp_path / "x"), "--offset", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "Alignment" in line]
+    assert lines == ["Warning: Alignment: --offset 1 s differs from the XDF clock's +3.000 s (its video frame markers); "
+                     "--offset is used. Leave --offset out to use the clock."]
+    report = json.loads((tmp_path / "x" / "report.json").read_text())
+    assert (report["offset_s"], report["alignment"]["offset_source"]) == (1.0, "option")

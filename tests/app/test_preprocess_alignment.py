@@ -41,7 +41,10 @@ def test_start_times_give_the_offset_and_a_contrary_offset_is_one_warning(tmp_pa
     video = syncgen.write_mp4(tmp_path / "v.mp4", 10.0, 200, range(0), creation_time="2024-05-01T10:00:05Z")
 
     assert main(["preprocess", str(video), str(edf), "--out", str(tmp_path / "auto")]) == 0
-    stderr = capsys.readouterr().err
+    captured = capsys.readouterr()
+    stderr, table = captured.err, " ".join(captured.out.replace("│", " ").split())
+    # The summary's alignment row carries its notes: here the stamps and their caveat.
+    assert "offset -5.000 s from the recorded start times" in table and "whole-second stamps" in table
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert (report["offset_s"], report["alignment"]["offset_source"]) == (-5.0, "header")
     assert "Alignment" not in stderr

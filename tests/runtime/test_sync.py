@@ -141,6 +141,11 @@ def test_a_brainvision_pause_is_placed_at_its_recorded_time(tmp_path):
     alignment, _ = align_recording(video, vhdr)
     assert hits(alignment, 18.0, video, fps) <= 1.0
     assert "eeg-pause" in codes(alignment)
+    # The segment as report.json states it: local_s is the EEG's time as read, counting the pause
+    # (the file's 10 s + 5 s), as documented; start_s its common time.
+    assert alignment.to_dict()["eeg"]["segments"] == [
+        {"local_s": 15.0, "start_s": 15.0, "duration_s": 10.0, "source": "header",
+         "detail": "New Segment 2024-05-01T10:00:15+00:00"}]
 
 
 def test_windows_across_the_pause_are_dropped(tmp_path):
@@ -175,6 +180,29 @@ def test_an_avi_with_a_wrong_header_rate_is_detected_and_fixed_by_video_fps(tmp_
     fixed, _ = align_recording(video, eeg, RecordingOptions(video_fps=20.0))
     assert hits(fixed, 42.0, video, 30.0) <= 1.0 and fixed.warnings() == []
     assert hits(alignment, 42.0, video, 30.0) > 30  # by the header: 14 s off
+
+
+def test_a_short_avi_with_a_wrong_header_rate_is_detected_too(tmp_path):
+    """20 s recorded with the EEG; the webcam delivered 25 fps, the VideoWriter was told 50: 500
+    frames that last 10 s by the header. The rate check runs whatever the length (the one-minute
+    floor is the drift estimate's); the flash at real 12 s is frame 300 (6 s by the header)."""
+    video = g.write_avi(tmp_path / "v.avi", 50.0, 500, range(300, 302))
+    eeg = g.write_edf(tmp_path / "e.edf", 20 * 256, 256.0)
+    alignment, _ = align_recording(video, eeg)
+    (warning,) = alignment.warnings()
+    assert "AVI's header says 50.00 fps" in warning and "--video-fps 25.00" in warning
+    fixed, _ = align_recording(video, eeg, RecordingOptions(video_fps=25.0))
+    assert hits(fixed, 12.0, video, 50.0) <= 1.0 and fixed.warnings() == []
+    # Video times (frame_times, video_start) stay in the header's time, as documented: EEG 12 s is 6.0 s.
+    assert float(fixed.eeg_to_video(12.0)) == pytest.approx(6.0)
+
+
+def test_a_short_avi_that_ends_a_frame_early_is_not_a_wrong_rate(tmp_path):
+    """20 s of EEG, 499 frames at a true 25 fps: one frame short is the camera stopping, not a rate."""
+    video = g.write_avi(tmp_path / "v.avi", 25.0, 499, range(300, 302))
+    eeg = g.write_edf(tmp_path / "e.edf", 20 * 256, 256.0)
+    alignment, _ = align_recording(video, eeg)
+    assert alignment.warnings() == []
 
 
 # ------------------------------------------------------------------ 6. formats carrying the time base
@@ -212,6 +240,12 @@ def test_xdf_aligns_by_its_clock(tmp_path):
     assert "'VideoFrames'" in alignment.notes[0].message
     forced, _ = align_recording(video, xdf, RecordingOptions(offset_s=-2.0))  # --offset wins, on the XDF clock too
     assert forced.offset_s == pytest.approx(-2.0) and forced.offset_source == "option"
+    # ... and says that it overrides the clock's: first frame 3 s after the EEG's, at 29.7 fps in 30 fps local time.
+    assert forced.warnings() == [
+        "--offset -2 s differs from the XDF clock's -2.970 s (its video frame markers); --offset is used. "
+        "Leave --offset out to use the clock."]
+    agreeing, _ = align_recording(video, xdf, RecordingOptions(offset_s=-2.97))
+    assert agreeing.warnings() == []
 
 
 def test_xdf_without_video_markers_says_so(tmp_path):
@@ -245,7 +279,19 @@ def test_xdf_without_eeg_names_its_streams(tmp_path):
         "name": "Cam", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
         "data": ["0", "1"], "stamps": [1.0, 2.0]}])
     video = g.write_mp4(tmp_path / "v.mp4", 10.0, 20, range(0))
-    with pytest.raises(MilmerInputError, match=r"holds no EEG stream .*; it holds 'Cam' \(Markers\)\."):
+    with pytest.raises(MilmerInputError, match=r"holds no EEG stream \(type 'EEG'\); it holds 'Cam' \(Markers\)\."):
+        align_recording(video, xdf)
+
+
+def test_a_truncated_xdf_says_its_eeg_stream_has_no_samples(tmp_path):
+    """LabRecorder wrote the stream header, then stopped: the EEG stream is there, its samples are not."""
+    pytest.importorskip("pyxdf")
+    xdf = tmp_path / "r.xdf"
+    xdf.write_bytes(b"XDF:" + g._chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
+                    + g._chunk(2, b"\x01\x00\x00\x00" + g._header_xml("Amp", "EEG", ["Fp1", "Fp2"], 256.0, "float32")))
+    video = g.write_mp4(tmp_path / "v.mp4", 10.0, 20, range(0))
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': 'r.xdf' has an EEG stream but fewer than 2 "
+                       r"samples in it \('Amp' \(0\)\): the file looks truncated .*Use a complete recording\.$"):
         align_recording(video, xdf)
 
 

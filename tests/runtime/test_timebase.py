@@ -2,11 +2,13 @@
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from milmer.runtime.timebase import Alignment, AlignmentNote, Fact, Segment, StreamClock, fit_clock
+from milmer.runtime.timebase import SOURCES, Alignment, AlignmentNote, Fact, Segment, StreamClock, fit_clock
 
 
 def test_assumed_alignment_is_identity_offset_zero():
@@ -76,3 +78,10 @@ def test_fit_clock_recovers_rate_start_and_pause():
     np.testing.assert_allclose(clock.sample_times(idx), ts, atol=1e-4)
     with pytest.raises(ValueError, match="go back"):
         fit_clock("x", np.array([1.0, 0.5]), 10.0)
+
+
+def test_the_docs_name_the_sources_the_code_writes():
+    """docs/synchronisation.md lists every fact's source: the same names, in the same order."""
+    doc = (Path(__file__).parents[2] / "docs" / "synchronisation.md").read_text()
+    listed = doc.split("carries its **source**:")[1].split("(no evidence).")[0]
+    assert re.findall(r"`([a-z]+)`", listed) == list(SOURCES)
