@@ -36,11 +36,11 @@ def live(
         help="LSL stream type to look for without --eeg-stream.",
     ),
     hop: float = typer.Option(
-        3.0, "--hop", metavar="SECONDS", min=0.0, callback=finite_option,
+        3.0, "--hop", metavar="SECONDS", callback=finite_option,
         help="Seconds between window starts (1: a smoother output; windows are 3 s).",
     ),
     duration: Optional[float] = typer.Option(
-        None, "--duration", metavar="SECONDS", min=0.0, callback=finite_option,
+        None, "--duration", metavar="SECONDS", callback=finite_option,
         help="Stop after this long (default: Ctrl-C or SIGTERM).",
     ),
     out: Optional[Path] = typer.Option(
@@ -56,7 +56,7 @@ def live(
         help="Record the EEG (FIF), the video (lossless MKV) and their alignment to replay with milmer-infer.",
     ),
     calibration: float = typer.Option(
-        30.0, "--calibration", metavar="SECONDS", min=0.0, callback=finite_option,
+        30.0, "--calibration", metavar="SECONDS", callback=finite_option,
         help="Seconds of EEG the ICA (eye artefacts) is fitted on before scoring starts.",
     ),
     lookahead: float = typer.Option(
@@ -69,15 +69,15 @@ def live(
         help="EEG before each window filtered with it (the filters' run-in).",
     ),
     max_delay: float = typer.Option(
-        2.0, "--max-delay", metavar="SECONDS", min=0.0, callback=finite_option,
+        2.0, "--max-delay", metavar="SECONDS", callback=finite_option,
         help="How long after its end a window's data may still arrive before the window is skipped.",
     ),
     stale: float = typer.Option(
-        0.5, "--stale", metavar="SECONDS", min=0.0, callback=finite_option,
+        0.5, "--stale", metavar="SECONDS", callback=finite_option,
         help="A sampled instant whose nearest frame is farther than this has no frame (window skipped).",
     ),
     max_latency: float = typer.Option(
-        5.0, "--max-latency", metavar="SECONDS", min=0.0, callback=finite_option,
+        5.0, "--max-latency", metavar="SECONDS", callback=finite_option,
         help="Skip a window still undecided this long after its end (the machine cannot keep up).",
     ),
     video_delay: float = typer.Option(
@@ -122,18 +122,19 @@ def live(
 
     check_infer_options(backend=backend, device=device, precision=precision, batch=None)
     check_model_option(model, precision)
-    for name, value in (("--hop", hop), ("--calibration", calibration), ("--max-delay", max_delay), ("--stale", stale),
-                        ("--max-latency", max_latency)):
-        if value <= 0:
-            raise MilmerInputError(f"Invalid value for '{name}': expected seconds > 0, got {value!r}.")
-    if duration is not None and duration <= 0:
-        raise MilmerInputError(f"Invalid value for '--duration': expected seconds > 0, got {duration!r}.")
+    # One rule per option (0 is as invalid as a negative value), with a typical value to try.
+    for name, value, typical in (("--hop", hop, 3), ("--calibration", calibration, 30), ("--max-delay", max_delay, 2),
+                                 ("--stale", stale, 0.5), ("--max-latency", max_latency, 5), ("--duration", duration, 60)):
+        if value is not None and value <= 0:
+            raise MilmerInputError(
+                f"Invalid value for '{name}': expected seconds > 0 (e.g. {typical}), got {value!r}."
+            )
     if eeg_unit is not None:
         check_option("--eeg-unit", eeg_unit, ("V", "mV", "uV", "nV"))
-    if out is not None and out.suffix != ".jsonl":
-        raise MilmerInputError(f"Invalid value for '--out': expected a FILE.jsonl, got {str(out)!r}.")
-    if record is not None and record.exists() and any(record.iterdir()):
-        raise MilmerInputError(f"Invalid value for '--record': {str(record)!r} is not empty; give a new folder.")
+    if out is not None:
+        _check_out(out)
+    if record is not None:
+        _check_record(record)
     import_pylsl()  # exit 2 naming the live extra before anything loads
     request = LiveRequest(
         model=model, eeg_stream=eeg_stream, eeg_stream_type=eeg_stream_type, video=video,
@@ -147,3 +148,40 @@ def live(
     )
     summary = run_live(request)
     typer.echo(json.dumps({k: summary[k] for k in ("windows", "scored", "skipped", "latency_p50_s", "latency_p95_s")}))
+
+
+def _check_out(out: Path) -> None:
+    """``--out``: a FILE.jsonl in an existing, writable folder (checked before the model loads)."""
+    import os
+
+    from milmer.runtime.check import MilmerInputError
+
+    if out.suffix != ".jsonl":
+        raise MilmerInputError(f"Invalid value for '--out': expected a FILE.jsonl, got {str(out)!r}.")
+    parent = out.parent
+    if not parent.is_dir():
+        raise MilmerInputError(
+            f"Invalid value for '--out': the folder {str(parent)!r} does not exist; create it or give a FILE.jsonl "
+            "in an existing folder."
+        )
+    if out.is_dir() or not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MilmerInputError(f"Invalid value for '--out': {str(out)!r} cannot be written; give a writable FILE.jsonl.")
+
+
+def _check_record(record: Path) -> None:
+    """``--record``: a missing or empty folder that can be created and written (checked before anything slow)."""
+    import os
+
+    from milmer.runtime.check import MilmerInputError
+
+    if record.exists() and not record.is_dir():
+        raise MilmerInputError(f"Invalid value for '--record': {str(record)!r} is a file; give a new folder.")
+    if record.is_dir() and any(record.iterdir()):
+        raise MilmerInputError(f"Invalid value for '--record': {str(record)!r} is not empty; give a new folder.")
+    existing = record
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise MilmerInputError(
+            f"Invalid value for '--record': {str(existing)!r} cannot be written; give a folder in a writable place."
+        )

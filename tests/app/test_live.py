@@ -42,7 +42,14 @@ def test_a_stream_that_is_not_there_is_named_with_those_that_are(tiny_model, cap
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--hop", "0"], "Invalid value for '--hop': expected seconds > 0, got 0.0."),
+        (["--hop", "0"], "Invalid value for '--hop': expected seconds > 0 (e.g. 3), got 0.0."),
+        (["--hop", "-1"], "Invalid value for '--hop': expected seconds > 0 (e.g. 3), got -1.0."),
+        (["--calibration", "0"], "Invalid value for '--calibration': expected seconds > 0 (e.g. 30), got 0.0."),
+        (["--max-delay", "-2"], "Invalid value for '--max-delay': expected seconds > 0 (e.g. 2), got -2.0."),
+        (["--stale", "0"], "Invalid value for '--stale': expected seconds > 0 (e.g. 0.5), got 0.0."),
+        (["--max-latency", "-1"], "Invalid value for '--max-latency': expected seconds > 0 (e.g. 5), got -1.0."),
+        (["--duration", "-5"], "Invalid value for '--duration': expected seconds > 0 (e.g. 60), got -5.0."),
+        (["--out", "/nonexistent-milmer-dir/x.jsonl"], "Invalid value for '--out': the folder '/nonexistent-milmer-dir'"),
         (["--out", "x.json"], "Invalid value for '--out': expected a FILE.jsonl, got 'x.json'."),
         (["--eeg-unit", "uv"], "Invalid value for '--eeg-unit'"),
         (["--backend", "tensorrtt"], "Invalid value for '--backend'"),
@@ -52,3 +59,23 @@ def test_bad_options_exit_2(tiny_model, capsys, extra, message):
     code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "x", "--video", "0", *extra], capsys)
     assert code == 2
     assert message in err
+
+
+def test_unwritable_out_is_refused_before_the_lsl_library_or_model(tiny_model, tmp_path, monkeypatch, capsys):
+    """An --out folder that does not exist exits 2 naming --out, before the LSL library is looked
+    for and before --record is created (nothing partial)."""
+    monkeypatch.setitem(sys.modules, "pylsl", None)  # reaching import_pylsl would exit 2 naming the extra
+    record = tmp_path / "rec"
+    code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "x", "--video", "0",
+                      "--out", tmp_path / "nodir" / "x.jsonl", "--record", record], capsys)
+    assert code == 2
+    assert "Invalid value for '--out': the folder" in err and "does not exist" in err
+    assert not record.exists()
+
+
+def test_record_that_is_a_file_is_refused(tiny_model, tmp_path, capsys):
+    f = tmp_path / "rec"
+    f.write_text("x")
+    code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "x", "--video", "0", "--record", f], capsys)
+    assert code == 2
+    assert f"Invalid value for '--record': '{f}' is a file; give a new folder." in err
