@@ -78,7 +78,7 @@ def run_live(
     engine: LiveEngine | None = None
     alignment: dict[str, Any] | None = None
     sinks: list[Any] = []
-    ok = False
+    ok = running = False
     try:
         keep_s = max(cfg.calibration_s, cfg.context_s + spec.eeg.window_s + cfg.hop_s) + 2 * cfg.max_delay_s + 10.0
         eeg_buf = EEGBuffer(stream.channel_count(), float(stream.nominal_srate()), keep_s)
@@ -109,15 +109,16 @@ def run_live(
         detector = make_detector(spec.face.detector, spec.face.min_confidence)
         closers.append(detector.close)
         faces = LiveFaces(spec.face, spec.eeg.window_s, detector, stale_s=cfg.stale_s)
-        if request.record is not None:
-            from .record import Recorder
-
-            recorder = holder["recorder"] = Recorder(request.record, info, scale)
         video = VideoSource(request.video, frame_sink, delay_s=request.video_delay_s, speed=request.video_speed)
         if request.out is not None:
             sinks.append(JsonLines(request.out, spec.class_names))
         if request.lsl_out:
             sinks.append(OutletSink(request.lsl_out, spec.class_names))
+        # The recording opens once the sources and outputs are; a setup error below removes it.
+        if request.record is not None:
+            from .record import Recorder
+
+            recorder = holder["recorder"] = Recorder(request.record, info, scale)
         engine = LiveEngine(
             scorer, cfg, live_eeg, faces, eeg_buf, frames, lambda w: None, clock=local_clock, eeg_scale=scale
         )
@@ -148,6 +149,7 @@ def run_live(
                     raise src.error
             return False
 
+        running = True
         with _stop_on_signals(engine.stop):
             engine.run(should_stop)
         ok = True
@@ -157,7 +159,10 @@ def run_live(
                 s.close()
         for close in reversed(closers):
             close()
-        if recorder is not None:
+        if recorder is not None and not running:
+            holder["recorder"] = None
+            recorder.discard()  # setup failed: nothing was recorded, nothing is left behind
+        elif recorder is not None:
             ica = None if engine is None else engine.live_eeg.ica
             extra: dict[str, Any] = {"lsl_clock_offsets": [list(o) for o in holder.get("offsets", [])]}
             if ica is not None:
@@ -175,6 +180,15 @@ def run_live(
         if hasattr(s, "write"):
             s.write(summary)
         s.close()
+    if video.frames == 0:
+        # A source that never delivered is a setup error, not a session of video stalls.
+        from ..check import MilmerInputError
+
+        reason = video.last_error or "it delivered no frame"
+        raise MilmerInputError(
+            f"Invalid value for '--video': no frame arrived from {request.video!r} during the session ({reason}). "
+            "Check the camera (v4l2-ctl --list-devices; is another program using it?) or the stream URL."
+        )
     return summary
 
 

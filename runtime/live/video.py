@@ -12,6 +12,7 @@ reopened every second until it comes back (``reconnects`` counts them); a file e
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from .lsl import local_clock
 
 __all__ = ["VideoSource", "describe_source"]
 
+#: Consecutive failed opens (one a second) after which the reason is printed once on stderr.
+_SAY_AFTER = 3
 _NETWORK = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
 
 
@@ -64,6 +67,9 @@ class VideoSource:
         self.frames = 0
         self.ended = threading.Event()
         self.error: BaseException | None = None
+        #: the last reason the source could not be opened ("" while it never failed)
+        self.last_error = ""
+        self._said = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="milmer-video", daemon=True)
 
@@ -83,6 +89,7 @@ class VideoSource:
         return av.open(self.source)
 
     def _run(self) -> None:
+        failures = 0
         try:
             while not self._stop.is_set():
                 try:
@@ -90,9 +97,19 @@ class VideoSource:
                 except Exception as err:  # noqa: BLE001 - a camera/stream not there (yet)
                     if self.kind == "file":
                         raise MilmerInputError(f"Invalid value for '--video': cannot open {self.source!r}: {err}") from err
+                    self.last_error = f"{type(err).__name__}: {err}"
+                    failures += 1
+                    if failures == _SAY_AFTER and not self._said:
+                        # Said once (not per retry): the windows are reported as video-stall meanwhile.
+                        self._said = True
+                        sys.stderr.write(
+                            f"milmer live: cannot open --video {self.source!r} ({self.last_error}); "
+                            "retrying every second.\n"
+                        )
                     self.reconnects += 1
                     self._stop.wait(1.0)
                     continue
+                failures = 0
                 try:
                     self._play(container)
                 except Exception:  # noqa: BLE001 - a stream that broke off: reopen it

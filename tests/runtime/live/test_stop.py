@@ -44,7 +44,7 @@ def test_sigterm_stops_cleanly_and_keeps_the_recording(tiny_model, demo_recordin
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[-1]["type"] == "summary" and lines[-1]["scored"] >= 2
     assert json.loads(stdout.strip().splitlines()[-1])["scored"] == lines[-1]["scored"]
-    assert sorted(p.name for p in record.iterdir()) == ["alignment.json", "eeg_raw.fif", "eeg_times.npy", "video.mkv", "video_times.npy"]
+    assert sorted(p.name for p in record.iterdir()) == ["alignment.json", "eeg_raw.fif", "eeg_times.npy", "header.json", "video.mkv", "video_times.npy"]
     alignment = json.loads((record / "alignment.json").read_text())
     # LSL's clock offset to the sender: measured at the start, ~0 on one machine.
     assert alignment["lsl_clock_offsets"] and abs(alignment["lsl_clock_offsets"][0][1]) < 0.01
