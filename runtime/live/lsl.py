@@ -106,10 +106,14 @@ def resolve_eeg(name: str | None, *, stream_type: str | None = None, timeout_s: 
             "network: LSL finds streams by UDP multicast on the local network)."
         )
     if len(found) > 1:
-        ids = ", ".join(f"{s.source_id()!r}@{s.hostname()}" for s in found)
+        seen = ", ".join(f"{s.name()!r} (source {s.source_id()!r} on {s.hostname()})" for s in found)
+        names = sorted({s.name() for s in found})
+        way = (
+            f"pick one with --eeg-stream NAME (e.g. --eeg-stream {names[0]!r})" if len(names) == len(found)
+            else "they share a name: rename one in its LSL app, or stop the others"
+        )  # fmt: skip
         raise MilmerInputError(
-            f"Invalid value for '--eeg-stream': {len(found)} LSL streams have {prop} {value!r} ({ids}); "
-            "rename one or stop the others."
+            f"Invalid value for '--eeg-stream': {len(found)} LSL streams have {prop} {value!r}: {seen}; {way}."
         )
     info = found[0]
     if info.nominal_srate() <= 0:

@@ -95,3 +95,21 @@ def test_a_camera_that_cannot_be_opened_is_said_once_and_exits_naming_video(tiny
     assert err.count("cannot open --video '/dev/video-milmer-missing'") == 1, err
     # The windows are still accounted for (video-stall) in the JSON lines written before the refusal.
     assert json.loads(out.read_text().splitlines()[-1])["type"] == "summary"
+
+
+@needs_lsl
+def test_two_eeg_streams_are_named_with_the_option_that_picks_one():
+    import pylsl
+
+    from milmer.runtime.live.lsl import resolve_eeg
+
+    stype = stream_name()  # a type no other test uses
+    names = [f"{stype}-a", f"{stype}-b"]
+    outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(n, stype, 2, 128.0, "float32", f"src-{n}")) for n in names]
+    with pytest.raises(MilmerInputError) as err:
+        resolve_eeg(None, stream_type=stype, timeout_s=2.0)
+    msg = str(err.value)
+    assert f"2 LSL streams have type {stype!r}" in msg
+    assert f"{names[0]!r} (source 'src-{names[0]}'" in msg and f"{names[1]!r}" in msg
+    assert f"pick one with --eeg-stream NAME (e.g. --eeg-stream {names[0]!r})" in msg
+    del outlets
