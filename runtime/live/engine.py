@@ -43,6 +43,7 @@ SKIP_REASONS: dict[str, str] = {
     "eeg-gap": "EEG samples inside the window were lost (a gap in the timestamps)",
     "eeg-rejected": "the window's EEG failed the offline checks (amplitude, channels)",
     "video-stall": "an instant of the window had no video frame within stale_s",
+    "calibrating": "the session stopped before the ICA (fitted on the calibration period) was ready",
     "behind": "the machine had fallen behind: the window was still undecided max_latency_s after its end",
 }
 
@@ -221,7 +222,24 @@ class LiveEngine:
                 break  # a file played to its end: nothing more can be scored, nothing is skipped
             if not busy:
                 time.sleep(poll_s)
+        if self.calibrated_at is None:
+            self._account_uncalibrated(k)
         return self.stats
+
+    def _account_uncalibrated(self, k: int) -> None:
+        """Stopped before the ICA was ready: windows from ``k`` whose EEG and frames had arrived
+        are emitted as skipped ``calibrating`` (every window that was in is accounted for)."""
+        win_n = self.live_eeg.window_n
+        while True:
+            start, _ = self._bounds(k)
+            first = self.eeg.index_at(start)
+            eeg_in = first is not None and self.eeg.n_total >= first + win_n
+            if not eeg_in or self.frames.last_stamp() < self.faces.instants(start)[-1]:
+                return
+            w = self._skip(k, *self._bounds(k), "calibrating")
+            self._count(w)
+            self.emit(w)
+            k += 1
 
     def _calibrate(self, data: np.ndarray) -> None:
         try:

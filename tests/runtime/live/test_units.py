@@ -121,7 +121,7 @@ def test_live_modules_import_no_heavy_library():
     assert not heavy & loaded, heavy & loaded
 
 
-def _engine_run(tiny_model, config, clock):
+def _engine_run(tiny_model, config, clock, stop_after_s=None):
     """A LiveEngine on 12 s of generated EEG (stamps 100 + i / 256) and 12.5 s of face-less frames,
     all already in the buffers; ``clock(engine)`` is the LSL clock. Returns the decisions and counts."""
     from milmer.runtime.face.detect import make_detector
@@ -146,6 +146,10 @@ def _engine_run(tiny_model, config, clock):
             eeg, frames, decided.append, clock=lambda: clock(engine),
         )
         engine.video_ended = lambda: True
+        if stop_after_s is not None:  # Ctrl-C
+            import threading
+
+            threading.Timer(stop_after_s, engine.stop.set).start()
         stats = engine.run()
         detector.close()
     return decided, stats
@@ -173,6 +177,15 @@ def test_engine_that_falls_behind_skips_instead_of_drifting_later(tiny_model):
     got = [w.skipped or ("calibration" if w.calibration else "scored") for w in decided]
     assert got == ["calibration", "calibration"] + ["behind"] * 8, got
     assert stats.skipped == {"behind": 8}
+
+
+def test_a_stop_during_the_calibration_accounts_for_every_window_that_was_in(tiny_model):
+    """Stopped while the ICA waits for 30 s of EEG (12 s arrived): the 10 windows whose EEG and
+    frames were in are emitted as skipped 'calibrating', none silently dropped."""
+    decided, stats = _engine_run(tiny_model, LiveConfig(hop_s=1.0, calibration_s=30.0), lambda engine: 1000.0,
+                                 stop_after_s=1.0)
+    assert [(w.index, w.skipped) for w in decided] == [(k, "calibrating") for k in range(10)]
+    assert stats.windows == 10 and stats.skipped == {"calibrating": 10} and stats.scored == 0
 
 
 def test_view_and_json_line_of_scored_and_skipped_windows(capsys):
