@@ -109,7 +109,7 @@ def test_recording_replays_offline_to_the_same_windows(session, tiny_model):
     rec = session["request"].record
     alignment = json.loads((rec / "alignment.json").read_text())
     assert sorted(p.name for p in rec.iterdir()) == [
-        "alignment.json", "eeg_raw.fif", "eeg_times.npy", "video.mkv", "video_times.npy"
+        "alignment.json", "eeg_raw.fif", "eeg_times.npy", "header.json", "video.mkv", "video_times.npy"
     ]
     eeg_times = np.load(rec / "eeg_times.npy")
     assert len(eeg_times) == alignment["eeg"]["n_samples"] == (SECONDS + LOOKAHEAD_S) * 256  # nothing lost
