@@ -11,9 +11,9 @@ recording replayed offline gives the same windows). A window is decided when:
   instant without a frame within ``stale_s``), never scored on older data.
 
 Windows that end before the ICA is ready (inside the calibration period, or while it is being
-fitted after it) wait for the fit, then are scored (flag ``calibration``; their latency is not counted in the steady-state p50/p95). Everything else is
-the offline scoring path (:func:`~..streaming.stream_predictions`, batch 1): the same flags, the
-same no-face rule.
+fitted after it) wait for the fit, then are scored (flag ``calibration``; their latency is not
+counted in the steady-state p50/p95). Everything else is the offline scoring path
+(:func:`~..streaming.stream_predictions`, batch 1): the same flags, the same no-face rule.
 """
 
 from __future__ import annotations
