@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from milmer.runtime.check import MilmerInputError
+from milmer.runtime.eeg import egi
 from milmer.runtime.eeg.channels import standard_1005_montage_name
-from milmer.runtime.eeg.egi import egi_to_1020
+from milmer.runtime.eeg.egi import MIN_MNE, egi_to_1020
 from milmer.runtime.eeg.options import EEGInputOptions
 from milmer.runtime.eeg.working import working_recording
 from milmer.runtime.spec import EEGSpec
@@ -72,6 +73,12 @@ def _egi_recording(seconds: float = 20.0) -> tuple[mne.io.RawArray, np.ndarray]:
     return raw, truth
 
 
+needs_mne = pytest.mark.skipif(
+    egi._release(mne.__version__) < MIN_MNE, reason=f"EGI presets need MNE >= {MIN_MNE} (older ones are refused)"
+)
+
+
+@needs_mne
 def test_hydrocel_129_interpolates_the_model_sites_within_1_percent():
     spec = EEGSpec()
     raw, truth = _egi_recording()
@@ -88,6 +95,7 @@ def test_hydrocel_129_interpolates_the_model_sites_within_1_percent():
         assert np.abs(got[i] - truth[i]).max() < 0.02 * scale, c
 
 
+@needs_mne
 def test_working_recording_uses_the_preset_and_flags_it():
     raw, _ = _egi_recording()
     step = working_recording(raw, EEGSpec(), EEGInputOptions(channel_map="egi-hydrocel-129"))
@@ -113,6 +121,7 @@ def test_the_preset_refuses_a_file_that_is_not_that_net():
         egi_to_1020(egi, spec, "egi-hydrocel-256")
 
 
+@needs_mne
 def test_every_window_of_an_egi_recording_is_flagged(filter_only_spec):
     from milmer.runtime.eeg.preprocess import preprocess_raw
 
@@ -121,3 +130,10 @@ def test_every_window_of_an_egi_recording_is_flagged(filter_only_spec):
     assert windows.data.shape[1:] == (32, filter_only_spec.window_samples)
     assert windows.flags and all("interpolated:egi-hydrocel-129" in f for f in windows.flags)
     assert "egi-interpolated" in [n["code"] for n in windows.info["note_codes"]]
+
+
+def test_an_mne_older_than_the_checked_one_is_refused(monkeypatch):
+    raw, _ = _egi_recording()
+    monkeypatch.setattr(mne, "__version__", "1.12.1")
+    with pytest.raises(MilmerInputError, match=r"needs MNE 1\.13 or later .*MNE 1\.12\.1 interpolates the sites wrongly"):
+        egi_to_1020(raw, EEGSpec(), "egi-hydrocel-129")
