@@ -157,7 +157,8 @@ def bench_command(
     quiet = wait_until_quiet(settings.max_load, settings.wait_quiet_s, log=log)
     log(f"load average {quiet['load_1min']} ({'quiet' if quiet['quiet'] else 'BUSY'})")
 
-    run = _Run(model, out, settings, spec, chosen, swept, recordings, checkpoint, log)
+    run = _Run(model, out, settings, spec, chosen, swept, recordings, checkpoint, log,
+               eeg_memory_s=60 if tiny else 600 if quick else 3600)
     result = _start_result(run, quiet, built=built, build_s=build_s, tiny=tiny, marker=marker)
     _measure_floor(run, result, bundle)
     _measure_side_by_side(run, result)
@@ -181,6 +182,8 @@ class _Run:
     recordings: dict[int, dict[str, Path]]
     checkpoint: Path | None
     log: Any
+    #: Length (s) of the 2048 Hz BDF whose preprocessing peak memory is measured (:mod:`.memory`).
+    eeg_memory_s: int = 3600
 
     @property
     def shortest(self) -> int:
@@ -301,7 +304,7 @@ def _measure_stages(run: _Run, result: dict[str, Any]) -> None:
     }
     from .memory import measure_memory
 
-    result["eeg_memory"] = measure_memory(out / "eeg-memory", seconds=60 if tiny else 600 if quick else 3600, log=log)
+    result["eeg_memory"] = measure_memory(run.out / "eeg-memory", seconds=run.eeg_memory_s, log=log)
     for p in chosen:
         log(f"model stages, {settings.backend}/{settings.device}/{p}")
         result["stages"]["model"][p] = stages.measure_model_stages(
