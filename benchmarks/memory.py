@@ -5,7 +5,9 @@ a 30 mV offset per channel as ActiveTwo files have) is written at bench time in 
 records (pyedflib, never all in memory), then read and preprocessed in a fresh process the way
 ``milmer preprocess`` does it (:func:`~milmer.runtime.eeg.io.read_raw`,
 :func:`~milmer.runtime.eeg.preprocess.preprocess_raw` with ``--channel-map biosemi32``). The
-process's peak resident set size (``ru_maxrss``) is the figure; the target is
+child's peak resident set size (/proc's ``VmHWM``; ``ru_maxrss`` where there is no /proc) is the
+figure, never the parent's: on Linux a child's ``ru_maxrss`` starts at its parent's peak, so a
+2 GB benchmark process would report 2 GB for a 60 s file; the target is
 :data:`TARGET_MB` for any length and rate. Run alone::
 
     python -m milmer.benchmarks.memory --seconds 3600 --out /tmp/mem
@@ -34,7 +36,8 @@ __all__ = ["TARGET_MB", "write_long_bdf", "measure_peak_rss", "measure_memory"]
 TARGET_MB = 2048.0
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
+from milmer.benchmarks.machine import own_peak_rss_mb
 from milmer.runtime.eeg.io import read_raw
 from milmer.runtime.eeg.preprocess import EEGInputOptions, preprocess_raw
 from milmer.runtime.spec import EEGSpec
@@ -43,7 +46,7 @@ notes = []
 raw = read_raw(sys.argv[1], notes)
 out = preprocess_raw(raw, EEGSpec(), options=EEGInputOptions(channel_map="biosemi32"))
 print(json.dumps({
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "peak_rss_mb": own_peak_rss_mb(),
     "wall_s": time.perf_counter() - t,
     "n_windows": int(out.data.shape[0]),
     "notes": out.info["notes"],
