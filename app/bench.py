@@ -12,7 +12,7 @@ from milmer.runtime.check import MilmerInputError
 from .errors import finite_option, handle_errors
 from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
 
-__all__ = ["BENCH_OPENVINO_NOTE", "bench", "bench_epilog"]
+__all__ = ["BENCH_OPENVINO_NOTE", "bench", "bench_epilog", "check_bench_precision"]
 
 
 def bench_epilog() -> str:
@@ -58,7 +58,8 @@ def bench(
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: Optional[list[str]] = typer.Option(
-        None, "--precision", help=PRECISION_HELP + " Repeatable (default: every precision in the model folder)."
+        None, "--precision", help=PRECISION_HELP + " Repeatable (default: every precision in the model folder). bf16 (OpenVINO on a CPU "
+        "with avx512_bf16/amx_bf16) is timed side by side without it."
     ),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Bags per call to sweep, e.g. 1,2,4,8."),
     lengths: Optional[str] = typer.Option(None, "--lengths", help="End-to-end recording lengths (s), e.g. 60,600."),
@@ -93,6 +94,7 @@ def bench(
     from .infer import check_infer_options
 
     for p in precision or ["fp32"]:
+        check_bench_precision(p)
         check_infer_options(backend=backend, device=device, precision=p, batch=None)
     backend, device = _resolve_auto(model, backend, device, (precision or ["fp32"])[0])
 
@@ -162,6 +164,33 @@ def _bench_choice(choice: Any, backend: str) -> Any:
         return choice
     skipped = tuple(s for s in choice.skipped if s[0][0] != "openvino")
     return Choice("ort", "cpu", skipped + ((("openvino", "cpu"), BENCH_OPENVINO_NOTE),), asked=choice.asked)
+
+
+def check_bench_precision(precision: str) -> str:
+    """``--precision`` of ``milmer bench`` names graphs to time: fp32, fp16 or int8.
+
+    bf16 is not a graph (it is the fp32 graphs computed in bfloat16 by OpenVINO) and ``auto`` is
+    ``milmer-infer``'s choice between them: bench times both kinds on its own, so each is refused
+    with the way to get what it would have measured.
+    """
+    from milmer.runtime.choices import PRECISIONS
+
+    if precision in PRECISIONS:
+        return precision
+    allowed = ", ".join(repr(p) for p in PRECISIONS)
+    received = f"Invalid value for '--precision': expected one of {allowed} (the graphs to time), got {precision!r}."
+    if precision == "bf16":
+        raise MilmerInputError(
+            f"{received} bf16 is the fp32 graphs computed in bfloat16 by OpenVINO: bench times it in its "
+            "side-by-side table ('openvino bf16') on a CPU with avx512_bf16 or amx_bf16, and its floor in "
+            "the floor table; run with --precision fp32 (or without --precision)."
+        )
+    if precision == "auto":
+        raise MilmerInputError(
+            f"{received} auto is milmer-infer's choice between the fp32 graphs and bf16; bench times every "
+            "graph precision of the model folder when --precision is left out, and bf16 side by side."
+        )
+    raise MilmerInputError(f"{received} Leave --precision out to time every graph precision of the model folder.")
 
 
 def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:

@@ -133,26 +133,3 @@ def test_bag_scorer_auto_on_this_cpu(tiny_model, monkeypatch, tmp_path):
         return
     with pytest.raises(MilmerInputError, match=r"'precision': 'bf16' computes in bf16, but backend_options\['openvino'\] sets inference_precision='fp32'"):
         BagScorer(tiny_model, precision="bf16", backend_options={"openvino": {"inference_precision": "fp32"}})
-
-
-@needs_ov
-def test_milmer_infer_says_which_precision_auto_took(tiny_model, recording, monkeypatch, tmp_path, capsys):
-    """The default --precision auto: one line saying bf16 (on a bfloat16 CPU) and why; an explicit
-    --precision fp32 says nothing about precision; bf16 with --backend ort is refused (exit 2 text)."""
-    from milmer.app.infer import run_infer_cli
-
-    monkeypatch.setenv("MILMER_HOME", str(tmp_path))
-    video, eeg = recording
-    run_infer_cli(video=video, eeg=eeg, model=tiny_model, device="cpu", quiet=False)
-    captured = capsys.readouterr()
-    err, out = captured.err.replace("\n", ""), " ".join(captured.out.replace("│", " ").split())
-    if has_bf16(cpu_flags()):
-        assert "Precision bf16 (auto: CPU has " in err and "--precision fp32 to turn off." in err
-        assert "Checking bf16 against fp32 on 8 bags" in err
-        assert "bf16 (fp32 graphs), batch 1" in out  # the summary says what the products ran in
-    else:
-        assert "Precision" not in err and "fp32, batch 1" in out
-    run_infer_cli(video=video, eeg=eeg, model=tiny_model, device="cpu", precision="fp32")
-    assert "Precision" not in capsys.readouterr().err
-    with pytest.raises(MilmerInputError, match=r"--backend ort has no bfloat16 path"):
-        run_infer_cli(video=video, eeg=eeg, model=tiny_model, backend="ort", precision="bf16")
