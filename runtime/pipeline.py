@@ -27,6 +27,7 @@ from .backends.base import Precision
 from .backends.registry import Backend
 from .check import MilmerInputError, check_type
 from .face import extract as face_extract
+from .face.detect import DetectorBuild
 from .face.extract import FaceWindow
 from .model_dir import ModelBundle
 from .recording import RecordingOptions, open_recording
@@ -187,28 +188,36 @@ class Pipeline:
         stats = stats if stats is not None else RunStats()
         started = time.perf_counter()
         options = options or RecordingOptions(offset_s=offset_s, baseline_s=baseline_s)
-        # The coverage rule (a window is covered when its sampled frames are) is open_recording's.
-        rec = open_recording(video, eeg, self.spec, options)
-        stats.timings["eeg_read"] += rec.timings["eeg_read"]
-        stats.timings["eeg_preprocess"] += rec.timings["eeg_preprocess"]
-        stats.eeg_info = rec.eeg_info
-        stats.coverage = rec.coverage
-        stats.alignment = rec.alignment
-        stats.notes = list(rec.notes)
-        stats.source = rec.source
-        message = rec.coverage.describe()
-        if message is not None:
-            warnings.warn(message, CoverageWarning, stacklevel=2)
-        kept, indices = rec.windows, rec.indices
-        faces = face_extract.iter_face_windows(
-            rec.video,
-            kept.starts,
-            self.spec.face,
-            self.spec.eeg.window_s,
-            video_info=rec.video_info,
-            stats=stats.face,
-            alignment=rec.alignment,
-        )
+        # The face detector is built on another core while the EEG is read and preprocessed
+        # (single-threaded): its graph, ONNX Runtime's import and session are start-up cost.
+        detector = DetectorBuild(self.spec.face.detector, self.spec.face.min_confidence)
+        try:
+            # The coverage rule (a window is covered when its sampled frames are) is open_recording's.
+            rec = open_recording(video, eeg, self.spec, options)
+            stats.timings["eeg_read"] += rec.timings["eeg_read"]
+            stats.timings["eeg_preprocess"] += rec.timings["eeg_preprocess"]
+            stats.eeg_info = rec.eeg_info
+            stats.coverage = rec.coverage
+            stats.alignment = rec.alignment
+            stats.notes = list(rec.notes)
+            stats.source = rec.source
+            message = rec.coverage.describe()
+            if message is not None:
+                warnings.warn(message, CoverageWarning, stacklevel=2)
+            kept, indices = rec.windows, rec.indices
+            faces = face_extract.iter_face_windows(
+                rec.video,
+                kept.starts,
+                self.spec.face,
+                self.spec.eeg.window_s,
+                video_info=rec.video_info,
+                stats=stats.face,
+                alignment=rec.alignment,
+                detector=detector,  # closed by the face stream from here on
+            )
+        except BaseException:
+            detector.close()
+            raise
         return stream_predictions(
             self.scorer, kept, indices, faces, stats, started, progress=progress,
             predict_without_face=predict_without_face, keep_crops=keep_crops, overlap=self.overlap,

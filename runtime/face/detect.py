@@ -32,6 +32,7 @@ __all__ = [
     "BLAZEFACE_DEVICES",
     "check_model_file",
     "make_detector",
+    "DetectorBuild",
 ]
 
 #: The BlazeFace short-range graph shipped in the package.
@@ -321,3 +322,51 @@ def make_detector(name: str, min_confidence: float = 0.5, *, device: str = "cpu"
     check_option("detector", name, DETECTORS)
     check_option("device", device, BLAZEFACE_DEVICES if name == BlazeFaceDetector.name else ("cpu",))
     return _FACTORIES[name](min_confidence, device)
+
+
+class DetectorBuild:
+    """:func:`make_detector` run in a background thread, so the caller does other work meanwhile.
+
+    Building the detector is start-up cost on the way to the first face window: BlazeFace's
+    graph is hashed, ONNX Runtime imported (OpenVINO runs the model on x86 CPUs, so nothing
+    else imported it yet) and a session made: 0.1-0.5 s, cold. :class:`~..pipeline.Pipeline`
+    starts it before the EEG is preprocessed (single-threaded), so a second core builds it.
+
+    :meth:`result` waits for the detector and returns it, or raises the error the build raised
+    (unchanged, as :func:`make_detector` would have); :meth:`close` waits and closes it. The
+    detector is the one :func:`make_detector` returns, so its detections are too.
+    """
+
+    def __init__(self, name: str, min_confidence: float = 0.5, *, device: str = "cpu") -> None:
+        import threading
+
+        self.name = name
+        self._detector: FaceDetector | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+
+        def build() -> None:
+            try:
+                self._detector = make_detector(name, min_confidence, device=device)
+            except BaseException as err:  # re-raised by result() in the thread that uses it
+                self._error = err
+
+        self._thread = threading.Thread(target=build, name="milmer-detector", daemon=True)
+        self._thread.start()
+
+    def result(self) -> FaceDetector:
+        """The detector, once built (waits); raises what :func:`make_detector` raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._closed or self._detector is None:
+            raise RuntimeError("DetectorBuild used after close().")
+        return self._detector
+
+    def close(self) -> None:
+        """Wait for the build and close the detector (idempotent)."""
+        self._thread.join()
+        self._closed = True
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None

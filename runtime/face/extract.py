@@ -36,7 +36,7 @@ import numpy as np
 from ..check import MilmerInputError, check_positive, check_type
 from ..spec import FaceSpec
 from ..windows import FaceWindows
-from .detect import Box, make_detector
+from .detect import Box, DetectorBuild, make_detector
 from .track import SubjectTracker
 from .video import TIMING_TOLERANCE_FRAMES, VideoInfo, check_offset, iter_frames_at, probe_video, sample_times
 from .window_crops import (
@@ -94,7 +94,8 @@ def iter_face_windows(
     detector:      a detector to use (a :class:`~.detect.FaceDetector`, or anything with
                    ``detect_all(frame) -> list[Box]`` and a ``name``; the name must be
                    ``spec_face.detector``; the caller closes it); by default one is made for this
-                   video and closed at the end.
+                   video and closed at the end. A :class:`~.detect.DetectorBuild` (a detector
+                   being built in the background) is waited for and closed at the end.
     stats:         filled in with counts, notes and timings while iterating.
     tracker:       how the subject is followed (default :class:`~.track.SubjectTracker()`).
 
@@ -143,8 +144,16 @@ def _iter_windows(
     n_windows, n_per = times.shape
     flat = times.ravel()
     order = np.argsort(flat, kind="stable")  # overlapping windows interleave in video time
-    owns_detector = detector is None
-    det = detector if detector is not None else make_detector(spec_face.detector, spec_face.min_confidence)
+    # A DetectorBuild (started by the caller) is waited for here and closed with the stream.
+    owns_detector = detector is None or isinstance(detector, DetectorBuild)
+    if isinstance(detector, DetectorBuild):
+        try:
+            det = detector.result()
+        except BaseException:
+            detector.close()
+            raise
+    else:
+        det = detector if detector is not None else make_detector(spec_face.detector, spec_face.min_confidence)
     tolerance = TIMING_TOLERANCE_FRAMES * info.interval_s
     buffers: dict[int, _WindowBuffer] = {}
     next_window = 0

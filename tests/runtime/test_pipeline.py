@@ -400,3 +400,31 @@ def test_pipeline_holds_any_scorer_and_writes_its_location(tiny_model):
     np.testing.assert_array_equal([w.probabilities for w in a], [w.probabilities for w in b])
     with pytest.raises(MilmerInputError, match=r"Invalid value for 'batch': the scorer is already made \(Elsewhere\)"):
         Pipeline(Elsewhere(), batch=4)
+
+
+def test_detector_is_built_beside_the_eeg_and_always_closed(tiny_model, recording, tmp_path, monkeypatch, batched):
+    """Pipeline.run builds the face detector in a background thread while the EEG is preprocessed
+    (start-up cost off the critical path), gives the same predictions, and closes the detector
+    at the end of the stream and when the recording is refused."""
+    import threading
+
+    from milmer.runtime.face import detect
+
+    made = []
+    real = detect.make_detector
+
+    def recording_maker(*args, **kwargs):
+        det = real(*args, **kwargs)
+        made.append((threading.current_thread().name, det))
+        return det
+
+    monkeypatch.setattr(detect, "make_detector", recording_maker)
+    video, eeg = recording
+    with Pipeline(tiny_model, batch=4) as pipe:
+        result = pipe.predict(video, eeg)
+        assert [(n, d._runner) for n, d in made] == [("milmer-detector", None)]
+        for got, want in zip(result.windows, batched.windows):
+            np.testing.assert_array_equal(got.probabilities, want.probabilities)
+        with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': file not found"):
+            pipe.run(video, tmp_path / "nope.edf")
+        assert len(made) == 2 and made[1][1]._runner is None

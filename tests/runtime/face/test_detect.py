@@ -188,3 +188,24 @@ def test_detector_modules_import_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_detector_built_in_the_background_is_make_detectors(astronaut: np.ndarray) -> None:
+    """DetectorBuild returns the detector make_detector makes (same boxes, exactly), raises its
+    errors unchanged from result(), and closes it."""
+    from milmer.runtime.face.detect import DetectorBuild
+
+    build = DetectorBuild("blazeface-short-range", 0.5)
+    det = build.result()
+    assert isinstance(det, BlazeFaceDetector) and build.result() is det and build.name == "blazeface-short-range"
+    with make_detector("blazeface-short-range", 0.5) as direct:
+        assert det.detect_batch([astronaut]) == direct.detect_batch([astronaut])
+    build.close()
+    build.close()  # idempotent
+    assert det._runner is None
+    with pytest.raises(RuntimeError, match=r"DetectorBuild used after close\(\)"):
+        build.result()
+    failed = DetectorBuild("mtcnn", 0.5)
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'mtcnn'\.$"):
+        failed.result()
+    failed.close()
