@@ -96,6 +96,22 @@ def test_normalize_values_and_layout() -> None:
     assert normalize(frames[1], IMAGENET_MEAN, IMAGENET_STD).shape == (3, 4, 5)
 
 
+def test_normalize_is_the_formula_in_float32_for_every_level() -> None:
+    """Every uint8 level of every channel, at several leading shapes: bit-equal to the formula
+    ``(x / 255 - mean) / std`` computed in float32 (the model's input, whatever does the lookup)."""
+    levels = np.arange(256, dtype=np.uint8)
+    frames = np.stack([np.roll(levels, k) for k in range(3)], -1).reshape(1, 16, 16, 3)  # each channel sees 0-255
+    mean, std = np.float32(IMAGENET_MEAN), np.float32(IMAGENET_STD)
+    want = ((frames.astype(np.float32) / np.float32(255.0) - mean) / std).transpose(0, 3, 1, 2)  # (1, 3, 16, 16)
+    np.testing.assert_array_equal(normalize(frames, IMAGENET_MEAN, IMAGENET_STD), want)
+    stacked = np.stack([frames[0], frames[0][::-1], frames[0][:, ::-1]])  # (3, 16, 16, 3), views reversed
+    got = normalize(stacked.reshape(3, 1, 16, 16, 3), IMAGENET_MEAN, IMAGENET_STD)
+    assert got.shape == (3, 1, 3, 16, 16) and got.flags.c_contiguous
+    want_stacked = ((stacked.astype(np.float32) / np.float32(255.0) - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(got[:, 0], want_stacked)
+    assert normalize(np.zeros((0, 4, 5, 3), np.uint8), IMAGENET_MEAN, IMAGENET_STD).shape == (0, 3, 4, 5)
+
+
 def test_normalize_errors() -> None:
     with pytest.raises(MilmerInputError, match=r"'frames': expected \(..., H, W, 3\) uint8 RGB, got float32"):
         normalize(np.zeros((4, 4, 3), np.float32), IMAGENET_MEAN, IMAGENET_STD)
