@@ -22,6 +22,7 @@ from ..check import MilmerInputError
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET, constant_channels, nan_runs
 from .channels import ChannelMatch, find_eog, missing_message, too_few_message
+from .filters import average_reference
 from .options import min_real_channels
 from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
 
@@ -209,7 +210,7 @@ def interpolate_bads(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
     work.set_montage(montage, match_case=False, on_missing="ignore", verbose=MNE_QUIET)
     work.interpolate_bads(reset_bads=True, verbose=MNE_QUIET)
     if spec_eeg.reference == "average":
-        work.set_eeg_reference("average", projection=False, verbose=MNE_QUIET)
+        average_reference(work)
 
 
 def usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[str, str]]:

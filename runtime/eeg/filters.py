@@ -1,7 +1,8 @@
 """Filters on whole recordings and on plain arrays, and cutting windows.
 
 :func:`bandpass` / :func:`bandpass_array` (``EEGSpec.l_freq``-``h_freq``, MNE's default zero-phase
-FIR) and :func:`notch_array` work on their own, for stream buffers as well as files;
+FIR), :func:`notch` / :func:`notch_array` and :func:`average_reference` work on their own, for
+stream buffers as well as files (the recording versions in place, without full-length copies);
 :func:`line_freq` decides which mains frequency to notch; :func:`cut_windows` cuts the model's
 non-overlapping windows from an array, :func:`raw_windows` from a recording, a few at a time.
 """
@@ -14,22 +15,73 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..spec import EEGSpec
-from .artefacts import MNE_QUIET, good_data
-from .quality import detect_line_freq
+from .artefacts import MNE_QUIET
+from .quality import line_peak, mean_psd_of
 
 if TYPE_CHECKING:
     import mne
 
-__all__ = ["bandpass", "bandpass_array", "notch_array", "line_harmonics", "line_freq", "cut_windows", "raw_windows"]
+__all__ = [
+    "average_reference", "bandpass", "bandpass_array", "notch", "notch_array", "line_harmonics", "line_freq", "cut_windows", "raw_windows",
+]
 
 
 def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
-    """Band-pass all data channels of ``raw`` in place: zero-phase FIR, MNE's default design.
+    """Band-pass all data channels of ``raw`` in place: zero-phase FIR, MNE's default design
+    (``raw.filter``; gaps, ``BAD_ACQ_SKIP``, are filtered as separate segments).
 
-    With ``l_freq == 0`` it is a low-pass only.
+    With ``l_freq == 0`` it is a low-pass only. One channel at a time: the same numbers as one
+    call over all channels without MNE's full-length temporaries (peak memory).
     """
     l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
-    raw.filter(l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET)
+    for pick in _data_picks(raw):
+        raw.filter(l_freq, spec_eeg.h_freq, picks=[pick], method="fir", verbose=MNE_QUIET)
+    with raw.info._unlock():  # what a call over all data channels records
+        if l_freq is not None and l_freq > raw.info["highpass"]:
+            raw.info["highpass"] = float(l_freq)
+        if spec_eeg.h_freq < raw.info["lowpass"]:
+            raw.info["lowpass"] = float(spec_eeg.h_freq)
+
+
+def notch(raw: mne.io.BaseRaw, freqs: Sequence[float], picks: Sequence[str]) -> None:
+    """``raw.notch_filter(freqs)`` (MNE's default FIR notch) of the channel types in ``picks``
+    ('eeg', 'eog'), in place, one channel at a time: the same numbers as one call without MNE's
+    full-length temporaries."""
+    import mne
+
+    for pick in mne.pick_types(raw.info, **{kind: True for kind in picks}, exclude=()):
+        raw.notch_filter(np.asarray(freqs, float), picks=[int(pick)], verbose=MNE_QUIET)
+
+
+#: Seconds of the recording re-referenced at a time by :func:`average_reference`.
+REFERENCE_CHUNK_S = 60.0
+
+
+def average_reference(raw: mne.io.BaseRaw, chunk_s: float = REFERENCE_CHUNK_S) -> None:
+    """``raw.set_eeg_reference('average', projection=False)`` in place, ``chunk_s`` seconds at a
+    time: the mean of the good EEG channels (``info['bads']`` left out) subtracted from each of
+    them, sample by sample, without MNE's two full-length copies (``raw`` preloaded)."""
+    import mne
+    from mne.io.constants import FIFF
+
+    picks = mne.pick_types(raw.info, eeg=True, exclude="bads")
+    if not len(picks):
+        raise ValueError("No EEG channels found to apply the reference to")
+    data = raw._data  # (C, T) the recording's own samples, as MNE's set_eeg_reference edits them
+    step = max(1, int(chunk_s * raw.info["sfreq"]))
+    for a in range(0, data.shape[1], step):
+        block = data[picks, a : a + step]  # (C_good, step) a copy
+        block -= block.mean(axis=0, keepdims=True)
+        data[picks, a : a + step] = block
+    with raw.info._unlock():
+        raw.info["custom_ref_applied"] = FIFF.FIFFV_MNE_CUSTOM_REF_ON
+
+
+def _data_picks(raw: mne.io.BaseRaw) -> list[int]:
+    """Indices of ``raw``'s data channels (bad ones included), the channels ``raw.filter`` filters."""
+    from mne._fiff.pick import _picks_to_idx
+
+    return [int(i) for i in _picks_to_idx(raw.info, None, "data", exclude=())]
 
 
 def cut_windows(
@@ -84,7 +136,7 @@ def line_freq(
     sfreq = float(work.info["sfreq"])
     if stated and stated < sfreq / 2:
         return float(stated), "the file"
-    found = detect_line_freq(good_data(work, good), sfreq)
+    found = line_peak(*mean_psd_of(work, good))
     return (found, "detected") if found else (None, "none found")
 
 

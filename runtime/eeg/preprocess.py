@@ -62,7 +62,7 @@ from ..spec import EEGSpec
 from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
 from .bad_channels import FLAT_STD_V, interpolate_bads
-from .filters import bandpass, cut_windows, line_freq, line_harmonics, raw_windows
+from .filters import average_reference, bandpass, cut_windows, line_freq, line_harmonics, notch, raw_windows
 from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts
 from .quality import GAP, line_share_of, window_spans
 from .report import EEGNote, EEGReport, LineNoiseReport
@@ -151,10 +151,10 @@ def preprocess_eeg(
     band = (max(spec_eeg.l_freq, 1.0), spec_eeg.sfreq / 2)
     share_before = line_share_of(work, good, freq, band) if freq else None
     if spec_eeg.reference == "average":
-        work.set_eeg_reference("average", projection=False, verbose=MNE_QUIET)  # bads excluded
+        average_reference(work)  # bads excluded
     harmonics = line_harmonics(freq, sfreq, spec_eeg.sfreq)
     if harmonics.size:
-        work.notch_filter(harmonics, picks=["eeg", "eog"] if eog_names else "eeg", verbose=MNE_QUIET)
+        notch(work, harmonics, ["eeg", "eog"] if eog_names else ["eeg"])
     timings["reference"] = time.perf_counter() - tic
 
     tic = time.perf_counter()

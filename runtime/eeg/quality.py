@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     import mne
 
-__all__ = ["LINE_FREQS", "detect_line_freq", "line_share", "line_share_of", "window_spans"]
+__all__ = ["LINE_FREQS", "detect_line_freq", "line_peak", "mean_psd_of", "line_share", "line_share_of", "window_spans"]
 
 LINE_FREQS: tuple[float, ...] = (50.0, 60.0)
 #: A peak this many times the neighbouring spectrum's median counts as mains hum.
@@ -41,9 +41,27 @@ def _psd(data: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
     return freqs, total / data.shape[0]
 
 
+def mean_psd_of(work: mne.io.BaseRaw, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_psd` of ``channels`` of a recording (``BAD_*`` spans left out), read one channel
+    at a time: frequencies (F,), mean PSD (F,) and the rate, without a (C, T) copy."""
+    from .artefacts import good_data
+
+    sfreq = float(work.info["sfreq"])
+    total = None
+    for channel in channels:
+        freqs, psd = _psd(good_data(work, [channel]), sfreq)
+        total = psd if total is None else total + psd
+    assert total is not None
+    return freqs, total / len(channels), sfreq
+
+
 def detect_line_freq(data: np.ndarray, sfreq: float) -> float | None:
     """50 or 60 when the spectrum of ``data`` (C, T) has a clear peak there, else None."""
-    freqs, psd = _psd(data, sfreq)
+    return line_peak(*_psd(data, sfreq), sfreq)
+
+
+def line_peak(freqs: np.ndarray, psd: np.ndarray, sfreq: float) -> float | None:
+    """50 or 60 when the mean PSD (F,) over ``freqs`` (F,) has a clear peak there, else None."""
     best, best_ratio = None, PEAK_RATIO
     for f0 in LINE_FREQS:
         if f0 + 5 >= sfreq / 2:
@@ -73,17 +91,10 @@ def line_share(data: np.ndarray, sfreq: float, f0: float, band: tuple[float, flo
 def line_share_of(work: mne.io.BaseRaw, channels: Sequence[str], f0: float, band: tuple[float, float]) -> float | None:
     """:func:`line_share` of ``channels`` of a recording (``BAD_*`` spans left out), read one
     channel at a time: the same number without a (C, T) copy."""
-    from .artefacts import good_data
-
     hi = min(band[1], float(work.info["sfreq"]) / 2)
     if not band[0] < f0 < hi:
         return None
-    total = None
-    for channel in channels:
-        freqs, psd = _psd(good_data(work, [channel]), float(work.info["sfreq"]))
-        total = psd if total is None else total + psd
-    assert total is not None
-    psd = total / len(channels)
+    freqs, psd, _ = mean_psd_of(work, channels)
     inside = (freqs >= band[0]) & (freqs <= hi)
     power = psd[inside].sum()
     return float(psd[inside & (np.abs(freqs - f0) <= 1.0)].sum() / power) if power > 0 else None

@@ -98,19 +98,27 @@ def unit_field(raw: mne.io.BaseRaw, name: str) -> str:
 _SCALED_TYPES = ("eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs")
 
 
-def to_volts(raw: mne.io.BaseRaw, picks: Sequence[int], eeg_unit: str | None) -> np.ndarray:
+def to_volts(
+    raw: mne.io.BaseRaw, picks: Sequence[int], eeg_unit: str | None, out: np.ndarray | None = None
+) -> np.ndarray:
     """(C, T) volts of ``picks``: the reader's values, with ``eeg_unit`` (the unit the file's
     numbers are in) replacing the unit field, and voltage units applied to channels the reader
-    left unscaled (BrainVision 'μV' with a Greek mu: typed 'misc')."""
-    data = raw.get_data(picks=list(picks))
+    left unscaled (BrainVision 'μV' with a Greek mu: typed 'misc').
+
+    Read one channel at a time into ``out`` ((C, T) float64, allocated when None; it may hold
+    ``raw``'s own data: each row is read before it is written), so no second full copy is made.
+    """
     types = raw.get_channel_types()
+    if out is None:
+        out = np.empty((len(picks), raw.n_times))
     for row, i in enumerate(picks):
         name = raw.ch_names[i]
+        data = raw.get_data(picks=[i])[0]  # (T,) a copy of one channel
         factor = unit_factor(unit_field(raw, name))
         applied = factor if (factor is not None and types[i] in _SCALED_TYPES) else 1.0
-        stored = data[row] / applied  # the file's numbers
         if eeg_unit is not None:
-            data[row] = stored * EEG_UNITS[eeg_unit]
+            data = data / applied * EEG_UNITS[eeg_unit]  # the file's numbers, in eeg_unit
         elif applied == 1.0 and factor is not None:
-            data[row] = stored * factor
-    return data
+            data = data * factor
+        out[row] = data
+    return out

@@ -18,12 +18,12 @@ import numpy as np
 
 from ..spec import EEGSpec
 from .artefacts import (
-    CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, nan_runs, relative_annotations,
+    CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, relative_annotations, runs,
 )  # fmt: skip
 from .bad_channels import BAD_KINDS, FLAT_STD_V, check_bad_channels, check_interpolation, find_bad_channels, usable_eog
 from .channels import find_eog, match_channels
 from .egi import egi_preset, egi_to_1020
-from .decimate import decimate_early, decimation_factor
+from .decimate import early_ratio, resample_early
 from .quality import GAP
 from .report import ChannelReport, EEGNote
 from .units import to_volts, unit_field
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .options import EEGInputOptions
 
-__all__ = ["Working", "working_recording"]
+__all__ = ["Working", "move_rows", "working_recording"]
 
 
 @dataclass
@@ -50,7 +50,12 @@ class Working:
 
 
 def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputOptions) -> Working:
-    """Channels found, checked one by one, NaN runs and clipping marked, BAD_* spans bridged."""
+    """Channels found, checked one by one, NaN runs and clipping marked, BAD_* spans bridged.
+
+    The result's data is the only full-length copy made (rows: the spec's channels, then the
+    usable EOG channels): every step here and after works on it in place (peak memory, see
+    :mod:`.decimate`).
+    """
     import mne
 
     notes: list[EEGNote] = []
@@ -61,18 +66,29 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         notes.append(note)
     types = raw.get_channel_types()
     match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=None if preset else options.channel_map)
-    factor = decimation_factor(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]))
-    if factor > 1:  # a long high-rate file: read in chunks, decimated before any full-length copy
+    present = [c for c in spec_eeg.channels if c in match.picks]
+    used = [raw.ch_names[match.picks[c]] for c in present]
+    eog_candidates = [n for n in find_eog(raw.ch_names, types, spec_eeg) if n not in used]
+    n_present, n_eog = len(present), len(eog_candidates)
+    # (spec channels + EOG candidates, T): rows [0, n_present) the present channels in the spec's
+    # order, then the EOG candidates, then zeros for the missing channels (rearranged at the end).
+    n_rows = spec_eeg.n_channels + n_eog
+    ratio = early_ratio(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]), spec_eeg.sfreq)
+    if ratio is not None:  # a long recording: read in chunks, resampled before any full-length copy
         tic, early = time.perf_counter(), []
-        used = [raw.ch_names[i] for i in match.picks.values()]
-        eog_candidates = find_eog(raw.ch_names, types, spec_eeg)
-        before = list(raw.ch_names)
-        raw = decimate_early(raw, factor, keep=used + eog_candidates, clip_channels=used, notes=early)
-        notes += [EEGNote.of("decimated", text, factor=factor) for text in early]
+        up, down = ratio
+        buffer = np.zeros((n_rows, -(-raw.n_times * up // down)))
+        raw = resample_early(
+            raw, up, down, keep=used + eog_candidates, clip_channels=used, out=buffer[: n_present + n_eog], notes=early
+        )  # its data: buffer's first rows
+        notes += [EEGNote.of("decimated", text, up=up, down=down) for text in early]
         types = raw.get_channel_types()
-        index = {name: k for k, name in enumerate(raw.ch_names)}  # the same channels, fewer of them
-        match = dataclasses.replace(match, picks={c: index[before[i]] for c, i in match.picks.items()})
+        match = dataclasses.replace(match, picks={c: present.index(c) for c in match.picks})  # the same channels
         timings["decimate"] = time.perf_counter() - tic
+    else:
+        buffer = np.zeros((n_rows, raw.n_times))
+        for k, name in enumerate(eog_candidates):
+            buffer[n_present + k] = raw.get_data(picks=[name])[0]
     sfreq = float(raw.info["sfreq"])
     bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
     present = [c for c in spec_eeg.channels if c in match.picks]
@@ -80,18 +96,20 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     unit_fields = {c: unit_field(raw, raw.ch_names[match.picks[c]]) for c in present}
     picked_types = {c: types[i] for c, i in zip(present, picks)}
     check_interpolation(list(match.missing) + bads_in_file, match, bads_in_file, raw.ch_names, spec_eeg, options)
-    eeg = to_volts(raw, picks, options.eeg_unit)  # (C_present, T) volts
+    eeg = to_volts(raw, picks, options.eeg_unit, out=buffer[:n_present])  # (C_present, T) volts, in place
     eog_names, eog_ignored = usable_eog(raw, spec_eeg)
-    eog = raw.get_data(picks=eog_names) if eog_names else np.empty((0, raw.n_times))
-    # Only the channels' samples (eeg, eog) and the recording's metadata are needed from here on:
-    # a decimated copy is freed now.
+    eog_names = [n for n in eog_names if n in eog_candidates]
+    # The usable EOG rows first: eog is then a view, like eeg.
+    order = eog_names + [n for n in eog_candidates if n not in eog_names]
+    move_rows(buffer, {n_present + eog_candidates.index(n): n_present + k for k, n in enumerate(order)})
+    eog = buffer[n_present : n_present + len(eog_names)]  # (C_eog, T) volts
+    # Only the channels' samples (eeg, eog) and the recording's metadata are needed from here on.
     ch_names, n_times, stated = list(raw.ch_names), raw.n_times, raw.info.get("line_freq")
     annotations = relative_annotations(raw)
     del raw
 
     # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
-    finite_eog = np.isfinite(eog).all(axis=0) if eog.size else None
-    _, nan_spans = nan_runs(eeg if finite_eog is None else np.where(finite_eog, eeg, np.nan))
+    nan_spans = _nan_spans(eeg, eog)
     bridge_spans(eeg, nan_spans)
     bridge_spans(eog, nan_spans)
     if nan_spans:
@@ -139,17 +157,21 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
             channels=names, spans_s=[(round(a / sfreq, 3), round(b / sfreq, 3)) for a, b in clip_spans],
         ))  # fmt: skip
 
-    # A fresh recording with the spec's names (missing channels as zeros, marked bad), filled in
-    # place: long recordings are never copied twice here.
+    # The recording with the spec's names (missing and bad channels as zeros, marked bad): the
+    # buffer's rows moved into place, never copied whole.
     info = mne.create_info(
         list(spec_eeg.channels) + eog_names, sfreq, ["eeg"] * spec_eeg.n_channels + ["eog"] * len(eog_names)
     )
-    stacked = np.zeros((spec_eeg.n_channels + len(eog_names), n_times))  # (32 + n_eog, T) volts
-    for c, row in zip(present, eeg):
-        if c not in to_interpolate:
-            stacked[spec_eeg.channels.index(c)] = row
-    stacked[spec_eeg.n_channels :] = eog
+    for row, c in enumerate(present):
+        if c in to_interpolate:
+            eeg[row] = 0.0
     del eeg, eog
+    missing = [c for c in spec_eeg.channels if c not in present]
+    dest = {row: spec_eeg.channels.index(c) for row, c in enumerate(present)}
+    dest.update({n_present + k: spec_eeg.n_channels + k for k in range(n_eog)})  # usable EOG first
+    dest.update({n_present + n_eog + k: spec_eeg.channels.index(c) for k, c in enumerate(missing)})  # zeros
+    move_rows(buffer, dest)
+    stacked = buffer[: spec_eeg.n_channels + len(eog_names)]  # (32 + n_eog, T) volts, a view
     for a, b in nan_spans:
         annotations.append(a / sfreq, (b - a) / sfreq, GAP)
     for a, b in clip_spans:
@@ -173,3 +195,36 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         eog_ignored=eog_ignored,
     )
     return Working(work, eog_names, channels, unit_fields, float(stated) if stated else None, notes, timings)
+
+
+def _nan_spans(eeg: np.ndarray, eog: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs where any EEG channel that is not NaN throughout, or any EOG
+    channel, is non-finite (eeg: (C, T), eog: (C_eog, T)); none when every EEG channel is NaN
+    throughout. Read a channel at a time: no (C, T) temporary."""
+    live = [row for row in eeg if np.isfinite(row).any()]
+    if not live:
+        return []
+    bad = np.zeros(eeg.shape[1], bool)
+    for row in [*live, *eog]:
+        bad |= ~np.isfinite(row)
+    return runs(bad)
+
+
+def move_rows(data: np.ndarray, dest: dict[int, int]) -> None:
+    """``data[dest[i]] = data[i]`` for every row ``i`` in ``dest`` at once, in place (``dest``:
+    a permutation of its keys), holding two rows at a time: (R, T) rows rearranged without a
+    second (R, T) array."""
+    assert sorted(dest) == sorted(dest.values()), dest
+    done: set[int] = set()
+    for start in dest:
+        if start in done or dest[start] == start:
+            continue
+        carry, j = data[start].copy(), start
+        while True:  # follow the cycle start -> dest[start] -> ... -> start
+            done.add(j)
+            k = dest[j]
+            if k == start:
+                data[k] = carry
+                break
+            carry, data[k] = data[k].copy(), carry
+            j = k
