@@ -70,13 +70,13 @@ def resample_early(
     *,
     keep: Sequence[str] | None = None,
     clip_channels: Sequence[str] = (),
-    chunk_s: float = CHUNK_S,
+    chunk_s: float | None = None,
     out: np.ndarray | None = None,
     notes: list[str] | None = None,
 ) -> mne.io.RawArray:
     """``raw`` (preloaded or not) at ``sfreq * up / down``: the channels named in ``keep``, in
     that order (default: every channel but stim channels, in the file's order), read ``chunk_s``
-    seconds at a time. Channel names, types, unit fields, bad channels, line frequency and
+    seconds (default :data:`CHUNK_S`) at a time. Channel names, types, unit fields, bad channels, line frequency and
     annotations are kept; clipping found on the raw samples of ``clip_channels`` (the EEG
     channels in use; constant ones are bad channels, not clipping) and NaN runs are added as
     annotations (see the module docstring).
@@ -88,6 +88,7 @@ def resample_early(
     from scipy.signal import resample_poly
 
     sfreq = float(raw.info["sfreq"])
+    chunk_s = CHUNK_S if chunk_s is None else chunk_s
     types = raw.get_channel_types()
     if keep is None:
         picks = [i for i, kind in enumerate(types) if kind != "stim"]

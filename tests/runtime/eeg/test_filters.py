@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from milmer.runtime.eeg.filters import bandpass, bandpass_array, line_harmonics, notch_array
+from milmer.runtime.eeg.filters import average_reference, bandpass, bandpass_array, line_harmonics, notch, notch_array
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
 
 from .conftest import SFREQ, brain
@@ -29,3 +29,37 @@ def test_notch_array_removes_the_mains_and_its_harmonics():
     middle = slice(2048, -2048)
     assert np.sqrt(np.mean((out[middle] - alpha[middle]) ** 2)) < 0.02 * np.sqrt(np.mean(hum[middle] ** 2))
     assert line_harmonics(None, 512.0, 128.0).size == 0
+
+
+def _recording(bads=(), gap=False):
+    import mne
+
+    rng = np.random.default_rng(3)
+    data = brain(20.0) + 5e-6 * np.sin(2 * np.pi * 50 * np.arange(int(20 * SFREQ)) / SFREQ)
+    eog = rng.standard_normal((1, data.shape[1])) * 5e-5
+    info = mne.create_info([*DEAP_CHANNELS, "vEOG"], SFREQ, ["eeg"] * 32 + ["eog"])
+    raw = mne.io.RawArray(np.vstack([data, eog]), info, verbose="error")
+    raw.info["bads"] = list(bads)
+    if gap:
+        raw.set_annotations(mne.Annotations([8.0], [1.0], ["BAD_ACQ_SKIP"]))
+    return raw
+
+
+def test_average_reference_in_chunks_equals_mne():
+    ours, theirs = _recording(bads=["Cz"]), _recording(bads=["Cz"])
+    average_reference(ours, chunk_s=0.7)  # chunk edges off the sample grid of the others
+    theirs.set_eeg_reference("average", projection=False, verbose="error")
+    np.testing.assert_allclose(ours.get_data(), theirs.get_data(), rtol=0, atol=1e-20)
+    assert ours.info["custom_ref_applied"] == theirs.info["custom_ref_applied"] == 1
+    np.testing.assert_array_equal(ours.get_data(picks=["Cz"]), _recording().get_data(picks=["Cz"]))  # bad: untouched
+
+
+def test_notch_and_bandpass_a_channel_at_a_time_equal_one_mne_call():
+    ours, theirs = _recording(gap=True), _recording(gap=True)
+    notch(ours, [50.0], ["eeg", "eog"])
+    theirs.notch_filter([50.0], picks=["eeg", "eog"], verbose="error")
+    np.testing.assert_allclose(ours.get_data(), theirs.get_data(), rtol=0, atol=1e-20)
+    bandpass(ours, EEGSpec())
+    theirs.filter(EEGSpec().l_freq, EEGSpec().h_freq, method="fir", verbose="error")
+    np.testing.assert_allclose(ours.get_data(), theirs.get_data(), rtol=0, atol=1e-20)
+    assert (ours.info["highpass"], ours.info["lowpass"]) == (theirs.info["highpass"], theirs.info["lowpass"])
