@@ -82,7 +82,7 @@ def read_raw(path: str | os.PathLike[str], notes: list[str] | None = None) -> mn
         try:
             raw = reader(p, preload=False, verbose=False)
             # Small recordings are loaded now; long high-rate ones stay on disk and are read in
-            # chunks by preprocessing's early decimation (.decimate), which bounds peak memory.
+            # chunks by preprocessing's early resampling (.decimate), which bounds peak memory.
             if raw.n_times * len(raw.ch_names) * 8 <= MAX_FULL_RATE_BYTES:
                 raw.load_data(verbose=False)
         except Exception as err:  # MNE raises many types (ValueError, OSError, struct.error, ...)

@@ -13,7 +13,9 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
    anything mixes channels (:mod:`.bad_channels`: NaN throughout, flat, stuck at a non-zero
    constant, not EEG, an implausible amplitude in a minority of channels) and interpolated or
    refused, naming it; one channel flat at 0 V is the stored reference electrode; a long
-   high-rate file is read in chunks and decimated first (:mod:`.decimate`);
+   file (more than :data:`~.decimate.MAX_FULL_RATE_BYTES` of channels at its own rate) is read
+   in chunks and resampled to ``spec.sfreq`` first (:mod:`.decimate`), so that the one
+   full-length copy, which every later step edits in place, is at the model's rate;
    NaN runs become gaps, clipping becomes ``BAD_clipped`` spans (:mod:`.artefacts`), and every
    ``BAD_*`` span is bridged by a straight line so that the filters cannot carry what it holds
    into clean windows;
@@ -21,7 +23,9 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
 3. reference: ``spec.reference`` (``'average'``: the mean of the good spec channels);
 4. line noise: notch ``spec.line_noise`` (50/60 Hz, from the file or detected) and its harmonics
    below the model's Nyquist (higher ones go with the resampling's anti-alias filter);
-5. resample to ``spec.sfreq`` (only when the rate differs);
+5. resample to ``spec.sfreq`` (only when the rate still differs: MNE's FFT resampling of a short
+   recording; a long one is already there, by polyphase filtering, so its windows differ from
+   the short-file path's by the two anti-alias filters, ~1 % of their RMS);
 6. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design); gaps (``BAD_ACQ_SKIP``)
    are filtered as separate segments;
 7. scale check: a robust amplitude per channel within :data:`~.units.PLAUSIBLE_UV`, else refused;
