@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     import mne
 
 __all__ = [
-    "average_reference", "bandpass", "bandpass_array", "notch", "notch_array", "line_harmonics", "line_freq", "cut_windows", "raw_windows",
-]
+    "average_reference", "bandpass", "bandpass_array", "notch", "notch_array", "line_harmonics", "line_freq",
+    "cut_windows", "raw_windows",
+]  # fmt: skip
 
 
 def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
