@@ -43,7 +43,7 @@ NOTE_CODES: dict[str, Severity] = {
     "unit-assumed": "warning",  # an XDF stream stated no unit: microvolts assumed (LSL's convention)
     "no-video-markers": "info",  # an XDF file without a video frame-marker stream: aligned by --offset or start times
     "deap-trial": "info",  # which DEAP trial a .dat row is, the baseline dropped
-    "decimated": "info",  # a long high-rate file read in chunks and decimated early
+    "decimated": "info",  # a long file read in chunks and resampled early to the model's rate
     "nan-gap": "warning",  # NaN runs (dropouts) treated as gaps
     "reference-electrode": "info",  # a channel flat at 0 V taken as the reference electrode
     "bad-channel": "flag",  # a channel unusable as recorded (NaN, flat, railed, not EEG, implausible): interpolated
@@ -181,7 +181,7 @@ class EEGReport:
     bad_spans: tuple[str, ...]
     windows_dropped_gap: tuple[float, ...]
     resampled_from: float | None
-    decimated_by: int
+    decimated_by: int  # file rate / working rate, rounded: 16 for a long 2048 Hz file (.decimate), 1 for a short one
     baseline_s: float
     n_windows: int
     duration_s: float
