@@ -12,6 +12,7 @@ true 0 V of the reference site. Every output is flagged (note ``egi-interpolated
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Mapping
@@ -19,13 +20,15 @@ from typing import TYPE_CHECKING
 
 from ..check import MilmerInputError
 from ..spec import EEGSpec
+import numpy as np
+
 from .artefacts import MNE_QUIET
 from .report import EEGNote
 
 if TYPE_CHECKING:
     import mne
 
-__all__ = ["EGI_PRESETS", "egi_preset", "egi_to_1020"]
+__all__ = ["EGI_PRESETS", "egi_preset", "egi_to_1020", "mixed_raw"]
 
 #: ``--channel-map`` preset -> MNE's montage of that net (E-numbered electrodes, Cz the vertex).
 EGI_PRESETS: dict[str, str] = {
@@ -94,17 +97,19 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
     """The model's channels interpolated from an EGI net recording.
 
     raw:    the file's recording, channels ``E1``..``En`` (+ the vertex), volts or the file's unit
-    Returns a new recording of (C_spec + non-EEG channels, T) samples, the spec's channels named
+    Returns a recording of (C_spec + non-EEG channels, T) samples, the spec's channels named
     as in the spec and typed EEG (the file's non-EEG channels, such as EOG or triggers, kept as
     they are), and the ``egi-interpolated`` note. The samples are in the file's unit (the units
-    step runs after). Raises MilmerInputError when the file is not the preset's net or a spec
+    step runs after). Nothing is read yet: the result (a :class:`MixedRaw`) reads the part of
+    ``raw`` asked for and interpolates it then, so a long recording is read in chunks like any
+    other file (:mod:`.decimate`). Raises MilmerInputError when the file is not the preset's net or a spec
     channel has no 10-05 position.
     """
+    import inspect
+
     import mne
 
     from .channels import standard_1005_montage_name
-
-    import inspect
 
     labels = _net_labels(raw, preset)
     interpolate_to = getattr(mne.io.BaseRaw, "interpolate_to", None)
@@ -137,17 +142,23 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
     sites = mne.create_info(list(spec_eeg.channels), float(raw.info["sfreq"]), "eeg")
     sites.set_montage(template, match_case=False, verbose=MNE_QUIET)
     target = sites.get_montage()
-    others = [n for n, k in zip(raw.ch_names, raw.get_channel_types()) if n not in labels and k != "eeg"]
-    net_raw = raw.copy().pick(list(labels)).load_data(verbose=MNE_QUIET)
-    net_raw.rename_channels(labels, verbose=MNE_QUIET)
-    net_raw.set_channel_types(dict.fromkeys(net_raw.ch_names, "eeg"), verbose=MNE_QUIET)
-    net_raw.info["bads"] = []
-    net_raw.set_montage(net, on_missing="ignore", verbose=MNE_QUIET)
-    out = net_raw.interpolate_to(target, method="spline")
-    del net_raw
-    if others:
-        out.add_channels([raw.copy().pick(others).load_data(verbose=MNE_QUIET)], force_update_info=True)
-    out.set_annotations(raw.annotations)
+    types = raw.get_channel_types()
+    others = [n for n, k in zip(raw.ch_names, types) if n not in labels and k != "eeg"]
+    # Spherical splines are a fixed linear map of the net's samples (positions only): interpolating
+    # an identity "recording" (sample k = electrode k at 1 V) gives its (32, n_net) matrix.
+    net_info = mne.create_info([labels[n] for n in labels], float(raw.info["sfreq"]), "eeg")
+    unit = mne.io.RawArray(np.eye(len(labels)), net_info, verbose=MNE_QUIET)
+    unit.set_montage(net, on_missing="ignore", verbose=MNE_QUIET)
+    interpolated = unit.interpolate_to(target, method="spline")
+    mapping = interpolated.get_data()  # (32, n_net)
+    matrix = np.zeros((len(mapping) + len(others), len(labels) + len(others)))
+    matrix[: len(mapping), : len(labels)] = mapping
+    matrix[len(mapping) :, len(labels) :] = np.eye(len(others))  # EOG, triggers: as they are
+    info = mne.create_info(
+        [*interpolated.ch_names, *others], float(raw.info["sfreq"]),
+        ["eeg"] * len(mapping) + [types[raw.ch_names.index(n)] for n in others],
+    )  # fmt: skip
+    out = mixed_raw(raw, [*labels, *others], matrix, info)
     n_net = sum(1 for n in labels.values() if _E.match(n))
     vertex = [f for f, n in labels.items() if not _E.match(n)]
     note = EEGNote.of(
@@ -159,3 +170,43 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
         preset=preset, montage=EGI_PRESETS[preset], electrodes=n_net, vertex=vertex[0] if vertex else None,
     )  # fmt: skip
     return out, note
+
+
+
+def mixed_raw(source: mne.io.BaseRaw, picks: list[str], matrix: np.ndarray, info: mne.Info) -> mne.io.BaseRaw:
+    """A recording whose channels are fixed linear combinations of ``source``'s, computed on read.
+
+    picks: the names of ``source``'s channels the combinations use; matrix: (C_out, len(picks));
+    info: the output channels (C_out). Reading ``[start, stop)`` reads those samples of ``picks``
+    (``source`` preloaded or not) and returns ``matrix @ block``: (C_out, stop - start). Meas
+    date, line frequency and annotations are ``source``'s; unit fields those of the channels
+    passed through as they are (an interpolated site has none, as with MNE's ``interpolate_to``).
+    """
+    with info._unlock():
+        info["meas_date"] = source.info["meas_date"]
+        info["line_freq"] = source.info.get("line_freq")
+    extras = {"source": source, "picks": list(picks), "matrix": np.asarray(matrix, float), "first": source.first_samp}
+    out = _mixed_class()(
+        info, preload=False, first_samps=(source.first_samp,), last_samps=(source.last_samp,),
+        filenames=(None,), raw_extras=[extras], orig_format="double", verbose=MNE_QUIET,
+    )  # fmt: skip
+    out.set_annotations(source.annotations)
+    units = getattr(source, "_orig_units", None) or {}
+    out._orig_units = {n: units[n] for n in picks if n in units and n in info["ch_names"]}
+    return out
+
+
+@functools.cache
+def _mixed_class() -> type:
+    """The reader class behind :func:`mixed_raw` (made on first use: MNE is imported lazily)."""
+    import mne
+    from mne._fiff.utils import _mult_cal_one
+
+    class MixedRaw(mne.io.BaseRaw):
+        def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):  # type: ignore[no-untyped-def]
+            extras = self._raw_extras[fi]
+            first = extras["first"]  # start, stop: samples of the file, first_samp included
+            block = extras["source"].get_data(picks=extras["picks"], start=start - first, stop=stop - first)
+            _mult_cal_one(data, extras["matrix"] @ block, idx, cals, mult)
+
+    return MixedRaw

@@ -60,10 +60,14 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
 
     notes: list[EEGNote] = []
     timings: dict[str, float] = {}
+    # Read in chunks when the file's channels at its own rate would not fit (an EGI net included).
+    ratio = early_ratio(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]), spec_eeg.sfreq)
     preset = egi_preset(options.channel_map)
     if preset:  # an EGI net: the model's sites interpolated from all of its electrodes first
-        raw, note = egi_to_1020(raw, spec_eeg, preset)
+        raw, note = egi_to_1020(raw, spec_eeg, preset)  # interpolated as it is read
         notes.append(note)
+        if ratio is None:
+            raw.load_data(verbose=MNE_QUIET)  # a short net: read and interpolated once
     types = raw.get_channel_types()
     match = match_channels(raw.ch_names, spec_eeg, types=types, channel_map=None if preset else options.channel_map)
     present = [c for c in spec_eeg.channels if c in match.picks]
@@ -73,7 +77,6 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     # (spec channels + EOG candidates, T): rows [0, n_present) the present channels in the spec's
     # order, then the EOG candidates, then zeros for the missing channels (rearranged at the end).
     n_rows = spec_eeg.n_channels + n_eog
-    ratio = early_ratio(raw.n_times, len(raw.ch_names), float(raw.info["sfreq"]), spec_eeg.sfreq)
     if ratio is not None:  # a long recording: read in chunks, resampled before any full-length copy
         tic, early = time.perf_counter(), []
         up, down = ratio

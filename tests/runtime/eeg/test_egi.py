@@ -137,3 +137,43 @@ def test_an_mne_older_than_the_checked_one_is_refused(monkeypatch):
     monkeypatch.setattr(mne, "__version__", "1.12.1")
     with pytest.raises(MilmerInputError, match=r"needs MNE 1\.13 or later .*MNE 1\.12\.1 interpolates the sites wrongly"):
         egi_to_1020(raw, EEGSpec(), "egi-hydrocel-129")
+
+
+@needs_mne
+def test_the_net_is_interpolated_as_it_is_read_like_mne_interpolate_to():
+    """The preset's recording reads the part asked for and interpolates it then (a long net is
+    never loaded whole): any stretch equals MNE's ``interpolate_to`` of the loaded net."""
+    spec = EEGSpec()
+    raw, _ = _egi_recording(10.0)
+    raw.add_channels([mne.io.RawArray(raw.get_data(picks=["E8"]) * 3, mne.create_info(["VEOG"], SFREQ, "eog"), verbose="error")])
+    out, _ = egi_to_1020(raw, spec, "egi-hydrocel-129")
+    assert not out.preload and out.ch_names == [*spec.channels, "VEOG"] and out.get_channel_types()[-1] == "eog"
+    net = raw.copy().pick([n for n in raw.ch_names if n != "VEOG"])
+    net.rename_channels({"Cz": "Cz"}).set_montage(mne.channels.make_standard_montage("GSN-HydroCel-129"), verbose="error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        template = mne.channels.make_standard_montage(standard_1005_montage_name())
+    sites = mne.create_info(list(spec.channels), SFREQ, "eeg")
+    sites.set_montage(template, match_case=False, verbose="error")
+    expected = net.interpolate_to(sites.get_montage(), method="spline").get_data()  # (32, T)
+    scale = np.abs(expected).max()
+    for start, stop in [(0, 1280), (77, 300), (1000, 1280)]:
+        got = out.get_data(start=start, stop=stop)
+        np.testing.assert_allclose(got[:32], expected[:, start:stop], rtol=0, atol=1e-9 * scale)
+        np.testing.assert_array_equal(got[32], raw.get_data(picks=["VEOG"], start=start, stop=stop)[0])
+
+
+@needs_mne
+def test_a_long_egi_recording_read_in_chunks_gives_the_same_windows(monkeypatch, filter_only_spec):
+    from milmer.runtime.eeg import decimate
+    from milmer.runtime.eeg.preprocess import preprocess_raw
+
+    options = EEGInputOptions(channel_map="egi-hydrocel-129")
+    raw, _ = _egi_recording(30.0)
+    whole = preprocess_raw(raw, filter_only_spec, options=options)
+    monkeypatch.setattr(decimate, "MAX_FULL_RATE_BYTES", 1)
+    monkeypatch.setattr(decimate, "CHUNK_S", 2.5)
+    chunked = preprocess_raw(raw, filter_only_spec, options=options)
+    assert any(n.startswith("resampled early (128 -> 128 Hz") for n in chunked.info["notes"])
+    assert chunked.flags == whole.flags
+    assert np.abs(chunked.data - whole.data).max() <= 2.0**-23 * np.abs(whole.data).max()
