@@ -8,6 +8,10 @@ net (``GSN-HydroCel-129``, ...) and the model's sites are interpolated from all 
 spherical splines (Perrin et al. 1989; MNE's ``Raw.interpolate_to``) at their 10-05 template
 positions. The stored zero vertex channel is the reference electrode: it enters the fit as the
 true 0 V of the reference site. Every output is flagged (note ``egi-interpolated``).
+
+The interpolation is a fixed (32, n_net) matrix (positions only), taken from ``interpolate_to``
+once and applied as the recording is read (:func:`mixed_raw`): a long net is read in chunks
+(:mod:`.decimate`) and never held whole at the file's rate.
 """
 
 from __future__ import annotations
