@@ -10,7 +10,7 @@ alone would exceed the memory target. A recording whose channels take more than
 (``EEGSpec.sfreq``, 128 Hz) by the rational factor ``up / down`` (anti-aliased polyphase FIR,
 ``scipy.signal.resample_poly``). The rest of preprocessing (reference, notch, band-pass, ICA,
 windows) then runs on that copy in place: peak memory follows the model's rate (118 MB per
-hour of 32 channels as float64, 15 MB per further EOG channel, plus the float32 windows, 59 MB
+hour of 32 channels as float64, 3.7 MB per EOG channel, plus the float32 windows, 59 MB
 per hour), whatever the file's rate. The mains notch then runs at 128 Hz (50 and 60 Hz lie
 below its Nyquist; their harmonics go with the anti-alias filter).
 
