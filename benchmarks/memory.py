@@ -12,13 +12,13 @@ figure, never the parent's: on Linux a child's ``ru_maxrss`` starts at its paren
 
     python -m milmer.benchmarks.memory --seconds 3600 --out /tmp/mem
 
-Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 359 MB for 1 h, 716 MB for 3 h, i.e. about
-180 MB plus 180 MB per hour: the one full-length copy, 32 channels at the model's 128 Hz as
-float64 (118 MB per hour), and the float32 windows (59 MB per hour); the file's rate no longer
-matters (it is read a minute at a time and resampled straight to 128 Hz), so 2 GB holds up to
-about 10 h. A file under :data:`~milmer.runtime.eeg.decimate.MAX_FULL_RATE_BYTES` of channels at
-its own rate is filtered there: 698 MB for 6.5 min, the most such a file takes. Before the
-chunked resampling to 128 Hz: 641 MB for 1 h, 1159 MB for 2 h (a 256 Hz working copy and
+Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 351 MB for 1 h, 716 MB for 3 h, 1179 MB
+for 6 h, i.e. about 185 MB plus 165 MB per hour: the one full-length copy, 32 channels at the
+model's 128 Hz as float64 (118 MB per hour), and the float32 windows (59 MB per hour); the file's
+rate no longer matters (it is read a minute at a time and resampled straight to 128 Hz), so 2 GB
+holds up to about 11 h. A file under :data:`~milmer.runtime.eeg.decimate.MAX_FULL_RATE_BYTES`
+of channels at its own rate is filtered there: 698 MB for 6.5 min, the most such a file takes.
+Before the chunked resampling to 128 Hz: 641 MB for 1 h, 1159 MB for 2 h (a 256 Hz working copy and
 full-length temporaries of the reference, notch and resampling, about 0.5 GB per hour).
 """
 
