@@ -286,7 +286,8 @@ def demo_train_config(
     class in band power, which the paper's raw-sample EEG MLP cannot read from 192 training
     windows; without the augmentation it memorises those windows' raw EEG and tests at chance
     (the ablation "no EEG augmentation" shows it). ``spec.graph.token_dim`` is read from the
-    backbone's ``config.json``.
+    backbone's ``config.json``; ``spec.provenance`` is ``'demo'``, so the checkpoints and the
+    exported model say they were trained on synthetic data.
     ``changes`` override any field; ``model`` changes are merged into the demo's model settings.
     """
     from milmer.training.backbone import read_swin_config, swin_token_dim
@@ -308,7 +309,7 @@ def demo_train_config(
         eeg_augment="ft-surrogate",
         workers=0,
         device="cpu",
-        spec={"graph": {"token_dim": token_dim}},
+        spec={"graph": {"token_dim": token_dim}, "provenance": "demo"},
         model={
             "d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_layers": 1, "n_queries": 16, "mil_hidden": 32,
             "backbone_dir": str(backbone_dir), "freeze_backbone": True,

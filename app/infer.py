@@ -24,8 +24,6 @@ from milmer.runtime.demo_model import (
     DEMO_POINTER,
     DEMO_WARNING,
     default_model_dir,
-    is_bench_model,
-    is_demo_model,
     milmer_home,
     record_demo_model,
 )
@@ -51,7 +49,6 @@ __all__ = [
     "milmer_home",
     "record_demo_model",
     "default_model_dir",
-    "is_demo_model",
     "check_infer_options",
     "MODEL_OPTION_NAMES",
     "check_model_option",
@@ -272,7 +269,7 @@ def run_infer(request: InferRequest) -> None:
     """
     from rich.console import Console
 
-    from milmer.runtime.report import write_predictions
+    from milmer.runtime.report import result_provenance, write_predictions
 
     from .render import print_report, warning_lines
 
@@ -293,9 +290,10 @@ def run_infer(request: InferRequest) -> None:
         err.print(f"Warning: {' '.join(str(w.message).split())}", style="yellow", markup=False)
     for line in warning_lines(result.stats.notes, result.stats.eeg_info):
         err.print(line, style="yellow", markup=False)
-    if is_demo_model(result.model_dir):
+    provenance = result_provenance(result)
+    if provenance.demo:
         err.print(DEMO_WARNING, style="bold red", markup=False)
-    elif is_bench_model(result.model_dir):
+    elif provenance.benchmark:
         err.print(BENCH_MODEL_WARNING, style="bold red", markup=False)
     print_report(result, table=not quiet)
     if out is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from milmer.runtime.report import is_demo_result, summary_dict
+from milmer.runtime.report import is_demo_result, result_provenance, summary_dict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -190,6 +190,22 @@ def render_table(result: PredictionResult) -> Table:
     return table
 
 
+#: The summary's model line for a benchmark model (random weights).
+BENCH_NOTE = "BENCHMARK MODEL, random weights: its predictions mean nothing"
+
+
+def model_markup(result: PredictionResult) -> str:
+    """Where the model came from, for the summary: the demo and benchmark models in bold red, and
+    whether the spec said so or it was inferred (a spec written before provenance existed)."""
+    from milmer.runtime.demo_model import DEMO_NOTE
+
+    provenance = result_provenance(result)
+    text = {"demo": f"[bold red]{DEMO_NOTE}[/bold red]", "benchmark": f"[bold red]{BENCH_NOTE}[/bold red]"}.get(
+        provenance.kind, provenance.kind
+    )
+    return text if provenance.source == "spec" else f"{text} (inferred: the spec predates provenance)"
+
+
 def render_summary(result: PredictionResult) -> Table:
     """Windows, class counts, face quality, coverage, per-stage ms per window, real-time factor."""
     from rich.table import Table
@@ -197,10 +213,7 @@ def render_summary(result: PredictionResult) -> Table:
     summary = summary_dict(result)
     settings = result.settings
     table = Table(title="Summary", show_header=False)
-    if is_demo_result(result):
-        from milmer.runtime.demo_model import DEMO_NOTE
-
-        table.add_row("model", f"[bold red]{DEMO_NOTE}[/bold red]")
+    table.add_row("model", model_markup(result))
     table.add_row("windows", f"{summary['n_windows']} ({summary['seconds_covered']:g} s of recording)")
     table.add_row("classes", ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
     table.add_row(

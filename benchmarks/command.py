@@ -211,9 +211,11 @@ def _model_folder(
 def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: float | None, tiny: bool,
                   marker: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
     """bench.json's head: settings, machine, load before, the model measured."""
+    from ..runtime.demo_model import model_provenance
     from .machine import machine_info
 
     model, spec, chosen, settings, swept = run.model, run.spec, run.chosen, run.settings, run.swept
+    random_weights = built or model_provenance(spec, model).benchmark
     result: dict[str, Any] = {
         "schema": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -223,10 +225,10 @@ def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: flo
         "model": {
             "dir": str(model),
             "built_here": built,
-            "benchmark_model": built or marker is not None,
+            "benchmark_model": random_weights,
             "build_s": build_s,
             "tiny": tiny if built else (marker or {}).get("tiny"),
-            "weights": "random (benchmark model)" if built or marker is not None else "as given",
+            "weights": "random (benchmark model)" if random_weights else "as given",
             "precisions": list(chosen),
             "files_mb": {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(model.glob("*.onnx"))},
             "frames_per_window": spec.face.frames_per_window,

@@ -18,8 +18,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runtime.demo_model import BENCH_MODEL_MARKER
-
 __all__ = ["SWIN_T", "SWIN_TINY_TEST", "MARKER_FILE", "build_bench_model", "bench_model_configs"]
 
 #: Swin-T (Liu et al. 2021) as a Hugging Face SwinConfig: the paper's face backbone.
@@ -35,8 +33,10 @@ SWIN_T: dict[str, Any] = {
 SWIN_TINY_TEST: dict[str, Any] = {**SWIN_T, "embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1]}
 #: ModelConfig overrides of the tiny benchmark model (the full one uses the paper's defaults).
 _TINY_FUSION: dict[str, Any] = {"d_model": 64, "n_heads": 4, "ffn_dim": 128, "n_queries": 16, "mil_hidden": 16}
-#: Written into the model folder so a later run with the same settings reuses it.
-MARKER_FILE = BENCH_MODEL_MARKER
+#: The build record written into the model folder (``{'tiny': ..., 'seed': ...}``), so a later run
+#: with the same settings reuses it. That the weights are random is the spec's ``provenance``
+#: (``'benchmark'``), which every output of the runtime reads.
+MARKER_FILE = "bench-model.json"
 
 
 def read_marker(model_dir: Path) -> dict[str, Any] | None:
@@ -80,7 +80,7 @@ def build_bench_model(out: Path, *, tiny: bool, seed: int = 0, progress: bool = 
 
     swin, fusion = bench_model_configs(tiny)
     token_dim = swin_token_dim(swin)
-    spec = ModelSpec()
+    spec = ModelSpec(provenance="benchmark")
     spec = spec.replace(graph=dataclasses.replace(spec.graph, token_dim=token_dim))
     config = ModelConfig.from_spec(spec, **fusion)
     with torch.random.fork_rng(devices=[]):

@@ -1,23 +1,34 @@
-"""The demo model: where ``milmer demo`` records it, and how every output recognises it.
+"""Where a model came from (its provenance), and where ``milmer demo`` records the demo model.
 
-``milmer demo`` trains the paper's architecture at toy size on SYNTHETIC data and records the
-model folder it exported in ``$MILMER_HOME/demo-model.json`` (``MILMER_HOME`` defaults to
-``~/.cache/milmer``) as ``{"model_dir": "/abs/path"}``, through :func:`record_demo_model`.
-``milmer-infer`` without ``--model`` uses that folder (:func:`default_model_dir`). Its predictions
-say nothing about a real recording: :func:`is_demo_model` marks them in the printed table, the
-CSV and JSON outputs and a warning on stderr, whether the folder came from the pointer or was
-passed as ``--model``. No trained DEAP weights ship with milmer.
+Every exported model's spec says where its weights came from (``ModelSpec.provenance``:
+``'trained'``, ``'demo'`` or ``'benchmark'``, written by ``milmer export``, ``milmer demo`` and
+``milmer bench``). The demo model's predictions say nothing about a real recording and a benchmark
+model's weights are random: :func:`model_provenance` tells every output (the printed table, the
+CSV and JSON, a warning on stderr), whichever way the folder was given. A spec written before the
+field existed is read as it was then, and the outputs say the provenance was inferred: the folder
+the demo recorded is the demo model, a folder holding :data:`BENCH_MODEL_MARKER` (which
+``milmer bench`` wrote then) a benchmark model, any other a trained one.
+
+``milmer demo`` also records the model folder it exported in ``$MILMER_HOME/demo-model.json``
+(``MILMER_HOME`` defaults to ``~/.cache/milmer``) as ``{"model_dir": "/abs/path"}``, through
+:func:`record_demo_model`: ``milmer-infer`` without ``--model`` uses that folder
+(:func:`default_model_dir`). No trained DEAP weights ship with milmer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from .check import MilmerInputError
 from .files import write_json_atomic
 from .home import milmer_home
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec, Provenance
 
 __all__ = [
     "DEMO_POINTER",
@@ -27,14 +38,14 @@ __all__ = [
     "record_demo_model",
     "recorded_demo_model",
     "default_model_dir",
-    "is_demo_model",
     "BENCH_MODEL_MARKER",
     "BENCH_MODEL_WARNING",
-    "is_bench_model",
+    "ModelProvenance",
+    "model_provenance",
 ]
 
-#: The file ``milmer bench`` writes into the model folders it builds (paper-size or tiny Swin with
-#: RANDOM weights: for timing only); ``milmer-infer`` warns when it is given one.
+#: The file ``milmer bench`` wrote into the model folders it built (paper-size or tiny Swin with
+#: RANDOM weights: for timing only) before specs carried ``provenance``; read only for such specs.
 BENCH_MODEL_MARKER = "bench-model.json"
 BENCH_MODEL_WARNING = (
     "Warning: this is a BENCHMARK model (built by `milmer bench` with random weights, for timing): its "
@@ -115,15 +126,47 @@ def recorded_demo_model() -> Path | None:
         return None
 
 
-def is_bench_model(model_dir: str | os.PathLike[str] | None) -> bool:
-    """Whether ``model_dir`` holds :data:`BENCH_MODEL_MARKER` (a random-weight benchmark model)."""
-    return model_dir is not None and (Path(model_dir) / BENCH_MODEL_MARKER).is_file()
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Where a model's weights came from.
+
+    kind:   ``'trained'``, ``'demo'`` (synthetic training data) or ``'benchmark'`` (random weights)
+    source: ``'spec'`` (``ModelSpec.provenance``) or ``'inferred'`` (a spec written before the
+            field existed: from the demo-model record and the benchmark marker file)
+    """
+
+    kind: Provenance
+    source: Literal["spec", "inferred"]
+
+    @property
+    def demo(self) -> bool:
+        return self.kind == "demo"
+
+    @property
+    def benchmark(self) -> bool:
+        return self.kind == "benchmark"
+
+    def describe(self) -> str:
+        """``'demo'``, or ``'demo (inferred: the spec predates provenance)'``."""
+        return self.kind if self.source == "spec" else f"{self.kind} (inferred: the spec predates provenance)"
 
 
-def is_demo_model(model_dir: str | os.PathLike[str] | None) -> bool:
+def model_provenance(spec: ModelSpec, model_dir: str | os.PathLike[str] | None) -> ModelProvenance:
+    """Where the model in ``model_dir`` (with ``spec``) came from: ``spec.provenance`` when the spec
+    states it; else inferred as before the field existed (the folder recorded by
+    :func:`record_demo_model` is the demo model, one holding :data:`BENCH_MODEL_MARKER` a benchmark
+    model, any other folder, or none, a trained model)."""
+    if spec.provenance is not None:
+        return ModelProvenance(spec.provenance, "spec")
+    if model_dir is not None and _is_recorded_demo_model(model_dir):
+        return ModelProvenance("demo", "inferred")
+    if model_dir is not None and (Path(model_dir) / BENCH_MODEL_MARKER).is_file():
+        return ModelProvenance("benchmark", "inferred")
+    return ModelProvenance("trained", "inferred")
+
+
+def _is_recorded_demo_model(model_dir: str | os.PathLike[str]) -> bool:
     """Whether ``model_dir`` is the folder recorded as the demo model (:func:`record_demo_model`)."""
-    if model_dir is None:
-        return False
     demo = recorded_demo_model()
     try:
         return demo is not None and Path(model_dir).resolve() == demo

@@ -5,7 +5,8 @@ The terminal table and summary are drawn from the same records by ``milmer.app.r
 JSON (``--out FILE.json``)::
 
     {"format": "milmer-predictions", "format_version": 1, "milmer_version": ...,
-     "model": {"dir", "demo", "label_scheme", "class_names", "spec_fingerprint"[, "note"]},
+     "model": {"dir", "provenance", "provenance_source", "demo", "label_scheme", "class_names",
+               "spec_fingerprint"[, "note"]},
      "settings": {backend, device, precision, batch, video, eeg, offset_s, baseline_s, ...},
      "windows": [{"index", "start", "end", "label", "class_index", "probabilities": {class: p},
                   "selected", "selected_weights", "mil_weights", "faces_found", "n_frames",
@@ -22,7 +23,10 @@ CSV (``--out FILE.csv``), one row per window::
 title and the summary state it too.
 
 ``demo_model`` (and JSON ``model.demo``, with a ``note``; a line above the table) is ``true`` when
-the model is the demo model, trained on synthetic data (:func:`~.demo_model.is_demo_model`).
+the model is the demo model, trained on synthetic data. JSON ``model.provenance`` is where the
+model came from (``'trained'``, ``'demo'``, ``'benchmark'``) and ``model.provenance_source``
+``'spec'`` or, for a spec written before it was recorded, ``'inferred'``
+(:func:`~.demo_model.model_provenance`).
 
 ``quality`` lists what makes a window less trustworthy (``bad-span:<annotation>``,
 ``interpolated:<channels>``, ``interpolated:<EGI preset>`` when every channel was interpolated
@@ -48,6 +52,7 @@ from .check import check_suffix
 from .files import atomic_file, write_json_atomic
 
 if TYPE_CHECKING:
+    from .demo_model import ModelProvenance
     from .results import PredictionResult, WindowPrediction
 
 __all__ = [
@@ -57,6 +62,7 @@ __all__ = [
     "check_out_path",
     "prediction_record",
     "is_demo_result",
+    "result_provenance",
     "summary_dict",
     "result_to_dict",
     "write_json",
@@ -109,11 +115,16 @@ def prediction_record(window: WindowPrediction, class_names: tuple[str, ...]) ->
     }
 
 
-def is_demo_result(result: PredictionResult) -> bool:
-    """Whether ``result`` came from the demo model (:func:`~.demo_model.is_demo_model`)."""
-    from .demo_model import is_demo_model
+def result_provenance(result: PredictionResult) -> ModelProvenance:
+    """Where the model behind ``result`` came from (:func:`~.demo_model.model_provenance`)."""
+    from .demo_model import model_provenance
 
-    return is_demo_model(result.model_dir)
+    return model_provenance(result.spec, result.model_dir)
+
+
+def is_demo_result(result: PredictionResult) -> bool:
+    """Whether ``result`` came from the demo model, trained on synthetic data."""
+    return result_provenance(result).demo
 
 
 def summary_dict(result: PredictionResult) -> dict[str, Any]:
@@ -156,13 +167,16 @@ def result_to_dict(result: PredictionResult) -> dict[str, Any]:
     from .demo_model import DEMO_NOTE
 
     spec = result.spec
-    demo = is_demo_result(result)
+    provenance = result_provenance(result)
+    demo = provenance.demo
     return {
         "format": "milmer-predictions",
         "format_version": FORMAT_VERSION,
         "milmer_version": spec.versions.get("milmer"),
         "model": {
             "dir": str(result.model_dir),
+            "provenance": provenance.kind,
+            "provenance_source": provenance.source,
             "demo": demo,
             "label_scheme": spec.label_scheme,
             "class_names": list(spec.class_names),

@@ -30,6 +30,7 @@ __all__ = [
     "LINE_NOISE",
     "DETECTOR_SHA256",
     "ICA_METHODS",
+    "PROVENANCES",
     "ICASpec",
     "EEGSpec",
     "FaceSpec",
@@ -271,12 +272,26 @@ class GraphSpec(JsonDataclass):
             check_int(f"graph.{name}", getattr(self, name), low=1)
 
 
+#: ``ModelSpec.provenance`` values, where a model's weights came from: ``'trained'`` (``milmer
+#: train`` on recorded data, then ``milmer export``), ``'demo'`` (``milmer demo``: the paper's
+#: architecture at toy size trained on SYNTHETIC data) and ``'benchmark'`` (``milmer bench``: RANDOM
+#: weights, for timing only). Outputs name it, and flag the last two.
+PROVENANCES: tuple[str, ...] = ("trained", "demo", "benchmark")
+Provenance = Literal["trained", "demo", "benchmark"]
+#: A spec written before ``provenance`` existed says nothing about it (None): the runtime infers it
+#: from the model folder as it did then (:func:`milmer.runtime.demo_model.model_provenance`).
+_MODEL_LEGACY: dict[str, Any] = {"provenance": None}
+
+
 @dataclass(frozen=True)
 class ModelSpec(JsonDataclass):
-    """The whole input contract of a Milmer model (see module docstring)."""
+    """The whole input contract of a Milmer model (see module docstring), and where its weights
+    came from (``provenance``, one of :data:`PROVENANCES`; None only in specs written before the
+    field existed)."""
 
     _json_what = "model spec"
     _json_nested = {"eeg": EEGSpec, "face": FaceSpec, "graph": GraphSpec}
+    _json_legacy = _MODEL_LEGACY
 
     eeg: EEGSpec = field(default_factory=EEGSpec)
     face: FaceSpec = field(default_factory=FaceSpec)
@@ -285,10 +300,13 @@ class ModelSpec(JsonDataclass):
     class_names: tuple[str, ...] = CLASS_SCHEMES["deap4"]
     spec_version: int = SPEC_VERSION
     versions: dict[str, str] = field(default_factory=lambda: {"milmer": _milmer_version()})
+    provenance: Provenance | None = "trained"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
         check_option("label_scheme", self.label_scheme, tuple(CLASS_SCHEMES))
+        if self.provenance is not None:
+            check_option("provenance", self.provenance, PROVENANCES)
         if self.class_names != CLASS_SCHEMES[self.label_scheme]:
             raise MilmerInputError(
                 f"Invalid value for 'class_names': label scheme {self.label_scheme!r} has classes "

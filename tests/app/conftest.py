@@ -32,6 +32,7 @@ _shared = load_runtime_test_module("conftest")
 tiny_graphs = _shared.tiny_graphs
 tiny_model = _shared.tiny_model
 recording = _shared.recording
+prediction_result = _shared.prediction_result
 short_video = _shared.short_video
 write_edf = _shared.write_edf
 write_video = _shared.write_video

@@ -43,6 +43,9 @@ def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
     assert ablations["paper (transformer fusion, top-K MIL, cross-attention)"]["accuracy_mean"] == acc["accuracy_mean"]
     predictions = json.loads((out / "predictions.json").read_text())
     assert len(predictions["windows"]) == 4  # 12 s recording -> four 3 s windows
+    # The model says it is the demo model in its own spec (every checkpoint's and the export's).
+    assert (predictions["model"]["provenance"], predictions["model"]["provenance_source"]) == ("demo", "spec")
+    assert json.loads((out / "model/spec.json").read_text())["provenance"] == "demo"
     assert json.loads((out / "demo_summary.json").read_text())["model_dir"] == str(out / "model")
     # milmer-infer without --model now finds this model.
     assert default_model_dir() == out / "model"

@@ -107,21 +107,33 @@ def _run(capsys, argv):
     return code, captured.out, captured.err
 
 
-def test_cli_end_to_end_json_with_the_demo_model(capsys, tiny_model, recording, tmp_path):
+def _model_with_provenance(tiny_graphs, folder: Path, provenance: str | None) -> Path:
+    """The tiny model whose spec (spec.json and both graphs) states ``provenance``; None writes a
+    spec.json without the key, as before the field existed."""
+    model = tiny_graphs.write_model_dir(folder, tiny_graphs.tiny_spec().replace(provenance=provenance))
+    if provenance is None:
+        doc = json.loads((model / "spec.json").read_text())
+        del doc["provenance"]
+        (model / "spec.json").write_text(json.dumps(doc))
+    return model
+
+
+def test_cli_end_to_end_json_with_the_demo_model(capsys, tiny_graphs, recording, tmp_path):
     video, eeg = recording
-    record_demo_model(tiny_model)
+    demo_model = _model_with_provenance(tiny_graphs, tmp_path / "demo", "demo")
+    record_demo_model(demo_model)
     out = tmp_path / "pred.json"
     code, stdout, stderr = _run(capsys, [video, eeg, "--out", out, "--batch", "3", "--device", "cpu"])
     assert code == 0, stderr
     assert "Predictions per 3 s window" in stdout and "real-time factor" in stdout
     assert f"Wrote 4 predictions to {out}" in stdout.replace("\n", "")
     doc = json.loads(out.read_text())
-    assert doc["model"]["dir"] == str(tiny_model.resolve())
+    assert doc["model"]["dir"] == str(demo_model.resolve())
     # The demo model says so: one line on stderr, above the table, in the JSON.
     assert DEMO_WARNING in stderr.replace("\n", "")
     assert stderr.count("DEMO") == 1
     assert "DEMO MODEL, trained on synthetic data: not a prediction about this recording" in stdout
-    assert doc["model"]["demo"] is True
+    assert (doc["model"]["demo"], doc["model"]["provenance"], doc["model"]["provenance_source"]) == (True, "demo", "spec")
     assert [w["start"] for w in doc["windows"]] == [0.0, 3.0, 6.0, 9.0]
     assert [w["faces_found"] for w in doc["windows"]] == [10, 7, 10, 10]
     assert doc["settings"]["batch"] == 3 and doc["summary"]["n_batches"] == 2
@@ -269,20 +281,23 @@ def test_ica_non_convergence_is_one_warning_line(capsys, tiny_model, recording, 
     assert stderr.count("did not converge") == 1
 
 
-def test_a_benchmark_model_is_flagged(capsys, tiny_model, recording, tmp_path):
-    """A model folder milmer bench built (random weights, its marker file): one warning line, even
-    under --quiet, so nobody reads its predictions as real; the same folder without it: none."""
-    import shutil
-
-    model = tmp_path / "bench-model"
-    shutil.copytree(tiny_model, model)
-    (model / BENCH_MODEL_MARKER).write_text('{"tiny": true, "seed": 0}\n')
+def test_a_benchmark_model_is_flagged(capsys, tiny_graphs, recording, tmp_path):
+    """A model milmer bench built (random weights, spec provenance 'benchmark'): one warning line,
+    even under --quiet, so nobody reads its predictions as real. One exported before specs carried
+    provenance is recognised by the marker file milmer bench wrote then; without it: no warning."""
     video, eeg = recording
-    code, _, stderr = _run(capsys, [video, eeg, "--model", model, "--device", "cpu", "--quiet"])
+    argv = [video, eeg, "--device", "cpu", "--quiet", "--model"]
+    model = _model_with_provenance(tiny_graphs, tmp_path / "bench", "benchmark")
+    code, _, stderr = _run(capsys, [*argv, model])
     assert code == 0, stderr
     assert BENCH_MODEL_WARNING in stderr.replace("\n", "") and stderr.count("BENCHMARK model") == 1
-    (model / BENCH_MODEL_MARKER).unlink()
-    code, _, stderr = _run(capsys, [video, eeg, "--model", model, "--device", "cpu", "--quiet"])
+    legacy = _model_with_provenance(tiny_graphs, tmp_path / "legacy", None)
+    (legacy / BENCH_MODEL_MARKER).write_text('{"tiny": true, "seed": 0}\n')
+    code, stdout, stderr = _run(capsys, [*argv, legacy])
+    assert code == 0 and stderr.count("BENCHMARK model") == 1, stderr
+    assert "(inferred: the spec predates provenance)" in stdout
+    (legacy / BENCH_MODEL_MARKER).unlink()
+    code, _, stderr = _run(capsys, [*argv, legacy])
     assert code == 0 and "BENCHMARK" not in stderr
 
 

@@ -134,6 +134,7 @@ def test_a_benchmark_model_given_as_model_is_still_marked_random(tiny_bench, tmp
     out, _, result = tiny_bench
     assert result["model"]["benchmark_model"] is True and result["model"]["weights"] == "random (benchmark model)"
     assert read_marker(out / "model") == {"tiny": True, "seed": 0}
+    assert json.loads((out / "model" / "spec.json").read_text())["provenance"] == "benchmark"
     assert read_marker(tmp_path) is None
     (tmp_path / MARKER_FILE).write_text("not json")
     assert read_marker(tmp_path) is None

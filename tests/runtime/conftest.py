@@ -98,3 +98,68 @@ def recording(tmp_path_factory) -> tuple[Path, Path]:
 def short_video(tmp_path_factory) -> Path:
     """8 s of video: covers two of the recording's four 3 s EEG windows."""
     return write_video(tmp_path_factory.mktemp("short") / "short.avi", 8.0)
+
+
+def _prediction_window(index, probs, weights, selected, found, flags=()):
+    from milmer.runtime.results import WindowPrediction
+    from milmer.runtime.spec import ModelSpec
+
+    probs = np.asarray(probs, np.float32)
+    k = int(np.argmax(probs))
+    return WindowPrediction(
+        index=index,
+        start=3.0 * index,
+        end=3.0 * index + 3.0,
+        label=ModelSpec().class_names[k],
+        class_index=k,
+        probabilities=probs,
+        logits=np.log(probs),
+        mil_weights=np.asarray(weights, np.float32),
+        selected=np.asarray(selected, np.int64),
+        found=np.asarray(found, bool),
+        frame_times=3.0 * index + 0.15 + 0.3 * np.arange(len(found)),
+        flags=tuple(flags),
+    )
+
+
+@pytest.fixture
+def prediction_result():
+    """A hand-made two-window PredictionResult (the output writers' and the renderers' input):
+    window 1 HAHV with a face in every frame, window 2 LALV without a face, flagged."""
+    from milmer.runtime.eeg.report import EEGNote
+    from milmer.runtime.recording import window_coverage
+    from milmer.runtime.results import PredictionResult, RunStats
+    from milmer.runtime.spec import ModelSpec
+    from milmer.runtime.timebase import Alignment, Fact, StreamClock
+    from milmer.runtime.windows import EEGWindows
+
+    w = np.full(10, 0.04, np.float32)
+    w[[2, 5, 7]] = [0.31, 0.22, 0.19]  # sums to 1 with the seven 0.04s... (0.72 + 0.28)
+    first = _prediction_window(1, [0.7, 0.1, 0.15, 0.05], w, [2, 5, 7], [True] * 10)
+    second = _prediction_window(
+        2, [0.1, 0.2, 0.3, 0.4], np.full(10, 0.1, np.float32), [0, 1, 2], [False] * 10,
+        flags=("bad-span:BAD_move", "interpolated:T7,T8", "no-face"),
+    )
+    eeg = EEGWindows(np.zeros((4, 1, 1), np.float32), np.arange(4) * 3.0, {"duration_s": 12.0})
+    stats = RunStats(
+        timings={"eeg_read": 0.01, "eeg_preprocess": 0.5, "faces": 0.2, "normalise": 0.02, "backbone": 0.4, "fusion": 0.02},
+        n_windows=2,
+        n_frames=20,
+        n_batches=1,
+        max_batch=2,
+        wall_s=1.5,
+        coverage=window_coverage(eeg, 3.0, 8.5, -3.0),
+        eeg_info={"ica_excluded": [1], "eog_source": "proxy Fp1/Fp2", "resampled_from": None, "duration_s": 12.0},
+        notes=[EEGNote.of("interpolated", "interpolated 2 channel(s) from their neighbours: T7, T8 (every window is flagged)")],
+        # --offset -3: the video started 3 s after the EEG (EEG 3 s = video 0 s).
+        alignment=Alignment(StreamClock("eeg", 128.0), StreamClock("video", 25.0, Fact(3.0, "option", "--offset"))),
+    )
+    return PredictionResult(
+        windows=[first, second],
+        spec=ModelSpec(),
+        model_dir=Path("models/demo"),
+        settings={"backend": {"swin": "ort", "fusion": "ort"}, "device": {"swin": "cpu", "fusion": "cpu"},
+                  "precision": "fp32", "batch": 8, "video": "face.mp4", "eeg": "eeg.edf",
+                  "offset_s": -3.0, "baseline_s": 0.0},  # fmt: skip
+        stats=stats,
+    )

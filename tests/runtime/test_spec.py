@@ -102,3 +102,29 @@ def test_spec_saved_before_ica_tol_loads_as_it_was_fitted():
     d["eeg"]["ica"]["method"] = "fastica"
     ica = ModelSpec.from_dict(d).eeg.ica
     assert (ica.method, ica.tol) == ("fastica", 1e-4)
+
+
+@pytest.mark.parametrize("provenance", ["trained", "demo", "benchmark", None])
+def test_provenance_round_trips(provenance, tmp_path):
+    spec = ModelSpec(provenance=provenance)
+    assert json.loads(spec.to_json())["provenance"] == provenance
+    assert ModelSpec.load(spec.save(tmp_path / "spec.json")).provenance == provenance
+
+
+def test_provenance_is_trained_by_default_and_checked():
+    assert ModelSpec().provenance == "trained"
+    with pytest.raises(
+        MilmerInputError, match=r"^Invalid value for 'provenance': expected one of 'trained', 'demo', 'benchmark', got 'random'\.$"
+    ):
+        ModelSpec(provenance="random")
+    d = ModelSpec().to_dict() | {"provenance": "pretrained"}
+    with pytest.raises(MilmerInputError, match="'provenance': expected one of"):
+        ModelSpec.from_dict(d)
+
+
+def test_spec_saved_before_provenance_loads_without_one():
+    """A spec written before the field existed does not become 'trained': it says nothing (None),
+    and the runtime infers the provenance as before (tests/runtime/test_demo_model.py)."""
+    d = ModelSpec().to_dict()
+    del d["provenance"]
+    assert ModelSpec.from_dict(d).provenance is None
