@@ -3,8 +3,10 @@ and its warning lines, on the hand-built result of ``tests/runtime/conftest.py``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -134,3 +136,29 @@ def test_the_summary_names_where_the_model_came_from(result, tmp_path):
     text = _text(result, width=160)
     assert _model_row(text) == f"model {DEMO_NOTE} (inferred: the spec predates provenance)"
     assert DEMO_NOTE in " ".join(text.split()[:20])  # the table's header too
+
+
+def test_a_window_without_prediction_is_shown_as_such(result):
+    """A faceless window the model did not score: 'no face' for a label, '-' for probabilities, the
+    summary counts it and the legend explains F."""
+    second = result.windows[1]
+    nan4, nan10 = np.full(4, np.nan, np.float32), np.full(10, np.nan, np.float32)
+    result.windows[1] = dataclasses.replace(
+        second, label=None, class_index=-1, probabilities=nan4, logits=nan4, mil_weights=nan10,
+        selected=np.zeros(0, np.int64), flags=("no-face",),
+    )  # fmt: skip
+    text = _text(result, width=120)
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("2 "))
+    assert row == ["2", "0:06.0", "no", "face", "-", "-", "-", "-", "0/10", "F"]
+    assert "(1 not predicted)" in text and "quality: F = no-face" in text
+
+
+def test_interpolated_channels_are_listed_in_the_legend(result):
+    """Every window interpolated from the same channels: each row's quality starts with I, and the
+    legend lists the channels, sorted."""
+    flag = "interpolated:AF3,T7,PO3,Oz,AF4,T8,PO4"
+    result.windows = [dataclasses.replace(w, flags=(flag,)) for w in result.windows]
+    text = _text(result, width=200)
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 2 and all(row[-1] == "I" for row in rows)
+    assert "quality: I = interpolated (AF3, AF4, Oz, PO3, PO4, T7, T8)" in " ".join(text.split())

@@ -164,3 +164,14 @@ def test_bad_files(tmp_path, name, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(MilmerInputError, match=r"'config': file not found"):
         load_train_config(tmp_path / "none.toml")
+
+
+def test_training_configs_use_the_runtime_json_mixin():
+    """Model and training configs are (de)serialised like the spec: JsonDataclass, no own to_dict."""
+    from milmer.runtime.jsonable import JsonDataclass
+    from milmer.training.model_config import ModelConfig
+    from milmer.training.train_config import TrainConfig
+
+    for cls in (ModelConfig, TrainConfig):
+        assert issubclass(cls, JsonDataclass)
+        assert "to_dict" not in vars(cls) and "to_json" not in vars(cls), cls

@@ -1,8 +1,9 @@
 """The deployment path as a Jetson user runs it: `milmer-infer` on the demo recording with the
 default (ONNX BlazeFace) detector, in a process that never imports torch or mediapipe.
 
-CI runs tests/runtime in a torch-free Python 3.10 environment (.ci/install_runtime310), where this
-test is the "fresh Python 3.10 venv, pip install ., milmer-infer" check of the deployment issue.
+CI runs tests/runtime and tests/app in a torch-free Python 3.10 environment
+(.ci/install_runtime310), where this test is the "fresh Python 3.10 venv, pip install .,
+milmer-infer" check of deployment.
 """
 
 from __future__ import annotations

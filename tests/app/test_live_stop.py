@@ -11,7 +11,12 @@ import time
 
 import numpy as np
 
-from .conftest import EEGPlayer, needs_lsl, stream_name
+from .conftest import load_runtime_test_module
+
+# The live tests' LSL player and demo recording (tests/runtime/live/conftest.py).
+_live = load_runtime_test_module("live/conftest")
+EEGPlayer, needs_lsl, stream_name = _live.EEGPlayer, _live.needs_lsl, _live.stream_name
+demo_recording = _live.demo_recording
 
 pytestmark = needs_lsl
 
