@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from milmer.runtime.check import MilmerInputError, check_int, check_option, check_positive, check_suffix
+from milmer.runtime.check import MilmerInputError, check_int, check_positive, check_suffix
 from milmer.runtime.hints import export_hint
-from milmer.runtime.choices import BACKEND_NAMES, DEVICES, INFER_PRECISION_HELP, PRECISION_CHOICES
+from milmer.runtime.choices import (
+    INFER_PRECISION_HELP, Backend, Device, InferPrecision, check_backend, check_device, check_precision,
+)
 from milmer.runtime.demo_model import (
     BENCH_MODEL_WARNING,
     DEMO_POINTER,
@@ -63,14 +65,16 @@ __all__ = [
 MODEL_OPTION_NAMES = {"model_dir": "--model", "precision": "--precision"}
 
 
-def check_infer_options(*, backend: str, device: str, precision: str, batch: int | None) -> None:
-    """Raise MilmerInputError naming the first CLI option out of its allowed values (the choices
-    come from :mod:`milmer.runtime.choices`, which tests check against the backend table)."""
-    check_option("--backend", backend, ("auto", *BACKEND_NAMES))
-    check_option("--device", device, DEVICES)
-    check_option("--precision", precision, PRECISION_CHOICES)
+def check_infer_options(
+    *, backend: str, device: str, precision: str, batch: int | None
+) -> tuple[Backend, Device, InferPrecision]:
+    """``(backend, device, precision)`` typed, checked once here (the layers below trust them);
+    raise MilmerInputError naming the first CLI option out of its allowed values (the choices come
+    from :mod:`milmer.runtime.choices`, which tests check against the backend table)."""
+    checked = check_backend(backend, "--backend"), check_device(device, "--device"), check_precision(precision, "--precision")
     if batch is not None:  # the message says what --batch accepts: not None, which means its default
         check_int("--batch", batch, low=1)
+    return checked
 
 
 def check_model_option(model_dir: Path, precision: str) -> None:
@@ -193,13 +197,14 @@ class InferRequest:
         option. With ``server`` (http://HOST:PORT) ``--model`` must not be given; ``timeout``
         (seconds per answer, see :class:`~milmer.runtime.serve.client.RemoteScorer`) only with ``server``.
         """
-        from milmer.runtime.backends.registry import choose
-        from milmer.runtime.model_dir import load_model_dir
+        from milmer.runtime.backends.registry import select_backend
+        from milmer.runtime.model_dir import open_model_dir
         from milmer.runtime.precision import choose_precision, graph_precision
         from milmer.runtime.recording import check_recording_paths
         from milmer.runtime.report import check_out_path
 
-        check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
+        # The one check of backend, device and precision: everything below takes them as typed.
+        backend_, device_, precision_ = check_infer_options(backend=backend, device=device, precision=precision, batch=batch)
         options = recording_options(
             offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
@@ -229,12 +234,11 @@ class InferRequest:
         if server is not None:
             return cls(**common, server=server, timeout=timeout)  # type: ignore[arg-type]
         assert model_dir is not None
-        check_model_option(model_dir, graph_precision(precision))
-        bundle = load_model_dir(model_dir, precision=graph_precision(precision), names=MODEL_OPTION_NAMES)  # type: ignore[arg-type]
+        bundle = open_model_dir(model_dir, precision=graph_precision(precision_), names=MODEL_OPTION_NAMES)
         say = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-        plan = choose_precision(bundle.dir, precision, backend=backend, device=device, log=say)  # bf16 where it agrees
-        choice = choose([bundle.swin_path, bundle.fusion_path], backend=plan.backend or backend, device=device,
-                        precision=bundle.precision, options=plan.backend_options)  # type: ignore[arg-type]  # fmt: skip
+        plan = choose_precision(bundle.dir, precision_, backend=backend_, device=device_, log=say)  # bf16 where it agrees
+        choice = select_backend([bundle.swin_path, bundle.fusion_path], plan.backend or backend_, device_,  # type: ignore[arg-type]
+                                bundle.precision, plan.backend_options)  # fmt: skip
         notes = [choice.note() if "auto" in (backend, device) else None, plan.note]
         note = "\n".join(n for n in notes if n) or None if not quiet else None
         return cls(**common, bundle=bundle, choice=choice, note=note, backend_options=plan.backend_options)  # type: ignore[arg-type]

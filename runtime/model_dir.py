@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .check import MilmerInputError, check_option
+from .check import MilmerInputError
+from .choices import check_graph_precision
 from .graph_info import SPEC_METADATA_KEY, Dim, GraphInfo, Signature, read_graph_info
 from .hints import export_hint
 from .backends.base import PRECISIONS, Precision
@@ -45,6 +46,7 @@ __all__ = [
     "model_dir_hint",
     "read_graph_info",
     "load_model_dir",
+    "open_model_dir",
 ]
 
 SPEC_FILE = "spec.json"
@@ -63,7 +65,7 @@ def model_dir_hint() -> str:
     )
     return (
         f"a model directory holds {SPEC_FILE}, swin.onnx and fusion.onnx (optionally {variants} "
-        "and an engines/ folder); make one with: milmer export CKPT --out DIR"
+        "and an engines/ folder); make one with: milmer export CKPT --out DIR, or `milmer demo` for a demo model"
     )
 
 
@@ -210,8 +212,17 @@ def load_model_dir(
     from a command line (default: ``'model_dir'`` and ``'precision'``).
     """
     names = names or {}
+    check_graph_precision(precision, names.get("precision", "precision"))
+    return open_model_dir(path, precision=precision, names=names)
+
+
+def open_model_dir(
+    path: str | os.PathLike[str], *, precision: Precision, names: Mapping[str, str] | None = None
+) -> ModelBundle:
+    """:func:`load_model_dir` for a ``precision`` the caller's boundary checked (a request object,
+    :class:`~.scoring.BagScorer`): the folder, its spec and graphs are checked, not the argument."""
+    names = names or {}
     model_name, precision_name = names.get("model_dir", "model_dir"), names.get("precision", "precision")
-    check_option(precision_name, precision, PRECISIONS)
     model_dir = Path(path)
     if not model_dir.is_dir():
         raise MilmerInputError(

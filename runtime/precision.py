@@ -35,7 +35,8 @@ import numpy as np
 
 from . import choices as _choices
 from .backends.openvino import BF16_FLAGS, OpenVinoRunner, cpu_flags
-from .check import MilmerInputError, check_option
+from .check import MilmerInputError
+from .choices import Backend, Device, GraphPrecision, InferPrecision
 from .home import milmer_home
 
 __all__ = [
@@ -100,10 +101,10 @@ class PrecisionChoice:
         return "openvino" if self.compute == "bf16" else None
 
 
-def graph_precision(precision: str) -> str:
-    """The graph files a ``--precision`` loads: 'fp32' for 'auto' and 'bf16', else itself."""
-    check_option("--precision", precision, PRECISION_CHOICES)
-    return "fp32" if precision in ("auto", "bf16") else precision
+def graph_precision(precision: InferPrecision) -> GraphPrecision:
+    """The graph files a (checked, :func:`~.choices.check_precision`) ``--precision`` loads: 'fp32'
+    for 'auto' and 'bf16', else itself."""
+    return "fp32" if precision in ("auto", "bf16") else precision  # type: ignore[return-value]
 
 
 def _bf16_refusal(backend: str, device: str, flags: Callable[[], frozenset[str]] | None) -> str | None:
@@ -135,10 +136,10 @@ def _bf16_refusal(backend: str, device: str, flags: Callable[[], frozenset[str]]
 
 def choose_precision(
     model_dir: str | os.PathLike[str],
-    precision: str = "auto",
+    precision: InferPrecision = "auto",
     *,
-    backend: str = "auto",
-    device: str = "auto",
+    backend: Backend = "auto",
+    device: Device = "auto",
     cpu_flags_fn: Callable[[], frozenset[str]] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
@@ -147,9 +148,10 @@ def choose_precision(
 
     cpu_flags_fn: returns the CPU flags (default: /proc/cpuinfo); cache_dir: where bf16 checks are
     cached (default ``milmer_home()/bf16-checks``); log: called with a line before a first-use check.
-    Raises :class:`MilmerInputError` for a precision this machine or backend cannot run.
+    ``precision``, ``backend`` and ``device`` are trusted: checked where they entered (the request
+    object of ``milmer-infer``, :class:`~.scoring.BagScorer`). Raises :class:`MilmerInputError`
+    for a precision this machine or backend cannot run.
     """
-    check_option("--precision", precision, PRECISION_CHOICES)
     if precision not in ("auto", "bf16"):
         return PrecisionChoice(precision, precision, precision)
     if precision == "bf16":
@@ -176,14 +178,14 @@ def choose_precision(
     return PrecisionChoice("auto", "fp32", "fp32", note, agreement)
 
 
-def _auto_picks_openvino_cpu(model_dir: Path, device: str) -> bool:
+def _auto_picks_openvino_cpu(model_dir: Path, device: Device) -> bool:
     """Whether ``--backend auto`` would run the fp32 graphs on OpenVINO on the CPU here (a GPU
     candidate first keeps its fp32/fp16 path: 'auto' changes nothing on GPUs)."""
-    from .backends.registry import choose
+    from .backends.registry import select_backend
 
     graphs = [model_dir / "swin.onnx", model_dir / "fusion.onnx"]
     try:
-        choice = choose(graphs, backend="auto", device=device, precision="fp32")
+        choice = select_backend(graphs, "auto", device, "fp32")
     except MilmerInputError:
         return False
     return (choice.backend, choice.device) == ("openvino", "cpu")

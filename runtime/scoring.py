@@ -21,10 +21,11 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from .backends.base import Precision, Runner
-from .backends.registry import BACKENDS, DEVICES, Backend, build_runner, check_backend_options
-from .check import MilmerInputError, check_int, check_option
-from .model_dir import ModelBundle, load_model_dir
-from .precision import PRECISION_CHOICES, choose_precision
+from .backends.registry import BACKENDS, Backend, build_runner, check_backend_options
+from .check import MilmerInputError, check_int
+from .choices import check_backend, check_device, check_precision
+from .model_dir import ModelBundle, open_model_dir
+from .precision import choose_precision
 from .spec import ModelSpec
 
 __all__ = ["BAG_OUTPUTS", "BagScorer", "DEFAULT_BATCH", "DEFAULT_BATCH_GPU", "Scorer", "default_batch"]
@@ -113,11 +114,12 @@ class BagScorer:
         intra_op_threads: int | None = None,
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        # Checked here, once, before anything loads: the runners are built without checking again.
-        check_option("backend", backend, ("auto", *BACKENDS))
-        check_option("device", device, DEVICES)
+        # Checked here, once, before anything loads (the public entry point): the layers below
+        # (precision plan, model folder, backend choice, runners) trust these values.
+        backend = check_backend(backend)
+        device = check_device(device)  # type: ignore[assignment]
         if precision is not None:
-            check_option("precision", precision, PRECISION_CHOICES)
+            precision = check_precision(precision)  # type: ignore[assignment]
         if batch is not None:
             batch = check_int("batch", batch, low=1)
         check_int("intra_op_threads", intra_op_threads, low=1, allow_none=True)
@@ -152,7 +154,7 @@ class BagScorer:
                 )
             bundle = model
         else:
-            bundle = load_model_dir(model, precision=precision or "fp32")
+            bundle = open_model_dir(model, precision=precision or "fp32")
         self.bundle = bundle
         self.spec = bundle.spec
         t0 = time.perf_counter()

@@ -74,8 +74,9 @@ class Runner(ABC):
     SUFFIXES: ClassVar[tuple[str, ...]] = (".onnx",)
 
     def __init__(self, model_path: str | os.PathLike[str], *, device: str, precision: Precision) -> None:
+        # The device is this backend's own rule, checked here for a runner built directly; the
+        # precision is checked where it enters (make_runner, load_model_dir, BagScorer) and trusted.
         check_option("--device", device, self.DEVICES)
-        check_option("--precision", precision, PRECISIONS)
         path = check_path_exists("model_path", model_path)
         if path.suffix.lower() not in self.SUFFIXES:
             options = ", ".join(repr(s) for s in self.SUFFIXES)

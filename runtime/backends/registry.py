@@ -17,11 +17,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .. import choices
 from ..check import MilmerInputError, check_option
-from .base import PRECISIONS, Precision, Runner
+from ..choices import Backend, check_backend, check_device, check_graph_precision
+from ..choices import Device as DeviceChoice
+from .base import Precision, Runner
 from .openvino import OpenVinoRunner
 from .ort import OrtRunner
 from .trt import TrtRunner
@@ -37,6 +39,7 @@ __all__ = [
     "backend_option_names",
     "check_backend_options",
     "choose",
+    "select_backend",
     "resolve_backend",
     "make_runner",
     "build_runner",
@@ -44,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "ort", "trt", "openvino"]
 
 #: backend name -> runner class.
 BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner, "openvino": OpenVinoRunner}
@@ -117,8 +119,8 @@ def auto_candidates(backend: str = "auto", device: str = "auto") -> list[tuple[s
     An explicit device narrows the list to backends that run on it (for a backend that runs
     there, even when ``auto`` would not pick that device on its own, e.g. 'tensorrt').
     """
-    check_option("--backend", backend, ("auto", *BACKENDS))
-    check_option("--device", device, DEVICES)
+    check_backend(backend, "--backend")
+    check_device(device, "--device")
     return _candidates(backend, device)
 
 
@@ -182,23 +184,26 @@ def choose(
     Raises :class:`MilmerInputError` listing every candidate's reason when none can run.
     """
     _check_choice(backend, device, precision)
-    return _choose(model_paths, backend, device, precision, check_backend_options(options))
+    return select_backend(model_paths, backend, device, precision, check_backend_options(options))
 
 
 def _check_choice(backend: str, device: str, precision: str) -> None:
-    check_option("--backend", backend, ("auto", *BACKENDS))
-    check_option("--device", device, DEVICES)
-    check_option("--precision", precision, PRECISIONS)
+    check_backend(backend, "--backend")
+    check_device(device, "--device")
+    check_graph_precision(precision, "--precision")
 
 
-def _choose(
+def select_backend(
     model_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    backend: str,
-    device: str,
+    backend: Backend,
+    device: DeviceChoice,
     precision: Precision,
-    options: dict[str, dict[str, Any]],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Choice:
-    """:func:`choose` for checked arguments."""
+    """:func:`choose` for arguments the caller's boundary checked (a request object,
+    :class:`~..scoring.BagScorer`): backend, device and precision among the allowed values, options
+    from :func:`check_backend_options`. Only what needs this machine is looked at here."""
+    options = {k: dict(v) for k, v in (options or {}).items()}
     paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
     candidates = _candidates(backend, device)
     if backend != "auto" and device != "auto":
@@ -280,8 +285,8 @@ def build_runner(
     """:func:`make_runner` for arguments a caller's boundary already checked (backend, device and
     precision among the allowed values, options keyed by backend names), so they are not
     checked again here; the runner still checks what only it knows (the file, its options)."""
+    choice = select_backend(model_path, backend, device, precision, options)  # type: ignore[arg-type]
     options = {k: dict(v) for k, v in (options or {}).items()}
-    choice = _choose(model_path, backend, device, precision, options)
     cls = BACKENDS[choice.backend]
     kwargs = options.get(choice.backend, {})
     try:

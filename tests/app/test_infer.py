@@ -94,7 +94,7 @@ def test_cheap_checks_come_first(tmp_path, recording):
         run_infer_cli(video=recording[0], eeg=recording[1], model=None, out=tmp_path / "p.json")
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for '--model': not a model directory: '.*m' \(no such folder\); a model directory "
+        match=r"^Invalid value for '--model': not a directory: '.*m'; a model directory "
         r"holds spec\.json, swin\.onnx and fusion\.onnx .*make one with: milmer export CKPT --out DIR, or `milmer demo`",
     ):
         run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")
@@ -171,8 +171,8 @@ def _corrupt_edf(path: Path) -> Path:
         ("corrupt eeg", r"Error: Invalid value for 'eeg': the \.edf file .* could not be read"),
         ("bad backend", r"Error: Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'\."),
         ("bad batch", r"Error: Invalid value for '--batch': expected an integer >= 1, got 0\."),
-        ("precision not exported", r"Error: Invalid value for '--precision': 'int8' needs the int8 graphs, which .* lacks; "
-         r"it has 'fp32'\. Export them with: milmer export CKPT --out DIR --int8 static\."),
+        ("precision not exported", r"Error: Invalid value for '--precision': 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx, "
+         r"not in .*; available precisions: 'fp32'\. Export it with: milmer export CKPT --out DIR --int8 static\."),
         ("trt without device", r"Error: No backend can run .*swin\.onnx.* with --backend trt --device auto --precision fp32: "
          r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),
@@ -313,3 +313,27 @@ def test_warning_notes_are_one_line_each_on_stderr_without_mne_log(capfd, tiny_m
         "Warning: dropped 1 window(s) that cross a recording gap (EEG starts 3 s)",
     ]
     assert not re.search(r"\d+ of \d+ \([\d.]+%\) samples", out + err)
+
+
+def test_the_request_checks_backend_device_and_precision_once(tiny_model, recording, monkeypatch):
+    """InferRequest.parse is the one place milmer-infer's --backend, --device and --precision are
+    checked; the model folder, the precision plan and the backend choice below trust them."""
+    from collections import Counter
+
+    from milmer.app.infer import InferRequest
+    from milmer.runtime import choices, model_dir, precision, scoring
+    from milmer.runtime.backends import base, registry
+    from milmer.runtime.check import check_option
+
+    calls: Counter[str] = Counter()
+    for module in (choices, scoring, precision, model_dir, registry, base):
+        def counted(name, value, allowed, _module=module.__name__.rsplit(".", 1)[-1]):
+            calls[f"{_module}:{name}"] += 1
+            return check_option(name, value, allowed)
+
+        monkeypatch.setattr(module, "check_option", counted, raising=False)
+    request = InferRequest.parse(
+        video=recording[0], eeg=recording[1], model=tiny_model, backend="ort", device="cpu", precision="fp32", quiet=True
+    )
+    assert (request.choice.backend, request.choice.device, request.bundle.precision) == ("ort", "cpu", "fp32")
+    assert calls == {"choices:--backend": 1, "choices:--device": 1, "choices:--precision": 1}

@@ -128,7 +128,7 @@ def test_missing_files(tmp_path, spec):
         MilmerInputError,
         match=r"^Invalid model directory '.*m': missing fusion\.onnx; a model directory holds spec\.json, swin\.onnx and fusion\.onnx "
         r"\(optionally swin\.fp16\.onnx/fusion\.fp16\.onnx, swin\.int8\.onnx/fusion\.int8\.onnx and an engines/ folder\); "
-        r"make one with: milmer export CKPT --out DIR\.$",
+        r"make one with: milmer export CKPT --out DIR, or `milmer demo` for a demo model\.$",
     ):
         load_model_dir(out)
     (out / "spec.json").unlink()

@@ -13,6 +13,7 @@ import pytest
 from milmer.runtime import precision as prec
 from milmer.runtime.backends.openvino import OpenVinoRunner, cpu_flags, has_bf16
 from milmer.runtime.check import MilmerInputError
+from milmer.runtime.choices import check_precision
 from milmer.runtime.precision import Bf16Agreement, choose_precision, graph_precision
 from milmer.runtime.scoring import BagScorer
 
@@ -45,8 +46,9 @@ def test_graph_precisions_pass_through(tiny_model):
         assert choose_precision(tiny_model, p) == prec.PrecisionChoice(p, p, p)
         assert graph_precision(p) == p
     assert graph_precision("auto") == graph_precision("bf16") == "fp32"
+    # The value is checked where it enters (check_precision), once; choose_precision trusts it.
     with pytest.raises(MilmerInputError, match=r"^Invalid value for '--precision': expected one of 'auto', 'fp32', 'bf16', 'fp16', 'int8', got 'fp64'\.$"):
-        choose_precision(tiny_model, "fp64")
+        check_precision("fp64", "--precision")
 
 
 def test_bf16_refusals_name_the_option_the_flags_and_the_way_forward(tiny_model):

@@ -8,9 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from milmer.runtime import scoring
+from milmer.runtime import choices, model_dir, precision, scoring
 from milmer.runtime.backends import base, registry
-from milmer.runtime.check import MilmerInputError
+from milmer.runtime.check import MilmerInputError, check_option
 from milmer.runtime.model_dir import load_model_dir
 from milmer.runtime.scoring import BagScorer
 
@@ -76,32 +76,29 @@ def test_thread_option_is_checked(tiny_model):
 
 
 def test_backend_and_device_are_checked_once(tiny_model, monkeypatch):
-    """BagScorer checks backend, device and precision once, before loading; building its two
-    runners checks them no more (each runner still checks that it runs on the device it got)."""
+    """BagScorer checks backend, device and precision once, before loading; the precision plan,
+    the model folder, the backend choice and its two runners check them no more (each runner
+    still checks that it runs on the device it got: the backend's own rule)."""
     calls: Counter[str] = Counter()
 
     def spy(module):
-        real = module.check_option
-
         def counted(name, value, allowed):
             calls[f"{module.__name__.rsplit('.', 1)[-1]}:{name}"] += 1
-            return real(name, value, allowed)
+            return check_option(name, value, allowed)
 
-        monkeypatch.setattr(module, "check_option", counted)
+        # raising=False: a layer that does not import check_option today is watched all the same.
+        monkeypatch.setattr(module, "check_option", counted, raising=False)
 
-    for module in (scoring, registry, base):
+    # Every layer the call passes through; the checks themselves live in milmer.runtime.choices.
+    for module in (choices, scoring, precision, model_dir, registry, base):
         spy(module)
     with BagScorer(tiny_model, backend="ort", device="cpu", precision="fp32", intra_op_threads=1) as scorer:
         assert (scorer.swin.device, scorer.fusion.device) == ("cpu", "cpu")
-    assert calls == {
-        "scoring:backend": 1, "scoring:device": 1, "scoring:precision": 1,
-        "base:--device": 2, "base:--precision": 2,
-    }
+    assert calls == {"choices:backend": 1, "choices:device": 1, "choices:precision": 1, "base:--device": 2}
     # make_runner, the public entry, checks once and builds without checking again.
     calls.clear()
     registry.make_runner("ort", tiny_model / "fusion.onnx", device="cpu")
-    assert calls == {"registry:--backend": 1, "registry:--device": 1, "registry:--precision": 1,
-                     "base:--device": 1, "base:--precision": 1}
+    assert calls == {"choices:--backend": 1, "choices:--device": 1, "choices:--precision": 1, "base:--device": 1}
 
 
 @pytest.fixture(scope="module")
