@@ -1,9 +1,15 @@
-"""``milmer preprocess VIDEO EEG --out DIR``: what the model sees, written to a folder."""
+"""``milmer preprocess VIDEO EEG --out DIR``: what the model sees, written to a folder.
+
+The command line is parsed and checked once, cheapest first, into a :class:`PreprocessRequest`
+(the output folder, the recording options, the detector, the spec, the input files); the run
+(:func:`run_preprocess`) trusts it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -13,13 +19,104 @@ from .options import (
     VIDEO, VIDEO_FPS,
 )
 
-__all__ = ["preprocess"]
-
-
-def _load_spec(spec: Optional[Path]) -> Any:
+if TYPE_CHECKING:
+    from milmer.runtime.preprocess import Preprocessed
+    from milmer.runtime.recording import RecordingOptions
     from milmer.runtime.spec import ModelSpec
 
-    return ModelSpec.load(spec) if spec else ModelSpec()
+__all__ = ["PreprocessRequest", "preprocess", "run_preprocess"]
+
+
+@dataclass(frozen=True)
+class PreprocessRequest:
+    """One ``milmer preprocess`` run, parsed and checked once at the command line (:meth:`parse`).
+
+    video, eeg: the recording (checked: they exist, are of their kind, not swapped)
+    out:        the output folder (absent, empty, or ``overwrite``)
+    spec:       the input contract to preprocess for (``--spec``, default :class:`ModelSpec`), with
+                ``--detector`` applied
+    recording:  the recording options (offset, rates, baseline, EEG unit, channel map, ...)
+    """
+
+    video: Path
+    eeg: Path
+    out: Path
+    spec: ModelSpec
+    recording: RecordingOptions
+    overwrite: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        video: Path,
+        eeg: Path,
+        out: Path,
+        offset: str | float | None = None,
+        eeg_rate: float | None = None,
+        video_fps: float | None = None,
+        baseline: float | None = None,
+        eeg_unit: str | None = None,
+        channel_map: str | None = None,
+        interpolate_missing: bool = False,
+        max_interpolated: int | None = None,
+        trial: int | None = None,
+        detector: str | None = None,
+        spec_file: Path | None = None,
+        overwrite: bool = False,
+    ) -> PreprocessRequest:
+        """Check the command line's values before any slow work: a taken ``--out``, the options,
+        ``--detector``, the ``--spec`` file, then the input files (swapped arguments named; a DEAP
+        ``.dat`` without ``--trial`` refused). Raises MilmerInputError naming the option."""
+        import dataclasses
+
+        from milmer.runtime.check import check_option
+        from milmer.runtime.choices import DETECTORS
+        from milmer.runtime.files import check_out_dir
+        from milmer.runtime.recording import check_recording_paths
+        from milmer.runtime.spec import ModelSpec
+
+        from .infer import recording_options
+
+        out = check_out_dir(out, overwrite=overwrite, name="--out")
+        options = recording_options(
+            offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
+            interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
+            eeg_rate=eeg_rate, video_fps=video_fps,
+        )
+        if detector is not None:
+            check_option("--detector", detector, DETECTORS)
+        spec = ModelSpec.load(spec_file, param="--spec") if spec_file is not None else ModelSpec()
+        if detector is not None:
+            spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
+        video, eeg = check_recording_paths(video, eeg, usage="milmer preprocess VIDEO EEG")
+        if eeg.suffix.lower() == ".dat" and trial is None:
+            from milmer.runtime.eeg.deap import deap_trial
+
+            deap_trial(eeg, None)  # refuses before the slow work, saying to pass --trial
+        return cls(video=video, eeg=eeg, out=out, spec=spec, recording=options, overwrite=overwrite)
+
+
+def run_preprocess(request: PreprocessRequest) -> Preprocessed:
+    """Preprocess the request's recording (progress on stderr), print its warnings one line each
+    and write the folder atomically; returns what was written."""
+    import warnings
+
+    from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
+
+    from .render import warning_lines
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
+        result = preprocess_recording(
+            request.video, request.eeg, request.spec, options=request.recording, progress=True, keep_trace=True
+        )
+    for w in caught:
+        print_error(f"Warning: {' '.join(str(w.message).split())}")
+    for line in warning_lines(result.notes, result.report.get("eeg_info", {})):
+        print_error(line)
+    write_preprocessed(result, request.out, overwrite=request.overwrite, out_name="--out")
+    return result
 
 
 @handle_errors
@@ -43,39 +140,13 @@ def preprocess(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
 ) -> None:
     """Preprocess one recording exactly as the model sees it; write windows, report and pictures."""
-    import dataclasses
-
-    from milmer.runtime.choices import DETECTORS
-    from milmer.runtime.files import check_out_dir
-    from milmer.runtime.check import check_option
-    from milmer.runtime.preprocess import preprocess_recording, write_preprocessed
-
-    from .infer import recording_options
-    from .render import warning_lines
-
-    # Everything cheap first: a taken --out or a bad option is refused before the slow work.
-    check_out_dir(out, overwrite=overwrite, name="--out")
-    options = recording_options(
-        offset=offset, baseline=baseline, eeg_unit=eeg_unit, channel_map=channel_map,
-        interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
-        eeg_rate=eeg_rate, video_fps=video_fps,
+    request = PreprocessRequest.parse(
+        video=video, eeg=eeg, out=out, offset=offset, eeg_rate=eeg_rate, video_fps=video_fps, baseline=baseline,
+        eeg_unit=eeg_unit, channel_map=channel_map, interpolate_missing=interpolate_missing,
+        max_interpolated=max_interpolated, trial=trial, detector=detector, spec_file=spec_file, overwrite=overwrite,
     )
-    if detector is not None:
-        check_option("--detector", detector, DETECTORS)
-    spec = _load_spec(spec_file)
-    if detector is not None:
-        spec = spec.replace(face=dataclasses.replace(spec.face, detector=detector))
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # shown below as one line each, not as file:line warnings
-        result = preprocess_recording(video, eeg, spec, options=options, progress=True, keep_trace=True)
-    for w in caught:
-        print_error(f"Warning: {' '.join(str(w.message).split())}")
-    for line in warning_lines(result.notes, result.report.get("eeg_info", {})):
-        print_error(line)
-    write_preprocessed(result, out, overwrite=overwrite, out_name="--out")
-    _print_preprocess_summary(result, out)
+    result = run_preprocess(request)
+    _print_preprocess_summary(result, request.out)
 
 
 def _print_preprocess_summary(result: Any, out: Path) -> None:
