@@ -1,5 +1,6 @@
 """The supervisor's decisions without a server: restart with a doubling backoff after crashes, a
-stop during the backoff, an unclean drain reported (and ``milmer serve`` exiting 1 for it)."""
+stop during the backoff, an unclean drain reported (``milmer serve`` exiting 1 for it:
+tests/app/test_serve.py)."""
 
 from __future__ import annotations
 
@@ -104,15 +105,3 @@ def test_gate_waits_for_running_batches():
 @pytest.mark.parametrize(("code", "text"), [(-11, "killed by SIGSEGV"), (1, "exit code 1"), (None, "exit status unknown")])
 def test_describe_exit(code, text):
     assert describe_exit(code) == text
-
-
-def test_serve_exits_1_when_the_stop_was_not_clean(monkeypatch, tmp_path, capsys):
-    import milmer.runtime.serve.server as server
-    from milmer.app.cli import main
-
-    report = StopReport(clean=False, problems=["tritonserver did not exit cleanly (killed by SIGSEGV, in-flight inferences: 2)"])
-    monkeypatch.setattr(server, "serve", lambda *args, **kwargs: report)
-    assert main(["serve", "--model", str(tmp_path)]) == 1
-    assert capsys.readouterr().err.strip() == (
-        "Error: the server did not stop cleanly: tritonserver did not exit cleanly (killed by SIGSEGV, in-flight inferences: 2)."
-    )
