@@ -117,7 +117,7 @@ class BagScorer:
         # Checked here, once, before anything loads (the public entry point): the layers below
         # (precision plan, model folder, backend choice, runners) trust these values.
         backend = check_backend(backend)
-        device = check_device(device)  # type: ignore[assignment]
+        device = check_device(device)
         if precision is not None:
             precision = check_precision(precision)  # type: ignore[assignment]
         if batch is not None:

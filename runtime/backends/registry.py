@@ -47,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
 #: backend name -> runner class.
 BACKENDS: dict[str, type[Runner]] = {"ort": OrtRunner, "trt": TrtRunner, "openvino": OpenVinoRunner}
 #: What ``--help`` says each backend is (numpy-free copy in :mod:`milmer.runtime.choices`).
