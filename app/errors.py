@@ -20,7 +20,8 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from milmer.runtime.check import MilmerExternalError, MilmerInputError, missing_dependency_as_input_error
+from milmer.runtime.check import MilmerExternalError, MilmerInputError
+from milmer.runtime.dependencies import missing_dependency_as_input_error
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "finite_option", "handle_errors", "run_app"]
 

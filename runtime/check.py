@@ -1,6 +1,8 @@
 """Input validation in the style of MNE's ``mne/utils/check.py``.
 
-Errors raised for users name the parameter, the allowed values and what was received.
+Errors raised for users name the parameter, the allowed values and what was received, in one
+shape: ``Invalid value for 'name': expected <what is allowed>, got <what was received>[; <the way
+forward>].`` The helpers below write it; a caller passes ``hint=`` where it knows the way forward.
 :class:`MilmerInputError` marks a problem with the user's input (bad file, bad option); the CLI
 turns it into exit code 2 without a traceback. Anything else is an internal error (exit 1).
 """
@@ -10,10 +12,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 __all__ = [
     "MilmerInputError",
@@ -29,9 +32,16 @@ __all__ = [
     "check_keys",
     "MilmerExternalError",
     "check_input_pair",
-    "OPTIONAL_MODULES",
-    "missing_dependency_error",
-    "missing_dependency_as_input_error",
+    "check_bool",
+    "check_compare",
+    "check_equal",
+    "check_exclusive",
+    "check_same_length",
+    "check_nonempty",
+    "check_sequence",
+    "check_array",
+    "check_writable_dir",
+    "read_error",
 ]
 
 
@@ -44,18 +54,24 @@ class MilmerExternalError(RuntimeError):
     disk is full): the message names the cause; the command-line tools exit 1 without calling it a bug."""
 
 
-def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
-    """Return ``value`` if it is one of ``allowed``, else raise naming all three.
+def _error(name: str | Sequence[str], body: str, hint: str | None = None) -> MilmerInputError:
+    """``Invalid value for 'name': body.`` (``Invalid values for 'a'/'b'`` for several names); a
+    ``hint`` (the way forward) follows after a semicolon."""
+    tail = f"; {hint.rstrip('. ')}" if hint else ""
+    names = "/".join(repr(n) for n in name) if not isinstance(name, str) else repr(name)
+    return MilmerInputError(f"Invalid value{'' if isinstance(name, str) else 's'} for {names}: {body}{tail}.")
+
+
+def check_option(name: str, value: Any, allowed: Iterable[Any], *, hint: str | None = None) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise
+    ``Invalid value for 'backend': expected one of 'auto', 'ort', got 'tensorrtt'.``
 
     >>> check_option("backend", "ort", ("auto", "ort", "trt"))
     'ort'
     """
     allowed = tuple(allowed)
     if value not in allowed:
-        options = ", ".join(repr(a) for a in allowed)
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: expected one of {options}, got {value!r}."
-        )
+        raise _error(name, f"expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}", hint)
     return value
 
 
@@ -68,10 +84,17 @@ def _int_bounds(low: int | None, high: int | None) -> str:
 
 
 def check_int(
-    name: str, value: Any, *, low: int | None = None, high: int | None = None, allow_none: bool = False
+    name: str,
+    value: Any,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    allow_none: bool = False,
+    hint: str | None = None,
 ) -> Any:
     """Return ``value`` as an ``int`` if it is an integer (numpy's too, never a bool) within
-    ``[low, high]`` (either bound may be None), else raise naming the bounds and the value.
+    ``[low, high]`` (either bound may be None), else raise
+    ``Invalid value for 'batch': expected an integer >= 1, got 0.`` (``an integer in 1-65535``).
     ``allow_none`` lets None through (returned as is).
 
     >>> check_int("batch", 4, low=1)
@@ -83,15 +106,23 @@ def check_int(
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
     if not ok:
         none = " or None" if allow_none else ""
-        raise MilmerInputError(f"Invalid value for {name!r}: expected {_int_bounds(low, high)}{none}, got {value!r}.")
+        raise _error(name, f"expected {_int_bounds(low, high)}{none}, got {value!r}", hint)
     return int(value)
 
 
-def check_finite(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite real number (not a bool), else raise."""
+def check_bool(name: str, value: Any, *, hint: str | None = None) -> bool:
+    """Return ``value`` if it is a bool, else raise ``... expected True or False, got 'yes'.``"""
+    if not isinstance(value, bool):
+        raise _error(name, f"expected True or False, got {value!r}", hint)
+    return value
+
+
+def check_finite(name: str, value: Any, *, hint: str | None = None) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a bool), else raise
+    ``... expected a finite number, got nan.``"""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a finite number, got {value!r}.")
+        raise _error(name, f"expected a finite number, got {value!r}", hint)
     return float(value)
 
 
@@ -104,15 +135,20 @@ def check_number(
     low_open: bool = False,
     high_open: bool = False,
     allow_none: bool = False,
+    finite: bool = False,
+    unit: str = "a number",
+    hint: str | None = None,
 ) -> Any:
     """Return ``value`` if it is a real number (not a bool, not NaN) within the bounds, else raise
     ``Invalid value for 'name': expected a number in (0, 1], got 2.`` (``low_open`` /
     ``high_open`` exclude the bound; either bound may be None: ``expected a number >= 0``).
-    ``allow_none`` lets None through.
+    ``finite`` also refuses +-inf (``a finite number >= 0``); ``unit`` replaces "a number"
+    (``seconds > 0``, ``a rate in Hz > 0``); ``allow_none`` lets None through.
     """
     if allow_none and value is None:
         return None
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    ok = ok and not (finite and not math.isfinite(value))
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -126,16 +162,74 @@ def check_number(
             bound = f" {'<' if high_open else '<='} {high:g}"
         else:
             bound = ""
+        what = f"a finite {unit[2:]}" if finite and unit.startswith("a ") else unit
         none = " or None" if allow_none else ""
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a number{bound}{none}, got {value!r}.")
+        raise _error(name, f"expected {what}{bound}{none}, got {value!r}", hint)
     return value
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False, hint: str | None = None) -> float:
+    """Raise unless ``value`` is a finite number > 0 (or >= 0 with ``allow_zero``):
+    ``... expected a number > 0, got 0.``"""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+        ok = ok and value == value and value not in (float("inf"),)
+    if not ok:
+        raise _error(name, f"expected a number {'>= 0' if allow_zero else '> 0'}, got {value!r}", hint)
+    return value
+
+
+_WORDS = {"<": "less than", "<=": "at most", ">": "more than", ">=": "at least", "!=": "other than"}
+
+
+def check_compare(
+    name: str, value: Any, op: Literal["<", "<=", ">", ">=", "!="], other_name: str, other: Any, *, hint: str | None = None
+) -> Any:
+    """Return ``value`` if ``value op other`` holds, else raise naming the other field and its value:
+    ``Invalid value for 'warmup_epochs': expected less than epochs = 100, got 100.``"""
+    holds = {
+        "<": lambda: value < other, "<=": lambda: value <= other, ">": lambda: value > other,
+        ">=": lambda: value >= other, "!=": lambda: value != other,
+    }[op]()  # fmt: skip
+    if not holds:
+        raise _error(name, f"expected {_WORDS[op]} {other_name} = {other!r}, got {value!r}", hint)
+    return value
+
+
+def check_equal(name: str, value: Any, expected: Any, *, why: str | None = None, hint: str | None = None) -> Any:
+    """Return ``value`` if it equals ``expected``, else raise
+    ``Invalid value for 'class_names': expected ('low', 'high') (label scheme 'valence2'), got ('a',).``;
+    ``why`` says where the expected value comes from."""
+    if value != expected:
+        raise _error(name, f"expected {expected!r}{f' ({why})' if why else ''}, got {value!r}", hint)
+    return value
+
+
+def check_exclusive(name: str, value: Any, other_name: str, other: Any, *, hint: str | None = None) -> None:
+    """Raise if both ``value`` and ``other`` are given (not None):
+    ``Invalid value for '--model': '--model' and '--server' exclude each other, got 'm' and 'http://h:8000'.``"""
+    if value is not None and other is not None:
+        raise _error(name, f"{name!r} and {other_name!r} exclude each other, got {value!r} and {other!r}", hint)
+
+
+def check_same_length(names: Sequence[str], values: Sequence[Any], *, hint: str | None = None) -> int:
+    """Return the common length of ``values`` (sized objects), else raise
+    ``Invalid values for 'y_true'/'y_pred': expected the same length, got 3 and 4.``"""
+    lengths = [len(v) for v in values]
+    if len(set(lengths)) > 1:
+        got = ", ".join(map(str, lengths[:-1])) + f" and {lengths[-1]}"
+        raise _error(tuple(names), f"expected the same length, got {got}", hint)
+    return lengths[0] if lengths else 0
 
 
 def _article(word: str) -> str:
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 
-def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str | None = None) -> Any:
+def check_type(
+    name: str, value: Any, types: type | tuple[type, ...], what: str | None = None, *, hint: str | None = None
+) -> Any:
     """Return ``value`` if it is an instance of ``types`` (a bool is no ``int`` here), else raise
     ``Invalid value for 'name': expected <what>, got <type name>.``; ``what`` defaults to the
     type names (``a FaceSpec``, ``a str or a Path``).
@@ -144,58 +238,169 @@ def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str 
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok:
         wanted = what or " or ".join(_article(t.__name__) for t in kinds)
-        raise MilmerInputError(f"Invalid value for {name!r}: expected {wanted}, got {type(value).__name__}.")
+        raise _error(name, f"expected {wanted}, got {type(value).__name__}", hint)
     return value
 
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Raise unless ``value`` is a finite number > 0 (or >= 0 with ``allow_zero``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = value >= 0 if allow_zero else value > 0
-        ok = ok and value == value and value not in (float("inf"),)
+def check_nonempty(name: str, value: Sized, what: str, *, hint: str | None = None) -> Any:
+    """Return ``value`` if it holds something, else raise
+    ``Invalid value for 'records': expected at least one trial, got none.``"""
+    if len(value) == 0:
+        raise _error(name, f"expected at least one {what}, got none", hint)
+    return value
+
+
+def check_sequence(
+    name: str,
+    value: Any,
+    *,
+    item: Callable[[str, Any], Any] | None = None,
+    length: int | None = None,
+    nonempty: bool = False,
+    unique: bool = False,
+    what: str | None = None,
+    hint: str | None = None,
+) -> tuple[Any, ...]:
+    """Return ``value`` as a tuple if it is a list or tuple (never a str) of ``length`` items
+    (``nonempty``: at least one; ``unique``: no repeats), else raise
+    ``Invalid value for 'eeg.channels': expected a non-empty list of unique values, got [].``;
+    ``what`` replaces the description. ``item(f"{name}[i]", v)`` checks each item (its own
+    message names the position: ``'subjects[1]': expected an integer >= 1, got 0``) and its
+    result is kept."""
+    ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    ok = ok and (length is None or len(value) == length) and not (nonempty and len(value) == 0)
+    ok = ok and not (unique and len(set(value)) != len(value))
     if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a number {bound}, got {value!r}.")
+        if what is None:
+            size = f"{length} " if length is not None else ""
+            what = f"a {'non-empty ' if nonempty else ''}list of {size}{'unique ' if unique else ''}values"
+        raise _error(name, f"expected {what}, got {value!r}", hint)
+    if item is None:
+        return tuple(value)
+    return tuple(item(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def _shape_text(shape: Sequence[Any]) -> str:
+    dims = ["..." if d is Ellipsis else ("*" if d is None else str(d)) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def _array_article(words: str) -> str:
+    # "an (H, W, 3) array", "a (B, 8, ...) array": the article follows the first symbol as read aloud.
+    first = words.lstrip("(").split(",")[0].split(")")[0]
+    spoken_vowel = first in tuple("AEFHILMNORSX") or first.startswith(("8", "11", "18"))
+    return f"an {words}" if spoken_vowel or (not words.startswith("(") and words[:1] in "aeiou") else f"a {words}"
+
+
+def check_array(
+    name: str,
+    value: Any,
+    *,
+    shape: Sequence[int | str | None] | None = None,
+    dtype: Any = None,
+    finite: bool = False,
+    nonempty: bool = False,
+    nondecreasing: bool = False,
+    what: str | None = None,
+    hint: str | None = None,
+) -> Any:
+    """Return ``value`` if it is a numpy array of ``shape`` and ``dtype``, else raise
+    ``Invalid value for 'frame': expected an (H, W, 3) uint8 array, got float32 (2, 3).``
+
+    ``shape`` lists the axes: an int is a fixed size, a str (``"H"``) or None any size, a leading
+    ``...`` any number of leading axes. ``nonempty``: no axis of size 0 (``got shape (0, 3)``);
+    ``finite``: no NaN or Inf (``got NaN or Inf in 3 values``); ``nondecreasing``: a 1-D array
+    sorted ascending. ``what`` replaces the description (``a 1-D array of finite seconds``).
+    """
+    desc = what
+    if desc is None:
+        parts = [_shape_text(shape)] if shape is not None else []
+        parts += [str(np.dtype(dtype))] if dtype is not None else []
+        desc = _array_article(" ".join([*parts, "array"]))
+    if not isinstance(value, np.ndarray):
+        raise _error(name, f"expected {desc}, got {type(value).__name__}", hint)
+    ok = dtype is None or value.dtype == np.dtype(dtype)
+    if ok and shape is not None:
+        dims = list(shape)
+        lead = bool(dims) and dims[0] is Ellipsis
+        dims = dims[1:] if lead else dims
+        ok = value.ndim >= len(dims) if lead else value.ndim == len(dims)
+        tail = value.shape[value.ndim - len(dims):] if ok else ()
+        ok = ok and all(not isinstance(d, int) or d == n for d, n in zip(dims, tail))
+    if not ok:
+        raise _error(name, f"expected {desc}, got {value.dtype} {value.shape}", hint)
+    if nonempty and 0 in value.shape:
+        raise _error(name, f"expected {desc} with no empty axis, got shape {value.shape}", hint)
+    if finite:
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise _error(name, f"expected finite numbers, got NaN or Inf in {bad} value(s)", hint)
+    if nondecreasing and value.size > 1 and np.any(np.diff(value.ravel()) < 0):
+        raise _error(name, "expected non-decreasing values, got an unsorted array", hint)
     return value
 
 
 def check_path_exists(
-    name: str, path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file"
+    name: str, path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file", *, hint: str | None = None
 ) -> Path:
-    """Return ``path`` as a :class:`Path`; raise if it does not exist or is not a ``kind``
-    ('file' or 'dir')."""
+    """Return ``path`` as a :class:`Path`; raise if it does not exist
+    (``... file not found: 'x.edf'.``) or is not a ``kind`` ('file' or 'dir')."""
     p = Path(path)
     noun = "file" if kind == "file" else "directory"
     if not p.exists():
-        raise MilmerInputError(f"Invalid value for {name!r}: {noun} not found: {str(p)!r}.")
+        raise _error(name, f"{noun} not found: {str(p)!r}", hint)
     if kind == "file" and not p.is_file():
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a file, got directory {str(p)!r}.")
+        raise _error(name, f"expected a file, got directory {str(p)!r}", hint)
     if kind == "dir" and not p.is_dir():
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a directory, got file {str(p)!r}.")
+        raise _error(name, f"expected a directory, got file {str(p)!r}", hint)
     return p
 
 
-def check_dir_or_absent(name: str, path: str | os.PathLike[str]) -> Path:
+def check_dir_or_absent(name: str, path: str | os.PathLike[str], *, empty: bool = False, hint: str | None = None) -> Path:
     """Return ``path`` as a :class:`Path` if it is a folder or does not exist yet (an output
-    folder), else raise ``... exists and is not a folder``."""
+    folder), else raise ``... 'x' exists and is not a folder.``; ``empty`` also refuses a folder
+    that holds anything: ``... folder 'x' is not empty; <hint>.``"""
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise MilmerInputError(f"Invalid value for {name!r}: {str(p)!r} exists and is not a folder.")
+        raise _error(name, f"{str(p)!r} exists and is not a folder", hint)
+    if empty and p.is_dir() and any(p.iterdir()):
+        raise _error(name, f"folder {str(p)!r} is not empty", hint)
     return p
 
 
-def check_suffix(name: str, path: Path, allowed: Iterable[str]) -> str:
-    """Return the lower-cased suffix of ``path`` if it is one of ``allowed``."""
+def check_writable_dir(name: str, path: str | os.PathLike[str], *, hint: str | None = None) -> Path:
+    """Return ``path`` as a :class:`Path` if it is a folder that can be written, or one that can be
+    created under the nearest existing folder (nothing is created); else raise
+    ``... cannot write 'out/run': 'out' is not writable.``"""
+    p = Path(path)
+    check_dir_or_absent(name, p, hint=hint)
+    base = p
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise _error(name, f"cannot create {str(p)!r}: {str(base)!r} is a file, not a folder", hint)
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise _error(name, f"cannot write {str(p)!r}: {str(base)!r} is not writable", hint)
+    return p
+
+
+def check_suffix(name: str, path: Path, allowed: Iterable[str], *, hint: str | None = None) -> str:
+    """Return the lower-cased suffix of ``path`` if it is one of ``allowed``, else raise
+    ``... unsupported file type '.txt' for 'x.txt'; expected one of '.png'.``"""
     allowed = tuple(allowed)
-    suffix = path.suffix.lower()
+    suffix = Path(path).suffix.lower()
     if suffix not in allowed:
         options = ", ".join(repr(a) for a in allowed)
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: unsupported file type {suffix or '(none)'!r} "
-            f"for {path.name!r}; expected one of {options}."
-        )
+        raise _error(name, f"unsupported file type {suffix or '(none)'!r} for {Path(path).name!r}; expected one of {options}", hint)
     return suffix
+
+
+def read_error(
+    name: str, path: str | os.PathLike[str], err: BaseException, *, what: str = "file", hint: str | None = None
+) -> MilmerInputError:
+    """The error for a file that exists but cannot be read (raise it ``from err``):
+    ``Invalid value for 'eeg': the EDF file 'x.edf' could not be read (ValueError: bad header).``"""
+    return _error(name, f"the {what} {str(path)!r} could not be read ({type(err).__name__}: {err})", hint)
 
 
 def check_keys(
@@ -262,48 +467,3 @@ def check_input_pair(
     check_suffix("video", v, video_suffixes)
     check_suffix("eeg", e, eeg_suffixes)
     return v, e
-
-
-#: Optional modules -> how to install them (the package extra, or the wheel for a platform).
-OPTIONAL_MODULES: dict[str, str] = {
-    "onnxruntime": (
-        "ONNX Runtime runs the model: `pip install \"milmer[cpu]\"` (or `milmer[gpu]`; on a "
-        "Jetson NVIDIA's onnxruntime-gpu wheel for JetPack)"
-    ),
-    "openvino": "`pip install \"milmer[openvino]\"`",
-    "tensorrt": "`pip install \"milmer[trt]\"` (on a Jetson, TensorRT comes with JetPack)",
-    "cuda": "`pip install \"milmer[trt]\"` (cuda-python)",
-    "picard": "`pip install python-picard` (the ICA solver)",
-    "sklearn": "`pip install scikit-learn` (FastICA)",
-    "matplotlib": "`pip install \"milmer[plots]\"`",
-    "edfio": "`pip install edfio` (EDF export)",
-    "tritonclient": "`pip install \"tritonclient[http]\"`",
-    "pytriton": "`pip install \"milmer[serve]\"`",
-}
-
-
-def missing_dependency_error(err: ImportError) -> MilmerInputError | None:
-    """A :class:`MilmerInputError` for an optional package that is not installed (the user's
-    setup, not a bug): it names the package and how to install it. None for a module that is
-    not one of :data:`OPTIONAL_MODULES` (a missing core module is a broken install: a bug)."""
-    name = getattr(err, "name", None) or ""
-    top = name.split(".", 1)[0]
-    if top not in OPTIONAL_MODULES:
-        return None
-    return MilmerInputError(
-        f"Missing dependency: the Python package {top!r} is not installed ({err}); it is needed "
-        f"for what you asked. Install it: {OPTIONAL_MODULES[top]}."
-    )
-
-
-@contextmanager
-def missing_dependency_as_input_error() -> Iterator[None]:
-    """Turn an ImportError of an optional package (:func:`missing_dependency_error`) into a
-    :class:`MilmerInputError`; any other ImportError passes unchanged."""
-    try:
-        yield
-    except ImportError as err:
-        user_error = missing_dependency_error(err)
-        if user_error is None:
-            raise
-        raise user_error from err

@@ -8,12 +8,24 @@ import pytest
 
 from milmer.runtime.check import (
     MilmerInputError,
+    check_array,
+    check_bool,
+    check_compare,
+    check_dir_or_absent,
+    check_equal,
+    check_exclusive,
     check_finite,
     check_int,
     check_keys,
+    check_nonempty,
     check_number,
+    check_option,
     check_path_exists,
+    check_same_length,
+    check_sequence,
     check_type,
+    check_writable_dir,
+    read_error,
 )
 
 
@@ -103,3 +115,105 @@ def test_check_path_exists(tmp_path):
         check_path_exists("--model", tmp_path / "m", "dir")
     with _fails(f"Invalid value for '--model': expected a directory, got file {str(f)!r}."):
         check_path_exists("--model", f, "dir")
+
+
+def test_a_hint_follows_the_message():
+    with _fails("Invalid value for 'backend': expected one of 'ort', 'trt', got 'x'; run `milmer backends`."):
+        check_option("backend", "x", ("ort", "trt"), hint="run `milmer backends`.")
+    with _fails("Invalid value for '--port': expected an integer in 1-65535, got 0; pick a free port."):
+        check_int("--port", 0, low=1, high=65535, hint="pick a free port")
+
+
+def test_check_number_finite_and_unit():
+    assert check_number("eeg_noise", 0.0, low=0, finite=True) == 0.0
+    with _fails("Invalid value for 'eeg_noise': expected a finite number >= 0, got inf."):
+        check_number("eeg_noise", float("inf"), low=0, finite=True)
+    with _fails("Invalid value for '--timeout': expected seconds > 0, got 0."):
+        check_number("--timeout", 0, low=0, low_open=True, unit="seconds")
+
+
+def test_check_bool():
+    assert check_bool("fp16", True) is True
+    with _fails("Invalid value for 'fp16': expected True or False, got 1."):
+        check_bool("fp16", 1)
+
+
+def test_check_compare():
+    assert check_compare("warmup_epochs", 3, "<", "epochs", 100) == 3
+    with _fails("Invalid value for 'warmup_epochs': expected less than epochs = 100, got 100."):
+        check_compare("warmup_epochs", 100, "<", "epochs", 100)
+    with _fails("Invalid value for 'graph.top_k': expected at most face.frames_per_window = 8, got 9."):
+        check_compare("graph.top_k", 9, "<=", "face.frames_per_window", 8)
+    with _fails("Invalid value for 'h_freq': expected more than l_freq = 4.0, got 4.0."):
+        check_compare("h_freq", 4.0, ">", "l_freq", 4.0)
+
+
+def test_check_equal_and_exclusive():
+    assert check_equal("class_names", ("a", "b"), ("a", "b")) == ("a", "b")
+    with _fails("Invalid value for 'class_names': expected ('low', 'high') (label scheme 'valence2'), got ('a',)."):
+        check_equal("class_names", ("a",), ("low", "high"), why="label scheme 'valence2'")
+    check_exclusive("--model", None, "--server", "http://h:8000")
+    with _fails("Invalid value for '--model': '--model' and '--server' exclude each other, got 'm' and 'http://h:8000'."):
+        check_exclusive("--model", "m", "--server", "http://h:8000")
+
+
+def test_check_same_length_and_nonempty():
+    assert check_same_length(("a", "b"), ([1, 2], (3, 4))) == 2
+    with _fails("Invalid values for 'y_true'/'y_pred': expected the same length, got 3 and 4."):
+        check_same_length(("y_true", "y_pred"), ([0] * 3, [0] * 4))
+    with _fails("Invalid value for 'records': expected at least one trial, got none."):
+        check_nonempty("records", [], "trial")
+
+
+def test_check_sequence():
+    assert check_sequence("subjects", [1, 2], item=lambda n, v: check_int(n, v, low=1)) == (1, 2)
+    with _fails("Invalid value for 'subjects[1]': expected an integer >= 1, got 0."):
+        check_sequence("subjects", [1, 0], item=lambda n, v: check_int(n, v, low=1))
+    with _fails("Invalid value for 'subjects': expected a list of subject numbers, got '1,2'."):
+        check_sequence("subjects", "1,2", what="a list of subject numbers")
+    with _fails("Invalid value for 'mean': expected a list of 3 values, got (0.5, 0.5)."):
+        check_sequence("mean", (0.5, 0.5), length=3)
+    with _fails("Invalid value for 'channels': expected a non-empty list of unique values, got ['Fz', 'Fz']."):
+        check_sequence("channels", ["Fz", "Fz"], nonempty=True, unique=True)
+    with _fails("Invalid value for 'channels': expected a non-empty list of unique values, got []."):
+        check_sequence("channels", [], nonempty=True, unique=True)
+
+
+def test_check_array():
+    frame = np.zeros((4, 5, 3), np.uint8)
+    assert check_array("frame", frame, shape=("H", "W", 3), dtype=np.uint8) is frame
+    assert check_array("frames", np.zeros((2, 4, 5, 3), np.uint8), shape=(..., "H", "W", 3)) is not None
+    with _fails("Invalid value for 'frame': expected an (H, W, 3) uint8 array, got float32 (4, 5, 3)."):
+        check_array("frame", frame.astype(np.float32), shape=("H", "W", 3), dtype=np.uint8)
+    with _fails("Invalid value for 'frame': expected an (H, W, 3) uint8 array, got uint8 (4, 5, 4)."):
+        check_array("frame", np.zeros((4, 5, 4), np.uint8), shape=("H", "W", 3), dtype=np.uint8)
+    with _fails("Invalid value for 'frame': expected an (H, W, 3) uint8 array, got list."):
+        check_array("frame", [[0]], shape=("H", "W", 3), dtype=np.uint8)
+    with _fails("Invalid value for 'frame': expected an (H, W, 3) uint8 array with no empty axis, got shape (0, 5, 3)."):
+        check_array("frame", np.zeros((0, 5, 3), np.uint8), shape=("H", "W", 3), dtype=np.uint8, nonempty=True)
+    with _fails("Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 value(s)."):
+        check_array("eeg", np.array([[np.nan, 1.0, np.inf]]), finite=True)
+    with _fails("Invalid value for 'times': expected non-decreasing values, got an unsorted array."):
+        check_array("times", np.array([0.0, 2.0, 1.0]), shape=("N",), nondecreasing=True)
+    with _fails("Invalid value for 'times': expected a 1-D array of finite seconds, got float64 (2, 2)."):
+        check_array("times", np.zeros((2, 2)), shape=("N",), what="a 1-D array of finite seconds")
+
+
+def test_output_folder_checks(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "f").write_text("x")
+    assert check_dir_or_absent("--out", tmp_path / "new", empty=True) == tmp_path / "new"
+    with _fails(f"Invalid value for '--out': folder {str(tmp_path / 'full')!r} is not empty; choose another folder."):
+        check_dir_or_absent("--out", tmp_path / "full", empty=True, hint="choose another folder")
+    assert check_writable_dir("out_dir", tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    with _fails(f"Invalid value for 'out_dir': cannot create {str(tmp_path / 'f' / 'run')!r}: {str(tmp_path / 'f')!r} is a file, not a folder."):
+        check_writable_dir("out_dir", tmp_path / "f" / "run")
+    with _fails(f"Invalid value for 'out_dir': {str(tmp_path / 'f')!r} exists and is not a folder."):
+        check_writable_dir("out_dir", tmp_path / "f")
+
+
+def test_read_error():
+    err = read_error("eeg", Path("x.edf"), ValueError("bad header"), what="EDF file")
+    assert isinstance(err, MilmerInputError)
+    assert str(err) == "Invalid value for 'eeg': the EDF file 'x.edf' could not be read (ValueError: bad header)."
