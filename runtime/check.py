@@ -180,17 +180,27 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False, hint: s
     return value
 
 
-_WORDS = {"<": "less than", "<=": "at most", ">": "more than", ">=": "at least", "!=": "other than"}
+_WORDS = {
+    "<": "less than", "<=": "at most", ">": "more than", ">=": "at least", "!=": "other than",
+    "divides": "a divisor of",
+}  # fmt: skip
 
 
 def check_compare(
-    name: str, value: Any, op: Literal["<", "<=", ">", ">=", "!="], other_name: str, other: Any, *, hint: str | None = None
+    name: str,
+    value: Any,
+    op: Literal["<", "<=", ">", ">=", "!=", "divides"],
+    other_name: str,
+    other: Any,
+    *,
+    hint: str | None = None,
 ) -> Any:
     """Return ``value`` if ``value op other`` holds, else raise naming the other field and its value:
-    ``Invalid value for 'warmup_epochs': expected less than epochs = 100, got 100.``"""
+    ``Invalid value for 'warmup_epochs': expected less than epochs = 100, got 100.``
+    (``divides``: ``... expected a divisor of d_model = 60, got 7.``)"""
     holds = {
         "<": lambda: value < other, "<=": lambda: value <= other, ">": lambda: value > other,
-        ">=": lambda: value >= other, "!=": lambda: value != other,
+        ">=": lambda: value >= other, "!=": lambda: value != other, "divides": lambda: other % value == 0,
     }[op]()  # fmt: skip
     if not holds:
         raise _error(name, f"expected {_WORDS[op]} {other_name} = {other!r}, got {value!r}", hint)
@@ -228,17 +238,26 @@ def _article(word: str) -> str:
 
 
 def check_type(
-    name: str, value: Any, types: type | tuple[type, ...], what: str | None = None, *, hint: str | None = None
+    name: str,
+    value: Any,
+    types: type | tuple[type, ...],
+    what: str | None = None,
+    *,
+    nonempty: bool = False,
+    hint: str | None = None,
 ) -> Any:
     """Return ``value`` if it is an instance of ``types`` (a bool is no ``int`` here), else raise
     ``Invalid value for 'name': expected <what>, got <type name>.``; ``what`` defaults to the
-    type names (``a FaceSpec``, ``a str or a Path``).
+    type names (``a FaceSpec``, ``a str or a Path``). ``nonempty`` also refuses an empty value
+    (``... expected a non-empty path string, got ''.``).
     """
     kinds = types if isinstance(types, tuple) else (types,)
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    wanted = what or " or ".join(_article(t.__name__) for t in kinds)
     if not ok:
-        wanted = what or " or ".join(_article(t.__name__) for t in kinds)
         raise _error(name, f"expected {wanted}, got {type(value).__name__}", hint)
+    if nonempty and len(value) == 0:
+        raise _error(name, f"expected {wanted}, got {value!r}", hint)
     return value
 
 
@@ -301,6 +320,8 @@ def check_array(
     finite: bool = False,
     nonempty: bool = False,
     nondecreasing: bool = False,
+    low: float | None = None,
+    high: float | None = None,
     what: str | None = None,
     hint: str | None = None,
 ) -> Any:
@@ -310,7 +331,8 @@ def check_array(
     ``shape`` lists the axes: an int is a fixed size, a str (``"H"``) or None any size, a leading
     ``...`` any number of leading axes. ``nonempty``: no axis of size 0 (``got shape (0, 3)``);
     ``finite``: no NaN or Inf (``got NaN or Inf in 3 values``); ``nondecreasing``: a 1-D array
-    sorted ascending. ``what`` replaces the description (``a 1-D array of finite seconds``).
+    sorted ascending; ``low``/``high``: every value within (``expected values in [0, 2], got
+    values from 0 to 3``). ``what`` replaces the description (``a 1-D array of finite seconds``).
     """
     desc = what
     if desc is None:
@@ -337,6 +359,13 @@ def check_array(
             raise _error(name, f"expected finite numbers, got NaN or Inf in {bad} value(s)", hint)
     if nondecreasing and value.size > 1 and np.any(np.diff(value.ravel()) < 0):
         raise _error(name, "expected non-decreasing values, got an unsorted array", hint)
+    if value.size and (low is not None or high is not None):
+        lo, hi = value.min(), value.max()
+        if (low is not None and lo < low) or (high is not None and hi > high):
+            bound = f"in [{low:g}, {high:g}]" if low is not None and high is not None else (
+                f">= {low:g}" if low is not None else f"<= {high:g}"
+            )
+            raise _error(name, f"expected values {bound}, got values from {lo:g} to {hi:g}", hint)
     return value
 
 
@@ -374,7 +403,7 @@ def check_writable_dir(name: str, path: str | os.PathLike[str], *, hint: str | N
     ``... cannot write 'out/run': 'out' is not writable.``"""
     p = Path(path)
     check_dir_or_absent(name, p, hint=hint)
-    base = p
+    base = p.absolute()
     while not base.exists() and base != base.parent:
         base = base.parent
     if not base.is_dir():

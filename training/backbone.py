@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_same_length
 from .model_config import DEFAULT_BACKBONE
 
 __all__ = [
@@ -175,10 +175,7 @@ def save_tiny_swin(
     """
     from transformers import SwinConfig, SwinForImageClassification, SwinModel
 
-    if len(depths) != len(num_heads):
-        raise MilmerInputError(
-            f"Invalid values for 'depths'/'num_heads': expected equal lengths, got {tuple(depths)!r}/{tuple(num_heads)!r}."
-        )
+    check_same_length(("depths", "num_heads"), (depths, num_heads))
     extra = {} if classifier_labels is None else {"num_labels": classifier_labels}
     config = SwinConfig(
         image_size=224,

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_equal, check_same_length
 from .model import MilmerModel
 from .train import autocast
 
@@ -46,10 +46,7 @@ def backbone_tokens(
     Returns (N, F, P, H) float32 on the CPU. ``model``'s backbone must be frozen: a trained
     backbone changes every step, and its tokens cannot be stored.
     """
-    if not model.config.freeze_backbone:
-        raise MilmerInputError(
-            "Invalid value for 'freeze_backbone': backbone tokens can only be precomputed for a frozen backbone, got False."
-        )
+    check_equal("freeze_backbone", model.config.freeze_backbone, True, why="backbone tokens can only be precomputed for a frozen backbone")
     from rich.progress import Progress
 
     device = torch.device(device)
@@ -84,11 +81,7 @@ class TokenDataset(Dataset):
         self.eeg, self.tokens = eeg, tokens
         self.labels = np.asarray(labels, dtype=np.int64)
         self.indices = np.asarray(indices, dtype=np.int64)
-        if not (len(eeg) == tokens.shape[0] == self.labels.shape[0]):
-            raise MilmerInputError(
-                f"Invalid values for 'eeg'/'tokens'/'labels': expected one row per window, got "
-                f"{len(eeg)}, {tokens.shape[0]} and {self.labels.shape[0]}."
-            )
+        check_same_length(("eeg", "tokens", "labels"), (eeg, tokens, self.labels), hint="one row per window")
 
     def __len__(self) -> int:
         return self.indices.size

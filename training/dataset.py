@@ -22,7 +22,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime.check import MilmerInputError, check_int, check_number
+from ..runtime.check import MilmerInputError, check_array, check_int, check_number
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
 from .window_cache import CachedWindows
@@ -39,8 +39,7 @@ class Augment:
 
     def __post_init__(self) -> None:
         check_number("hflip_p", self.hflip_p, low=0, high=1)
-        if not 0 <= self.eeg_noise < float("inf"):
-            raise MilmerInputError(f"Invalid value for 'eeg_noise': expected a finite number >= 0, got {self.eeg_noise!r}.")
+        check_number("eeg_noise", self.eeg_noise, low=0, finite=True)
 
 
 class WindowDataset(Dataset):
@@ -63,11 +62,7 @@ class WindowDataset(Dataset):
         self.cache = cache
         self.spec = spec
         self.indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-        if self.indices.ndim != 1 or (self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n)):
-            raise MilmerInputError(
-                f"Invalid value for 'indices': expected a 1-D array of window numbers in [0, {n}), "
-                f"got shape {self.indices.shape}" + (f", range {self.indices.min()}-{self.indices.max()}." if self.indices.size else ".")
-            )
+        check_array("indices", self.indices, shape=("N",), low=0, high=n - 1, what="a 1-D array of window numbers")
         expected_eeg = (spec.eeg.n_channels, spec.eeg.window_samples)
         expected_faces = (spec.face.frames_per_window, spec.face.frame_size, spec.face.frame_size, 3)
         if cache.eeg.shape[1:] != expected_eeg or cache.faces.shape[1:] != expected_faces:
@@ -76,8 +71,7 @@ class WindowDataset(Dataset):
                 f"{cache.faces.shape[1:]}, the spec expects {expected_eeg} and {expected_faces}."
             )
         self.labels = cache.labels(spec.label_scheme) if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels.shape != (n,):
-            raise MilmerInputError(f"Invalid value for 'labels': expected shape ({n},), got {self.labels.shape}.")
+        check_array("labels", self.labels, shape=(n,))
         self.augment = augment
         self._mean, self._std = spec.face.mean, spec.face.std
 

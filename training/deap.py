@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_int
 from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [
@@ -111,12 +111,7 @@ class DeapIndex:
 def _subject_ids(name: str, values: Iterable[int] | None) -> set[int] | None:
     if values is None:
         return None
-    ids = set()
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise MilmerInputError(f"Invalid value for {name!r}: expected positive subject numbers, got {v!r}.")
-        ids.add(v)
-    return ids
+    return {check_int(f"{name}[{i}]", v, low=1) for i, v in enumerate(values)}
 
 
 def _read_ratings_csv(path: Path) -> dict[int, dict[int, tuple[int, tuple[float, float, float, float]]]]:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_int, check_option
 
 __all__ = ["DistContext", "world_size_from_env", "resolve_device", "init_distributed", "wrap_model", "unwrap_model",
            "shard_loader", "mean_across", "barrier", "no_sync", "shutdown"]
@@ -48,18 +48,16 @@ def world_size_from_env() -> int:
     """``WORLD_SIZE`` as set by torchrun (1 when unset)."""
     value = os.environ.get("WORLD_SIZE", "1")
     try:
-        size = int(value)
+        size: Any = int(value)
     except ValueError:
-        raise MilmerInputError(f"Invalid value for 'WORLD_SIZE' (environment): expected an integer, got {value!r}.") from None
-    if size < 1:
-        raise MilmerInputError(f"Invalid value for 'WORLD_SIZE' (environment): expected >= 1, got {size}.")
-    return size
+        size = value
+    return check_int("WORLD_SIZE", size, low=1, hint="an environment variable, as set by torchrun")
 
 
 def resolve_device(device: str) -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise MilmerInputError("Invalid value for 'device': 'cuda' was asked for but no CUDA GPU is available; use 'cpu' or 'auto'.")
+        check_option("device", device, ("auto", "cpu"), hint="no CUDA GPU is available here")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

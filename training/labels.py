@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import check_array, check_option, check_same_length
 from ..runtime.spec import CLASS_SCHEMES
 
 __all__ = ["RATING_RANGE", "HIGH_THRESHOLD", "THREE_CLASS_EDGES", "ratings_to_labels"]
@@ -31,18 +31,9 @@ THREE_CLASS_EDGES: tuple[float, float] = (4.0, 7.0)
 
 
 def _check_ratings(name: str, values: ArrayLike) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim > 1:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a 1-D array of ratings, got shape {arr.shape}.")
-    arr = np.atleast_1d(arr)
+    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     lo, hi = RATING_RANGE
-    bad = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
-    if bad.any():
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: expected ratings in [{lo:g}, {hi:g}], "
-            f"got {arr[bad][:5].tolist()} at index {np.flatnonzero(bad)[:5].tolist()}."
-        )
-    return arr
+    return check_array(name, arr, shape=("N",), finite=True, low=lo, high=hi, what="a 1-D array of ratings")
 
 
 def ratings_to_labels(valence: ArrayLike, arousal: ArrayLike, scheme: str) -> np.ndarray:
@@ -55,10 +46,7 @@ def ratings_to_labels(valence: ArrayLike, arousal: ArrayLike, scheme: str) -> np
     check_option("scheme", scheme, tuple(CLASS_SCHEMES))
     v = _check_ratings("valence", valence)
     a = _check_ratings("arousal", arousal)
-    if v.shape != a.shape:
-        raise MilmerInputError(
-            f"Invalid values for 'valence'/'arousal': expected the same length, got {v.shape[0]} and {a.shape[0]}."
-        )
+    check_same_length(("valence", "arousal"), (v, a))
     if scheme == "deap4":
         # HAHV=0, HALV=1, LAHV=2, LALV=3: low arousal adds 2, low valence adds 1.
         return 2 * (a < HIGH_THRESHOLD).astype(np.int64) + (v < HIGH_THRESHOLD).astype(np.int64)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_array, check_nonempty, check_same_length
 
 __all__ = ["confusion_matrix", "accuracy", "macro_f1", "per_class_f1", "classification_metrics", "summarize_folds"]
 
@@ -23,16 +23,9 @@ __all__ = ["confusion_matrix", "accuracy", "macro_f1", "per_class_f1", "classifi
 def _labels(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(y_true).astype(np.int64).ravel()
     p = np.asarray(y_pred).astype(np.int64).ravel()
-    if t.shape != p.shape:
-        raise MilmerInputError(
-            f"Invalid values for 'y_true'/'y_pred': expected the same length, got {t.size} and {p.size}."
-        )
+    check_same_length(("y_true", "y_pred"), (t, p))
     for name, arr in (("y_true", t), ("y_pred", p)):
-        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
-            raise MilmerInputError(
-                f"Invalid value for {name!r}: expected class indices in [0, {n_classes - 1}], "
-                f"got values from {arr.min()} to {arr.max()}."
-            )
+        check_array(name, arr, low=0, high=n_classes - 1)
     return t, p
 
 
@@ -46,10 +39,7 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Share of samples predicted correctly (NaN for no samples)."""
     t = np.asarray(y_true).ravel()
     p = np.asarray(y_pred).ravel()
-    if t.shape != p.shape:
-        raise MilmerInputError(
-            f"Invalid values for 'y_true'/'y_pred': expected the same length, got {t.size} and {p.size}."
-        )
+    check_same_length(("y_true", "y_pred"), (t, p))
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
@@ -95,8 +85,7 @@ def summarize_folds(per_fold: Sequence[Mapping[str, float]], keys: Sequence[str]
     out: dict[str, dict[str, float]] = {}
     for key in keys:
         values = np.array([float(f[key]) for f in per_fold], dtype=np.float64)
-        if values.size == 0:
-            raise MilmerInputError("Invalid value for 'per_fold': expected at least one fold's metrics, got none.")
+        check_nonempty("per_fold", values, "fold's metrics")
         out[key] = {
             "mean": float(values.mean()),
             "std": float(values.std()),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_equal
 from .backbone import load_swin, swin_tokens_per_frame
 from .model_config import EEG_BANDS, ModelConfig
 
@@ -349,11 +349,8 @@ class MilmerModel(nn.Module):
     def __init__(self, config: ModelConfig, backbone: SwinModel) -> None:
         super().__init__()
         tokens = swin_tokens_per_frame(backbone.config, config.frame_size)
-        if tokens != config.tokens_per_frame:
-            raise MilmerInputError(
-                f"Invalid value for 'tokens_per_frame': the backbone yields {tokens} tokens for "
-                f"{config.frame_size}x{config.frame_size} frames, got {config.tokens_per_frame!r}."
-            )
+        check_equal("tokens_per_frame", config.tokens_per_frame, tokens,
+                    why=f"the backbone's tokens for {config.frame_size}x{config.frame_size} frames")
         self.config = config
         self.token_dim: int = int(backbone.config.hidden_size)
         self.backbone = backbone

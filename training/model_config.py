@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..runtime.jsonable import JsonDataclass
-from ..runtime.check import MilmerInputError, check_int, check_number, check_option
+from ..runtime.check import (
+    MilmerInputError,
+    check_bool,
+    check_compare,
+    check_int,
+    check_number,
+    check_option,
+    check_type,
+)
 from ..runtime.spec import CLASS_SCHEMES, EEGSpec, FaceSpec, GraphSpec, ModelSpec
 
 __all__ = [
@@ -138,23 +146,10 @@ class ModelConfig(JsonDataclass):
         check_option("fusion", self.fusion, FUSIONS)
         check_option("mil", self.mil, MIL_MODES)
         check_option("visual_integration", self.visual_integration, VISUAL_INTEGRATIONS)
-        if not isinstance(self.backbone_dir, str) or not self.backbone_dir:
-            raise MilmerInputError(
-                f"Invalid value for 'backbone_dir': expected a non-empty path string, got {self.backbone_dir!r}."
-            )
-        if not isinstance(self.freeze_backbone, bool):
-            raise MilmerInputError(
-                f"Invalid value for 'freeze_backbone': expected True or False, got {self.freeze_backbone!r}."
-            )
-        if self.d_model % self.n_heads:
-            raise MilmerInputError(
-                f"Invalid value for 'n_heads': expected a divisor of d_model = {self.d_model}, got {self.n_heads!r}."
-            )
-        if self.top_k > self.frames_per_window:
-            raise MilmerInputError(
-                f"Invalid value for 'top_k': expected 1 <= top_k <= frames_per_window = "
-                f"{self.frames_per_window}, got {self.top_k!r}."
-            )
+        check_type("backbone_dir", self.backbone_dir, str, "a non-empty path string", nonempty=True)
+        check_bool("freeze_backbone", self.freeze_backbone)
+        check_compare("n_heads", self.n_heads, "divides", "d_model", self.d_model)
+        check_compare("top_k", self.top_k, "<=", "frames_per_window", self.frames_per_window)
         if self.fusion == "concat" and self.modality != "both":
             raise MilmerInputError(
                 "Invalid combination: fusion 'concat' concatenates pooled EEG and face features, so it "

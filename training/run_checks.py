@@ -5,42 +5,21 @@ DEAP's layout, the folds and the backbone checkpoint (:func:`check_run`). Create
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_dir_or_absent, check_equal, check_writable_dir
 from .train_config import TrainConfig
 
-__all__ = ["CONFIG_FILE", "check_run", "check_run_dir", "check_writable_folder"]
+__all__ = ["CONFIG_FILE", "check_run", "check_run_dir"]
 
 #: The resolved TrainConfig in a run folder (a re-run with the same config resumes).
 CONFIG_FILE = "config.json"
 
 
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_writable_folder(name: str, path: Path) -> None:
-    """``path`` is a folder we can write, or can be created under one (nothing is created)."""
-    if path.exists() and not path.is_dir():
-        raise MilmerInputError(f"Invalid value for {name}: {str(path)!r} exists and is not a folder.")
-    base = _nearest_existing(path)
-    if not base.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {name}: cannot create {str(path)!r}: {str(base)!r} is a file, not a folder."
-        )
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise MilmerInputError(f"Invalid value for {name}: cannot write {str(path)!r}: {str(base)!r} is not writable.")
-
-
 def check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") -> None:
     """Refuse to mix two configurations in one run folder; the same config resumes."""
-    check_writable_folder(out_name, run_dir)
+    check_writable_dir(out_name.strip("'"), run_dir)
     saved = run_dir / CONFIG_FILE
     if saved.is_file():
         previous = json.loads(saved.read_text())
@@ -51,10 +30,8 @@ def check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") 
                 f"(differs in: {', '.join(changed)}); choose another folder, or delete this one to start over "
                 f"(the preprocessed-window cache is kept elsewhere, in {str(cfg.cache_path)!r})."
             )
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
-        raise MilmerInputError(
-            f"Invalid value for {out_name}: folder {str(run_dir)!r} is not empty and holds no milmer run; choose another folder."
-        )
+    else:
+        check_dir_or_absent(out_name.strip("'"), run_dir, empty=True, hint="it holds no milmer run; choose another folder")
 
 
 def _check_backbone(cfg: TrainConfig) -> None:
@@ -71,12 +48,8 @@ def _check_backbone(cfg: TrainConfig) -> None:
             f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
             f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
         ) from None
-    if token_dim != cfg.model_spec().graph.token_dim:
-        raise MilmerInputError(
-            f"Invalid value for 'spec.graph.token_dim': the backbone in {path!r} "
-            f"gives tokens of size {token_dim}, got {cfg.model_spec().graph.token_dim}; set "
-            f"spec.graph.token_dim={token_dim}."
-        )
+    check_equal("spec.graph.token_dim", cfg.model_spec().graph.token_dim, token_dim,
+                why=f"the token size of the backbone in {path!r}", hint=f"set spec.graph.token_dim={token_dim}")
 
 
 def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
@@ -92,7 +65,7 @@ def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
     from .deap import index_deap
 
     check_run_dir(Path(cfg.out_dir), cfg, out_name)
-    check_writable_folder("'cache_dir'", cfg.cache_path)
+    check_writable_dir("cache_dir", cfg.cache_path)
     index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
     if cfg.protocol == "loso" and len(index.subjects) < 2:
         raise MilmerInputError(

@@ -25,7 +25,15 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..runtime.check import MilmerInputError, check_int, check_number, check_option
+from ..runtime.check import (
+    MilmerInputError,
+    check_array,
+    check_int,
+    check_nonempty,
+    check_number,
+    check_option,
+    check_same_length,
+)
 
 __all__ = ["PROTOCOLS", "LEAKY_PROTOCOLS", "Protocol", "Fold", "protocol_caveat", "make_folds"]
 
@@ -181,13 +189,10 @@ def make_folds(
     subject = np.asarray(subject)
     trial = np.asarray(trial)
     labels = np.asarray(labels)
-    if not (subject.ndim == trial.ndim == labels.ndim == 1) or not (subject.size == trial.size == labels.size):
-        raise MilmerInputError(
-            "Invalid values for 'subject'/'trial'/'labels': expected 1-D arrays of one length, got shapes "
-            f"{subject.shape}, {trial.shape}, {labels.shape}."
-        )
-    if subject.size == 0:
-        raise MilmerInputError("Invalid value for 'subject': expected at least one window, got none.")
+    for name, arr in (("subject", subject), ("trial", trial), ("labels", labels)):
+        check_array(name, arr, shape=("N",), what="a 1-D array (one value per window)")
+    check_same_length(("subject", "trial", "labels"), (subject, trial, labels))
+    check_nonempty("subject", subject, "window")
     k = check_int("k", k, low=2)
     check_number("val_fraction", val_fraction, low=0, high=1, high_open=True)
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_equal, check_nonempty
 from ..runtime.files import write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
@@ -185,8 +185,7 @@ def evaluate(
             probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
     finally:
         model.train(was_training)
-    if not trues:
-        raise MilmerInputError("Invalid value for 'loader': it yielded no batch to evaluate.")
+    check_nonempty("loader", trues, "batch to evaluate")
     y_true = np.concatenate(trues).astype(np.int64)
     p = np.concatenate(probs).astype(np.float32)
     return Evaluation(float(sum(losses) / y_true.size), y_true, p.argmax(1).astype(np.int64), p)
@@ -263,11 +262,8 @@ def fit(
     config: ModelConfig = model.config
     config.check_spec(spec)
     token_dim = model.token_dim
-    if token_dim != spec.graph.token_dim:
-        raise MilmerInputError(
-            f"Invalid value for 'spec.graph.token_dim': the backbone's tokens have size {token_dim}, "
-            f"got {spec.graph.token_dim}; set spec.graph.token_dim={token_dim}."
-        )
+    check_equal("spec.graph.token_dim", spec.graph.token_dim, token_dim, why="the backbone's token size",
+                hint=f"set spec.graph.token_dim={token_dim}")
     has_val = val_loader is not None and len(val_loader) > 0  # type: ignore[arg-type]
     if not has_val and cfg.keep == "best":
         raise MilmerInputError(
@@ -275,8 +271,7 @@ def fit(
             "validation split is empty; use keep 'last' or a val_fraction that leaves validation data."
         )
     n_batches = len(train_loader)  # type: ignore[arg-type]
-    if n_batches == 0:
-        raise MilmerInputError("Invalid value for 'train_loader': the training split has no batch.")
+    check_nonempty("train_loader", train_loader, "batch in the training split")  # type: ignore[arg-type]
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
 
     seed_everything(cfg.seed)

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..runtime.jsonable import JsonDataclass
-from ..runtime.check import MilmerInputError, check_int, check_number, check_option
+from ..runtime.check import (
+    MilmerInputError,
+    check_compare,
+    check_int,
+    check_number,
+    check_option,
+    check_sequence,
+    check_type,
+)
 from ..runtime.spec import CLASS_SCHEMES, ModelSpec
 from .model_config import ModelConfig
 from .splits import PROTOCOLS
@@ -68,21 +76,22 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _subject_number(name: str, value: Any) -> int:
+    return check_int(name, value, low=1)
+
+
+def _fold_index(name: str, value: Any) -> int:
+    return check_int(name, value, low=0)
+
+
 def _check_subjects(name: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a list of subject numbers, got {value!r}.")
-    for v in value:
-        if not _is_int(v) or v < 1:
-            raise MilmerInputError(f"Invalid value for {name!r}: expected subject numbers >= 1, got {v!r} in {list(value)!r}.")
-    return tuple(value)
+    return check_sequence(name, value, item=_subject_number, what="a list of subject numbers")
 
 
 def _check_path(name: str, value: Any, *, optional: bool = False) -> None:
     if optional and value is None:
         return
-    if not isinstance(value, str) or not value:
-        what = "a path string or null" if optional else "a non-empty path string"
-        raise MilmerInputError(f"Invalid value for {name!r}: expected {what}, got {value!r}.")
+    check_type(name, value, str, "a path string or null" if optional else "a non-empty path string", nonempty=True)
 
 
 @dataclass(frozen=True)
@@ -193,20 +202,14 @@ class TrainConfig(JsonDataclass):
         check_number("weight_decay", self.weight_decay, low=0.0)
         check_number("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         check_int("warmup_epochs", self.warmup_epochs, low=0)
-        if self.warmup_epochs >= self.epochs:
-            raise MilmerInputError(
-                f"Invalid value for 'warmup_epochs': expected fewer than epochs = {self.epochs}, got {self.warmup_epochs!r}."
-            )
+        check_compare("warmup_epochs", self.warmup_epochs, "<", "epochs", self.epochs)
         check_int("grad_accum", self.grad_accum, low=1)
         check_number("grad_clip", self.grad_clip, low=0.0)
         check_int("seed", self.seed, low=0)
         if self.workers is not None:
             check_int("workers", self.workers, low=0)
         for name in ("spec", "model"):
-            if not isinstance(getattr(self, name), Mapping):
-                raise MilmerInputError(
-                    f"Invalid value for {name!r}: expected a table of overrides, got {getattr(self, name)!r}."
-                )
+            check_type(name, getattr(self, name), Mapping, "a table of overrides")
         object.__setattr__(self, "spec", dict(self.spec))
         object.__setattr__(self, "model", dict(self.model))
         # Build both now so a bad spec or model override fails before any data is read.
@@ -219,16 +222,10 @@ class TrainConfig(JsonDataclass):
         if _is_int(value):
             check_int("folds_to_run", value, low=1)
             return
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-            raise MilmerInputError(
-                f"Invalid value for 'folds_to_run': expected null (all folds), a count N (the first N) "
-                f"or a non-empty list of fold indices, got {value!r}."
-            )
-        if not all(_is_int(v) and v >= 0 for v in value) or len(set(value)) != len(value):
-            raise MilmerInputError(
-                f"Invalid value for 'folds_to_run': expected distinct fold indices >= 0, got {list(value)!r}."
-            )
-        object.__setattr__(self, "folds_to_run", tuple(value))
+        what = "null (all folds), a count N (the first N) or a non-empty list of fold indices"
+        check_sequence("folds_to_run", value, nonempty=True, what=what)
+        indices = check_sequence("folds_to_run", value, item=_fold_index, unique=True, what="distinct fold indices >= 0")
+        object.__setattr__(self, "folds_to_run", indices)
 
     # ------------------------------------------------------------------ derived objects
     def model_spec(self) -> ModelSpec:
@@ -257,12 +254,8 @@ class TrainConfig(JsonDataclass):
             return list(range(n_folds))
         if isinstance(self.folds_to_run, int):
             return list(range(min(self.folds_to_run, n_folds)))
-        bad = [i for i in self.folds_to_run if i >= n_folds]
-        if bad:
-            raise MilmerInputError(
-                f"Invalid value for 'folds_to_run': protocol {self.protocol!r} gave {n_folds} folds "
-                f"(indices 0-{n_folds - 1}), got {bad!r}."
-            )
+        for i, index in enumerate(self.folds_to_run):
+            check_int(f"folds_to_run[{i}]", index, high=n_folds - 1, hint=f"protocol {self.protocol!r} gave {n_folds} folds")
         return list(self.folds_to_run)
 
     # ------------------------------------------------------------------ serialisation

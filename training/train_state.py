@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_compare
 from ..runtime.files import atomic_dir
 from ..runtime.spec import ModelSpec
 from .checkpoint import MODEL_FILE, load_training_state, save_checkpoint, save_training_state
@@ -91,11 +91,7 @@ def resume(
 
     load_model(model, str(last / MODEL_FILE), strict=True, device=str(next(model.parameters()).device))
     state = load_training_state(last, optimizer, scheduler=scheduler)
-    if state.epoch > cfg.epochs:
-        raise MilmerInputError(
-            f"Invalid value for 'epochs': the run in {str(last.parent)!r} already finished epoch {state.epoch}, "
-            f"got epochs {cfg.epochs}."
-        )
+    check_compare("epochs", cfg.epochs, ">=", f"the epochs already finished by the run in {str(last.parent)!r}", state.epoch)
     extra = state.extra or {}
     if scaler is not None and extra.get("scaler") is not None:
         scaler.load_state_dict(extra["scaler"])

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_path_exists, check_positive
+from ..runtime.check import MilmerInputError, check_finite, check_path_exists, check_positive
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .labels import ratings_to_labels
@@ -104,8 +104,7 @@ def _library_versions() -> dict[str, str]:
 def cache_config(spec: ModelSpec, *, baseline_s: float = 3.0, offset_s: float = 0.0) -> dict[str, Any]:
     """What the configuration key hashes (see module docstring); stored as ``key.json``."""
     check_positive("baseline_s", baseline_s, allow_zero=True)
-    if not np.isfinite(offset_s):
-        raise MilmerInputError(f"Invalid value for 'offset_s': expected a finite number, got {offset_s!r}.")
+    check_finite("offset_s", offset_s)
     return {
         "cache_format": CACHE_FORMAT_VERSION,
         "preprocessing_code": PREPROCESSING_CODE_VERSION,
@@ -140,8 +139,7 @@ def _stamp(path: Path) -> dict[str, Any]:
 
 def trial_sources(record: TrialRecord) -> dict[str, Any]:
     for name, p in (("dat_path", record.dat_path), ("video_path", record.video_path)):
-        if not Path(p).is_file():
-            raise MilmerInputError(f"Invalid value for {name!r} of {record.name}: file not found: {str(p)!r}.")
+        check_path_exists(f"{record.name}.{name}", p)
     return {"dat": _stamp(Path(record.dat_path)), "video": _stamp(Path(record.video_path)), "row": record.row}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_int
+from ..runtime.check import MilmerInputError, check_int, check_nonempty
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .window_cache import (
@@ -94,11 +94,8 @@ def _compute_trial(task: _ShardTask) -> tuple[Any, Any, np.ndarray]:
 
     rec, spec = task.record, task.spec
     dat = _load_dat(Path(rec.dat_path), task.sources["dat"])
-    if not 0 <= rec.row < dat["data"].shape[0]:
-        raise MilmerInputError(
-            f"Invalid value for 'row' of {rec.name}: {str(rec.dat_path)!r} has {dat['data'].shape[0]} "
-            f"trials, got row {rec.row} (Experiment_id {rec.experiment_id})."
-        )
+    check_int(f"{rec.name}.row", rec.row, low=0, high=dat["data"].shape[0] - 1,
+              hint=f"{str(rec.dat_path)!r} has {dat['data'].shape[0]} trials (Experiment_id {rec.experiment_id})")
     raw = deap_trial_to_raw(dat["data"][rec.row], sfreq=spec.eeg.sfreq)
     eeg = preprocess_raw(raw, spec.eeg, baseline_s=task.baseline_s)
     faces = extract_faces(rec.video_path, eeg.starts, spec.face, spec.eeg.window_s, offset_s=task.offset_s)
@@ -188,8 +185,7 @@ def build_cache(
     progress:   show a rich progress bar
     """
     records = list(records)
-    if not records:
-        raise MilmerInputError("Invalid value for 'records': expected at least one trial, got none.")
+    check_nonempty("records", records, "trial")
     names_seen = [r.name for r in records]
     dupes = sorted({n for n in names_seen if names_seen.count(n) > 1})
     if dupes:

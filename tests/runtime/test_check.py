@@ -195,6 +195,8 @@ def test_check_array():
         check_array("eeg", np.array([[np.nan, 1.0, np.inf]]), finite=True)
     with _fails("Invalid value for 'times': expected non-decreasing values, got an unsorted array."):
         check_array("times", np.array([0.0, 2.0, 1.0]), shape=("N",), nondecreasing=True)
+    with _fails("Invalid value for 'y_pred': expected values in [0, 2], got values from 0 to 3."):
+        check_array("y_pred", np.array([0, 3]), low=0, high=2)
     with _fails("Invalid value for 'times': expected a 1-D array of finite seconds, got float64 (2, 2)."):
         check_array("times", np.zeros((2, 2)), shape=("N",), what="a 1-D array of finite seconds")
 

@@ -114,5 +114,5 @@ def test_weights_that_do_not_cover_the_encoder(tiny_swin_dir, tmp_path):
 
 
 def test_mismatched_depths_and_heads(tmp_path):
-    with pytest.raises(MilmerInputError, match=r"'depths'/'num_heads': expected equal lengths"):
+    with pytest.raises(MilmerInputError, match=r"'depths'/'num_heads': expected the same length, got 2 and 4"):
         save_tiny_swin(tmp_path, depths=(1, 1), num_heads=(1, 1, 1, 1))

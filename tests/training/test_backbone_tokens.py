@@ -73,7 +73,7 @@ def test_token_training_equals_frame_training(cfg, tmp_path):
 def test_tokens_need_a_frozen_backbone(cfg):
     seed_everything(0)
     model = build_model(cfg.replace(model={**cfg.model, "freeze_backbone": False}).model_config())
-    with pytest.raises(MilmerInputError, match=r"'freeze_backbone': backbone tokens can only be precomputed for a frozen backbone"):
+    with pytest.raises(MilmerInputError, match=r"'freeze_backbone': expected True \(backbone tokens can only be precomputed for a frozen backbone\), got False"):
         backbone_tokens(model, Faces(2, 0))
-    with pytest.raises(MilmerInputError, match=r"expected one row per window, got 3, 2 and 2"):
+    with pytest.raises(MilmerInputError, match=r"'eeg'/'tokens'/'labels': expected the same length, got 3, 2 and 2; one row per window"):
         TokenDataset(torch.zeros(3, 32, 384), torch.zeros(2, 2, 49, 64), np.zeros(2), np.arange(2))

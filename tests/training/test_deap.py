@@ -76,7 +76,7 @@ def test_subject_selection_and_exclusion(layout):
     assert PAPER_EXCLUDED_SUBJECTS == (11,)
     with pytest.raises(MilmerInputError, match=r"'subjects': no data_preprocessed_python/sXX.dat for subject\(s\) \[7\]"):
         index_deap(layout, subjects=[1, 7])
-    with pytest.raises(MilmerInputError, match="'subjects': expected positive subject numbers, got 0"):
+    with pytest.raises(MilmerInputError, match=r"'subjects\[0\]': expected an integer >= 1, got 0"):
         index_deap(layout, subjects=[0])
     with pytest.raises(MilmerInputError, match=r"no usable trial .* skipped: s03: no face video folder"):
         index_deap(layout, subjects=[3])

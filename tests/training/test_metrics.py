@@ -34,7 +34,7 @@ def test_classification_metrics_and_bad_input():
     assert m["n"] == 4 and m["accuracy"] == 0.75 and m["confusion"][:3] == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0]]
     assert m["per_class_f1"]["d"] is None and m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
     assert {k: m["per_class_f1"][k] for k in "abc"} == pytest.approx({"a": 1.0, "b": 2 / 3, "c": 2 / 3})
-    with pytest.raises(MilmerInputError, match=r"'y_pred': expected class indices in \[0, 2\], got values from 0 to 3"):
+    with pytest.raises(MilmerInputError, match=r"'y_pred': expected values in \[0, 2\], got values from 0 to 3"):
         confusion_matrix([0, 1], [0, 3], 3)
     with pytest.raises(MilmerInputError, match=r"expected the same length, got 2 and 3"):
         confusion_matrix([0, 1], [0, 1, 1], 3)

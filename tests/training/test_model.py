@@ -190,7 +190,7 @@ def test_frozen_backbone_stays_in_eval_mode(tiny_config, make_model):
 
 
 def test_tokens_per_frame_must_match_backbone(tiny_config, make_model):
-    with pytest.raises(MilmerInputError, match=r"'tokens_per_frame': the backbone yields 36 tokens for 192x192 frames, got 49"):
+    with pytest.raises(MilmerInputError, match=r"'tokens_per_frame': expected 36 \(the backbone's tokens for 192x192 frames\), got 49"):
         make_model(tiny_config.replace(frame_size=192))
 
 

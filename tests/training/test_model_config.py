@@ -35,7 +35,7 @@ def test_derived_token_counts():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"top_k": 11}, r"'top_k': expected 1 <= top_k <= frames_per_window = 10, got 11"),
+        ({"top_k": 11}, r"'top_k': expected at most frames_per_window = 10, got 11"),
         ({"top_k": 0}, r"'top_k': expected an integer >= 1, got 0"),
         ({"d_model": 100}, r"'n_heads': expected a divisor of d_model = 100, got 12"),
         ({"fusion": "concat", "modality": "eeg"}, r"fusion 'concat'.*needs modality 'both', got modality 'eeg'"),

@@ -145,7 +145,7 @@ def test_a_backbone_of_another_size_is_refused_before_any_cache_is_built(deap, t
     wider = save_tiny_swin(tmp_path / "wider", embed_dim=16)  # tokens of 128, the spec says 64
     monkeypatch.setattr(experiment, "_load_data", lambda *a, **k: pytest.fail("data loaded before the checks"))
     cfg = _config(deap, out_dir=str(tmp_path / "run"), **{"model.backbone_dir": str(wider)})
-    with pytest.raises(MilmerInputError, match=r"'spec.graph.token_dim'.*tokens of size 128, got 64; set spec.graph.token_dim=128"):
+    with pytest.raises(MilmerInputError, match=r"'spec.graph.token_dim': expected 128 \(the token size of the backbone in .*\), got 64; set spec.graph.token_dim=128"):
         run_experiment(cfg, progress=False)
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
@@ -189,7 +189,7 @@ def test_out_dir_checks_name_the_option_that_gave_it(deap, tmp_path, monkeypatch
     code = main(["train", "--config", str(config), "--out", str(other)])
     err = " ".join(capsys.readouterr().err.split())
     assert code == EXIT_USAGE
-    assert f"Invalid value for '--out': folder {str(other)!r} is not empty and holds no milmer run" in err
+    assert f"Invalid value for '--out': folder {str(other)!r} is not empty; it holds no milmer run" in err
     assert (other / "notes.txt").is_file() and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
     run = tmp_path / "run"
@@ -250,6 +250,6 @@ def test_fold_choices_the_data_cannot_give_are_refused_before_any_cache_is_built
     _forbid(monkeypatch, "build_cache")
     with pytest.raises(MilmerInputError, match=r"'protocol': 'loso' needs >= 2 subjects, got \[1\] from data_root"):
         check_run(_config(deap, protocol="loso", out_dir=str(tmp_path / "run")))
-    with pytest.raises(MilmerInputError, match=r"'folds_to_run': protocol 'trial' gave 2 folds \(indices 0-1\), got \[2\]"):
+    with pytest.raises(MilmerInputError, match=r"'folds_to_run\[\d\]': expected an integer <= 1, got 2; protocol 'trial' gave 2 folds"):
         run_experiment(_config(deap, folds_to_run=[0, 2], out_dir=str(tmp_path / "run")), progress=False)
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

@@ -98,7 +98,7 @@ def test_bad_arguments():
         make_folds(SUBJECT, TRIAL, LABELS, "trial", k=1)
     with pytest.raises(MilmerInputError, match=r"'val_fraction': expected a number in \[0, 1\), got 1.0"):
         make_folds(SUBJECT, TRIAL, LABELS, "trial", val_fraction=1.0)
-    with pytest.raises(MilmerInputError, match="1-D arrays of one length"):
+    with pytest.raises(MilmerInputError, match=r"'subject'/'trial'/'labels': expected the same length, got 149, 150 and 150"):
         make_folds(SUBJECT[:-1], TRIAL, LABELS, "trial")
     with pytest.raises(MilmerInputError, match="needs >= k trials per subject, subject 1 has 10, got k=11"):
         make_folds(SUBJECT, TRIAL, LABELS, "trial", k=11)

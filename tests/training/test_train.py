@@ -193,11 +193,11 @@ def test_fit_refuses_bad_setups(make_cfg, tmp_path):
     with pytest.raises(MilmerInputError, match=r"'keep': 'best' picks the epoch by validation macro-F1"):
         fit(new_model(cfg), train, None, cfg, tmp_path / "x", progress=False)
     bad_spec = cfg.model_spec().replace(graph=cfg.model_spec().graph.__class__(top_k=1, token_dim=768))
-    with pytest.raises(MilmerInputError, match=r"'spec.graph.token_dim': the backbone's tokens have size 64, got 768"):
+    with pytest.raises(MilmerInputError, match=r"'spec.graph.token_dim': expected 64 \(the backbone's token size\), got 768"):
         fit(new_model(cfg), train, None, cfg.replace(keep="last"), tmp_path / "y", spec=bad_spec, progress=False)
     train_val = loaders()
     fit(new_model(cfg), *train_val, cfg.replace(epochs=2, min_lr_ratio=0.5), tmp_path / "z", progress=False)
-    with pytest.raises(MilmerInputError, match=r"'epochs': the run in .* already finished epoch 2, got epochs 1"):
+    with pytest.raises(MilmerInputError, match=r"'epochs': expected at least the epochs already finished by the run in .* = 2, got 1"):
         fit(new_model(cfg), *train_val, cfg.replace(epochs=1, min_lr_ratio=0.5), tmp_path / "z", progress=False)
 
 
@@ -215,13 +215,13 @@ def test_distributed_helpers_are_no_ops_in_one_process(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert dist_helpers.init_distributed("cpu").world_size == 1
     monkeypatch.setenv("WORLD_SIZE", "two")
-    with pytest.raises(MilmerInputError, match=r"'WORLD_SIZE' \(environment\): expected an integer, got 'two'"):
+    with pytest.raises(MilmerInputError, match=r"'WORLD_SIZE': expected an integer >= 1, got 'two'; an environment variable"):
         dist_helpers.init_distributed("cpu")
 
 
 def test_cuda_device_without_a_gpu_is_an_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(MilmerInputError, match=r"'device': 'cuda' was asked for but no CUDA GPU is available"):
+    with pytest.raises(MilmerInputError, match=r"'device': expected one of 'auto', 'cpu', got 'cuda'; no CUDA GPU is available here"):
         dist_helpers.resolve_device("cuda")
 
 

@@ -71,10 +71,10 @@ def test_config_keys_help_lists_every_key_with_its_default():
         ({"lr": "1e-4"}, r"'lr': expected a number > 0, got '1e-4'"),
         ({"min_lr_ratio": 1.5}, r"'min_lr_ratio': expected a number in \[0, 1\], got 1.5"),
         ({"k_folds": 1}, r"'k_folds': expected an integer >= 2, got 1"),
-        ({"warmup_epochs": 100}, r"'warmup_epochs': expected fewer than epochs = 100, got 100"),
+        ({"warmup_epochs": 100}, r"'warmup_epochs': expected less than epochs = 100, got 100"),
         ({"val_fraction": 0.7}, r"'val_fraction': expected a number in \[0, 0.5\], got 0.7"),
         ({"val_fraction": 0.0}, r"keep 'best' .* needs val_fraction > 0"),
-        ({"subjects": [1, 0]}, r"'subjects': expected subject numbers >= 1, got 0"),
+        ({"subjects": [1, 0]}, r"'subjects\[1\]': expected an integer >= 1, got 0"),
         ({"folds_to_run": 0}, r"'folds_to_run': expected an integer >= 1, got 0"),
         ({"folds_to_run": [1, 1]}, r"'folds_to_run': expected distinct fold indices >= 0, got \[1, 1\]"),
         ({"folds_to_run": "all"}, r"'folds_to_run': expected null .* got 'all'"),
@@ -108,7 +108,7 @@ def test_fold_indices():
     assert make(folds_to_run=2).fold_indices(5) == [0, 1]
     assert make(folds_to_run=9).fold_indices(3) == [0, 1, 2]
     assert make(folds_to_run=[3, 1]).fold_indices(5) == [3, 1]
-    with pytest.raises(MilmerInputError, match=r"'folds_to_run': protocol 'trial' gave 3 folds \(indices 0-2\), got \[4\]"):
+    with pytest.raises(MilmerInputError, match=r"'folds_to_run\[\d\]': expected an integer <= 2, got 4; protocol 'trial' gave 3 folds"):
         make(folds_to_run=[0, 4]).fold_indices(3)
 
 

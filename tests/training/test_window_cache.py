@@ -221,7 +221,7 @@ def test_bad_arguments(records, tmp_path):
     with pytest.raises(MilmerInputError, match="'baseline_s': expected a number >= 0, got -1"):
         build_cache(records, FAST, tmp_path, baseline_s=-1)
     gone = dataclasses.replace(records[0], video_path=tmp_path / "missing.avi")
-    with pytest.raises(MilmerInputError, match="'video_path' of s01_trial01: file not found"):
+    with pytest.raises(MilmerInputError, match="'s01_trial01.video_path': file not found"):
         build_cache([gone], FAST, tmp_path)
     with pytest.raises(MilmerInputError, match="'index_path': file not found"):
         open_cache(tmp_path / "index-none.json")
