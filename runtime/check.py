@@ -58,7 +58,7 @@ def _error(name: str | Sequence[str], body: str, hint: str | None = None) -> Mil
     """``Invalid value for 'name': body.`` (``Invalid values for 'a'/'b'`` for several names); a
     ``hint`` (the way forward) follows after a semicolon."""
     tail = f"; {hint.rstrip('. ')}" if hint else ""
-    names = "/".join(repr(n) for n in name) if not isinstance(name, str) else repr(name)
+    names = "/".join(f"'{n}'" for n in ([name] if isinstance(name, str) else name))
     return MilmerInputError(f"Invalid value{'' if isinstance(name, str) else 's'} for {names}: {body}{tail}.")
 
 

@@ -22,14 +22,7 @@ def check_out_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name:
 
     Commands call it before their work, so a taken folder is refused at once, not after it.
     """
-    out = check_dir_or_absent(name, out)
-    if out.exists():
-        if any(out.iterdir()) and not overwrite:
-            raise MilmerInputError(
-                f"Invalid value for {name!r}: folder {str(out)!r} is not empty; "
-                "choose another folder or pass --overwrite."
-            )
-    return out
+    return check_dir_or_absent(name, out, empty=not overwrite, hint="choose another folder or pass --overwrite")
 
 
 @contextlib.contextmanager

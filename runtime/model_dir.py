@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_path_exists
 from .choices import check_graph_precision
 from .graph_info import SPEC_METADATA_KEY, Dim, GraphInfo, Signature, read_graph_info
 from .hints import export_hint
@@ -224,10 +224,7 @@ def open_model_dir(
     names = names or {}
     model_name, precision_name = names.get("model_dir", "model_dir"), names.get("precision", "precision")
     model_dir = Path(path)
-    if not model_dir.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {model_name!r}: not a directory: {str(model_dir)!r}; {model_dir_hint()}."
-        )
+    check_path_exists(model_name, model_dir, "dir", hint=model_dir_hint())
     available = available_precisions(model_dir)
     missing = [n for n in (SPEC_FILE, "swin.onnx", "fusion.onnx") if not (model_dir / n).is_file()]
     if SPEC_FILE in missing or not available:

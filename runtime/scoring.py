@@ -22,7 +22,7 @@ import numpy as np
 
 from .backends.base import Precision, Runner
 from .backends.registry import BACKENDS, Backend, build_runner, check_backend_options
-from .check import MilmerInputError, check_int
+from .check import check_array, check_equal, check_int, check_nonempty
 from .choices import check_backend, check_device, check_precision
 from .model_dir import ModelBundle, open_model_dir
 from .precision import choose_precision
@@ -126,32 +126,24 @@ class BagScorer:
         options = check_backend_options(backend_options)
         if intra_op_threads is not None:
             given = options.get("ort", {}).get("intra_op_num_threads", intra_op_threads)
-            if given != intra_op_threads:
-                raise MilmerInputError(
-                    f"Invalid value for 'intra_op_threads': {intra_op_threads!r}, but backend_options['ort'] "
-                    f"sets intra_op_num_threads={given!r}; give one of them."
-                )
+            check_equal("intra_op_threads", intra_op_threads, given,
+                        why="backend_options['ort']['intra_op_num_threads']", hint="give one of them")
             options["ort"] = {**options.get("ort", {}), "intra_op_num_threads": intra_op_threads}
         plan = None
         if precision in ("auto", "bf16"):
             plan = choose_precision(model.dir if isinstance(model, ModelBundle) else model, precision, backend=backend, device=device)
             precision, backend = plan.graphs, plan.backend or backend  # type: ignore[assignment]
             asked = options.get("openvino", {}).get("inference_precision", plan.compute)
-            if plan.compute == "bf16" and asked != "bf16":
-                raise MilmerInputError(
-                    f"Invalid value for 'precision': {plan.asked!r} computes in bf16, but backend_options['openvino'] "
-                    f"sets inference_precision={asked!r}; give one of them."
-                )
+            if plan.compute == "bf16":
+                check_equal("backend_options['openvino']['inference_precision']", asked, "bf16",
+                            why=f"precision {plan.asked!r} computes in bf16", hint="give one of them")
             for name, opts in plan.backend_options.items():
                 options[name] = {**options.get(name, {}), **opts}
         self.precision_choice = plan
         if isinstance(model, ModelBundle):
-            if precision is not None and precision != model.precision:
-                raise MilmerInputError(
-                    f"Invalid value for 'precision': the model bundle was loaded at "
-                    f"{model.precision!r}, got {precision!r}; load it with "
-                    f"load_model_dir(..., precision={precision!r})."
-                )
+            if precision is not None:
+                check_equal("precision", precision, model.precision, why="the precision the model bundle was loaded at",
+                            hint=f"load it with load_model_dir(..., precision={precision!r})")
             bundle = model
         else:
             bundle = open_model_dir(model, precision=precision or "fp32")
@@ -221,15 +213,10 @@ class BagScorer:
         spec = self.spec
         f, s = spec.face.frames_per_window, spec.face.frame_size
         c, t = spec.eeg.n_channels, spec.eeg.window_samples
-        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 5 or crops.shape[1:] != (f, s, s, 3):
-            got = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
-            raise MilmerInputError(f"Invalid value for 'crops': expected (B, {f}, {s}, {s}, 3) uint8, got {got}.")
+        check_array("crops", crops, shape=("B", f, s, s, 3), dtype=np.uint8)
         n = crops.shape[0]
-        if not isinstance(eeg, np.ndarray) or eeg.dtype != np.float32 or eeg.shape != (n, c, t):
-            got = f"{eeg.dtype} {eeg.shape}" if isinstance(eeg, np.ndarray) else type(eeg).__name__
-            raise MilmerInputError(f"Invalid value for 'eeg': expected ({n}, {c}, {t}) float32, got {got}.")
-        if n == 0:
-            raise MilmerInputError("Invalid value for 'crops': expected at least one bag, got 0.")
+        check_array("eeg", eeg, shape=(n, c, t), dtype=np.float32)
+        check_nonempty("crops", crops, "bag")
         from .face.crop import normalize
 
         g = spec.graph

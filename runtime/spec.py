@@ -19,7 +19,16 @@ from typing import Any, Literal
 
 from .choices import DETECTORS as _DETECTORS
 from .jsonable import JsonDataclass
-from .check import MilmerInputError, check_int, check_number, check_option
+from .check import (
+    MilmerInputError,
+    check_compare,
+    check_equal,
+    check_int,
+    check_number,
+    check_option,
+    check_positive,
+    check_sequence,
+)
 
 __all__ = [
     "SPEC_VERSION",
@@ -67,6 +76,11 @@ DETECTOR_SHA256: dict[str, str] = {
 
 ImageNetMean = (0.485, 0.456, 0.406)
 ImageNetStd = (0.229, 0.224, 0.225)
+
+
+def _check_spec_version(version: Any) -> None:
+    check_equal("spec_version", version, SPEC_VERSION, why="the spec version this milmer reads",
+                hint="re-export the model with a matching milmer")
 
 
 def _milmer_version() -> str:
@@ -188,11 +202,9 @@ class EEGSpec(JsonDataclass):
                 "Invalid value for 'eeg.window_s': expected a positive duration that is a whole "
                 f"number of samples at {self.sfreq} Hz, got {self.window_s!r}."
             )
-        if not 0 <= self.l_freq < self.h_freq < self.sfreq / 2:
-            raise MilmerInputError(
-                "Invalid values for 'eeg.l_freq'/'eeg.h_freq': expected 0 <= l_freq < h_freq < "
-                f"sfreq/2 = {self.sfreq / 2}, got {self.l_freq!r}/{self.h_freq!r}."
-            )
+        check_number("eeg.l_freq", self.l_freq, low=0)
+        check_compare("eeg.h_freq", self.h_freq, ">", "eeg.l_freq", self.l_freq)
+        check_compare("eeg.h_freq", self.h_freq, "<", "eeg.sfreq/2", self.sfreq / 2, hint="the Nyquist frequency")
 
     @property
     def n_channels(self) -> int:
@@ -236,11 +248,8 @@ class FaceSpec(JsonDataclass):
         check_number("face.box_expand", self.box_expand, low=0)
         check_option("face.padding", self.padding, ("center-black",))
         check_option("face.detector", self.detector, DETECTORS)
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise MilmerInputError(
-                "Invalid value for 'face.mean'/'face.std': expected 3 values each, std > 0, "
-                f"got {self.mean!r}/{self.std!r}."
-            )
+        check_sequence("face.mean", self.mean, length=3)
+        check_sequence("face.std", self.std, length=3, item=check_positive)
         check_number("face.min_confidence", self.min_confidence, low=0, high=1, low_open=True, high_open=True)
 
 
@@ -307,21 +316,10 @@ class ModelSpec(JsonDataclass):
         check_option("label_scheme", self.label_scheme, tuple(CLASS_SCHEMES))
         if self.provenance is not None:
             check_option("provenance", self.provenance, PROVENANCES)
-        if self.class_names != CLASS_SCHEMES[self.label_scheme]:
-            raise MilmerInputError(
-                f"Invalid value for 'class_names': label scheme {self.label_scheme!r} has classes "
-                f"{CLASS_SCHEMES[self.label_scheme]!r}, got {self.class_names!r}."
-            )
-        if self.graph.top_k > self.face.frames_per_window:
-            raise MilmerInputError(
-                f"Invalid value for 'graph.top_k': expected <= face.frames_per_window = "
-                f"{self.face.frames_per_window}, got {self.graph.top_k!r}."
-            )
-        if self.spec_version != SPEC_VERSION:
-            raise MilmerInputError(
-                f"Invalid value for 'spec_version': this milmer reads spec version {SPEC_VERSION}, "
-                f"got {self.spec_version!r}; re-export the model with a matching milmer."
-            )
+        check_equal("class_names", self.class_names, CLASS_SCHEMES[self.label_scheme],
+                    why=f"the classes of label scheme {self.label_scheme!r}")
+        check_compare("graph.top_k", self.graph.top_k, "<=", "face.frames_per_window", self.face.frames_per_window)
+        _check_spec_version(self.spec_version)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -344,11 +342,8 @@ class ModelSpec(JsonDataclass):
     def from_dict(cls, data: Any, *, prefix: str = "") -> ModelSpec:
         """Build a spec from :meth:`to_dict` output; unknown or missing keys are errors, and a
         spec of another ``spec_version`` is refused before its keys are looked at."""
-        if isinstance(data, dict) and data.get("spec_version") != SPEC_VERSION:
-            raise MilmerInputError(
-                f"Invalid value for 'spec_version': this milmer reads spec version {SPEC_VERSION}, "
-                f"got {data.get('spec_version')!r}; re-export the model with a matching milmer."
-            )
+        if isinstance(data, dict):
+            _check_spec_version(data.get("spec_version"))
         return super().from_dict(data, prefix=prefix)
 
     @classmethod

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_number
 from .eeg.timing import EEGTiming
 from .face.probe import VideoInfo
 from .face.timing import VideoTiming
@@ -70,7 +70,7 @@ def check_rate(name: str, value: float | None) -> float | None:
     except (TypeError, ValueError):
         rate = math.nan
     if not (math.isfinite(rate) and rate > 0):
-        raise MilmerInputError(f"Invalid value for '{name}': expected a positive rate in Hz, got {value!r}.")
+        check_number(name, value, low=0, low_open=True, finite=True, unit="a rate in Hz")  # names what was given
     return rate
 
 

@@ -34,6 +34,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from .check import check_array, check_finite, check_int, check_number, check_option
+
 __all__ = [
     "SOURCES",
     "Source",
@@ -71,11 +73,8 @@ class Fact:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"Invalid value for 'source': expected one of {', '.join(SOURCES)}, got {self.source!r}.")
-        if not math.isfinite(self.value):
-            raise ValueError(f"Invalid value for 'value': expected a finite number, got {self.value!r}.")
-        object.__setattr__(self, "value", float(self.value))
+        check_option("source", self.source, SOURCES)
+        object.__setattr__(self, "value", check_finite("value", self.value))
 
     @property
     def assumed(self) -> bool:
@@ -112,8 +111,7 @@ class Segment:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"Invalid value for 'source': expected one of {', '.join(SOURCES)}, got {self.source!r}.")
+        check_option("source", self.source, SOURCES)
         if not (math.isfinite(self.local_s) and math.isfinite(self.start_s)) or not self.duration_s > 0:
             raise ValueError(
                 f"Invalid segment: local_s={self.local_s!r}, start_s={self.start_s!r}, duration_s={self.duration_s!r}."
@@ -161,12 +159,11 @@ class StreamClock:
     segments: tuple[Segment, ...] = ()
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.nominal_rate) and self.nominal_rate > 0):
-            raise ValueError(f"Invalid value for 'nominal_rate': expected a positive rate in Hz, got {self.nominal_rate!r}.")
+        check_number("nominal_rate", self.nominal_rate, low=0, low_open=True, finite=True, unit="a rate in Hz")
         if self.rate is None:
             object.__setattr__(self, "rate", Fact(self.nominal_rate, "assumed", "nominal rate"))
-        elif not self.rate.value > 0:
-            raise ValueError(f"Invalid value for 'rate': expected a positive rate in Hz, got {self.rate.value!r}.")
+        else:
+            check_number("rate", self.rate.value, low=0, low_open=True, unit="a rate in Hz")
         segs = tuple(self.segments)
         if any(b.local_s <= a.local_s for a, b in zip(segs, segs[1:])) or any(s.local_s <= 0 for s in segs):
             raise ValueError("Invalid value for 'segments': expected increasing local_s > 0 after the first segment.")
@@ -400,10 +397,8 @@ def fit_clock(
     Raises ValueError for fewer than 2 samples or timestamps that go back.
     """
     ts = np.asarray(timestamps, dtype=np.float64)
-    if ts.ndim != 1 or ts.size < 2 or not np.all(np.isfinite(ts)):
-        raise ValueError(f"Invalid value for 'timestamps': expected (N >= 2,) finite seconds, got shape {ts.shape}.")
-    if np.any(np.diff(ts) < 0):
-        raise ValueError("Invalid value for 'timestamps': they go back in time (expected non-decreasing).")
+    check_array("timestamps", ts, shape=("N",), finite=True, nondecreasing=True, what="a 1-D array of finite seconds")
+    check_int("number of timestamps", ts.size, low=2)
     steps = np.diff(ts)
     breaks = np.flatnonzero(steps > gap_factor / nominal_rate) + 1
     bounds = np.r_[0, breaks, ts.size]

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from .. import choices
-from ..check import MilmerInputError, check_option, check_path_exists, check_type
+from ..check import MilmerInputError, check_option, check_path_exists, check_suffix, check_type
 
 __all__ = ["Device", "Precision", "PRECISIONS", "TensorMeta", "Runner"]
 
@@ -78,12 +78,7 @@ class Runner(ABC):
         # precision is checked where it enters (make_runner, load_model_dir, BagScorer) and trusted.
         check_option("--device", device, self.DEVICES)
         path = check_path_exists("model_path", model_path)
-        if path.suffix.lower() not in self.SUFFIXES:
-            options = ", ".join(repr(s) for s in self.SUFFIXES)
-            raise MilmerInputError(
-                f"Invalid value for 'model_path': {type(self).__name__} loads {options} files, "
-                f"got {path.name!r}."
-            )
+        check_suffix("model_path", path, self.SUFFIXES, hint=f"the files {type(self).__name__} loads")
         self.model_path = path
         self.device = device
         self.precision = precision

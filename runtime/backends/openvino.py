@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int, check_option
+from ..check import MilmerInputError, check_compare, check_int, check_option
 from .base import Device, Precision, Runner, TensorMeta
 from .ort import default_threads
 
@@ -133,12 +133,8 @@ class OpenVinoRunner(Runner):
             raise MilmerInputError(reason)
         self.inference_precision = inference_precision
         self.num_threads = num_threads or default_threads()
-        if num_streams > self.num_threads:
-            # OpenVINO would quietly run fewer streams: each needs at least one thread.
-            raise MilmerInputError(
-                f"Invalid value for 'num_streams': expected at most num_threads = {self.num_threads} "
-                f"(each stream needs a thread of its own), got {num_streams!r}."
-            )
+        # OpenVINO would quietly run fewer streams: each needs at least one thread.
+        check_compare("num_streams", num_streams, "<=", "num_threads", self.num_threads, hint="each stream needs a thread of its own")
         self.num_streams = num_streams
         self._compiled: Any = None
         self._request: Any = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import choices
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_keys, check_option, check_type
 from ..choices import Backend, check_backend, check_device, check_graph_precision
 from ..choices import Device as DeviceChoice
 from .base import Precision, Runner
@@ -83,30 +83,12 @@ def check_backend_options(options: Mapping[str, Mapping[str, Any]] | None) -> di
     """
     if options is None:
         return {}
-    if not isinstance(options, Mapping):
-        raise MilmerInputError(
-            f"Invalid value for 'options': expected a mapping of backend name -> options, got {type(options).__name__}."
-        )
-    unknown = [k for k in options if k not in BACKENDS]
-    if unknown:
-        allowed = ", ".join(repr(b) for b in BACKENDS)
-        raise MilmerInputError(
-            f"Invalid value for 'options': keys are backend names ({allowed}), got {unknown[0]!r}."
-        )
+    check_type("options", options, Mapping, "a mapping of backend name -> options")
+    check_keys("backend options", options, tuple(BACKENDS), required=())
     checked: dict[str, dict[str, Any]] = {}
     for backend, opts in options.items():
-        if not isinstance(opts, Mapping):
-            raise MilmerInputError(
-                f"Invalid value for 'options[{backend!r}]': expected a mapping of option -> value, "
-                f"got {type(opts).__name__}."
-            )
-        names = backend_option_names(backend)
-        bad = [k for k in opts if k not in names]
-        if bad:
-            raise MilmerInputError(
-                f"Invalid value for 'options[{backend!r}]': expected keys among "
-                f"{', '.join(repr(n) for n in names)}, got {bad[0]!r}."
-            )
+        check_type(f"options[{backend!r}]", opts, Mapping, "a mapping of option -> value")
+        check_keys(f"options for backend {backend!r}", opts, backend_option_names(backend), required=())
         checked[backend] = dict(opts)
     return checked
 
@@ -207,10 +189,7 @@ def select_backend(
     candidates = _candidates(backend, device)
     if backend != "auto" and device != "auto":
         if not candidates:
-            allowed = ", ".join(repr(d) for d in ("auto", *BACKENDS[backend].DEVICES))
-            raise MilmerInputError(
-                f"Invalid value for '--device': backend {backend!r} runs on {allowed}, got {device!r}."
-            )
+            check_option("--device", device, ("auto", *BACKENDS[backend].DEVICES), hint=f"where backend {backend!r} runs")
         return Choice(backend, device, asked=(backend, device))
     skipped: list[tuple[tuple[str, str], str]] = []
     for name, dev in candidates:

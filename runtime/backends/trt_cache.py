@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import choices
 from ..jsonable import JsonDataclass
-from ..check import MilmerInputError, check_option
+from ..check import MilmerInputError, check_option, check_type
 from ..hints import export_hint
 from .base import PRECISIONS, Precision
 
@@ -68,10 +68,7 @@ def _rebuild_hint(precision: str | None = None) -> str:
 
 def _normalise_profile(profile: Any) -> Profile:
     """Validate ``profile`` (JSON lists or tuples) and return it with tuples, min <= opt <= max."""
-    if not isinstance(profile, dict) or not profile:
-        raise MilmerInputError(
-            f"Invalid value for 'profile': expected input name -> (min, opt, max) shapes, got {profile!r}."
-        )
+    check_type("profile", profile, dict, "input name -> (min, opt, max) shapes", nonempty=True)
     result: Profile = {}
     for name, triple in profile.items():
         try:

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, check_suffix
 from .report import EEGNote
 from .timing import EEGTiming, meas_date_of
 
@@ -50,12 +50,8 @@ def eeg_path_kind(path: str | os.PathLike[str]) -> Literal["file", "dir"]:
 def refuse_text_format(path: Path, accepted: tuple[str, ...] = ()) -> None:
     """Raise MilmerInputError for an OpenBCI GUI ``.txt`` / BrainFlow ``.csv`` file: the suffixes
     read (``accepted``) and how to convert."""
-    suffix = path.suffix.lower()
-    if suffix in REFUSED_SUFFIXES:
-        listed = f"; expected one of {', '.join(repr(s) for s in accepted)}" if accepted else ""
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': unsupported file type {suffix!r} for {path.name!r}{listed}. {_CONVERT}"
-        )
+    if path.suffix.lower() in REFUSED_SUFFIXES:
+        check_suffix("eeg", path, accepted, hint=_CONVERT)
 
 
 def read_format(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io.BaseRaw, EEGTiming]:

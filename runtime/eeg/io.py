@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError, check_path_exists, check_suffix
+from ..check import MilmerInputError, check_array, check_path_exists, check_suffix, read_error
 from ..spec import DEAP_CHANNELS
 from .decimate import MAX_FULL_RATE_BYTES
 
@@ -86,10 +86,7 @@ def read_raw(path: str | os.PathLike[str], notes: list[str] | None = None) -> mn
             if raw.n_times * len(raw.ch_names) * 8 <= MAX_FULL_RATE_BYTES:
                 raw.load_data(verbose=False)
         except Exception as err:  # MNE raises many types (ValueError, OSError, struct.error, ...)
-            raise MilmerInputError(
-                f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "
-                f"({type(err).__name__}: {err})."
-            ) from err
+            raise read_error("eeg", p, err, what=f"{suffix} file") from err
     lines = [f"{p.name}: {' '.join(str(w.message).split())}" for w in caught]
     if suffix in (".edf", ".bdf"):
         onsets = edf_record_onsets(p)
@@ -210,10 +207,7 @@ def load_deap_dat(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     except MilmerInputError:
         raise
     except Exception as err:  # truncated or not a pickle at all
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': the DEAP file {str(p)!r} could not be read "
-            f"({type(err).__name__}: {err})."
-        ) from err
+        raise read_error("eeg", p, err, what="DEAP file") from err
     return _check_deap_dict(obj, p)
 
 
@@ -250,11 +244,7 @@ def deap_trial_to_raw(trial: np.ndarray, sfreq: float = 128.0) -> mne.io.RawArra
 
     n_channels = len(DEAP_CHANNELS) + len(DEAP_EXTRA_CHANNELS)
     trial = np.asarray(trial)
-    if trial.ndim != 2 or trial.shape[0] != n_channels or trial.shape[1] == 0:
-        raise MilmerInputError(
-            f"Invalid value for 'trial': expected a DEAP trial of shape ({n_channels}, samples), "
-            f"got {trial.shape}."
-        )
+    check_array("trial", trial, shape=(n_channels, "samples"), nonempty=True, what=f"a DEAP trial of shape ({n_channels}, samples)")
     names = list(DEAP_CHANNELS) + [name for name, _ in DEAP_EXTRA_CHANNELS]
     types = ["eeg"] * len(DEAP_CHANNELS) + [kind for _, kind in DEAP_EXTRA_CHANNELS]
     scale = np.array([1e-6 if kind in _MICROVOLT_TYPES else 1.0 for kind in types])

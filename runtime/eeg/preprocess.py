@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from ..check import MilmerInputError, check_option, check_positive
+from ..check import MilmerInputError, check_array, check_option, check_positive, check_same_length
 from ..spec import EEGSpec
 from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
@@ -255,16 +255,9 @@ def array_to_raw(
     check_option("unit", unit, ("V", "uV"))
     check_positive("sfreq", sfreq)
     data = np.asarray(data, dtype=np.float64)
-    if data.ndim != 2 or data.shape[0] != len(ch_names):
-        raise MilmerInputError(
-            f"Invalid value for 'data': expected (channels, samples) with {len(ch_names)} "
-            f"channels (one per name), got shape {data.shape}."
-        )
+    check_array("data", data, shape=(len(ch_names), "samples"), hint="one channel per name")
     types = list(ch_types) if ch_types is not None else ["eeg"] * len(ch_names)
-    if len(types) != len(ch_names):
-        raise MilmerInputError(
-            f"Invalid value for 'ch_types': expected {len(ch_names)} types, got {len(types)}."
-        )
+    check_same_length(("ch_names", "ch_types"), (ch_names, types))
     info = mne.create_info(list(ch_names), float(sfreq), types)
     scale = 1e-6 if unit == "uV" else 1.0
     return mne.io.RawArray(data * scale, info, verbose=MNE_QUIET)

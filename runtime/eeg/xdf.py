@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, read_error
 from ..timebase import Fact, StreamClock, fit_clock
 from .report import EEGNote
 from .timing import EEGTiming
@@ -126,9 +126,7 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
     try:
         streams, _ = pyxdf.load_xdf(str(p), synchronize_clocks=True, dejitter_timestamps=True, verbose=False)
     except Exception as err:  # pyxdf raises many types for a damaged file
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': the .xdf file {str(p)!r} could not be read ({type(err).__name__}: {err})."
-        ) from err
+        raise read_error("eeg", p, err, what=".xdf file") from err
     described = [f"{_first(s['info'], 'name')!r} ({_first(s['info'], 'type')})" for s in streams]
     eeg = [s for s in streams if _first(s["info"], "type").upper() == "EEG" and len(s["time_stamps"]) >= 2]
     if not eeg:

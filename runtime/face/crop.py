@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int, check_number
+from ..check import MilmerInputError, check_array, check_int, check_number, check_positive, check_sequence
 from .detect import Box
 
 __all__ = ["expand_box", "center_square_box", "crop_pad_resize", "normalize"]
@@ -52,10 +52,7 @@ def crop_pad_resize(frame: np.ndarray, box: Box, size: int = 224) -> np.ndarray:
     """
     import cv2
 
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise MilmerInputError(
-            f"Invalid value for 'frame': expected an (H, W, 3) uint8 array, got {frame.dtype} {frame.shape}."
-        )
+    check_array("frame", frame, shape=("H", "W", 3), dtype=np.uint8)
     size = check_int("size", size, low=1)
     height, width = frame.shape[:2]
     x0, x1 = max(0, int(round(box.x0))), min(width, int(round(box.x1)))
@@ -81,16 +78,9 @@ def normalize(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
     frames: (..., H, W, 3) uint8 RGB.  Returns (..., 3, H, W) float32, C-contiguous.
     """
     frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3:
-        raise MilmerInputError(
-            f"Invalid value for 'frames': expected (..., H, W, 3) uint8 RGB, got {frames.dtype} {frames.shape}."
-        )
-    m = np.asarray(mean, dtype=np.float32)
-    s = np.asarray(std, dtype=np.float32)
-    if m.shape != (3,) or s.shape != (3,) or not np.all(s > 0):
-        raise MilmerInputError(
-            f"Invalid value for 'mean'/'std': expected 3 values each, std > 0, got {tuple(mean)!r}/{tuple(std)!r}."
-        )
+    check_array("frames", frames, shape=(..., "H", "W", 3), dtype=np.uint8, what="(..., H, W, 3) uint8 RGB")
+    m = np.asarray(check_sequence("mean", mean, length=3), dtype=np.float32)
+    s = np.asarray(check_sequence("std", std, length=3, item=check_positive), dtype=np.float32)
     # A 256-entry table per channel holds exactly the float32 values of the formula: OpenCV's
     # LUT copies them pixel by pixel (exact on every CPU: nothing is computed), then one
     # transpose per frame writes channels first. A sixth of the CPU time of numpy's take into

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..check import MilmerInputError, check_finite
+from ..check import check_array, check_finite
 from .colour import frame_to_rgb
 from .probe import VideoInfo, _frame_orientation, _open, _seconds, _stream_of, probe_video, quiet_libav
 
@@ -67,12 +67,7 @@ def iter_frames_at(
     request yields the same array object.
     """
     times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or not np.all(np.isfinite(times)):
-        raise MilmerInputError(
-            f"Invalid value for 'times': expected a 1-D array of finite seconds, got shape {times.shape}."
-        )
-    if times.size > 1 and np.any(np.diff(times) < 0):
-        raise MilmerInputError("Invalid value for 'times': expected non-decreasing seconds, got an unsorted array.")
+    check_array("times", times, shape=("N",), finite=True, nondecreasing=True, what="a 1-D array of finite seconds")
     check_finite("offset_s", offset_s)
     if info is None:
         info = probe_video(path)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int, check_number, check_option
+from ..check import MilmerInputError, check_array, check_int, check_number, check_option, check_sequence
 from ..spec import DETECTOR_SHA256, DETECTORS
 
 __all__ = [
@@ -78,13 +78,8 @@ class Box:
         return Box(x0, y0, x1, y1, self.score, self.keypoints)
 
 
-def _check_frame(frame_rgb: object, name: str) -> np.ndarray:
-    is_array = isinstance(frame_rgb, np.ndarray)
-    if not is_array or frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:  # type: ignore[union-attr]
-        got = f"{frame_rgb.dtype} {frame_rgb.shape}" if is_array else type(frame_rgb).__name__  # type: ignore[union-attr]
-        raise MilmerInputError(f"Invalid value for {name!r}: expected an (H, W, 3) uint8 RGB array, got {got}.")
-    if frame_rgb.shape[0] == 0 or frame_rgb.shape[1] == 0:  # type: ignore[union-attr]
-        raise MilmerInputError(f"Invalid value for {name!r}: expected a non-empty image, got shape {frame_rgb.shape}.")  # type: ignore[union-attr]
+def _check_frame(name: str, frame_rgb: object) -> np.ndarray:
+    check_array(name, frame_rgb, shape=("H", "W", 3), dtype=np.uint8, nonempty=True, what="an (H, W, 3) uint8 RGB array")
     return np.ascontiguousarray(frame_rgb)
 
 
@@ -101,7 +96,7 @@ class FaceDetector(ABC):
 
     def detect(self, frame_rgb: np.ndarray) -> Box | None:
         """frame_rgb: (H, W, 3) uint8 RGB. Returns the best face box (clipped to the frame) or None."""
-        faces = self._detect_clipped([_check_frame(frame_rgb, "frame_rgb")])[0]
+        faces = self._detect_clipped([_check_frame("frame_rgb", frame_rgb)])[0]
         return faces[0] if faces else None
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
@@ -113,12 +108,8 @@ class FaceDetector(ABC):
         """
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             frames = list(frames)
-        if isinstance(frames, (str, bytes)) or not isinstance(frames, Sequence):
-            raise MilmerInputError(
-                "Invalid value for 'frames': expected a sequence of (H, W, 3) uint8 RGB arrays, "
-                f"got {type(frames).__name__}."
-            )
-        return self._detect_clipped([_check_frame(f, f"frames[{i}]") for i, f in enumerate(frames)])
+        checked = check_sequence("frames", frames, item=_check_frame, what="a sequence of (H, W, 3) uint8 RGB arrays")
+        return self._detect_clipped(list(checked))
 
     def _detect_clipped(self, frames: list[np.ndarray]) -> list[list[Box]]:
         if not frames:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError, check_positive, check_type
+from ..check import MilmerInputError, check_equal, check_positive, check_type
 from ..spec import FaceSpec
 from ..windows import FaceWindows
 from .detect import Box, DetectorBuild, make_detector
@@ -107,11 +107,9 @@ def iter_face_windows(
     check_positive("window_s", window_s)
     if alignment is None:
         check_offset(offset_s)
-    if detector is not None and getattr(detector, "name", None) != spec_face.detector:
-        raise MilmerInputError(
-            f"Invalid value for 'detector': the spec's crops come from {spec_face.detector!r}, "
-            f"got a {getattr(detector, 'name', type(detector).__name__)!r} detector."
-        )
+    if detector is not None:
+        check_equal("detector", getattr(detector, "name", type(detector).__name__), spec_face.detector,
+                    why="the detector the spec's crops come from")
     times = sample_times(window_starts, window_s, spec_face.frames_per_window)  # (W, F) EEG time
     info = video_info if video_info is not None else probe_video(video_path)
     if alignment is not None:

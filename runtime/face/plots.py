@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int
+from ..check import MilmerInputError, check_int, check_nonempty, check_suffix
 from ..windows import FaceWindows
 
 __all__ = ["save_montage", "frame_caption", "window_caption"]
@@ -67,12 +67,10 @@ def save_montage(
     import cv2
 
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise MilmerInputError(f"Invalid value for 'path': expected a '.png' file, got {path.name!r}.")
+    check_suffix("path", path, (".png",))
     check_int("max_windows", max_windows, low=1)
     frames = face_windows.frames[:max_windows]  # (R, F, S, S, 3)
-    if frames.shape[0] == 0:
-        raise MilmerInputError("Invalid value for 'face_windows': it has no windows to draw.")
+    check_nonempty("face_windows", frames, "window to draw")
     found = face_windows.found[:max_windows]
     times = face_windows.timestamps[:max_windows]
     rows, cols, size = frames.shape[0], frames.shape[1], frames.shape[2]

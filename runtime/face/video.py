@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..check import MilmerInputError, check_finite, check_int, check_positive
+from ..check import check_array, check_finite, check_int, check_positive
 from .decode import FrameAt, iter_frames_at
 from .probe import (
     TIMING_TOLERANCE_FRAMES,
@@ -65,10 +65,7 @@ def sample_times(window_starts: np.ndarray, window_s: float, n_frames: int) -> n
     ``start + (i + 0.5) * window_s / n_frames``.
     """
     starts = np.asarray(window_starts, dtype=np.float64)
-    if starts.ndim != 1 or not np.all(np.isfinite(starts)):
-        raise MilmerInputError(
-            f"Invalid value for 'window_starts': expected a 1-D array of finite seconds, got shape {starts.shape}."
-        )
+    check_array("window_starts", starts, shape=("W",), finite=True, what="a 1-D array of finite seconds")
     check_positive("window_s", window_s)
     n_frames = check_int("n_frames", n_frames, low=1)
     offsets = (np.arange(n_frames, dtype=np.float64) + 0.5) * (window_s / n_frames)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, check_dir_or_absent
 from .lsl import EEGStreamInfo
 
 __all__ = ["Recorder", "recover"]
@@ -42,8 +42,7 @@ class Recorder:
 
     def __init__(self, folder: str | os.PathLike[str], stream: EEGStreamInfo, eeg_scale: float) -> None:
         self.dir = Path(folder)
-        if self.dir.exists() and any(self.dir.iterdir()):
-            raise MilmerInputError(f"Invalid value for '--record': {str(self.dir)!r} is not empty; give a new folder.")
+        check_dir_or_absent("--record", self.dir, empty=True, hint="give a new folder")
         self._created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.stream, self.eeg_scale = stream, eeg_scale

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..check import MilmerExternalError, MilmerInputError
+from ..check import MilmerExternalError, MilmerInputError, check_array, check_number
 from ..check import check_int, check_type
 from ..pipeline import Pipeline
 from ..scoring import BAG_OUTPUTS
@@ -134,8 +134,7 @@ def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     except ImportError:
         raise MilmerInputError(f"`--server` needs tritonclient, not installed here; {_CLIENT_HINT}.") from None
     address = parse_server_url(url)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
-        raise MilmerInputError(f"Invalid value for '--timeout': expected seconds > 0, got {timeout_s!r}.")
+    check_number("--timeout", timeout_s, low=0, low_open=True, unit="seconds")
     deadline = time.monotonic() + timeout_s
     client = _client(address, timeout_s)
 
@@ -297,13 +296,8 @@ class RemoteScorer:
         request = []
         for info in inputs:
             array = arrays[info.name]
-            if not isinstance(array, np.ndarray) or array.dtype != np.dtype(info.dtype):
-                got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
-                shape = ", ".join(str(x) for x in ("B", *info.shape))
-                raise MilmerInputError(f"Invalid value for {info.name!r}: expected {info.dtype} ({shape}), got {got}.")
-            if info.name == "eeg" and not np.isfinite(array).all():
-                bad = int((~np.isfinite(array)).sum())
-                raise MilmerInputError(f"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in {bad} samples.")
+            check_array(info.name, array, dtype=info.dtype, finite=info.name == "eeg",
+                        what=f"{info.dtype} ({', '.join(str(x) for x in ('B', *info.shape))})")
             array = np.ascontiguousarray(array)
             tensor = httpclient.InferInput(info.name, list(array.shape), info.triton_dtype)
             tensor.set_data_from_numpy(array, binary_data=True)

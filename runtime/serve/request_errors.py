@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..check import check_option
+
 __all__ = ["ERROR_OUTPUT", "CODES", "refusal", "install"]
 
 #: Output name of a refusal; not a declared output of the model, so no client asks for it.
@@ -61,8 +63,7 @@ def refusal(message: str, code: str = "INVALID_ARG") -> dict[str, np.ndarray]:
     ``UNAVAILABLE``: retry elsewhere or later, HTTP 503). Served only where :func:`install` adapted
     the model's proxy; elsewhere it would come back as an answer without outputs.
     """
-    if code not in CODES:
-        raise ValueError(f"Invalid value for 'code': expected one of {CODES}, got {code!r}.")
+    check_option("code", code, CODES)
     return {ERROR_OUTPUT: np.array([f"{code} {message}".encode()], dtype=np.object_)}
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import MilmerInputError, check_int, check_option
+from ..check import MilmerInputError, check_int, check_number, check_option
 from .binding import Gate, bind_models
 from .lockdown import locked_triton
 from .hygiene import Leftovers, check_ports_free, private_umask, remove_stale, workspace_path
@@ -73,9 +73,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         for name in ("http_port", "grpc_port", "metrics_port"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise MilmerInputError(f"Invalid value for '--{name.replace('_', '-')}': expected a port 1-65535, got {value!r}.")
+            check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1, high=65535, hint="a TCP port")
         ports = (self.http_port, self.grpc_port, self.metrics_port)
         if len(set(ports)) != 3:
             raise MilmerInputError(
@@ -83,8 +81,7 @@ class ServeConfig:
             )
         check_int("--max-batch", self.max_batch, low=1)
         check_int("--max-queue-delay-us", self.max_queue_delay_us, low=0)
-        if isinstance(self.drain_timeout_s, bool) or not isinstance(self.drain_timeout_s, (int, float)) or not 0 < self.drain_timeout_s < 3600:
-            raise MilmerInputError(f"Invalid value for 'drain_timeout_s': expected seconds in (0, 3600), got {self.drain_timeout_s!r}.")
+        check_number("drain_timeout_s", self.drain_timeout_s, low=0, high=3600, low_open=True, high_open=True, unit="seconds")
 
     def urls(self) -> dict[str, str]:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host

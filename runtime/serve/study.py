@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..check import MilmerExternalError, MilmerInputError, check_dir_or_absent, check_int, check_option
+from ..check import (
+    MilmerExternalError,
+    MilmerInputError,
+    check_dir_or_absent,
+    check_int,
+    check_option,
+    check_path_exists,
+)
 from ..files import write_text_atomic
 
 __all__ = ["StudyEntry", "StudyReport", "read_manifest", "score_study", "FAILURES_FILE"]
@@ -79,8 +86,7 @@ def _number(value: str, column: str, row: int, path: Path) -> float:
 def read_manifest(path: str | os.PathLike[str]) -> list[StudyEntry]:
     """Read and check a manifest (see the module docstring); errors name the row and column."""
     path = Path(path)
-    if not path.is_file():
-        raise MilmerInputError(f"Invalid value for 'manifest': no such file: {str(path)!r}.")
+    check_path_exists("manifest", path)
     with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]

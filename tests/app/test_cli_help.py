@@ -120,7 +120,7 @@ def test_export_triton_names_the_model_argument(tmp_path, capsys):
     missing = tmp_path / "no-model"
     code, err = _run(["export-triton", missing, "--out", tmp_path / "repo"], capsys)
     assert code == 2
-    assert err.startswith(f"Error: Invalid value for 'MODEL': not a directory: {str(missing)!r}; ")
+    assert err.startswith(f"Error: Invalid value for 'MODEL': directory not found: {str(missing)!r}; ")
 
 
 def test_bench_auto_keeps_its_main_tables_on_onnx_runtime_on_a_cpu(capsys):

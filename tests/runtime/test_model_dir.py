@@ -134,7 +134,7 @@ def test_missing_files(tmp_path, spec):
     (out / "spec.json").unlink()
     with pytest.raises(MilmerInputError, match=r"missing spec\.json, fusion\.onnx; a model directory holds"):
         load_model_dir(out)
-    with pytest.raises(MilmerInputError, match=r"not a directory: '.*nowhere'; a model directory holds"):
+    with pytest.raises(MilmerInputError, match=r"directory not found: '.*nowhere'; a model directory holds"):
         load_model_dir(tmp_path / "nowhere")
 
 

@@ -133,5 +133,5 @@ def test_bag_scorer_auto_on_this_cpu(tiny_model, monkeypatch, tmp_path):
     np.testing.assert_allclose(got["probabilities"], ref["probabilities"], atol=atol)
     if compute != "bf16":
         return
-    with pytest.raises(MilmerInputError, match=r"'precision': 'bf16' computes in bf16, but backend_options\['openvino'\] sets inference_precision='fp32'"):
+    with pytest.raises(MilmerInputError, match=r"'backend_options\['openvino'\]\['inference_precision'\]': expected 'bf16' \(precision 'bf16' computes in bf16\), got 'fp32'; give one of them"):
         BagScorer(tiny_model, precision="bf16", backend_options={"openvino": {"inference_precision": "fp32"}})

@@ -39,13 +39,13 @@ def test_score_bags_rejects_bad_inputs(tiny_model):
     with BagScorer(tiny_model, batch=2) as pipe:
         crops = np.zeros((2, 10, 224, 224, 3), np.uint8)
         eeg = np.zeros((2, 32, 384), np.float32)
-        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got float32"):
+        with pytest.raises(MilmerInputError, match=r"'crops': expected a \(B, 10, 224, 224, 3\) uint8 array, got float32"):
             pipe.score_bags(eeg, crops.astype(np.float32))
-        with pytest.raises(MilmerInputError, match=r"'crops': expected \(B, 10, 224, 224, 3\) uint8, got uint8 \(2, 9,"):
+        with pytest.raises(MilmerInputError, match=r"'crops': expected a \(B, 10, 224, 224, 3\) uint8 array, got uint8 \(2, 9,"):
             pipe.score_bags(eeg, crops[:, :9])
-        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float32 \(3, 32, 384\)"):
+        with pytest.raises(MilmerInputError, match=r"'eeg': expected a \(2, 32, 384\) float32 array, got float32 \(3, 32, 384\)"):
             pipe.score_bags(np.zeros((3, 32, 384), np.float32), crops)
-        with pytest.raises(MilmerInputError, match=r"'eeg': expected \(2, 32, 384\) float32, got float64"):
+        with pytest.raises(MilmerInputError, match=r"'eeg': expected a \(2, 32, 384\) float32 array, got float64"):
             pipe.score_bags(eeg.astype(np.float64), crops)
 
 
@@ -55,7 +55,7 @@ def test_option_errors(tiny_model):
     with pytest.raises(MilmerInputError, match=r"^Invalid value for 'backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'onnx'\.$"):
         BagScorer(tiny_model, backend="onnx")
     bundle = load_model_dir(tiny_model)
-    with pytest.raises(MilmerInputError, match=r"the model bundle was loaded at 'fp32', got 'fp16'"):
+    with pytest.raises(MilmerInputError, match=r"'precision': expected 'fp32' \(the precision the model bundle was loaded at\), got 'fp16'; load it with load_model_dir"):
         BagScorer(bundle, precision="fp16")
     with pytest.raises(MilmerInputError, match=r"'precision': 'fp16' needs swin\.fp16\.onnx, fusion\.fp16\.onnx"):
         BagScorer(tiny_model, precision="fp16")

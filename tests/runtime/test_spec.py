@@ -47,9 +47,9 @@ def test_fingerprint_ignores_versions_but_not_settings():
     [
         (lambda: FaceSpec(detector="yolo"), r"'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"),
         (lambda: EEGSpec(window_s=3.001), r"'eeg.window_s'"),
-        (lambda: EEGSpec(h_freq=70.0), r"h_freq < sfreq/2 = 64.0"),
+        (lambda: EEGSpec(h_freq=70.0), r"'eeg.h_freq': expected less than eeg.sfreq/2 = 64.0, got 70.0; the Nyquist frequency"),
         (lambda: ModelSpec(label_scheme="deap5"), r"'label_scheme': expected one of 'deap4'"),
-        (lambda: ModelSpec(class_names=("a", "b", "c", "d")), r"label scheme 'deap4' has classes"),
+        (lambda: ModelSpec(class_names=("a", "b", "c", "d")), r"'class_names': expected \('HAHV', .*\) \(the classes of label scheme 'deap4'\), got \('a', 'b', 'c', 'd'\)"),
         (lambda: EEGSpec(channels=("Fp1", "FP1")), r"unique"),
     ],
 )
@@ -72,7 +72,7 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 def test_from_dict_rejects_other_spec_versions_and_bad_json():
     d = ModelSpec().to_dict()
     d["spec_version"] = 99
-    with pytest.raises(MilmerInputError, match="reads spec version 1, got 99"):
+    with pytest.raises(MilmerInputError, match=r"'spec_version': expected 1 \(the spec version this milmer reads\), got 99; re-export"):
         ModelSpec.from_dict(d)
     with pytest.raises(MilmerInputError, match="not valid JSON"):
         ModelSpec.from_json("{nope")

@@ -60,7 +60,7 @@ def test_eeg_rate_option_puts_the_flash_on_its_frame(drifting):
 
 def test_bad_rate_options_are_refused(drifting):
     video, eeg, *_ = drifting
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg_rate': expected a positive rate in Hz, got -1"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg_rate': expected a finite rate in Hz > 0, got -1"):
         align_recording(video, eeg, RecordingOptions(eeg_rate=-1))
     with pytest.raises(MilmerInputError, match=r"Invalid value for 'offset_s': expected 'auto' or a finite number"):
         align_recording(video, eeg, RecordingOptions(offset_s="soon"))
@@ -300,7 +300,7 @@ def test_openbci_and_brainflow_text_are_refused_with_how_to_convert(tmp_path, na
     path = tmp_path / name
     path.write_text("%OpenBCI Raw EEG Data\n%Sample Rate = 250 Hz\n")
     with pytest.raises(MilmerInputError, match=rf"unsupported file type '\.{name[-3:]}' for '{name}'; expected one of '\.edf', "
-                       r".*'\.mff'\. OpenBCI GUI .* LabRecorder to \.xdf"):
+                       r".*'\.mff'; OpenBCI GUI .* LabRecorder to \.xdf"):
         read_eeg_timed(path, RecordingOptions(), [])
 
 

@@ -141,7 +141,7 @@ def test_constructor_checks(tmp_path):
         EchoRunner(tmp_path / "missing.onnx")
     other = tmp_path / "model.pt"
     other.write_bytes(b"x")
-    with pytest.raises(MilmerInputError, match=r"EchoRunner loads '\.onnx' files, got 'model\.pt'"):
+    with pytest.raises(MilmerInputError, match=r"unsupported file type '\.pt' for 'model\.pt'; expected one of '\.onnx'; the files EchoRunner loads"):
         EchoRunner(other)
     ok = tmp_path / "g.onnx"
     ok.write_bytes(b"x")

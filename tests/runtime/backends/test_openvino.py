@@ -211,6 +211,6 @@ def test_num_streams_is_validated(swin_path, value):
         OpenVinoRunner(swin_path, num_streams=value)
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'num_streams': expected at most num_threads = 1 \(each stream needs a thread of its own\), got 2\.$",
+        match=r"^Invalid value for 'num_streams': expected at most num_threads = 1, got 2; each stream needs a thread of its own\.$",
     ):
         OpenVinoRunner(swin_path, num_threads=1, num_streams=2)  # OpenVINO would run 1 stream

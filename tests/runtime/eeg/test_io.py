@@ -143,7 +143,7 @@ def test_deap_trial_to_raw_names_types_and_units():
 
 
 def test_deap_trial_to_raw_shape_error():
-    with pytest.raises(MilmerInputError, match=r"expected a DEAP trial of shape \(40, samples\), got \(32, 10\)"):
+    with pytest.raises(MilmerInputError, match=r"expected a DEAP trial of shape \(40, samples\), got float64 \(32, 10\)"):
         deap_trial_to_raw(np.zeros((32, 10)))
 
 

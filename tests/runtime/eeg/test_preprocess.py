@@ -117,7 +117,7 @@ def test_argument_errors(eeg_spec):
     data = _sines([10.0] * 32, seconds=4.0)
     with pytest.raises(MilmerInputError, match=r"'unit': expected one of 'V', 'uV', got 'mV'"):
         preprocess_array(data, DEAP_CHANNELS, 128.0, eeg_spec, unit="mV")  # type: ignore[arg-type]
-    with pytest.raises(MilmerInputError, match=r"'data': expected \(channels, samples\) with 31 channels"):
+    with pytest.raises(MilmerInputError, match=r"'data': expected a \(31, samples\) array, got float64 \(32, 512\); one channel per name"):
         preprocess_array(data, DEAP_CHANNELS[:31], 128.0, eeg_spec)
     with pytest.raises(MilmerInputError, match=r"'baseline_s': expected a number >= 0, got -1"):
         preprocess_array(data, DEAP_CHANNELS, 128.0, eeg_spec, baseline_s=-1)

@@ -167,7 +167,7 @@ def test_detect_rejects_non_image(blazeface: BlazeFaceDetector) -> None:
         blazeface.detect(np.zeros((8, 8), np.uint8))
     with pytest.raises(MilmerInputError, match=r"Invalid value for 'frames\[1\]': expected an \(H, W, 3\) uint8"):
         blazeface.detect_batch([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 4), np.uint8)])
-    with pytest.raises(MilmerInputError, match=r"'frames': expected a sequence of \(H, W, 3\) uint8 RGB arrays, got int"):
+    with pytest.raises(MilmerInputError, match=r"'frames': expected a sequence of \(H, W, 3\) uint8 RGB arrays, got 3"):
         blazeface.detect_batch(3)  # type: ignore[arg-type]
 
 

@@ -154,7 +154,7 @@ def test_iterator_is_lazy_and_validates_eagerly(face_video: Path, tmp_path: Path
     assert next(windows).index == 0 and len(det.calls) == 10  # only the first window's frames so far
     with pytest.raises(MilmerInputError, match="'video': file not found"):
         iter_face_windows(tmp_path / "none.mp4", np.array([0.0]), SPEC, 1.0, detector=det)
-    msg = "'detector': the spec's crops come from 'blazeface-short-range', got a 'opencv-haar' detector"
+    msg = r"'detector': expected 'blazeface-short-range' \(the detector the spec's crops come from\), got 'opencv-haar'"
     with pytest.raises(MilmerInputError, match=msg):
         iter_face_windows(face_video, np.array([0.0]), FaceSpec(), 1.0, detector=OpenCVHaarDetector())
     msg = (

@@ -85,9 +85,9 @@ def test_montage_grid_labels_and_marks(tmp_path: Path) -> None:
 
 
 def test_montage_errors(tmp_path: Path) -> None:
-    with pytest.raises(MilmerInputError, match="'path': expected a '.png' file, got 'm.jpg'"):
+    with pytest.raises(MilmerInputError, match="'path': unsupported file type '.jpg' for 'm.jpg'; expected one of '.png'"):
         save_montage(tiny_windows(), tmp_path / "m.jpg")
     with pytest.raises(MilmerInputError, match="'max_windows': expected an integer >= 1, got 0"):
         save_montage(tiny_windows(), tmp_path / "m.png", max_windows=0)
-    with pytest.raises(MilmerInputError, match="'face_windows': it has no windows"):
+    with pytest.raises(MilmerInputError, match="'face_windows': expected at least one window to draw, got none"):
         save_montage(tiny_windows(0), tmp_path / "m.png")
