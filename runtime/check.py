@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 __all__ = [
     "MilmerInputError",
     "check_option",
@@ -77,7 +75,7 @@ def check_option(name: str, value: Any, allowed: Iterable[Any], *, hint: str | N
 
 def _int_bounds(low: int | None, high: int | None) -> str:
     if low is not None and high is not None:
-        return f"an integer in {low}-{high}"
+        return f"an integer in [{low}, {high}]"
     if low is not None:
         return f"an integer >= {low}"
     return "an integer" if high is None else f"an integer <= {high}"
@@ -94,7 +92,8 @@ def check_int(
 ) -> Any:
     """Return ``value`` as an ``int`` if it is an integer (numpy's too, never a bool) within
     ``[low, high]`` (either bound may be None), else raise
-    ``Invalid value for 'batch': expected an integer >= 1, got 0.`` (``an integer in 1-65535``).
+    ``Invalid value for 'batch': expected an integer >= 1, got 0.`` (``an integer in [1, 65535]``,
+    as a command line's own range check writes it).
     ``allow_none`` lets None through (returned as is).
 
     >>> check_int("batch", 4, low=1)
@@ -334,6 +333,8 @@ def check_array(
     sorted ascending; ``low``/``high``: every value within (``expected values in [0, 2], got
     values from 0 to 3``). ``what`` replaces the description (``a 1-D array of finite seconds``).
     """
+    import numpy as np  # here, not at the top: the command-line help loads this module without numpy
+
     desc = what
     if desc is None:
         parts = [_shape_text(shape)] if shape is not None else []

@@ -11,7 +11,7 @@ from milmer.app.infer import main as infer_main
 def test_infer_refuses_model_and_server_together(tmp_path, capsys):
     code = infer_main(["v.mp4", "e.edf", "--model", str(tmp_path), "--server", "http://127.0.0.1:1"])
     assert code == 2
-    assert "--model and --server exclude each other" in capsys.readouterr().err
+    assert "'--model' and '--server' exclude each other" in capsys.readouterr().err
 
 
 def test_no_server_answering_is_a_usage_error(recording, capsys):

@@ -61,7 +61,7 @@ def test_check_int():
         check_int("batch", True, low=1)
     with _fails("Invalid value for 'batch': expected an integer >= 1, got 2.0."):
         check_int("batch", 2.0, low=1)
-    with _fails("Invalid value for '--trial': expected an integer in 1-40, got 41."):
+    with _fails("Invalid value for '--trial': expected an integer in [1, 40], got 41."):
         check_int("--trial", 41, low=1, high=40)
     with _fails("Invalid value for 'k': expected an integer <= 3, got 4."):
         check_int("k", 4, high=3)
@@ -120,7 +120,7 @@ def test_check_path_exists(tmp_path):
 def test_a_hint_follows_the_message():
     with _fails("Invalid value for 'backend': expected one of 'ort', 'trt', got 'x'; run `milmer backends`."):
         check_option("backend", "x", ("ort", "trt"), hint="run `milmer backends`.")
-    with _fails("Invalid value for '--port': expected an integer in 1-65535, got 0; pick a free port."):
+    with _fails("Invalid value for '--port': expected an integer in [1, 65535], got 0; pick a free port."):
         check_int("--port", 0, low=1, high=65535, hint="pick a free port")
 
 

@@ -52,7 +52,7 @@ def test_serve_config_checks_ports_and_batcher():
     }
     with pytest.raises(MilmerInputError, match=r"expected three different ports, got \(8000, 8000, 8002\)"):
         ServeConfig(grpc_port=8000)
-    with pytest.raises(MilmerInputError, match=r"Invalid value for '--http-port': expected an integer in 1-65535, got 70000; a TCP port"):
+    with pytest.raises(MilmerInputError, match=r"Invalid value for '--http-port': expected an integer in \[1, 65535\], got 70000; a TCP port"):
         ServeConfig(http_port=70000)
     with pytest.raises(MilmerInputError, match=r"Invalid value for '--max-batch': expected an integer >= 1, got 0"):
         ServeConfig(max_batch=0)
