@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from milmer.runtime.check import MilmerInputError, check_int, check_positive, check_suffix
+from milmer.runtime.check import (
+    MilmerInputError,
+    check_exclusive,
+    check_int,
+    check_nonempty,
+    check_path_exists,
+    check_positive,
+    check_suffix,
+)
 from milmer.runtime.hints import export_hint
 from milmer.runtime.choices import (
     INFER_PRECISION_HELP, Backend, Device, InferPrecision, check_backend, check_device, check_precision,
@@ -81,12 +89,7 @@ def check_model_option(model_dir: Path, precision: str) -> None:
     """``--model`` is a directory holding ``--precision``'s graphs (the full check is on load)."""
     from milmer.runtime.model_dir import available_precisions, model_dir_hint
 
-    if not model_dir.is_dir():
-        what = "a file" if model_dir.exists() else "no such folder"
-        raise MilmerInputError(
-            f"Invalid value for '--model': not a model directory: {str(model_dir)!r} ({what}); "
-            f"{model_dir_hint()}, or `milmer demo` for a demo model."
-        )
+    check_path_exists("--model", model_dir, "dir", hint=f"{model_dir_hint()}, or `milmer demo` for a demo model")
     available = available_precisions(model_dir)
     if available and precision not in available:
         raise MilmerInputError(
@@ -210,10 +213,7 @@ class InferRequest:
             interpolate_missing=interpolate_missing, max_interpolated=max_interpolated, trial=trial,
             eeg_rate=eeg_rate, video_fps=video_fps,
         )
-        if server is not None and model is not None:
-            raise MilmerInputError(
-                f"Invalid value for '--model': --model and --server exclude each other (the server's model is used), got {str(model)!r}."
-            )
+        check_exclusive("--model", None if model is None else str(model), "--server", server, hint="the server's model is used")
         if timeout is not None and server is None:
             raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
         if out is not None:
@@ -319,8 +319,7 @@ def write_faces_png(result: PredictionResult, path: str | os.PathLike[str]) -> P
     from milmer.runtime.windows import FaceWindows
 
     kept = result.stats.kept_crops
-    if not kept:
-        raise MilmerInputError("Invalid value for 'faces': no face windows were kept to draw.")
+    check_nonempty("--faces", kept, "kept face window to draw")
     # kept_crops index into the covered windows, in order: the i-th kept is the i-th prediction.
     preds = result.windows[: len(kept)]
     fw = FaceWindows(

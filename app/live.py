@@ -113,7 +113,7 @@ def live(
     """Live: an LSL EEG stream and a camera in, emotions out as they happen (Ctrl-C stops)."""
     import json
 
-    from milmer.runtime.check import MilmerInputError, check_option
+    from milmer.runtime.check import check_number, check_option
     from milmer.runtime.eeg.preprocess import EEGInputOptions
     from .infer import check_infer_options, check_model_option
     from milmer.runtime.live.engine import LiveConfig
@@ -125,10 +125,8 @@ def live(
     # One rule per option (0 is as invalid as a negative value), with a typical value to try.
     for name, value, typical in (("--hop", hop, 3), ("--calibration", calibration, 30), ("--max-delay", max_delay, 2),
                                  ("--stale", stale, 0.5), ("--max-latency", max_latency, 5), ("--duration", duration, 60)):
-        if value is not None and value <= 0:
-            raise MilmerInputError(
-                f"Invalid value for '{name}': expected seconds > 0 (e.g. {typical}), got {value!r}."
-            )
+        if value is not None:
+            check_number(name, value, low=0, low_open=True, unit="seconds", hint=f"e.g. {typical}")
     if eeg_unit is not None:
         check_option("--eeg-unit", eeg_unit, ("V", "mV", "uV", "nV"))
     if out is not None:
@@ -154,34 +152,17 @@ def _check_out(out: Path) -> None:
     """``--out``: a FILE.jsonl in an existing, writable folder (checked before the model loads)."""
     import os
 
-    from milmer.runtime.check import MilmerInputError
+    from milmer.runtime.check import MilmerInputError, check_path_exists, check_suffix
 
-    if out.suffix != ".jsonl":
-        raise MilmerInputError(f"Invalid value for '--out': expected a FILE.jsonl, got {str(out)!r}.")
-    parent = out.parent
-    if not parent.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for '--out': the folder {str(parent)!r} does not exist; create it or give a FILE.jsonl "
-            "in an existing folder."
-        )
+    check_suffix("--out", out, (".jsonl",))
+    parent = check_path_exists("--out", out.parent, "dir", hint="create it or give a FILE.jsonl in an existing folder")
     if out.is_dir() or not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise MilmerInputError(f"Invalid value for '--out': {str(out)!r} cannot be written; give a writable FILE.jsonl.")
 
 
 def _check_record(record: Path) -> None:
     """``--record``: a missing or empty folder that can be created and written (checked before anything slow)."""
-    import os
+    from milmer.runtime.check import check_dir_or_absent, check_writable_dir
 
-    from milmer.runtime.check import MilmerInputError
-
-    if record.exists() and not record.is_dir():
-        raise MilmerInputError(f"Invalid value for '--record': {str(record)!r} is a file; give a new folder.")
-    if record.is_dir() and any(record.iterdir()):
-        raise MilmerInputError(f"Invalid value for '--record': {str(record)!r} is not empty; give a new folder.")
-    existing = record
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise MilmerInputError(
-            f"Invalid value for '--record': {str(existing)!r} cannot be written; give a folder in a writable place."
-        )
+    check_dir_or_absent("--record", record, empty=True, hint="give a new folder")
+    check_writable_dir("--record", record, hint="give a folder in a writable place")

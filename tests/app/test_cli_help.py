@@ -95,7 +95,7 @@ def test_export_errors_name_the_command_line_arguments(tmp_path, capsys):
     missing = tmp_path / "no-ckpt"
     code, err = _run(["export", missing, "--out", tmp_path / "m"], capsys)
     assert code == 2
-    assert err.startswith(f"Error: Invalid value for 'CKPT': checkpoint directory not found: {str(missing)!r} ")
+    assert err.startswith(f"Error: Invalid value for 'CKPT': directory not found: {str(missing)!r}; expected a checkpoint folder written by milmer train")
     empty = tmp_path / "empty-ckpt"
     empty.mkdir()
     code, err = _run(["export", empty, "--out", tmp_path / "m"], capsys)
@@ -110,7 +110,7 @@ def test_export_errors_name_the_command_line_arguments(tmp_path, capsys):
         2, f"Error: Invalid value for '--out': folder {str(taken)!r} is not empty; choose another folder or pass --overwrite.\n"
     )
     code, err = _run(["export", empty, "--out", tmp_path / "m", "--int8", "fast"], capsys)
-    assert code == 2 and "Invalid value for '--int8': expected one of 'static', 'dynamic' (or none), got 'fast'." in err
+    assert code == 2 and "Invalid value for '--int8': expected one of 'static', 'dynamic', None, got 'fast'." in err
     code, err = _run(["export", empty, "--out", tmp_path / "m", "--workspace-gb", "2000"], capsys)
     assert code == 2 and "Invalid value for '--workspace-gb': expected a number in (0, 1024), got 2000.0." in err
     assert not (tmp_path / "m").exists()

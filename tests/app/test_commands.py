@@ -387,8 +387,7 @@ def test_demo_data_names_out_and_overwrite(tmp_path, capsys):
     code, _, err = _run(["demo-data", "--out", out], capsys)
     assert code == EXIT_USAGE
     assert err == (
-        f"Error: Invalid value for '--out': expected a missing or empty folder, got non-empty {str(out)!r} "
-        "(pass --overwrite to replace it).\n"
+        f"Error: Invalid value for '--out': folder {str(out)!r} is not empty; pass --overwrite to replace it.\n"
     )
 
 

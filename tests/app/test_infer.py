@@ -94,7 +94,7 @@ def test_cheap_checks_come_first(tmp_path, recording):
         run_infer_cli(video=recording[0], eeg=recording[1], model=None, out=tmp_path / "p.json")
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for '--model': not a directory: '.*m'; a model directory "
+        match=r"^Invalid value for '--model': directory not found: '.*m'; a model directory "
         r"holds spec\.json, swin\.onnx and fusion\.onnx .*make one with: milmer export CKPT --out DIR, or `milmer demo`",
     ):
         run_infer_cli(video=recording[0], eeg=recording[1], model=missing / "m")

@@ -42,15 +42,15 @@ def test_a_stream_that_is_not_there_is_named_with_those_that_are(tiny_model, cap
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--hop", "0"], "Invalid value for '--hop': expected seconds > 0 (e.g. 3), got 0.0."),
-        (["--hop", "-1"], "Invalid value for '--hop': expected seconds > 0 (e.g. 3), got -1.0."),
-        (["--calibration", "0"], "Invalid value for '--calibration': expected seconds > 0 (e.g. 30), got 0.0."),
-        (["--max-delay", "-2"], "Invalid value for '--max-delay': expected seconds > 0 (e.g. 2), got -2.0."),
-        (["--stale", "0"], "Invalid value for '--stale': expected seconds > 0 (e.g. 0.5), got 0.0."),
-        (["--max-latency", "-1"], "Invalid value for '--max-latency': expected seconds > 0 (e.g. 5), got -1.0."),
-        (["--duration", "-5"], "Invalid value for '--duration': expected seconds > 0 (e.g. 60), got -5.0."),
-        (["--out", "/nonexistent-milmer-dir/x.jsonl"], "Invalid value for '--out': the folder '/nonexistent-milmer-dir'"),
-        (["--out", "x.json"], "Invalid value for '--out': expected a FILE.jsonl, got 'x.json'."),
+        (["--hop", "0"], "Invalid value for '--hop': expected seconds > 0, got 0.0; e.g. 3."),
+        (["--hop", "-1"], "Invalid value for '--hop': expected seconds > 0, got -1.0; e.g. 3."),
+        (["--calibration", "0"], "Invalid value for '--calibration': expected seconds > 0, got 0.0; e.g. 30."),
+        (["--max-delay", "-2"], "Invalid value for '--max-delay': expected seconds > 0, got -2.0; e.g. 2."),
+        (["--stale", "0"], "Invalid value for '--stale': expected seconds > 0, got 0.0; e.g. 0.5."),
+        (["--max-latency", "-1"], "Invalid value for '--max-latency': expected seconds > 0, got -1.0; e.g. 5."),
+        (["--duration", "-5"], "Invalid value for '--duration': expected seconds > 0, got -5.0; e.g. 60."),
+        (["--out", "/nonexistent-milmer-dir/x.jsonl"], "Invalid value for '--out': directory not found: '/nonexistent-milmer-dir'; create it or give a FILE.jsonl"),
+        (["--out", "x.json"], "Invalid value for '--out': unsupported file type '.json' for 'x.json'; expected one of '.jsonl'."),
         (["--eeg-unit", "uv"], "Invalid value for '--eeg-unit'"),
         (["--backend", "tensorrtt"], "Invalid value for '--backend'"),
     ],
@@ -69,7 +69,7 @@ def test_unwritable_out_is_refused_before_the_lsl_library_or_model(tiny_model, t
     code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "x", "--video", "0",
                       "--out", tmp_path / "nodir" / "x.jsonl", "--record", record], capsys)
     assert code == 2
-    assert "Invalid value for '--out': the folder" in err and "does not exist" in err
+    assert "Invalid value for '--out': directory not found: " in err and "create it or give a FILE.jsonl" in err
     assert not record.exists()
 
 
@@ -78,4 +78,4 @@ def test_record_that_is_a_file_is_refused(tiny_model, tmp_path, capsys):
     f.write_text("x")
     code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "x", "--video", "0", "--record", f], capsys)
     assert code == 2
-    assert f"Invalid value for '--record': '{f}' is a file; give a new folder." in err
+    assert f"Invalid value for '--record': '{f}' exists and is not a folder; give a new folder." in err
