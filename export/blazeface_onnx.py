@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_path_exists
 
 if TYPE_CHECKING:
     import onnx
@@ -69,8 +69,7 @@ _NOTICE = (
 def read_tflite_from_wheel(wheel: str | os.PathLike[str]) -> bytes:
     """The bytes of ``face_detection_short_range.tflite`` in a mediapipe wheel (a zip)."""
     path = Path(wheel)
-    if not path.is_file():
-        raise MilmerInputError(f"Invalid value for '--wheel': file not found: {str(path)!r}.")
+    check_path_exists("--wheel", path)
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.read(TFLITE_MEMBER)
@@ -304,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             data = read_tflite_from_wheel(args.wheel)
         else:
             path = Path(args.tflite)
-            if not path.is_file():
-                raise MilmerInputError(f"Invalid value for '--tflite': file not found: {str(path)!r}.")
+            check_path_exists("--tflite", path)
             data = path.read_bytes()
         model = convert_tflite(data)
     except MilmerInputError as err:

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_bool, check_option, check_path_exists, read_error
 from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.backends.trt_cache import file_sha256
 from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir
@@ -60,13 +60,8 @@ CLI_NAMES = {
 
 
 def _checkpoint_dir(ckpt: str | os.PathLike[str], name: str) -> Path:
-    path = Path(ckpt)
-    if not path.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: checkpoint directory not found: {str(path)!r} "
-            "(expected a folder written by milmer train, with model.safetensors, config.json, spec.json)."
-        )
-    return path
+    hint = "expected a checkpoint folder written by milmer train, with model.safetensors, config.json, spec.json"
+    return check_path_exists(name, ckpt, "dir", hint=hint)
 
 
 def load_for_export(ckpt: str | os.PathLike[str], *, name: str = "ckpt") -> tuple[MilmerModel, ModelSpec]:
@@ -80,9 +75,7 @@ def load_for_export(ckpt: str | os.PathLike[str], *, name: str = "ckpt") -> tupl
     try:
         model, _, spec, _ = load_checkpoint(path, name=name)
     except (SafetensorError, OSError) as err:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: cannot read the weights in {str(path)!r} (corrupt or truncated?): {err}"
-        ) from None
+        raise read_error(name, path, err, what="checkpoint", hint="corrupt or truncated weights?") from None
     return model, spec
 
 
@@ -161,8 +154,7 @@ def export_command(
     bags = check_bag_profile(trt_profile)
     check_workspace_gb(workspace_gb, called("workspace_gb"))
     for name, value in (("fp16", fp16), ("trt", trt), ("overwrite", overwrite)):
-        if not isinstance(value, bool):
-            raise MilmerInputError(f"Invalid value for {called(name)!r}: expected True or False, got {value!r}.")
+        check_bool(called(name), value)
     int8_method = _check_int8(int8, called("int8"))
     if trt:
         _check_trt_available()
@@ -282,10 +274,7 @@ def _check_int8(int8: bool | str | None, name: str = "int8") -> str | None:
         return None
     if int8 is True:
         return "dynamic"
-    if int8 not in INT8_METHODS:
-        allowed = ", ".join(repr(m) for m in INT8_METHODS)
-        raise MilmerInputError(f"Invalid value for {name!r}: expected one of {allowed} (or none), got {int8!r}.")
-    return str(int8)
+    return str(check_option(name, int8, (*INT8_METHODS, None)))
 
 
 def _check_trt_available() -> None:

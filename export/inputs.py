@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_path_exists
+from ..runtime.check import MilmerInputError, check_path_exists, read_error
 from ..runtime.spec import ModelSpec
 
 __all__ = ["InputSet", "random_inputs", "synthetic_demo_inputs", "load_demo_windows", "demo_inputs"]
@@ -141,10 +141,7 @@ def load_demo_windows(
         with np.load(path, allow_pickle=False) as data:
             eeg, faces = data["eeg"][:max_bags], data["faces"][:max_bags]
     except (OSError, ValueError, KeyError) as err:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: cannot read eeg/faces from {str(path)!r} ({err}); "
-            "expected the windows.npz written by 'milmer preprocess'."
-        ) from None
+        raise read_error(name, path, err, what="windows file", hint="expected the windows.npz written by 'milmer preprocess'") from None
     ok = (
         eeg.ndim == 3 and eeg.shape[1:] == (c, t) and faces.shape[1:] == (f, s, s, 3)
         and faces.dtype == np.uint8 and len(eeg) == len(faces) > 0

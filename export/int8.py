@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_compare, check_nonempty
 from ..runtime.model_dir import GRAPHS, graph_filename
 from ..runtime.spec import ModelSpec
 from .onnx_graphs import load_graph, save_with_spec
@@ -218,8 +218,7 @@ def quantize_int8_static(
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    if not feeds:
-        raise MilmerInputError("Invalid value for 'feeds': static quantisation needs at least one calibration batch.")
+    check_nonempty("feeds", feeds, "calibration batch", hint="static quantisation needs one")
     dst = Path(dst)
     prepared, quantized = dst.with_name(dst.name + ".in.tmp"), dst.with_name(dst.name + ".tmp")
     try:
@@ -261,10 +260,7 @@ def static_calibration_feeds(
     f = spec.face.frames_per_window
     swin_feeds = [{g.backbone_input: frames[i : i + frames_per_call]} for i in range(0, len(frames), frames_per_call)]
     n_bags = len(frames) // f
-    if n_bags == 0:
-        raise MilmerInputError(
-            f"Invalid value for 'frames': fusion calibration needs at least {f} frames (one bag), got {len(frames)}."
-        )
+    check_compare("number of frames", len(frames), ">=", "face.frames_per_window", f, hint="fusion calibration needs one bag")
     with OnnxModel(*(model_dir / graph_filename(stem, "fp32") for stem in GRAPHS), spec) as fp32:
         tokens = fp32.backbone(frames[: n_bags * f].reshape(n_bags, f, *frames.shape[1:]))  # (B*F, P, D)
     tokens = tokens.reshape(n_bags, f, *tokens.shape[1:])  # (B, F, P, D)

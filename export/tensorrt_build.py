@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime.check import MilmerInputError, check_number, check_option
+from ..runtime.check import MilmerInputError, check_number, check_option, check_path_exists
 from ..runtime.hints import export_hint
 from ..runtime.backends.base import Precision
 from ..runtime.backends.trt_cache import (
@@ -412,8 +412,7 @@ def register_engine(
     check_option("--precision", precision, TRT_PRECISIONS)
     model_dir = Path(model_dir)
     engine = Path(model_dir, engine) if not Path(engine).is_absolute() else Path(engine)
-    if not engine.is_file():
-        raise MilmerInputError(f"Invalid value for 'engine': file not found: {str(engine)!r}.")
+    check_path_exists("engine", engine)
     spec = ModelSpec.load(model_dir / SPEC_FILE)
     onnx_path = model_dir / graph_filename(graph, precision)
     graph_profile = graph_profiles(spec, profile)[graph]

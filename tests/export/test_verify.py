@@ -98,11 +98,11 @@ def test_fast_export_path_is_sound(tiny_ckpt, fast_export, tmp_path):
 
 def test_missing_or_corrupt_checkpoint_is_an_input_error(tiny_ckpt, tmp_path):
     out = tmp_path / "model"
-    with pytest.raises(MilmerInputError, match="'ckpt': checkpoint directory not found"):
+    with pytest.raises(MilmerInputError, match="'ckpt': directory not found: .*; expected a checkpoint folder written by milmer train"):
         command.export_command(tmp_path / "nope", out, progress=False)
     broken = shutil.copytree(tiny_ckpt, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes((tiny_ckpt / "model.safetensors").read_bytes()[:1000])
-    with pytest.raises(MilmerInputError, match="cannot read the weights .*corrupt or truncated"):
+    with pytest.raises(MilmerInputError, match="the checkpoint .* could not be read .*; corrupt or truncated weights"):
         command.export_command(broken, out, progress=False)
     (broken / "config.json").unlink()
     with pytest.raises(MilmerInputError, match=r"is not a Milmer checkpoint \(missing config.json\)"):
