@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import check_int, check_option, check_sequence
 from ..training.model_config import EEG_BANDS  # torch-free: the model's band definition
 from .timing import TimingConfig, time_call
 
@@ -219,8 +219,7 @@ def matmul_peak(
     reason = engine_unavailable(engine)
     if reason is not None:
         return {"engine": engine, "peak_gflops": None, "skipped": reason}
-    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
-        raise MilmerInputError(f"Invalid value for 'sizes': expected positive integers, got {tuple(sizes)!r}.")
+    check_sequence("sizes", tuple(sizes), nonempty=True, item=lambda name, n: check_int(name, n, low=1))
     rng = np.random.default_rng(0)
     by_size: dict[int, dict[str, float]] = {}
     for n in sizes:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import check_option
 from ..runtime.spec import ModelSpec
 from .endtoend import RUN_IMPORTS, spawn_worker
 from .machine import current_rss_mb, own_peak_rss_mb
@@ -101,7 +101,7 @@ def run_reference(
     set_torch_threads()  # free cores only, as training does (see milmer.training.threads)
     check_option("device", device, ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
-        raise MilmerInputError("Invalid value for 'device': 'cuda' needs a CUDA build of PyTorch and a GPU; use 'cpu'.")
+        check_option("device", device, ("cpu",), hint="'cuda' needs a CUDA build of PyTorch and a GPU")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     tick = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.backends.registry import BACKENDS, DEVICES
-from ..runtime.check import MilmerInputError, check_option
+from ..runtime.check import check_int, check_nonempty, check_number, check_option
 from .timing import TimingConfig
 
 __all__ = ["BenchSettings", "FULL_BATCH_SIZES", "QUICK_BATCH_SIZES", "FULL_LENGTHS_S", "QUICK_LENGTHS_S", "DEMO_FPS", "DEMO_SEED"]
@@ -18,12 +18,6 @@ FULL_LENGTHS_S: tuple[int, ...] = (60, 600)
 QUICK_LENGTHS_S: tuple[int, ...] = (12, 24)
 #: The demo recordings' video frame rate and seed.
 DEMO_FPS, DEMO_SEED = 25.0, 0
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected an integer >= {minimum}, got {value!r}.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -79,30 +73,24 @@ class BenchSettings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
-                if not value:
-                    raise MilmerInputError(f"Invalid value for {name!r}: expected at least one precision, got none.")
+                check_nonempty(name, value, "precision")
                 for p in value:
                     check_option(name, p, PRECISIONS)
         for name in ("batch_sizes", "lengths_s", "peak_sizes"):
             values = tuple(getattr(self, name))
             object.__setattr__(self, name, values)
-            if not values:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected at least one value, got none.")
+            check_nonempty(name, values, "value")
             for v in values:
-                _check_int(name, v, 1)
-        _check_int("warmup", self.warmup, 0)
+                check_int(name, v, low=1)
+        check_int("warmup", self.warmup, low=0)
         for name in ("repeats", "recording_repeats", "reference_windows"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), low=1)
         for name in ("pipeline_batch", "threads"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), low=1, allow_none=True)
         for name in ("max_call_s", "throughput_budget_s", "max_load", "peer_compile_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise MilmerInputError(f"Invalid value for {name!r}: expected > 0, got {getattr(self, name)!r}.")
-        if self.max_rss_mb is not None and not self.max_rss_mb > 0:
-            raise MilmerInputError(f"Invalid value for 'max_rss_mb': expected > 0 or None, got {self.max_rss_mb!r}.")
-        if not self.wait_quiet_s >= 0:
-            raise MilmerInputError(f"Invalid value for 'wait_quiet_s': expected >= 0, got {self.wait_quiet_s!r}.")
+            check_number(name, getattr(self, name), low=0, low_open=True)
+        check_number("max_rss_mb", self.max_rss_mb, low=0, low_open=True, allow_none=True)
+        check_number("wait_quiet_s", self.wait_quiet_s, low=0)
 
     @classmethod
     def defaults(cls, *, quick: bool, **given: Any) -> BenchSettings:

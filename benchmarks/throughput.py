@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import MilmerInputError, check_int, check_sequence
 from .machine import current_rss_mb, own_peak_rss_mb, reset_peak_rss
 from .stages import random_bags
 from .timing import Timing, TimingConfig
@@ -28,8 +28,7 @@ __all__ = ["measure_throughput", "check_batch_sizes"]
 def check_batch_sizes(batch_sizes: Sequence[int]) -> tuple[int, ...]:
     """Sorted unique batch sizes, each an integer >= 1."""
     sizes = tuple(batch_sizes)
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
-        raise MilmerInputError(f"Invalid value for 'batch_sizes': expected integers >= 1, got {sizes!r}.")
+    check_sequence("batch_sizes", sizes, nonempty=True, item=lambda name, b: check_int(name, b, low=1))
     return tuple(sorted(set(sizes)))
 
 

@@ -14,15 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError
+from ..runtime.check import check_int, check_nonempty
 
 __all__ = ["TimingConfig", "Timing", "summarize", "time_call"]
 
 
 def _check_count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise MilmerInputError(f"Invalid value for {name!r}: expected an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    return check_int(name, value, low=minimum)
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,7 @@ def summarize(samples_s: Sequence[float]) -> dict[str, float | int]:
 
     p95 is ``numpy.percentile(samples, 95)`` (linear interpolation): for 1..20 s it is 19.05 s.
     """
-    if len(samples_s) == 0:
-        raise MilmerInputError("Invalid value for 'samples_s': expected at least one sample, got none.")
+    check_nonempty("samples_s", samples_s, "sample")
     x = np.asarray(samples_s, dtype=np.float64)
     return {
         "median_s": float(np.median(x)),
