@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milmer.runtime.check import MilmerInputError, check_positive
+from milmer.runtime.check import MilmerInputError, check_dir_or_absent, check_int, check_positive
 from .deap_writer import RatingRow, dat_path, video_path, write_dat, write_ratings_csv, write_video
 from .eeg_synth import SubjectEEG, synth_eeg, synth_peripheral
 from .face_synth import FRAME_SIZE, FaceRenderer
@@ -69,11 +69,7 @@ class DemoConfig:
 
         # sXX / trialYY file names have two digits; every DEAP-4 class needs a trial.
         for name, low, high in (("n_subjects", 1, 99), ("n_trials", 4, 99), ("seed", 0, None)):
-            value = getattr(self, name)
-            ok = isinstance(value, int) and not isinstance(value, bool)
-            if not (ok and low <= value and (high is None or value <= high)):
-                bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-                raise MilmerInputError(f"Invalid value for {n(name)!r}: expected an integer {bounds}, got {value!r}.")
+            check_int(n(name), getattr(self, name), low=low, high=high)
         check_positive(n("trial_s"), self.trial_s)
         check_positive(n("baseline_s"), self.baseline_s, allow_zero=True)
         check_positive(n("video_fps"), self.video_fps)
@@ -183,8 +179,7 @@ def _prepare_out(out: Path, overwrite: bool, names: Mapping[str, str] | None = N
 
     names = names or {}
     out_name = names.get("out", "out")
-    if out.exists() and not out.is_dir():
-        raise MilmerInputError(f"Invalid value for {out_name!r}: expected a folder, got file {str(out)!r}.")
+    check_dir_or_absent(out_name, out)
     if not out.exists() or not any(out.iterdir()):
         out.mkdir(parents=True, exist_ok=True)
         return
@@ -193,9 +188,7 @@ def _prepare_out(out: Path, overwrite: bool, names: Mapping[str, str] | None = N
     if not (overwrite and ours):
         replace = names.get("overwrite", "overwrite=True")
         why = f"pass {replace} to replace it" if ours else "it does not hold a milmer demo dataset"
-        raise MilmerInputError(
-            f"Invalid value for {out_name!r}: expected a missing or empty folder, got non-empty {str(out)!r} ({why})."
-        )
+        check_dir_or_absent(out_name, out, empty=True, hint=why)
     for name in ("deap", "recording"):
         shutil.rmtree(out / name, ignore_errors=True)
     readme.unlink()

@@ -147,7 +147,7 @@ def test_refuses_a_non_empty_folder_and_overwrites_only_its_own(tmp_path):
         make_demo_data(tmp_path / "mine", overwrite=True, **small)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(MilmerInputError, match="'out': expected a folder, got file"):
+    with pytest.raises(MilmerInputError, match="'out': '.*' exists and is not a folder"):
         make_demo_data(tmp_path / "file", **small)
 
     first = make_demo_data(tmp_path / "demo", **small)
