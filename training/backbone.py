@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..runtime.check import MilmerInputError, check_same_length
+from ..runtime.check import MilmerInputError, check_equal, check_path_exists, check_same_length, read_error
 from .model_config import DEFAULT_BACKBONE
 
 __all__ = [
@@ -68,26 +68,16 @@ def _quiet_transformers() -> Iterator[None]:
 def read_swin_config(backbone_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``config.json`` of a local Swin checkpoint, with clear errors if it is not one."""
     path = Path(backbone_dir)
-    if not path.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': directory not found: {str(path)!r}; {_download_hint(path)}."
-        )
+    check_path_exists("backbone_dir", path, "dir", hint=_download_hint(path))
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': {str(path)!r} has no config.json, so it is not a "
-            f"Hugging Face checkpoint; {_download_hint(path)}."
-        )
+    hint = f"without config.json it is not a Hugging Face checkpoint; {_download_hint(path)}"
+    check_path_exists("backbone_dir", config_file, hint=hint)
     try:
         data = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:
         raise MilmerInputError(f"Invalid backbone config {str(config_file)!r}: not valid JSON ({err}).") from None
-    if not isinstance(data, dict) or data.get("model_type") != "swin":
-        got = data.get("model_type") if isinstance(data, dict) else type(data).__name__
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': expected a Swin checkpoint (model_type 'swin') in "
-            f"{str(path)!r}, got model_type {got!r}."
-        )
+    got = data.get("model_type") if isinstance(data, dict) else type(data).__name__
+    check_equal("backbone_dir", got, "swin", why=f"the model_type of a Swin checkpoint, in {str(config_file)!r}")
     return data
 
 
@@ -125,9 +115,7 @@ def load_swin(backbone_dir: str | os.PathLike[str]) -> SwinModel:
                 output_loading_info=True,
             )
     except OSError as err:
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': cannot load weights from {str(path)!r} ({err}); {_download_hint(path)}."
-        ) from None
+        raise read_error("backbone_dir", path, err, what="checkpoint weights in", hint=_download_hint(path)) from None
     except RuntimeError as err:  # shape mismatches between config.json and the weights
         raise MilmerInputError(
             f"Invalid value for 'backbone_dir': the weights in {str(path)!r} do not fit its config.json ({err})."

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.check import MilmerInputError, check_int
+from ..runtime.check import MilmerInputError, check_int, check_path_exists
 from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [
@@ -140,23 +140,11 @@ def index_deap(
     and listed in the result's ``skipped`` (each also logged as a warning).
     """
     root = Path(root)
-    if not root.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {param!r}: {'not a folder' if root.exists() else 'folder not found'}: "
-            f"{str(root)!r}; expected the DEAP layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, "
-            f"{RATINGS_CSV})."
-        )
+    layout = f"expected the DEAP layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, {RATINGS_CSV})"
+    check_path_exists(param, root, "dir", hint=layout)
     dat_dir, video_dir, csv_path = root / DAT_DIR, root / VIDEO_DIR, root / RATINGS_CSV
-    if not dat_dir.is_dir():
-        raise MilmerInputError(
-            f"Invalid value for {param!r}: {str(root)!r} has no {DAT_DIR}/ folder; expected the DEAP "
-            f"layout ({DAT_DIR}/sXX.dat, {VIDEO_DIR}/sXX/sXX_trialYY.avi, {RATINGS_CSV})."
-        )
-    if not csv_path.is_file():
-        raise MilmerInputError(
-            f"Invalid value for {param!r}: {str(root)!r} has no {RATINGS_CSV}; it maps the videos' "
-            "presentation order to the .dat rows' experiment order and is required."
-        )
+    check_path_exists(param, dat_dir, "dir", hint=layout)
+    check_path_exists(param, csv_path, hint="it maps the videos' presentation order to the .dat rows' experiment order and is required")
     wanted = _subject_ids("subjects", subjects)
     excluded = _subject_ids("exclude_subjects", exclude_subjects) or set()
 

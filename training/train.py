@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..runtime.check import MilmerInputError, check_equal, check_nonempty
+from ..runtime.check import MilmerInputError, check_equal, check_nonempty, check_option
 from ..runtime.files import write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
@@ -108,10 +108,7 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         if amp == "auto":
             return None
-        raise MilmerInputError(
-            f"Invalid value for 'amp': {amp!r} autocasts on CUDA only and this run uses device "
-            f"{device.type!r}; use 'auto' or 'off'."
-        )
+        check_option("amp", amp, ("auto", "off"), hint=f"the others autocast on CUDA only and this run uses device {device.type!r}")
     if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16

@@ -85,20 +85,20 @@ def test_missing_directory_says_to_download(tmp_path):
 
 
 def test_directory_without_config_json(tmp_path):
-    with pytest.raises(MilmerInputError, match=r"has no config.json.*download the Swin checkpoint"):
+    with pytest.raises(MilmerInputError, match=r"file not found: .*config.json'; without config.json it is not a Hugging Face checkpoint; download the Swin checkpoint"):
         load_swin(tmp_path)
 
 
 def test_not_a_swin_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
-    with pytest.raises(MilmerInputError, match=r"expected a Swin checkpoint \(model_type 'swin'\).*got model_type 'vit'"):
+    with pytest.raises(MilmerInputError, match=r"'backbone_dir': expected 'swin' \(the model_type of a Swin checkpoint, in .*config.json'\), got 'vit'"):
         load_swin(tmp_path)
 
 
 def test_missing_weights_file(tiny_swin_dir, tmp_path):
     path = shutil.copytree(tiny_swin_dir, tmp_path / "swin")
     (path / "model.safetensors").unlink()
-    with pytest.raises(MilmerInputError, match=r"cannot load weights from .*download the Swin checkpoint"):
+    with pytest.raises(MilmerInputError, match=r"the checkpoint weights in .* could not be read .*download the Swin checkpoint"):
         load_swin(path)
 
 

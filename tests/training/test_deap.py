@@ -89,10 +89,10 @@ def test_subject_without_csv_rows_is_skipped(tmp_path):
 
 
 def test_missing_layout_pieces_are_clear_errors(tmp_path):
-    with pytest.raises(MilmerInputError, match="has no data_preprocessed_python/ folder"):
+    with pytest.raises(MilmerInputError, match="directory not found: .*data_preprocessed_python'; expected the DEAP layout"):
         index_deap(tmp_path)
     (tmp_path / "data_preprocessed_python").mkdir()
-    with pytest.raises(MilmerInputError, match="has no participant_ratings.csv"):
+    with pytest.raises(MilmerInputError, match="file not found: .*participant_ratings.csv'; it maps"):
         index_deap(tmp_path)
 
 

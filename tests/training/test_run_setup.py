@@ -116,8 +116,8 @@ def test_typo_then_fix_then_delete_the_run_then_rerun_reuses_the_cache(deap, tmp
     ("backbone", "match"),
     [
         ("missing", r"Invalid value for 'backbone_dir': directory not found: '.*missing'"),
-        ("no-config", r"Invalid value for 'backbone_dir': '.*no-config' has no config.json"),
-        ("no-weights", r"Invalid value for 'backbone_dir': cannot load weights from '.*no-weights'"),
+        ("no-config", r"Invalid value for 'backbone_dir': file not found: '.*no-config/config.json'; without config.json it is not a Hugging Face checkpoint"),
+        ("no-weights", r"Invalid value for 'backbone_dir': the checkpoint weights in '.*no-weights' could not be read"),
         ("truncated", r"Invalid value for 'backbone_dir'.*truncated"),
     ],
 )
@@ -153,9 +153,9 @@ def test_a_backbone_of_another_size_is_refused_before_any_cache_is_built(deap, t
 @pytest.mark.parametrize(
     ("case", "match"),
     [
-        ("no-dat", r"Invalid value for 'data_root': '.*deap' has no data_preprocessed_python/ folder"),
-        ("no-csv", r"Invalid value for 'data_root': '.*deap' has no participant_ratings.csv"),
-        ("file", r"Invalid value for 'data_root': not a folder: '.*deap'"),
+        ("no-dat", r"Invalid value for 'data_root': directory not found: '.*deap/data_preprocessed_python'; expected the DEAP layout"),
+        ("no-csv", r"Invalid value for 'data_root': file not found: '.*deap/participant_ratings.csv'; it maps the videos' presentation order"),
+        ("file", r"Invalid value for 'data_root': expected a directory, got file '.*deap'; expected the DEAP layout"),
         ("no-video", r"Invalid value for 'data_root': no usable trial \(EEG \+ face video\) under '.*deap'"),
     ],
 )
