@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError, check_path_exists, check_suffix
+from ..check import MilmerInputError, check_path_exists, check_suffix, read_error
 from .colour import DECODER_OPTIONS
 
 __all__ = [
@@ -338,7 +338,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
                 except av.error.FFmpegError:
                     first = None
         except av.error.FFmpegError as err:
-            raise MilmerInputError(f"Invalid value for 'video': cannot read {name!r} ({err}).") from None
+            raise read_error("video", name, err, what="video") from None
     n = len(times) + n_untimed
     if n == 0:
         raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
