@@ -2,19 +2,28 @@
 
 Errors raised for users name the parameter, the allowed values and what was received, in one
 shape: ``Invalid value for 'name': expected <what is allowed>, got <what was received>[; <the way
-forward>].`` The helpers below write it; a caller passes ``hint=`` where it knows the way forward.
-:class:`MilmerInputError` marks a problem with the user's input (bad file, bad option); the CLI
-turns it into exit code 2 without a traceback. Anything else is an internal error (exit 1).
+forward>].`` The helpers below write it (paths: :mod:`.check_paths`, re-exported here); a caller
+passes ``hint=`` where it knows the way forward. :class:`MilmerInputError` (:mod:`.errors`) marks
+a problem with the user's input (bad file, bad option); the CLI turns it into exit code 2 without
+a traceback. Anything else is an internal error (exit 1).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from pathlib import Path
 from typing import Any, Literal
+
+from .check_paths import (
+    check_dir_or_absent,
+    check_input_pair,
+    check_path_exists,
+    check_suffix,
+    check_writable_dir,
+    read_error,
+)
+from .errors import MilmerExternalError, MilmerInputError, invalid_value as _error
 
 __all__ = [
     "MilmerInputError",
@@ -40,25 +49,8 @@ __all__ = [
     "check_array",
     "check_writable_dir",
     "read_error",
+    "parse_ints",
 ]
-
-
-class MilmerInputError(ValueError):
-    """The user's input (a file, an option, a recording) cannot be used as given."""
-
-
-class MilmerExternalError(RuntimeError):
-    """A fault outside milmer stopped the work (a server went away or did not answer in time, the
-    disk is full): the message names the cause; the command-line tools exit 1 without calling it a bug."""
-
-
-def _error(name: str | Sequence[str], body: str, hint: str | None = None) -> MilmerInputError:
-    """``Invalid value for 'name': body.`` (``Invalid values for 'a'/'b'`` for several names); a
-    ``hint`` (the way forward) follows after a semicolon."""
-    tail = f"; {hint.rstrip('. ')}" if hint else ""
-    names = "/".join(f"'{n}'" for n in ([name] if isinstance(name, str) else name))
-    return MilmerInputError(f"Invalid value{'' if isinstance(name, str) else 's'} for {names}: {body}{tail}.")
-
 
 def check_option(name: str, value: Any, allowed: Iterable[Any], *, hint: str | None = None) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise
@@ -260,6 +252,19 @@ def check_type(
     return value
 
 
+def parse_ints(name: str, text: str, *, length: int | None = None, what: str | None = None) -> tuple[int, ...]:
+    """The integers of a comma-separated option (``"1,8,16"``), else raise
+    ``Invalid value for '--batch-sizes': expected comma-separated integers, got '1,a'.``;
+    ``length`` also requires that many (``what``: ``three integers MIN,OPT,MAX``)."""
+    try:
+        values = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        values = None
+    if values is None or (length is not None and len(values) != length):
+        raise _error(name, f"expected {what or 'comma-separated integers'}, got {text!r}")
+    return values
+
+
 def check_nonempty(name: str, value: Sized, what: str, *, hint: str | None = None) -> Any:
     """Return ``value`` if it holds something, else raise
     ``Invalid value for 'records': expected at least one trial, got none.``"""
@@ -370,69 +375,6 @@ def check_array(
     return value
 
 
-def check_path_exists(
-    name: str, path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file", *, hint: str | None = None
-) -> Path:
-    """Return ``path`` as a :class:`Path`; raise if it does not exist
-    (``... file not found: 'x.edf'.``) or is not a ``kind`` ('file' or 'dir')."""
-    p = Path(path)
-    noun = "file" if kind == "file" else "directory"
-    if not p.exists():
-        raise _error(name, f"{noun} not found: {str(p)!r}", hint)
-    if kind == "file" and not p.is_file():
-        raise _error(name, f"expected a file, got directory {str(p)!r}", hint)
-    if kind == "dir" and not p.is_dir():
-        raise _error(name, f"expected a directory, got file {str(p)!r}", hint)
-    return p
-
-
-def check_dir_or_absent(name: str, path: str | os.PathLike[str], *, empty: bool = False, hint: str | None = None) -> Path:
-    """Return ``path`` as a :class:`Path` if it is a folder or does not exist yet (an output
-    folder), else raise ``... 'x' exists and is not a folder.``; ``empty`` also refuses a folder
-    that holds anything: ``... folder 'x' is not empty; <hint>.``"""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise _error(name, f"{str(p)!r} exists and is not a folder", hint)
-    if empty and p.is_dir() and any(p.iterdir()):
-        raise _error(name, f"folder {str(p)!r} is not empty", hint)
-    return p
-
-
-def check_writable_dir(name: str, path: str | os.PathLike[str], *, hint: str | None = None) -> Path:
-    """Return ``path`` as a :class:`Path` if it is a folder that can be written, or one that can be
-    created under the nearest existing folder (nothing is created); else raise
-    ``... cannot write 'out/run': 'out' is not writable.``"""
-    p = Path(path)
-    check_dir_or_absent(name, p, hint=hint)
-    base = p.absolute()
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        raise _error(name, f"cannot create {str(p)!r}: {str(base)!r} is a file, not a folder", hint)
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise _error(name, f"cannot write {str(p)!r}: {str(base)!r} is not writable", hint)
-    return p
-
-
-def check_suffix(name: str, path: Path, allowed: Iterable[str], *, hint: str | None = None) -> str:
-    """Return the lower-cased suffix of ``path`` if it is one of ``allowed``, else raise
-    ``... unsupported file type '.txt' for 'x.txt'; expected one of '.png'.``"""
-    allowed = tuple(allowed)
-    suffix = Path(path).suffix.lower()
-    if suffix not in allowed:
-        options = ", ".join(repr(a) for a in allowed)
-        raise _error(name, f"unsupported file type {suffix or '(none)'!r} for {Path(path).name!r}; expected one of {options}", hint)
-    return suffix
-
-
-def read_error(
-    name: str, path: str | os.PathLike[str], err: BaseException, *, what: str = "file", hint: str | None = None
-) -> MilmerInputError:
-    """The error for a file that exists but cannot be read (raise it ``from err``):
-    ``Invalid value for 'eeg': the EDF file 'x.edf' could not be read (ValueError: bad header).``"""
-    return _error(name, f"the {what} {str(path)!r} could not be read ({type(err).__name__}: {err})", hint)
-
-
 def check_keys(
     what: str,
     data: Mapping[str, Any],
@@ -459,41 +401,3 @@ def check_keys(
     if missing:
         qualifier = "required " if partial else ""
         raise MilmerInputError(f"Invalid {what}: missing {qualifier}key(s) {', '.join(prefix + k for k in missing)}.")
-
-
-def check_input_pair(
-    video: str | os.PathLike[str],
-    eeg: str | os.PathLike[str],
-    video_suffixes: Sequence[str],
-    eeg_suffixes: Sequence[str],
-    *,
-    usage: str = "milmer-infer VIDEO EEG",
-    eeg_kind: Literal["file", "dir"] = "file",
-) -> tuple[Path, Path]:
-    """Both inputs exist and have their kind's suffix (the EEG a ``eeg_kind``: an EGI ``.mff``
-    recording is a folder); arguments given the wrong way round (an EEG file as the video and a
-    video as the EEG) are named as swapped, with the command in the right order. Cheap: run
-    before any model or recording is loaded."""
-    v, e = Path(video), Path(eeg)
-    v_suffix, e_suffix = v.suffix.lower(), e.suffix.lower()
-    if v_suffix in eeg_suffixes and e_suffix in video_suffixes:
-        raise MilmerInputError(
-            f"Invalid value for 'video': {v.name!r} is an EEG file and {e.name!r} (given as the EEG) "
-            f"is a video: the arguments look swapped. The order is `{usage}`: rerun with "
-            f"{str(e)!r} first and {str(v)!r} second."
-        )
-    check_path_exists("video", v)
-    check_path_exists("eeg", e, eeg_kind)
-    if v_suffix in eeg_suffixes:
-        raise MilmerInputError(
-            f"Invalid value for 'video': {v.name!r} is an EEG file, not a video; the order is "
-            f"`{usage}` (video types: {', '.join(video_suffixes)})."
-        )
-    if e_suffix in video_suffixes:
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': {e.name!r} is a video, not an EEG recording; the order is "
-            f"`{usage}` (EEG types: {', '.join(eeg_suffixes)})."
-        )
-    check_suffix("video", v, video_suffixes)
-    check_suffix("eeg", e, eeg_suffixes)
-    return v, e

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from .check import MilmerInputError
 
-__all__ = ["OPTIONAL_MODULES", "missing_dependency_error", "missing_dependency_as_input_error"]
+__all__ = ["OPTIONAL_MODULES", "missing_package_error", "missing_dependency_error", "missing_dependency_as_input_error"]
 
 
 #: Optional modules -> how to install them (the package extra, or the wheel for a platform).
@@ -25,7 +25,21 @@ OPTIONAL_MODULES: dict[str, str] = {
     "edfio": "`pip install edfio` (EDF export)",
     "tritonclient": "`pip install \"tritonclient[http]\"`",
     "pytriton": "`pip install \"milmer[serve]\"`",
+    "pyxdf": "`pip install \"milmer[xdf]\"` (or `pip install pyxdf`)",
+    "mffpy": "`pip install mffpy` (EGI .mff recordings)",
+    "pymatreader": "`pip install pymatreader` (MATLAB 7.3 .set files)",
 }
+
+
+def missing_package_error(module: str, *, needed_for: str = "what you asked", hint: str | None = None) -> MilmerInputError:
+    """``Missing dependency: the Python package 'pyxdf' is not installed; it is needed for reading
+    .xdf. Install it: `pip install "milmer[xdf]"` (or `pip install pyxdf`).`` (``hint``: another way
+    forward, appended). ``module`` must be one of :data:`OPTIONAL_MODULES`."""
+    tail = f" Or {hint.rstrip('.')}." if hint else ""
+    return MilmerInputError(
+        f"Missing dependency: the Python package {module!r} is not installed; it is needed for "
+        f"{needed_for}. Install it: {OPTIONAL_MODULES[module]}.{tail}"
+    )
 
 
 def missing_dependency_error(err: ImportError) -> MilmerInputError | None:

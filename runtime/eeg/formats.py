@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..check import MilmerInputError, check_suffix
+from ..check import check_suffix, read_error
+from ..dependencies import OPTIONAL_MODULES, missing_package_error
 from .report import EEGNote
 from .timing import EEGTiming, meas_date_of
 
@@ -35,7 +36,7 @@ _CONVERT = (
 )
 _READERS = {".set": "read_raw_eeglab", ".mff": "read_raw_egi"}
 # What MNE's reader imports for the format (module, distribution).
-_NEEDS = {".mff": (("mffpy", "mffpy"),)}
+_NEEDS = {".mff": ("mffpy",)}
 #: Read here (besides :data:`~.io.EEG_SUFFIXES` and DEAP ``.dat``).
 FORMAT_SUFFIXES: tuple[str, ...] = (".xdf", ".set", ".mff")
 #: Refused with the way to convert.
@@ -71,23 +72,18 @@ def read_format(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne
 
     import mne
 
-    for module, package in _NEEDS.get(suffix, ()):
+    for module in _NEEDS.get(suffix, ()):
         if importlib.util.find_spec(module) is None:
-            raise MilmerInputError(f"Invalid value for 'eeg': reading {suffix} needs {package}: pip install {package}.")
+            raise missing_package_error(module, needed_for=f"reading {suffix}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             raw = getattr(mne.io, _READERS[suffix])(p, preload=True, verbose=False)
         except ImportError as err:  # an HDF5 (MATLAB 7.3) .set needs pymatreader
-            raise MilmerInputError(
-                f"Invalid value for 'eeg': reading {p.name!r} needs the package {err.name or 'pymatreader'}: "
-                f"pip install {err.name or 'pymatreader'}."
-            ) from None
+            module = err.name if err.name in OPTIONAL_MODULES else "pymatreader"
+            raise missing_package_error(module, needed_for=f"reading {p.name!r}") from None
         except Exception as err:  # MNE raises many types for a file it cannot read
-            raise MilmerInputError(
-                f"Invalid value for 'eeg': the {suffix} file {str(p)!r} could not be read "
-                f"({type(err).__name__}: {err})."
-            ) from err
+            raise read_error("eeg", p, err, what=f"{suffix} file") from err
     notes.extend(EEGNote.of("reader-warning", f"{p.name}: {' '.join(str(w.message).split())}") for w in caught)
     start, source = meas_date_of(raw, suffix)
     return raw, EEGTiming(start, source or f"{suffix} header")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..dependencies import missing_package_error
 from ..spec import EEGSpec, ICASpec
 from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
@@ -151,11 +151,8 @@ def ica_fit_params(cfg: ICASpec) -> dict[str, Any]:
         import importlib.util
 
         if importlib.util.find_spec("picard") is None:
-            raise MilmerInputError(
-                "Invalid value for 'ica.method': 'picard' needs the python-picard package "
-                "(pip install python-picard), which is not installed; install it, or use a spec "
-                "with ica.method = 'fastica' (slower, and it may not converge)."
-            )
+            hint = "use a spec with ica.method = 'fastica' (slower, and it may not converge)"
+            raise missing_package_error("picard", needed_for="ica.method = 'picard'", hint=hint)
         return {"ortho": True, "extended": True, "tol": cfg.tol}
     return {"tol": cfg.tol}
 

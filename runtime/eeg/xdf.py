@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..check import MilmerInputError, read_error
+from ..dependencies import missing_package_error
 from ..timebase import Fact, StreamClock, fit_clock
 from .report import EEGNote
 from .timing import EEGTiming
@@ -117,9 +118,7 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
     try:
         import pyxdf
     except ImportError:
-        raise MilmerInputError(
-            "Invalid value for 'eeg': reading .xdf needs pyxdf: pip install 'milmer[xdf]' (or pip install pyxdf)."
-        ) from None
+        raise missing_package_error("pyxdf", needed_for="reading .xdf") from None
     import mne
 
     p = Path(path)

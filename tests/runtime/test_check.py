@@ -25,6 +25,7 @@ from milmer.runtime.check import (
     check_sequence,
     check_type,
     check_writable_dir,
+    parse_ints,
     read_error,
 )
 
@@ -213,6 +214,14 @@ def test_output_folder_checks(tmp_path):
         check_writable_dir("out_dir", tmp_path / "f" / "run")
     with _fails(f"Invalid value for 'out_dir': {str(tmp_path / 'f')!r} exists and is not a folder."):
         check_writable_dir("out_dir", tmp_path / "f")
+
+
+def test_parse_ints():
+    assert parse_ints("--batch-sizes", "1,8,16") == (1, 8, 16)
+    with _fails("Invalid value for '--batch-sizes': expected comma-separated integers, got '1,a'."):
+        parse_ints("--batch-sizes", "1,a")
+    with _fails("Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got '1,8'."):
+        parse_ints("--trt-profile", "1,8", length=3, what="three integers MIN,OPT,MAX")
 
 
 def test_read_error():

@@ -358,7 +358,7 @@ def test_eeglab_set_is_read_by_mne_and_mff_needs_mffpy(tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mffpy" else real(name, *a))
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': reading \.mff needs mffpy: pip install mffpy\.$"):
+    with pytest.raises(MilmerInputError, match=r"^Missing dependency: the Python package 'mffpy' is not installed; it is needed for reading \.mff\. Install it: `pip install mffpy`"):
         read_eeg_timed(mff, RecordingOptions(), [])
 
 

@@ -236,7 +236,7 @@ def test_picard_missing_is_refused_by_name(monkeypatch, eeg_spec):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "picard" else real(name, *a))
-    with pytest.raises(Exception, match=r"'ica.method': 'picard' needs the python-picard package"):
+    with pytest.raises(Exception, match=r"the Python package 'picard' is not installed; it is needed for ica.method = 'picard'\. Install it: `pip install python-picard`.* Or use a spec with ica.method = 'fastica'"):
         ica_fit_params(eeg_spec.ica)
     assert ica_fit_params(dataclasses.replace(eeg_spec.ica, method="fastica")) == {"tol": 1e-3}
 

@@ -1,0 +1,27 @@
+"""The missing-package messages in milmer.runtime.dependencies."""
+
+import re
+
+import pytest
+
+from milmer.runtime.check import MilmerInputError
+from milmer.runtime.dependencies import missing_dependency_error, missing_package_error
+
+
+def test_missing_package_error_names_the_package_the_use_and_the_install():
+    err = missing_package_error("pyxdf", needed_for="reading .xdf")
+    assert isinstance(err, MilmerInputError)
+    assert str(err) == (
+        "Missing dependency: the Python package 'pyxdf' is not installed; it is needed for reading .xdf. "
+        'Install it: `pip install "milmer[xdf]"` (or `pip install pyxdf`).'
+    )
+    err = missing_package_error("picard", needed_for="ica.method = 'picard'", hint="use ica.method = 'fastica'.")
+    assert str(err).endswith("Install it: `pip install python-picard` (the ICA solver). Or use ica.method = 'fastica'.")
+
+
+def test_missing_dependency_error_only_for_optional_packages():
+    err = missing_dependency_error(ImportError("No module named 'mffpy'", name="mffpy"))
+    assert err is not None and re.search(r"'mffpy' is not installed .*`pip install mffpy`", str(err))
+    assert missing_dependency_error(ImportError("No module named 'numpy'", name="numpy")) is None
+    with pytest.raises(KeyError):
+        missing_package_error("numpy")
