@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from milmer.runtime.check import MilmerInputError
+from milmer.runtime.check import parse_ints
 
 from .errors import finite_option, handle_errors
 from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
@@ -196,10 +196,5 @@ def check_bench_precision(precision: str) -> str:
 def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:
     if text is None:
         return None
-    try:
-        return [int(p) for p in text.split(",")]
-    except ValueError:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: expected comma-separated integers, got {text!r}."
-        ) from None
+    return list(parse_ints(name, text))
 

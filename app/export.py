@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from milmer.runtime.choices import DEFAULT_BAG_PROFILE
-from milmer.runtime.check import MilmerInputError
+from milmer.runtime.check import parse_ints
 
 from .errors import finite_option, handle_errors
 
@@ -50,16 +50,7 @@ def export(
 
 
 def parse_profile(text: str) -> tuple[int, int, int]:
-    parts = text.split(",")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise MilmerInputError(
-            f"Invalid value for '--trt-profile': expected three integers MIN,OPT,MAX, got {text!r}."
-        )
-    return values  # type: ignore[return-value]
+    return parse_ints("--trt-profile", text, length=3, what="three integers MIN,OPT,MAX")  # type: ignore[return-value]
 
 
 

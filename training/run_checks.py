@@ -8,7 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runtime.check import MilmerInputError, check_dir_or_absent, check_equal, check_writable_dir
+from ..runtime.check import (
+    MilmerInputError,
+    check_dir_or_absent,
+    check_equal,
+    check_writable_dir,
+    read_error,
+)
 from .train_config import TrainConfig
 
 __all__ = ["CONFIG_FILE", "check_run", "check_run_dir"]
@@ -44,10 +50,7 @@ def _check_backbone(cfg: TrainConfig) -> None:
     except MilmerInputError:
         raise
     except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a truncated file
-        raise MilmerInputError(
-            f"Invalid value for 'backbone_dir': cannot load the Swin checkpoint in {path!r} "
-            f"(corrupt or truncated weights?): {type(err).__name__}: {err}."
-        ) from None
+        raise read_error("backbone_dir", path, err, what="Swin checkpoint in", hint="corrupt or truncated weights?") from None
     check_equal("spec.graph.token_dim", cfg.model_spec().graph.token_dim, token_dim,
                 why=f"the token size of the backbone in {path!r}", hint=f"set spec.graph.token_dim={token_dim}")
 
