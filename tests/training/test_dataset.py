@@ -61,7 +61,7 @@ def test_indices_select_windows(cached):
     assert np.array_equal(ds[0][0].numpy(), cached.eeg[3])
     with pytest.raises(MilmerInputError, match=r"'indices': expected values in \[0, 3\], got values from 1 to 4"):
         WindowDataset(cached, SPEC, indices=[1, 4])
-    with pytest.raises(MilmerInputError, match=r"'labels': expected shape \(4,\), got \(3,\)"):
+    with pytest.raises(MilmerInputError, match=r"'labels': expected a \(4,\) array, got int64 \(3,\)"):
         WindowDataset(cached, SPEC, labels=[0, 1, 2])
     small = ModelSpec(eeg=SPEC.eeg, face=FaceSpec(frame_size=112))
     with pytest.raises(MilmerInputError, match=r"the cache holds EEG \(32, 384\) and faces \(10, 224, 224, 3\), the spec expects"):
