@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from milmer.runtime.check import parse_ints
+from milmer.runtime.check import check_option, parse_ints
 
 from .errors import finite_option, handle_errors
 from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
@@ -175,22 +175,15 @@ def check_bench_precision(precision: str) -> str:
     """
     from milmer.runtime.choices import PRECISIONS
 
-    if precision in PRECISIONS:
-        return precision
-    allowed = ", ".join(repr(p) for p in PRECISIONS)
-    received = f"Invalid value for '--precision': expected one of {allowed} (the graphs to time), got {precision!r}."
-    if precision == "bf16":
-        raise MilmerInputError(
-            f"{received} bf16 is the fp32 graphs computed in bfloat16 by OpenVINO: bench times it in its "
-            "side-by-side table ('openvino bf16') on a CPU with avx512_bf16 or amx_bf16, and its floor in "
-            "the floor table; run with --precision fp32 (or without --precision)."
-        )
-    if precision == "auto":
-        raise MilmerInputError(
-            f"{received} auto is milmer-infer's choice between the fp32 graphs and bf16; bench times every "
-            "graph precision of the model folder when --precision is left out, and bf16 side by side."
-        )
-    raise MilmerInputError(f"{received} Leave --precision out to time every graph precision of the model folder.")
+    hints = {
+        "bf16": "bf16 is the fp32 graphs computed in bfloat16 by OpenVINO: bench times it in its side-by-side "
+        "table ('openvino bf16') on a CPU with avx512_bf16 or amx_bf16, and its floor in the floor table; "
+        "run with --precision fp32 (or without --precision)",
+        "auto": "auto is milmer-infer's choice between the fp32 graphs and bf16; bench times every graph "
+        "precision of the model folder when --precision is left out, and bf16 side by side",
+    }
+    hint = hints.get(precision, "leave --precision out to time every graph precision of the model folder")
+    return check_option("--precision", precision, PRECISIONS, hint=hint)
 
 
 def _int_list(name: str, text: Optional[str]) -> Optional[list[int]]:
