@@ -362,7 +362,7 @@ def check_array(
     if finite:
         bad = int(value.size - np.count_nonzero(np.isfinite(value)))
         if bad:
-            raise _error(name, f"expected finite numbers, got NaN or Inf in {bad} value(s)", hint)
+            raise _error(name, f"expected finite numbers, got NaN or Inf in {bad} value{'' if bad == 1 else 's'}", hint)
     if nondecreasing and value.size > 1 and np.any(np.diff(value.ravel()) < 0):
         raise _error(name, "expected non-decreasing values, got an unsorted array", hint)
     if value.size and (low is not None or high is not None):

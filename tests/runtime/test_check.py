@@ -192,7 +192,7 @@ def test_check_array():
         check_array("frame", [[0]], shape=("H", "W", 3), dtype=np.uint8)
     with _fails("Invalid value for 'frame': expected an (H, W, 3) uint8 array with no empty axis, got shape (0, 5, 3)."):
         check_array("frame", np.zeros((0, 5, 3), np.uint8), shape=("H", "W", 3), dtype=np.uint8, nonempty=True)
-    with _fails("Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 value(s)."):
+    with _fails("Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 values."):
         check_array("eeg", np.array([[np.nan, 1.0, np.inf]]), finite=True)
     with _fails("Invalid value for 'times': expected non-decreasing values, got an unsorted array."):
         check_array("times", np.array([0.0, 2.0, 1.0]), shape=("N",), nondecreasing=True)

@@ -124,7 +124,7 @@ def test_bad_requests_get_tritons_error_and_the_server_goes_on(server, haar_mode
         # ... and NaN or Inf in the EEG (the server would refuse it too, with HTTP 400).
         bad = eeg.copy()
         bad[0, 3, 7], bad[0, 5, 9] = np.nan, np.inf
-        with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 samples\.$"):
+        with pytest.raises(MilmerInputError, match=r"Invalid value for 'eeg': expected finite numbers, got NaN or Inf in 2 values\.$"):
             remote.score_bags(bad, crops)
     with Pipeline(haar_model, backend="ort", device="cpu") as local:
         np.testing.assert_allclose(good["probabilities"], local.score_bags(eeg, crops)["probabilities"], rtol=0, atol=1e-6)
