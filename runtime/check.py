@@ -23,6 +23,8 @@ from .check_paths import (
     check_writable_dir,
     read_error,
 )
+from .check_members import check_subset, check_unique
+from .check_setup import check_requires, requires_error
 from .errors import MilmerExternalError, MilmerInputError, invalid_value as _error
 
 __all__ = [
@@ -50,18 +52,29 @@ __all__ = [
     "check_writable_dir",
     "read_error",
     "parse_ints",
+    "check_subset",
+    "check_unique",
+    "check_whole",
+    "check_requires",
+    "requires_error",
 ]
 
-def check_option(name: str, value: Any, allowed: Iterable[Any], *, hint: str | None = None) -> Any:
+def check_option(
+    name: str, value: Any, allowed: Iterable[Any], *, among: str | None = None, hint: str | None = None
+) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise
-    ``Invalid value for 'backend': expected one of 'auto', 'ort', got 'tensorrtt'.``
+    ``Invalid value for 'backend': expected one of 'auto', 'ort', got 'tensorrtt'.``; ``among``
+    says where the allowed values come from when they are found, not fixed:
+    ``... expected one of the precisions in 'model' ('fp32'), got 'fp16'.`` (``none`` when empty).
 
     >>> check_option("backend", "ort", ("auto", "ort", "trt"))
     'ort'
     """
     allowed = tuple(allowed)
     if value not in allowed:
-        raise _error(name, f"expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}", hint)
+        listed = ", ".join(repr(a) for a in allowed)
+        expected = f"one of {among} ({listed or 'none'})" if among else f"one of {listed}"
+        raise _error(name, f"expected {expected}, got {value!r}", hint)
     return value
 
 
@@ -171,6 +184,19 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False, hint: s
     return value
 
 
+def check_whole(
+    name: str | Sequence[str], value: Any, rate: float, what: str, *, tol: float = 1e-6, hint: str | None = None
+) -> Any:
+    """Return ``value`` (seconds, > 0) if it spans a whole number of ``what`` at ``rate`` (to
+    ``tol`` of one), else raise ``Invalid value for 'eeg.window_s': expected seconds > 0 that are a
+    whole number of samples at 128 Hz (a multiple of 1/128 s), got 0.3.``"""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok or abs(value * rate - round(value * rate)) >= tol:
+        step = "whole seconds" if rate == 1 else f"a multiple of 1/{rate:g} s"
+        raise _error(name, f"expected seconds > 0 that are a whole number of {what} at {rate:g} Hz ({step}), got {value!r}", hint)
+    return value
+
+
 _WORDS = {
     "<": "less than", "<=": "at most", ">": "more than", ">=": "at least", "!=": "other than",
     "divides": "a divisor of",
@@ -265,11 +291,17 @@ def parse_ints(name: str, text: str, *, length: int | None = None, what: str | N
     return values
 
 
-def check_nonempty(name: str, value: Sized, what: str, *, hint: str | None = None) -> Any:
-    """Return ``value`` if it holds something, else raise
-    ``Invalid value for 'records': expected at least one trial, got none.``"""
-    if len(value) == 0:
-        raise _error(name, f"expected at least one {what}, got none", hint)
+def check_nonempty(
+    name: str, value: Sized, what: str, *, at_least: int = 1, why: str | None = None, hint: str | None = None
+) -> Any:
+    """Return ``value`` if it holds at least ``at_least`` items, else raise
+    ``Invalid value for 'records': expected at least one trial, got none.``
+    (``at_least=2``, ``what="subjects"``, ``why="protocol 'loso'"``: ``... expected at least 2
+    subjects (protocol 'loso'), got 1: [3].``)"""
+    if len(value) < at_least:
+        wanted = f"one {what}" if at_least == 1 else f"{at_least} {what}"
+        got = "none" if len(value) == 0 else f"{len(value)}: {value!r}"
+        raise _error(name, f"expected at least {wanted}{f' ({why})' if why else ''}, got {got}", hint)
     return value
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_nonempty
 from .windows import EEGWindows
 
 if TYPE_CHECKING:
@@ -187,11 +187,10 @@ def window_coverage(
         covered &= np.asarray(extra, bool)
     if not covered.any():
         how = f"alignment: {alignment.summary()}" if alignment is not None else f"offset {offset_s:+.1f} s"
-        raise MilmerInputError(
-            f"Invalid value for 'video': the video ({video_duration_s:.1f} s, {how}) "
-            f"does not cover any {window_s:g} s EEG window "
-            f"(EEG: {eeg_windows.info.get('duration_s', float('nan')):.1f} s); check --offset, the video "
-            "time (s) at EEG t = 0."
+        check_nonempty(
+            "video", np.flatnonzero(covered), f"{window_s:g} s EEG window it covers",
+            hint=f"the video is {video_duration_s:.1f} s ({how}), the EEG "
+            f"{eeg_windows.info.get('duration_s', float('nan')):.1f} s: check --offset, the video time (s) at EEG t = 0",
         )
     return Coverage(
         covered=covered,

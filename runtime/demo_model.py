@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .check import MilmerInputError
+from .check import MilmerInputError, check_path_exists
 from .files import write_json_atomic
 from .home import milmer_home
 
@@ -76,8 +76,7 @@ def record_demo_model(path: str | os.PathLike[str]) -> Path:
     returns the pointer file's path.
     """
     model_dir = Path(path).expanduser().resolve()
-    if not model_dir.is_dir():
-        raise MilmerInputError(f"Invalid value for 'path': not a model directory: {str(model_dir)!r}.")
+    check_path_exists("path", model_dir, "dir", hint="give a model directory")
     return write_json_atomic(milmer_home() / DEMO_POINTER, {"model_dir": str(model_dir)})
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .check import MilmerInputError, check_path_exists
+from .check import MilmerInputError, check_option, check_path_exists
 from .choices import check_graph_precision
 from .graph_info import SPEC_METADATA_KEY, Dim, GraphInfo, Signature, read_graph_info
 from .hints import export_hint
@@ -237,10 +237,9 @@ def open_model_dir(
             for g in GRAPHS
             if not (model_dir / graph_filename(g, precision)).is_file()
         ]
-        raise MilmerInputError(
-            f"Invalid value for {precision_name!r}: {precision!r} needs {', '.join(absent)}, not in "
-            f"{str(model_dir)!r}; available precisions: {', '.join(repr(p) for p in available)}. "
-            f"Export it with: {export_hint(precision)}."
+        check_option(
+            precision_name, precision, available, among=f"the precisions exported to {str(model_dir)!r}",
+            hint=f"{precision!r} needs {', '.join(absent)}; export it with: {export_hint(precision)}",
         )
     try:
         spec = ModelSpec.load(model_dir / SPEC_FILE)

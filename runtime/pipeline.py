@@ -25,7 +25,7 @@ import numpy as np
 
 from .backends.base import Precision
 from .backends.registry import Backend
-from .check import MilmerInputError, check_type
+from .check import check_exclusive, check_type
 from .face import extract as face_extract
 from .face.detect import DetectorBuild
 from .face.extract import FaceWindow
@@ -102,22 +102,18 @@ class Pipeline:
             )
         elif isinstance(model, Scorer):
             given = {
-                "backend": backend != "auto", "device": device != "auto", "precision": precision is not None,
-                "batch": batch is not None, "intra_op_threads": intra_op_threads is not None,
-                "backend_options": backend_options is not None,
+                "backend": None if backend == "auto" else backend, "device": None if device == "auto" else device,
+                "precision": precision, "batch": batch, "intra_op_threads": intra_op_threads,
+                "backend_options": backend_options,
             }
-            if any(given.values()):
-                name = next(k for k, v in given.items() if v)
-                raise MilmerInputError(
-                    f"Invalid value for {name!r}: the scorer is already made ({type(model).__name__}); "
-                    "give the options to it, not to Pipeline."
+            for name, value in given.items():
+                check_exclusive(
+                    name, value, "model", f"a made scorer ({type(model).__name__})",
+                    hint="give the options to the scorer, not to Pipeline",
                 )
             self.scorer = model
         else:
-            raise MilmerInputError(
-                f"Invalid value for 'model': expected a model directory, a ModelBundle or a scorer, "
-                f"got {type(model).__name__}."
-            )
+            check_type("model", model, (str, os.PathLike, ModelBundle, Scorer), "a model directory, a ModelBundle or a scorer")
 
     # ------------------------------------------------------------------ the scorer's
     @property

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import choices as _choices
 from .backends.openvino import BF16_FLAGS, OpenVinoRunner, cpu_flags
-from .check import MilmerInputError
+from .check import MilmerInputError, requires_error
 from .choices import Backend, Device, GraphPrecision, InferPrecision
 from .home import milmer_home
 
@@ -107,18 +107,17 @@ def graph_precision(precision: InferPrecision) -> GraphPrecision:
     return "fp32" if precision in ("auto", "bf16") else precision  # type: ignore[return-value]
 
 
-def _bf16_refusal(backend: str, device: str, flags: Callable[[], frozenset[str]] | None) -> str | None:
+def _bf16_refusal(backend: str, device: str, flags: Callable[[], frozenset[str]] | None) -> MilmerInputError | None:
     """Why ``--precision bf16`` cannot run with this ``--backend``/``--device`` here (``None``: it can)."""
     if backend not in ("auto", "openvino"):
-        return (
-            f"Invalid value for '--precision': 'bf16' runs the fp32 graphs on OpenVINO with its bf16 "
-            f"hint; --backend {backend} has no bfloat16 path for them. Use --backend openvino (or auto), "
-            "or --precision fp32."
+        return requires_error(
+            "--precision", "bf16", "OpenVINO's bfloat16 hint on the fp32 graphs", f"--backend {backend} (no bfloat16 path)",
+            hint="use --backend openvino (or auto), or --precision fp32",
         )
     if device not in ("auto", "cpu"):
-        return (
-            f"Invalid value for '--precision': 'bf16' runs on the CPU (OpenVINO), got --device {device}; "
-            "use --device cpu (or auto), or --precision fp16 on a GPU."
+        return requires_error(
+            "--precision", "bf16", "the CPU (OpenVINO)", f"--device {device}",
+            hint="use --device cpu (or auto), or --precision fp16 on a GPU",
         )
     reason = OpenVinoRunner.unavailable_reason(
         "swin.onnx", device="cpu", precision="fp32", inference_precision="bf16", cpu_flags=flags
@@ -126,12 +125,12 @@ def _bf16_refusal(backend: str, device: str, flags: Callable[[], frozenset[str]]
     if reason is None:
         return None
     if "bfloat16" in reason:
-        return (
-            "Invalid value for '--precision': 'bf16' needs a CPU with native bfloat16 arithmetic, and "
-            f"this one lacks the CPU flags {' and '.join(sorted(BF16_FLAGS))} (/proc/cpuinfo); use "
-            "--precision fp32 (or auto, which picks bf16 only where the CPU has it)."
+        return requires_error(
+            "--precision", "bf16", "a CPU with native bfloat16 arithmetic",
+            f"one without the CPU flags {' and '.join(sorted(BF16_FLAGS))} (/proc/cpuinfo)",
+            hint="use --precision fp32 (or auto, which picks bf16 only where the CPU has it)",
         )
-    return f"Invalid value for '--precision': 'bf16' needs OpenVINO: {reason}"
+    return MilmerInputError(f"Invalid value for '--precision': 'bf16' needs OpenVINO: {reason}")
 
 
 def choose_precision(
@@ -157,7 +156,7 @@ def choose_precision(
     if precision == "bf16":
         refusal = _bf16_refusal(backend, device, cpu_flags_fn)
         if refusal is not None:
-            raise MilmerInputError(refusal)
+            raise refusal
         return PrecisionChoice("bf16", "fp32", "bf16")
     fp32 = PrecisionChoice("auto", "fp32", "fp32")
     if _bf16_refusal(backend, device, cpu_flags_fn) is not None:

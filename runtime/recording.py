@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .check import MilmerInputError
+from .check import MilmerInputError, requires_error
 from .coverage import Coverage, CoveragePredicate, select_windows, window_coverage
 from .eeg.preprocess import EEGInputOptions
 from .eeg.report import EEGNote
@@ -134,9 +134,7 @@ def read_eeg_timed(
         ))  # fmt: skip
         return raw, baseline, source, EEGTiming()
     if options.trial is not None:
-        raise MilmerInputError(
-            f"Invalid value for '--trial': only DEAP .dat files hold several trials, got {path.name!r}."
-        )
+        raise requires_error("--trial", options.trial, "a DEAP .dat file (only those hold several trials)", repr(path.name))
     if suffix in FORMAT_SUFFIXES:
         raw, timing = read_format(path, notes)
     else:

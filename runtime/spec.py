@@ -20,14 +20,16 @@ from typing import Any, Literal
 from .choices import DETECTORS as _DETECTORS
 from .jsonable import JsonDataclass
 from .check import (
-    MilmerInputError,
     check_compare,
     check_equal,
     check_int,
+    check_nonempty,
     check_number,
     check_option,
     check_positive,
     check_sequence,
+    check_unique,
+    check_whole,
 )
 
 __all__ = [
@@ -191,17 +193,10 @@ class EEGSpec(JsonDataclass):
         check_option("eeg.line_noise", self.line_noise, LINE_NOISE)
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "eog_channels", tuple(self.eog_channels))
-        if len(self.channels) == 0 or len(set(c.lower() for c in self.channels)) != len(self.channels):
-            raise MilmerInputError(
-                f"Invalid value for 'eeg.channels': expected unique, non-empty names, got {self.channels!r}."
-            )
+        check_nonempty("eeg.channels", self.channels, "channel name")
+        check_unique("eeg.channels", [c.lower() for c in self.channels], "channel name (in any case)")
         check_number("eeg.sfreq", self.sfreq, low=0, low_open=True)
-        samples = self.window_s * self.sfreq
-        if not self.window_s > 0 or abs(samples - round(samples)) > 1e-9:
-            raise MilmerInputError(
-                "Invalid value for 'eeg.window_s': expected a positive duration that is a whole "
-                f"number of samples at {self.sfreq} Hz, got {self.window_s!r}."
-            )
+        check_whole("eeg.window_s", self.window_s, self.sfreq, "samples", tol=1e-9)
         check_number("eeg.l_freq", self.l_freq, low=0)
         check_compare("eeg.h_freq", self.h_freq, ">", "eeg.l_freq", self.l_freq)
         check_compare("eeg.h_freq", self.h_freq, "<", "eeg.sfreq/2", self.sfreq / 2, hint="the Nyquist frequency")

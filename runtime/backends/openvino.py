@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..check import MilmerInputError, check_compare, check_int, check_option
+from ..check import MilmerInputError, check_compare, check_int, check_option, requires_error
 from .base import Device, Precision, Runner, TensorMeta
 from .ort import default_threads
 
@@ -156,11 +156,11 @@ class OpenVinoRunner(Runner):
             read_flags = options.get("cpu_flags") or cpu_flags
             flags = read_flags()  # type: ignore[operator]
             if not has_bf16(flags):
-                return (
-                    "Invalid value for 'inference_precision': 'bf16' needs a CPU with native bfloat16 "
-                    f"arithmetic ({' or '.join(sorted(BF16_FLAGS))} in /proc/cpuinfo), and this CPU has "
-                    "neither; use inference_precision='fp32' (or an int8 graph for speed)."
-                )
+                return str(requires_error(
+                    "inference_precision", "bf16",
+                    f"a CPU with native bfloat16 arithmetic ({' or '.join(sorted(BF16_FLAGS))} in /proc/cpuinfo)",
+                    "a CPU with neither", hint="use inference_precision='fp32' (or an int8 graph for speed)",
+                ))
         return None
 
     def activate_impl(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..check import MilmerInputError, check_int
+from ..check import MilmerInputError, check_int, requires_error
 from ..graph_info import ORT_DTYPES, SPEC_METADATA_KEY, read_graph_info
 from .base import Device, Precision, Runner, TensorMeta
 from .trt_cache import DEFAULT_BAG_PROFILE, Profile, bag_profiles, profile_option
@@ -160,10 +160,10 @@ class OrtRunner(Runner):
         except ImportError as err:
             return f"onnxruntime is not installed ({err}); install `milmer[cpu]` or `milmer[gpu]`"
         if requested not in available:
-            return (
-                f"Invalid value for '--device': {device!r} needs onnxruntime's {requested}, but this "
-                f"onnxruntime offers only {', '.join(available)}; {_GPU_HINT}, or use --device cpu."
-            )
+            return str(requires_error(
+                "--device", device, f"onnxruntime's {requested}", f"an onnxruntime that offers only {', '.join(available)}",
+                hint=f"{_GPU_HINT}, or use --device cpu",
+            ))
         return None
 
     def provider_options(self) -> list[tuple[str, dict[str, Any]]]:
@@ -221,10 +221,10 @@ class OrtRunner(Runner):
             ) from None
         requested = PROVIDERS[self.device][0]
         if requested not in session.get_providers():
-            raise MilmerInputError(
-                f"Invalid value for '--device': onnxruntime could not start {requested} for "
-                f"{self.model_path.name!r} (session has {', '.join(session.get_providers())}); "
-                f"check the CUDA/cuDNN/TensorRT libraries: {_GPU_HINT}."
+            raise requires_error(
+                "--device", self.device, f"onnxruntime's {requested} started for {self.model_path.name!r}",
+                f"a session with only {', '.join(session.get_providers())} (it could not start {requested})",
+                hint=f"check the CUDA/cuDNN/TensorRT libraries: {_GPU_HINT}",
             )
         self._session = session
         self._output_names = [o.name for o in session.get_outputs()]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import choices
-from ..check import MilmerInputError, check_keys, check_option, check_type
+from ..check import MilmerInputError, check_keys, check_option, check_subset, check_type
 from ..choices import Backend, check_backend, check_device, check_graph_precision
 from ..choices import Device as DeviceChoice
 from .base import Precision, Runner
@@ -267,8 +267,8 @@ def build_runner(
     options = {k: dict(v) for k, v in (options or {}).items()}
     cls = BACKENDS[choice.backend]
     kwargs = options.get(choice.backend, {})
-    try:
-        inspect.signature(cls).bind(model_path, device=choice.device, precision=precision, **kwargs)
-    except TypeError as err:
-        raise MilmerInputError(f"Invalid value for 'options[{choice.backend!r}]': {err}.") from None
+    check_subset(
+        f"options[{choice.backend!r}]", kwargs, backend_option_names(choice.backend),
+        among=f"the {choice.backend} runner's options", what="options",
+    )
     return cls(model_path, device=choice.device, precision=precision, **kwargs)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, check_option, check_subset, check_type, read_error
 from ..spec import EEGSpec
 from .options import min_real_channels
 
@@ -132,9 +132,9 @@ def parse_channel_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
     except OSError:  # a long old=new list is no file name
         is_file = False
     if "=" not in text and not is_file:
-        raise MilmerInputError(
-            f"Invalid value for '--channel-map': expected a preset ({', '.join((*MONTAGE_PRESETS, *_EGI_PRESET_NAMES))}), "
-            f"'old=new,...' or a file of old=new lines or a JSON object, got {text!r} (no such file)."
+        check_option(
+            "--channel-map", text, (*MONTAGE_PRESETS, *_EGI_PRESET_NAMES), among="the presets",
+            hint="or give 'old=new,...', or a file of old=new lines or of a JSON object (no file has that name)",
         )
     if is_file:
         body = path.read_text(encoding="utf-8")
@@ -142,10 +142,8 @@ def parse_channel_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
             try:
                 data = json.loads(body)
             except json.JSONDecodeError as err:
-                raise MilmerInputError(f"Invalid value for '--channel-map': {str(path)!r} is not valid JSON ({err}).") from None
-            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-                raise MilmerInputError(f"Invalid value for '--channel-map': {str(path)!r} must hold an object of names.")
-            return {str(k): v for k, v in data.items()}
+                raise read_error("--channel-map", path, err, what="JSON channel map") from None
+            return {str(k): check_type(f"--channel-map[{k!r}]", v, str, "a channel name") for k, v in data.items()}
         items = [line.split("#", 1)[0].strip() for line in body.splitlines()]
     else:
         items = [item.strip() for item in text.split(",")]
@@ -188,12 +186,7 @@ def match_channels(
     how: list[str] = []
     names = list(ch_names)
     if mapping:
-        absent = [old for old in mapping if old not in names]
-        if absent:
-            raise MilmerInputError(
-                f"Invalid value for '--channel-map': the recording has no channel(s) {', '.join(absent)}; "
-                f"it has {', '.join(names)}."
-            )
+        check_subset("--channel-map", mapping, names, among="the recording's channels", what="names")
         names = [mapping.get(n, n) for n in names]
         preset = next((k for k, v in MONTAGE_PRESETS.items() if v == mapping), None)
         how.append(f"channel map {preset or 'given'} ({len(mapping)} labels)")

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..check import MilmerInputError, check_int
+from ..check import MilmerInputError, check_int, check_option, requires_error
 
 __all__ = ["RATINGS_CSV", "RatingsTable", "read_ratings_csv", "DeapTrial", "find_ratings_csv", "deap_trial"]
 
@@ -106,9 +106,9 @@ def deap_trial(dat_path: str | os.PathLike[str], trial: int | None) -> DeapTrial
     name = Path(dat_path).name
     if trial is None:
         n = _trial_count(dat_path, name)
-        raise MilmerInputError(
-            f"Invalid value for '--trial': {name!r} is a DEAP file of {n} trials; say which one with "
-            f"--trial N (1-{n}, presentation order: the N of the face video sXX_trialN.avi)."
+        check_int(
+            "--trial", trial, low=1, high=n, hint=f"{name!r} is a DEAP file of {n} trials: say which one with "
+            "--trial N (presentation order: the N of the face video sXX_trialN.avi)",
         )
     check_int("--trial", trial, low=1, high=40)
     m = _DAT_NAME.fullmatch(name)
@@ -119,15 +119,12 @@ def deap_trial(dat_path: str | os.PathLike[str], trial: int | None) -> DeapTrial
     subject = int(m.group(1))
     csv_path = find_ratings_csv(dat_path)
     if csv_path is None:
-        raise MilmerInputError(
-            f"Invalid value for '--trial': no {RATINGS_CSV} next to {name!r} or one folder up; it maps "
-            "the videos' presentation order to the .dat rows' experiment order (DEAP's layout: "
-            f"<root>/data_preprocessed_python/{name}, <root>/{RATINGS_CSV})."
+        raise requires_error(
+            "--trial", trial, f"{RATINGS_CSV} next to {name!r} or one folder up (it maps the videos' presentation "
+            "order to the .dat rows' experiment order)", "none there",
+            hint=f"keep DEAP's layout: <root>/data_preprocessed_python/{name}, <root>/{RATINGS_CSV}",
         )
     table = read_ratings_csv(csv_path)
-    if trial not in table.get(subject, {}):
-        raise MilmerInputError(
-            f"Invalid value for '--trial': {str(csv_path)!r} has no row for participant {subject} trial {trial}."
-        )
+    check_option("--trial", trial, sorted(table.get(subject, {})), among=f"the trials of participant {subject} in {str(csv_path)!r}")
     eid, ratings = table[subject][trial]
     return DeapTrial(subject, trial, eid, eid - 1, ratings, csv_path)

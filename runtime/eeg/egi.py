@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, requires_error
 from ..spec import EEGSpec
 import numpy as np
 
@@ -118,17 +118,17 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
     labels = _net_labels(raw, preset)
     interpolate_to = getattr(mne.io.BaseRaw, "interpolate_to", None)
     if interpolate_to is None or "method" not in inspect.signature(interpolate_to).parameters:
-        raise MilmerInputError(
-            f"Invalid value for '--channel-map': {preset} needs MNE's Raw.interpolate_to(method='spline'), "
-            f"which this environment's MNE {mne.__version__} lacks; upgrade mne."
+        raise requires_error(
+            "--channel-map", preset, "MNE's Raw.interpolate_to(method='spline')", f"MNE {mne.__version__}, which lacks it",
+            hint="upgrade mne",
         )
     if _release(mne.__version__) < MIN_MNE:
         # Checked against a generated net with known sources: within 1 % with MNE 1.13; MNE 1.12's
         # interpolate_to placed the sites wrongly (errors of 12-83 % of the field).
-        raise MilmerInputError(
-            f"Invalid value for '--channel-map': {preset} needs MNE {'.'.join(map(str, MIN_MNE))} or later "
-            f"(checked there; this environment's MNE {mne.__version__} interpolates the sites wrongly); "
-            "upgrade mne (MNE 1.13 needs Python 3.11 or later), or map the net's channels yourself."
+        raise requires_error(
+            "--channel-map", preset, f"MNE {'.'.join(map(str, MIN_MNE))} or later (checked there)",
+            f"MNE {mne.__version__}, which interpolates the sites wrongly",
+            hint="upgrade mne (MNE 1.13 needs Python 3.11 or later), or map the net's channels yourself",
         )
     net = mne.channels.make_standard_montage(EGI_PRESETS[preset])
     with warnings.catch_warnings():
@@ -137,9 +137,9 @@ def egi_to_1020(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, preset: str) -> tuple[mn
     by_lower = {n.lower() for n in template.ch_names}
     unknown = [c for c in spec_eeg.channels if c.lower() not in by_lower]
     if unknown:
-        raise MilmerInputError(
-            f"Invalid value for '--channel-map': {preset} interpolates the model's channels at their "
-            f"10-05 positions; {', '.join(unknown)} has none."
+        raise requires_error(
+            "--channel-map", preset, "a 10-05 position for each of the model's channels (it interpolates there)",
+            f"none for {', '.join(unknown)}",
         )
     # Both montages are brought to the head frame by their own fiducials (set_montage), so the
     # template's sites land on the net's head.

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from ..check import MilmerInputError, check_array, check_option, check_positive, check_same_length
+from ..check import MilmerInputError, check_array, check_nonempty, check_option, check_positive, check_same_length
 from ..spec import EEGSpec
 from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
@@ -205,11 +205,10 @@ def preprocess_eeg(
             starts_s=list(dropped_gap),
         ))  # fmt: skip
     starts = starts[keep]
-    if not keep.any():
-        raise MilmerInputError(
-            "Invalid value for 'eeg': every window crosses a recording gap (BAD_ACQ_SKIP); no "
-            f"{spec_eeg.window_s:g} s stretch of continuous recording is left."
-        )
+    check_nonempty(
+        "eeg", starts, f"{spec_eeg.window_s:g} s window of continuous recording",
+        hint="every window crosses a recording gap (BAD_ACQ_SKIP)",
+    )
     # A few windows at a time from the recording: no full-length copy (peak memory, item 13).
     windows = raw_windows(work, first_samples[keep], spec_eeg.window_samples)
     timings["window"] = time.perf_counter() - tic

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError, read_error
+from ..check import MilmerInputError, check_nonempty, read_error
 from ..dependencies import missing_package_error
 from ..timebase import Fact, StreamClock, fit_clock
 from .report import EEGNote
@@ -137,10 +137,7 @@ def read_xdf(path: str | os.PathLike[str], notes: list[EEGNote]) -> tuple[mne.io
                 f"({counts}): the file looks truncated (LabRecorder stopped or crashed before writing the "
                 "data?). Use a complete recording."
             )
-        raise MilmerInputError(
-            f"Invalid value for 'eeg': {p.name!r} holds no EEG stream (type 'EEG'); it holds "
-            f"{', '.join(described) or 'no streams'}."
-        )
+        check_nonempty("eeg", eeg, "EEG stream (type 'EEG')", hint=f"{p.name!r} holds {', '.join(described) or 'no streams'}")
     stream = max(eeg, key=lambda s: np.asarray(s["time_series"]).shape[1])
     info = stream["info"]
     name = _first(info, "name", "EEG")

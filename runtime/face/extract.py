@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..check import MilmerInputError, check_equal, check_positive, check_type
+from ..check import check_equal, check_nonempty, check_positive, check_type
 from ..spec import FaceSpec
 from ..windows import FaceWindows
 from .detect import Box, DetectorBuild, make_detector
@@ -118,11 +118,12 @@ def iter_face_windows(
         offset_s = alignment.offset_s
     else:
         video_times = times + offset_s
-    if times.size and not np.any((video_times >= 0) & (video_times < info.duration_s)):
-        raise MilmerInputError(
-            f"Invalid value for 'offset_s': with offset_s={offset_s!r} the frames sampled from the "
-            f"windows lie at video time {video_times.min():.3f}-{video_times.max():.3f} s, which misses "
-            f"the whole video (0-{info.duration_s:.3f} s of {Path(video_path).name!r})."
+    if times.size:
+        check_nonempty(
+            "offset_s", np.flatnonzero((video_times >= 0) & (video_times < info.duration_s)),
+            f"frame time inside the video (0-{info.duration_s:.3f} s of {Path(video_path).name!r})",
+            hint=f"with offset_s={offset_s!r} the frames sampled from the windows lie at video time "
+            f"{video_times.min():.3f}-{video_times.max():.3f} s",
         )
     stats = stats if stats is not None else FaceExtractionStats()
     tracker = tracker if tracker is not None else SubjectTracker()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError, check_path_exists, check_suffix, read_error
+from ..check import MilmerInputError, check_nonempty, check_path_exists, check_suffix, read_error
 from .colour import DECODER_OPTIONS
 
 __all__ = [
@@ -184,9 +184,7 @@ def _open(path: str | os.PathLike[str]) -> Any:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
-        raise MilmerInputError(
-            f"Invalid value for 'video': {p.name!r} has no video stream (it holds {', '.join(kinds)})."
-        )
+        check_nonempty("video", container.streams.video, "video stream", hint=f"{p.name!r} holds {', '.join(kinds)}")
     return container
 
 
@@ -340,8 +338,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         except av.error.FFmpegError as err:
             raise read_error("video", name, err, what="video") from None
     n = len(times) + n_untimed
-    if n == 0:
-        raise MilmerInputError(f"Invalid value for 'video': {name!r} has no decodable frames.")
+    check_nonempty("video", range(n), f"decodable frame in {name!r}")
     if first is None:
         raise MilmerInputError(f"Invalid value for 'video': cannot decode the first frame of {name!r}.")
     rotation = _frame_rotation(first)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, check_compare
 from ..eeg.preprocess import EEGInputOptions, array_to_raw, preprocess_raw
 from ..spec import EEGSpec
 
@@ -92,11 +92,10 @@ class LiveEEG:
         Raises :class:`MilmerInputError` (the offline checks: channels, units, amplitude) when the
         stream cannot feed the model.
         """
-        if data.shape[1] < self.window_n:
-            raise MilmerInputError(
-                f"Invalid value for '--calibration': at least {self.spec.window_s:g} s of EEG are needed, "
-                f"got {data.shape[1] / self.sfreq:.2f} s."
-            )
+        check_compare(
+            "--calibration", data.shape[1], ">=", f"the samples of one window ({self.spec.window_s:g} s)", self.window_n,
+            hint=f"{data.shape[1] / self.sfreq:.2f} s of EEG came; ICA is fitted on at least one window",
+        )
         raw = self._raw(data)
         with_ica = preprocess_raw(raw, self.spec, options=self.options)
         line = with_ica.info["line_noise"]["freq"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import MilmerInputError, check_number, check_option
 
 __all__ = ["EEGInlet", "EEGStreamInfo", "ProbabilityOutlet", "import_pylsl", "local_clock", "resolve_eeg"]
 
@@ -98,12 +98,12 @@ def resolve_eeg(name: str | None, *, stream_type: str | None = None, timeout_s: 
     prop, value = ("name", name) if name else ("type", stream_type or "EEG")
     found = pylsl.resolve_byprop(prop, value, 0, timeout_s)
     if not found:
-        others = pylsl.resolve_streams(1.0)
-        seen = ", ".join(f"{s.name()!r} (type {s.type()!r})" for s in others) or "none"
-        raise MilmerInputError(
-            f"Invalid value for '--eeg-stream': no LSL stream with {prop} {value!r} answered within "
-            f"{timeout_s:g} s; streams on the network: {seen}. Start the amplifier's LSL app (or check the "
-            "network: LSL finds streams by UDP multicast on the local network)."
+        # A stream that answers only now, after the wait, is no answer: leave it out of the list.
+        there = sorted({getattr(s, prop)() for s in pylsl.resolve_streams(1.0)} - {value})
+        check_option(
+            "--eeg-stream", value, there, among=f"the stream {prop}s on the network",
+            hint=f"no LSL stream with {prop} {value!r} answered within {timeout_s:g} s: start the amplifier's "
+            "LSL app (or check the network: LSL finds streams by UDP multicast on the local network)",
         )
     if len(found) > 1:
         seen = ", ".join(f"{s.name()!r} (source {s.source_id()!r} on {s.hostname()})" for s in found)
@@ -116,11 +116,10 @@ def resolve_eeg(name: str | None, *, stream_type: str | None = None, timeout_s: 
             f"Invalid value for '--eeg-stream': {len(found)} LSL streams have {prop} {value!r}: {seen}; {way}."
         )
     info = found[0]
-    if info.nominal_srate() <= 0:
-        raise MilmerInputError(
-            f"Invalid value for '--eeg-stream': stream {info.name()!r} has an irregular rate; milmer "
-            "needs an EEG stream with a nominal sampling rate."
-        )
+    check_number(
+        "--eeg-stream", info.nominal_srate(), low=0, low_open=True, unit="a nominal sampling rate in Hz",
+        hint=f"stream {info.name()!r} has an irregular rate (LSL's 0); milmer needs an EEG stream with a fixed rate",
+    )
     return info
 
 

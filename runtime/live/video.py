@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError
+from ..check import check_path_exists, read_error
 from .lsl import local_clock
 
 __all__ = ["VideoSource", "describe_source"]
@@ -58,11 +58,9 @@ class VideoSource:
         if self.kind == "file":
             from pathlib import Path
 
-            if not Path(source).is_file():
-                raise MilmerInputError(
-                    f"Invalid value for '--video': {source!r} is not a file, a camera ('0', '/dev/video0') "
-                    "or a stream URL (rtsp://, http://)."
-                )
+            check_path_exists(
+                "--video", Path(source), hint="or give a camera ('0', '/dev/video0') or a stream URL (rtsp://, http://)"
+            )
         self.reconnects = 0
         self.frames = 0
         self.ended = threading.Event()
@@ -96,7 +94,7 @@ class VideoSource:
                     container = self._open()
                 except Exception as err:  # noqa: BLE001 - a camera/stream not there (yet)
                     if self.kind == "file":
-                        raise MilmerInputError(f"Invalid value for '--video': cannot open {self.source!r}: {err}") from err
+                        raise read_error("--video", self.source, err, what="video file") from err
                     self.last_error = f"{type(err).__name__}: {err}"
                     failures += 1
                     if failures == _SAY_AFTER and not self._said:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..check import MilmerExternalError, MilmerInputError, check_array, check_number
-from ..check import check_int, check_type
+from ..check import check_int, check_type, read_error, requires_error
 from ..pipeline import Pipeline
 from ..scoring import BAG_OUTPUTS
 from ..spec import ModelSpec
@@ -187,17 +187,17 @@ def _read_spec(client: Any, url: str, model_name: str, timeout_s: float = DEFAUL
     except _transport_errors() as err:  # it answered live, then went away for longer than the timeout
         raise ServerConnectionError(f"the server at {url} stopped answering ({_why(err, timeout_s)}); check that it is running and rerun") from None
     except InferenceServerException as err:
-        raise MilmerInputError(f"Invalid value for '--server': {url!r} cannot describe model {model_name!r}: {err}") from None
+        raise read_error("--server", url, err, what=f"config of model {model_name!r} at") from None
     if config is None:
-        raise MilmerInputError(
-            f"Invalid value for '--server': the server at {url!r} has no model {model_name!r} ready after {timeout_s:g} s (--timeout)."
+        raise requires_error(
+            "--server", url, f"model {model_name!r} loaded and ready", f"none ready after {timeout_s:g} s",
+            hint="a server still loading it may need a longer --timeout",
         )
     text = config.get("parameters", {}).get(SPEC_PARAMETER, {}).get("string_value") or _ask_spec_model(client, timeout_s)
     if not text:
-        raise MilmerInputError(
-            f"Invalid value for '--server': model {model_name!r} at {url!r} carries no {SPEC_PARAMETER!r} "
-            f"parameter and the server has no {SPEC_MODEL_NAME!r} model; serve a milmer model (milmer serve, "
-            "or a repository from milmer export-triton)."
+        raise requires_error(
+            "--server", url, f"a milmer model: {model_name!r} with a {SPEC_PARAMETER!r} parameter, or a {SPEC_MODEL_NAME!r} model",
+            "neither", hint="serve a milmer model (milmer serve, or a repository from milmer export-triton)",
         )
     return ModelSpec.from_json(text), int(config.get("max_batch_size", 0))
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import MilmerInputError, check_int, check_number, check_option
+from ..check import MilmerInputError, check_int, check_number, check_option, check_unique
 from .binding import Gate, bind_models
 from .lockdown import locked_triton
 from .hygiene import Leftovers, check_ports_free, private_umask, remove_stale, workspace_path
@@ -75,10 +75,7 @@ class ServeConfig:
         for name in ("http_port", "grpc_port", "metrics_port"):
             check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1, high=65535, hint="a TCP port")
         ports = (self.http_port, self.grpc_port, self.metrics_port)
-        if len(set(ports)) != 3:
-            raise MilmerInputError(
-                f"Invalid values for '--http-port'/'--grpc-port'/'--metrics-port': expected three different ports, got {ports}."
-            )
+        check_unique(("--http-port", "--grpc-port", "--metrics-port"), ports, "port")
         check_int("--max-batch", self.max_batch, low=1)
         check_int("--max-queue-delay-us", self.max_queue_delay_us, low=0)
         check_number("drain_timeout_s", self.drain_timeout_s, low=0, high=3600, low_open=True, high_open=True, unit="seconds")

@@ -276,12 +276,12 @@ def test_recording_options_and_help_texts(command, recording, tiny_model, tmp_pa
     assert code == EXIT_USAGE
     assert "Invalid value for '--eeg-unit': expected one of 'V', 'mV', 'uV', 'nV', got 'furlong'." in err
     code, _, err = _run([*command, video, eeg, *extra, "--channel-map", "Fp1"], capsys)
-    assert code == EXIT_USAGE and "Invalid value for '--channel-map': expected a preset (biosemi32, egi-hydrocel-128, egi-hydrocel-129, egi-hydrocel-256, egi-hydrocel-257)" in err
+    assert code == EXIT_USAGE and "Invalid value for '--channel-map': expected one of the presets ('biosemi32', 'egi-hydrocel-128', 'egi-hydrocel-129', 'egi-hydrocel-256', 'egi-hydrocel-257'), got 'Fp1'" in err
     dat = tmp_path / "s01.dat"
     dat.write_bytes(b"")
     code, _, err = _run([*command, video, dat, *extra], capsys)
     assert code == EXIT_USAGE
-    assert "'s01.dat' is a DEAP file of 40 trials; say which one with --trial N" in " ".join(err.split())
+    assert "'s01.dat' is a DEAP file of 40 trials: say which one with --trial N" in " ".join(err.split())
     assert not (tmp_path / "o").exists()
 
 

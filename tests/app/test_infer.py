@@ -60,7 +60,7 @@ def test_record_and_find_demo_model(home, tmp_path):
     pointer.write_text("{not json")
     with pytest.raises(MilmerInputError, match=r"demo-model record .* is unreadable .*milmer export CKPT --out DIR"):
         default_model_dir()
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'path': not a model directory"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'path': directory not found: '.*missing'; give a model directory\.$"):
         record_demo_model(tmp_path / "missing")
 
 
@@ -171,8 +171,8 @@ def _corrupt_edf(path: Path) -> Path:
         ("corrupt eeg", r"Error: Invalid value for 'eeg': the \.edf file .* could not be read"),
         ("bad backend", r"Error: Invalid value for '--backend': expected one of 'auto', 'ort', 'trt', 'openvino', got 'tensorrtt'\."),
         ("bad batch", r"Error: Invalid value for '--batch': expected an integer >= 1, got 0\."),
-        ("precision not exported", r"Error: Invalid value for '--precision': 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx, "
-         r"not in .*; available precisions: 'fp32'\. Export it with: milmer export CKPT --out DIR --int8 static\."),
+        ("precision not exported", r"Error: Invalid value for '--precision': expected one of the precisions exported to .* \('fp32'\), "
+         r"got 'int8'; 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx; export it with: milmer export CKPT --out DIR --int8 static\."),
         ("trt without device", r"Error: No backend can run .*swin\.onnx.* with --backend trt --device auto --precision fp32: "
          r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),

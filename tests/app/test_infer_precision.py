@@ -34,5 +34,5 @@ def test_milmer_infer_says_which_precision_auto_took(tiny_model, recording, monk
         assert "Precision" not in err and "fp32, batch 1" in out
     run_infer_cli(video=video, eeg=eeg, model=tiny_model, device="cpu", precision="fp32")
     assert "Precision" not in capsys.readouterr().err
-    with pytest.raises(MilmerInputError, match=r"--backend ort has no bfloat16 path"):
+    with pytest.raises(MilmerInputError, match=r"got --backend ort \(no bfloat16 path\)"):
         run_infer_cli(video=video, eeg=eeg, model=tiny_model, backend="ort", precision="bf16")

@@ -36,7 +36,8 @@ def test_a_stream_that_is_not_there_is_named_with_those_that_are(tiny_model, cap
     pytest.importorskip("pylsl")
     code, err = _run(["live", "--model", tiny_model, "--eeg-stream", "no-such-eeg", "--video", "0", "--wait", "0.3"], capsys)
     assert code == 2
-    assert "Invalid value for '--eeg-stream': no LSL stream with name 'no-such-eeg' answered within 0.3 s" in err
+    assert "Invalid value for '--eeg-stream': expected one of the stream names on the network (" in err
+    assert "got 'no-such-eeg'; no LSL stream with name 'no-such-eeg' answered within 0.3 s" in err
 
 
 @pytest.mark.parametrize(

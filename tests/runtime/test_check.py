@@ -21,12 +21,17 @@ from milmer.runtime.check import (
     check_number,
     check_option,
     check_path_exists,
+    check_requires,
     check_same_length,
     check_sequence,
+    check_subset,
     check_type,
+    check_unique,
+    check_whole,
     check_writable_dir,
     parse_ints,
     read_error,
+    requires_error,
 )
 
 
@@ -164,6 +169,54 @@ def test_check_same_length_and_nonempty():
         check_same_length(("y_true", "y_pred"), ([0] * 3, [0] * 4))
     with _fails("Invalid value for 'records': expected at least one trial, got none."):
         check_nonempty("records", [], "trial")
+    assert check_nonempty("subject", [1, 2], "subjects", at_least=2) == [1, 2]
+    with _fails("Invalid value for 'subject': expected at least 2 subjects (protocol 'loso'), got 1: [3]; add a subject."):
+        check_nonempty("subject", [3], "subjects", at_least=2, why="protocol 'loso'", hint="add a subject")
+    with _fails("Invalid value for 'subject': expected at least 2 subjects, got none."):
+        check_nonempty("subject", [], "subjects", at_least=2)
+
+
+def test_check_option_among_found_values():
+    assert check_option("--precision", "fp32", ("fp32",), among="the precisions exported to 'm'") == "fp32"
+    with _fails("Invalid value for '--precision': expected one of the precisions exported to 'm' ('fp32', 'fp16'), got 'int8'; export them."):
+        check_option("--precision", "int8", ("fp32", "fp16"), among="the precisions exported to 'm'", hint="export them")
+    with _fails("Invalid value for '--eeg-stream': expected one of the stream names on the network (none), got 'x'."):
+        check_option("--eeg-stream", "x", (), among="the stream names on the network")
+
+
+def test_check_subset_names_every_value_outside():
+    assert check_subset("--channel-map", ["Fp1"], ["Fp1", "Fp2"], among="the recording's channels") == ("Fp1",)
+    with _fails("Invalid value for '--channel-map': expected names among the recording's channels ('Fp1', 'Fp2'), got 'X9', 'Y9', which are not."):
+        check_subset("--channel-map", ["X9", "Fp1", "Y9"], ["Fp1", "Fp2"], among="the recording's channels", what="names")
+    with _fails("Invalid value for 'subjects': expected subjects among those with a .dat file (1, 2), got 7, which is not; add s07.dat."):
+        check_subset("subjects", [1, 7], [1, 2], among="those with a .dat file", what="subjects", hint="add s07.dat")
+
+
+def test_check_unique_names_each_repeat():
+    assert check_unique("records", ["a", "b"], "trial") == ("a", "b")
+    with _fails("Invalid value for 'records': expected each trial once, got 'a' twice, 'b' 3 times."):
+        check_unique("records", ["a", "b", "a", "b", "b", "c"], "trial")
+    with _fails("Invalid values for '--http-port'/'--grpc-port': expected each port once, got 8000 twice."):
+        check_unique(("--http-port", "--grpc-port"), (8000, 8000), "port")
+
+
+def test_check_whole():
+    assert check_whole("eeg.window_s", 0.5, 128, "samples") == 0.5
+    with _fails("Invalid value for 'eeg.window_s': expected seconds > 0 that are a whole number of samples at 128 Hz (a multiple of 1/128 s), got 0.3."):
+        check_whole("eeg.window_s", 0.3, 128, "samples")
+    with _fails("Invalid value for 'recording_s': expected seconds > 0 that are a whole number of frames at 1 Hz (whole seconds), got 0."):
+        check_whole("recording_s", 0, 1, "frames")
+    with _fails("Invalid value for 'w': expected seconds > 0 that are a whole number of samples at 3 Hz (a multiple of 1/3 s), got 1.0000001."):
+        check_whole("w", 1.0000001, 3, "samples", tol=1e-9)
+
+
+def test_check_requires_and_requires_error():
+    assert check_requires("--trt", True, "a CUDA GPU", True, "none found here") is True
+    with _fails("Invalid value for '--trt': True needs a CUDA GPU, got none found here; export without --trt."):
+        check_requires("--trt", True, "a CUDA GPU", False, "none found here", hint="export without --trt")
+    err = requires_error("--precision", "bf16", "a CPU with native bfloat16 arithmetic", "one without avx512_bf16")
+    assert isinstance(err, MilmerInputError)
+    assert str(err) == "Invalid value for '--precision': 'bf16' needs a CPU with native bfloat16 arithmetic, got one without avx512_bf16."
 
 
 def test_check_sequence():

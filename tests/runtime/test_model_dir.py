@@ -142,13 +142,13 @@ def test_missing_precision_variant_lists_available(tmp_path, spec):
     out = tiny.write_model_dir(tmp_path / "m", spec, precisions=("fp32", "fp16"))
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'precision': 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx, not in '.*m'; "
-        r"available precisions: 'fp32', 'fp16'\. Export it with: milmer export CKPT --out DIR --int8 static\.$",
+        match=r"^Invalid value for 'precision': expected one of the precisions exported to '.*m' \('fp32', 'fp16'\), "
+        r"got 'int8'; 'int8' needs swin\.int8\.onnx, fusion\.int8\.onnx; export it with: milmer export CKPT --out DIR --int8 static\.$",
     ):
         load_model_dir(out, precision="int8")
     (out / "fusion.fp16.onnx").unlink()
     with pytest.raises(
-        MilmerInputError, match=r"'fp16' needs fusion\.fp16\.onnx, not in .*available precisions: 'fp32'\."
+        MilmerInputError, match=r"exported to .* \('fp32'\), got 'fp16'; 'fp16' needs fusion\.fp16\.onnx;"
     ):
         load_model_dir(out, precision="fp16")
     with pytest.raises(
@@ -163,7 +163,7 @@ def test_only_a_variant_present(tmp_path, spec):
     assert load_model_dir(out, precision="fp16").swin_path == out / "swin.fp16.onnx"
     with pytest.raises(
         MilmerInputError,
-        match=r"'fp32' needs swin\.onnx, fusion\.onnx, not in .*available precisions: 'fp16'",
+        match=r"exported to .* \('fp16'\), got 'fp32'; 'fp32' needs swin\.onnx, fusion\.onnx;",
     ):
         load_model_dir(out)
 

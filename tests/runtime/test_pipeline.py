@@ -301,7 +301,7 @@ def test_window_coverage(n, video_s, offset, covered, message):
 def test_window_coverage_none_covered():
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for 'video': the video \(2\.0 s, offset \+0\.0 s\) does not cover any 3 s EEG window \(EEG: 12\.0 s\); check --offset, the video time \(s\) at EEG t = 0\.$",
+        match=r"^Invalid value for 'video': expected at least one 3 s EEG window it covers, got none; the video is 2\.0 s \(offset \+0\.0 s\), the EEG 12\.0 s: check --offset, the video time \(s\) at EEG t = 0\.$",
     ):
         window_coverage(_eeg(4), 3.0, 2.0, 0.0)
 
@@ -398,7 +398,7 @@ def test_pipeline_holds_any_scorer_and_writes_its_location(tiny_model):
     assert Elsewhere.closed
     assert [w.label for w in a] == [w.label for w in b] and len(a) == 3
     np.testing.assert_array_equal([w.probabilities for w in a], [w.probabilities for w in b])
-    with pytest.raises(MilmerInputError, match=r"Invalid value for 'batch': the scorer is already made \(Elsewhere\)"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'batch': 'batch' and 'model' exclude each other, got 4 and 'a made scorer \(Elsewhere\)'; give the options to the scorer, not to Pipeline\.$"):
         Pipeline(Elsewhere(), batch=4)
 
 

@@ -52,12 +52,12 @@ def test_graph_precisions_pass_through(tiny_model):
 
 
 def test_bf16_refusals_name_the_option_the_flags_and_the_way_forward(tiny_model):
-    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--precision': 'bf16' runs the fp32 graphs on OpenVINO .* --backend ort has no bfloat16 path .* Use --backend openvino \(or auto\), or --precision fp32\.$"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--precision': 'bf16' needs OpenVINO's bfloat16 hint on the fp32 graphs, got --backend ort \(no bfloat16 path\); use --backend openvino \(or auto\), or --precision fp32\.$"):
         choose_precision(tiny_model, "bf16", backend="ort")
-    with pytest.raises(MilmerInputError, match=r"'bf16' runs on the CPU \(OpenVINO\), got --device cuda; use --device cpu"):
+    with pytest.raises(MilmerInputError, match=r"'bf16' needs the CPU \(OpenVINO\), got --device cuda; use --device cpu"):
         choose_precision(tiny_model, "bf16", device="cuda")
     if OV_HERE:
-        with pytest.raises(MilmerInputError, match=r"this one lacks the CPU flags amx_bf16 and avx512_bf16 \(/proc/cpuinfo\); use --precision fp32"):
+        with pytest.raises(MilmerInputError, match=r"'bf16' needs a CPU with native bfloat16 arithmetic, got one without the CPU flags amx_bf16 and avx512_bf16 \(/proc/cpuinfo\); use --precision fp32"):
             choose_precision(tiny_model, "bf16", cpu_flags_fn=lambda: AVX2)
         choice = choose_precision(tiny_model, "bf16", cpu_flags_fn=lambda: BF16_CPU)
         assert (choice.graphs, choice.compute, choice.backend) == ("fp32", "bf16", "openvino")

@@ -46,11 +46,13 @@ def test_fingerprint_ignores_versions_but_not_settings():
     "make, match",
     [
         (lambda: FaceSpec(detector="yolo"), r"'face.detector': expected one of 'blazeface-short-range', 'opencv-haar', got 'yolo'"),
-        (lambda: EEGSpec(window_s=3.001), r"'eeg.window_s'"),
+        (lambda: EEGSpec(window_s=3.001), r"^Invalid value for 'eeg.window_s': expected seconds > 0 that are a whole number of samples at 128 Hz \(a multiple of 1/128 s\), got 3\.001\.$"),
+        (lambda: EEGSpec(window_s=0.0), r"^Invalid value for 'eeg.window_s': expected seconds > 0 .* got 0\.0\.$"),
         (lambda: EEGSpec(h_freq=70.0), r"'eeg.h_freq': expected less than eeg.sfreq/2 = 64.0, got 70.0; the Nyquist frequency"),
         (lambda: ModelSpec(label_scheme="deap5"), r"'label_scheme': expected one of 'deap4'"),
         (lambda: ModelSpec(class_names=("a", "b", "c", "d")), r"'class_names': expected \('HAHV', .*\) \(the classes of label scheme 'deap4'\), got \('a', 'b', 'c', 'd'\)"),
-        (lambda: EEGSpec(channels=("Fp1", "FP1")), r"unique"),
+        (lambda: EEGSpec(channels=("Fp1", "FP1")), r"^Invalid value for 'eeg.channels': expected each channel name \(in any case\) once, got 'fp1' twice\.$"),
+        (lambda: EEGSpec(channels=()), r"^Invalid value for 'eeg.channels': expected at least one channel name, got none\.$"),
     ],
 )
 def test_invalid_values_are_named(make, match):

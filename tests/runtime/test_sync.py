@@ -279,7 +279,7 @@ def test_xdf_without_eeg_names_its_streams(tmp_path):
         "name": "Cam", "type": "Markers", "channels": ["frame"], "srate": 0.0, "format": "string",
         "data": ["0", "1"], "stamps": [1.0, 2.0]}])
     video = g.write_mp4(tmp_path / "v.mp4", 10.0, 20, range(0))
-    with pytest.raises(MilmerInputError, match=r"holds no EEG stream \(type 'EEG'\); it holds 'Cam' \(Markers\)\."):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'eeg': expected at least one EEG stream \(type 'EEG'\), got none; 'r\.xdf' holds 'Cam' \(Markers\)\.$"):
         align_recording(video, xdf)
 
 

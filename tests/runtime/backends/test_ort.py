@@ -102,7 +102,7 @@ def test_provider_dropped_by_session_is_an_error(swin_path, monkeypatch):
         pytest.warns(UserWarning),
         pytest.raises(
             MilmerInputError,
-            match=r"'--device': onnxruntime could not start CUDAExecutionProvider for 'swin\.onnx' \(session has CPUExecutionProvider\)",
+            match=r"'--device': 'cuda' needs onnxruntime's CUDAExecutionProvider started for 'swin\.onnx', got a session with only CPUExecutionProvider \(it could not start CUDAExecutionProvider\); check the CUDA",
         ),
     ):
         runner.activate()

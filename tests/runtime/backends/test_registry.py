@@ -124,7 +124,7 @@ def test_auto_note_says_what_was_picked_and_why_others_were_skipped(swin_path, f
     assert (choice.backend, choice.device) == ("ort", "cpu")
     note = choice.note()
     assert note.startswith("Using ONNX Runtime on cpu (--backend auto --device auto); skipped trt on cuda: TensorRT is not available")
-    assert " | skipped ort on cuda: 'cuda' needs onnxruntime's CUDAExecutionProvider, but this onnxruntime offers only" in note
+    assert " | skipped ort on cuda: 'cuda' needs onnxruntime's CUDAExecutionProvider, got an onnxruntime that offers only" in note
     # The note names what is missing; the install advice stays in the full reasons (errors, log).
     assert "install" not in note and "Invalid value" not in note
     assert any("install" in reason for _, reason in choice.skipped)
@@ -221,3 +221,14 @@ def test_backend_options_are_checked_for_every_backend(swin_path):
         check_backend_options({"openvino": "bf16"})
     with pytest.raises(MilmerInputError, match=r"'options': expected a mapping of backend name -> options, got list"):
         check_backend_options([("openvino", {})])
+
+
+def test_build_runner_refuses_options_the_runner_does_not_take(swin_path):
+    from milmer.runtime.backends.registry import build_runner
+
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for 'options\['ort'\]': expected options among the ort runner's options \('intra_op_num_threads'.*\), "
+        r"got 'threads', which is not\.$",
+    ):
+        build_runner("ort", swin_path, device="cpu", precision="fp32", options={"ort": {"threads": 2}})

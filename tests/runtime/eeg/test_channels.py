@@ -137,11 +137,27 @@ def test_channel_map(tmp_path, form):
     assert match.renamed["ch0"] == "Fp1"
 
 
-def test_channel_map_errors():
-    with pytest.raises(MilmerInputError, match=r"'--channel-map': the recording has no channel\(s\) X9"):
-        match_channels(list(DEAP_CHANNELS), EEGSpec(), channel_map="X9=Fp1")
-    with pytest.raises(MilmerInputError, match=r"'--channel-map': expected a preset \(biosemi32, egi-hydrocel-128, egi-hydrocel-129, egi-hydrocel-256, egi-hydrocel-257\)"):
+def test_channel_map_errors(tmp_path):
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--channel-map': expected names among the recording's channels \('Fp1', 'AF3', .*'O2'\), "
+        r"got 'X9', 'Y9', which are not\.$",
+    ):
+        match_channels(list(DEAP_CHANNELS), EEGSpec(), channel_map="X9=Fp1,Fp2=F3,Y9=F4")
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--channel-map': expected one of the presets \('biosemi32', 'egi-hydrocel-128', "
+        r"'egi-hydrocel-129', 'egi-hydrocel-256', 'egi-hydrocel-257'\), got 'nonsense'; or give 'old=new,\.\.\.', or a "
+        r"file of old=new lines or of a JSON object \(no file has that name\)\.$",
+    ):
         parse_channel_map("nonsense")
+    broken = tmp_path / "map.json"
+    broken.write_text('{"ch0": "Fp1",')
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--channel-map': the JSON channel map '.*map\.json' could not be read \(JSONDecodeError: "):
+        parse_channel_map(str(broken))
+    broken.write_text('{"ch0": 3}')
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--channel-map\['ch0'\]': expected a channel name, got int\.$"):
+        parse_channel_map(str(broken))
 
 
 @pytest.mark.parametrize("bundles", ["ABCDEFGHI", "ABCDEFGHIJKL"])

@@ -135,7 +135,7 @@ def test_every_window_of_an_egi_recording_is_flagged(filter_only_spec):
 def test_an_mne_older_than_the_checked_one_is_refused(monkeypatch):
     raw, _ = _egi_recording()
     monkeypatch.setattr(mne, "__version__", "1.12.1")
-    with pytest.raises(MilmerInputError, match=r"needs MNE 1\.13 or later .*MNE 1\.12\.1 interpolates the sites wrongly"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--channel-map': 'egi-hydrocel-129' needs MNE 1\.13 or later \(checked there\), got MNE 1\.12\.1, which interpolates the sites wrongly; upgrade mne"):
         egi_to_1020(raw, EEGSpec(), "egi-hydrocel-129")
 
 

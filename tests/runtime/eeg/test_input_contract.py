@@ -251,12 +251,31 @@ def test_deap_trial_is_mapped_through_the_ratings(tmp_path):
     assert (source["experiment_id"], source["row"], baseline) == (36, 35, 3.0)
     assert raw.get_data()[0, 0] == pytest.approx(35e-6)
     assert "DEAP participant 7, trial 5 (presentation order) = experiment 36, row 35" in str(notes[0])
-    with pytest.raises(MilmerInputError, match=r"'--trial': 's07\.dat' is a DEAP file of 40 trials; say which one with --trial N"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--trial': expected an integer in \[1, 40\], got None; 's07\.dat' is a DEAP file of 40 trials: say which one with --trial N \(presentation order"):
         read_eeg(dat, RecordingOptions(), [])
     # A file with fewer trials (the demo's) is described by its own count, read from the CSV.
     (root / "participant_ratings.csv").write_text("\n".join(rows[:5]) + "\n")
-    with pytest.raises(MilmerInputError, match=r"'s07\.dat' is a DEAP file of 4 trials; say which one with --trial N \(1-4,"):
+    with pytest.raises(MilmerInputError, match=r"expected an integer in \[1, 4\], got None; 's07\.dat' is a DEAP file of 4 trials: say which one with --trial N"):
         read_eeg(dat, RecordingOptions(), [])
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--trial': expected one of the trials of participant 7 in '.*participant_ratings\.csv' \(1, 2, 3, 4\), got 5\.$",
+    ):
+        read_eeg(dat, RecordingOptions(trial=5), [])
+    (root / "participant_ratings.csv").unlink()
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--trial': 5 needs participant_ratings\.csv next to 's07\.dat' or one folder up \(it maps .*\), "
+        r"got none there; keep DEAP's layout: <root>/data_preprocessed_python/s07\.dat, <root>/participant_ratings\.csv\.$",
+    ):
+        read_eeg(dat, RecordingOptions(trial=5), [])
+    edf = tmp_path / "r.edf"
+    edf.write_bytes(b"")
+    with pytest.raises(
+        MilmerInputError,
+        match=r"^Invalid value for '--trial': 5 needs a DEAP \.dat file \(only those hold several trials\), got 'r\.edf'\.$",
+    ):
+        read_eeg(edf, RecordingOptions(trial=5), [])
 
 
 def test_a_spec_saved_before_reference_and_line_noise_keeps_its_preprocessing():

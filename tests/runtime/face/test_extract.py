@@ -158,8 +158,8 @@ def test_iterator_is_lazy_and_validates_eagerly(face_video: Path, tmp_path: Path
     with pytest.raises(MilmerInputError, match=msg):
         iter_face_windows(face_video, np.array([0.0]), FaceSpec(), 1.0, detector=OpenCVHaarDetector())
     msg = (
-        r"'offset_s': with offset_s=20.0 the frames sampled from the windows lie at video time "
-        r"20.100-22.900 s, which misses the whole video \(0-8.000 s of 'face.avi'\)"
+        r"^Invalid value for 'offset_s': expected at least one frame time inside the video \(0-8\.000 s of 'face\.avi'\), "
+        r"got none; with offset_s=20\.0 the frames sampled from the windows lie at video time 20\.100-22\.900 s\.$"
     )
     with pytest.raises(MilmerInputError, match=msg):
         iter_face_windows(face_video, np.array([0.0, 1.0]), SPEC, 2.0, offset_s=20.0, detector=det)

@@ -64,7 +64,7 @@ def test_probe_error_on_video_without_frames(tmp_path: Path) -> None:
 
     path = tmp_path / "empty.avi"
     cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (64, 48)).release()
-    with pytest.raises(MilmerInputError, match="'video': 'empty.avi' has no decodable frames"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'video': expected at least one decodable frame in 'empty\.avi', got none\.$"):
         probe_video(path)
 
 
@@ -305,7 +305,7 @@ def test_audio_only_file_says_no_video_stream(tmp_path: Path) -> None:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    with pytest.raises(MilmerInputError, match=r"'video': 'voice.mp4' has no video stream \(it holds audio\)"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'video': expected at least one video stream, got none; 'voice\.mp4' holds audio\.$"):
         probe_video(path)
 
 

@@ -90,7 +90,7 @@ def test_calibration_needs_a_window_of_eeg():
     from milmer.runtime.spec import ModelSpec
 
     data, names, types, sfreq = _eeg(2.0)
-    with pytest.raises(MilmerInputError, match=r"'--calibration': at least 3 s of EEG are needed, got 2.00 s"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--calibration': expected at least the samples of one window \(3 s\) = \d+, got \d+; 2\.00 s of EEG came; ICA is fitted on at least one window\.$"):
         LiveEEG(ModelSpec().eeg, names, types, sfreq).calibrate(data)
 
 

@@ -50,7 +50,7 @@ def test_serve_config_checks_ports_and_batcher():
         "grpc": "grpc://127.0.0.1:8001",
         "metrics": "http://127.0.0.1:8002/metrics",
     }
-    with pytest.raises(MilmerInputError, match=r"expected three different ports, got \(8000, 8000, 8002\)"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid values for '--http-port'/'--grpc-port'/'--metrics-port': expected each port once, got 8000 twice\.$"):
         ServeConfig(grpc_port=8000)
     with pytest.raises(MilmerInputError, match=r"Invalid value for '--http-port': expected an integer in \[1, 65535\], got 70000; a TCP port"):
         ServeConfig(http_port=70000)
