@@ -21,6 +21,7 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from milmer.runtime.check import MilmerExternalError, MilmerInputError
+from milmer.runtime.errors import invalid_value
 from milmer.runtime.dependencies import missing_dependency_as_input_error
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "print_error", "finite_option", "handle_errors", "run_app"]
@@ -223,7 +224,7 @@ def _usage_error_message(err: Any, args: list[str]) -> str:
         kind = _number_kind(param)
         got = "" if text is None else f", got {_as_typed(text) if kind else repr(text)}"
         if kind is not None:
-            return f"Invalid value for {_option_hint(param)!r}: expected {_expected_number(param, kind)}{got}."
+            return str(invalid_value(_option_hint(param), f"expected {_expected_number(param, kind)}{got}"))
         return f"{' '.join(err.format_message().split())}{got}."
     message = " ".join(err.format_message().split())
     ctx = getattr(err, "ctx", None)

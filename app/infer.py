@@ -21,8 +21,10 @@ from milmer.runtime.check import (
     check_exclusive,
     check_int,
     check_nonempty,
+    check_option,
     check_path_exists,
     check_positive,
+    check_requires,
     check_suffix,
 )
 from milmer.runtime.hints import export_hint
@@ -91,11 +93,10 @@ def check_model_option(model_dir: Path, precision: str) -> None:
 
     check_path_exists("--model", model_dir, "dir", hint=f"{model_dir_hint()}, or `milmer demo` for a demo model")
     available = available_precisions(model_dir)
-    if available and precision not in available:
-        raise MilmerInputError(
-            f"Invalid value for '--precision': {precision!r} needs the {precision} graphs, which "
-            f"{str(model_dir)!r} lacks; it has {', '.join(repr(p) for p in available)}. "
-            f"Export them with: {export_hint(precision)}."
+    if available:
+        check_option(
+            "--precision", precision, available, among=f"the precisions exported to {str(model_dir)!r}",
+            hint=f"export the {precision} graphs with: {export_hint(precision)}",
         )
 
 
@@ -214,8 +215,8 @@ class InferRequest:
             eeg_rate=eeg_rate, video_fps=video_fps,
         )
         check_exclusive("--model", None if model is None else str(model), "--server", server, hint="the server's model is used")
-        if timeout is not None and server is None:
-            raise MilmerInputError(f"Invalid value for '--timeout': it applies to --server only, got {timeout!r} without --server.")
+        if timeout is not None:
+            check_requires("--timeout", timeout, "--server (it applies to a server only)", server is not None, "no --server")
         if out is not None:
             out = check_out_path(out, "--out")
         check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder

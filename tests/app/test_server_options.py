@@ -61,7 +61,7 @@ def test_timeout_bounds_the_wait_for_a_server_that_never_answers(command, silent
 def test_timeout_applies_to_server_only(recording, capsys):
     video, eeg = recording
     assert infer_main([str(video), str(eeg), "--timeout", "5"]) == 2
-    assert "Invalid value for '--timeout': it applies to --server only, got 5.0 without --server." in capsys.readouterr().err
+    assert "Invalid value for '--timeout': 5.0 needs --server (it applies to a server only), got no --server." in capsys.readouterr().err
 
 
 def test_faults_outside_milmer_are_named_not_called_bugs(capsys):
