@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from ..runtime.check import MilmerInputError, check_path_exists
+from ..runtime.check import MilmerInputError, check_equal, check_path_exists, check_requires
 from ..runtime.spec import ModelSpec
 from .backbone import swin_from_config
 from .model_config import ModelConfig
@@ -88,10 +88,10 @@ def _read_json(path: Path) -> Any:
 def _require_files(directory: Path, names: tuple[str, ...], what: str, name: str = "checkpoint") -> None:
     check_path_exists(name, directory, "dir")
     missing = [n for n in names if not (directory / n).is_file()]
-    if missing:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: {str(directory)!r} is not a {what} (missing {', '.join(missing)})."
-        )
+    check_requires(
+        name, str(directory), f"the files of a {what} ({', '.join(names)})", not missing,
+        f"a folder without {', '.join(missing)}",
+    )
 
 
 # ---------------------------------------------------------------------------------- model
@@ -110,7 +110,13 @@ def save_checkpoint(
     ``state.json``; without it a stale ``state.json`` is removed. Returns the directory.
     """
     if config != model.config:
-        raise MilmerInputError("Invalid value for 'config': it differs from the model's own config (model.config).")
+        # Only the fields that differ: the whole config would bury them.
+        own, given = asdict(model.config), asdict(config)
+        changed = [k for k in own if own[k] != given.get(k)]
+        check_equal(
+            "config", {k: given.get(k) for k in changed}, {k: own[k] for k in changed},
+            why="the model's own config, model.config",
+        )
     config.check_spec(spec)
     if spec.graph.token_dim != model.token_dim:
         raise MilmerInputError(
@@ -303,9 +309,10 @@ def load_training_state(
             f"Invalid training state in {str(directory)!r}: expected format {TRAINING_STATE_FORMAT}, got {got!r}."
         )
     state = _decode(encoded, load_file(str(directory / TRAINING_TENSORS_FILE)))
-    if scheduler is not None and state["scheduler"] is None:
-        raise MilmerInputError(
-            f"Invalid value for 'scheduler': the training state in {str(directory)!r} has no scheduler state."
+    if scheduler is not None:
+        check_requires(
+            "scheduler", type(scheduler).__name__, "the scheduler state saved with the training state",
+            state["scheduler"] is not None, f"none in {str(directory)!r}",
         )
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

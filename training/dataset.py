@@ -22,7 +22,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 
-from ..runtime.check import MilmerInputError, check_array, check_int, check_number
+from ..runtime.check import check_array, check_equal, check_int, check_number
 from ..runtime.face.crop import normalize
 from ..runtime.spec import ModelSpec
 from .window_cache import CachedWindows
@@ -65,11 +65,10 @@ class WindowDataset(Dataset):
         check_array("indices", self.indices, shape=("N",), low=0, high=n - 1, what="a 1-D array of window numbers")
         expected_eeg = (spec.eeg.n_channels, spec.eeg.window_samples)
         expected_faces = (spec.face.frames_per_window, spec.face.frame_size, spec.face.frame_size, 3)
-        if cache.eeg.shape[1:] != expected_eeg or cache.faces.shape[1:] != expected_faces:
-            raise MilmerInputError(
-                f"Invalid value for 'spec': the cache holds EEG {cache.eeg.shape[1:]} and faces "
-                f"{cache.faces.shape[1:]}, the spec expects {expected_eeg} and {expected_faces}."
-            )
+        check_equal(
+            "spec", (expected_eeg, expected_faces), (cache.eeg.shape[1:], cache.faces.shape[1:]),
+            why="the (EEG, faces) window shapes the cache holds", hint="build the cache with this spec",
+        )
         self.labels = cache.labels(spec.label_scheme) if labels is None else np.asarray(labels, dtype=np.int64)
         check_array("labels", self.labels, shape=(n,))
         self.augment = augment

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.check import MilmerInputError, check_int, check_path_exists
+from ..runtime.check import check_int, check_nonempty, check_path_exists, check_subset
 from ..runtime.eeg.deap import RATINGS_CSV, read_ratings_csv
 
 __all__ = [
@@ -156,12 +156,7 @@ def index_deap(
     if wanted is None:
         chosen = sorted(set(available) - excluded)
     else:
-        absent = sorted(wanted - set(available))
-        if absent:
-            raise MilmerInputError(
-                f"Invalid value for 'subjects': no {DAT_DIR}/sXX.dat for subject(s) {absent}; "
-                f"available: {sorted(available)}."
-            )
+        check_subset("subjects", sorted(wanted), sorted(available), among=f"those with a {DAT_DIR}/sXX.dat", what="subjects")
         chosen = sorted(wanted - excluded)
 
     table = _read_ratings_csv(csv_path)
@@ -185,9 +180,8 @@ def index_deap(
             )
     for item in skipped:
         log.warning("DEAP index: skipped %s", item)
-    if not records:
-        raise MilmerInputError(
-            f"Invalid value for {param!r}: no usable trial (EEG + face video) under {str(root)!r} for "
-            f"subjects {chosen}; skipped: {'; '.join(map(str, skipped)) or 'none'}."
-        )
+    check_nonempty(
+        param, records, "usable trial (EEG + face video)",
+        hint=f"none under {str(root)!r} for subjects {chosen}; skipped: {'; '.join(map(str, skipped)) or 'none'}",
+    )
     return DeapIndex(root, records, skipped)

@@ -12,6 +12,7 @@ from ..runtime.check import (
     MilmerInputError,
     check_dir_or_absent,
     check_equal,
+    check_nonempty,
     check_writable_dir,
     read_error,
 )
@@ -70,10 +71,11 @@ def check_run(cfg: TrainConfig, *, out_name: str = "'out_dir'") -> Any:
     check_run_dir(Path(cfg.out_dir), cfg, out_name)
     check_writable_dir("cache_dir", cfg.cache_path)
     index = index_deap(cfg.data_root, subjects=cfg.subjects, exclude_subjects=cfg.exclude_subjects, param="data_root")
-    if cfg.protocol == "loso" and len(index.subjects) < 2:
-        raise MilmerInputError(
-            f"Invalid value for 'protocol': 'loso' needs >= 2 subjects, got {index.subjects} from data_root "
-            f"{str(cfg.data_root)!r} (subjects {cfg.subjects}, exclude_subjects {list(cfg.exclude_subjects)})."
+    if cfg.protocol == "loso":
+        check_nonempty(
+            "protocol", index.subjects, "subjects", at_least=2, why="protocol 'loso'",
+            hint=f"found under data_root {str(cfg.data_root)!r} (subjects {cfg.subjects}, "
+            f"exclude_subjects {list(cfg.exclude_subjects)})",
         )
     cfg.fold_indices(len(index.subjects) if cfg.protocol == "loso" else cfg.k_folds)  # folds_to_run in range
     _check_backbone(cfg)

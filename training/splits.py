@@ -26,13 +26,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..runtime.check import (
-    MilmerInputError,
     check_array,
+    check_compare,
     check_int,
     check_nonempty,
     check_number,
     check_option,
     check_same_length,
+    check_sequence,
 )
 
 __all__ = ["PROTOCOLS", "LEAKY_PROTOCOLS", "Protocol", "Fold", "protocol_caveat", "make_folds"]
@@ -81,11 +82,7 @@ def _segment_folds(subject: np.ndarray, k: int, rng: np.random.Generator, val_fr
     chunks = {}
     for s in np.unique(subject):
         windows = rng.permutation(np.flatnonzero(subject == s))
-        if windows.size < k:
-            raise MilmerInputError(
-                f"Invalid value for 'k': protocol 'segment' needs >= k windows per subject, "
-                f"subject {s} has {windows.size}, got k={k}."
-            )
+        check_compare("k", k, "<=", f"the windows of subject {s} (protocol 'segment')", windows.size)
         chunks[s] = np.array_split(windows, k)
     folds = []
     for i in range(k):
@@ -111,19 +108,13 @@ def _trial_folds(
     for s in np.unique(subject):
         rows = np.flatnonzero(subject == s)
         trials = np.unique(trial[rows])
-        if trials.size < k:
-            raise MilmerInputError(
-                f"Invalid value for 'k': protocol 'trial' needs >= k trials per subject, "
-                f"subject {s} has {trials.size}, got k={k}."
-            )
+        check_compare("k", k, "<=", f"the trials of subject {s} (protocol 'trial')", trials.size)
         trial_label = np.empty(trials.size, labels.dtype)
         for j, t in enumerate(trials):
             lab = np.unique(labels[rows[trial[rows] == t]])
-            if lab.size != 1:
-                raise MilmerInputError(
-                    f"Invalid value for 'labels': protocol 'trial' expects one label per trial, "
-                    f"subject {s} trial {t} has {lab.tolist()}."
-                )
+            check_sequence(
+                f"labels[subject {s}, trial {t}]", lab.tolist(), length=1, what="one label per trial (protocol 'trial')"
+            )
             trial_label[j] = lab[0]
         # Stratify when some class has >= k trials (sklearn's requirement); classes rarer than
         # k are then spread as evenly as their counts allow. Otherwise plain shuffled k-fold.
@@ -153,10 +144,7 @@ def _trial_folds(
 
 def _loso_folds(subject: np.ndarray, rng: np.random.Generator, val_fraction: float) -> list[Fold]:
     subjects = np.unique(subject)
-    if subjects.size < 2:
-        raise MilmerInputError(
-            f"Invalid value for 'subject': protocol 'loso' needs >= 2 subjects, got {subjects.tolist()}."
-        )
+    check_nonempty("subject", subjects.tolist(), "subjects", at_least=2, why="protocol 'loso'")
     folds = []
     for s in subjects:
         rest = rng.permutation(subjects[subjects != s])

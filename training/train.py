@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..runtime.check import MilmerInputError, check_equal, check_nonempty, check_option
+from ..runtime.check import check_equal, check_nonempty, check_option, check_requires
 from ..runtime.files import write_json_atomic
 from ..runtime.spec import ModelSpec
 from .augment import augment_eeg
@@ -262,10 +262,10 @@ def fit(
     check_equal("spec.graph.token_dim", spec.graph.token_dim, token_dim, why="the backbone's token size",
                 hint=f"set spec.graph.token_dim={token_dim}")
     has_val = val_loader is not None and len(val_loader) > 0  # type: ignore[arg-type]
-    if not has_val and cfg.keep == "best":
-        raise MilmerInputError(
-            "Invalid value for 'keep': 'best' picks the epoch by validation macro-F1 but the "
-            "validation split is empty; use keep 'last' or a val_fraction that leaves validation data."
+    if cfg.keep == "best":
+        check_requires(
+            "keep", "best", "a validation split (it picks the epoch by validation macro-F1)", has_val, "an empty one",
+            hint="use keep 'last' or a val_fraction that leaves validation data",
         )
     n_batches = len(train_loader)  # type: ignore[arg-type]
     check_nonempty("train_loader", train_loader, "batch in the training split")  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_int, check_nonempty
+from ..runtime.check import MilmerInputError, check_int, check_nonempty, check_unique
 from ..runtime.spec import ModelSpec
 from .deap import TrialRecord
 from .window_cache import (
@@ -186,10 +186,7 @@ def build_cache(
     """
     records = list(records)
     check_nonempty("records", records, "trial")
-    names_seen = [r.name for r in records]
-    dupes = sorted({n for n in names_seen if names_seen.count(n) > 1})
-    if dupes:
-        raise MilmerInputError(f"Invalid value for 'records': trial(s) listed twice: {', '.join(dupes)}.")
+    check_unique("records", [r.name for r in records], "trial")
     if workers is None:
         workers = os.cpu_count() or 1
     check_int("workers", workers, low=1)

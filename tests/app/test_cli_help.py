@@ -101,7 +101,8 @@ def test_export_errors_name_the_command_line_arguments(tmp_path, capsys):
     code, err = _run(["export", empty, "--out", tmp_path / "m"], capsys)
     assert code == 2
     error = err.splitlines()[-1]  # after the "[export] loading" progress line
-    assert error.startswith(f"Error: Invalid value for 'CKPT': {str(empty)!r} is not a Milmer checkpoint (missing ")
+    assert error.startswith(f"Error: Invalid value for 'CKPT': {str(empty)!r} needs the files of a Milmer checkpoint (")
+    assert "), got a folder without " in error
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("1")

@@ -105,7 +105,7 @@ def test_missing_or_corrupt_checkpoint_is_an_input_error(tiny_ckpt, tmp_path):
     with pytest.raises(MilmerInputError, match="the checkpoint .* could not be read .*; corrupt or truncated weights"):
         command.export_command(broken, out, progress=False)
     (broken / "config.json").unlink()
-    with pytest.raises(MilmerInputError, match=r"is not a Milmer checkpoint \(missing config.json\)"):
+    with pytest.raises(MilmerInputError, match=r"needs the files of a Milmer checkpoint \(.*\), got a folder without config\.json\.$"):
         command.export_command(broken, out, progress=False)
     assert not out.exists()
 
@@ -134,7 +134,7 @@ def test_demo_windows_from_a_preprocess_output(tmp_path):
     expected = (crops[1, 4, 7, 9] / 255 - np.array(spec.face.mean)) / np.array(spec.face.std)
     np.testing.assert_allclose(inputs.frames[1, 4, :, 7, 9], expected, rtol=1e-6)
     np.savez(tmp_path / "bad.npz", eeg=eeg[:, :16], faces=crops)
-    with pytest.raises(MilmerInputError, match=r"'demo_windows': expected eeg \(W, 32, 384\)"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'demo_windows': expected eeg of shape \(W, 32, 384\), got float32 \(2, 16, 384\); the windows must be made for this model's spec\.$"):
         load_demo_windows(tmp_path / "bad.npz", spec, max_bags=2)
 
 

@@ -78,7 +78,7 @@ def test_resave_without_extra_removes_stale_state(tmp_path, tiny_config, make_mo
 
 def test_save_refuses_disagreeing_config_or_spec(tmp_path, tiny_config, make_model, tiny_spec):
     model = make_model(tiny_config)
-    with pytest.raises(MilmerInputError, match=r"differs from the model's own config"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'config': expected \{'dropout': 0\.2\} \(the model's own config, model\.config\), got \{'dropout': 0\.1\}\.$"):
         save_checkpoint(tmp_path, model, tiny_config.replace(dropout=0.1), tiny_spec)
     with pytest.raises(MilmerInputError, match=r"frames_per_window: config 10, spec 8"):
         save_checkpoint(tmp_path, model, tiny_config, tiny_spec.replace(face=FaceSpec(frames_per_window=8)))
@@ -90,7 +90,7 @@ def test_save_refuses_disagreeing_config_or_spec(tmp_path, tiny_config, make_mod
 def test_load_errors(tmp_path, tiny_config, make_model, tiny_spec):
     with pytest.raises(MilmerInputError, match=r"'checkpoint': directory not found"):
         load_checkpoint(tmp_path / "missing")
-    with pytest.raises(MilmerInputError, match=r"not a Milmer checkpoint \(missing model.safetensors, config.json"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'checkpoint': '.*' needs the files of a Milmer checkpoint \(model\.safetensors, config\.json, spec\.json, backbone_config\.json\), got a folder without model\.safetensors, config\.json, spec\.json, backbone_config\.json\.$"):
         load_checkpoint(tmp_path)
     model = make_model(tiny_config)
     save_checkpoint(tmp_path, model, tiny_config, tiny_spec)
@@ -180,13 +180,13 @@ def test_resume_continues_exactly(tmp_path, tiny_config, make_model, tokens, tin
 
 
 def test_training_state_errors(tmp_path, tiny_config, make_model):
-    with pytest.raises(MilmerInputError, match=r"not a training state \(missing training_state.safetensors"):
+    with pytest.raises(MilmerInputError, match=r"needs the files of a training state \(training_state\.safetensors, training_state\.json\), got a folder without training_state\.safetensors"):
         load_training_state(tmp_path)
     model = make_model(tiny_config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     save_training_state(tmp_path, optimizer, epoch=0, rng=False)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
-    with pytest.raises(MilmerInputError, match=r"'scheduler': the training state .* has no scheduler state"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'scheduler': 'StepLR' needs the scheduler state saved with the training state, got none in '.*'\.$"):
         load_training_state(tmp_path, optimizer, scheduler=scheduler)
     assert load_training_state(tmp_path, optimizer).rng is None
     data = json.loads((tmp_path / "training_state.json").read_text())

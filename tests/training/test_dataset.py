@@ -64,7 +64,7 @@ def test_indices_select_windows(cached):
     with pytest.raises(MilmerInputError, match=r"'labels': expected a \(4,\) array, got int64 \(3,\)"):
         WindowDataset(cached, SPEC, labels=[0, 1, 2])
     small = ModelSpec(eeg=SPEC.eeg, face=FaceSpec(frame_size=112))
-    with pytest.raises(MilmerInputError, match=r"the cache holds EEG \(32, 384\) and faces \(10, 224, 224, 3\), the spec expects"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'spec': expected \(\(32, 384\), \(10, 224, 224, 3\)\) \(the \(EEG, faces\) window shapes the cache holds\), got \(\(32, 384\), \(10, 112, 112, 3\)\); build the cache with this spec\.$"):
         WindowDataset(cached, small)
 
 

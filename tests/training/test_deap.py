@@ -74,11 +74,11 @@ def test_subject_selection_and_exclusion(layout):
     assert index_deap(layout, subjects=[2]).subjects == [2]
     assert index_deap(layout, exclude_subjects=[1]).subjects == [2]
     assert PAPER_EXCLUDED_SUBJECTS == (11,)
-    with pytest.raises(MilmerInputError, match=r"'subjects': no data_preprocessed_python/sXX.dat for subject\(s\) \[7\]"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'subjects': expected subjects among those with a data_preprocessed_python/sXX\.dat \(1, 2, 3\), got 7, which is not\.$"):
         index_deap(layout, subjects=[1, 7])
     with pytest.raises(MilmerInputError, match=r"'subjects\[0\]': expected an integer >= 1, got 0"):
         index_deap(layout, subjects=[0])
-    with pytest.raises(MilmerInputError, match=r"no usable trial .* skipped: s03: no face video folder"):
+    with pytest.raises(MilmerInputError, match=r"expected at least one usable trial \(EEG \+ face video\), got none; none under .* skipped: s03: no face video folder"):
         index_deap(layout, subjects=[3])
 
 

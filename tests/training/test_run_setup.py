@@ -156,7 +156,7 @@ def test_a_backbone_of_another_size_is_refused_before_any_cache_is_built(deap, t
         ("no-dat", r"Invalid value for 'data_root': directory not found: '.*deap/data_preprocessed_python'; expected the DEAP layout"),
         ("no-csv", r"Invalid value for 'data_root': file not found: '.*deap/participant_ratings.csv'; it maps the videos' presentation order"),
         ("file", r"Invalid value for 'data_root': expected a directory, got file '.*deap'; expected the DEAP layout"),
-        ("no-video", r"Invalid value for 'data_root': no usable trial \(EEG \+ face video\) under '.*deap'"),
+        ("no-video", r"Invalid value for 'data_root': expected at least one usable trial \(EEG \+ face video\), got none; none under '.*deap'"),
     ],
 )
 def test_data_root_without_deaps_layout_names_data_root(deap, tmp_path, case, match):
@@ -248,7 +248,7 @@ def test_a_failure_after_a_finished_epoch_keeps_the_run_to_resume(deap, tmp_path
 def test_fold_choices_the_data_cannot_give_are_refused_before_any_cache_is_built(deap, tmp_path, monkeypatch):
     monkeypatch.setenv("MILMER_CACHE_DIR", str(tmp_path / "cache"))
     _forbid(monkeypatch, "build_cache")
-    with pytest.raises(MilmerInputError, match=r"'protocol': 'loso' needs >= 2 subjects, got \[1\] from data_root"):
+    with pytest.raises(MilmerInputError, match=r"'protocol': expected at least 2 subjects \(protocol 'loso'\), got 1: .*1.*; found under data_root"):
         check_run(_config(deap, protocol="loso", out_dir=str(tmp_path / "run")))
     with pytest.raises(MilmerInputError, match=r"'folds_to_run\[\d\]': expected an integer <= 1, got 2; protocol 'trial' gave 2 folds"):
         run_experiment(_config(deap, folds_to_run=[0, 2], out_dir=str(tmp_path / "run")), progress=False)

@@ -100,11 +100,13 @@ def test_bad_arguments():
         make_folds(SUBJECT, TRIAL, LABELS, "trial", val_fraction=1.0)
     with pytest.raises(MilmerInputError, match=r"'subject'/'trial'/'labels': expected the same length, got 149, 150 and 150"):
         make_folds(SUBJECT[:-1], TRIAL, LABELS, "trial")
-    with pytest.raises(MilmerInputError, match="needs >= k trials per subject, subject 1 has 10, got k=11"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'k': expected at most the windows of subject 1 \(protocol 'segment'\) = 50, got 51\.$"):
+        make_folds(SUBJECT, TRIAL, LABELS, "segment", k=51)
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'k': expected at most the trials of subject 1 \(protocol 'trial'\) = 10, got 11\.$"):
         make_folds(SUBJECT, TRIAL, LABELS, "trial", k=11)
-    with pytest.raises(MilmerInputError, match="needs >= 2 subjects"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'subject': expected at least 2 subjects \(protocol 'loso'\), got 1: \[1\]\.$"):
         make_folds(SUBJECT[:50], TRIAL[:50], LABELS[:50], "loso")
     mixed = LABELS.copy()
     mixed[0] = 3
-    with pytest.raises(MilmerInputError, match=r"one label per trial, subject 1 trial 1 has \[0, 3\]"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'labels\[subject 1, trial 1\]': expected one label per trial \(protocol 'trial'\), got \[0, 3\]\.$"):
         make_folds(SUBJECT, TRIAL, mixed, "trial")

@@ -190,7 +190,7 @@ def test_gradient_accumulation_matches_a_bigger_batch(make_cfg, tmp_path):
 def test_fit_refuses_bad_setups(make_cfg, tmp_path):
     cfg = make_cfg()
     train, _ = loaders()
-    with pytest.raises(MilmerInputError, match=r"'keep': 'best' picks the epoch by validation macro-F1"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'keep': 'best' needs a validation split \(it picks the epoch by validation macro-F1\), got an empty one; use keep 'last'"):
         fit(new_model(cfg), train, None, cfg, tmp_path / "x", progress=False)
     bad_spec = cfg.model_spec().replace(graph=cfg.model_spec().graph.__class__(top_k=1, token_dim=768))
     with pytest.raises(MilmerInputError, match=r"'spec.graph.token_dim': expected 64 \(the backbone's token size\), got 768"):

@@ -214,7 +214,7 @@ def test_progress_bar_reports_trials(records, tmp_path, calls, capsys):
 def test_bad_arguments(records, tmp_path):
     with pytest.raises(MilmerInputError, match="'records': expected at least one trial"):
         build_cache([], FAST, tmp_path)
-    with pytest.raises(MilmerInputError, match="trial.s. listed twice: s01_trial01"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'records': expected each trial once, got 's01_trial01' twice\.$"):
         build_cache([records[0], records[0]], FAST, tmp_path)
     with pytest.raises(MilmerInputError, match="'workers': expected an integer >= 1, got 0"):
         build_cache(records, FAST, tmp_path, workers=0)
