@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_path_exists
+from ..runtime.check import MilmerInputError, check_path_exists, read_error
 
 if TYPE_CHECKING:
     import onnx
@@ -74,9 +74,9 @@ def read_tflite_from_wheel(wheel: str | os.PathLike[str]) -> bytes:
         with zipfile.ZipFile(path) as zf:
             return zf.read(TFLITE_MEMBER)
     except (zipfile.BadZipFile, KeyError) as err:
-        raise MilmerInputError(
-            f"Invalid value for '--wheel': {path.name!r} is not a mediapipe wheel holding "
-            f"{TFLITE_MEMBER} ({err}); get one with `pip download mediapipe==0.10.21 --no-deps`."
+        raise read_error(
+            "--wheel", path, err, what="mediapipe wheel",
+            hint=f"expected one holding {TFLITE_MEMBER}: get one with `pip download mediapipe==0.10.21 --no-deps`",
         ) from None
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.check import MilmerInputError, check_bool, check_option, check_path_exists, read_error
+from ..runtime.check import MilmerInputError, check_bool, check_option, check_path_exists, check_requires, read_error
 from ..runtime.files import atomic_dir, write_json_atomic
 from ..runtime.backends.trt_cache import file_sha256
 from ..runtime.model_dir import GRAPHS, SPEC_FILE, graph_filename, load_model_dir
@@ -282,8 +282,7 @@ def _check_trt_available() -> None:
     from ..runtime.backends.trt import cuda_device_present, import_tensorrt
 
     import_tensorrt()
-    if not cuda_device_present():
-        raise MilmerInputError(
-            "Invalid value for '--trt': building TensorRT engines needs a CUDA GPU, and none was found; "
-            "export without --trt and build the engines on the target with the lines in trtexec.txt."
-        )
+    check_requires(
+        "--trt", "--trt", "a CUDA GPU to build TensorRT engines on", cuda_device_present(), "none here",
+        hint="export without --trt and build the engines on the target with the lines in trtexec.txt",
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_path_exists, read_error
+from ..runtime.check import check_array, check_nonempty, check_path_exists, check_same_length, read_error
 from ..runtime.spec import ModelSpec
 
 __all__ = ["InputSet", "random_inputs", "synthetic_demo_inputs", "load_demo_windows", "demo_inputs"]
@@ -142,15 +142,11 @@ def load_demo_windows(
             eeg, faces = data["eeg"][:max_bags], data["faces"][:max_bags]
     except (OSError, ValueError, KeyError) as err:
         raise read_error(name, path, err, what="windows file", hint="expected the windows.npz written by 'milmer preprocess'") from None
-    ok = (
-        eeg.ndim == 3 and eeg.shape[1:] == (c, t) and faces.shape[1:] == (f, s, s, 3)
-        and faces.dtype == np.uint8 and len(eeg) == len(faces) > 0
-    )  # fmt: skip
-    if not ok:
-        raise MilmerInputError(
-            f"Invalid value for {name!r}: expected eeg (W, {c}, {t}) and faces (W, {f}, {s}, {s}, 3) "
-            f"uint8 with W >= 1 for this model's spec, got eeg {eeg.shape} and faces {faces.dtype} {faces.shape}."
-        )
+    spec_hint = "the windows must be made for this model's spec"
+    check_array(name, eeg, shape=("W", c, t), what=f"eeg of shape (W, {c}, {t})", hint=spec_hint)
+    check_array(name, faces, shape=("W", f, s, s, 3), dtype=np.uint8, what=f"faces of shape (W, {f}, {s}, {s}, 3) uint8", hint=spec_hint)
+    check_same_length((f"{name} eeg", f"{name} faces"), (eeg, faces))
+    check_nonempty(name, eeg, "window")
     frames = normalize(faces, spec.face.mean, spec.face.std)
     return InputSet("windows", np.ascontiguousarray(eeg, dtype=np.float32), frames)
 

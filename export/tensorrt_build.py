@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime.check import MilmerInputError, check_number, check_option, check_path_exists
+from ..runtime.check import MilmerInputError, check_number, check_option, check_path_exists, requires_error
 from ..runtime.hints import export_hint
 from ..runtime.backends.base import Precision
 from ..runtime.backends.trt_cache import (
@@ -268,10 +268,9 @@ def _check_network(trt: Any, network: Any, profile: Profile, precision: str, onn
     )
     if half != (precision == "fp16"):
         found = "float16" if half else "no float16"
-        raise MilmerInputError(
-            f"Invalid value for '--precision': {precision!r} engines are built from the {precision} graph "
-            f"file, but {onnx_name} has {found} tensors (strong typing takes precision from the graph); "
-            f"pass the graph written by: {export_hint(precision)}."
+        raise requires_error(
+            "--precision", precision, f"the {precision} graph file (strong typing takes precision from the graph)",
+            f"{onnx_name}, which has {found} tensors", hint=f"pass the graph written by: {export_hint(precision)}",
         )
 
 

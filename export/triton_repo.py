@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..runtime.check import MilmerInputError, check_int, check_option
+from ..runtime.check import MilmerInputError, check_int, check_option, check_requires
 from ..runtime.files import atomic_dir
 from ..runtime.backends.base import PRECISIONS
 from ..runtime.model_dir import graph_filename, load_model_dir
@@ -309,10 +309,10 @@ def write_triton_repo(
     check_option("--device", device, ("gpu", "cpu"))
     bags = check_bag_profile(tuple(profile) if isinstance(profile, list) else profile)
     check_int("--max-queue-delay-us", max_queue_delay_us, low=0)
-    if backend == "tensorrt" and (device != "gpu" or precision == "int8"):
-        raise MilmerInputError(
-            f"Invalid value for '--backend': 'tensorrt' runs on a GPU at fp32 or fp16, got device {device!r}, precision {precision!r}."
-        )
+    check_requires(
+        "--backend", backend, "a GPU at fp32 or fp16", backend != "tensorrt" or (device == "gpu" and precision != "int8"),
+        f"device {device!r}, precision {precision!r}",
+    )
     import onnx
 
     bundle = load_model_dir(model_dir, precision=precision, names={"model_dir": "MODEL", "precision": "--precision"})  # type: ignore[arg-type]

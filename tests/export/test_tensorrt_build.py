@@ -178,11 +178,11 @@ def test_wrong_graph_or_profile_is_refused(model_dir, monkeypatch, version):
     profiles = graph_profiles(ModelSpec.load(model_dir / "spec.json"), (1, 2, 4))
     with pytest.raises(
         MilmerInputError,
-        match=r"^Invalid value for '--precision': 'fp16' engines are built from the fp16 graph file, but swin\.onnx "
-        r"has no float16 tensors .*milmer export CKPT --out DIR --fp16\.$",
+        match=r"^Invalid value for '--precision': 'fp16' needs the fp16 graph file \(strong typing .*\), got swin\.onnx, "
+        r"which has no float16 tensors; pass the graph written by: milmer export CKPT --out DIR --fp16\.$",
     ):
         build_engine(model_dir / "swin.onnx", profiles["swin"], "fp16", model_dir / "engines")
-    with pytest.raises(MilmerInputError, match=r"'fp32' engines are built from the fp32 graph file, but swin\.fp16\.onnx has float16"):
+    with pytest.raises(MilmerInputError, match=r"'fp32' needs the fp32 graph file .*, got swin\.fp16\.onnx, which has float16"):
         build_engine(model_dir / "swin.fp16.onnx", profiles["swin"], "fp32", model_dir / "engines")
     with pytest.raises(MilmerInputError, match=r"profile for swin\.onnx: it names inputs \['eeg', 'tokens'\], the graph has \['frames'\]"):
         build_engine(model_dir / "swin.onnx", profiles["fusion"], "fp32", model_dir / "engines")

@@ -164,7 +164,7 @@ def test_cli_and_bad_options(exported, tmp_path, capsys):
     assert "is not empty; choose another folder or pass --overwrite" in capsys.readouterr().err
     with pytest.raises(MilmerInputError, match=r"Invalid value for '--backend': expected one of .*'onnxruntime', 'tensorrt'.*got 'trt'"):
         write_triton_repo(exported, tmp_path / "x", backend="trt")  # type: ignore[arg-type]
-    with pytest.raises(MilmerInputError, match=r"'tensorrt' runs on a GPU at fp32 or fp16, got device 'cpu'"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for '--backend': 'tensorrt' needs a GPU at fp32 or fp16, got device 'cpu'"):
         write_triton_repo(exported, tmp_path / "x", backend="tensorrt", device="cpu")
     with pytest.raises(MilmerInputError, match=r"Invalid value for '--trt-profile': expected \(min, opt, max\) bags"):
         write_triton_repo(exported, tmp_path / "x", profile=(8, 4, 16))
