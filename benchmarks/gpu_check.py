@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..runtime.check import MilmerInputError, check_int
 from ..runtime.files import write_json_atomic, write_text_atomic
 
 __all__ = ["BAG_SIZES", "CHECK_BAGS", "REPORT_JSON", "REPORT_MD", "Step", "environment", "run_gpu_check", "main"]
@@ -308,8 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="a model directory with fp16 graphs (default: build the paper-size model)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size (default 5)")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"Invalid value for '--repeats': expected an integer >= 1, got {args.repeats}.")
+    try:
+        check_int("--repeats", args.repeats, low=1)
+    except MilmerInputError as err:
+        parser.error(str(err))
     report = run_gpu_check(args.out, model_dir=args.model, repeats=args.repeats)
     print(markdown(report))
     print(f"wrote {Path(args.out) / REPORT_JSON} and {REPORT_MD}")
