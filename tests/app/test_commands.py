@@ -327,7 +327,7 @@ def test_demo_data_durations_are_refused_by_their_option_names(capsys, tmp_path)
     for argv, message in (
         (["--trial-seconds", "0"], "'--trial-seconds': expected a number > 0, got 0.0"),
         (["--recording-seconds", "0"], "'--recording-seconds': expected a number > 0, got 0.0"),
-        (["--recording-seconds", "1.5"], "'--recording-seconds': expected whole seconds"),
+        (["--recording-seconds", "1.5"], "'--recording-seconds': expected seconds > 0 that are a whole number of EDF data records (1 s each) at 1 Hz"),
     ):
         code, _, err = _run(["demo-data", "--out", tmp_path / "d", *argv], capsys)
         assert code == EXIT_USAGE and err.startswith(f"Error: Invalid value for {message}"), err
