@@ -30,13 +30,15 @@ def check_run_dir(run_dir: Path, cfg: TrainConfig, out_name: str = "'out_dir'") 
     saved = run_dir / CONFIG_FILE
     if saved.is_file():
         previous = json.loads(saved.read_text())
-        if previous != cfg.to_dict():
-            changed = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
-            raise MilmerInputError(
-                f"Invalid value for {out_name}: {str(run_dir)!r} holds a run made with a different config "
-                f"(differs in: {', '.join(changed)}); choose another folder, or delete this one to start over "
-                f"(the preprocessed-window cache is kept elsewhere, in {str(cfg.cache_path)!r})."
-            )
+        now = cfg.to_dict()
+        # Only the keys that differ: the whole config would bury them.
+        changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
+        check_equal(
+            out_name.strip("'"), {k: now.get(k) for k in changed}, {k: previous.get(k) for k in changed},
+            why=f"the config of the run in {str(run_dir)!r}",
+            hint="choose another folder, or delete this one to start over (the preprocessed-window cache "
+            f"is kept elsewhere, in {str(cfg.cache_path)!r})",
+        )
     else:
         check_dir_or_absent(out_name.strip("'"), run_dir, empty=True, hint="it holds no milmer run; choose another folder")
 

@@ -62,7 +62,7 @@ def test_trial_protocol_runs_every_fold_and_writes_everything(demo):
 
     again = run_experiment(cfg, progress=False)  # finished folds are read back, not retrained
     assert [f["accuracy"] for f in again["per_fold"]] == accs
-    with pytest.raises(MilmerInputError, match=r"holds a run made with a different config \(differs in: epochs\)"):
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'out_dir': expected \{'epochs': \d+\} \(the config of the run in '.*'\), got \{'epochs': \d+\}; choose another folder"):
         run_experiment(cfg.replace(epochs=cfg.epochs + 1), progress=False)
 
 

@@ -195,9 +195,9 @@ def test_out_dir_checks_name_the_option_that_gave_it(deap, tmp_path, monkeypatch
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(_config(deap, out_dir=str(run), epochs=7).to_dict()))
-    with pytest.raises(MilmerInputError, match=r"holds a run made with a different config \(differs in: epochs\).*"
-                                               r"delete this one to start over \(the preprocessed-window cache is kept "
-                                               r"elsewhere, in '.*cache'\)"):  # fmt: skip
+    with pytest.raises(MilmerInputError, match=r"^Invalid value for 'out_dir': expected \{'epochs': 7\} \(the config of the run in '.*run'\), "
+                                               r"got \{'epochs': \d+\}; choose another folder, or delete this one to start over "
+                                               r"\(the preprocessed-window cache is kept elsewhere, in '.*cache'\)\.$"):  # fmt: skip
         check_run(_config(deap, out_dir=str(run)))
 
 
