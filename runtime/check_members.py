@@ -17,7 +17,7 @@ def check_subset(
 ) -> tuple[Any, ...]:
     """Return ``values`` as a tuple if each is one of ``allowed`` (``among`` says where those come
     from), else raise naming every one that is not (``what``: the kind of value):
-    ``Invalid value for '--channel-map': expected names among the recording's channels ('Fp1',
+    ``... for '--channel-map': expected names among the recording's channels ('Fp1',
     'Fp2'), got 'XX', 'YY', which are not.``"""
     values, allowed = tuple(values), tuple(allowed)
     outside = [v for v in values if v not in allowed]
@@ -32,8 +32,8 @@ def check_unique(
     name: str | Sequence[str], values: Iterable[Any], what: str, *, hint: str | None = None
 ) -> tuple[Any, ...]:
     """Return ``values`` as a tuple if none repeats, else raise naming each repeat:
-    ``Invalid value for 'records': expected each trial once, got 's01/3' twice.`` (``3 times``;
-    several names: ``Invalid values for '--http-port'/'--grpc-port': expected each port once, ...``)."""
+    ``... for 'records': expected each trial once, got 's01/3' twice.`` (``3 times``; several
+    names: ``... values for '--http-port'/'--grpc-port': expected each port once, ...``)."""
     values = tuple(values)
     counts: dict[Any, int] = {}
     for v in values:

@@ -1,8 +1,8 @@
 """Checks that a chosen value can run on this setup (a package, a CPU feature, a GPU, the files a
 model directory holds), in the message shape of :mod:`milmer.runtime.check`; re-exported there.
 
-``Invalid value for '--precision': 'bf16' needs a CPU with native bfloat16 arithmetic, got one
-without avx512_bf16 or amx_bf16; use --precision fp32.`` The value was well formed; what it needs
+``... for '--precision': 'bf16' needs a CPU with native bfloat16 arithmetic, got one without
+avx512_bf16 or amx_bf16; use --precision fp32.`` The value was well formed; what it needs
 is absent here, and the hint says what to change (the value, or the setup).
 """
 
@@ -17,7 +17,7 @@ __all__ = ["check_requires", "requires_error"]
 
 def requires_error(name: str, value: Any, needs: str, got: str, *, hint: str | None = None) -> MilmerInputError:
     """The error for ``value`` of ``name`` needing ``needs``, which this setup lacks (``got``: what
-    is there instead): ``Invalid value for '--device': 'cuda' needs onnxruntime's
+    is there instead): ``... for '--device': 'cuda' needs onnxruntime's
     CUDAExecutionProvider, got only 'CPUExecutionProvider'; <hint>.`` For callers that report a
     reason instead of raising (a backend's ``unavailable_reason``)."""
     return _error(name, f"{value!r} needs {needs}, got {got}", hint)
