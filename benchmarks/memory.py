@@ -13,8 +13,9 @@ figure, never the parent's: on Linux a child's ``ru_maxrss`` starts at its paren
     python -m milmer.benchmarks.memory --seconds 3600 --out /tmp/mem
 
 Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 351 MB for 1 h, 716 MB for 3 h, 1179 MB
-for 6 h, i.e. about 185 MB plus 165 MB per hour: the one full-length copy, 32 channels at the
-model's 128 Hz as float64 (118 MB per hour), and the float32 windows (59 MB per hour); the file's
+for 6 h, i.e. about 185 MB plus 165 MB per hour (a fit over the three; what grows with length is the
+one full-length copy, 32 channels at the model's 128 Hz as float64, 118 MB per hour, and the
+float32 windows, 59 MB per hour); the file's
 rate no longer matters (it is read a minute at a time and resampled straight to 128 Hz), so 2 GB
 holds up to about 11 h. A file under :data:`~milmer.runtime.eeg.decimate.MAX_FULL_RATE_BYTES`
 of channels at its own rate is filtered there: 698 MB for 6.5 min, the most such a file takes.
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=3600)
-    parser.add_argument("--sfreq", type=int, default=2048)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seconds", type=int, default=3600, help="recording length (s)")
+    parser.add_argument("--sfreq", type=int, default=2048, help="the BDF's sampling rate (Hz)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="scratch folder for the generated BDF (deleted after the run); the figures go to stdout as JSON")
     args = parser.parse_args(argv)
     print(json.dumps(measure_memory(args.out, args.seconds, args.sfreq, log=lambda m: print(m, file=sys.stderr)), indent=1))
 

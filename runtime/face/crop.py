@@ -18,7 +18,7 @@ from .detect import Box
 __all__ = ["expand_box", "center_square_box", "crop_pad_resize", "normalize"]
 
 
-def expand_box(box: Box, frac: float = 0.10, *, width: int, height: int) -> Box:
+def expand_box(box: Box, frac: float, *, width: int, height: int) -> Box:
     """``box`` grown by ``frac`` of its width and height (``frac / 2`` per side), clipped to the image.
 
     E.g. a 100 x 80 box with ``frac=0.10`` becomes 110 x 88 (5 and 4 pixels added per side)
