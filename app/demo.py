@@ -261,6 +261,8 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     console.print(
         "Times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings_s"].items())
     )
+    folder = Path(summary["model_dir"]).parent
+    console.print(f"Results: {folder / 'demo_summary.json'} (these figures), {folder / 'predictions.json'} (the recording's windows)")
     console.print(f"Model for milmer-infer: {summary['model_dir']}")
 
 
