@@ -68,6 +68,11 @@ def backend_option_names(backend: str) -> tuple[str, ...]:
     device and precision), e.g. ``'openvino'`` -> ``('inference_precision', 'num_threads',
     'num_streams', 'cpu_flags')``."""
     check_option("backend", backend, tuple(BACKENDS))
+    return _option_names(backend)
+
+
+def _option_names(backend: str) -> tuple[str, ...]:
+    """:func:`backend_option_names` for a backend already checked (the layers below the boundary)."""
     params = inspect.signature(BACKENDS[backend].__init__).parameters
     return tuple(n for n, p in params.items() if n not in _NOT_OPTIONS and p.kind is p.KEYWORD_ONLY)
 
@@ -268,7 +273,7 @@ def build_runner(
     cls = BACKENDS[choice.backend]
     kwargs = options.get(choice.backend, {})
     check_subset(
-        f"options[{choice.backend!r}]", kwargs, backend_option_names(choice.backend),
+        f"options[{choice.backend!r}]", kwargs, _option_names(choice.backend),
         among=f"the {choice.backend} runner's options", what="options",
     )
     return cls(model_path, device=choice.device, precision=precision, **kwargs)
