@@ -26,6 +26,7 @@ from milmer.runtime.check import (
     check_positive,
     check_requires,
     check_suffix,
+    check_writable_file,
 )
 from milmer.runtime.hints import export_hint
 from milmer.runtime.choices import (
@@ -222,6 +223,7 @@ class InferRequest:
         check_recording_paths(video, eeg)  # before any model: swapped arguments named; an .mff recording is a folder
         if faces is not None:
             check_suffix("faces", Path(faces), (".png",))
+            check_writable_file("--faces", faces, hint="give a FILE.png in a writable folder")
         model_dir = Path(model) if model is not None else (None if server is not None else default_model_dir())
         if Path(eeg).suffix.lower() == ".dat" and trial is None:
             from milmer.runtime.eeg.deap import deap_trial

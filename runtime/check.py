@@ -21,6 +21,7 @@ from .check_paths import (
     check_path_exists,
     check_suffix,
     check_writable_dir,
+    check_writable_file,
     read_error,
 )
 from .check_members import check_subset, check_unique
@@ -50,6 +51,7 @@ __all__ = [
     "check_sequence",
     "check_array",
     "check_writable_dir",
+    "check_writable_file",
     "read_error",
     "parse_ints",
     "check_subset",

@@ -14,6 +14,7 @@ __all__ = [
     "check_path_exists",
     "check_dir_or_absent",
     "check_writable_dir",
+    "check_writable_file",
     "check_suffix",
     "read_error",
     "check_input_pair",
@@ -36,13 +37,21 @@ def check_path_exists(
     return p
 
 
-def check_dir_or_absent(name: str, path: str | os.PathLike[str], *, empty: bool = False, hint: str | None = None) -> Path:
-    """Return ``path`` as a :class:`Path` if it is a folder or does not exist yet (an output
-    folder), else raise ``... 'x' exists and is not a folder.``; ``empty`` also refuses a folder
-    that holds anything: ``... folder 'x' is not empty; <hint>.``"""
+def check_dir_or_absent(
+    name: str, path: str | os.PathLike[str], *, empty: bool = False, hint: str | None = None,
+    place_hint: str | None = None,
+) -> Path:
+    """Return ``path`` as a :class:`Path` if it can be an output folder: a folder, or one that can
+    be created under the nearest existing folder (nothing is created). Else raise
+    ``... 'x' exists and is not a folder.``, ``... cannot create 'f/run': 'f' is a file, not a
+    folder.`` or ``... cannot write 'out/run': 'out' is not writable.`` with ``place_hint`` (default
+    ``hint``); ``empty`` also refuses a folder that holds anything: ``... folder 'x' is not empty;
+    <hint>.`` (so a hint offering ``--overwrite`` is given only where that option helps)."""
     p = Path(path)
+    place_hint = hint if place_hint is None else place_hint
     if p.exists() and not p.is_dir():
-        raise _error(name, f"{str(p)!r} exists and is not a folder", hint)
+        raise _error(name, f"{str(p)!r} exists and is not a folder", place_hint)
+    _check_creatable(name, p, place_hint)
     if empty and p.is_dir() and any(p.iterdir()):
         raise _error(name, f"folder {str(p)!r} is not empty", hint)
     return p
@@ -50,18 +59,41 @@ def check_dir_or_absent(name: str, path: str | os.PathLike[str], *, empty: bool 
 
 def check_writable_dir(name: str, path: str | os.PathLike[str], *, hint: str | None = None) -> Path:
     """Return ``path`` as a :class:`Path` if it is a folder that can be written, or one that can be
-    created under the nearest existing folder (nothing is created); else raise
-    ``... cannot write 'out/run': 'out' is not writable.``"""
+    created under the nearest existing folder (:func:`check_dir_or_absent`; nothing is created)."""
+    return check_dir_or_absent(name, path, hint=hint)
+
+
+def check_writable_file(name: str, path: str | os.PathLike[str], *, hint: str | None = None) -> Path:
+    """Return ``path`` as a :class:`Path` if it is an output FILE that can be written: not a folder,
+    and its folder exists and is writable or can be created under the nearest existing folder
+    (nothing is created); else raise ``... cannot create 'f/x.json': 'f' is a file, not a
+    folder.`` Run before any slow work, so a bad output path is refused at once, not after it."""
     p = Path(path)
-    check_dir_or_absent(name, p, hint=hint)
+    if p.is_dir():
+        raise _error(name, f"{str(p)!r} is a folder; expected a file name", hint)
+    _check_creatable(name, p, hint)
+    return p
+
+
+def _check_creatable(name: str, p: Path, hint: str | None) -> None:
+    """The nearest existing ancestor of ``p`` (or ``p`` itself) is a writable folder."""
     base = p.absolute()
     while not base.exists() and base != base.parent:
         base = base.parent
+    if base == p.absolute() and p.is_file():
+        base = base.parent  # an existing file to be replaced: its folder must be writable
     if not base.is_dir():
-        raise _error(name, f"cannot create {str(p)!r}: {str(base)!r} is a file, not a folder", hint)
+        raise _error(name, f"cannot create {str(p)!r}: {_shown(base, p)!r} is a file, not a folder", hint)
     if not os.access(base, os.W_OK | os.X_OK):
-        raise _error(name, f"cannot write {str(p)!r}: {str(base)!r} is not writable", hint)
-    return p
+        raise _error(name, f"cannot write {str(p)!r}: {_shown(base, p)!r} is not writable", hint)
+
+
+def _shown(base: Path, p: Path) -> str:
+    """``base`` as the user wrote it: the matching prefix of ``p`` when ``p`` is relative."""
+    for parent in (p, *p.parents):
+        if parent.absolute() == base:
+            return str(parent)
+    return str(base)
 
 
 def check_suffix(name: str, path: Path, allowed: Iterable[str], *, hint: str | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .check import MilmerInputError, check_nonempty
+from .errors import invalid_value
 from .windows import EEGWindows
 
 if TYPE_CHECKING:
@@ -186,11 +187,23 @@ def window_coverage(
         extra = video_covered(video_starts, ends) if callable(video_covered) else video_covered
         covered &= np.asarray(extra, bool)
     if not covered.any():
+        eeg_s = eeg_windows.info.get("duration_s", float("nan"))
+        # Offsets that put the video beside at least one window (no pauses, rates as nominal).
+        low, high = -float(starts[-1]), video_duration_s - window_s - float(starts[0])
+        if alignment is not None and alignment.offset_source == "option" and not low <= alignment.offset_s <= high:
+            # The user's --offset is the cause: name it, with the range that would work.
+            fits = (f"offsets from about {low:+.1f} to {high:+.1f} s cover at least one window" if high >= low
+                    else f"the video is shorter than one {window_s:g} s window, so no offset can")
+            raise invalid_value(
+                "--offset", f"got {alignment.offset_s:g} s, which puts the video ({video_duration_s:.1f} s) "
+                f"beside no {window_s:g} s EEG window (EEG {eeg_s:.1f} s)",
+                f"{fits}; --offset is the video time (s) at EEG t = 0, or leave it out to use the recordings' evidence",
+            )
         how = f"alignment: {alignment.summary()}" if alignment is not None else f"offset {offset_s:+.1f} s"
         check_nonempty(
             "video", np.flatnonzero(covered), f"{window_s:g} s EEG window it covers",
             hint=f"the video is {video_duration_s:.1f} s ({how}), the EEG "
-            f"{eeg_windows.info.get('duration_s', float('nan')):.1f} s: check --offset, the video time (s) at EEG t = 0",
+            f"{eeg_s:.1f} s: check --offset, the video time (s) at EEG t = 0",
         )
     return Coverage(
         covered=covered,

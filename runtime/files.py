@@ -20,9 +20,14 @@ def check_out_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name:
     """Raise unless ``out`` can become an output folder: it does not exist, is an empty folder, or
     ``overwrite`` is set. ``name`` is what the message calls it (``'--out'`` on a command line).
 
-    Commands call it before their work, so a taken folder is refused at once, not after it.
+    Commands call it before their work, so a taken folder, a file in its place or a parent that is
+    a file or not writable is refused at once, not after it.
     """
-    return check_dir_or_absent(name, out, empty=not overwrite, hint="choose another folder or pass --overwrite")
+    # --overwrite replaces a folder's contents, never a file: offered only for a folder that is not empty.
+    return check_dir_or_absent(
+        name, out, empty=not overwrite, hint="choose another folder or pass --overwrite",
+        place_hint="give a new or empty folder in a writable place",
+    )
 
 
 @contextlib.contextmanager

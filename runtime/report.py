@@ -48,7 +48,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .check import check_suffix
+from .check import check_suffix, check_writable_file
 from .files import atomic_file, write_json_atomic
 
 if TYPE_CHECKING:
@@ -80,11 +80,12 @@ _T_DIGITS = 3  # seconds
 
 
 def check_out_path(out: str | os.PathLike[str], name: str = "out") -> Path:
-    """``out`` as a Path if its suffix is one the writers know (checked before any slow work);
+    """``out`` as a Path if its suffix is one the writers know and it can be written (its folder is
+    one or can be made: :func:`~.check.check_writable_file`), checked before any slow work;
     errors name it ``name`` (``'--out'`` from the command line)."""
     path = Path(out)
     check_suffix(name, path, OUT_SUFFIXES)
-    return path
+    return check_writable_file(name, path, hint="give a FILE.json or FILE.csv in a writable folder")
 
 
 def _r(x: float, digits: int = _P_DIGITS) -> float | None:

@@ -88,6 +88,18 @@ def test_cheap_checks_come_first(tmp_path, recording):
         run_infer_cli(**kwargs, backend="tensorrtt", out=tmp_path / "p.txt")
     with pytest.raises(MilmerInputError, match="'--out': unsupported file type '.txt'"):
         run_infer_cli(**kwargs, out=tmp_path / "p.txt")
+    # An output whose folder is a file: refused here, before the inputs are read, not after the run.
+    (tmp_path / "F").write_text("a file")
+    with pytest.raises(MilmerInputError, match=re.escape(
+        f"Invalid value for '--out': cannot create {str(tmp_path / 'F' / 'x.json')!r}: {str(tmp_path / 'F')!r} is a "
+        "file, not a folder; give a FILE.json or FILE.csv in a writable folder."
+    )):
+        run_infer_cli(**kwargs, out=tmp_path / "F" / "x.json")
+    with pytest.raises(MilmerInputError, match=re.escape(
+        f"Invalid value for '--faces': cannot create {str(tmp_path / 'F' / 'f.png')!r}: {str(tmp_path / 'F')!r} is a "
+        "file, not a folder; give a FILE.png in a writable folder."
+    )):
+        run_infer_cli(video=recording[0], eeg=recording[1], model=None, faces=tmp_path / "F" / "f.png")
     with pytest.raises(MilmerInputError, match="'video': file not found"):
         run_infer_cli(**kwargs, out=tmp_path / "p.json")
     with pytest.raises(MilmerInputError, match="^No model given"):
@@ -177,6 +189,10 @@ def _corrupt_edf(path: Path) -> Path:
          r"trt on cuda: TensorRT is not available"),
         ("no model", rf"Error: {re.escape(NO_MODEL)}"),
         ("bad out", r"Error: Invalid value for '--out': unsupported file type '\.xlsx'"),
+        ("out under a file", r"Error: Invalid value for '--out': cannot create '.*F/pred\.json': '.*F' is a file, not a folder"),
+        ("offset out of range", r"Error: Invalid value for '--offset': got 100 s, which puts the video \(12\.0 s\) beside no 3 s "
+         r"EEG window \(EEG 12\.0 s\); offsets from about -9\.0 to \+9\.0 s cover at least one window; --offset is the "
+         r"video time \(s\) at EEG t = 0, or leave it out to use the recordings' evidence\.$"),
     ],
 )
 def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording, tmp_path, case, pattern):
@@ -193,7 +209,12 @@ def test_cli_bad_input_exits_2_and_leaves_no_file(capsys, tiny_model, recording,
         "trt without device": [video, eeg, *model, "--backend", "trt"],  # the README's line, minus fp16
         "no model": [video, eeg],
         "bad out": [video, eeg, *model],
+        "out under a file": [video, eeg, *model],
+        "offset out of range": [video, eeg, *model, "--offset", "100"],
     }[case]
+    if case == "out under a file":
+        (tmp_path / "F").write_text("a file")
+        out = tmp_path / "F" / "pred.json"
     argv += ["--out", out.with_suffix(".xlsx") if case == "bad out" else out]
     code, stdout, stderr = _run(capsys, argv)
     assert code == 2, (stdout, stderr)

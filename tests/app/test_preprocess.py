@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,24 @@ def test_cheap_checks_come_first_and_name_the_option(recording, tmp_path):
     with pytest.raises(MilmerInputError, match=r"look swapped\. The order is `milmer preprocess VIDEO EEG`"):
         PreprocessRequest.parse(video=eeg, eeg=video, out=out)
     assert not out.exists() and [p.name for p in taken.iterdir()] == ["keep.txt"]
+
+
+def test_an_out_that_is_or_sits_under_a_file_is_refused_up_front(tmp_path):
+    """A file at --out is not offered --overwrite (it replaces only a folder), with or without it;
+    a file where a parent folder should be is named, before the inputs are read."""
+    missing = tmp_path / "none"
+    parse = dict(video=missing / "v.avi", eeg=missing / "e.edf")
+    f = tmp_path / "F"
+    f.write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(MilmerInputError, match=re.escape(
+            f"Invalid value for '--out': {str(f)!r} exists and is not a folder; give a new or empty folder in a "
+            "writable place."
+        )):
+            PreprocessRequest.parse(**parse, out=f, overwrite=overwrite)
+    with pytest.raises(MilmerInputError, match=re.escape(
+        f"Invalid value for '--out': cannot create {str(f / 'sub')!r}: {str(f)!r} is a file, not a folder; give a "
+        "new or empty folder in a writable place."
+    )):
+        PreprocessRequest.parse(**parse, out=f / "sub")
+    assert f.read_text() == "mine"

@@ -29,6 +29,7 @@ from milmer.runtime.check import (
     check_unique,
     check_whole,
     check_writable_dir,
+    check_writable_file,
     parse_ints,
     read_error,
     requires_error,
@@ -267,6 +268,21 @@ def test_output_folder_checks(tmp_path):
         check_writable_dir("out_dir", tmp_path / "f" / "run")
     with _fails(f"Invalid value for 'out_dir': {str(tmp_path / 'f')!r} exists and is not a folder."):
         check_writable_dir("out_dir", tmp_path / "f")
+
+
+def test_output_file_checks(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    assert check_writable_file("--out", tmp_path / "a" / "b" / "p.json") == tmp_path / "a" / "b" / "p.json"
+    assert check_writable_file("--out", tmp_path / "f") == tmp_path / "f"  # an existing file is replaced
+    with _fails(f"Invalid value for '--out': cannot create {str(tmp_path / 'f' / 'a' / 'p.json')!r}: "
+                f"{str(tmp_path / 'f')!r} is a file, not a folder; give a FILE.json."):
+        check_writable_file("--out", tmp_path / "f" / "a" / "p.json", hint="give a FILE.json")
+    with _fails(f"Invalid value for '--out': {str(tmp_path)!r} is a folder; expected a file name."):
+        check_writable_file("--out", tmp_path)
+    # A relative path is named as given, the folder that is a file included.
+    monkeypatch.chdir(tmp_path)
+    with _fails("Invalid value for '--faces': cannot create 'f/x.png': 'f' is a file, not a folder."):
+        check_writable_file("--faces", Path("f/x.png"))
 
 
 def test_parse_ints():
