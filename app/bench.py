@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from milmer.runtime.check import check_option, parse_ints
+from milmer.runtime.check import check_option, check_writable_dir, parse_ints
 
 from .errors import finite_option, handle_errors
 from .options import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP
@@ -93,6 +93,7 @@ def bench(
     from milmer.benchmarks.command import bench_command
     from .infer import check_infer_options
 
+    check_writable_dir("--out", out, hint="give a folder in a writable place")
     for p in precision or ["fp32"]:
         check_bench_precision(p)
         check_infer_options(backend=backend, device=device, precision=p, batch=None)

@@ -337,4 +337,7 @@ def demo(
     ),
 ) -> None:
     """The quick-start demo on SYNTHETIC data: generate -> preprocess -> train -> export -> infer."""
+    from milmer.runtime.check import check_writable_dir
+
+    check_writable_dir("--out", out, hint="give a folder in a writable place")
     run_demo(out, epochs=epochs, ablations=None if ablations else {})

@@ -319,6 +319,24 @@ def test_usage_errors_are_one_line(capsys):
     assert (code, err) == (EXIT_USAGE, "Error: Invalid value for '--subjects': expected an integer in [1, 99], got 0.\n")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["preprocess", "v.avi", "e.edf"], ["bench"], ["demo"], ["demo-data"], ["export", "m"],
+     ["live", "--model", "m", "--video", "0", "--record", "F/sub"]],
+    ids=lambda argv: argv[0],
+)
+def test_an_output_folder_under_a_file_exits_2_naming_the_option(argv, tmp_path, capsys, monkeypatch):
+    """Refused before any work (no input exists here), not as an internal error after it."""
+    monkeypatch.chdir(tmp_path)
+    Path("F").write_text("mine")
+    Path("m").mkdir()  # a folder where a command wants one before its outputs are checked
+    option = "--record" if argv[0] == "live" else "--out"
+    code, _, err = _run([*argv, *(["--out", "F/sub"] if option == "--out" else [])], capsys)
+    assert code == EXIT_USAGE, err
+    assert f"Error: Invalid value for '{option}': cannot create 'F/sub': 'F' is a file, not a folder" in " ".join(err.split())
+    assert Path("F").read_text() == "mine"
+
+
 def test_demo_data_durations_are_refused_by_their_option_names(capsys, tmp_path):
     # The help's range and the refusal agree (> 0), in the options' names, not the function's.
     code, help_text, _ = _run(["demo-data", "--help"], capsys)
