@@ -46,7 +46,7 @@ def bench_epilog() -> str:
 @handle_errors
 def bench(
     out: Path = typer.Option(..., "--out", help="Folder for bench.json, bench.md and the charts."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Exported model folder (default: build a paper-size one)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Exported model folder (default: build a paper-size one); one not of the paper's size is reported as TINY."),
     checkpoint: Optional[Path] = typer.Option(
         None, "--checkpoint", help="Checkpoint the model was exported from (for the PyTorch reference)."
     ),

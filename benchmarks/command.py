@@ -140,9 +140,8 @@ def bench_command(
 
     model, checkpoint, built, build_s = _model_folder(model, out, tiny, checkpoint, log, progress)
     from ..runtime.model_dir import available_precisions, load_model_dir
-    from .model import read_marker
+    from .model import not_paper_size
 
-    marker = read_marker(model)  # a benchmark model built by an earlier run and given as --model
     available = available_precisions(model)
     # TensorRT runs fp32 and fp16 engines; the int8 graphs are ONNX Runtime's (MatMulInteger).
     runnable = tuple(p for p in available if p != "int8") if settings.backend == "trt" else tuple(available)
@@ -152,6 +151,9 @@ def bench_command(
     swept = settings.throughput_precisions or tuple(p for p in chosen if p != "fp16") or chosen
     bundle = load_model_dir(model, precision="fp32" if "fp32" in available else chosen[0])  # type: ignore[arg-type]
     spec = bundle.spec
+    # The MODEL decides (a --model folder may be tiny too); --tiny only picks what gets built.
+    small = not_paper_size(spec)
+    tiny = tiny or bool(small)
 
     recordings = make_recordings(out / "recordings", settings.lengths_s, log)
     quiet = wait_until_quiet(settings.max_load, settings.wait_quiet_s, log=log)
@@ -159,7 +161,7 @@ def bench_command(
 
     run = _Run(model, out, settings, spec, chosen, swept, recordings, checkpoint, log,
                eeg_memory_s=60 if tiny else 600 if quick else 3600)
-    result = _start_result(run, quiet, built=built, build_s=build_s, tiny=tiny, marker=marker)
+    result = _start_result(run, quiet, built=built, build_s=build_s, not_paper_size=small)
     _measure_floor(run, result, bundle)
     _measure_side_by_side(run, result)
     _measure_peers(run, result)
@@ -208,9 +210,10 @@ def _model_folder(
     return Path(model).resolve(), checkpoint, True, time.perf_counter() - tick
 
 
-def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: float | None, tiny: bool,
-                  marker: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """bench.json's head: settings, machine, load before, the model measured."""
+def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: float | None,
+                  not_paper_size: list[str]) -> dict[str, Any]:  # fmt: skip
+    """bench.json's head: settings, machine, load before, the model measured (``tiny``: not the
+    paper's size, ``not_paper_size`` saying why, from :func:`.model.not_paper_size`)."""
     from ..runtime.demo_model import model_provenance
     from .machine import machine_info
 
@@ -227,7 +230,8 @@ def _start_result(run: _Run, quiet: dict[str, Any], *, built: bool, build_s: flo
             "built_here": built,
             "benchmark_model": random_weights,
             "build_s": build_s,
-            "tiny": tiny if built else (marker or {}).get("tiny"),
+            "tiny": bool(not_paper_size),
+            "not_paper_size": not_paper_size,
             "weights": "random (benchmark model)" if random_weights else "as given",
             "precisions": list(chosen),
             "files_mb": {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(model.glob("*.onnx"))},

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SWIN_T", "SWIN_TINY_TEST", "MARKER_FILE", "build_bench_model", "bench_model_configs"]
+__all__ = ["SWIN_T", "SWIN_TINY_TEST", "MARKER_FILE", "build_bench_model", "bench_model_configs", "not_paper_size"]
 
 #: Swin-T (Liu et al. 2021) as a Hugging Face SwinConfig: the paper's face backbone.
 SWIN_T: dict[str, Any] = {
@@ -48,6 +48,28 @@ def read_marker(model_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None
+
+
+def not_paper_size(spec: Any) -> list[str]:
+    """Why the model of ``spec`` (a :class:`~milmer.runtime.spec.ModelSpec`) is not the paper's
+    size, or ``[]`` when it is: each graph or face size that differs from the paper-size benchmark
+    model's (Swin-T at 224 x 224: 49 tokens of ``embed_dim * 2 ** (stages - 1)`` = 768 per frame,
+    top-3 of 10 frames; Liu et al. 2021 Sec. 3.1, Wang et al. 2025), as ``'token_dim 64 (paper:
+    768)'``, and ``'demo model'`` for provenance ``'demo'`` (the paper's architecture at toy size).
+    The spec does not carry the fusion's width, so only these sizes are compared."""
+    from ..runtime.spec import ModelSpec
+
+    paper = ModelSpec()
+    token_dim = SWIN_T["embed_dim"] * 2 ** (len(SWIN_T["depths"]) - 1)
+    sizes = {
+        "token_dim": (spec.graph.token_dim, token_dim),
+        "tokens_per_frame": (spec.graph.tokens_per_frame, paper.graph.tokens_per_frame),
+        "top_k": (spec.graph.top_k, paper.graph.top_k),
+        "frames_per_window": (spec.face.frames_per_window, paper.face.frames_per_window),
+        "frame_size": (spec.face.frame_size, SWIN_T["image_size"]),
+    }
+    reasons = [f"{name} {got} (paper: {want})" for name, (got, want) in sizes.items() if got != want]
+    return (["demo model"] if spec.provenance == "demo" else []) + reasons
 
 
 def bench_model_configs(tiny: bool) -> tuple[dict[str, Any], dict[str, Any]]:

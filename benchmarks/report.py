@@ -20,6 +20,7 @@ from .floor import fusion_flops, graph_flops, swin_flops
 from .formatting import bags_per_call
 from .formatting import ratio as _ratio
 from .stages import PREPROCESSING_STAGES
+from .summary import tiny_reason
 
 __all__ = ["TARGETS", "REFERENCE_LABEL", "count_flops", "fp32_peak", "summarize", "notes"]
 
@@ -345,6 +346,8 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
             if not result["model"]["tiny"]
             else "TINY smoke-test model with RANDOM weights: figures say nothing about the real model's speed."
         )
+    elif result["model"].get("tiny"):
+        out.append(f"{tiny_reason(result)}: figures say nothing about the paper-size model's speed; its targets are not applied.")
     if result["floor"]["flops"]:
         out.append(
             "FLOPs: " + result["floor"]["flops"]["method"] + ". Floor time = FLOPs / the best fp32 GEMM rate "

@@ -18,7 +18,7 @@ from typing import Any
 from .formatting import fmt, format_value, side_by_side_cells, verdict
 
 __all__ = [
-    "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "title_tag", "speed_targets", "peer_lines", "summary_screen",
+    "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines", "summary_screen",
 ]  # fmt: skip
 
 SPEED_TARGETS: dict[str, tuple[str, float]] = {
@@ -29,7 +29,8 @@ SPEED_TARGETS: dict[str, tuple[str, float]] = {
     "rss": ("peak RSS on the longest recording <= 1.5 GB at the default settings", 1536.0),
 }
 #: Targets set for the paper-size model: a tiny model's time is all outside its backbone (a run
-#: measured "140x floor"), so they are not applied to ``--tiny`` runs. ICA does not depend on the model.
+#: measured "140x floor"), so they are not applied to a model that is not the paper's size (``--tiny``,
+#: or a ``--model`` such as the demo's: bench.json's ``model.tiny``). ICA does not depend on the model.
 PAPER_SIZE_TARGETS = frozenset({"floor", "reference", "backbone_floor", "rss"})
 _AT_MOST = {"floor", "backbone_floor", "ica", "rss"}
 _UNITS = {"floor": "x", "reference": "x", "backbone_floor": "x", "ica": "ms", "rss": "MB"}
@@ -44,6 +45,13 @@ def run_caveats(result: dict[str, Any]) -> list[str]:
     if not ((result.get("load") or {}).get("before") or {}).get("quiet"):
         tags.append("not quiet")
     return tags
+
+
+def tiny_reason(result: dict[str, Any]) -> str:
+    """'TINY model (not the paper's size: token_dim 64 (paper: 768), ...)' for a run whose model is
+    not the paper's size (bench.json's ``model.not_paper_size``; older results: 'TINY model')."""
+    why = (result.get("model") or {}).get("not_paper_size")
+    return f"TINY model (not the paper's size: {', '.join(why)})" if why else "TINY model"
 
 
 def title_tag(result: dict[str, Any]) -> str:
@@ -195,7 +203,7 @@ def summary_screen(result: dict[str, Any]) -> str:
         )
     lines.append("")
     if (result.get("model") or {}).get("tiny"):
-        lines.append("Speed targets for the paper-size model not applied: TINY model (random weights).")
+        lines.append(f"Speed targets for the paper-size model not applied: {tiny_reason(result)}.")
     for t in result.get("speed_targets", []):
         what = t.get("variant") or t.get("precision") or ""
         if t.get("variant") and t.get("recording_s"):

@@ -9,6 +9,7 @@ import pytest
 from milmer.benchmarks.command import BenchSettings, bench_command
 from milmer.benchmarks.floor import PRECISION_ENGINES, swin_flops
 from milmer.benchmarks.model import SWIN_TINY_TEST
+from milmer.benchmarks.summary import SPEED_TARGETS
 from milmer.runtime.check import MilmerInputError
 
 
@@ -243,3 +244,27 @@ def test_pytorch_peers_beside_the_graphs(tiny_bench):
     )
     assert peers["torch_threads"] >= 1
     assert "torch.compile fp32: not measured (torch.compile did not finish within 1 s" in (out / "bench.md").read_text()
+
+
+def test_a_tiny_model_given_as_model_is_tiny(tiny_bench, tmp_path):
+    """--model of a small model (the tiny architecture, as the demo's), not --tiny and without the
+    build record: bench reads the sizes from its spec, says TINY and why, and skips the paper-size
+    targets, on screen, in bench.json and in bench.md."""
+    import shutil
+
+    from milmer.benchmarks.summary import summary_screen
+
+    model = tmp_path / "small-model"
+    shutil.copytree(tiny_bench[0] / "model", model)
+    (model / "bench-model.json").unlink()
+    path = bench_command(model, tmp_path / "out", quick=True, precisions=("fp32",), batch_sizes=(1,),
+                         lengths_s=(6,), repeats=1, warmup=0, peer_compile_timeout_s=1.0, progress=False)  # fmt: skip
+    result = json.loads(path.read_text())
+    assert result["model"]["tiny"] is True and result["model"]["built_here"] is False
+    assert result["model"]["not_paper_size"] == ["token_dim 64 (paper: 768)"]
+    assert [t["target"] for t in result["speed_targets"]] == [SPEED_TARGETS["ica"][0]]
+    assert result["targets"] == []  # fp32 only: the int8 agreement, the one model-independent row, is absent
+    assert (tmp_path / "out" / "bench.md").read_text().startswith("**TINY model")
+    screen = summary_screen(result)
+    assert "milmer bench [TINY model" in screen and "[NOT met] backbone" not in screen
+    assert "not applied: TINY model (not the paper's size: token_dim 64 (paper: 768))." in screen
