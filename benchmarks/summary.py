@@ -18,7 +18,8 @@ from typing import Any
 from .formatting import fmt, format_value, side_by_side_cells, verdict
 
 __all__ = [
-    "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines", "summary_screen",
+    "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines",
+    "summary_screen",
 ]  # fmt: skip
 
 SPEED_TARGETS: dict[str, tuple[str, float]] = {

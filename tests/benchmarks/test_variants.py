@@ -134,11 +134,12 @@ def test_speed_targets_and_summary_screen():
     assert "[not measured] fastest agreeing variant >= 4x faster" in summary_screen(result)
     assert "[met] ICA <= 10 ms per window amortised on the longest recording: 7.5 ms" in screen
     assert lines[0].startswith("milmer bench [not quiet]: Test CPU")
-    # A --tiny run: the paper-size targets are not applied, and the screen says TINY.
-    tiny = {**result, "model": {"dir": "m", "tiny": True}}
+    # A model not of the paper's size: its targets are not applied, and the screen says TINY and why.
+    tiny = {**result, "model": {"dir": "m", "tiny": True, "not_paper_size": ["token_dim 64 (paper: 768)"]}}
     tiny["speed_targets"] = speed_targets(tiny)
     assert [t["target"] for t in tiny["speed_targets"]] == ["ICA <= 10 ms per window amortised on the longest recording"]
     tiny_screen = summary_screen(tiny)
     assert tiny_screen.splitlines()[0].startswith("milmer bench [TINY model, not quiet]: Test CPU")
-    assert "Speed targets for the paper-size model not applied: TINY model (random weights)." in tiny_screen
+    assert ("Speed targets for the paper-size model not applied: TINY model (not the paper's size: "
+            "token_dim 64 (paper: 768)).") in tiny_screen
     assert "x floor" in tiny_screen and "[NOT met]" not in tiny_screen
