@@ -40,7 +40,10 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
     """Export a checkpoint to two ONNX graphs, each checked against PyTorch."""
+    from milmer.runtime.files import check_out_dir
+
     profile = parse_profile(trt_profile)  # options first: the export stack (torch) loads slowly
+    check_out_dir(out, overwrite=overwrite, name="--out")
     from milmer.export.command import CLI_NAMES, export_command
 
     export_command(

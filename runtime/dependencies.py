@@ -12,6 +12,8 @@ __all__ = ["OPTIONAL_MODULES", "missing_package_error", "missing_dependency_erro
 
 #: Optional modules -> how to install them (the package extra, or the wheel for a platform).
 OPTIONAL_MODULES: dict[str, str] = {
+    "torch": "`pip install \"milmer[training]\"` (PyTorch, for `milmer train` and `milmer demo`; `milmer export` needs `milmer[export]`)",
+    "transformers": "`pip install \"milmer[training]\"` (the Swin backbone, for training and export)",
     "onnxruntime": (
         "ONNX Runtime runs the model: `pip install \"milmer[cpu]\"` (or `milmer[gpu]`; on a "
         "Jetson NVIDIA's onnxruntime-gpu wheel for JetPack)"

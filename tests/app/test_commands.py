@@ -498,3 +498,19 @@ def test_preprocess_prints_warning_notes_on_stderr_and_no_mne_log(recording, gap
         assert [line for line in err.splitlines() if line.strip() and not line.startswith("Faces in ")] == warnings
         assert not re.search(r"\d+ of \d+ \([\d.]+%\) samples", out + err)  # MNE's reject_by_annotation log
         assert out.lstrip().startswith("Preprocessed -> ")
+
+
+def test_export_without_torch_is_the_users_setup(tmp_path, capsys):
+    """In a runtime-only install (CI's Python 3.10 env) `milmer export` names the extra to install
+    (exit 2), after the cheap checks of its options; where torch is installed this skips."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("torch is installed: the refusal needs an install without it")
+    (tmp_path / "ckpt").mkdir()
+    code, _, err = _run(["export", tmp_path / "ckpt", "--out", tmp_path / "model"], capsys)
+    assert code == EXIT_USAGE, err
+    assert "Missing dependency: the Python package 'torch' is not installed" in err and "milmer[training]" in err
+    assert not (tmp_path / "model").exists()

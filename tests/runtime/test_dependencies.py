@@ -25,3 +25,10 @@ def test_missing_dependency_error_only_for_optional_packages():
     assert missing_dependency_error(ImportError("No module named 'numpy'", name="numpy")) is None
     with pytest.raises(KeyError):
         missing_package_error("numpy")
+
+
+def test_missing_torch_names_the_training_extra():
+    """A runtime-only install (no torch) asked to train or export: the user's setup, exit 2."""
+    err = missing_dependency_error(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert err is not None and str(err).startswith("Missing dependency: the Python package 'torch' is not installed")
+    assert '`pip install "milmer[training]"`' in str(err) and "`milmer export` needs `milmer[export]`" in str(err)
