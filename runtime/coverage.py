@@ -166,15 +166,15 @@ def window_coverage(
         from .face.video import sample_times
 
         offset_s = alignment.offset_s
+        video_starts, ends = alignment.eeg_to_video(starts), alignment.eeg_to_video(starts + window_s)
         if frames_per_window is not None:
             vt = alignment.eeg_to_video(sample_times(starts, window_s, frames_per_window))  # (W, F)
             with np.errstate(invalid="ignore"):
                 covered = np.all(np.isfinite(vt) & (vt >= 0.0) & (vt < video_duration_s), axis=1)
         else:
-            v0, v1 = alignment.eeg_to_video(starts), alignment.eeg_to_video(starts + window_s)
             with np.errstate(invalid="ignore"):
-                covered = np.isfinite(v0) & np.isfinite(v1) & (v0 >= 0) & (v1 <= video_duration_s + 1e-6)
-        video_starts, ends = alignment.eeg_to_video(starts), alignment.eeg_to_video(starts + window_s)
+                covered = (np.isfinite(video_starts) & np.isfinite(ends) & (video_starts >= 0)
+                           & (ends <= video_duration_s + 1e-6))
     elif frames_per_window is not None:
         from .face.video import covered_windows
 
