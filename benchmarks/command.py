@@ -3,7 +3,8 @@
 :func:`bench_command` runs, in order: the machine's GEMM peaks and the model's FLOPs
 (:mod:`.floor`), per-stage latency (:mod:`.stages`), batched throughput (:mod:`.throughput`),
 cold end-to-end runs on demo recordings of each length, one process per run
-(:mod:`.endtoend`), peak memory of EEG preprocessing on a long 2048 Hz BDF (:mod:`.memory`), and
+(:mod:`.endtoend`; each precision, the fastest agreeing variant, and the default settings,
+:mod:`.default_settings`), peak memory of EEG preprocessing on a long 2048 Hz BDF (:mod:`.memory`), and
 the official-style PyTorch reference (:mod:`.reference`). It writes
 ``bench.json`` (machine, settings, every figure, the derived ratios and the targets met or not,
 see :mod:`.report`), ``bench.md`` (a summary table) and PNG charts (:mod:`.charts`) into ``out``.
@@ -329,8 +330,9 @@ def _measure_stages(run: _Run, result: dict[str, Any]) -> None:
 
 
 def _measure_endtoend(run: _Run, result: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
-    """Cold runs of each recording, one process each (:mod:`.endtoend`), for each precision and for
-    the fastest agreeing variant; returns every run's predictions by (precision or variant, length)."""
+    """Cold runs of each recording, one process each (:mod:`.endtoend`), for each precision, for
+    the fastest agreeing variant and at the default settings; returns every run's predictions by
+    (precision, 'best:<variant>' or 'default', length)."""
     from .endtoend import endtoend_subprocess
 
     settings, model, chosen, recordings, out, log = run.settings, run.model, run.chosen, run.recordings, run.out, run.log
@@ -362,6 +364,13 @@ def _measure_endtoend(run: _Run, result: dict[str, Any]) -> dict[tuple[str, int]
             result["endtoend_best"] = result.get("endtoend_best", []) + [
                 {"variant": best_row["name"], "precision": best_row["precision"], "recording_s": length, **run}
             ]
+    # What `milmer-infer VIDEO EEG` runs with no options (:mod:`.default_settings`), its own runs.
+    from .default_settings import measure_default_runs, resolve_default
+
+    log("resolving the default settings (auto backend and precision, as milmer-infer)")
+    result["default_settings"] = resolve_default(model)
+    result["endtoend_default"], default_predictions = measure_default_runs(model, recordings, out, log)
+    predictions.update(default_predictions)
     used = sorted({r["settings"]["batch"] for r in result["endtoend"]})
     if settings.pipeline_batch is None and len(used) == 1:
         result["settings"]["pipeline_batch"] = used[0]
@@ -402,10 +411,12 @@ def _finish(run: _Run, result: dict[str, Any], predictions: dict[tuple[str, int]
     result["load"]["after"] = load_average()
     result["load"]["phases"] = log.phases
     result["summary"], result["targets"] = report.summarize(result, predictions)
-    for run in result.get("endtoend_best", []):
+    for key, run in [(f"best:{r['variant']}", r) for r in result.get("endtoend_best", [])] + [
+        ("default", r) for r in result.get("endtoend_default", [])
+    ]:
         base = ("fp32", run["recording_s"])
         if base in predictions:
-            n, same, diff = report._agreement(predictions[(f"best:{run['variant']}", run["recording_s"])], predictions[base])
+            n, same, diff = report._agreement(predictions[(key, run["recording_s"])], predictions[base])
             run["agreement_with_fp32"] = {"windows": n, "top1": same / n if n else None, "max_probability_diff": diff}
     from .summary import speed_targets
 

@@ -81,9 +81,14 @@ def run_endtoend(
     with pipe:
         result = pipe.predict(video, eeg)
     stats = result.stats
+    choice = getattr(pipe.scorer, "precision_choice", None)  # set where precision was 'auto' or 'bf16'
     return {
         "precision": precision,
         "settings": result.settings,
+        "precision_choice": None if choice is None else {
+            "asked": choice.asked, "graphs": choice.graphs, "compute": choice.compute, "note": choice.note,
+            "agreement_cached": None if choice.agreement is None else choice.agreement.cached,
+        },
         "import_s": import_s,
         "session_s": session_s,
         "startup_s": time.perf_counter() - _STARTED - stats.wall_s,

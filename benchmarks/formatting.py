@@ -40,7 +40,10 @@ def rounded(obj: Any, digits: int = 5) -> Any:
 
 
 def verdict(target: dict[str, Any]) -> str:
-    """'met', 'NOT met', or 'not measured' for a target row whose value is missing."""
+    """'met', 'NOT met', 'not applicable' (a goal set for other machines: ``applies`` False), or
+    'not measured' for a target row whose value is missing."""
+    if target.get("applies") is False:
+        return "not applicable"
     if target.get("value") is None:
         return "not measured"
     return "met" if target["met"] else "NOT met"

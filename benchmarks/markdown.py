@@ -10,6 +10,7 @@ from .formatting import bags_per_call as _bags_per_call
 from .formatting import fmt, format_value, side_by_side_cells, verdict
 from .formatting import ratio as _ratio
 from .formatting import length as _length
+from .default_settings import GOAL, goal_lines
 from .summary import peer_lines, run_caveats
 
 __all__ = ["markdown"]
@@ -90,6 +91,9 @@ def markdown(result: dict[str, Any]) -> str:
     ] + [
         (f"{r['variant']} (fastest agreeing)", r, _ratio(extrapolated.get(str(r["recording_s"])), r["total_s"]))
         for r in s.get("endtoend_best", [])
+    ] + [
+        (r["variant"], r, _ratio(extrapolated.get(str(r["recording_s"])), r["total_s"]))
+        for r in s.get("endtoend_default", [])
     ]
     for label, r, speed in rows:
         lines.append(
@@ -126,6 +130,8 @@ def markdown(result: dict[str, Any]) -> str:
                 what = f"{t['ica_method']}, {t.get('ica_n_iter')} iterations, {_length(t['recording_s'])}"
             where = f" [{what}]" if what else ""
             lines.append(_target_line(t, where))
+            if t["target"] == GOAL[0]:
+                lines += [f"  - {line}" for line in goal_lines(t)]
     lines += [
         "",
         "Per-precision checks of the plain ONNX Runtime/TensorRT graphs (earlier, looser targets: within 1.2x of "
@@ -139,7 +145,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _target_line(target: dict[str, Any], where: str) -> str:
-    if target.get("value") is None:
+    if target.get("value") is None and target.get("applies") is not False:
         return f"- {target['target']}{where}: not measured"
     return f"- {target['target']}{where}: {format_value(target['value'], target.get('unit'))} -> {verdict(target)}"
 

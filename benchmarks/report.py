@@ -203,6 +203,10 @@ def summarize(
         "endtoend": e2e,
         # The fastest agreeing variant's own runs (the speed targets'), when it is not a plain precision.
         "endtoend_best": [{"variant": r["variant"], **_endtoend_row(r, floor_s)} for r in result.get("endtoend_best", [])],
+        # milmer-infer with no options (auto backend and precision), named after what auto ran.
+        "endtoend_default": [
+            {"variant": r["variant"], **_endtoend_row(r, floor_s)} for r in result.get("endtoend_default", [])
+        ],
         "memory": memory,
         "throughput": {
             p: max((r for r in sweep["rows"] if "skipped" not in r), key=lambda r: r["bags_per_s"], default=None)

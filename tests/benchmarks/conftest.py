@@ -14,7 +14,15 @@ def tiny_bench(tmp_path_factory):
     from milmer.benchmarks.command import bench_command
 
     out = tmp_path_factory.mktemp("bench")
-    path = bench_command(
+    with pytest.MonkeyPatch.context() as patch:
+        # The default settings' first-use bf16 check is cached under MILMER_HOME: not the user's.
+        patch.setenv("MILMER_HOME", str(tmp_path_factory.mktemp("home")))
+        path = _run(bench_command, out)
+    return out, path, json.loads(path.read_text())
+
+
+def _run(bench_command, out):
+    return bench_command(
         None,
         out,
         quick=True,
@@ -28,4 +36,3 @@ def tiny_bench(tmp_path_factory):
         peer_compile_timeout_s=1.0,  # torch.compile cannot finish: its skip is what gets tested
         progress=False,
     )
-    return out, path, json.loads(path.read_text())
