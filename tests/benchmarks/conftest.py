@@ -17,22 +17,18 @@ def tiny_bench(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         # The default settings' first-use bf16 check is cached under MILMER_HOME: not the user's.
         patch.setenv("MILMER_HOME", str(tmp_path_factory.mktemp("home")))
-        path = _run(bench_command, out)
+        path = bench_command(
+            None,
+            out,
+            quick=True,
+            tiny=True,
+            precisions=("fp32", "int8"),
+            batch_sizes=(1, 2),
+            lengths_s=(6,),
+            repeats=2,
+            warmup=0,
+            reference_windows=1,
+            peer_compile_timeout_s=1.0,  # torch.compile cannot finish: its skip is what gets tested
+            progress=False,
+        )
     return out, path, json.loads(path.read_text())
-
-
-def _run(bench_command, out):
-    return bench_command(
-        None,
-        out,
-        quick=True,
-        tiny=True,
-        precisions=("fp32", "int8"),
-        batch_sizes=(1, 2),
-        lengths_s=(6,),
-        repeats=2,
-        warmup=0,
-        reference_windows=1,
-        peer_compile_timeout_s=1.0,  # torch.compile cannot finish: its skip is what gets tested
-        progress=False,
-    )

@@ -268,3 +268,40 @@ def test_a_tiny_model_given_as_model_is_tiny(tiny_bench, tmp_path):
     screen = summary_screen(result)
     assert "milmer bench [TINY model" in screen and "[NOT met] backbone" not in screen
     assert "not applied: TINY model (not the paper's size: token_dim 64 (paper: 768))." in screen
+
+
+def test_default_settings_run_end_to_end(tiny_bench):
+    """milmer-infer with no options, timed like the other end-to-end runs (own process, start-up
+    included), named after what 'auto' resolved to here; the tiny model is not judged against the
+    paper-size goal, but read as paper-size its row is there, in bench.md too."""
+    import copy
+
+    from milmer.benchmarks import report
+    from milmer.benchmarks.default_settings import DEFAULT_OPTIONS, GOAL, default_label
+    from milmer.benchmarks.markdown import markdown
+    from milmer.benchmarks.summary import speed_targets
+
+    out, _, result = tiny_bench
+    assert result["default_settings"]["options"] == DEFAULT_OPTIONS == {"backend": "auto", "device": "auto", "precision": "auto"}
+    [run] = result["endtoend_default"]
+    assert run["recording_s"] == 6 and run["n_windows"] == 2 and run["process_s"] > run["wall_s"] > 0
+    assert run["precision"] == "auto" and run["settings"]["batch"] == 1  # the runtime's own defaults
+    # The runtime's resolution, in the parent and in the run, agree; the label names it.
+    compute = result["default_settings"]["compute"]
+    assert run["settings"]["compute_precision"] == run["precision_choice"]["compute"] == compute
+    assert run["variant"] == default_label(run["settings"]) == f"default ({run['settings']['backend']['swin']} {compute})"
+    if compute == "bf16":  # the parent's check was cached: the run measures what every later run pays
+        assert run["precision_choice"]["agreement_cached"] is True
+    assert run["agreement_with_fp32"]["windows"] == 2
+    assert [r["variant"] for r in result["summary"]["endtoend_default"]] == [run["variant"]]
+    assert f"| {run['variant']} | 6 s |" in (out / "bench.md").read_text()
+    assert all(t["target"] != GOAL[0] for t in result["speed_targets"])  # TINY: not judged
+    full = copy.deepcopy(result)
+    full["model"]["tiny"] = False
+    full["summary"], _ = report.summarize(full, {})
+    full["speed_targets"] = speed_targets(full)
+    row = next(t for t in full["speed_targets"] if t["target"] == GOAL[0])
+    assert row["variant"] == run["variant"] and row["recording_s"] == 6
+    assert row["per_window_ms"] == pytest.approx((run["startup_s"] + run["wall_s"]) / 2 * 1e3, rel=1e-3)
+    md = markdown(full)
+    assert f"- {GOAL[0]} [{run['variant']}, 6 s]: " in md
