@@ -148,13 +148,13 @@ def _why(result: dict[str, Any], run: dict[str, Any], per_window_ms: float, floo
     parts["other"] = outside_ms - sum(parts.values())  # what the pipeline's stages do not time
     floor_x = backbone_share / peak_ratio if peak_ratio else None
     flags = result.get("machine", {}).get("cpu_flags", [])
-    choice = run.get("precision_choice") or {}
+    resolved = result.get("default_settings") or {}
     return {
         "compute_precision": compute,
         "peak_gflops": own_peak, "peak_engine": (peaks.get(compute) or {}).get("engine"),
         "fp32_peak_gflops": fp32_peak, "fp32_peak_engine": (peaks.get("fp32") or {}).get("engine"),
         "peak_ratio": peak_ratio, "cpu_bf16_flags": [f for f in BF16_FLAGS if f in flags], "amx": "amx_bf16" in flags,
-        "auto_note": choice.get("note"),
+        "bf16_agreement": resolved.get("agreement"),  # the check 'auto' used (None: it checked none)
         "backbone_floor_x": floor_x, "backbone_ms": backbone_ms, "backbone_x": backbone_ms / floor_ms,
         "outside_ms": outside_ms, "outside_x": outside_ms / floor_ms, "outside_parts_ms": parts,
         "best_reachable_x": floor_x + outside_ms / floor_ms if floor_x is not None else None,
@@ -179,17 +179,20 @@ def goal_lines(row: dict[str, Any]) -> list[str]:
     if not w:
         return [first]
     p = w["compute_precision"]
+    measured = f"(measured: {w['backbone_ms']:.0f} ms = {w['backbone_x']:.2f}x)"
     if w["peak_ratio"] is None:
-        peak = f"no {p} GEMM peak was measured here, so the {p} backbone floor is unknown"
+        peak = f"no {p} GEMM peak was measured here, so the {p} backbone floor is unknown {measured}"
+    elif p == "fp32":
+        peak = (
+            f"the default computes in fp32 here ({_why_fp32(w.get('bf16_agreement'))}), so its backbone floor alone "
+            f"is {w['backbone_floor_x']:.2f}x the fp32 floor {measured}"
+        )
     else:
         flags = ", ".join(w["cpu_bf16_flags"]) or "no bf16 flags"
-        machine = f"{flags}, {'AMX' if w['amx'] else 'no AMX'}"
         peak = (
-            f"the {p} GEMM peak here is {w['peak_ratio']:.2f}x the fp32 peak ({machine}), so the {p} backbone floor "
-            f"alone is {w['backbone_floor_x']:.2f}x the fp32 floor (measured: {w['backbone_ms']:.0f} ms = {w['backbone_x']:.2f}x)"
+            f"the {p} GEMM peak here is {w['peak_ratio']:.2f}x the fp32 peak ({flags}, {'AMX' if w['amx'] else 'no AMX'}), "
+            f"so the {p} backbone floor alone is {w['backbone_floor_x']:.2f}x the fp32 floor {measured}"
         )
-    if p != "bf16" and w.get("auto_note"):
-        peak = f"{w['auto_note']} So {peak}"
     parts = w["outside_parts_ms"]
     split = ", ".join(
         f"{name} {parts[key]:.0f}"
@@ -201,3 +204,16 @@ def goal_lines(row: dict[str, Any]) -> list[str]:
         first,
         f"why: {peak}; outside the backbone {w['outside_ms']:.0f} ms = {w['outside_x']:.2f}x ({split} ms){best}",
     ]
+
+
+def _why_fp32(agreement: dict[str, Any] | None) -> str:
+    """Why 'auto' kept fp32 on a bf16 CPU: bf16 disagreed with fp32 (its figures), or 'auto' did
+    not pick OpenVINO on the CPU (no check ran)."""
+    if agreement is None:
+        return "auto did not pick OpenVINO on the CPU, so no bf16 check ran"
+    from ..runtime.precision import AGREEMENT_GATE
+
+    return (
+        f"bf16 disagreed with fp32 on this model: top-1 {agreement['top1']:.0%}, selected frames "
+        f"{agreement['selected']:.0%} on {agreement['n_bags']} check bags, needs {AGREEMENT_GATE[0]:.0%}/{AGREEMENT_GATE[1]:.0%}"
+    )

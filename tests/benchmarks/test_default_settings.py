@@ -135,3 +135,23 @@ def test_label_names_what_auto_ran():
     gpu = {**SETTINGS, "backend": {"swin": "trt", "fusion": "trt"}, "device": {"swin": "cuda", "fusion": "cuda"},
            "precision": "fp16", "compute_precision": "fp16"}  # fmt: skip
     assert default_label(gpu) == "default (trt fp16 on cuda)"
+
+
+def test_missed_when_auto_kept_fp32_says_bf16_disagreed():
+    """On a bf16 CPU where bf16 failed the agreement check, the default runs fp32: its backbone
+    floor alone is the backbone's share of the fp32 floor (0.90x), and the check's figures say why."""
+    fp32 = {**SETTINGS, "compute_precision": "fp32"}
+    run = {**_run(60, startup_s=1.0, wall_s=8.0, backbone_s=4.0), "settings": fp32, "variant": default_label(fp32)}
+    result = _result(AMD_BF16, [run])
+    result["default_settings"] = {
+        "compute": "fp32", "agreement": {"n_bags": 8, "top1": 1.0, "selected": 0.875, "max_abs_probabilities": 0.01},
+    }  # fmt: skip
+    row = _default_row(result)
+    assert row["variant"] == "default (openvino fp32)" and row["met"] is False
+    assert row["why"]["peak_ratio"] == 1.0 and row["why"]["best_reachable_x"] == pytest.approx(0.9 + 0.625)
+    assert goal_lines(row)[1] == (
+        "why: the default computes in fp32 here (bf16 disagreed with fp32 on this model: top-1 100%, selected frames "
+        "88% on 8 check bags, needs 98%/95%), so its backbone floor alone is 0.90x the fp32 floor (measured: 200 ms = "
+        "0.50x); outside the backbone 250 ms = 0.62x (start-up 50, EEG read 10, EEG 30, faces 100, normalise 10, "
+        "fusion 40, other 10 ms); best reachable here 1.52x"
+    )

@@ -7,7 +7,7 @@ import sys
 
 MODULES = (
     "command", "report", "stages", "throughput", "endtoend", "floor", "charts", "reference", "machine", "timing",
-    "peers", "settings", "recordings", "publish", "formatting", "markdown", "summary", "variants",
+    "peers", "settings", "recordings", "publish", "formatting", "markdown", "summary", "variants", "default_settings",
 )  # fmt: skip
 
 
