@@ -367,6 +367,15 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
         "session creation; peak RSS = that process's own high-water mark (VmHWM); "
         f"{bags_per_call(result['settings']['pipeline_batch'])}."
     )
+    resolved = result.get("default_settings")
+    if resolved and result.get("endtoend_default"):
+        out.append(
+            f"Default settings (milmer-infer with no options: backend, device and precision auto, the runtime's own batch "
+            f"and threads) ran as {result['endtoend_default'][0]['variant']} here"
+            + (f' (its note: "{resolved["note"]}")' if resolved.get("note") else "")
+            + f". Resolving auto took {resolved['check_s']:.1f} s once before the runs (the first-use bf16 check, "
+            "cached), so each run's start-up is what every run after a user's first pays."
+        )
     if result.get("reference"):
         ref = result["reference"]
         out.append(
