@@ -368,9 +368,13 @@ def _measure_endtoend(run: _Run, result: dict[str, Any]) -> dict[tuple[str, int]
     from .default_settings import measure_default_runs, resolve_default
 
     log("resolving the default settings (auto backend and precision, as milmer-infer)")
-    result["default_settings"] = resolve_default(model)
-    result["endtoend_default"], default_predictions = measure_default_runs(model, recordings, out, log)
-    predictions.update(default_predictions)
+    try:
+        result["default_settings"] = resolve_default(model)
+    except MilmerInputError as error:  # milmer-infer would refuse too (e.g. a folder without fp32 graphs)
+        result["default_settings"], result["endtoend_default"] = {"skipped": str(error)}, []
+    else:
+        result["endtoend_default"], default_predictions = measure_default_runs(model, recordings, out, log)
+        predictions.update(default_predictions)
     used = sorted({r["settings"]["batch"] for r in result["endtoend"]})
     if settings.pipeline_batch is None and len(used) == 1:
         result["settings"]["pipeline_batch"] = used[0]

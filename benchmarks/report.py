@@ -367,8 +367,10 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
         "session creation; peak RSS = that process's own high-water mark (VmHWM); "
         f"{bags_per_call(result['settings']['pipeline_batch'])}."
     )
-    resolved = result.get("default_settings")
-    if resolved and result.get("endtoend_default"):
+    resolved = result.get("default_settings") or {}
+    if resolved.get("skipped"):
+        out.append(f"Default settings (milmer-infer with no options) not run: {resolved['skipped']}")
+    if resolved.get("check_s") is not None and result.get("endtoend_default"):
         out.append(
             f"Default settings (milmer-infer with no options: backend, device and precision auto, the runtime's own batch "
             f"and threads) ran as {result['endtoend_default'][0]['variant']} here"
