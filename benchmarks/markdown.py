@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .default_settings import GOAL, goal_lines
 from .formatting import bags_per_call as _bags_per_call
 from .formatting import fmt, format_value, side_by_side_cells, verdict
 from .formatting import ratio as _ratio
 from .formatting import length as _length
-from .default_settings import GOAL, goal_lines
 from .summary import peer_lines, run_caveats
 
 __all__ = ["markdown"]
