@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .eeg.scratch import release
 from .face.extract import FaceWindow
 from .results import RunStats, WindowPrediction, face_flags
 from .spec import ModelSpec
@@ -114,6 +115,7 @@ def stream_predictions(
             if pending and (n_scored == size or len(pending) >= _MAX_PENDING or exhausted):
                 yield from _flush(scorer, crop_buf, eeg_buf, pending, n_scored, eeg_windows, indices, stats)
                 pending, n_scored = [], 0
+                release(eeg_windows.data)  # a long recording's windows in a scratch file: the batch read leaves RSS
                 if bar is not None:
                     bar[0].update(bar[1], completed=stats.n_windows)
     finally:

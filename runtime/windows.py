@@ -36,10 +36,26 @@ class EEGWindows:
         assert len(self.flags) == self.data.shape[0], (len(self.flags), self.data.shape)
 
     def select(self, mask: np.ndarray) -> EEGWindows:
-        """The windows where ``mask`` (W,) bool is True (data copied, ``info`` shared)."""
+        """The windows where ``mask`` (W,) bool is True (``info`` shared). Data: ``self.data``
+        itself when every window is kept, else a copy made a window at a time (in a scratch file
+        when large, see :mod:`.eeg.scratch`: a long recording's windows never all in memory)."""
+        from .eeg.scratch import empty, release
+
         assert self.flags is not None
+        mask = np.asarray(mask, bool)
+        if mask.all():
+            data = self.data
+        else:
+            data = empty((int(mask.sum()), *self.data.shape[1:]), self.data.dtype)
+            for j, i in enumerate(np.flatnonzero(mask)):
+                data[j] = self.data[i]
+                if j % 256 == 255:
+                    release(self.data)
+                    release(data)
+            release(self.data)
+            release(data)
         return EEGWindows(
-            data=np.ascontiguousarray(self.data[mask]),
+            data=data,
             starts=self.starts[mask],
             info=self.info,
             flags=[f for f, m in zip(self.flags, mask) if m],

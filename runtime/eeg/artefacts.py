@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .scratch import release
+
 if TYPE_CHECKING:
     import mne
 
@@ -89,6 +91,7 @@ def constant_channels(
         row = data[i]
         if row.std() < flat_std:
             (zero if np.abs(row).max() <= ZERO_V else stuck).append(i)
+        release(data)
     return zero, stuck
 
 
@@ -116,6 +119,7 @@ def clipped_spans(
                     hit = True
         if hit:
             clipping.append(int(i))
+        release(data)
     spans = runs(mask)
     merged: list[tuple[int, int]] = []
     gap = int(round(CLIP_MERGE_S * sfreq))
@@ -167,7 +171,10 @@ def bad_span_samples(annotations: mne.Annotations, sfreq: float, n_times: int) -
 def good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
     """(C, T') volts of ``channels`` with BAD_* spans (gaps, artefacts) left out."""
     data = work.get_data(picks=list(channels), reject_by_annotation="omit", verbose=MNE_QUIET)
-    return data if data.shape[1] else work.get_data(picks=list(channels))
+    if not data.shape[1]:
+        data = work.get_data(picks=list(channels))
+    release(getattr(work, "_data", None))
+    return data
 
 
 def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
@@ -175,6 +182,7 @@ def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
     ``reject_by_annotation='omit'`` keeps (all of them when every sample is in a span, as
     :func:`good_data`)."""
     marked = work.get_data(picks=[work.ch_names[0]], reject_by_annotation="NaN", verbose=MNE_QUIET)[0]
+    release(getattr(work, "_data", None))
     keep = np.flatnonzero(~np.isnan(marked))
     return keep if keep.size else np.arange(work.n_times)
 
@@ -190,4 +198,6 @@ def good_chunks(
         if b > a:
             idx = keep[a:b]
             first = int(idx[0])
-            yield work.get_data(picks=list(channels), start=first, stop=int(idx[-1]) + 1)[:, idx - first]
+            block = work.get_data(picks=list(channels), start=first, stop=int(idx[-1]) + 1)[:, idx - first]
+            release(getattr(work, "_data", None))  # a scratch-file recording: the stretch read leaves RSS
+            yield block

@@ -20,10 +20,11 @@ import numpy as np
 
 from ..check import MilmerInputError
 from ..spec import EEGSpec
-from .artefacts import MNE_QUIET, constant_channels, nan_runs
+from .artefacts import MNE_QUIET, constant_channels
 from .channels import ChannelMatch, find_eog, missing_message, too_few_message
 from .filters import average_reference
 from .options import min_real_channels
+from .scratch import release
 from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
 
 __all__ = [
@@ -93,35 +94,40 @@ def find_bad_channels(
     types: Sequence[str],
     unit_fields: Mapping[str, str],
     flat_std: float,
+    rows: Sequence[int] | None = None,
 ) -> BadChannels:
-    """eeg: (C, T) volts of the picked channels ``names`` (NaN runs already bridged, channels
-    NaN throughout left NaN); ``types``: the reader's type of each; ``unit_fields``: name ->
-    the file's unit field."""
+    """eeg: (C, T) volts; its ``rows`` (default: all) hold the picked channels ``names`` (NaN
+    runs already bridged, channels NaN throughout left NaN); ``types``: the reader's type of
+    each; ``unit_fields``: name -> the file's unit field. Read a channel at a time (no (C, T)
+    temporary; a scratch-file ``eeg`` is released after each, :mod:`.scratch`)."""
+    rows = list(range(len(names))) if rows is None else list(rows)
+    row_of = dict(zip(rows, names))
     bad: dict[str, str] = {}
-    dead, _ = nan_runs(eeg)
-    for i in np.flatnonzero(dead):
-        bad[names[i]] = "nan"
-    rows = [i for i in range(len(names)) if names[i] not in bad]
-    zero, stuck = constant_channels(eeg, flat_std, rows)  # indices into eeg
+    for row, name in row_of.items():
+        if not np.isfinite(eeg[row]).any():
+            bad[name] = "nan"
+        release(eeg)
+    checked = [row for row, name in row_of.items() if name not in bad]
+    zero, stuck = constant_channels(eeg, flat_std, checked)  # rows of eeg
     reference = None
-    zero_names = [names[i] for i in zero]
+    zero_names = [row_of[i] for i in zero]
     if len(zero_names) == 1 and spec_eeg.reference == "average" and len(names) > 1:
         reference = zero_names[0]
     else:
         bad.update({c: "flat" for c in zero_names})
-    bad.update({names[i]: "railed" for i in stuck})
+    bad.update({row_of[i]: "railed" for i in stuck})
     for name, kind in zip(names, types):
         unit = unit_fields.get(name, "")
         if name not in bad and kind != "eeg" and unit and unit_factor(unit) is None:
             bad[name] = "not-eeg"
-    live = [i for i in range(len(names)) if names[i] not in bad and names[i] != reference]
+    live = [i for i, name in row_of.items() if name not in bad and name != reference]
     amplitude: dict[str, float] = {}
     if live:
         n = min(eeg.shape[1], int(SCREEN_S * sfreq))
         amp = screen_amplitude_uv(eeg[live, :n], sfreq, spec_eeg.l_freq, spec_eeg.h_freq)  # a copy of n samples
-        amplitude = {names[i]: float(a) for i, a in zip(live, amp)}
+        amplitude = {row_of[i]: float(a) for i, a in zip(live, amp)}
         lo, hi = PLAUSIBLE_UV
-        odd = [names[i] for i, a in zip(live, amp) if not lo <= a <= hi]
+        odd = [row_of[i] for i, a in zip(live, amp) if not lo <= a <= hi]
         # A minority out of range is the channels' fault; most channels out of range is the
         # unit's (left to the unit check after the band-pass): one channel never decides it.
         if odd and len(odd) < len(live) / 2:
@@ -219,6 +225,7 @@ def usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[
     usable, ignored = [], {}
     for name in names:
         trace = raw.get_data(picks=[name])[0]
+        release(getattr(raw, "_data", None))  # the decimated recording's rows may be a scratch file
         finite = np.isfinite(trace)
         if not finite.any():
             ignored[name] = "NaN or infinite values"

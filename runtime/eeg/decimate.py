@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .artefacts import CLIP_DESCRIPTION, CLIP_MERGE_S, CLIP_MIN_SAMPLES, CLIP_MIN_S, runs
+from .scratch import release
 
 if TYPE_CHECKING:
     import mne
@@ -108,7 +109,7 @@ def resample_early(
         out = np.empty((len(picks), n_out))
     assert out.shape == (len(picks), n_out) and out.dtype == np.float64 and out.flags.c_contiguous, out.shape
     finite_any = np.zeros(len(picks), bool)
-    nonfinite = np.zeros(n_in, bool)
+    nonfinite: list[tuple[int, int]] = []  # runs, not a (n_in,) mask: nothing grows with the length
     extremes, offset = _extremes(raw, picks, step)
     at_extreme: list[list[tuple[int, int]]] = [[] for _ in picks]
     for start in range(0, n_in, step):
@@ -118,7 +119,7 @@ def resample_early(
         bad = ~np.isfinite(chunk)
         finite_any |= ~bad.all(axis=1)
         inner = slice(start - lo, stop - lo)
-        nonfinite[start:stop] = bad[:, inner].any(axis=0)
+        nonfinite += [(start + a, start + b) for a, b in runs(bad[:, inner].any(axis=0))]
         for c, (cmin, cmax) in enumerate(extremes):
             if raw.ch_names[picks[c]] not in clip_channels or not cmin < cmax:
                 continue
@@ -135,6 +136,7 @@ def resample_early(
         a = start * up // down  # an output sample: start is a multiple of down
         b = n_out if stop == n_in else stop * up // down
         out[:, a:b] = y[:, first : first + b - a]
+        release(out)  # a scratch-file buffer: the chunk written leaves the resident set
     out[~finite_any] = np.nan
     new_sfreq = sfreq * up / down
     info = mne.create_info([raw.ch_names[i] for i in picks], new_sfreq, [types[i] for i in picks])
@@ -148,7 +150,7 @@ def resample_early(
     shift = raw.first_time if ann.orig_time is not None else 0.0
     annotations = mne.Annotations(ann.onset - shift, ann.duration, ann.description, orig_time=None)
     widen = pad / sfreq
-    for a, b in runs(nonfinite):
+    for a, b in _join(nonfinite):
         onset = max(a / sfreq - widen, 0.0)
         annotations.append(onset, min(b / sfreq + widen, n_in / sfreq) - onset, "BAD_ACQ_SKIP")
     clip = _clip_spans(at_extreme, sfreq)
@@ -184,15 +186,7 @@ def _clip_spans(at_extreme: list[list[tuple[int, int]]], sfreq: float) -> list[t
     """Runs at a channel's extreme (joined across chunk borders) long enough to be clipping,
     merged across channels as :func:`~.artefacts.clipped_spans` does."""
     n_min = max(int(math.ceil(CLIP_MIN_S * sfreq)), CLIP_MIN_SAMPLES)
-    spans: list[tuple[int, int]] = []
-    for channel in at_extreme:
-        joined: list[tuple[int, int]] = []
-        for a, b in channel:
-            if joined and joined[-1][1] == a:
-                joined[-1] = (joined[-1][0], b)
-            else:
-                joined.append((a, b))
-        spans.extend((a, b) for a, b in joined if b - a >= n_min)
+    spans = [(a, b) for channel in at_extreme for a, b in _join(channel) if b - a >= n_min]
     merged: list[tuple[int, int]] = []
     gap = int(round(CLIP_MERGE_S * sfreq))
     for a, b in sorted(spans):
@@ -201,3 +195,14 @@ def _clip_spans(at_extreme: list[list[tuple[int, int]]], sfreq: float) -> list[t
         else:
             merged.append((a, b))
     return merged
+
+
+def _join(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ordered ``[start, stop)`` runs with the ones that touch (across chunk borders) joined."""
+    joined: list[tuple[int, int]] = []
+    for a, b in spans:
+        if joined and joined[-1][1] == a:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined

@@ -17,6 +17,7 @@ import numpy as np
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET
 from .quality import line_peak, mean_psd_of
+from .scratch import empty, release
 
 if TYPE_CHECKING:
     import mne
@@ -37,6 +38,7 @@ def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
     l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
     for pick in _data_picks(raw):
         raw.filter(l_freq, spec_eeg.h_freq, picks=[pick], method="fir", verbose=MNE_QUIET)
+        release(raw._data)  # a scratch-file recording: the channel filtered leaves the resident set
     with raw.info._unlock():  # what a call over all data channels records
         if l_freq is not None and l_freq > raw.info["highpass"]:
             raw.info["highpass"] = float(l_freq)
@@ -52,6 +54,7 @@ def notch(raw: mne.io.BaseRaw, freqs: Sequence[float], picks: Sequence[str]) -> 
 
     for pick in mne.pick_types(raw.info, **{kind: True for kind in picks}, exclude=()):
         raw.notch_filter(np.asarray(freqs, float), picks=[int(pick)], verbose=MNE_QUIET)
+        release(raw._data)
 
 
 #: Seconds of the recording re-referenced at a time by :func:`average_reference`.
@@ -74,6 +77,7 @@ def average_reference(raw: mne.io.BaseRaw, chunk_s: float = REFERENCE_CHUNK_S) -
         block = data[picks, a : a + step]  # (C_good, step) a copy
         block -= block.mean(axis=0, keepdims=True)
         data[picks, a : a + step] = block
+        release(data)
     with raw.info._unlock():
         raw.info["custom_ref_applied"] = FIFF.FIFFV_MNE_CUSTOM_REF_ON
 
@@ -115,13 +119,15 @@ def raw_windows(
     first_samples = np.asarray(first_samples, dtype=np.int64)
     chunk = WINDOW_CHUNK if chunk is None else chunk
     n_channels = work.get_channel_types().count("eeg")
-    out = np.empty((first_samples.size, n_channels, window_samples), np.float32)
+    out = empty((first_samples.size, n_channels, window_samples), np.float32)  # a scratch file when large
     for a in range(0, first_samples.size, chunk):
         group = first_samples[a : a + chunk]
         lo, hi = int(group[0]), int(group[-1]) + window_samples
         block = work.get_data(picks="eeg", start=lo, stop=hi)  # (C, hi - lo) volts
         for j, s in enumerate(group):
             out[a + j] = block[:, s - lo : s - lo + window_samples] * 1e6
+        release(work._data)
+        release(out)
     return out
 
 

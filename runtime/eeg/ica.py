@@ -22,6 +22,7 @@ from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
 from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
+from .scratch import release
 
 if TYPE_CHECKING:
     import mne
@@ -114,6 +115,7 @@ def remove_eye_artefacts(
         for start in range(0, work.n_times, step):
             stop = min(start + step, work.n_times)
             ica.apply(work, exclude=excluded, start=start, stop=stop, verbose=MNE_QUIET)
+            release(work._data)
     return ICAReport(
         method=cfg.method,
         n_components=int(ica.n_components_),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .artefacts import MNE_QUIET, kept_samples
+from .scratch import release
 
 if TYPE_CHECKING:
     import mne
@@ -63,6 +64,7 @@ def eog_scores(
         first, last = int(idx[0]), int(idx[-1]) + 1
         data = work.get_data(picks=list(ica.ch_names), start=first, stop=last)[:, idx - first]
         target = work.get_data(picks=list(reference), start=first, stop=last)[:, idx - first]
+        release(getattr(work, "_data", None))
         data /= ica.pre_whitener_
         if ica.pca_mean_ is not None:
             data -= ica.pca_mean_[:, None]

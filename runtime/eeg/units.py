@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..check import MilmerInputError
+from .scratch import release
 
 if TYPE_CHECKING:
     import mne
@@ -121,4 +122,5 @@ def to_volts(
         elif applied == 1.0 and factor is not None:
             data = data * factor
         out[row] = data
+        release(out)  # a scratch-file buffer (:mod:`.scratch`): the row written leaves the resident set
     return out

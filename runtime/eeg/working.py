@@ -26,6 +26,7 @@ from .egi import egi_preset, egi_to_1020
 from .decimate import early_ratio, resample_early
 from .quality import GAP
 from .report import ChannelReport, EEGNote
+from .scratch import release, zeros
 from .units import to_volts, unit_field
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     if ratio is not None:  # a long recording: read in chunks, resampled before any full-length copy
         tic, early = time.perf_counter(), []
         up, down = ratio
-        buffer = np.zeros((n_rows, -(-raw.n_times * up // down)))
+        buffer = zeros((n_rows, -(-raw.n_times * up // down)))  # a scratch file when large (.scratch)
         raw = resample_early(
             raw, up, down, keep=used + eog_candidates, clip_channels=used, out=buffer[: n_present + n_eog], notes=early
         )  # its data: buffer's first rows
@@ -89,9 +90,10 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         match = dataclasses.replace(match, picks={c: present.index(c) for c in match.picks})  # the same channels
         timings["decimate"] = time.perf_counter() - tic
     else:
-        buffer = np.zeros((n_rows, raw.n_times))
+        buffer = zeros((n_rows, raw.n_times))
         for k, name in enumerate(eog_candidates):
             buffer[n_present + k] = raw.get_data(picks=[name])[0]
+            release(buffer)
     sfreq = float(raw.info["sfreq"])
     bads_in_file = [c for c, i in match.picks.items() if raw.ch_names[i] in raw.info["bads"]]
     present = [c for c in spec_eeg.channels if c in match.picks]
@@ -126,7 +128,7 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     checked = [c for c in present if c not in bads_in_file]
     rows = [present.index(c) for c in checked]
     found = find_bad_channels(
-        eeg if len(rows) == len(present) else eeg[rows], checked, sfreq, spec_eeg,
+        eeg, checked, sfreq, spec_eeg, rows=rows,
         types=[picked_types[c] for c in checked], unit_fields=unit_fields, flat_std=FLAT_STD_V,
     )  # fmt: skip
     check_bad_channels(found, options.interpolate_missing, picked_types, unit_fields)
@@ -168,6 +170,7 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     for row, c in enumerate(present):
         if c in to_interpolate:
             eeg[row] = 0.0
+            release(buffer)
     del eeg, eog
     missing = [c for c in spec_eeg.channels if c not in present]
     dest = {row: spec_eeg.channels.index(c) for row, c in enumerate(present)}
@@ -204,12 +207,17 @@ def _nan_spans(eeg: np.ndarray, eog: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` runs where any EEG channel that is not NaN throughout, or any EOG
     channel, is non-finite (eeg: (C, T), eog: (C_eog, T)); none when every EEG channel is NaN
     throughout. Read a channel at a time: no (C, T) temporary."""
-    live = [row for row in eeg if np.isfinite(row).any()]
+    live = []
+    for row in eeg:
+        if np.isfinite(row).any():
+            live.append(row)
+        release(row)
     if not live:
         return []
-    bad = np.zeros(eeg.shape[1], bool)
+    bad = np.zeros(eeg.shape[1], bool)  # (T,) 0.5 MB per hour at 128 Hz
     for row in [*live, *eog]:
         bad |= ~np.isfinite(row)
+        release(row)
     return runs(bad)
 
 
@@ -228,6 +236,8 @@ def move_rows(data: np.ndarray, dest: dict[int, int]) -> None:
             k = dest[j]
             if k == start:
                 data[k] = carry
+                release(data)
                 break
             carry, data[k] = data[k].copy(), carry
+            release(data)
             j = k

@@ -1,0 +1,122 @@
+"""Full-length arrays on disk: preprocessing's peak memory the same for any recording length.
+
+Preprocessing keeps one full-length copy of the recording at the model's rate (118 MB per hour
+of 32 channels as float64) and returns the windows (float32, 59 MB per hour). An array larger
+than :data:`MAX_IN_MEMORY_BYTES` is therefore made in a scratch file mapped into memory
+(:func:`empty`) instead of in RAM: every step already walks it a minute, a channel or a few
+windows at a time, and calls :func:`release` after each piece, which hands the pages it touched
+back to the page cache (``madvise(MADV_DONTNEED)``: a shared file mapping keeps its data in the
+file). Touched pages of a mapping count in the resident set until they are released, so a pass
+that forgot to release would make the peak grow with the length again.
+
+Where: ``$MILMER_SCRATCH``, else ``scratch/`` under the milmer home (:func:`~..home.milmer_home`;
+not ``/tmp``, which is RAM on many systems). Space: the array's size, reserved up front
+(``posix_fallocate``) after a check that names the folder, the size and ``MILMER_SCRATCH``
+(:class:`~..check.MilmerInputError`), so a full disk refuses before any work, never midway. The
+file is unlinked as soon as it is mapped: nothing is left behind on success, on an error, on
+Ctrl-C or on a crash; the space is returned when the array is garbage-collected.
+
+Arrays up to :data:`MAX_IN_MEMORY_BYTES` stay ordinary numpy arrays (no file, same numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..check import MilmerInputError
+from ..home import milmer_home
+
+__all__ = ["MAX_IN_MEMORY_BYTES", "SCRATCH_ENV", "empty", "is_disk_backed", "release", "scratch_folder", "zeros"]
+
+#: Arrays larger than this (bytes) are made in a scratch file (about 2 h of 32 channels at 128 Hz
+#: as float64, or 4 h of float32 windows).
+MAX_IN_MEMORY_BYTES = 256 * 2**20
+#: Environment variable naming the scratch folder.
+SCRATCH_ENV = "MILMER_SCRATCH"
+
+
+def scratch_folder() -> Path:
+    """``$MILMER_SCRATCH``, else ``<milmer home>/scratch``."""
+    env = os.environ.get(SCRATCH_ENV)
+    return Path(env).expanduser() if env else milmer_home() / "scratch"
+
+
+def empty(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """A C-contiguous array of ``shape``: in memory (uninitialised, ``np.empty``) up to
+    :data:`MAX_IN_MEMORY_BYTES`, else zeros in a mapped scratch file (see the module docstring).
+
+    Raises MilmerInputError when the scratch folder cannot be created or lacks the space.
+    """
+    return _allocate(shape, np.dtype(dtype), np.empty)
+
+
+def zeros(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """:func:`empty`, filled with zeros (a scratch file starts as zeros)."""
+    return _allocate(shape, np.dtype(dtype), np.zeros)
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype, in_memory: Any) -> np.ndarray:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes <= MAX_IN_MEMORY_BYTES or nbytes == 0:
+        return in_memory(shape, dtype)
+    folder = scratch_folder()
+    need = f"{nbytes / 2**20:.0f} MB"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise MilmerInputError(
+            f"Invalid value for '{SCRATCH_ENV}': cannot use {folder} as the scratch folder ({error.strerror or error}); "
+            f"a long recording needs {need} there. Set {SCRATCH_ENV} to a writable folder on a disk."
+        ) from error
+    if free < nbytes:
+        raise _no_space(folder, need, free)
+    with tempfile.TemporaryFile(dir=folder, prefix="milmer-", suffix=".scratch") as file:  # unlinked at once
+        try:
+            if hasattr(os, "posix_fallocate"):  # blocks reserved now: a full disk cannot fault a write later
+                os.posix_fallocate(file.fileno(), 0, nbytes)
+            else:
+                file.truncate(nbytes)
+        except OSError as error:
+            raise _no_space(folder, need, shutil.disk_usage(folder).free) from error
+        mapped = mmap.mmap(file.fileno(), nbytes)  # shared, read-write; holds the file open itself
+    return np.frombuffer(mapped, dtype).reshape(shape)
+
+
+def release(array: np.ndarray | None) -> None:
+    """Hand the pages of ``array``'s scratch mapping (when it, or the array it views, is one
+    from :func:`empty`) back to the page cache: they leave the resident set and are read again
+    from the file when next touched. Nothing for ordinary arrays or None."""
+    mapped = _mapping(array)
+    if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def is_disk_backed(array: np.ndarray | None) -> bool:
+    """Whether ``array`` lives in (or views) a scratch mapping."""
+    return _mapping(array) is not None
+
+
+def _mapping(array: Any) -> mmap.mmap | None:
+    base = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return base
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return None
+
+
+def _no_space(folder: Path, need: str, free: int) -> MilmerInputError:
+    return MilmerInputError(
+        f"Invalid value for '{SCRATCH_ENV}': the scratch folder {folder} has {free / 2**20:.0f} MB free; this "
+        f"recording needs {need} there (about 0.2 GB per hour of recording). Free space there or set "
+        f"{SCRATCH_ENV} to a folder on a disk with room."
+    )
