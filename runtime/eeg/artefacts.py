@@ -60,6 +60,8 @@ CLIP_MERGE_S = 0.5
 #: At least this many identical samples, whatever the rate (at 128 Hz: 3 samples, 23 ms).
 CLIP_MIN_SAMPLES = 3
 CLIP_DESCRIPTION = "BAD_clipped"
+#: Seconds of the recording marked at a time by :func:`kept_samples`.
+KEPT_CHUNK_S = 600.0
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -178,13 +180,22 @@ def good_data(work: mne.io.BaseRaw, channels: Sequence[str]) -> np.ndarray:
 
 
 def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
-    """(T',) int64 indices of the samples outside ``BAD_*`` spans, the samples MNE's
+    """(T',) indices of the samples outside ``BAD_*`` spans, the samples MNE's
     ``reject_by_annotation='omit'`` keeps (all of them when every sample is in a span, as
-    :func:`good_data`)."""
-    marked = work.get_data(picks=[work.ch_names[0]], reject_by_annotation="NaN", verbose=MNE_QUIET)[0]
-    release(getattr(work, "_data", None))
-    keep = np.flatnonzero(~np.isnan(marked))
-    return keep if keep.size else np.arange(work.n_times)
+    :func:`good_data`). Marked :data:`KEPT_CHUNK_S` at a time and int32 below 2**31 samples
+    (peak memory: 1.8 MB per hour at 128 Hz, no full-length float copy)."""
+    n = work.n_times
+    dtype = np.int32 if n < 2**31 else np.int64
+    step = max(1, int(KEPT_CHUNK_S * work.info["sfreq"]))
+    parts = []
+    for a in range(0, n, step):
+        marked = work.get_data(
+            picks=[work.ch_names[0]], start=a, stop=min(a + step, n), reject_by_annotation="NaN", verbose=MNE_QUIET
+        )[0]  # fmt: skip
+        release(getattr(work, "_data", None))
+        parts.append(np.flatnonzero(~np.isnan(marked)).astype(dtype) + dtype(a))
+    keep = np.concatenate(parts)
+    return keep if keep.size else np.arange(n, dtype=dtype)
 
 
 def good_chunks(

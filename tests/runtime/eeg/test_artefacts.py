@@ -142,3 +142,19 @@ def test_artefact_inside_a_bad_span_does_not_leak_through_the_filters():
     assert [float(t) for t, f in zip(out.starts, out.flags) if f] == [12.0]
     # Nothing of the pop reaches any window, flagged or clean (the neighbours were ~5x larger before).
     np.testing.assert_allclose(out.data, reference.data, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_s", [0.37, 1.0, 600.0])
+def test_kept_samples_read_in_chunks_are_the_samples_mne_omits_around(monkeypatch, chunk_s):
+    import mne
+
+    from milmer.runtime.eeg import artefacts
+
+    raw = mne.io.RawArray(np.ones((2, 1000)), mne.create_info(["Fz", "Cz"], 100.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([0.0, 2.345, 5.0, 6.995, 9.9], [0.004, 1.1, 0.2, 0.5, 1.0],
+                                        ["BAD_a", "BAD_b", "note", "BAD_ACQ_SKIP", "BAD_c"]))  # fmt: skip
+    marked = raw.get_data(picks=["Fz"], reject_by_annotation="NaN", verbose="error")[0]
+    monkeypatch.setattr(artefacts, "KEPT_CHUNK_S", chunk_s)
+    keep = artefacts.kept_samples(raw)
+    assert keep.dtype == np.int32 and np.array_equal(keep, np.flatnonzero(~np.isnan(marked)))
+    assert 500 in keep and 250 not in keep and 700 not in keep and 999 not in keep and keep.size > 800  # 'note' kept
