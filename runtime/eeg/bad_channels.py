@@ -34,6 +34,7 @@ __all__ = [
     "check_bad_channels",
     "check_interpolation",
     "interpolate_bads",
+    "interpolation_matrix",
     "screen_amplitude_uv",
     "usable_eog",
 ]
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 FLAT_STD_V = 1e-12
 #: Seconds of the recording screened for each channel's amplitude (the start, band-passed).
 SCREEN_S = 60.0
+#: Seconds of the recording interpolated at a time by :func:`interpolate_bads`.
+INTERPOLATE_CHUNK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -214,9 +217,32 @@ def interpolate_bads(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
             "standard 10-20 position."
         )
     work.set_montage(montage, match_case=False, on_missing="ignore", verbose=MNE_QUIET)
-    work.interpolate_bads(reset_bads=True, verbose=MNE_QUIET)
+    matrix, goods, bads = interpolation_matrix(work)
+    data = work._data  # (C, T) the recording's own samples, edited in place as MNE's call does
+    step = max(1, int(INTERPOLATE_CHUNK_S * work.info["sfreq"]))
+    for a in range(0, data.shape[1], step):
+        data[bads, a : a + step] = matrix @ data[goods, a : a + step]
+        release(data)
+    work.info["bads"] = []
     if spec_eeg.reference == "average":
         average_reference(work)
+
+
+def interpolation_matrix(work: mne.io.BaseRaw) -> tuple[np.ndarray, list[int], list[int]]:
+    """MNE's spherical-spline interpolation of ``work.info['bads']`` (EEG, from the positions in
+    ``work.info``) as a matrix: (n_bad, n_good), the good and bad EEG channels' indices. Taken
+    from ``interpolate_bads`` run on an identity recording (its rows, the good channels, are the
+    unit vectors), so that the matrix is MNE's own; applying it :data:`INTERPOLATE_CHUNK_S` at
+    a time spares the full-length copy of the good channels MNE's call makes."""
+    import mne
+
+    goods = [int(i) for i in mne.pick_types(work.info, eeg=True, exclude="bads")]
+    bads = [int(i) for i in mne.pick_types(work.info, eeg=True, exclude=()) if work.ch_names[i] in work.info["bads"]]
+    unit = np.zeros((len(work.ch_names), max(len(goods), 2)))
+    unit[goods, : len(goods)] = np.eye(len(goods))
+    probe = mne.io.RawArray(unit, work.info.copy(), verbose=MNE_QUIET)
+    probe.interpolate_bads(reset_bads=True, verbose=MNE_QUIET)
+    return probe._data[bads, : len(goods)], goods, bads
 
 
 def usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[str, str]]:

@@ -158,3 +158,28 @@ def test_kept_samples_read_in_chunks_are_the_samples_mne_omits_around(monkeypatc
     keep = artefacts.kept_samples(raw)
     assert keep.dtype == np.int32 and np.array_equal(keep, np.flatnonzero(~np.isnan(marked)))
     assert 500 in keep and 250 not in keep and 700 not in keep and 999 not in keep and keep.size > 800  # 'note' kept
+
+
+def test_interpolation_a_minute_at_a_time_equals_mne(monkeypatch):
+    """interpolate_bads applies MNE's own spline matrix in chunks: the same channels as
+    ``raw.interpolate_bads`` (to float64 rounding), the good ones untouched."""
+    import mne
+
+    from milmer.runtime.eeg import bad_channels
+    from milmer.runtime.eeg.bad_channels import interpolate_bads
+    from milmer.runtime.eeg.channels import standard_1005_montage_name
+
+    spec = dataclasses.replace(EEGSpec(), reference="as-recorded")
+    names = (*DEAP_CHANNELS, "vEOG")
+    x = np.random.default_rng(3).standard_normal((33, 3000)) * 1e-5
+    raw = _raw(x, names=names, types=["eeg"] * 32 + ["eog"])
+    raw.info["bads"] = ["C3", "Pz"]
+    expected = raw.copy()
+    montage = mne.channels.make_standard_montage(standard_1005_montage_name())
+    expected.set_montage(montage, match_case=False, on_missing="ignore")
+    expected.interpolate_bads(reset_bads=True, verbose="error")
+    monkeypatch.setattr(bad_channels, "INTERPOLATE_CHUNK_S", 1.7)
+    interpolate_bads(raw, spec)
+    assert raw.info["bads"] == [] and np.array_equal(raw.get_data(picks=["Cz", "vEOG"]), x[[23, 32]])
+    np.testing.assert_allclose(raw.get_data(), expected.get_data(), rtol=0, atol=1e-12 * np.abs(x).max())
+    assert np.abs(raw.get_data(picks=["C3"]) - x[4]).max() > 1e-6  # C3 was interpolated, not kept
