@@ -36,9 +36,9 @@ from ..home import milmer_home
 
 __all__ = ["MAX_IN_MEMORY_BYTES", "SCRATCH_ENV", "empty", "is_disk_backed", "release", "scratch_folder", "zeros"]
 
-#: Arrays larger than this (bytes) are made in a scratch file (about 2 h of 32 channels at 128 Hz
-#: as float64, or 4 h of float32 windows).
-MAX_IN_MEMORY_BYTES = 256 * 2**20
+#: Arrays larger than this (bytes) are made in a scratch file (about 1 h of 32 channels at 128 Hz
+#: as float64, or 2 h of float32 windows): what stays in memory is at most this much per array.
+MAX_IN_MEMORY_BYTES = 128 * 2**20
 #: Environment variable naming the scratch folder.
 SCRATCH_ENV = "MILMER_SCRATCH"
 
