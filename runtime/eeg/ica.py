@@ -22,7 +22,7 @@ from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
 from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
-from .scratch import release
+from .scratch import empty, release
 
 if TYPE_CHECKING:
     import mne
@@ -36,6 +36,7 @@ __all__ = [
     "eye_components",
     "fit_decimation",
     "make_trace",
+    "trace_data",
 ]
 
 #: Channels and length of the before/after-ICA excerpt kept with ``keep_trace=True``.
@@ -189,24 +190,52 @@ def _strongest(found: Sequence[int], strength: np.ndarray, limit: int) -> list[i
     return sorted((int(i) for i in found), key=lambda i: (-strength[i], i))[:limit]
 
 
+def trace_rows(spec_eeg: EEGSpec) -> list[int]:
+    """Rows (spec channel indices) of :data:`TRACE_CHANNELS` (the first five channels when the
+    spec has none of them)."""
+    by_key = {canonical_name(c): i for i, c in enumerate(spec_eeg.channels)}
+    rows = [by_key[k] for k in map(canonical_name, TRACE_CHANNELS) if k in by_key]
+    return rows or list(range(min(len(TRACE_CHANNELS), spec_eeg.n_channels)))
+
+
+def trace_data(work: mne.io.BaseRaw, spec_eeg: EEGSpec) -> np.ndarray:
+    """(R, T) float32 microvolts of the :func:`trace_rows` channels of ``work``, read a minute
+    at a time (a scratch file when large, :mod:`.scratch`): no full-length copy of every channel."""
+    names = [spec_eeg.channels[i] for i in trace_rows(spec_eeg)]
+    out = empty((len(names), work.n_times), np.float32)
+    step = int(APPLY_CHUNK_S * work.info["sfreq"])
+    for a in range(0, work.n_times, step):
+        out[:, a : a + step] = work.get_data(picks=names, start=a, stop=min(a + step, work.n_times)) * 1e6
+        release(work._data)
+        release(out)
+    return out
+
+
 def make_trace(
     before: np.ndarray, after: np.ndarray, spec_eeg: EEGSpec, report: ICAReport
 ) -> ICATrace:
-    """before, after: (C, T) microvolts -> the TRACE_SECONDS stretch ICA changed most (the
-    first one when ICA changed nothing)."""
-    by_key = {canonical_name(c): i for i, c in enumerate(spec_eeg.channels)}
-    rows = [by_key[k] for k in map(canonical_name, TRACE_CHANNELS) if k in by_key]
-    rows = rows or list(range(min(len(TRACE_CHANNELS), spec_eeg.n_channels)))
-    n = min(int(round(TRACE_SECONDS * spec_eeg.sfreq)), before.shape[1])
-    removed = ((before[rows] - after[rows]) ** 2).sum(axis=0)  # (T,)
-    per_start = np.convolve(removed, np.ones(n), mode="valid")  # (T - n + 1,) power in each stretch
-    start = int(np.argmax(per_start))
+    """before, after: (R, T) microvolts of the :func:`trace_rows` channels (:func:`trace_data`)
+    -> the TRACE_SECONDS stretch ICA changed most (the first one when ICA changed nothing).
+    Searched a minute at a time: nothing of the recording's length is made."""
+    rows = trace_rows(spec_eeg)
+    n_times = before.shape[1]
+    n = min(int(round(TRACE_SECONDS * spec_eeg.sfreq)), n_times)
+    step = max(int(APPLY_CHUNK_S * spec_eeg.sfreq), n)
+    start, best = 0, -np.inf
+    for a in range(0, n_times - n + 1, step):
+        b = min(a + step + n - 1, n_times)  # the stretches starting in [a, a + step)
+        removed = ((before[:, a:b] - after[:, a:b]) ** 2).sum(axis=0)  # (b - a,)
+        per_start = np.convolve(removed, np.ones(n), mode="valid")  # power in each stretch
+        release(before)
+        release(after)
+        if per_start.max() > best:  # the first of equal stretches, as one argmax would pick
+            start, best = a + int(np.argmax(per_start)), float(per_start.max())
     return ICATrace(
         channels=tuple(spec_eeg.channels[i] for i in rows),
         sfreq=spec_eeg.sfreq,
         start_s=start / spec_eeg.sfreq,
-        before=before[rows, start : start + n].astype(np.float32),
-        after=after[rows, start : start + n].astype(np.float32),
+        before=np.array(before[:, start : start + n], np.float32),
+        after=np.array(after[:, start : start + n], np.float32),
         excluded=report.excluded,
         eog_source=report.eog_source,
     )

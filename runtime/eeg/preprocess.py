@@ -67,7 +67,7 @@ from ..windows import EEGWindows
 from .artefacts import MNE_QUIET, good_data
 from .bad_channels import FLAT_STD_V, interpolate_bads
 from .filters import average_reference, bandpass, cut_windows, line_freq, line_harmonics, notch, raw_windows
-from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts
+from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts, trace_data
 from .quality import GAP, line_share_of, window_spans
 from .report import EEGNote, EEGReport, LineNoiseReport
 from .options import MAX_INTERPOLATED, EEGInputOptions
@@ -177,7 +177,7 @@ def preprocess_eeg(
         interpolate_bads(work, spec_eeg)
         timings["interpolate"] = time.perf_counter() - tic
 
-    before = work.get_data(picks="eeg") if keep_trace else None
+    before = trace_data(work, spec_eeg) if keep_trace else None  # (5, T) microvolts
     tic = time.perf_counter()
     ica = remove_eye_artefacts(work, spec_eeg, eog_names)
     timings["ica"] = time.perf_counter() - tic
@@ -231,7 +231,7 @@ def preprocess_eeg(
         duration_s=float(duration),
         timings={k: round(v, 4) for k, v in timings.items()},
         notes=tuple(notes),
-        trace=None if before is None else make_trace(before * 1e6, _eeg_uv(work), spec_eeg, ica),
+        trace=None if before is None else make_trace(before, trace_data(work, spec_eeg), spec_eeg, ica),
     )
     return EEGWindows(data=windows, starts=starts, flags=flags, info=report.to_dict()), report
 
@@ -284,8 +284,3 @@ def _check_long_enough(duration: float, baseline_s: float, spec_eeg: EEGSpec) ->
             + (f" ({duration - baseline_s:.2f} s after the {baseline_s:g} s baseline)" if baseline_s else "")
             + f"; at least one {spec_eeg.window_s:g} s window is needed."
         )
-
-
-def _eeg_uv(work: mne.io.BaseRaw) -> np.ndarray:
-    """(C, T) float32 microvolts of the EEG channels (only for the ICA trace: full length)."""
-    return (work.get_data(picks="eeg") * 1e6).astype(np.float32)

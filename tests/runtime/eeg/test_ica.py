@@ -289,3 +289,21 @@ def test_chunked_scoring_and_windows_equal_one_pass(blinky, monkeypatch):
     np.testing.assert_array_equal(chunked.starts, whole.starts)
     assert chunked.flags == whole.flags
     np.testing.assert_allclose(chunked.data, whole.data, rtol=0, atol=1e-4)  # microvolts
+
+
+@pytest.mark.parametrize("at_s", [3.0, 59.5, 61.0, 115.0, 170.0])
+def test_trace_is_the_stretch_ica_changed_most_whatever_the_minute_borders(at_s):
+    from milmer.runtime.eeg.ica import make_trace
+    from milmer.runtime.eeg.report import ICAReport
+
+    spec, rng = EEGSpec(), np.random.default_rng(1)
+    before = rng.standard_normal((5, 180 * 128)).astype(np.float32)
+    after = before - 0.01 * rng.standard_normal(before.shape).astype(np.float32)
+    i = int(at_s * 128)
+    after[1, i : i + 300] -= 40.0  # a blink removed here
+    removed = ((before.astype(np.float64) - after) ** 2).sum(axis=0)
+    expected = int(np.argmax(np.convolve(removed, np.ones(1280), mode="valid")))  # the one-pass search
+    trace = make_trace(before, after, spec, ICAReport())
+    assert trace.start_s == expected / 128 and abs(expected - i) < 1280
+    np.testing.assert_array_equal(trace.after, after[:, expected : expected + 1280])
+    assert make_trace(before, before, spec, ICAReport()).start_s == 0.0  # nothing changed: the first stretch
