@@ -234,6 +234,29 @@ def test_run_windows_holds_at_most_one_batch(tiny_model):
     assert tracker.max_alive_before_yield < batch
 
 
+def test_disk_backed_windows_score_the_same_and_are_released_batch_by_batch(tiny_model, monkeypatch, tmp_path):
+    """A long recording's windows live in a scratch file (runtime.eeg.scratch): the scorer reads
+    them a batch at a time and hands the pages back after each batch."""
+    from milmer.runtime import streaming
+    from milmer.runtime.eeg import scratch
+
+    monkeypatch.setenv(scratch.SCRATCH_ENV, str(tmp_path))
+    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
+    released, real = [], streaming.release
+    monkeypatch.setattr(streaming, "release", lambda a: released.append(scratch.is_disk_backed(a)) or real(a))
+    with Pipeline(tiny_model, batch=4, intra_op_threads=1, overlap=False) as pipe:
+        eeg, faces = _synthetic_stream(pipe.spec, 10)
+        expected = [p.probabilities for p in pipe.run_windows(eeg, faces)]
+        assert released == [False] * 3
+        eeg, faces = _synthetic_stream(pipe.spec, 10)
+        data = scratch.empty(eeg.data.shape, np.float32)
+        data[:] = eeg.data
+        on_disk = EEGWindows(data=data, starts=eeg.starts)
+        got = [p.probabilities for p in pipe.run_windows(on_disk, faces)]
+    assert scratch.is_disk_backed(on_disk.data) and released[3:] == [True] * 3  # batches of 4, 4, 2
+    np.testing.assert_array_equal(np.array(got), np.array(expected))
+
+
 def test_unequal_lengths_warn_and_predict_the_overlap(tiny_model, recording, short_video, batched):
     _, eeg = recording
     with Pipeline(tiny_model, batch=4, intra_op_threads=1) as pipe:
