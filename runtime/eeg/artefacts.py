@@ -36,6 +36,7 @@ __all__ = [
     "bad_span_samples",
     "good_data",
     "good_chunks",
+    "good_sample",
     "kept_samples",
     "relative_annotations",
     "CLIP_DESCRIPTION",
@@ -196,6 +197,16 @@ def kept_samples(work: mne.io.BaseRaw) -> np.ndarray:
         parts.append(np.flatnonzero(~np.isnan(marked)).astype(dtype) + dtype(a))
     keep = np.concatenate(parts)
     return keep if keep.size else np.arange(n, dtype=dtype)
+
+
+def good_sample(work: mne.io.BaseRaw, channel: str, max_samples: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """(1, T'') volts of ``channel`` outside ``BAD_*`` spans (``keep``, default
+    :func:`kept_samples`): all of them (``good_data``'s numbers) up to ``max_samples``, else
+    every k-th, the fewest that fit. For whole-recording statistics (a median) whose input
+    would otherwise grow with the recording's length."""
+    keep = kept_samples(work) if keep is None else keep
+    picked = keep[:: max(1, -(-keep.size // max_samples))]
+    return np.concatenate(list(good_chunks(work, [channel], picked, int(600 * work.info["sfreq"]))), axis=1)
 
 
 def good_chunks(

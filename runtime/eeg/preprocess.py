@@ -28,7 +28,8 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
    the short-file path's by the two anti-alias filters, ~1 % of their RMS);
 6. band-pass ``l_freq``-``h_freq`` (MNE's default zero-phase FIR design); gaps (``BAD_ACQ_SKIP``)
    are filtered as separate segments;
-7. scale check: a robust amplitude per channel within :data:`~.units.PLAUSIBLE_UV`, else refused;
+7. scale check: a robust amplitude per channel within :data:`~.units.PLAUSIBLE_UV`, else refused
+   (every k-th sample of recordings longer than :data:`AMPLITUDE_MAX_S`);
 8. interpolate the missing/bad channels, then average-reference again;
 9. ICA (``spec.ica.method``: Picard-O by default, FastICA) fitted on good data only (``BAD_*`` spans left out); components that correlate with
    the EOG channels (or, without EOG, with the frontal proxy channels Fp1/Fp2) beyond
@@ -64,7 +65,7 @@ import numpy as np
 from ..check import MilmerInputError, check_array, check_nonempty, check_option, check_positive, check_same_length
 from ..spec import EEGSpec
 from ..windows import EEGWindows
-from .artefacts import MNE_QUIET, good_data
+from .artefacts import MNE_QUIET, good_sample, kept_samples
 from .bad_channels import FLAT_STD_V, interpolate_bads
 from .filters import average_reference, bandpass, cut_windows, line_freq, line_harmonics, notch, raw_windows
 from .ica import ICATrace, eye_components, fit_decimation, ica_fit_params, make_trace, remove_eye_artefacts, trace_data
@@ -76,6 +77,9 @@ from .working import working_recording
 
 if TYPE_CHECKING:
     import mne
+
+#: Seconds of samples (every k-th beyond) the per-channel amplitude check reads (step 7).
+AMPLITUDE_MAX_S = 3600.0
 
 __all__ = [
     "FLAT_STD_V",
@@ -170,7 +174,10 @@ def preprocess_eeg(
     bandpass(work, spec_eeg)
     timings["filter"] = time.perf_counter() - tic
 
-    amplitude = np.concatenate([robust_amplitude_uv(good_data(work, [c])) for c in good])  # a channel at a time
+    # A channel at a time, on at most AMPLITUDE_MAX_S of samples (every k-th beyond): bounded memory.
+    keep, cap = kept_samples(work), int(AMPLITUDE_MAX_S * sfreq)
+    amplitude = np.concatenate([robust_amplitude_uv(good_sample(work, c, cap, keep)) for c in good])
+    del keep
     check_amplitude(amplitude, good, step.unit_fields, options.eeg_unit)
     if to_interpolate:
         tic = time.perf_counter()

@@ -183,3 +183,17 @@ def test_interpolation_a_minute_at_a_time_equals_mne(monkeypatch):
     assert raw.info["bads"] == [] and np.array_equal(raw.get_data(picks=["Cz", "vEOG"]), x[[23, 32]])
     np.testing.assert_allclose(raw.get_data(), expected.get_data(), rtol=0, atol=1e-12 * np.abs(x).max())
     assert np.abs(raw.get_data(picks=["C3"]) - x[4]).max() > 1e-6  # C3 was interpolated, not kept
+
+
+def test_good_sample_is_the_good_data_or_every_kth_of_it():
+    import mne
+
+    from milmer.runtime.eeg.artefacts import good_data, good_sample
+
+    x = np.random.default_rng(2).standard_normal((2, 5000))
+    raw = mne.io.RawArray(x, mne.create_info(["Fz", "Cz"], 100.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([3.21, 20.0], [5.0, 0.5], ["BAD_a", "BAD_ACQ_SKIP"]))
+    good = good_data(raw, ["Cz"])  # (1, 4450)
+    assert good.shape == (1, 4450)
+    assert np.array_equal(good_sample(raw, "Cz", 4450), good)
+    assert np.array_equal(good_sample(raw, "Cz", 1000), good[:, ::5])  # ceil(4450 / 1000)
