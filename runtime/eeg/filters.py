@@ -9,8 +9,8 @@ non-overlapping windows from an array, :func:`raw_windows` from a recording, a f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,12 +33,20 @@ def bandpass(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> None:
     (``raw.filter``; gaps, ``BAD_ACQ_SKIP``, are filtered as separate segments).
 
     With ``l_freq == 0`` it is a low-pass only. One channel at a time: the same numbers as one
-    call over all channels without MNE's full-length temporaries (peak memory).
+    call over all channels without MNE's full-length temporaries (peak memory); stretches longer
+    than :data:`FILTER_BLOCK_S` in blocks (:func:`_filter_channel`).
     """
+    from mne.filter import create_filter, filter_data
+
     l_freq = spec_eeg.l_freq if spec_eeg.l_freq > 0 else None
+    sfreq = float(raw.info["sfreq"])
+    n_taps = len(create_filter(None, sfreq, l_freq, spec_eeg.h_freq, method="fir", verbose=MNE_QUIET))
     for pick in _data_picks(raw):
-        raw.filter(l_freq, spec_eeg.h_freq, picks=[pick], method="fir", verbose=MNE_QUIET)
-        release(raw._data)  # a scratch-file recording: the channel filtered leaves the resident set
+        _filter_channel(
+            raw, pick, lambda x: filter_data(x, sfreq, l_freq, spec_eeg.h_freq, method="fir", copy=False, verbose=MNE_QUIET),
+            lambda: raw.filter(l_freq, spec_eeg.h_freq, picks=[pick], method="fir", verbose=MNE_QUIET),
+            n_taps=n_taps,
+        )  # fmt: skip
     with raw.info._unlock():  # what a call over all data channels records
         if l_freq is not None and l_freq > raw.info["highpass"]:
             raw.info["highpass"] = float(l_freq)
@@ -52,9 +60,60 @@ def notch(raw: mne.io.BaseRaw, freqs: Sequence[float], picks: Sequence[str]) -> 
     full-length temporaries."""
     import mne
 
+    freqs = np.asarray(freqs, float)
     for pick in mne.pick_types(raw.info, **{kind: True for kind in picks}, exclude=()):
-        raw.notch_filter(np.asarray(freqs, float), picks=[int(pick)], verbose=MNE_QUIET)
-        release(raw._data)
+        _filter_channel(
+            raw, int(pick), lambda x: mne.filter.notch_filter(x, raw.info["sfreq"], freqs, copy=False, verbose=MNE_QUIET),
+            lambda: raw.notch_filter(freqs, picks=[int(pick)], verbose=MNE_QUIET),
+        )  # fmt: skip
+
+
+#: Contiguous stretches (between gaps) longer than this (s) are filtered in blocks this long.
+FILTER_BLOCK_S = 600.0
+#: Seconds of real neighbouring samples filtered with each block and dropped: more than the
+#: longest FIR here reaches (MNE's 'auto' length, 3.3 / transition band: 6.6 s for a 0.5 Hz one).
+FILTER_MARGIN_S = 60.0
+
+
+def _filter_channel(
+    raw: mne.io.BaseRaw, pick: int, apply: Callable[[np.ndarray], Any], whole: Callable[[], Any], n_taps: int = 0
+) -> None:
+    """Filter row ``pick`` of ``raw`` in place as MNE's ``raw.filter``/``notch_filter`` do (each
+    stretch between ``BAD_ACQ_SKIP`` gaps and the edges on its own): ``whole()`` (MNE's call, one
+    channel) when no stretch is longer than :data:`FILTER_BLOCK_S` plus the margins, else
+    ``apply(x)`` ((1, n) float64, filtered in place) on each stretch, a long one
+    :data:`FILTER_BLOCK_S` at a time (the last block up to twice that) with
+    :data:`FILTER_MARGIN_S` (or ``n_taps``, the FIR's length, when longer) of real samples
+    either side (dropped after filtering; a block's result is written once the next block has
+    read its margin). The FIR's output at a sample depends only on samples within its reach, so the
+    blocks give MNE's numbers to rounding, while MNE's temporaries (padded copies of the
+    channel) stay a block long (peak memory)."""
+    from mne.annotations import _annotations_starts_stops
+
+    data, sfreq = raw._data, float(raw.info["sfreq"])
+    # A whole FIR length (n_taps, when known) at least, on either side and in a block.
+    block, margin = max(int(FILTER_BLOCK_S * sfreq), n_taps), max(int(FILTER_MARGIN_S * sfreq), n_taps)
+    onsets, ends = _annotations_starts_stops(raw, ("edge", "bad_acq_skip"), invert=True)
+    if all(stop - start <= block + 2 * margin for start, stop in zip(onsets, ends)):
+        whole()
+        release(data)  # a scratch-file recording: the channel filtered leaves the resident set
+        return
+    for start, stop in zip(onsets.tolist(), ends.tolist()):
+        if stop - start <= block + 2 * margin:
+            apply(data[pick : pick + 1, start:stop])  # a view: filtered in place, as MNE's call does
+            continue
+        pending: tuple[int, np.ndarray] | None = None
+        for a in range(start, stop - block, block):
+            b = stop if stop - a < 2 * block else a + block  # the last block 1-2 blocks long:
+            lo, hi = max(start, a - margin), min(stop, b + margin)  # never shorter than the FIR
+            x = apply(data[pick : pick + 1, lo:hi].copy())  # (1, hi - lo)
+            if pending is not None:
+                data[pick, pending[0] : pending[0] + pending[1].size] = pending[1]
+            pending = (a, x[0, a - lo : b - lo].copy())
+            release(data)
+        assert pending is not None
+        data[pick, pending[0] : pending[0] + pending[1].size] = pending[1]
+    release(data)
 
 
 #: Seconds of the recording re-referenced at a time by :func:`average_reference`.
