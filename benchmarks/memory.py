@@ -10,14 +10,19 @@ figure, never the parent's: on Linux a child's ``ru_maxrss`` starts at its paren
 2 GB benchmark process would report 2 GB for a 60 s file; the target is
 :data:`TARGET_MB` for any length and rate. Run alone::
 
-    python -m milmer.benchmarks.memory --seconds 3600 --out /tmp/mem
+    python -m milmer.benchmarks.memory --seconds 3600 --out ~/mem-bench
 
-Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 351 MB for 1 h, 716 MB for 3 h, 1179 MB
-for 6 h, i.e. about 185 MB plus 165 MB per hour (a fit over the three; what grows with length is the
-one full-length copy, 32 channels at the model's 128 Hz as float64, 118 MB per hour, and the
-float32 windows, 59 MB per hour); the file's
-rate no longer matters (it is read a minute at a time and resampled straight to 128 Hz), so 2 GB
-holds up to about 11 h. A file under :data:`~milmer.runtime.eeg.decimate.MAX_FULL_RATE_BYTES`
+Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 353 MB for 1 h (both arrays still in memory),
+261 MB for 3 h, 297 MB for 6 h, and 392 MB for 24 h of the same BDF at 256 Hz (5 MB per hour more
+from 6 to 24 h, across two file rates; what still scales with the length is small: the kept-sample
+indices, int32, 1.8 MB per hour, a gap mask, 0.5 MB per hour, per-window starts and flags): flat in length. The
+two arrays that grow with it (the one full-length copy, 32 channels at the model's 128 Hz as
+float64, 118 MB per hour, and the float32 windows, 59 MB per hour) live in a scratch file once
+over :data:`~milmer.runtime.eeg.scratch.MAX_IN_MEMORY_BYTES` (``$MILMER_SCRATCH``, else under
+the milmer home; about 0.2 GB of disk per hour), and every pass over them hands its pages back.
+Before that: 351 MB for 1 h, 716 MB for 3 h, 1179 MB for 6 h (185 MB + 165 MB per hour, 2 GB
+at about 11 h). The file's rate does not matter (it is read a minute at a time and resampled
+straight to 128 Hz). A file under :data:`~milmer.runtime.eeg.decimate.MAX_FULL_RATE_BYTES`
 of channels at its own rate is filtered there: 698 MB for 6.5 min, the most such a file takes.
 Before the chunked resampling to 128 Hz: 641 MB for 1 h, 1159 MB for 2 h (a 256 Hz working copy and
 full-length temporaries of the reference, notch and resampling, about 0.5 GB per hour).

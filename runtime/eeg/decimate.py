@@ -9,10 +9,11 @@ alone would exceed the memory target. A recording whose channels take more than
 (MNE reads only that part of the file) and resampled straight to the model's rate
 (``EEGSpec.sfreq``, 128 Hz) by the rational factor ``up / down`` (anti-aliased polyphase FIR,
 ``scipy.signal.resample_poly``). The rest of preprocessing (reference, notch, band-pass, ICA,
-windows) then runs on that copy in place: peak memory follows the model's rate (118 MB per
-hour of 32 channels as float64, 3.7 MB per EOG channel, plus the float32 windows, 59 MB
-per hour), whatever the file's rate. The mains notch then runs at 128 Hz (50 and 60 Hz lie
-below its Nyquist; their harmonics go with the anti-alias filter).
+windows) then runs on that copy in place, whatever the file's rate: 118 MB per hour of 32
+channels as float64, 3.7 MB per EOG channel, plus the float32 windows, 59 MB per hour; beyond
+:data:`~.scratch.MAX_IN_MEMORY_BYTES` the copy (``out``) and the windows live in a scratch file
+(:mod:`.scratch`), so peak memory does not grow with the length. The mains notch then runs at
+128 Hz (50 and 60 Hz lie below its Nyquist; their harmonics go with the anti-alias filter).
 
 What needs the raw samples is done on them, chunk by chunk, before the resampling:
 

@@ -15,7 +15,8 @@ hum, band-passed, eye artefacts removed, 128 Hz) or is refused with a way forwar
    refused, naming it; one channel flat at 0 V is the stored reference electrode; a long
    file (more than :data:`~.decimate.MAX_FULL_RATE_BYTES` of channels at its own rate) is read
    in chunks and resampled to ``spec.sfreq`` first (:mod:`.decimate`), so that the one
-   full-length copy, which every later step edits in place, is at the model's rate;
+   full-length copy, which every later step edits in place, is at the model's rate (and, with
+   the windows, in a scratch file once large, :mod:`.scratch`: peak memory flat in length);
    NaN runs become gaps, clipping becomes ``BAD_clipped`` spans (:mod:`.artefacts`), and every
    ``BAD_*`` span is bridged by a straight line so that the filters cannot carry what it holds
    into clean windows;
