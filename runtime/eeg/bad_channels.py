@@ -250,13 +250,30 @@ def usable_eog(raw: mne.io.BaseRaw, spec_eeg: EEGSpec) -> tuple[list[str], dict[
     names = find_eog(raw.ch_names, raw.get_channel_types(), spec_eeg)
     usable, ignored = [], {}
     for name in names:
-        trace = raw.get_data(picks=[name])[0]
-        release(getattr(raw, "_data", None))  # the decimated recording's rows may be a scratch file
-        finite = np.isfinite(trace)
-        if not finite.any():
+        std = _finite_std(raw, name)
+        if std is None:
             ignored[name] = "NaN or infinite values"
-        elif trace[finite].std() < FLAT_STD_V:
+        elif std < FLAT_STD_V:
             ignored[name] = "flat"
         else:
             usable.append(name)
     return usable, ignored
+
+
+def _finite_std(raw: mne.io.BaseRaw, name: str) -> float | None:
+    """Standard deviation of channel ``name``'s finite samples (None when there are none), read
+    :data:`SCREEN_S` x 10 at a time: each stretch's count, mean and squared deviations combined
+    (Chan et al.'s pairwise update, as stable as the two-pass formula), no full-length copy."""
+    n, mean, m2 = 0, 0.0, 0.0
+    step = max(1, int(10 * SCREEN_S * raw.info["sfreq"]))
+    for a in range(0, raw.n_times, step):
+        chunk = raw.get_data(picks=[name], start=a, stop=min(a + step, raw.n_times))[0]
+        release(getattr(raw, "_data", None))  # the decimated recording's rows may be a scratch file
+        chunk = chunk[np.isfinite(chunk)]
+        if chunk.size:
+            k, chunk_mean = chunk.size, float(chunk.mean())
+            delta = chunk_mean - mean
+            m2 += float(((chunk - chunk_mean) ** 2).sum()) + delta**2 * n * k / (n + k)
+            mean += delta * k / (n + k)
+            n += k
+    return None if n == 0 else float(np.sqrt(m2 / n))

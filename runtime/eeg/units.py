@@ -95,6 +95,9 @@ def unit_field(raw: mne.io.BaseRaw, name: str) -> str:
     return "" if unit in (None, "n/a") else str(unit)
 
 
+#: Seconds of a channel converted at a time by :func:`to_volts`.
+VOLTS_CHUNK_S = 600.0
+
 # Channel types MNE scales by the file's unit field (a 'misc' channel is left as stored).
 _SCALED_TYPES = ("eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs")
 
@@ -106,21 +109,24 @@ def to_volts(
     numbers are in) replacing the unit field, and voltage units applied to channels the reader
     left unscaled (BrainVision 'μV' with a Greek mu: typed 'misc').
 
-    Read one channel at a time into ``out`` ((C, T) float64, allocated when None; it may hold
-    ``raw``'s own data: each row is read before it is written), so no second full copy is made.
+    Read one channel, :data:`VOLTS_CHUNK_S` at a time, into ``out`` ((C, T) float64, allocated
+    when None; it may hold ``raw``'s own data: each stretch is read before it is written), so no
+    second full copy, not even of one channel, is made.
     """
     types = raw.get_channel_types()
     if out is None:
         out = np.empty((len(picks), raw.n_times))
+    step = max(1, int(VOLTS_CHUNK_S * raw.info["sfreq"]))
     for row, i in enumerate(picks):
         name = raw.ch_names[i]
-        data = raw.get_data(picks=[i])[0]  # (T,) a copy of one channel
         factor = unit_factor(unit_field(raw, name))
         applied = factor if (factor is not None and types[i] in _SCALED_TYPES) else 1.0
-        if eeg_unit is not None:
-            data = data / applied * EEG_UNITS[eeg_unit]  # the file's numbers, in eeg_unit
-        elif applied == 1.0 and factor is not None:
-            data = data * factor
-        out[row] = data
-        release(out)  # a scratch-file buffer (:mod:`.scratch`): the row written leaves the resident set
+        for a in range(0, raw.n_times, step):
+            data = raw.get_data(picks=[i], start=a, stop=min(a + step, raw.n_times))[0]  # (step,) a copy
+            if eeg_unit is not None:
+                data = data / applied * EEG_UNITS[eeg_unit]  # the file's numbers, in eeg_unit
+            elif applied == 1.0 and factor is not None:
+                data = data * factor
+            out[row, a : a + step] = data
+            release(out)  # a scratch-file buffer (:mod:`.scratch`): the stretch written leaves the resident set
     return out
