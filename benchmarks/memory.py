@@ -13,9 +13,9 @@ figure, never the parent's: on Linux a child's ``ru_maxrss`` starts at its paren
     python -m milmer.benchmarks.memory --seconds 3600 --out ~/mem-bench
 
 Measured on a busy 2-core CPU (AMD, AVX-512): peak RSS 353 MB for 1 h (both arrays still in memory),
-261 MB for 3 h, 297 MB for 6 h, and 392 MB for 24 h of the same BDF at 256 Hz (5 MB per hour more
-from 6 to 24 h, across two file rates; what still scales with the length is small: the kept-sample
-indices, int32, 1.8 MB per hour, a gap mask, 0.5 MB per hour, per-window starts and flags): flat in length. The
+261 MB for 3 h, 297 MB for 6 h, and 331 MB for 24 h of the same BDF at 256 Hz (what still scales with
+the length is small: the kept-sample indices, int32, 1.8 MB per hour, a gap mask, 0.5 MB per hour,
+per-window starts and flags): flat in length. The
 two arrays that grow with it (the one full-length copy, 32 channels at the model's 128 Hz as
 float64, 118 MB per hour, and the float32 windows, 59 MB per hour) live in a scratch file once
 over :data:`~milmer.runtime.eeg.scratch.MAX_IN_MEMORY_BYTES` (``$MILMER_SCRATCH``, else under
