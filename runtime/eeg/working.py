@@ -81,7 +81,9 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     if ratio is not None:  # a long recording: read in chunks, resampled before any full-length copy
         tic, early = time.perf_counter(), []
         up, down = ratio
-        buffer = zeros((n_rows, -(-raw.n_times * up // down)))  # a scratch file when large (.scratch)
+        n_out = -(-raw.n_times * up // down)
+        # A scratch file when large (.scratch), its space checked with the windows' to come.
+        buffer = zeros((n_rows, n_out), later_bytes=spec_eeg.n_channels * n_out * 4)
         raw = resample_early(
             raw, up, down, keep=used + eog_candidates, clip_channels=used, out=buffer[: n_present + n_eog], notes=early
         )  # its data: buffer's first rows
@@ -90,7 +92,8 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         match = dataclasses.replace(match, picks={c: present.index(c) for c in match.picks})  # the same channels
         timings["decimate"] = time.perf_counter() - tic
     else:
-        buffer = zeros((n_rows, raw.n_times))
+        later = spec_eeg.n_channels * int(raw.n_times * spec_eeg.sfreq / float(raw.info["sfreq"])) * 4
+        buffer = zeros((n_rows, raw.n_times), later_bytes=later)  # float32 windows at the model's rate
         for k, name in enumerate(eog_candidates):
             buffer[n_present + k] = raw.get_data(picks=[name])[0]
             release(buffer)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.eeg import decimate, scratch
+from milmer.runtime.eeg import decimate, scratch, working
 from milmer.runtime.eeg.preprocess import preprocess_raw
 from milmer.runtime.eeg.scratch import empty, is_disk_backed, release
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
@@ -25,6 +25,7 @@ linux = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_DONTNEED"), reason="/proc and madvise"
 )
 NAMES = (*DEAP_CHANNELS, "hEOG", "vEOG")
+NO_ICA = dataclasses.replace(EEGSpec(), ica=dataclasses.replace(EEGSpec().ica, enabled=False))
 
 
 @pytest.fixture
@@ -131,7 +132,7 @@ def test_too_little_disk_space_is_refused_up_front(folder, monkeypatch):
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
     monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 * 2**30, 0, 2**20))
     with pytest.raises(MilmerInputError, match=(
-        rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {folder} has 1 MB free; this recording "
+        rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {folder} has 1.00 MB free; this recording "
         r"needs 100 MB there \(about 0.2 GB per hour of recording\)\. Free space there or set MILMER_SCRATCH"
     )):  # fmt: skip
         empty((100 * 2**20 // 4,), np.float32)
@@ -142,7 +143,7 @@ def test_a_scratch_folder_that_cannot_be_made_is_refused(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv(scratch.SCRATCH_ENV, str(blocker / "scratch"))
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    with pytest.raises(MilmerInputError, match=r"cannot use .*a-file/scratch as the scratch folder .*needs 1 MB there\. Set MILMER_SCRATCH"):
+    with pytest.raises(MilmerInputError, match=r"cannot use .*a-file/scratch as the scratch folder .*needs 1.00 MB there\. Set MILMER_SCRATCH"):
         empty((2**20,), np.uint8)
 
 
@@ -160,3 +161,27 @@ def test_selecting_windows_keeps_a_long_recording_out_of_memory(folder, monkeypa
     mask = np.array([1, 0, 1, 1, 0, 1], bool)
     kept = windows.select(mask)
     assert is_disk_backed(kept.data) and np.array_equal(kept.data, data[mask]) and kept.starts.tolist() == [0, 2, 3, 5]
+
+
+def test_the_windows_to_come_are_counted_before_any_work(folder, monkeypatch):
+    """The working buffer's allocation checks room for the windows too: a disk that holds the
+    buffer but not the windows refuses at the start, not after the filters and ICA."""
+    import shutil
+
+    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(decimate, "MAX_FULL_RATE_BYTES", 1)
+    x = _busy_recording()  # 60 s -> 7680 samples at 128 Hz: buffer 34 x 7680 x 8, windows 32 x 7680 x 4
+    buffer, windows = 34 * 7680 * 8, 32 * 7680 * 4
+    free = buffer + windows // 2
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(2**40, 0, free))
+    started = []
+    monkeypatch.setattr(working, "resample_early", lambda *a, **k: started.append(1))
+    with pytest.raises(MilmerInputError, match=r"has 2.46 MB free; this recording needs 2.93 MB there"):
+        _preprocess(x)
+    assert started == []  # refused before reading the recording
+    monkeypatch.undo()
+    monkeypatch.setenv(scratch.SCRATCH_ENV, str(folder))
+    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(decimate, "MAX_FULL_RATE_BYTES", 1)
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(2**40, 0, buffer + windows))
+    assert is_disk_backed(_preprocess(x, NO_ICA).data)
