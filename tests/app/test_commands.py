@@ -87,6 +87,23 @@ def test_preprocess_refuses_a_non_empty_output_folder_before_any_work(recording,
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_preprocess_refuses_an_unusable_scratch_folder_with_exit_2(recording, tmp_path, capsys, monkeypatch):
+    """A long recording's arrays go to the scratch folder (runtime.eeg.scratch; forced here for a
+    short one): a folder that cannot be made is the user's setup, named, and nothing is written."""
+    from milmer.runtime.eeg import scratch
+
+    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MILMER_SCRATCH", str(blocker / "scratch"))
+    video, eeg = recording
+    out = tmp_path / "pre"
+    code, _, err = _run(["preprocess", video, eeg, "--out", out], capsys)
+    assert code == EXIT_USAGE, err
+    assert err.startswith(f"Error: Invalid value for 'MILMER_SCRATCH': cannot use {blocker / 'scratch'} as the scratch folder")
+    assert err.rstrip().endswith("Set MILMER_SCRATCH to a writable folder on a disk.") and not out.exists()
+
+
 def _bad_eeg_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     corrupt = tmp / "corrupt.edf"
     corrupt.write_bytes(np.random.default_rng(0).bytes(4000))
