@@ -18,7 +18,7 @@ the length is small: the kept-sample indices, int32, 1.8 MB per hour, a gap mask
 per-window starts and flags): flat in length. The
 two arrays that grow with it (the one full-length copy, 32 channels at the model's 128 Hz as
 float64, 118 MB per hour, and the float32 windows, 59 MB per hour) live in a scratch file once
-over :data:`~milmer.runtime.eeg.scratch.MAX_IN_MEMORY_BYTES` (``$MILMER_SCRATCH``, else under
+over :data:`~milmer.runtime.scratch.MAX_IN_MEMORY_BYTES` (``$MILMER_SCRATCH``, else under
 the milmer home; about 0.2 GB of disk per hour), and every pass over them hands its pages back.
 Before that: 351 MB for 1 h, 716 MB for 3 h, 1179 MB for 6 h (185 MB + 165 MB per hour, 2 GB
 at about 11 h). The file's rate does not matter (it is read a minute at a time and resampled

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import scratch
 from .files import atomic_dir, write_json_atomic
 from .recording import Coverage, RecordingOptions, open_recording, window_coverage
 from .spec import ModelSpec
@@ -118,7 +119,7 @@ def write_preprocessed(
     """
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite, name=out_name) as tmp:
-        np.savez(
+        scratch.savez(  # np.savez's file; long recordings' crops and windows written a block at a time
             tmp / "windows.npz",
             eeg=result.eeg.data,
             faces=result.faces.frames,

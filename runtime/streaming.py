@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .eeg.scratch import release
+from .scratch import release
 from .face.extract import FaceWindow
 from .results import RunStats, WindowPrediction, face_flags
 from .spec import ModelSpec

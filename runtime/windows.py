@@ -38,8 +38,8 @@ class EEGWindows:
     def select(self, mask: np.ndarray) -> EEGWindows:
         """The windows where ``mask`` (W,) bool is True (``info`` shared). Data: ``self.data``
         itself when every window is kept, else a copy made a window at a time (in a scratch file
-        when large, see :mod:`.eeg.scratch`: a long recording's windows never all in memory)."""
-        from .eeg.scratch import empty, release
+        when large, see :mod:`.scratch`: a long recording's windows never all in memory)."""
+        from .scratch import empty, release
 
         assert self.flags is not None
         mask = np.asarray(mask, bool)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scratch import release
+from ..scratch import release
 
 if TYPE_CHECKING:
     import mne

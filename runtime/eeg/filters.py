@@ -17,7 +17,7 @@ import numpy as np
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET
 from .quality import line_peak, mean_psd_of
-from .scratch import empty, release
+from ..scratch import empty, release
 
 if TYPE_CHECKING:
     import mne

@@ -22,7 +22,7 @@ from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
 from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
-from .scratch import empty, release
+from ..scratch import empty, release
 
 if TYPE_CHECKING:
     import mne

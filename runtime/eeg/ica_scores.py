@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .artefacts import MNE_QUIET, kept_samples
-from .scratch import release
+from ..scratch import release
 
 if TYPE_CHECKING:
     import mne

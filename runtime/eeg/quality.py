@@ -53,7 +53,7 @@ def mean_psd_of(work: mne.io.BaseRaw, channels: Sequence[str]) -> tuple[np.ndarr
     from scipy.signal import welch
 
     from .artefacts import good_data, kept_samples
-    from .scratch import release
+    from ..scratch import release
 
     sfreq = float(work.info["sfreq"])
     keep = kept_samples(work)

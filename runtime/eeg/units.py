@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..check import MilmerInputError
-from .scratch import release
+from ..scratch import release
 
 if TYPE_CHECKING:
     import mne

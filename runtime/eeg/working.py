@@ -26,7 +26,7 @@ from .egi import egi_preset, egi_to_1020
 from .decimate import early_ratio, resample_early
 from .quality import GAP
 from .report import ChannelReport, EEGNote
-from .scratch import release, zeros
+from ..scratch import release, zeros
 from .units import to_volts, unit_field
 
 if TYPE_CHECKING:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import scratch
 from ..check import check_equal, check_nonempty, check_positive, check_type
 from ..spec import FaceSpec
 from ..windows import FaceWindows
@@ -70,6 +71,10 @@ __all__ = [
     "extract_faces",
     "face_notes",
 ]
+
+# Windows of crops written between two releases of a scratch-backed crop array (24 MB at the
+# paper's sizes).
+_RELEASE_EVERY = 16
 
 
 def iter_face_windows(
@@ -228,7 +233,9 @@ def extract_faces(
         detector=detector, alignment=alignment,
     )
     n_windows, n_per, size = len(np.asarray(window_starts)), spec_face.frames_per_window, spec_face.frame_size
-    frames = np.zeros((n_windows, n_per, size, size, 3), np.uint8)
+    # (W, F, S, S, 3): 1.5 MB per window at the paper's sizes, 1.8 GB per hour of recording; a
+    # scratch file when large (:mod:`..scratch`), its pages handed back every few windows.
+    frames = scratch.zeros((n_windows, n_per, size, size, 3), np.uint8)
     found = np.zeros((n_windows, n_per), bool)
     timestamps = np.full((n_windows, n_per), np.nan)
     flags = np.zeros((n_windows, n_per), np.uint8)
@@ -238,6 +245,8 @@ def extract_faces(
         found[window.index] = window.found
         timestamps[window.index] = window.timestamps
         flags[window.index] = window.flags
+        if window.index % _RELEASE_EVERY == _RELEASE_EVERY - 1:
+            scratch.release(frames)
 
     if progress:
         from rich.console import Console
@@ -251,6 +260,7 @@ def extract_faces(
     else:
         for window in windows:
             store(window)
+    scratch.release(frames)
     return FaceWindows(
         frames=frames,
         found=found,

@@ -88,9 +88,9 @@ def test_preprocess_refuses_a_non_empty_output_folder_before_any_work(recording,
 
 
 def test_preprocess_refuses_an_unusable_scratch_folder_with_exit_2(recording, tmp_path, capsys, monkeypatch):
-    """A long recording's arrays go to the scratch folder (runtime.eeg.scratch; forced here for a
+    """A long recording's arrays go to the scratch folder (runtime.scratch; forced here for a
     short one): a folder that cannot be made is the user's setup, named, and nothing is written."""
-    from milmer.runtime.eeg import scratch
+    from milmer.runtime import scratch
 
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
     blocker = tmp_path / "a-file"

@@ -235,10 +235,10 @@ def test_run_windows_holds_at_most_one_batch(tiny_model):
 
 
 def test_disk_backed_windows_score_the_same_and_are_released_batch_by_batch(tiny_model, monkeypatch, tmp_path):
-    """A long recording's windows live in a scratch file (runtime.eeg.scratch): the scorer reads
+    """A long recording's windows live in a scratch file (runtime.scratch): the scorer reads
     them a batch at a time and hands the pages back after each batch."""
     from milmer.runtime import streaming
-    from milmer.runtime.eeg import scratch
+    from milmer.runtime import scratch
 
     monkeypatch.setenv(scratch.SCRATCH_ENV, str(tmp_path))
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)

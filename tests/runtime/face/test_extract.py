@@ -169,6 +169,24 @@ def test_iterator_is_lazy_and_validates_eagerly(face_video: Path, tmp_path: Path
         iter_face_windows(face_video, np.array([0.0]), SPEC, 0)
 
 
+def test_a_long_recordings_crops_go_to_the_scratch_file(face_video: Path, tmp_path, monkeypatch) -> None:
+    """Crops larger than the scratch threshold (1.5 MB per window at the paper's sizes) are made
+    in the scratch file, every page handed back as they are written: the same crops."""
+    from milmer.runtime import scratch
+
+    spec = FaceSpec(frames_per_window=10, frame_size=SIZE)
+    starts = np.array([1.0, 5.0, 7.5])
+    in_memory = extract_faces(face_video, starts, spec, 1.0)
+    monkeypatch.setenv(scratch.SCRATCH_ENV, str(tmp_path))
+    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
+    released = []
+    monkeypatch.setattr(scratch, "release", lambda a, real=scratch.release: released.append(1) or real(a))
+    on_disk = extract_faces(face_video, starts, spec, 1.0)
+    assert scratch.is_disk_backed(on_disk.frames) and not scratch.is_disk_backed(in_memory.frames)
+    assert np.array_equal(on_disk.frames, in_memory.frames) and np.array_equal(on_disk.found, in_memory.found)
+    assert released  # handed back at least once the crops are written
+
+
 def test_extract_faces_with_blazeface(face_video: Path) -> None:
     # Blank frames: 30-34 (in window 0: frames 31, 33) and 100-129 (all of window 1).
     spec = FaceSpec(frames_per_window=10, frame_size=SIZE)

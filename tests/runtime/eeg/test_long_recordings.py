@@ -1,4 +1,5 @@
-"""Long recordings' full-length arrays in a scratch file: the same windows, nothing left behind."""
+"""Long recordings' full-length arrays in a scratch file (:mod:`milmer.runtime.scratch`): the
+same windows as in memory, refused before any work when the disk is short, nothing left behind."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from milmer.runtime import scratch
 from milmer.runtime.check import MilmerInputError
-from milmer.runtime.eeg import decimate, scratch, working
+from milmer.runtime.eeg import decimate, working
 from milmer.runtime.eeg.preprocess import preprocess_raw
-from milmer.runtime.eeg.scratch import empty, is_disk_backed, release
+from milmer.runtime.scratch import is_disk_backed
 from milmer.runtime.spec import DEAP_CHANNELS, EEGSpec
-from milmer.runtime.windows import EEGWindows
 
 from .test_decimate import _busy_recording, _raw
 
@@ -38,35 +39,6 @@ def folder(tmp_path, monkeypatch) -> Path:
 def _mappings(folder: Path) -> int:
     """Scratch mappings of this process (the files are unlinked: /proc still names them)."""
     return Path("/proc/self/maps").read_text().count(str(folder))
-
-
-def _rss_mb() -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
-
-
-def test_small_arrays_stay_ordinary_and_make_no_folder(folder):
-    a = empty((4, 5))
-    assert type(a) is np.ndarray and not is_disk_backed(a) and not folder.exists()
-    release(a)  # nothing to do
-    release(None)
-
-
-@linux
-def test_release_hands_the_touched_pages_back(folder, monkeypatch):
-    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    a = empty((200 * 2**20 // 8,))  # 200 MB
-    assert is_disk_backed(a) and is_disk_backed(a[10:20]) and os.listdir(folder) == []  # unlinked at once
-    before = _rss_mb()
-    a[:] = 1.5
-    touched = _rss_mb()
-    release(a[5:])  # a view finds its mapping
-    released = _rss_mb()
-    assert touched - before > 180 and touched - released > 180, (before, touched, released)
-    assert a[0] == 1.5 and a[-1] == 1.5 and a.sum() == 1.5 * a.size  # the data stays in the file
-    del a
-    gc.collect()
-    assert _mappings(folder) == 0
 
 
 def _preprocess(x, spec=None):
@@ -126,43 +98,6 @@ def test_no_scratch_file_is_left_behind(folder, monkeypatch, outcome):
     assert os.listdir(folder) == [] and _mappings(folder) == 0
 
 
-def test_too_little_disk_space_is_refused_up_front(folder, monkeypatch):
-    import shutil
-
-    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 * 2**30, 0, 2**20))
-    with pytest.raises(MilmerInputError, match=(
-        rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {folder} has 1.00 MB free; this recording "
-        r"needs 100 MB there \(about 0.2 GB per hour of recording\)\. Free space there or set MILMER_SCRATCH"
-    )):  # fmt: skip
-        empty((100 * 2**20 // 4,), np.float32)
-
-
-def test_a_scratch_folder_that_cannot_be_made_is_refused(tmp_path, monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv(scratch.SCRATCH_ENV, str(blocker / "scratch"))
-    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    with pytest.raises(MilmerInputError, match=r"cannot use .*a-file/scratch as the scratch folder .*needs 1.00 MB there\. Set MILMER_SCRATCH"):
-        empty((2**20,), np.uint8)
-
-
-def test_the_default_scratch_folder_is_under_the_milmer_home(tmp_path, monkeypatch):
-    monkeypatch.delenv(scratch.SCRATCH_ENV, raising=False)
-    monkeypatch.setenv("MILMER_HOME", str(tmp_path))
-    assert scratch.scratch_folder() == tmp_path / "scratch"
-
-
-def test_selecting_windows_keeps_a_long_recording_out_of_memory(folder, monkeypatch):
-    data = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 2, 3)
-    windows = EEGWindows(data=data, starts=np.arange(6.0))
-    assert windows.select(np.ones(6, bool)).data is data  # all kept: no copy
-    monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    mask = np.array([1, 0, 1, 1, 0, 1], bool)
-    kept = windows.select(mask)
-    assert is_disk_backed(kept.data) and np.array_equal(kept.data, data[mask]) and kept.starts.tolist() == [0, 2, 3, 5]
-
-
 def test_the_windows_to_come_are_counted_before_any_work(folder, monkeypatch):
     """The working buffer's allocation checks room for the windows too: a disk that holds the
     buffer but not the windows refuses at the start, not after the filters and ICA."""
@@ -185,3 +120,4 @@ def test_the_windows_to_come_are_counted_before_any_work(folder, monkeypatch):
     monkeypatch.setattr(decimate, "MAX_FULL_RATE_BYTES", 1)
     monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(2**40, 0, buffer + windows))
     assert is_disk_backed(_preprocess(x, NO_ICA).data)
+

@@ -9,10 +9,10 @@ back to the page cache (``madvise(MADV_DONTNEED)``: a shared file mapping keeps 
 file). Touched pages of a mapping count in the resident set until they are released, so a pass
 that forgot to release would make the peak grow with the length again.
 
-Where: ``$MILMER_SCRATCH``, else ``scratch/`` under the milmer home (:func:`~..home.milmer_home`;
+Where: ``$MILMER_SCRATCH``, else ``scratch/`` under the milmer home (:func:`~.home.milmer_home`;
 not ``/tmp``, which is RAM on many systems). Space: the array's size, reserved up front
 (``posix_fallocate``) after a check that names the folder, the size and ``MILMER_SCRATCH``
-(:class:`~..check.MilmerInputError`), so a full disk refuses before any work, never midway. The
+(:class:`~.check.MilmerInputError`), so a full disk refuses before any work, never midway. The
 file is unlinked as soon as it is mapped: nothing is left behind on success, on an error, on
 Ctrl-C or on a crash; the space is returned when the array is garbage-collected.
 
@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from ..check import MilmerInputError
-from ..home import milmer_home
+from .check import MilmerInputError
+from .home import milmer_home
 
-__all__ = ["MAX_IN_MEMORY_BYTES", "SCRATCH_ENV", "empty", "is_disk_backed", "release", "scratch_folder", "zeros"]
+__all__ = [
+    "MAX_IN_MEMORY_BYTES", "SCRATCH_ENV", "empty", "is_disk_backed", "release", "savez", "scratch_folder", "zeros",
+]  # fmt: skip
 
 #: Arrays larger than this (bytes) are made in a scratch file (about 1 h of 32 channels at 128 Hz
 #: as float64, or 2 h of float32 windows): what stays in memory is at most this much per array.
@@ -100,6 +102,35 @@ def release(array: np.ndarray | None) -> None:
     mapped = _mapping(array)
     if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapped.madvise(mmap.MADV_DONTNEED)
+
+
+#: Bytes of a scratch-backed array written to an ``.npz`` at a time by :func:`savez`.
+WRITE_BLOCK_BYTES = 64 * 2**20
+
+
+def savez(path: str | os.PathLike[str], **arrays: Any) -> None:
+    """``np.savez(path, **arrays)``: the same uncompressed ``.npz`` (``np.load`` reads it alike),
+    but a scratch-backed array (:func:`empty`) is written :data:`WRITE_BLOCK_BYTES` at a time along
+    its first axis and its pages released after each block: numpy's writer would touch every page
+    of it at once (the resident set would grow by the array's size). Other arrays go through
+    numpy's own writer (``np.lib.format.write_array``, ``allow_pickle=False``)."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            array = np.asanyarray(value)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
+                if not is_disk_backed(array) or array.ndim == 0 or not array.flags.c_contiguous:
+                    npy.write_array(file, array, allow_pickle=False)
+                    continue
+                npy.write_array_header_1_0(file, npy.header_data_from_array_1_0(array))
+                row_bytes = max(array[:1].nbytes, 1)
+                step = max(1, WRITE_BLOCK_BYTES // row_bytes)
+                for start in range(0, array.shape[0], step):
+                    file.write(array[start : start + step].tobytes())
+                    release(array)
 
 
 def is_disk_backed(array: np.ndarray | None) -> bool:
