@@ -105,7 +105,7 @@ def release(array: np.ndarray | None) -> None:
 
 
 #: Bytes of a scratch-backed array written to an ``.npz`` at a time by :func:`savez`.
-WRITE_BLOCK_BYTES = 64 * 2**20
+WRITE_BLOCK_BYTES = 16 * 2**20
 
 
 def savez(path: str | os.PathLike[str], **arrays: Any) -> None:
