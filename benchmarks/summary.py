@@ -23,7 +23,7 @@ from .formatting import fmt, format_value, side_by_side_cells, verdict
 
 __all__ = [
     "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines",
-    "summary_screen",
+    "summary_screen", "eeg_memory_line",
 ]  # fmt: skip
 
 SPEED_TARGETS: dict[str, tuple[str, float]] = {
@@ -165,6 +165,23 @@ def peer_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def eeg_memory_line(result: dict[str, Any]) -> str | None:
+    """One line for bench.json's ``eeg_memory`` (:mod:`.memory`: EEG preprocessing of a long
+    BioSemi-style BDF in a fresh process, its own peak RSS against the 2 GB target); None when the
+    run has none."""
+    m = result.get("eeg_memory")
+    if not m:
+        return None
+    if m.get("skipped"):
+        return f"EEG preprocessing memory: not measured ({_short(m['skipped'])})"
+    verdict_text = "met" if m.get("met") else "NOT met"
+    return (
+        f"EEG preprocessing memory: peak RSS {fmt(m['peak_rss_mb'], '.0f')} MB for {m['recording_s'] / 3600:g} h of a "
+        f"{m['channels']}-channel {m['sfreq']} Hz BDF ({fmt(m['file_mb'], '.0f')} MB file, {m['n_windows']} windows, "
+        f"{fmt(m['wall_s'], '.1f')} s), target <= {fmt(m['target_mb'], '.0f')} MB for any length and rate: {verdict_text}"
+    )
+
+
 def summary_screen(result: dict[str, Any]) -> str:
     """About 40 lines: machine and load, GEMM peaks per precision, the side-by-side table, end to
     end per window, and the targets met or not."""
@@ -212,6 +229,9 @@ def summary_screen(result: dict[str, Any]) -> str:
             + (f" ({r['eeg_ica']['ica_method']}, {r['eeg_ica']['ica_n_iter']} iterations)" if r.get("eeg_ica") else "")
             + f", peak RSS {fmt(r['peak_rss_mb'], '.0f')} MB"
         )
+    memory = eeg_memory_line(result)
+    if memory:
+        lines.append(memory)
     lines.append("")
     if (result.get("model") or {}).get("tiny"):
         lines.append(f"Speed targets for the paper-size model not applied: {tiny_reason(result)}.")
