@@ -199,7 +199,11 @@ def goal_lines(row: dict[str, Any]) -> list[str]:
         for key, name in (("startup", "start-up"), ("eeg_read", "EEG read"), ("eeg_preprocess", "EEG"),
                           ("faces", "faces"), ("normalise", "normalise"), ("fusion", "fusion"), ("other", "other"))
     )  # fmt: skip
-    best = f"; best reachable here {w['best_reachable_x']:.2f}x" if w["best_reachable_x"] is not None else ""
+    best = ""
+    if w["best_reachable_x"] is not None:
+        best = f"; best reachable here {w['best_reachable_x']:.2f}x"
+        if w["best_reachable_x"] > row["threshold"]:
+            best += f", above the goal's {row['threshold']:g}x: out of reach on this CPU whatever is cut outside the backbone"
     return [
         first,
         f"why: {peak}; outside the backbone {w['outside_ms']:.0f} ms = {w['outside_x']:.2f}x ({split} ms){best}",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .default_settings import GOAL, default_target, goal_lines
-from .formatting import fmt, format_value, side_by_side_cells, verdict
+from .formatting import fmt, format_value, length, side_by_side_cells, verdict
 
 __all__ = [
     "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines",
@@ -175,10 +175,15 @@ def eeg_memory_line(result: dict[str, Any]) -> str | None:
     if m.get("skipped"):
         return f"EEG preprocessing memory: not measured ({_short(m['skipped'])})"
     verdict_text = "met" if m.get("met") else "NOT met"
+    seconds = m["recording_s"]
+    duration = f"{seconds / 3600:g} h" if seconds >= 3600 else length(seconds)
+    # A file small enough to be read whole does not take the long-file path the target is about.
+    whole = "" if m.get("notes") else "; read whole (short file): says nothing about long recordings"
     return (
-        f"EEG preprocessing memory: peak RSS {fmt(m['peak_rss_mb'], '.0f')} MB for {m['recording_s'] / 3600:g} h of a "
+        f"EEG preprocessing memory: peak RSS {fmt(m['peak_rss_mb'], '.0f')} MB for {duration} of a "
         f"{m['channels']}-channel {m['sfreq']} Hz BDF ({fmt(m['file_mb'], '.0f')} MB file, {m['n_windows']} windows, "
-        f"{fmt(m['wall_s'], '.1f')} s), target <= {fmt(m['target_mb'], '.0f')} MB for any length and rate: {verdict_text}"
+        f"{fmt(m['wall_s'], '.1f')} s), target <= {fmt(m['target_mb'], '.0f')} MB for any length and rate: "
+        f"{verdict_text}{whole}"
     )
 
 

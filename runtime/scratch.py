@@ -51,23 +51,32 @@ def scratch_folder() -> Path:
     return Path(env).expanduser() if env else milmer_home() / "scratch"
 
 
-def empty(shape: tuple[int, ...], dtype: Any = np.float64, *, later_bytes: int = 0) -> np.ndarray:
+#: What the EEG's arrays take in the scratch folder (the working copy and the windows).
+EEG_NEED = "its EEG (about 0.2 GB per hour of recording)"
+
+
+def empty(
+    shape: tuple[int, ...], dtype: Any = np.float64, *, later_bytes: int = 0, what: str = EEG_NEED
+) -> np.ndarray:
     """A C-contiguous array of ``shape``: in memory (uninitialised, ``np.empty``) up to
     :data:`MAX_IN_MEMORY_BYTES`, else zeros in a mapped scratch file (see the module docstring).
     ``later_bytes``: what the caller will put in the scratch folder later (the windows), checked
-    now with the array's own size, so that a full disk refuses before any work.
+    now with the array's own size, so that a full disk refuses before any work. ``what`` names
+    the data in a refusal ('its EEG (about 0.2 GB per hour of recording)').
 
     Raises MilmerInputError when the scratch folder cannot be created or lacks the space.
     """
-    return _allocate(shape, np.dtype(dtype), np.empty, later_bytes)
+    return _allocate(shape, np.dtype(dtype), np.empty, later_bytes, what)
 
 
-def zeros(shape: tuple[int, ...], dtype: Any = np.float64, *, later_bytes: int = 0) -> np.ndarray:
+def zeros(
+    shape: tuple[int, ...], dtype: Any = np.float64, *, later_bytes: int = 0, what: str = EEG_NEED
+) -> np.ndarray:
     """:func:`empty`, filled with zeros (a scratch file starts as zeros)."""
-    return _allocate(shape, np.dtype(dtype), np.zeros, later_bytes)
+    return _allocate(shape, np.dtype(dtype), np.zeros, later_bytes, what)
 
 
-def _allocate(shape: tuple[int, ...], dtype: np.dtype, in_memory: Any, later_bytes: int) -> np.ndarray:
+def _allocate(shape: tuple[int, ...], dtype: np.dtype, in_memory: Any, later_bytes: int, what: str) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes <= MAX_IN_MEMORY_BYTES or nbytes == 0:
         return in_memory(shape, dtype)
@@ -79,10 +88,10 @@ def _allocate(shape: tuple[int, ...], dtype: np.dtype, in_memory: Any, later_byt
     except OSError as error:
         raise MilmerInputError(
             f"Invalid value for '{SCRATCH_ENV}': cannot use {folder} as the scratch folder ({error.strerror or error}); "
-            f"a long recording needs {need} there. Set {SCRATCH_ENV} to a writable folder on a disk."
+            f"this recording needs {need} there for {what}. Set {SCRATCH_ENV} to a writable folder on a disk."
         ) from error
     if free < nbytes + later_bytes:
-        raise _no_space(folder, need, _mb(free))
+        raise _no_space(folder, need, _mb(free), what)
     with tempfile.TemporaryFile(dir=folder, prefix="milmer-", suffix=".scratch") as file:  # unlinked at once
         try:
             if hasattr(os, "posix_fallocate"):  # blocks reserved now: a full disk cannot fault a write later
@@ -90,7 +99,7 @@ def _allocate(shape: tuple[int, ...], dtype: np.dtype, in_memory: Any, later_byt
             else:
                 file.truncate(nbytes)
         except OSError as error:
-            raise _no_space(folder, need, _mb(shutil.disk_usage(folder).free)) from error
+            raise _no_space(folder, need, _mb(shutil.disk_usage(folder).free), what) from error
         mapped = mmap.mmap(file.fileno(), nbytes)  # shared, read-write; holds the file open itself
     return np.frombuffer(mapped, dtype).reshape(shape)
 
@@ -151,9 +160,9 @@ def _mb(nbytes: int) -> str:
     return f"{nbytes / 2**20:.0f} MB" if nbytes >= 100 * 2**20 else f"{nbytes / 2**20:.2f} MB"
 
 
-def _no_space(folder: Path, need: str, free: str) -> MilmerInputError:
+def _no_space(folder: Path, need: str, free: str, what: str) -> MilmerInputError:
     return MilmerInputError(
         f"Invalid value for '{SCRATCH_ENV}': the scratch folder {folder} has {free} free; this "
-        f"recording needs {need} there (about 0.2 GB per hour of recording). Free space there or set "
+        f"recording needs {need} there for {what}. Free space there or set "
         f"{SCRATCH_ENV} to a folder on a disk with room."
     )

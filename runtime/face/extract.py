@@ -235,7 +235,9 @@ def extract_faces(
     n_windows, n_per, size = len(np.asarray(window_starts)), spec_face.frames_per_window, spec_face.frame_size
     # (W, F, S, S, 3): 1.5 MB per window at the paper's sizes, 1.8 GB per hour of recording; a
     # scratch file when large (:mod:`..scratch`), its pages handed back every few windows.
-    frames = scratch.zeros((n_windows, n_per, size, size, 3), np.uint8)
+    frames = scratch.zeros(
+        (n_windows, n_per, size, size, 3), np.uint8, what="its face crops (about 1.8 GB per hour of recording)"
+    )
     found = np.zeros((n_windows, n_per), bool)
     timestamps = np.full((n_windows, n_per), np.nan)
     flags = np.zeros((n_windows, n_per), np.uint8)

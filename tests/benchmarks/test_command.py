@@ -21,6 +21,8 @@ def test_writes_json_markdown_and_small_pngs(tiny_bench):
     # The notes travel with the markdown: quiet or busy, and that this was the TINY random-weight model.
     assert all(f"- {note}" in md for note in result["notes"])
     assert "TINY smoke-test model" in md and ("Machine quiet at the start" in md or "Machine NOT quiet" in md)
+    # bench.md says the paper-size targets were left out and why (not only the terminal summary).
+    assert "Speed targets for the paper-size model not applied: TINY model (not the paper's size: token_dim 64" in md
     # Peaks per precision and the side-by-side table with agreement.
     assert "GEMM peaks per precision (best engine): fp32 " in md
     assert "| variant | backbone ms | GFLOP/s | x own floor |" in md and "| ort fp32 | " in md

@@ -38,6 +38,7 @@ def test_the_memory_figure_is_on_the_summary_screen_and_in_bench_md():
     measured = {
         "recording_s": 3600, "sfreq": 2048, "channels": 41, "file_mb": 865.2, "peak_rss_mb": 341.5,
         "wall_s": 14.678, "n_windows": 1200, "target_mb": 2048.0, "met": True,
+        "notes": ["resampled early (2048 -> 128 Hz, polyphase 1/16, read 60 s at a time) to bound memory"],
     }  # fmt: skip
     line = (
         "EEG preprocessing memory: peak RSS 342 MB for 1 h of a 41-channel 2048 Hz BDF (865 MB file, 1200 "
@@ -48,6 +49,13 @@ def test_the_memory_figure_is_on_the_summary_screen_and_in_bench_md():
     assert missed == line.replace("342 MB", "2100 MB").replace(": met", ": NOT met")
     assert eeg_memory_line({"eeg_memory": {"skipped": "pyedflib is not installed (pip install pyedflib): it writes the BDF"}}) == (
         "EEG preprocessing memory: not measured (pyedflib is not installed (pip install pyedflib): it writes the BDF)"
+    )
+    # --tiny's 60 s file is read whole: the line says it does not speak for long recordings.
+    short = {**measured, "recording_s": 60, "file_mb": 14.4, "n_windows": 20, "wall_s": 1.2, "notes": []}
+    assert eeg_memory_line({"eeg_memory": short}) == (
+        "EEG preprocessing memory: peak RSS 342 MB for 1 min of a 41-channel 2048 Hz BDF (14 MB file, 20 windows, "
+        "1.2 s), target <= 2048 MB for any length and rate: met; read whole (short file): says nothing about long "
+        "recordings"
     )
     assert eeg_memory_line({}) is None
     results = Path(__file__).parents[2] / "benchmarks" / "results" / "cpu-amd-epyc-avx512-bf16.json"

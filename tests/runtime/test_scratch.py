@@ -70,7 +70,7 @@ def test_too_little_disk_space_is_refused_up_front(folder, monkeypatch):
     monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 * 2**30, 0, 2**20))
     with pytest.raises(MilmerInputError, match=(
         rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {folder} has 1.00 MB free; this recording "
-        r"needs 100 MB there \(about 0.2 GB per hour of recording\)\. Free space there or set MILMER_SCRATCH"
+        r"needs 100 MB there for its EEG \(about 0.2 GB per hour of recording\)\. Free space there or set MILMER_SCRATCH"
     )):  # fmt: skip
         empty((100 * 2**20 // 4,), np.float32)
 
@@ -80,7 +80,7 @@ def test_a_scratch_folder_that_cannot_be_made_is_refused(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv(scratch.SCRATCH_ENV, str(blocker / "scratch"))
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
-    with pytest.raises(MilmerInputError, match=r"cannot use .*a-file/scratch as the scratch folder .*needs 1.00 MB there\. Set MILMER_SCRATCH"):
+    with pytest.raises(MilmerInputError, match=r"cannot use .*a-file/scratch as the scratch folder .*needs 1.00 MB there for its EEG \(about 0.2 GB per hour of recording\)\. Set MILMER_SCRATCH"):
         empty((2**20,), np.uint8)
 
 

@@ -185,6 +185,14 @@ def test_a_long_recordings_crops_go_to_the_scratch_file(face_video: Path, tmp_pa
     assert scratch.is_disk_backed(on_disk.frames) and not scratch.is_disk_backed(in_memory.frames)
     assert np.array_equal(on_disk.frames, in_memory.frames) and np.array_equal(on_disk.found, in_memory.found)
     assert released  # handed back at least once the crops are written
+    # A scratch folder without the room names the crops and their rate, not the EEG's.
+    import shutil
+
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(2**40, 0, 2**10))
+    with pytest.raises(MilmerInputError, match=(
+        r"has 0.00 MB free; this recording needs 0.\d\d MB there for its face crops \(about 1.8 GB per hour of recording\)"
+    )):  # fmt: skip
+        extract_faces(face_video, starts, spec, 1.0)
 
 
 def test_extract_faces_with_blazeface(face_video: Path) -> None:
