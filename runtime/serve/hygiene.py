@@ -105,22 +105,37 @@ def _ours(path: Path) -> bool:
 def remove_stale(home: Path) -> list[Path]:
     """Remove what servers killed before they could clean up left behind; return what was removed.
 
-    Only this user's files whose owner is provably gone: workspaces ``milmer-<pid>-<n>`` (in
-    ``home``) and shared memory ``pytrtion<pid>-*`` of a pid that no longer runs.
+    Only this user's files and processes whose owner is provably gone: workspaces
+    ``milmer-<pid>-<n>`` (in ``home``) and shared memory ``pytrtion<pid>-*`` of a pid that no
+    longer runs, and processes still running from such a workspace, ended first
+    (:meth:`Leftovers.clean`; the workspace may already be gone): a server killed while
+    tritonserver was starting its models leaves Python backend stubs that outlive tritonserver
+    (re-parented to init, they never notice it is gone, and they ignore SIGTERM).
     """
-    candidates: list[Path] = []
+    workspaces: set[Path] = set()
     if home.is_dir():
-        candidates += [p for p in home.iterdir() if (m := _WORKSPACE.match(p.name)) and not _alive(int(m.group(1)))]
+        workspaces |= {p for p in home.iterdir() if (m := _WORKSPACE.match(p.name)) and not _alive(int(m.group(1)))}
+    started_from = re.compile(re.escape(str(home) + os.sep) + r"(milmer-(\d+)-\d+)" + re.escape(os.sep))
+    for pid, cmd in _cmdlines().items():
+        if (m := started_from.search(cmd)) and not _alive(int(m.group(2))) and _ours(Path(f"/proc/{pid}")):
+            workspaces.add(home / m.group(1))
+    shm: list[Path] = []
     if SHM_DIR.is_dir():
-        candidates += [p for p in SHM_DIR.iterdir() if (m := _SHM.match(p.name)) and not _alive(int(m.group(1)))]
+        shm = [p for p in SHM_DIR.iterdir() if (m := _SHM.match(p.name)) and not _alive(int(m.group(1)))]
+    # Ownership decided first: a workspace's clean-up takes its shared memory too.
+    workspaces = {p for p in workspaces if _ours(p) or not p.exists()}
+    shm = [p for p in shm if _ours(p)]
     removed: list[Path] = []
-    for path in candidates:
-        if not _ours(path):
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
+    for path in sorted(workspaces):
+        existed = path.exists()
+        if path.is_symlink():
             path.unlink(missing_ok=True)
+        else:
+            Leftovers(workspace=path, shm_prefix=f"pytrtion{_WORKSPACE.match(path.name).group(1)}-").clean()
+        if existed and not path.exists():
+            removed.append(path)
+    for path in shm:
+        path.unlink(missing_ok=True)
         if not path.exists():
             removed.append(path)
     return removed

@@ -30,6 +30,19 @@ def _traces(pid: int) -> dict[str, list]:
     }
 
 
+def _tritonserver(pid: int) -> list[int]:
+    """The tritonserver process of server ``pid`` (not its Python backend stubs)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if f"milmer-{pid}-".encode() in argv0 and argv0.endswith(b"/tritonserver"):
+            found.append(int(entry.name))
+    return found
+
+
 def _wait_for(condition, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -60,13 +73,53 @@ def test_what_sigkill_leaves_is_removed_at_the_next_start(start_server, tmp_path
     server, pid = _start_and_catch_tritonserver_starting(start_server, tmp_path)
     server.proc.kill()
     server.stop()
-    # tritonserver ends with its parent (PyTriton sets PR_SET_PDEATHSIG), its workspace stays
-    assert _wait_for(lambda: not _traces(pid)["processes"], 60), _traces(pid)
+    # tritonserver ends with its parent (PyTriton sets PR_SET_PDEATHSIG), its workspace stays; the
+    # Python backend stubs it was starting may outlive it (re-parented to init): the next start ends them.
+    assert _wait_for(lambda: not _tritonserver(pid), 60), _traces(pid)
     left = _traces(pid)
     assert left["workspaces"], left
     removed = remove_stale(HOME)
     assert set(left["workspaces"] + left["shm"]) <= set(removed)
     assert not any(_traces(pid).values())
+
+
+def test_remove_stale_ends_what_still_runs_from_a_dead_servers_workspace(tmp_path, monkeypatch):
+    """A stub started from a killed server's workspace (a copy of sleep standing in for
+    triton_python_backend_stub) is ended before its workspace is removed; one from a live
+    server's workspace is left running."""
+    import shutil
+
+    import milmer.runtime.serve.hygiene as hygiene
+
+    monkeypatch.setattr(hygiene, "SHM_DIR", tmp_path / "no-shm")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stubs = {}
+    for owner in (int(dead.stdout), os.getpid()):
+        stub = tmp_path / f"milmer-{owner}-0" / "backends" / "python" / "triton_python_backend_stub"
+        stub.parent.mkdir(parents=True)
+        shutil.copy(shutil.which("sleep"), stub)
+        stubs[owner] = subprocess.Popen([str(stub), "300"])
+    try:
+        assert _wait_for(lambda: all(Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in stubs.values()), 10)
+        removed = remove_stale(tmp_path)
+        assert [p.name for p in removed] == [f"milmer-{int(dead.stdout)}-0"]
+        assert stubs[int(dead.stdout)].wait(timeout=10) == -signal.SIGTERM
+        assert stubs[os.getpid()].poll() is None and (tmp_path / f"milmer-{os.getpid()}-0").is_dir()
+        # A stub whose workspace is already gone (removed by an older clean-up) is still found by
+        # its command line, and ended even though it ignores SIGTERM (as the real stubs do).
+        orphan = tmp_path / f"milmer-{int(dead.stdout)}-1" / "stub"
+        orphan.parent.mkdir()
+        shutil.copy(sys.executable, orphan)
+        script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(300)"
+        stubs[0] = subprocess.Popen([str(orphan), "-c", script], stdout=subprocess.PIPE)
+        stubs[0].stdout.readline()  # SIGTERM ignored from here on
+        shutil.rmtree(orphan.parent)
+        assert remove_stale(tmp_path) == []  # nothing on disk to remove
+        assert stubs[0].wait(timeout=10) == -signal.SIGKILL
+    finally:
+        for proc in stubs.values():
+            proc.kill()
+            proc.wait()
 
 
 def test_remove_stale_keeps_what_a_live_server_uses(tmp_path, monkeypatch):
