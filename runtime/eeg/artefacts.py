@@ -72,14 +72,22 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def nan_runs(data: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def nan_runs(data: np.ndarray, also: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """data: (C, T). Returns (C,) bool, True for channels non-finite throughout, and the
-    ``[start, stop)`` runs where any *other* channel is non-finite."""
-    finite = np.isfinite(data)
-    dead = ~finite.any(axis=1)
+    ``[start, stop)`` runs where any *other* channel, or any row of ``also`` ((C', T), e.g. the
+    EOG channels), is non-finite; no runs when every channel of ``data`` is dead. Read a row at
+    a time (a scratch-file array released after each, :mod:`..scratch`): no (C, T) temporary."""
+    dead = np.zeros(len(data), bool)
+    for i, row in enumerate(data):
+        dead[i] = not np.isfinite(row).any()
+        release(data)
     if dead.all():
         return dead, []
-    return dead, runs(~finite[~dead].all(axis=0))
+    bad = np.zeros(data.shape[1], bool)  # (T,) 0.5 MB per hour at 128 Hz
+    for row in [*(r for r, d in zip(data, dead) if not d), *(() if also is None else also)]:
+        bad |= ~np.isfinite(row)
+        release(row)
+    return dead, runs(bad)
 
 
 def constant_channels(

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..spec import EEGSpec
 from .artefacts import (
-    CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, relative_annotations, runs,
+    CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, nan_runs, relative_annotations,
 )  # fmt: skip
 from .bad_channels import BAD_KINDS, FLAT_STD_V, check_bad_channels, check_interpolation, find_bad_channels, usable_eog
 from .channels import find_eog, match_channels
@@ -117,7 +117,7 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
     del raw
 
     # NaN runs (dropouts) become gaps, bridged like an EDF+D gap; NaN-only channels are bad.
-    nan_spans = _nan_spans(eeg, eog)
+    nan_spans = nan_runs(eeg, also=eog)[1]
     bridge_spans(eeg, nan_spans)
     bridge_spans(eog, nan_spans)
     if nan_spans:
@@ -204,24 +204,6 @@ def working_recording(raw: mne.io.BaseRaw, spec_eeg: EEGSpec, options: EEGInputO
         eog_ignored=eog_ignored,
     )
     return Working(work, eog_names, channels, unit_fields, float(stated) if stated else None, notes, timings)
-
-
-def _nan_spans(eeg: np.ndarray, eog: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` runs where any EEG channel that is not NaN throughout, or any EOG
-    channel, is non-finite (eeg: (C, T), eog: (C_eog, T)); none when every EEG channel is NaN
-    throughout. Read a channel at a time: no (C, T) temporary."""
-    live = []
-    for row in eeg:
-        if np.isfinite(row).any():
-            live.append(row)
-        release(row)
-    if not live:
-        return []
-    bad = np.zeros(eeg.shape[1], bool)  # (T,) 0.5 MB per hour at 128 Hz
-    for row in [*live, *eog]:
-        bad |= ~np.isfinite(row)
-        release(row)
-    return runs(bad)
 
 
 def move_rows(data: np.ndarray, dest: dict[int, int]) -> None:
