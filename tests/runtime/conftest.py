@@ -163,3 +163,20 @@ def prediction_result():
                   "offset_s": -3.0, "baseline_s": 0.0},  # fmt: skip
         stats=stats,
     )
+
+
+@pytest.fixture
+def scratch_dir(tmp_path, monkeypatch) -> Path:
+    """An empty scratch folder for :mod:`milmer.runtime.scratch` (``MILMER_SCRATCH`` set to it)."""
+    from milmer.runtime.scratch import SCRATCH_ENV
+
+    path = tmp_path / "scratch"
+    monkeypatch.setenv(SCRATCH_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def scratch_mappings(scratch_dir):
+    """A count of this process's mappings of files in :func:`scratch_dir` (the files are
+    unlinked at once: ``/proc/self/maps`` still names them)."""
+    return lambda: Path("/proc/self/maps").read_text().count(str(scratch_dir))

@@ -22,35 +22,23 @@ linux = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "scratch"
-    monkeypatch.setenv(scratch.SCRATCH_ENV, str(path))
-    return path
-
-
-def _mappings(folder: Path) -> int:
-    """Scratch mappings of this process (the files are unlinked: /proc still names them)."""
-    return Path("/proc/self/maps").read_text().count(str(folder))
-
-
 def _rss_mb() -> float:
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
     return int(line.split()[1]) / 1024
 
 
-def test_small_arrays_stay_ordinary_and_make_no_folder(folder):
+def test_small_arrays_stay_ordinary_and_make_no_folder(scratch_dir):
     a = empty((4, 5))
-    assert type(a) is np.ndarray and not is_disk_backed(a) and not folder.exists()
+    assert type(a) is np.ndarray and not is_disk_backed(a) and not scratch_dir.exists()
     release(a)  # nothing to do
     release(None)
 
 
 @linux
-def test_release_hands_the_touched_pages_back(folder, monkeypatch):
+def test_release_hands_the_touched_pages_back(scratch_dir, monkeypatch, scratch_mappings):
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
     a = empty((200 * 2**20 // 8,))  # 200 MB
-    assert is_disk_backed(a) and is_disk_backed(a[10:20]) and os.listdir(folder) == []  # unlinked at once
+    assert is_disk_backed(a) and is_disk_backed(a[10:20]) and os.listdir(scratch_dir) == []  # unlinked at once
     before = _rss_mb()
     a[:] = 1.5
     touched = _rss_mb()
@@ -60,16 +48,16 @@ def test_release_hands_the_touched_pages_back(folder, monkeypatch):
     assert a[0] == 1.5 and a[-1] == 1.5 and a.sum() == 1.5 * a.size  # the data stays in the file
     del a
     gc.collect()
-    assert _mappings(folder) == 0
+    assert scratch_mappings() == 0
 
 
-def test_too_little_disk_space_is_refused_up_front(folder, monkeypatch):
+def test_too_little_disk_space_is_refused_up_front(scratch_dir, monkeypatch):
     import shutil
 
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
     monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 * 2**30, 0, 2**20))
     with pytest.raises(MilmerInputError, match=(
-        rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {folder} has 1.00 MB free; this recording "
+        rf"Invalid value for 'MILMER_SCRATCH': the scratch folder {scratch_dir} has 1.00 MB free; this recording "
         r"needs 100 MB there for its EEG \(about 0.2 GB per hour of recording\)\. Free space there or set MILMER_SCRATCH"
     )):  # fmt: skip
         empty((100 * 2**20 // 4,), np.float32)
@@ -90,7 +78,7 @@ def test_the_default_scratch_folder_is_under_the_milmer_home(tmp_path, monkeypat
     assert scratch.scratch_folder() == tmp_path / "scratch"
 
 
-def test_selecting_windows_keeps_a_long_recording_out_of_memory(folder, monkeypatch):
+def test_selecting_windows_keeps_a_long_recording_out_of_memory(scratch_dir, monkeypatch):
     data = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 2, 3)
     windows = EEGWindows(data=data, starts=np.arange(6.0))
     assert windows.select(np.ones(6, bool)).data is data  # all kept: no copy
@@ -100,7 +88,7 @@ def test_selecting_windows_keeps_a_long_recording_out_of_memory(folder, monkeypa
     assert is_disk_backed(kept.data) and np.array_equal(kept.data, data[mask]) and kept.starts.tolist() == [0, 2, 3, 5]
 
 
-def test_savez_writes_the_file_np_savez_writes(folder, monkeypatch, tmp_path):
+def test_savez_writes_the_file_np_savez_writes(scratch_dir, monkeypatch, tmp_path):
     """The same members, byte for byte, as np.savez: a scratch-backed array (written a block at
     a time), ordinary arrays, strings and a scalar."""
     import zipfile
@@ -122,7 +110,7 @@ def test_savez_writes_the_file_np_savez_writes(folder, monkeypatch, tmp_path):
 
 
 @linux
-def test_savez_keeps_a_scratch_array_out_of_the_resident_set(folder, monkeypatch, tmp_path):
+def test_savez_keeps_a_scratch_array_out_of_the_resident_set(scratch_dir, monkeypatch, tmp_path):
     """numpy's writer touches every page of the array at once; ours a block at a time, releasing
     each: the process's peak (VmHWM, reset first) grows by blocks, not by the array's 200 MB."""
     clear_refs = Path("/proc/self/clear_refs")

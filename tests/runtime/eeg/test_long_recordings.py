@@ -8,7 +8,6 @@ import gc
 import mmap
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,24 +28,12 @@ NAMES = (*DEAP_CHANNELS, "hEOG", "vEOG")
 NO_ICA = dataclasses.replace(EEGSpec(), ica=dataclasses.replace(EEGSpec().ica, enabled=False))
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "scratch"
-    monkeypatch.setenv(scratch.SCRATCH_ENV, str(path))
-    return path
-
-
-def _mappings(folder: Path) -> int:
-    """Scratch mappings of this process (the files are unlinked: /proc still names them)."""
-    return Path("/proc/self/maps").read_text().count(str(folder))
-
-
 def _preprocess(x, spec=None):
     return preprocess_raw(_raw(x.copy(), NAMES, 512.0), spec or EEGSpec())
 
 
 @pytest.mark.parametrize("early", [True, False], ids=["early-resampled", "own-rate"])
-def test_disk_backed_windows_equal_the_in_memory_ones(folder, monkeypatch, early):
+def test_disk_backed_windows_equal_the_in_memory_ones(scratch_dir, monkeypatch, early):
     """The whole chain (reference, notch, band-pass, ICA, windows) on a scratch-file buffer gives
     exactly the numbers it gives in memory (the same arithmetic on the same values)."""
     x = _busy_recording()
@@ -66,7 +53,7 @@ def test_disk_backed_windows_equal_the_in_memory_ones(folder, monkeypatch, early
 
 @linux
 @pytest.mark.parametrize("outcome", ["success", "error", "interrupt"])
-def test_no_scratch_file_is_left_behind(folder, monkeypatch, outcome):
+def test_no_scratch_file_is_left_behind(scratch_dir, monkeypatch, outcome, scratch_mappings):
     """The scratch file is unlinked as soon as it is mapped: the folder is empty during the run,
     after it and after Ctrl-C; the space comes back with the last array that maps it."""
     from milmer.runtime.eeg import preprocess as module
@@ -77,7 +64,7 @@ def test_no_scratch_file_is_left_behind(folder, monkeypatch, outcome):
     real = module.bandpass
 
     def bandpass(work, spec_eeg):
-        seen.append((is_disk_backed(work._data), os.listdir(folder), _mappings(folder)))
+        seen.append((is_disk_backed(work._data), os.listdir(scratch_dir), scratch_mappings()))
         if outcome == "error":
             raise MilmerInputError("a refusal midway")
         if outcome == "interrupt":
@@ -87,7 +74,7 @@ def test_no_scratch_file_is_left_behind(folder, monkeypatch, outcome):
     monkeypatch.setattr(module, "bandpass", bandpass)
     if outcome == "success":
         out = _preprocess(_busy_recording(), dataclasses.replace(EEGSpec(), ica=dataclasses.replace(EEGSpec().ica, enabled=False)))
-        assert is_disk_backed(out.data) and _mappings(folder) == 1  # the windows
+        assert is_disk_backed(out.data) and scratch_mappings() == 1  # the windows
         del out
     else:
         with pytest.raises(MilmerInputError if outcome == "error" else KeyboardInterrupt) as caught:
@@ -95,10 +82,10 @@ def test_no_scratch_file_is_left_behind(folder, monkeypatch, outcome):
         del caught  # its traceback holds the buffer
     gc.collect()
     assert seen == [(True, [], 1)]  # the buffer, disk-backed, no file in the folder
-    assert os.listdir(folder) == [] and _mappings(folder) == 0
+    assert os.listdir(scratch_dir) == [] and scratch_mappings() == 0
 
 
-def test_the_windows_to_come_are_counted_before_any_work(folder, monkeypatch):
+def test_the_windows_to_come_are_counted_before_any_work(scratch_dir, monkeypatch):
     """The working buffer's allocation checks room for the windows too: a disk that holds the
     buffer but not the windows refuses at the start, not after the filters and ICA."""
     import shutil
@@ -115,7 +102,7 @@ def test_the_windows_to_come_are_counted_before_any_work(folder, monkeypatch):
         _preprocess(x)
     assert started == []  # refused before reading the recording
     monkeypatch.undo()
-    monkeypatch.setenv(scratch.SCRATCH_ENV, str(folder))
+    monkeypatch.setenv(scratch.SCRATCH_ENV, str(scratch_dir))
     monkeypatch.setattr(scratch, "MAX_IN_MEMORY_BYTES", 0)
     monkeypatch.setattr(decimate, "MAX_FULL_RATE_BYTES", 1)
     monkeypatch.setattr(scratch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(2**40, 0, buffer + windows))
