@@ -11,7 +11,7 @@ from .formatting import bags_per_call as _bags_per_call
 from .formatting import fmt, format_value, side_by_side_cells, verdict
 from .formatting import ratio as _ratio
 from .formatting import length as _length
-from .summary import eeg_memory_line, peer_lines, run_caveats, tiny_reason
+from .summary import eeg_memory_line, peer_lines, run_caveats, targets_not_applied_line
 
 __all__ = ["markdown"]
 
@@ -122,8 +122,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", *(f"- {line.strip()}" if line.startswith("  ") else line for line in peers)] if peers else []
     memory = eeg_memory_line(result)
     lines += ["", memory + "."] if memory else []
-    if (result.get("model") or {}).get("tiny"):
-        lines += ["", f"Speed targets for the paper-size model not applied: {tiny_reason(result)}."]
+    skipped = targets_not_applied_line(result)
+    lines += ["", skipped] if skipped else []
     if result.get("speed_targets"):
         lines += ["", "Speed targets (reported, not enforced):", ""]
         for t in result["speed_targets"]:

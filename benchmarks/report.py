@@ -351,7 +351,7 @@ def notes(result: dict[str, Any], quiet: dict[str, Any], settings: Any) -> list[
             else "TINY smoke-test model with RANDOM weights: figures say nothing about the real model's speed."
         )
     elif result["model"].get("tiny"):
-        out.append(f"{tiny_reason(result)}: figures say nothing about the paper-size model's speed; its targets are not applied.")
+        out.append(f"{tiny_reason(result)}: figures say nothing about the paper-size model's speed.")
     if result["floor"]["flops"]:
         out.append(
             "FLOPs: " + result["floor"]["flops"]["method"] + ". Floor time = FLOPs / the best fp32 GEMM rate "

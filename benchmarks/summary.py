@@ -23,7 +23,7 @@ from .formatting import fmt, format_value, length, side_by_side_cells, verdict
 
 __all__ = [
     "SPEED_TARGETS", "PAPER_SIZE_TARGETS", "run_caveats", "tiny_reason", "title_tag", "speed_targets", "peer_lines",
-    "summary_screen", "eeg_memory_line",
+    "summary_screen", "eeg_memory_line", "targets_not_applied_line",
 ]  # fmt: skip
 
 SPEED_TARGETS: dict[str, tuple[str, float]] = {
@@ -58,6 +58,14 @@ def tiny_reason(result: dict[str, Any]) -> str:
     not the paper's size (bench.json's ``model.not_paper_size``; older results: 'TINY model')."""
     why = (result.get("model") or {}).get("not_paper_size")
     return f"TINY model (not the paper's size: {', '.join(why)})" if why else "TINY model"
+
+
+def targets_not_applied_line(result: dict[str, Any]) -> str | None:
+    """The line the summary screen and bench.md give a model not of the paper's size (its
+    :data:`PAPER_SIZE_TARGETS` are not applied, :func:`tiny_reason` says why); None otherwise."""
+    if not (result.get("model") or {}).get("tiny"):
+        return None
+    return f"Speed targets for the paper-size model not applied: {tiny_reason(result)}."
 
 
 def title_tag(result: dict[str, Any]) -> str:
@@ -244,8 +252,9 @@ def summary_screen(result: dict[str, Any]) -> str:
     if memory:
         lines.append(memory)
     lines.append("")
-    if (result.get("model") or {}).get("tiny"):
-        lines.append(f"Speed targets for the paper-size model not applied: {tiny_reason(result)}.")
+    skipped = targets_not_applied_line(result)
+    if skipped:
+        lines.append(skipped)
     for t in result.get("speed_targets", []):
         what = t.get("variant") or t.get("precision") or ""
         if t.get("variant") and t.get("recording_s"):
