@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .scratch import release
 from .face.extract import FaceWindow
 from .results import RunStats, WindowPrediction, face_flags
+from .scratch import release
 from .spec import ModelSpec
 from .windows import EEGWindows
 

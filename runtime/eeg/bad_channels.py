@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..check import MilmerInputError
+from ..scratch import release
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET, constant_channels
 from .channels import ChannelMatch, find_eog, missing_message, too_few_message
 from .filters import average_reference
 from .options import min_real_channels
-from ..scratch import release
 from .units import PLAUSIBLE_UV, robust_amplitude_uv, unit_factor
 
 __all__ = [

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .artefacts import CLIP_DESCRIPTION, CLIP_MERGE_S, CLIP_MIN_SAMPLES, CLIP_MIN_S, runs
 from ..scratch import release
+from .artefacts import CLIP_DESCRIPTION, CLIP_MERGE_S, CLIP_MIN_SAMPLES, CLIP_MIN_S, runs
 
 if TYPE_CHECKING:
     import mne

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..scratch import empty, release
 from ..spec import EEGSpec
 from .artefacts import MNE_QUIET
 from .quality import line_peak, mean_psd_of
-from ..scratch import empty, release
 
 if TYPE_CHECKING:
     import mne

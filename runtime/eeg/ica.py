@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..dependencies import missing_package_error
+from ..scratch import empty, release
 from ..spec import EEGSpec, ICASpec
 from .artefacts import MNE_QUIET, good_chunks, kept_samples
 from .channels import canonical_name
 from .ica_scores import eog_scores, zscore_outliers
 from .report import ICAReport, ICATrace
-from ..scratch import empty, release
 
 if TYPE_CHECKING:
     import mne

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .artefacts import MNE_QUIET, kept_samples
 from ..scratch import release
+from .artefacts import MNE_QUIET, kept_samples
 
 if TYPE_CHECKING:
     import mne

@@ -52,8 +52,8 @@ def mean_psd_of(work: mne.io.BaseRaw, channels: Sequence[str]) -> tuple[np.ndarr
     channel, 0.4 GB for 24 h)."""
     from scipy.signal import welch
 
-    from .artefacts import good_data, kept_samples
     from ..scratch import release
+    from .artefacts import good_data, kept_samples
 
     sfreq = float(work.info["sfreq"])
     keep = kept_samples(work)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..scratch import release, zeros
 from ..spec import EEGSpec
 from .artefacts import (
     CLIP_DESCRIPTION, MNE_QUIET, bad_span_samples, bridge_spans, clipped_spans, nan_runs, relative_annotations,
@@ -26,7 +27,6 @@ from .egi import egi_preset, egi_to_1020
 from .decimate import early_ratio, resample_early
 from .quality import GAP
 from .report import ChannelReport, EEGNote
-from ..scratch import release, zeros
 from .units import to_volts, unit_field
 
 if TYPE_CHECKING:
